@@ -1,0 +1,331 @@
+"""The single door to arrays: every layer, loss and optimizer gets ``xp`` from a Backend.
+
+A :class:`Backend` wraps one array library (NumPy, CuPy, array-api-strict, or any
+array-API namespace) behind the array API standard (via array-api-compat), a device,
+a seeded random generator, and the few operations the standard lacks. Layer code
+calls ``backend.xp`` and the backend's helpers and never asks which library it is on.
+
+Choosing the default: ``get_backend(name)``, ``set_backend(name)``,
+``with use_backend(name): ...`` or the environment variable ``XPNN_BACKEND``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from types import ModuleType
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+__all__ = [
+    "Backend",
+    "Generator",
+    "get_backend",
+    "set_backend",
+    "use_backend",
+    "available_backends",
+]
+
+BACKEND_NAMES = ("numpy", "cupy", "array_api_strict")
+
+_CUPY_HELP = 'backend "cupy" needs CuPy: pip install "xpnn[cuda12]" (or "xpnn[cuda13]" for CUDA 13)'
+
+
+class Generator:
+    """Seeded random numbers for one model: init, dropout masks and shuffling draw from it.
+
+    Draws are made on the host with NumPy's PCG64 and copied to the device, so the same
+    seed gives the same numbers on every backend. ``state`` / ``set_state`` round-trip
+    through JSON (checkpoints store it).
+    """
+
+    def __init__(self, backend: "Backend", seed: int = 0):
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, found {seed!r}")
+        self.backend = backend
+        self.seed = int(seed)
+        self._np = np.random.Generator(np.random.PCG64(self.seed))
+
+    def _dtype(self, dtype):
+        return self.backend.dtype(dtype or "float32")
+
+    def normal(self, shape, std=1.0, mean=0.0, dtype=None):
+        """Normal draws of ``shape``: N(mean, std**2)."""
+        host = self._np.normal(mean, std, size=shape)
+        return self.backend.asarray(host, dtype=self._dtype(dtype))
+
+    def uniform(self, shape, low=0.0, high=1.0, dtype=None):
+        """Uniform draws of ``shape`` in [low, high)."""
+        host = self._np.uniform(low, high, size=shape)
+        return self.backend.asarray(host, dtype=self._dtype(dtype))
+
+    def bernoulli(self, shape, p, dtype=None):
+        """0/1 draws of ``shape`` in ``dtype``, each 1 with probability ``p``."""
+        host = self._np.random(size=shape, dtype=np.float32) < p
+        return self.backend.asarray(host, dtype=self._dtype(dtype))
+
+    def permutation(self, n):
+        """A random permutation of ``range(n)`` as an int64 backend array."""
+        return self.backend.asarray(self._np.permutation(n), dtype=self.backend.xp.int64)
+
+    def integers(self, low, high, shape):
+        """Integers in [low, high) of ``shape`` as an int64 backend array."""
+        host = self._np.integers(low, high, size=shape, dtype=np.int64)
+        return self.backend.asarray(host, dtype=self.backend.xp.int64)
+
+    @property
+    def state(self) -> dict:
+        """JSON-able state of the generator (for checkpoints)."""
+        return {"seed": self.seed, "bit_generator": self._np.bit_generator.state}
+
+    def set_state(self, state: dict) -> None:
+        self.seed = int(state["seed"])
+        self._np.bit_generator.state = state["bit_generator"]
+
+
+class Backend:
+    """One array library on one device.
+
+    Attributes:
+        name: "numpy", "cupy", "array_api_strict" or the namespace's module name.
+        xp: the array-API namespace (array-api-compat's wrapper for NumPy and CuPy).
+        device: where arrays are created.
+    """
+
+    def __init__(self, name: str, xp: ModuleType, device: Any = None, native: ModuleType | None = None):
+        self.name = name
+        self.xp = xp
+        self.device = device
+        self.native = native  # the library itself (numpy, cupy), used only for fast paths
+
+    def __repr__(self) -> str:
+        return f"Backend({self.name!r}, device={self.device!r})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Backend) and (self.name, str(self.device)) == (other.name, str(other.device))
+
+    def __hash__(self) -> int:
+        return hash((self.name, str(self.device)))
+
+    # ---- dtypes and arrays -------------------------------------------------------------
+
+    def dtype(self, dtype):
+        """The namespace's dtype for a name ("float32"), a NumPy dtype or a namespace dtype."""
+        if isinstance(dtype, str) or isinstance(dtype, np.dtype) or (isinstance(dtype, type) and issubclass(dtype, np.generic)):
+            name = np.dtype(dtype).name
+            try:
+                return getattr(self.xp, name)
+            except AttributeError:
+                raise ValueError(f"dtype {name!r} is not available on backend {self.name!r}") from None
+        return dtype
+
+    def asarray(self, x, dtype=None):
+        """``x`` (host data, NumPy array or an array of this backend) as an array on this device."""
+        dtype = None if dtype is None else self.dtype(dtype)
+        if self.name == "cupy" and isinstance(x, np.ndarray):
+            return self.native.asarray(x if dtype is None else x.astype(np.dtype(str(np.dtype(dtype)))))
+        if self.name == "array_api_strict" and isinstance(x, (list, tuple)):
+            x = np.asarray(x)
+        return self.xp.asarray(x, dtype=dtype, device=self.device)
+
+    def to_numpy(self, a) -> np.ndarray:
+        """A host NumPy copy (or view, on NumPy) of backend array ``a``."""
+        if isinstance(a, np.ndarray):
+            return a
+        if self.name == "cupy":
+            return a.get()
+        if self.name == "array_api_strict":
+            return np.from_dlpack(a)
+        try:
+            return np.from_dlpack(a)
+        except Exception:
+            return np.asarray(a)
+
+    def to_float(self, a) -> float:
+        """A 0-d array as a Python float (the one place a host sync happens on purpose)."""
+        return float(self.to_numpy(a))
+
+    def zeros(self, shape, dtype="float32"):
+        return self.xp.zeros(shape, dtype=self.dtype(dtype), device=self.device)
+
+    def owns(self, a) -> bool:
+        """Whether ``a`` is an array of this backend (namespace and device)."""
+        try:
+            ns = array_api_compat.array_namespace(a)
+        except TypeError:
+            return False
+        if ns is not self.xp:
+            return False
+        if self.name == "array_api_strict":
+            return a.device == self.device
+        return True
+
+    def check(self, a, argname: str, where: str = "") -> None:
+        """Raise a clear TypeError if ``a`` is not an array of this backend.
+
+        This catches the NumPy/CuPy mixing error (a host array given to a GPU model, or
+        the other way round) before it turns into a cryptic failure deep in a layer.
+        """
+        if self.owns(a):
+            return
+        prefix = f"{where}: " if where else ""
+        raise TypeError(
+            f"{prefix}{argname} is {_describe(a)}, but this model runs on backend "
+            f"{self.name!r} (device {self.device!r}); convert it with backend.asarray({argname}) "
+            f"or move the model with model.to(...)"
+        )
+
+    def rng(self, seed: int = 0) -> Generator:
+        """A seeded :class:`Generator` drawing arrays for this backend."""
+        return Generator(self, seed)
+
+    # ---- operations outside the array API standard --------------------------------------
+
+    def scatter_add(self, target, indices, values):
+        """``target[indices[i]] += values[i]`` for every i, summing repeats; returns target.
+
+        target: (n, ...); indices: (m,) integer; values: (m, ...). The generic path is a
+        one-hot matrix product (fine for the small n of embeddings in tests).
+        """
+        if self.name == "numpy":
+            np.add.at(target, indices, values)
+            return target
+        if self.name == "cupy":
+            self.native.add.at(target, indices, values)
+            return target
+        xp = self.xp
+        n = target.shape[0]
+        onehot = xp.astype(indices[:, None] == xp.arange(n, device=self.device)[None, :], values.dtype)
+        flat = xp.reshape(values, (values.shape[0], -1))
+        target += xp.reshape(onehot.T @ flat, target.shape)
+        return target
+
+
+def _describe(a) -> str:
+    mod = type(a).__module__.split(".")[0]
+    shape = getattr(a, "shape", None)
+    kind = f"a {mod}.{type(a).__name__}"
+    if mod == "numpy":
+        kind += " (host memory, backend 'numpy')"
+    elif mod == "cupy":
+        kind += " (GPU memory, backend 'cupy')"
+    elif mod == "array_api_strict":
+        kind += f" (backend 'array_api_strict', device {getattr(a, 'device', '?')!r})"
+    return kind + (f" of shape {tuple(shape)}" if shape is not None else "")
+
+
+# ---- construction and the default -----------------------------------------------------
+
+_cache: dict = {}
+_state = threading.local()
+_default_name: str | None = None
+
+
+def _make(name: str, device=None) -> Backend:
+    if name == "numpy":
+        import array_api_compat.numpy as xp
+
+        return Backend("numpy", xp, "cpu", np)
+    if name == "cupy":
+        try:
+            import cupy
+        except Exception as exc:  # ImportError, or a broken CUDA install
+            raise RuntimeError(f"{_CUPY_HELP} (import failed: {exc})") from None
+        try:
+            count = cupy.cuda.runtime.getDeviceCount()
+        except Exception as exc:
+            raise RuntimeError(f'backend "cupy": CuPy is installed but no CUDA GPU is visible ({exc})') from None
+        if count == 0:
+            raise RuntimeError('backend "cupy": CuPy is installed but no CUDA GPU is visible')
+        import array_api_compat.cupy as xp
+
+        return Backend("cupy", xp, cupy.cuda.Device(device or 0), cupy)
+    if name == "array_api_strict":
+        try:
+            import array_api_strict as xp
+        except ImportError:
+            raise RuntimeError('backend "array_api_strict" needs array-api-strict: pip install array-api-strict') from None
+        # A non-default device, so that an array made without the model's device (or a
+        # host array slipped in) raises: the CPU stand-in for CuPy's host/device errors.
+        dev = device if device is not None else xp.Device("device1")
+        return Backend("array_api_strict", xp, dev, xp)
+    raise ValueError(f"backend must be one of {BACKEND_NAMES} or an array namespace module, found {name!r}")
+
+
+def get_backend(name_or_namespace: "str | ModuleType | Backend | None" = None, device=None) -> Backend:
+    """The Backend for a name ("numpy", "cupy", "array_api_strict"), a namespace module,
+    or, with None, the current default (``set_backend``, ``use_backend``, ``XPNN_BACKEND``,
+    else "numpy")."""
+    if isinstance(name_or_namespace, Backend):
+        return name_or_namespace
+    if name_or_namespace is None:
+        name_or_namespace = getattr(_state, "stack", None) and _state.stack[-1] or _default_name
+        if name_or_namespace is None:
+            name_or_namespace = os.environ.get("XPNN_BACKEND", "numpy") or "numpy"
+        if isinstance(name_or_namespace, Backend):
+            return name_or_namespace
+    if isinstance(name_or_namespace, ModuleType):
+        mod = name_or_namespace.__name__
+        for known in BACKEND_NAMES:
+            if mod in (known, f"array_api_compat.{known}"):
+                return get_backend(known, device)
+        probe = name_or_namespace.asarray([0.0])
+        xp = array_api_compat.array_namespace(probe)
+        return Backend(mod, xp, array_api_compat.device(probe), name_or_namespace)
+    if not isinstance(name_or_namespace, str):
+        raise TypeError(
+            f"backend must be a name {BACKEND_NAMES}, an array namespace module or a Backend, "
+            f"found {type(name_or_namespace).__name__}"
+        )
+    key = (name_or_namespace.lower().replace("-", "_"), None if device is None else str(device))
+    if key not in _cache:
+        _cache[key] = _make(key[0], device)
+    return _cache[key]
+
+
+def backend_of(a) -> Backend:
+    """The Backend an array belongs to (its namespace and device)."""
+    ns = array_api_compat.array_namespace(a)
+    name = ns.__name__.split(".")[-1]
+    if name in ("numpy", "cupy"):
+        return get_backend(name)
+    if name == "array_api_strict":
+        return get_backend(name, a.device) if str(a.device) != str(get_backend(name).device) else get_backend(name)
+    return get_backend(ns)
+
+
+def set_backend(name) -> Backend:
+    """Make ``name`` the default backend for new models; returns it."""
+    global _default_name
+    backend = get_backend(name)  # validate before storing
+    _default_name = backend
+    return backend
+
+
+@contextlib.contextmanager
+def use_backend(name):
+    """``with use_backend("cupy"): ...`` makes ``name`` the default inside the block."""
+    backend = get_backend(name)
+    stack = getattr(_state, "stack", None)
+    if stack is None:
+        stack = _state.stack = []
+    stack.append(backend)
+    try:
+        yield backend
+    finally:
+        stack.pop()
+
+
+def available_backends() -> dict:
+    """Each known backend name mapped to True or to the reason it cannot be used."""
+    found = {}
+    for name in BACKEND_NAMES:
+        try:
+            get_backend(name)
+            found[name] = True
+        except Exception as exc:
+            found[name] = str(exc)
+    return found

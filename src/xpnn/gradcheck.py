@@ -1,0 +1,136 @@
+"""Finite-difference gradient checks: how we know every hand-written backward is right.
+
+Backprop is the chain rule applied layer by layer: if L depends on Y = f(X), then
+dL/dX = dL/dY * dY/dX, and each layer's ``backward(dY)`` computes exactly that product
+for its own f. A finite difference needs no chain rule at all: nudge one input number by
+a tiny h in each direction and watch the scalar L,
+
+    dL/dx  ~  (L(x + h) - L(x - h)) / (2 h)          (central difference, error O(h^2))
+
+Doing this for every number of X and every parameter gives the true gradient (up to
+rounding) by brute force, one forward pass per nudge. If it agrees with ``backward``,
+the calculus in the layer is right. The check runs in float64: in float32 rounding
+error (about 1e-7 relative) divided by a small h would swamp the comparison.
+
+To check a layer we need a scalar, so we contract its output with a fixed random array
+R: L = sum(Y * R). Then dL/dY = R, which is what we feed to ``backward``.
+
+Agreement is measured per tensor as ||analytic - numeric|| / (||analytic|| + ||numeric||),
+which is scale-free and does not blow up where one gradient entry is near zero.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .backend import backend_of
+
+
+def _relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
+    denom = np.linalg.norm(analytic) + np.linalg.norm(numeric)
+    if denom == 0.0:
+        return 0.0
+    return float(np.linalg.norm(analytic - numeric) / denom)
+
+
+def _numeric_grad(f, x_host: np.ndarray, eps: float) -> np.ndarray:
+    """Central differences of scalar f with respect to every entry of x_host (float64)."""
+    grad = np.zeros_like(x_host)
+    flat, gflat = x_host.reshape(-1), grad.reshape(-1)
+    for i in range(flat.size):
+        orig = flat[i]
+        flat[i] = orig + eps
+        plus = f(x_host)
+        flat[i] = orig - eps
+        minus = f(x_host)
+        flat[i] = orig
+        gflat[i] = (plus - minus) / (2.0 * eps)
+    return grad
+
+
+def gradcheck(layer_or_loss, X, target=None, eps: float = 1e-6, seed: int = 0,
+              training: bool = False, check_input: bool = True, details: bool = False):
+    """Compare ``backward`` with central differences for the input and every parameter.
+
+    Args:
+        layer_or_loss: a Layer (``forward(X, training)``/``backward(dY)``, params/grads)
+            or a Loss (``forward(pred, target)``/``backward()``).
+        X: the input (a backend array; cast to float64 here). For a loss, the prediction.
+        target: the loss target (losses only).
+        eps: the finite-difference step h.
+        training: passed to the layer's forward.
+        check_input: also check dX (False for integer inputs such as embedding indices).
+        details: return ``{name: relative_error}`` instead of the worst error.
+
+    Returns:
+        The worst relative error over the input and all parameters (float), or the dict.
+    """
+    backend = backend_of(X)
+    xp = backend.xp
+    f64 = xp.float64
+    if xp.isdtype(X.dtype, "real floating"):
+        X = xp.astype(X, f64)
+    is_loss = target is not None or not hasattr(layer_or_loss, "params")
+    errors = {}
+
+    if is_loss:
+        loss = layer_or_loss
+
+        def f_input(x_host):
+            return backend.to_float(loss.forward(backend.asarray(x_host, f64), target))
+
+        loss.forward(X, target)
+        analytic = backend.to_numpy(loss.backward())
+        x_host = np.array(backend.to_numpy(X), dtype=np.float64)
+        errors["input"] = _relative_error(np.asarray(analytic, np.float64), _numeric_grad(f_input, x_host, eps))
+        return errors if details else max(errors.values())
+
+    layer = layer_or_loss
+    if layer.backend is None:  # a fresh standalone layer: bind it in float64
+        layer.bind(backend, backend.rng(seed), "float64")
+    layer._prepare(X)
+    for name, p in layer.params.items():  # the check runs in float64
+        layer.params[name] = xp.astype(p, f64)
+    layer.dtype = f64
+
+    Y = layer.forward(X, training=training)
+    rng = np.random.default_rng(seed)
+    R_host = rng.standard_normal(tuple(Y.shape))
+    R = backend.asarray(R_host, f64)
+
+    def objective() -> float:
+        state = getattr(layer.generator, "state", None)
+        out = layer.forward(X_cur[0], training=training)
+        if state is not None:  # the same dropout mask on every call
+            layer.generator.set_state(state)
+        return float(np.sum(backend.to_numpy(out) * R_host))
+
+    # analytic gradients, with the generator rewound so the mask matches the numeric passes
+    state = getattr(layer.generator, "state", None)
+    layer.forward(X, training=training)
+    if state is not None:
+        layer.generator.set_state(state)
+    dX = layer.backward(R)
+    analytic = {name: np.array(backend.to_numpy(g), dtype=np.float64) for name, g in layer.grads.items()}
+
+    X_cur = [X]
+    if check_input:
+        def f_input(x_host):
+            X_cur[0] = backend.asarray(x_host, f64)
+            return objective()
+
+        x_host = np.array(backend.to_numpy(X), dtype=np.float64)
+        errors["input"] = _relative_error(np.array(backend.to_numpy(dX), np.float64), _numeric_grad(f_input, x_host, eps))
+        X_cur[0] = X
+
+    for name in list(layer.params):
+        original = layer.params[name]
+
+        def f_param(p_host, name=name):
+            layer.params[name] = backend.asarray(p_host, f64)
+            return objective()
+
+        p_host = np.array(backend.to_numpy(original), dtype=np.float64)
+        errors[name] = _relative_error(analytic[name], _numeric_grad(f_param, p_host, eps))
+        layer.params[name] = original
+    return errors if details else max(errors.values())

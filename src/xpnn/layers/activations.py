@@ -1,0 +1,183 @@
+"""Elementwise activations and softmax. Each keeps what its derivative needs.
+
+Shapes: any X -> Y of the same shape (Softmax: over the last axis).
+"""
+
+from __future__ import annotations
+
+import math
+
+from .base import Layer
+
+
+class Activation(Layer):
+    """Base for parameter-free activations."""
+
+    def output_shape(self, input_shape):
+        return input_shape
+
+    def _prepare(self, X):
+        if self.backend is None:
+            super()._prepare(X)
+
+
+class ReLU(Activation):
+    """max(0, x); derivative 1 where x > 0, else 0."""
+
+    def forward(self, X, training=False):
+        self._prepare(X)
+        self.mask = X > 0
+        return self.xp.where(self.mask, X, self.xp.zeros_like(X))
+
+    def backward(self, dY):
+        return self.xp.where(self.mask, dY, self.xp.zeros_like(dY))
+
+
+class LeakyReLU(Activation):
+    """x if x > 0 else alpha * x."""
+
+    def __init__(self, alpha: float = 0.01):
+        super().__init__()
+        self.alpha = float(alpha)
+
+    def forward(self, X, training=False):
+        self._prepare(X)
+        self.mask = X > 0
+        return self.xp.where(self.mask, X, X * self.alpha)
+
+    def backward(self, dY):
+        return self.xp.where(self.mask, dY, dY * self.alpha)
+
+    def config(self):
+        return {"alpha": self.alpha}
+
+
+class ELU(Activation):
+    """x if x > 0 else alpha * (exp(x) - 1); derivative there is Y + alpha."""
+
+    def __init__(self, alpha: float = 1.0):
+        super().__init__()
+        self.alpha = float(alpha)
+
+    def forward(self, X, training=False):
+        self._prepare(X)
+        xp = self.xp
+        self.mask = X > 0
+        # expm1 of min(x, 0): no overflow for large positive x on the branch not taken
+        self.neg = xp.expm1(xp.minimum(X, xp.zeros_like(X))) * self.alpha
+        return xp.where(self.mask, X, self.neg)
+
+    def backward(self, dY):
+        return self.xp.where(self.mask, dY, dY * (self.neg + self.alpha))
+
+    def config(self):
+        return {"alpha": self.alpha}
+
+
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+
+
+class GELU(Activation):
+    """0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3): the tanh approximation
+    (the array API has no erf)."""
+
+    def forward(self, X, training=False):
+        self._prepare(X)
+        xp = self.xp
+        self.X = X
+        self.t = xp.tanh(_SQRT_2_OVER_PI * (X + 0.044715 * X * X * X))
+        return 0.5 * X * (1.0 + self.t)
+
+    def backward(self, dY):
+        X, t = self.X, self.t
+        du_dx = _SQRT_2_OVER_PI * (1.0 + 3 * 0.044715 * X * X)
+        return dY * (0.5 * (1.0 + t) + 0.5 * X * (1.0 - t * t) * du_dx)
+
+
+def sigmoid(xp, X):
+    """Stable logistic: never calls exp on a large positive number."""
+    e = xp.exp(-xp.abs(X))  # in (0, 1]: no overflow
+    return xp.where(X >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+class Sigmoid(Activation):
+    """1 / (1 + exp(-x)); derivative Y (1 - Y)."""
+
+    def forward(self, X, training=False):
+        self._prepare(X)
+        self.Y = sigmoid(self.xp, X)
+        return self.Y
+
+    def backward(self, dY):
+        return dY * self.Y * (1.0 - self.Y)
+
+
+class Tanh(Activation):
+    """tanh(x); derivative 1 - Y^2."""
+
+    def forward(self, X, training=False):
+        self._prepare(X)
+        self.Y = self.xp.tanh(X)
+        return self.Y
+
+    def backward(self, dY):
+        return dY * (1.0 - self.Y * self.Y)
+
+
+def log_softmax(xp, X, axis=-1):
+    """log(softmax(X)) computed as X - max - log(sum(exp(X - max))): stable for +-1000."""
+    shifted = X - xp.max(X, axis=axis, keepdims=True)
+    return shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
+
+
+def softmax(xp, X, axis=-1):
+    """Softmax with the max subtracted first, so exp never overflows."""
+    e = xp.exp(X - xp.max(X, axis=axis, keepdims=True))
+    return e / xp.sum(e, axis=axis, keepdims=True)
+
+
+class Softmax(Activation):
+    """Softmax over the last axis. Backward: dX = Y * (dY - sum(dY * Y)) (the Jacobian
+    diag(Y) - Y Y^T applied row by row without building it)."""
+
+    def forward(self, X, training=False):
+        self._prepare(X)
+        self.Y = softmax(self.xp, X)
+        return self.Y
+
+    def backward(self, dY):
+        Y = self.Y
+        return Y * (dY - self.xp.sum(dY * Y, axis=-1, keepdims=True))
+
+
+class Identity(Activation):
+    """y = x (a placeholder activation)."""
+
+    def forward(self, X, training=False):
+        self._prepare(X)
+        return X
+
+    def backward(self, dY):
+        return dY
+
+
+ACTIVATIONS = {
+    "relu": ReLU,
+    "leaky_relu": LeakyReLU,
+    "elu": ELU,
+    "gelu": GELU,
+    "sigmoid": Sigmoid,
+    "tanh": Tanh,
+    "softmax": Softmax,
+    "linear": Identity,
+    "identity": Identity,
+}
+
+
+def get_activation(name, argname: str = "activation") -> Layer:
+    """A new activation layer from a name (or a Layer instance, returned as is)."""
+    if isinstance(name, Layer):
+        return name
+    if isinstance(name, str) and name.lower() in ACTIVATIONS:
+        return ACTIVATIONS[name.lower()]()
+    raise ValueError(f"{argname} must be one of {sorted(ACTIVATIONS)} or a Layer, found {name!r}")

@@ -1,0 +1,73 @@
+"""Dense (fully connected) layer: Y = X @ W + b."""
+
+from __future__ import annotations
+
+from .. import init as initializers
+from .base import Layer
+
+
+class Dense(Layer):
+    """A fully connected layer.
+
+    ``Dense(in_features, out_features)`` or ``Dense(out_features)`` (the input size is
+    then taken from the first input).
+
+    Shapes: X (batch, in) -> Y (batch, out); W (in, out); b (out,).
+    """
+
+    def __init__(self, in_features: int | None = None, out_features: int | None = None,
+                 init="glorot_uniform", bias: bool = True, bias_init="zeros"):
+        super().__init__()
+        if out_features is None:  # Dense(out_features)
+            in_features, out_features = None, in_features
+        for name, value in (("in_features", in_features), ("out_features", out_features)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"Dense: {name} must be a positive integer, found {value!r}")
+        if out_features is None:
+            raise ValueError("Dense: out_features is required, e.g. Dense(128) or Dense(784, 128)")
+        self.in_features = in_features
+        self.out_features = out_features
+        self.init = initializers.get(init)
+        self.bias_init = initializers.get(bias_init, "bias_init")
+        self.use_bias = bias
+
+    def ready(self) -> bool:
+        return self.in_features is not None
+
+    def build(self, X=None) -> None:
+        if self.in_features is None:
+            if X.ndim != 2:
+                raise ValueError(f"{self._where()}: X has shape {tuple(X.shape)}, expected (batch, in_features)")
+            self.in_features = X.shape[1]
+        shape = (self.in_features, self.out_features)
+        self.params["W"] = self.init(self.generator, shape, self.dtype)
+        if self.use_bias:
+            self.params["b"] = self.bias_init(self.generator, (self.out_features,), self.dtype)
+
+    def forward(self, X, training=False):
+        """X: (batch, in) -> Y: (batch, out)."""
+        self._prepare(X)
+        if X.ndim != 2 or X.shape[1] != self.in_features:
+            raise ValueError(f"{self._where()}: X has shape {tuple(X.shape)}, expected (batch, {self.in_features})")
+        self.X = X
+        Y = X @ self.params["W"]
+        if self.use_bias:
+            Y += self.params["b"]  # in place: Y is a fresh array, no second buffer
+        return Y
+
+    def backward(self, dY):
+        """dY: (batch, out) -> dX: (batch, in). dW = X^T dY, db = sum over the batch."""
+        self.grads["W"] = self.X.T @ dY
+        if self.use_bias:
+            self.grads["b"] = self.xp.sum(dY, axis=0)
+        return dY @ self.params["W"].T
+
+    def config(self) -> dict:
+        return {"in_features": self.in_features, "out_features": self.out_features,
+                "init": initializers.name_of(self.init), "bias": self.use_bias}
+
+    def output_shape(self, input_shape):
+        return (*input_shape[:-1], self.out_features)
+
+    def __repr__(self) -> str:
+        return f"Dense({self.in_features}, {self.out_features})"

@@ -1,0 +1,22 @@
+"""Flatten: (batch, d1, d2, ...) -> (batch, d1 * d2 * ...)."""
+
+from __future__ import annotations
+
+import math
+
+from .base import Layer
+
+
+class Flatten(Layer):
+    """Reshape every sample to one axis; backward restores the shape."""
+
+    def forward(self, X, training=False):
+        self._prepare(X)
+        self.shape = tuple(X.shape)
+        return self.xp.reshape(X, (X.shape[0], -1))
+
+    def backward(self, dY):
+        return self.xp.reshape(dY, self.shape)
+
+    def output_shape(self, input_shape):
+        return (input_shape[0], math.prod(input_shape[1:]))
