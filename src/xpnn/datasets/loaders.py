@@ -1,0 +1,163 @@
+"""The bundled 8x8 digits, and numeric CSV files for ``xpnn train --data PATH.csv``."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import gzip
+import io
+import math
+import os
+from importlib import resources
+
+import numpy as np
+
+__all__ = ["load_digits", "load_csv"]
+
+DIGITS_SEED = 0          # fixes the train/test split of load_digits forever
+DIGITS_TEST_FRACTION = 0.2
+
+
+@functools.lru_cache(maxsize=1)
+def _digits_raw() -> tuple[np.ndarray, np.ndarray]:
+    """(pixels uint8 (1797, 64) in 0..16, labels int64 (1797,)) from the packaged CSV."""
+    blob = resources.files("xpnn.datasets").joinpath("data/digits.csv.gz").read_bytes()
+    table = np.loadtxt(io.BytesIO(gzip.decompress(blob)), delimiter=",", dtype=np.int64, ndmin=2)
+    return table[:, :64].astype(np.uint8), table[:, 64].copy()
+
+
+def _stratified_split(y: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, test), each sorted, with every class split in the same proportion.
+
+    Each sample gets a random key from PCG64(seed) (a stream NumPy keeps stable across
+    versions); within a class the samples with the smallest keys go to the test set.
+    """
+    keys = np.random.Generator(np.random.PCG64(seed)).random(y.shape[0])
+    test = []
+    for c in np.unique(y):
+        members = np.flatnonzero(y == c)
+        n_test = int(math.floor(test_fraction * members.size + 0.5))
+        test.append(members[np.argsort(keys[members], kind="stable")[:n_test]])
+    test = np.sort(np.concatenate(test))
+    train = np.setdiff1d(np.arange(y.shape[0]), test)  # sorted
+    return train, test
+
+
+def load_digits(flatten: bool = False):
+    """The UCI 8x8 handwritten digits, bundled: works offline.
+
+    1,797 images of digits 0-9 (E. Alpaydin and C. Kaynak, "Optical Recognition of
+    Handwritten Digits", UCI Machine Learning Repository, doi:10.24432/C50P49, CC BY 4.0),
+    split 80/20 into 1,438 train and 359 test images, stratified by class. The split is
+    fixed (seed 0): every call, on every machine, gives the same arrays.
+
+    Returns ``(X_train, y_train), (X_test, y_test)``: images float32 in [0, 1] (pixel
+    counts 0..16 divided by 16) shaped (n, 1, 8, 8), or (n, 64) with ``flatten=True``;
+    labels int64 in [0, 10).
+    """
+    pixels, labels = _digits_raw()
+    train, test = _stratified_split(labels, DIGITS_TEST_FRACTION, DIGITS_SEED)
+    X = pixels.astype(np.float32) / np.float32(16.0)
+    if not flatten:
+        X = X.reshape(-1, 1, 8, 8)
+    # Fancy indexing copies, so callers may modify the arrays freely.
+    return (X[train], labels[train]), (X[test], labels[test])
+
+
+# ---- CSV ---------------------------------------------------------------------------------
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _scan_csv(name: str, lines: list[str], skip_header: bool) -> np.ndarray:
+    """Parse with the csv module (handles quoted cells), raising ValueError at the first bad row.
+
+    The slow path: used when NumPy's fast parser fails, to name the line to blame.
+    """
+    table = []
+    width = None
+    first_line = None
+    for lineno, row in enumerate(csv.reader(lines), start=1):
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue  # blank line (skipped by the fast path too)
+        if skip_header:
+            skip_header = False
+            continue
+        if width is None:
+            width, first_line = len(row), lineno
+        elif len(row) != width:
+            raise ValueError(f"{name}, line {lineno}: expected {width} comma-separated values "
+                             f"(like line {first_line}), found {len(row)}")
+        for col, cell in enumerate(row, start=1):
+            try:
+                value = float(cell)
+            except ValueError:
+                found = "an empty cell" if not cell.strip() else repr(cell)
+                raise ValueError(f"{name}, line {lineno}, column {col}: expected a number, found {found}") from None
+            if not math.isfinite(value):
+                raise ValueError(f"{name}, line {lineno}, column {col}: expected a finite number, found {cell!r}")
+        table.append([float(cell) for cell in row])
+    return np.array(table, dtype=np.float64).reshape(len(table), width or 0)
+
+
+def load_csv(path, label_column: int = -1):
+    """Read a numeric CSV file: one sample per line, one column of integer class labels.
+
+    A first row with any non-numeric cell is taken as a header and skipped. Blank lines
+    are ignored. Cells are separated by commas.
+
+    path: the file. label_column: index of the label column (Python-style, so -1 is the
+        last column).
+
+    Returns ``(X, y)``: X float32 (n, columns - 1), y int64 (n,). The caller splits.
+
+    Raises ValueError naming the file, the line and what was found for ragged rows,
+    non-numeric or non-finite cells, and labels that are not non-negative integers.
+    """
+    name = os.fspath(path)
+    with open(path, newline="", encoding="utf-8-sig") as f:  # utf-8-sig: skip a BOM from Excel
+        lines = f.read().splitlines()
+
+    rows = [(i, line) for i, line in enumerate(lines, start=1) if line.strip()]
+    if not rows:
+        raise ValueError(f"{name}: no data (the file is empty)")
+    first = next(csv.reader([rows[0][1]]))
+    has_header = not all(_is_number(cell) for cell in first)
+    if has_header and len(rows) == 1:
+        raise ValueError(f"{name}: no data rows after the header on line {rows[0][0]}")
+
+    # Fast path: NumPy's C parser. On any problem the slow scan finds the line to blame.
+    data_lines = [line for _, line in rows[1:]] if has_header else [line for _, line in rows]
+    try:
+        table = np.loadtxt(data_lines, delimiter=",", dtype=np.float64, ndmin=2, comments=None)
+        ok = bool(np.isfinite(table).all())
+    except ValueError:
+        ok = False
+    if not ok:
+        table = _scan_csv(name, lines, has_header)
+
+    n_cols = table.shape[1]
+    if n_cols < 2:
+        raise ValueError(f"{name}: expected at least 2 comma-separated columns (features and a label), "
+                         f"found {n_cols}")
+    if isinstance(label_column, bool) or not isinstance(label_column, (int, np.integer)):
+        raise ValueError(f"label_column must be an integer, found {label_column!r}")
+    if not -n_cols <= label_column < n_cols:
+        raise ValueError(f"label_column must be in [{-n_cols}, {n_cols}) for {name} with {n_cols} columns, "
+                         f"found {label_column}")
+    col = int(label_column) % n_cols
+
+    y_float = table[:, col]
+    bad = np.flatnonzero((y_float != np.round(y_float)) | (y_float < 0))
+    if bad.size:
+        i = int(bad[0])
+        lineno = rows[i + int(has_header)][0]
+        raise ValueError(f"{name}, line {lineno}, column {col + 1}: labels must be non-negative integers, "
+                         f"found {y_float[i]:g}")
+    X = np.delete(table, col, axis=1).astype(np.float32)
+    return X, y_float.astype(np.int64)

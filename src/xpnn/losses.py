@@ -1,0 +1,421 @@
+"""Losses: the scalar a model minimises, and its gradient with respect to the prediction.
+
+Every loss follows one contract:
+
+- ``forward(pred, target)`` returns the mean loss as a 0-d array on pred's device. It
+  never calls ``float()``: turning it into a Python number is a host sync, and the
+  training loop decides when to pay for one.
+- ``backward()`` returns dL/d(pred) for that mean, with pred's shape and dtype. It is
+  where backprop starts: the model feeds it to the last layer's ``backward``.
+
+Reductions follow PyTorch's defaults: the mean over every element for the elementwise
+losses (MSE, MAE, Huber, BCE, BCEWithLogits), the mean over the batch for the
+cross-entropies (each example's loss is a sum over its C classes). So for a mean over
+n numbers, every gradient carries a factor 1/n.
+
+Shapes: pred and target have the same shape for the elementwise losses; for the
+cross-entropies pred is (batch, C) and target is either integer labels (batch,) or
+rows of class probabilities (batch, C) (one-hot rows included).
+
+float32 stays float32: targets are cast to pred's dtype and every constant is a Python
+float, which the array API never lets upcast an array.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .backend import backend_of
+from .layers.activations import log_softmax, sigmoid, softmax
+
+__all__ = [
+    "Loss",
+    "MSE",
+    "MAE",
+    "Huber",
+    "BinaryCrossEntropy",
+    "BCEWithLogits",
+    "SoftmaxCrossEntropy",
+    "CrossEntropy",
+    "LOSSES",
+    "get_loss",
+]
+
+
+class Loss:
+    """Base class: binds to pred's backend on each forward and keeps what backward needs.
+
+    Subclasses set ``name`` (the string ``get_loss`` knows them by) and implement
+    ``forward``/``backward``; ``config()`` returns their constructor arguments.
+    """
+
+    name = "loss"
+    accepts_labels = False  # True where target may be integer labels (batch,)
+
+    def __init__(self):
+        self.backend = None
+        self._saved = None  # what backward needs, set by forward
+
+    @property
+    def xp(self):
+        return self.backend.xp
+
+    # ---- the contract -------------------------------------------------------------------
+
+    def forward(self, pred, target):
+        """The mean loss as a 0-d array on pred's device."""
+        raise NotImplementedError
+
+    def backward(self):
+        """d(mean loss)/d(pred): pred's shape and dtype."""
+        raise NotImplementedError
+
+    def __call__(self, pred, target):
+        return self.forward(pred, target)
+
+    def predict(self, pred):
+        """What ``model.predict`` returns for the model's raw output ``pred``.
+
+        The identity here; losses that work on logits return probabilities.
+        """
+        return pred
+
+    # ---- description (save/load) --------------------------------------------------------
+
+    def config(self) -> dict:
+        """Constructor arguments as JSON-able values: ``get_loss(loss.name, **loss.config())``
+        rebuilds the loss."""
+        return {}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({args})"
+
+    # ---- helpers for subclasses ---------------------------------------------------------
+
+    def _where(self, method: str = "forward") -> str:
+        return f"{type(self).__name__}.{method}"
+
+    def _bind(self, pred, target) -> None:
+        """Take the backend from pred; check pred is a non-empty float array and target an
+        array of the same backend (a host array given to a GPU model fails here, clearly)."""
+        try:
+            self.backend = backend_of(pred)
+        except TypeError:
+            raise TypeError(f"{self._where()}: pred must be an array, found {type(pred).__name__}") from None
+        if not self.xp.isdtype(pred.dtype, "real floating"):
+            raise TypeError(f"{self._where()}: pred must be a floating-point array, found dtype {pred.dtype}")
+        if pred.ndim == 0 or math.prod(pred.shape) == 0:
+            raise ValueError(f"{self._where()}: pred has shape {tuple(pred.shape)}; "
+                             f"a loss needs at least one prediction (batch is axis 0)")
+        self.backend.check(target, "target", self._where())
+
+    def _same_shape_target(self, pred, target):
+        """target checked to have pred's shape (no silent broadcasting: (32, 1) against
+        (32,) would broadcast to (32, 32)) and cast to pred's dtype."""
+        if tuple(target.shape) != tuple(pred.shape):
+            raise ValueError(f"{self._where()}: pred has shape {tuple(pred.shape)} but target has shape "
+                             f"{tuple(target.shape)}; they must be the same")
+        if target.dtype != pred.dtype:
+            target = self.xp.astype(target, pred.dtype)
+        return target
+
+    def _class_rows(self, pred, target):
+        """target as (batch, C) rows in pred's dtype: integer labels (batch,) become one-hot
+        rows, probability rows (batch, C) are cast. pred must be (batch, C)."""
+        xp = self.xp
+        if pred.ndim != 2:
+            raise ValueError(f"{self._where()}: pred has shape {tuple(pred.shape)}, expected (batch, classes)")
+        N, C = pred.shape
+        if target.ndim == 1:
+            if not xp.isdtype(target.dtype, "integral"):
+                raise TypeError(
+                    f"{self._where()}: a 1-D target holds class labels, which must be integers, found dtype "
+                    f"{target.dtype}; cast it with xp.astype(target, xp.int64), or pass rows of shape ({N}, {C})")
+            if target.shape[0] != N:
+                raise ValueError(f"{self._where()}: pred has shape {tuple(pred.shape)} but target has shape "
+                                 f"{tuple(target.shape)}; labels need shape ({N},)")
+            # int64 first: comparing uint8 labels with C = 300 would overflow the dtype
+            target = xp.astype(target, xp.int64) if target.dtype != xp.int64 else target
+            # The one host sync, and only for labels: a label >= C would otherwise give a
+            # silently all-zero one-hot row (and on the GPU no error at all).
+            bad = (target < 0) | (target >= C)
+            if bool(xp.any(bad)):
+                i = int(xp.argmax(xp.astype(bad, xp.int8)))  # argmax returns the first hit
+                raise ValueError(f"{self._where()}: labels must be integers in [0, {C}), "
+                                 f"found {int(target[i])} at index {i}")
+            classes = xp.arange(C, dtype=target.dtype, device=self.backend.device)
+            return xp.astype(target[:, None] == classes[None, :], pred.dtype)
+        if tuple(target.shape) != (N, C):
+            raise ValueError(f"{self._where()}: pred has shape {tuple(pred.shape)} but target has shape "
+                             f"{tuple(target.shape)}; expected integer labels of shape ({N},) "
+                             f"or probability rows of shape ({N}, {C})")
+        if target.dtype != pred.dtype:
+            target = xp.astype(target, pred.dtype)
+        return target
+
+    def _get_saved(self):
+        if self._saved is None:
+            raise RuntimeError(f"{self._where('backward')} called before forward")
+        return self._saved
+
+
+def _float_arg(where: str, argname: str, value, low: float, high: float, closed_low: bool) -> float:
+    """value as a float in [low, high) (or (low, high) when not closed_low), else a clear error."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok:
+        value = float(value)
+        ok = (low <= value if closed_low else low < value) and value < high
+    if not ok:
+        interval = f"{'[' if closed_low else '('}{low}, {high})"
+        raise ValueError(f"{where}: {argname} must be a number in {interval}, found {value!r}")
+    return value
+
+
+# ---- regression ----------------------------------------------------------------------------
+
+
+class MSE(Loss):
+    """Mean squared error: mean((pred - target)^2).
+
+    Backward: d/d(pred) = 2 (pred - target) / n, n the number of elements.
+    """
+
+    name = "mse"
+
+    def forward(self, pred, target):
+        self._bind(pred, target)
+        R = pred - self._same_shape_target(pred, target)  # residuals
+        self._saved = R
+        return self.xp.mean(R * R)
+
+    def backward(self):
+        R = self._get_saved()
+        return R * (2.0 / math.prod(R.shape))
+
+
+class MAE(Loss):
+    """Mean absolute error: mean(|pred - target|).
+
+    Backward: sign(pred - target) / n (0 where they are equal, as in PyTorch).
+    """
+
+    name = "mae"
+
+    def forward(self, pred, target):
+        self._bind(pred, target)
+        R = pred - self._same_shape_target(pred, target)
+        self._saved = R
+        return self.xp.mean(self.xp.abs(R))
+
+    def backward(self):
+        R = self._get_saved()
+        return self.xp.sign(R) * (1.0 / math.prod(R.shape))
+
+
+class Huber(Loss):
+    """Huber loss: quadratic near the target, linear far from it (robust to outliers).
+
+    With r = pred - target: 0.5 r^2 where |r| <= delta, else delta (|r| - 0.5 delta)
+    (PyTorch's HuberLoss). Backward: r where |r| <= delta, else delta sign(r); over n.
+    """
+
+    name = "huber"
+
+    def __init__(self, delta: float = 1.0):
+        super().__init__()
+        self.delta = _float_arg("Huber", "delta", delta, 0.0, math.inf, closed_low=False)
+
+    def forward(self, pred, target):
+        self._bind(pred, target)
+        xp, d = self.xp, self.delta
+        R = pred - self._same_shape_target(pred, target)
+        A = xp.abs(R)
+        small = A <= d
+        self._saved = (R, small)
+        return xp.mean(xp.where(small, 0.5 * R * R, d * (A - 0.5 * d)))
+
+    def backward(self):
+        R, small = self._get_saved()
+        xp = self.xp
+        return xp.where(small, R, self.delta * xp.sign(R)) * (1.0 / math.prod(R.shape))
+
+    def config(self):
+        return {"delta": self.delta}
+
+
+# ---- binary classification -----------------------------------------------------------------
+
+
+class BinaryCrossEntropy(Loss):
+    """Binary cross-entropy on probabilities p (e.g. after a Sigmoid layer):
+    mean(-(y log p + (1 - y) log(1 - p))), target y in [0, 1] (not checked: that would
+    cost a host sync every batch).
+
+    p is clipped to [eps, 1 - eps] so neither log sees 0. Backward: (p - y) / (p (1 - p)) / n,
+    with the clipped p in the denominator. Beyond the clip the forward is flat, but the
+    gradient keeps the slope at the edge, so a confidently wrong prediction still gets
+    pushed back (as PyTorch does by clamping the same denominator).
+
+    Prefer :class:`BCEWithLogits` on raw scores: it is exact where this one must clip.
+    """
+
+    name = "bce"
+
+    def __init__(self, eps: float = 1e-7):
+        super().__init__()
+        self.eps = _float_arg("BinaryCrossEntropy", "eps", eps, 0.0, 0.5, closed_low=False)
+
+    def forward(self, pred, target):
+        self._bind(pred, target)
+        xp = self.xp
+        Y = self._same_shape_target(pred, target)
+        Pc = xp.clip(pred, self.eps, 1.0 - self.eps)
+        self._saved = (pred, Y, Pc)
+        return -xp.mean(Y * xp.log(Pc) + (1.0 - Y) * xp.log(1.0 - Pc))
+
+    def backward(self):
+        P, Y, Pc = self._get_saved()
+        return (P - Y) / (Pc * (1.0 - Pc)) * (1.0 / math.prod(P.shape))
+
+    def config(self):
+        return {"eps": self.eps}
+
+
+class BCEWithLogits(Loss):
+    """Binary cross-entropy on logits x (raw scores, no Sigmoid layer), fused and stable.
+
+    The loss -(y log s(x) + (1 - y) log(1 - s(x))) with s the sigmoid simplifies to
+    max(x, 0) - x y + log(1 + exp(-|x|)): exp only ever sees a number <= 0, so x = +-1000
+    is fine. Backward: (s(x) - y) / n, no division by s(x)(1 - s(x)) at all.
+    ``predict`` returns s(x), the probability.
+    """
+
+    name = "bce_with_logits"
+
+    def forward(self, pred, target):
+        self._bind(pred, target)
+        xp = self.xp
+        Y = self._same_shape_target(pred, target)
+        self._saved = (pred, Y)
+        relu = xp.clip(pred, min=0.0)  # max(x, 0)
+        return xp.mean(relu - pred * Y + xp.log1p(xp.exp(-xp.abs(pred))))
+
+    def backward(self):
+        X, Y = self._get_saved()
+        return (sigmoid(self.xp, X) - Y) * (1.0 / math.prod(X.shape))
+
+    def predict(self, pred):
+        return sigmoid(backend_of(pred).xp, pred)
+
+
+# ---- multi-class classification ------------------------------------------------------------
+
+
+class SoftmaxCrossEntropy(Loss):
+    """Softmax and cross-entropy fused, on logits (no Softmax layer before it).
+
+    pred: logits (batch, C). target: integer labels (batch,) or probability rows
+    (batch, C). The loss is -sum(T * log_softmax(pred)) / batch, with log_softmax computed
+    as shifted - log(sum(exp(shifted))), shifted = pred - rowmax: stable for +-1000.
+
+    label_smoothing ls mixes the target with the uniform distribution, as in PyTorch:
+    T = (1 - ls) T + ls / C.
+
+    Backward, fused: (softmax(pred) * rowsum(T) - T) / batch, which is the familiar
+    (softmax(pred) - T) / batch because each row of T sums to 1 (labels, one-hot or
+    probability rows, smoothed or not). Going through a Softmax layer and CrossEntropy
+    gives the same gradient with more work and a division by p.
+    ``predict`` returns softmax(pred), the class probabilities.
+    """
+
+    name = "softmax_cross_entropy"
+    accepts_labels = True
+
+    def __init__(self, label_smoothing: float = 0.0):
+        super().__init__()
+        self.label_smoothing = _float_arg("SoftmaxCrossEntropy", "label_smoothing", label_smoothing,
+                                          0.0, 1.0, closed_low=True)
+
+    def forward(self, pred, target):
+        self._bind(pred, target)
+        xp = self.xp
+        from_labels = target.ndim == 1
+        T = self._class_rows(pred, target)
+        N, C = pred.shape
+        ls = self.label_smoothing
+        if ls > 0.0:
+            T = (1.0 - ls) * T + ls / C
+        logp = log_softmax(xp, pred)
+        self._saved = (logp, T, from_labels)
+        return -xp.sum(T * logp) / N
+
+    def backward(self):
+        logp, T, from_labels = self._get_saved()
+        xp = self.xp
+        P = xp.exp(logp)  # softmax(pred), from what forward kept
+        if not from_labels:
+            # rows given by the user may not sum to exactly 1: keep the gradient exact
+            P = P * xp.sum(T, axis=1, keepdims=True)
+        return (P - T) * (1.0 / logp.shape[0])
+
+    def predict(self, pred):
+        return softmax(backend_of(pred).xp, pred)
+
+    def config(self):
+        return {"label_smoothing": self.label_smoothing}
+
+
+class CrossEntropy(Loss):
+    """Classic cross-entropy on probabilities p (e.g. after a Softmax layer):
+    -sum(T * log p) / batch.
+
+    pred: probabilities (batch, C). target: integer labels (batch,) or one-hot /
+    probability rows (batch, C). p is clipped below at eps (log 0 is the only danger;
+    p = 1 still gives exactly 0). Backward: -T / p / batch, with the clipped p.
+
+    Prefer :class:`SoftmaxCrossEntropy` on logits: fused, exact and cheaper.
+    """
+
+    name = "cross_entropy"
+    accepts_labels = True
+
+    def __init__(self, eps: float = 1e-7):
+        super().__init__()
+        self.eps = _float_arg("CrossEntropy", "eps", eps, 0.0, 0.5, closed_low=False)
+
+    def forward(self, pred, target):
+        self._bind(pred, target)
+        xp = self.xp
+        T = self._class_rows(pred, target)
+        Pc = xp.clip(pred, min=self.eps)
+        self._saved = (T, Pc)
+        return -xp.sum(T * xp.log(Pc)) / pred.shape[0]
+
+    def backward(self):
+        T, Pc = self._get_saved()
+        return -T / Pc * (1.0 / Pc.shape[0])
+
+    def config(self):
+        return {"eps": self.eps}
+
+
+# ---- lookup by name ------------------------------------------------------------------------
+
+LOSSES = {cls.name: cls for cls in (MSE, MAE, Huber, BinaryCrossEntropy, BCEWithLogits,
+                                     SoftmaxCrossEntropy, CrossEntropy)}
+
+
+def get_loss(loss, **config) -> Loss:
+    """A Loss from a name ("mse", "cross_entropy", ...) with optional constructor
+    arguments (``get_loss("huber", delta=2.0)``), or a Loss instance, returned as is."""
+    if isinstance(loss, Loss):
+        if config:
+            raise ValueError(f"get_loss: arguments {sorted(config)} given with a Loss instance {loss!r}; "
+                             f"pass them to its constructor instead")
+        return loss
+    if isinstance(loss, type) and issubclass(loss, Loss):
+        return loss(**config)
+    if isinstance(loss, str) and loss.lower() in LOSSES:
+        return LOSSES[loss.lower()](**config)
+    raise ValueError(f"loss must be one of {sorted(LOSSES)} or a Loss instance, found {loss!r}")
