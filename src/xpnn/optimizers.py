@@ -1,0 +1,440 @@
+"""Optimizers: turn gradients into parameter updates, in place.
+
+Contract (see DESIGN.md):
+
+- ``step(pairs)`` takes ``[(param, grad), ...]`` in layer order (``model.parameters()``)
+  and updates every ``param`` in place (``param -= ...``), so the model's arrays keep
+  their identity. Grads are only read, never written: the caller may reuse them.
+- State (momentum buffers, moment estimates) is made lazily on the first step with
+  ``xp.zeros_like(param)``, so it lives on the param's device and has its dtype. It is
+  kept per position in the pairs list: ``self.state["m"][i]`` belongs to ``pairs[i]``.
+- Every scalar coefficient is a Python float, so float32 params stay float32.
+- ``lr`` is a float or a schedule (a callable ``step -> lr``, see ``xpnn.schedules``);
+  ``get_lr()`` is the lr the next step will use. Callbacks may assign ``opt.lr = 0.01``.
+
+SGD, Adam and AdamW follow ``torch.optim`` exactly (dampening 0, no amsgrad); RMSprop
+follows Keras (eps inside the square root); Adagrad follows ``torch.optim.Adagrad``
+(eps outside the square root, accumulator starting at 0).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import numbers
+
+from .backend import backend_of, get_backend
+from .schedules import Schedule, get_schedule
+
+__all__ = [
+    "Optimizer", "SGD", "RMSprop", "Adagrad", "Adam", "AdamW",
+    "OPTIMIZERS", "get_optimizer", "clip_grad_norm",
+]
+
+
+# ---- argument checks ----------------------------------------------------------------------
+
+
+def _number(where: str, name: str, value) -> float:
+    """``value`` as a finite Python float, or a clear error naming the argument."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{where}: {name} must be a finite number, found {value!r}")
+    return float(value)
+
+
+def _at_least(where: str, name: str, value, low: float = 0.0) -> float:
+    value = _number(where, name, value)
+    if value < low:
+        raise ValueError(f"{where}: {name} must be >= {low}, found {value!r}")
+    return value
+
+
+def _beta(where: str, name: str, value) -> float:
+    value = _number(where, name, value)
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{where}: {name} must be in [0, 1), found {value!r}")
+    return value
+
+
+# ---- the base class -----------------------------------------------------------------------
+
+
+class Optimizer:
+    """Base class: lr handling, lazy per-param state, state save/load and device moves.
+
+    Subclasses set ``name`` (the registry name), ``state_names`` (the per-param buffers
+    they keep, e.g. ``("m", "v")``) and implement ``update(i, param, grad, lr)``.
+    """
+
+    name = "optimizer"
+    state_names: tuple = ()
+
+    def __init__(self, lr):
+        self.iterations = 0  # steps taken so far
+        self.state: dict = {}  # buffer name -> list of arrays, one per position in pairs
+        self._lr = self._check_lr(lr, at_init=True)
+
+    # ---- learning rate ----------------------------------------------------------------
+
+    @property
+    def lr(self):
+        """A float, or a schedule (callable ``step -> lr``)."""
+        return self._lr
+
+    @lr.setter
+    def lr(self, value):
+        self._lr = self._check_lr(value, at_init=False)
+
+    def _check_lr(self, value, at_init: bool):
+        where = type(self).__name__
+        if isinstance(value, dict):  # a schedule's config (from a saved optimizer config)
+            return get_schedule(value)
+        if callable(value):
+            return value
+        value = _number(where, "lr", value)
+        # A callback may anneal lr down to 0 (frozen training); a new optimizer needs lr > 0.
+        if value < 0.0 or (at_init and value == 0.0):
+            expected = "> 0" if at_init else ">= 0"
+            raise ValueError(f"{where}: lr must be a number {expected} or a schedule, found {value!r}")
+        return value
+
+    def get_lr(self) -> float:
+        """The lr the next step uses: ``lr``, or ``lr(iterations)`` for a schedule."""
+        if callable(self._lr):
+            return float(self._lr(self.iterations))
+        return float(self._lr)
+
+    # ---- the update -------------------------------------------------------------------
+
+    def step(self, pairs) -> None:
+        """Update each param of ``pairs`` (a list of ``(param, grad)``) in place."""
+        pairs = list(pairs)
+        self._ensure_state(pairs)
+        lr = self.get_lr()
+        self.iterations += 1
+        for i, (param, grad) in enumerate(pairs):
+            self.update(i, param, grad, lr)
+
+    def update(self, i: int, param, grad, lr: float) -> None:
+        """Update ``param`` (position ``i`` in pairs) in place from ``grad``."""
+        raise NotImplementedError
+
+    def _ensure_state(self, pairs) -> None:
+        """Check the pairs and make zero state on the first step (on each param's device)."""
+        where = f"{type(self).__name__}.step"
+        for i, pair in enumerate(pairs):
+            if not isinstance(pair, tuple) or len(pair) != 2:
+                raise TypeError(f"{where}: pairs[{i}] must be a (param, grad) tuple, found {type(pair).__name__}")
+            param, grad = pair
+            if tuple(param.shape) != tuple(grad.shape):
+                raise ValueError(f"{where}: pairs[{i}] has param shape {tuple(param.shape)} "
+                                 f"but grad shape {tuple(grad.shape)}")
+        if not self.state_names:
+            return
+        if not self.state:
+            for key in self.state_names:
+                self.state[key] = [backend_of(p).xp.zeros_like(p) for p, _ in pairs]
+            return
+        known = len(self.state[self.state_names[0]])
+        if known != len(pairs):
+            raise ValueError(f"{where}: got {len(pairs)} (param, grad) pairs, but this optimizer's state "
+                             f"was made for {known}; use one optimizer per model (or a new one)")
+        for key in self.state_names:
+            for i, ((p, _), s) in enumerate(zip(pairs, self.state[key])):
+                if tuple(s.shape) != tuple(p.shape):
+                    raise ValueError(f"{where}: state {key}.{i} has shape {tuple(s.shape)} "
+                                     f"but pairs[{i}] param has shape {tuple(p.shape)}")
+
+    # ---- description, saving and moving ---------------------------------------------------
+
+    def config(self) -> dict:
+        """Constructor arguments as JSON-able values, plus ``"name"``."""
+        lr = self._lr
+        if callable(lr):
+            if not hasattr(lr, "config"):
+                raise TypeError(f"{type(self).__name__}.config: lr is a callable without config(); "
+                                f"use a schedule from xpnn.schedules to save it")
+            lr = lr.config()
+        return {"name": self.name, "lr": lr, **self._hyper()}
+
+    def _hyper(self) -> dict:
+        """Constructor arguments other than lr."""
+        return {}
+
+    def state_arrays(self) -> dict:
+        """The state as flat names: ``{"m.0": array, "v.0": array, ...}`` (empty before step 1)."""
+        return {f"{key}.{i}": a for key, arrays in self.state.items() for i, a in enumerate(arrays)}
+
+    def load_state_arrays(self, arrays: dict, iterations: int, backend=None) -> None:
+        """Restore what ``state_arrays()`` returned and the step count.
+
+        ``arrays`` must be on the params' backend, or pass ``backend`` to convert them.
+        """
+        where = f"{type(self).__name__}.load_state_arrays"
+        if isinstance(iterations, bool) or not isinstance(iterations, numbers.Integral) or iterations < 0:
+            raise ValueError(f"{where}: iterations must be an integer >= 0, found {iterations!r}")
+        state: dict = {}
+        for flat, a in arrays.items():
+            key, _, index = str(flat).rpartition(".")
+            if key not in self.state_names or not index.isdigit():
+                expected = ", ".join(f"'{k}.<i>'" for k in self.state_names) or "no state arrays"
+                raise ValueError(f"{where}: unexpected state name {flat!r}; {self.name} expects {expected}")
+            if backend is not None:
+                a = _move(a, get_backend(backend))
+            state.setdefault(key, {})[int(index)] = a
+        lists = {}
+        for key, by_index in state.items():
+            n = len(by_index)
+            if sorted(by_index) != list(range(n)):
+                raise ValueError(f"{where}: state {key!r} has indices {sorted(by_index)}, expected 0..{n - 1}")
+            lists[key] = [by_index[i] for i in range(n)]
+        if lists and (set(lists) != set(self.state_names) or len({len(v) for v in lists.values()}) != 1):
+            found = {k: len(v) for k, v in lists.items()}
+            raise ValueError(f"{where}: expected the same number of arrays for each of {self.state_names}, found {found}")
+        self.state = lists
+        self.iterations = int(iterations)
+
+    def to(self, backend) -> "Optimizer":
+        """Move the state arrays to another backend (``model.to`` calls this); returns self."""
+        new = get_backend(backend)
+        self.state = {key: [_move(a, new) for a in arrays] for key, arrays in self.state.items()}
+        return self
+
+    def __repr__(self) -> str:
+        args = {"lr": self._lr, **self._hyper()}
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in args.items())})"
+
+
+def _move(a, new):
+    """Array ``a`` (any backend, or NumPy) as an array of backend ``new``."""
+    return new.asarray(backend_of(a).to_numpy(a))
+
+
+# ---- the optimizers -----------------------------------------------------------------------
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, with optional momentum, Nesterov and L2 weight decay.
+
+    As ``torch.optim.SGD`` with dampening 0 (g is the grad, wd the weight decay):
+
+        g = g + wd * param
+        buf = momentum * buf + g                         (buf starts at 0)
+        param -= lr * (g + momentum * buf)               if nesterov
+        param -= lr * buf                                if momentum > 0
+        param -= lr * g                                  otherwise
+    """
+
+    name = "sgd"
+
+    def __init__(self, lr=0.01, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0):
+        super().__init__(lr)
+        self.momentum = _at_least("SGD", "momentum", momentum)
+        self.weight_decay = _at_least("SGD", "weight_decay", weight_decay)
+        if not isinstance(nesterov, bool):
+            raise ValueError(f"SGD: nesterov must be True or False, found {nesterov!r}")
+        if nesterov and self.momentum == 0.0:
+            raise ValueError("SGD: nesterov=True needs momentum > 0, found momentum=0.0")
+        self.nesterov = nesterov
+        self.state_names = ("velocity",) if self.momentum > 0.0 else ()
+
+    def update(self, i, param, grad, lr):
+        if self.weight_decay:
+            grad = grad + self.weight_decay * param  # a new array: the caller's grad is untouched
+        if not self.momentum:
+            param -= lr * grad
+            return
+        buf = self.state["velocity"][i]
+        buf *= self.momentum
+        buf += grad
+        if self.nesterov:
+            param -= lr * (grad + self.momentum * buf)
+        else:
+            param -= lr * buf
+
+    def _hyper(self):
+        return {"momentum": self.momentum, "nesterov": self.nesterov, "weight_decay": self.weight_decay}
+
+
+class RMSprop(Optimizer):
+    """Divide the step by a running root mean square of the gradient (Keras's formula).
+
+        ms = rho * ms + (1 - rho) * g**2                (ms starts at 0)
+        inc = lr * g / sqrt(ms + eps)                   (eps inside the root, as Keras)
+        mom = momentum * mom + inc; param -= mom        if momentum > 0
+        param -= inc                                    otherwise
+
+    (torch.optim.RMSprop puts eps outside the root, ``sqrt(ms) + eps``, default 1e-8.)
+    """
+
+    name = "rmsprop"
+
+    def __init__(self, lr=0.001, rho: float = 0.9, eps: float = 1e-7, momentum: float = 0.0):
+        super().__init__(lr)
+        self.rho = _beta("RMSprop", "rho", rho)
+        self.eps = _at_least("RMSprop", "eps", eps)
+        self.momentum = _at_least("RMSprop", "momentum", momentum)
+        self.state_names = ("ms", "mom") if self.momentum > 0.0 else ("ms",)
+
+    def update(self, i, param, grad, lr):
+        xp = backend_of(param).xp
+        ms = self.state["ms"][i]
+        ms *= self.rho
+        ms += (1.0 - self.rho) * (grad * grad)
+        inc = grad / xp.sqrt(ms + self.eps)
+        inc *= lr
+        if self.momentum:
+            mom = self.state["mom"][i]
+            mom *= self.momentum
+            mom += inc
+            param -= mom
+        else:
+            param -= inc
+
+    def _hyper(self):
+        return {"rho": self.rho, "eps": self.eps, "momentum": self.momentum}
+
+
+class Adagrad(Optimizer):
+    """Per-coordinate steps shrinking with the sum of squared gradients (torch's formula).
+
+        sum += g**2                                     (sum starts at 0)
+        param -= lr * g / (sqrt(sum) + eps)
+    """
+
+    name = "adagrad"
+    state_names = ("sum",)
+
+    def __init__(self, lr=0.01, eps: float = 1e-10):
+        super().__init__(lr)
+        self.eps = _at_least("Adagrad", "eps", eps)
+
+    def update(self, i, param, grad, lr):
+        xp = backend_of(param).xp
+        acc = self.state["sum"][i]
+        acc += grad * grad
+        denom = xp.sqrt(acc)
+        denom += self.eps
+        param -= lr * (grad / denom)
+
+    def _hyper(self):
+        return {"eps": self.eps}
+
+
+class Adam(Optimizer):
+    """Adam: steps from bias-corrected running means of g and g**2 (as torch.optim.Adam).
+
+    At step t (1, 2, ...), with weight decay as L2 added to the gradient:
+
+        g = g + wd * param
+        m = beta1 * m + (1 - beta1) * g                 (m, v start at 0)
+        v = beta2 * v + (1 - beta2) * g**2
+        param -= lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
+    """
+
+    name = "adam"
+    state_names = ("m", "v")
+
+    def __init__(self, lr=1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
+                 weight_decay: float = 0.0):
+        super().__init__(lr)
+        where = type(self).__name__
+        self.beta1 = _beta(where, "beta1", beta1)
+        self.beta2 = _beta(where, "beta2", beta2)
+        self.eps = _at_least(where, "eps", eps)
+        self.weight_decay = _at_least(where, "weight_decay", weight_decay)
+
+    def update(self, i, param, grad, lr):
+        if self.weight_decay:
+            grad = grad + self.weight_decay * param  # a new array: the caller's grad is untouched
+        self._adam(i, param, grad, lr)
+
+    def _adam(self, i, param, grad, lr):
+        xp = backend_of(param).xp
+        m, v = self.state["m"][i], self.state["v"][i]
+        m *= self.beta1
+        m += (1.0 - self.beta1) * grad
+        v *= self.beta2
+        v += (1.0 - self.beta2) * (grad * grad)
+        # Bias correction placed as torch does: folded into the step size and the denominator.
+        t = self.iterations
+        step_size = lr / (1.0 - self.beta1 ** t)
+        denom = xp.sqrt(v)
+        denom /= math.sqrt(1.0 - self.beta2 ** t)
+        denom += self.eps
+        param -= step_size * (m / denom)
+
+    def _hyper(self):
+        return {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps, "weight_decay": self.weight_decay}
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (as torch.optim.AdamW).
+
+    The params shrink first, then take the plain Adam step (the gradient is not changed):
+
+        param *= 1 - lr * wd
+        param -= (the Adam step above, without the L2 term)
+    """
+
+    name = "adamw"
+
+    def __init__(self, lr=1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
+                 weight_decay: float = 0.01):
+        super().__init__(lr, beta1, beta2, eps, weight_decay)
+
+    def update(self, i, param, grad, lr):
+        if self.weight_decay:
+            param *= 1.0 - lr * self.weight_decay
+        self._adam(i, param, grad, lr)
+
+
+OPTIMIZERS = {cls.name: cls for cls in (SGD, RMSprop, Adagrad, Adam, AdamW)}
+
+
+def get_optimizer(name_or_obj="adam", **kwargs) -> Optimizer:
+    """An optimizer from a name ("sgd", "adam", "adamw", "rmsprop", "adagrad") and kwargs,
+    from a ``config()`` dict, or an Optimizer instance (returned as is)."""
+    if isinstance(name_or_obj, Optimizer):
+        if kwargs:
+            raise ValueError(f"get_optimizer: got an Optimizer instance and also arguments {sorted(kwargs)}; "
+                             f"set them on the instance instead")
+        return name_or_obj
+    if isinstance(name_or_obj, dict):
+        config = dict(name_or_obj)
+        name = config.pop("name", None)
+        return get_optimizer(name, **{**config, **kwargs})
+    if isinstance(name_or_obj, str) and name_or_obj.lower() in OPTIMIZERS:
+        cls = OPTIMIZERS[name_or_obj.lower()]
+        accepted = [a for a in inspect.signature(cls).parameters]
+        unknown = sorted(set(kwargs) - set(accepted))
+        if unknown:
+            raise TypeError(f"get_optimizer: {cls.__name__} does not take {unknown}; it takes {accepted}")
+        return cls(**kwargs)
+    raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)} or an Optimizer instance, found {name_or_obj!r}")
+
+
+def clip_grad_norm(pairs, max_norm: float):
+    """Scale all grads together so that their global L2 norm is at most ``max_norm``.
+
+    total_norm = sqrt(sum over every grad of sum(grad**2)); each grad is multiplied by
+    min(1, max_norm / (total_norm + 1e-6)) (torch.nn.utils.clip_grad_norm_'s factor).
+
+    The input grads are not modified (the layers own them): this returns
+    ``(clipped_pairs, total_norm)``, a new list of ``(param, scaled_grad)`` with the same
+    params, and the norm before clipping as a 0-d array on the device (no host sync).
+    """
+    max_norm = _number("clip_grad_norm", "max_norm", max_norm)
+    if max_norm <= 0.0:
+        raise ValueError(f"clip_grad_norm: max_norm must be > 0, found {max_norm!r}")
+    pairs = list(pairs)
+    if not pairs:
+        raise ValueError("clip_grad_norm: pairs is empty, expected a list of (param, grad)")
+    xp = backend_of(pairs[0][1]).xp
+    squares = None
+    for _, grad in pairs:
+        s = xp.sum(grad * grad)
+        squares = s if squares is None else squares + s
+    total_norm = xp.sqrt(squares)
+    scale = xp.clip(max_norm / (total_norm + 1e-6), max=1.0)
+    return [(param, grad * scale) for param, grad in pairs], total_norm

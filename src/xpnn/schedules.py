@@ -1,0 +1,166 @@
+"""Learning-rate schedules: ``schedule(step) -> lr`` as a Python float.
+
+Give one to an optimizer as its lr (``Adam(lr=CosineDecay(1e-3, total_steps=1000))``);
+the optimizer calls it with the number of steps taken so far (0 for the first update).
+Each schedule has ``config()``; ``get_schedule(config)`` rebuilds it (save/load).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import operator
+
+__all__ = ["Schedule", "StepDecay", "ExponentialDecay", "CosineDecay", "LinearWarmup",
+           "SCHEDULES", "get_schedule"]
+
+
+def _positive(where: str, name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{where}: {name} must be a finite number > 0, found {value!r}")
+    return float(value)
+
+
+def _count(where: str, name: str, value, low: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{where}: {name} must be an integer >= {low}, found {value!r}")
+    return int(value)
+
+
+class Schedule:
+    """Base class: ``__call__(step) -> float`` and ``config()``."""
+
+    name = "schedule"
+
+    def __call__(self, step) -> float:
+        try:
+            step = operator.index(step)
+        except TypeError:
+            raise ValueError(f"{type(self).__name__}: step must be an integer >= 0, found {step!r}") from None
+        if step < 0:
+            raise ValueError(f"{type(self).__name__}: step must be an integer >= 0, found {step!r}")
+        return float(self.value(step))
+
+    def value(self, step: int) -> float:
+        raise NotImplementedError
+
+    def config(self) -> dict:
+        """Constructor arguments as JSON-able values, plus ``"name"``."""
+        return {"name": self.name, **self._args()}
+
+    def _args(self) -> dict:
+        return {}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self._args().items())})"
+
+
+class StepDecay(Schedule):
+    """Multiply by ``gamma`` every ``step_size`` steps: ``lr * gamma ** (step // step_size)``."""
+
+    name = "step_decay"
+
+    def __init__(self, lr: float, step_size: int, gamma: float = 0.1):
+        self.lr = _positive("StepDecay", "lr", lr)
+        self.step_size = _count("StepDecay", "step_size", step_size)
+        self.gamma = _positive("StepDecay", "gamma", gamma)
+
+    def value(self, step):
+        return self.lr * self.gamma ** (step // self.step_size)
+
+    def _args(self):
+        return {"lr": self.lr, "step_size": self.step_size, "gamma": self.gamma}
+
+
+class ExponentialDecay(Schedule):
+    """Smooth decay: ``lr * gamma ** step``."""
+
+    name = "exponential_decay"
+
+    def __init__(self, lr: float, gamma: float):
+        self.lr = _positive("ExponentialDecay", "lr", lr)
+        self.gamma = _positive("ExponentialDecay", "gamma", gamma)
+
+    def value(self, step):
+        return self.lr * self.gamma ** step
+
+    def _args(self):
+        return {"lr": self.lr, "gamma": self.gamma}
+
+
+class CosineDecay(Schedule):
+    """Half a cosine from ``lr`` down to ``min_lr`` over ``total_steps``, then ``min_lr``:
+
+        min_lr + (lr - min_lr) * (1 + cos(pi * min(step, total_steps) / total_steps)) / 2
+    """
+
+    name = "cosine_decay"
+
+    def __init__(self, lr: float, total_steps: int, min_lr: float = 0.0):
+        self.lr = _positive("CosineDecay", "lr", lr)
+        self.total_steps = _count("CosineDecay", "total_steps", total_steps)
+        if isinstance(min_lr, bool) or not isinstance(min_lr, numbers.Real) or not 0.0 <= min_lr <= self.lr:
+            raise ValueError(f"CosineDecay: min_lr must be a number in [0, lr={self.lr}], found {min_lr!r}")
+        self.min_lr = float(min_lr)
+
+    def value(self, step):
+        progress = min(step, self.total_steps) / self.total_steps
+        return self.min_lr + (self.lr - self.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    def _args(self):
+        return {"lr": self.lr, "total_steps": self.total_steps, "min_lr": self.min_lr}
+
+
+class LinearWarmup(Schedule):
+    """Ramp up linearly for ``warmup_steps`` steps, then follow the wrapped schedule.
+
+    With ``base`` the wrapped schedule (a float lr is a constant schedule):
+
+        step < warmup_steps:   base(0) * (step + 1) / warmup_steps    (base(0)/warmup ... base(0))
+        step >= warmup_steps:  base(step - warmup_steps)              (the base starts after warmup)
+    """
+
+    name = "linear_warmup"
+
+    def __init__(self, schedule_or_lr, warmup_steps: int):
+        if isinstance(schedule_or_lr, dict):
+            schedule_or_lr = get_schedule(schedule_or_lr)
+        if not isinstance(schedule_or_lr, Schedule):
+            schedule_or_lr = _positive("LinearWarmup", "schedule_or_lr (a Schedule or an lr)", schedule_or_lr)
+        self.schedule = schedule_or_lr
+        self.warmup_steps = _count("LinearWarmup", "warmup_steps", warmup_steps)
+
+    def _base(self, step: int) -> float:
+        return self.schedule(step) if isinstance(self.schedule, Schedule) else self.schedule
+
+    def value(self, step):
+        if step < self.warmup_steps:
+            return self._base(0) * (step + 1) / self.warmup_steps
+        return self._base(step - self.warmup_steps)
+
+    def _args(self):
+        base = self.schedule.config() if isinstance(self.schedule, Schedule) else self.schedule
+        return {"schedule": base, "warmup_steps": self.warmup_steps}
+
+    def __repr__(self) -> str:
+        return f"LinearWarmup({self.schedule!r}, warmup_steps={self.warmup_steps})"
+
+
+SCHEDULES = {cls.name: cls for cls in (StepDecay, ExponentialDecay, CosineDecay, LinearWarmup)}
+
+
+def get_schedule(config) -> Schedule:
+    """Rebuild a schedule from its ``config()`` dict (a Schedule is returned as is)."""
+    if isinstance(config, Schedule):
+        return config
+    if not isinstance(config, dict) or config.get("name") not in SCHEDULES:
+        found = config.get("name") if isinstance(config, dict) else config
+        raise ValueError(f"get_schedule: expected a config dict with 'name' one of {sorted(SCHEDULES)}, "
+                         f"found {found!r}")
+    args = {k: v for k, v in config.items() if k != "name"}
+    if config["name"] == "linear_warmup" and "schedule" in args:
+        args["schedule_or_lr"] = args.pop("schedule")
+    try:
+        return SCHEDULES[config["name"]](**args)
+    except TypeError as exc:
+        raise ValueError(f"get_schedule: bad arguments for {config['name']!r}: {exc}") from None
