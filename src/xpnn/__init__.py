@@ -1,15 +1,43 @@
-"""xpnn: neural networks from scratch on NumPy, CuPy or any array-API library."""
+"""xpnn: neural networks from scratch on NumPy, CuPy or any array-API library.
 
-from . import init
+Every layer, loss and optimizer is written once against the array API standard and gets
+its array namespace from a Backend; forward and backward are written by hand side by side.
+"""
+
+from . import callbacks, datasets, init, layers, losses, metrics, optimizers, preprocessing, schedules
 from .backend import Backend, available_backends, get_backend, set_backend, use_backend
+from .callbacks import (CSVLogger, EarlyStopping, History, LearningRateScheduler, ModelCheckpoint,
+                        ReduceLROnPlateau, TerminateOnNaN)
+from .datasets import load_csv, load_digits, load_fashion_mnist, load_mnist, read_idx, write_idx
 from .gradcheck import gradcheck
-from .layers import ELU, GELU, Dense, Dropout, Flatten, Layer, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from .io import load
+from .layers import (ELU, GELU, Dense, Dropout, Flatten, Identity, Layer, LeakyReLU, ReLU, Sigmoid, Softmax,
+                     Tanh, register_layer)
+from .losses import (MAE, MSE, BCEWithLogits, BinaryCrossEntropy, CrossEntropy, Huber, Loss, SoftmaxCrossEntropy,
+                     get_loss)
+from .model import NeuralNetwork, Sequential
+from .optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, clip_grad_norm, get_optimizer
+from .preprocessing import MinMaxScaler, StandardScaler, one_hot, train_test_split
 
 __version__ = "0.1.0"
 
 __all__ = [
+    # backend
     "Backend", "get_backend", "set_backend", "use_backend", "available_backends",
-    "gradcheck", "init",
-    "Layer", "Dense", "Dropout", "Flatten",
+    # models and layers
+    "Sequential", "NeuralNetwork", "load",
+    "Layer", "register_layer", "Dense", "Dropout", "Flatten", "Identity",
     "ReLU", "LeakyReLU", "ELU", "GELU", "Sigmoid", "Tanh", "Softmax",
+    # losses and optimizers
+    "Loss", "MSE", "MAE", "Huber", "BinaryCrossEntropy", "BCEWithLogits", "SoftmaxCrossEntropy", "CrossEntropy",
+    "get_loss", "Optimizer", "SGD", "RMSprop", "Adagrad", "Adam", "AdamW", "get_optimizer", "clip_grad_norm",
+    # training
+    "History", "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler", "ReduceLROnPlateau", "CSVLogger",
+    "TerminateOnNaN",
+    # data
+    "load_digits", "load_fashion_mnist", "load_mnist", "load_csv", "read_idx", "write_idx",
+    "StandardScaler", "MinMaxScaler", "one_hot", "train_test_split",
+    # checks and modules
+    "gradcheck", "init", "layers", "losses", "optimizers", "schedules", "metrics", "preprocessing", "callbacks",
+    "datasets",
 ]

@@ -6,7 +6,25 @@ from .dense import Dense
 from .dropout import Dropout
 from .flatten import Flatten
 
-__all__ = [
+LAYERS = {cls.__name__: cls for cls in (
+    Dense, Dropout, Flatten, ReLU, LeakyReLU, ELU, GELU, Sigmoid, Tanh, Softmax, Identity,
+)}
+
+
+def register_layer(cls):
+    """Make a Layer subclass known to save/load by its class name (usable as a decorator)."""
+    LAYERS[cls.__name__] = cls
+    return cls
+
+
+def layer_name(layer) -> str:
+    name = type(layer).__name__
+    if LAYERS.get(name) is not type(layer):
+        raise ValueError(f"layer {layer!r} is not registered for saving: decorate its class with xpnn.layers.register_layer")
+    return name
+
+
+__all__ = ["LAYERS", "register_layer", "layer_name",
     "Layer", "Dense", "Dropout", "Flatten",
     "ReLU", "LeakyReLU", "ELU", "GELU", "Sigmoid", "Tanh", "Softmax", "Identity",
     "ACTIVATIONS", "get_activation",

@@ -20,6 +20,7 @@ class Layer:
     def __init__(self):
         self.params: dict = {}
         self.grads: dict = {}
+        self.buffers: dict = {}  # non-trained state that is saved and moved (running stats)
         self.backend: Backend | None = None
         self.generator: Generator | None = None
         self.dtype = None

@@ -1,0 +1,250 @@
+"""Callbacks: code that runs at fixed points of ``model.fit``.
+
+Hooks (all optional): ``on_train_begin()``, ``on_epoch_begin(epoch)``,
+``on_batch_end(batch, running)`` where ``running()`` returns the running logs (it reads
+the device, so call it only when needed), ``on_epoch_end(epoch, logs)``,
+``on_train_end()``. A callback that sets ``needs_batch_loss = True`` also gets
+``on_batch_loss(epoch, batch, loss)`` with the batch loss as a Python float before the
+update is applied; this costs one host sync per batch, so only TerminateOnNaN asks.
+Setting ``model.stop_training = True`` ends training after the current step.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import sys
+import time
+
+_MAX_WORDS = ("acc", "auc", "f1", "precision", "recall", "r2")
+
+
+def _mode(monitor: str, mode: str) -> str:
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f"mode must be 'auto', 'min' or 'max', found {mode!r}")
+    if mode != "auto":
+        return mode
+    return "max" if any(w in monitor for w in _MAX_WORDS) else "min"
+
+
+def _monitored(name: str, monitor: str, logs: dict) -> float:
+    if monitor not in logs:
+        hint = " (pass validation_data or validation_split to fit)" if monitor.startswith("val_") else ""
+        raise ValueError(f"{name}: monitor {monitor!r} is not in the epoch logs {sorted(logs)}{hint}")
+    return float(logs[monitor])
+
+
+class Callback:
+    """Base class; ``self.model`` is set by fit."""
+
+    model = None
+    needs_batch_loss = False
+
+    def on_train_begin(self): ...
+    def on_epoch_begin(self, epoch): ...
+    def on_batch_end(self, batch, running): ...
+    def on_epoch_end(self, epoch, logs): ...
+    def on_train_end(self): ...
+
+
+class History(Callback):
+    """``history.history`` is a dict of per-epoch lists, like Keras; ``history.epoch`` the epochs."""
+
+    def __init__(self):
+        self.history: dict = {}
+        self.epoch: list = []
+
+    def on_epoch_end(self, epoch, logs):
+        self.epoch.append(epoch)
+        for k, v in logs.items():
+            self.history.setdefault(k, []).append(v)
+
+
+class _Better:
+    """Tracks the best value of a monitored quantity."""
+
+    def __init__(self, monitor, mode, min_delta):
+        self.monitor = monitor
+        self.mode = _mode(monitor, mode)
+        self.min_delta = abs(float(min_delta))
+        self.best = math.inf if self.mode == "min" else -math.inf
+
+    def improved(self, value: float) -> bool:
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs;
+    with ``restore_best_weights`` the model ends with the best epoch's weights."""
+
+    def __init__(self, monitor="val_loss", patience=0, min_delta=0.0, mode="auto", restore_best_weights=True):
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+            raise ValueError(f"EarlyStopping: patience must be a non-negative integer, found {patience!r}")
+        self.tracker = _Better(monitor, mode, min_delta)
+        self.monitor, self.patience, self.restore_best_weights = monitor, patience, restore_best_weights
+
+    def on_train_begin(self):
+        self.tracker.best = math.inf if self.tracker.mode == "min" else -math.inf
+        self.wait, self.best_weights, self.best_epoch, self.stopped_epoch = 0, None, None, None
+
+    def on_epoch_end(self, epoch, logs):
+        value = _monitored("EarlyStopping", self.monitor, logs)
+        if self.tracker.improved(value):
+            self.tracker.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best_weights:
+                self.best_weights = self.model.get_weights()
+            return
+        self.wait += 1
+        if self.wait > self.patience:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self):
+        if self.restore_best_weights and self.best_weights is not None and self.stopped_epoch is not None:
+            self.model.set_weights(self.best_weights)
+
+
+class ModelCheckpoint(Callback):
+    """Save the model after each epoch (``{epoch}`` and log names may appear in ``path``);
+    with ``save_best_only`` only when ``monitor`` improved. Files are written atomically."""
+
+    def __init__(self, path, monitor="val_loss", save_best_only=False, mode="auto"):
+        self.path = str(path)
+        self.save_best_only = save_best_only
+        self.tracker = _Better(monitor, mode, 0.0)
+        self.monitor = monitor
+
+    def on_epoch_end(self, epoch, logs):
+        if self.save_best_only:
+            value = _monitored("ModelCheckpoint", self.monitor, logs)
+            if not self.tracker.improved(value):
+                return
+            self.tracker.best = value
+        path = self.path.format(epoch=epoch + 1, **logs)
+        self.model.save(path, epoch=epoch + 1)
+        self.last_saved = path
+
+
+class LearningRateScheduler(Callback):
+    """Set the optimizer's lr at each epoch start to ``schedule(epoch, lr)``."""
+
+    def __init__(self, schedule):
+        if not callable(schedule):
+            raise TypeError(f"LearningRateScheduler: schedule must be callable (epoch, lr) -> lr, found {schedule!r}")
+        self.schedule = schedule
+
+    def on_epoch_begin(self, epoch):
+        opt = self.model.optimizer
+        opt.lr = float(self.schedule(epoch, opt.get_lr()))
+
+    def on_epoch_end(self, epoch, logs):
+        logs["lr"] = self.model.optimizer.get_lr()
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiply lr by ``factor`` when ``monitor`` has not improved for ``patience`` epochs."""
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, min_delta=1e-4, min_lr=0.0, cooldown=0, mode="auto"):
+        if not 0.0 < factor < 1.0:
+            raise ValueError(f"ReduceLROnPlateau: factor must be in (0, 1), found {factor!r}")
+        self.tracker = _Better(monitor, mode, min_delta)
+        self.monitor, self.factor, self.patience = monitor, float(factor), patience
+        self.min_lr, self.cooldown = float(min_lr), cooldown
+
+    def on_train_begin(self):
+        self.wait, self.cooldown_left = 0, 0
+
+    def on_epoch_end(self, epoch, logs):
+        value = _monitored("ReduceLROnPlateau", self.monitor, logs)
+        opt = self.model.optimizer
+        if self.cooldown_left > 0:
+            self.cooldown_left -= 1
+            self.wait = 0
+        if self.tracker.improved(value):
+            self.tracker.best, self.wait = value, 0
+        elif self.cooldown_left == 0:
+            self.wait += 1
+            if self.wait >= self.patience:
+                opt.lr = max(opt.get_lr() * self.factor, self.min_lr)
+                self.wait, self.cooldown_left = 0, self.cooldown
+        logs["lr"] = opt.get_lr()
+
+
+class CSVLogger(Callback):
+    """Append one row per epoch to a CSV file (header from the first epoch's logs)."""
+
+    def __init__(self, path, append=False):
+        self.path, self.append = str(path), append
+
+    def on_train_begin(self):
+        self.keys = None
+        if not self.append and os.path.exists(self.path):
+            os.remove(self.path)
+
+    def on_epoch_end(self, epoch, logs):
+        new = not os.path.exists(self.path) or os.path.getsize(self.path) == 0
+        if self.keys is None:
+            self.keys = sorted(logs)
+        with open(self.path, "a", newline="") as fh:
+            writer = csv.writer(fh)
+            if new:
+                writer.writerow(["epoch", *self.keys])
+            writer.writerow([epoch + 1, *(logs.get(k, "") for k in self.keys)])
+
+
+class TerminateOnNaN(Callback):
+    """Stop at the first non-finite batch loss, before that batch's update, so the model
+    keeps the last finite weights. Reads every batch loss (one host sync per batch)."""
+
+    needs_batch_loss = True
+
+    def on_train_begin(self):
+        self.stopped_at = None
+        self.message = None
+
+    def on_batch_loss(self, epoch, batch, loss):
+        if not math.isfinite(loss):
+            self.stopped_at = (epoch + 1, batch + 1)
+            self.message = (f"TerminateOnNaN: loss is {loss} at epoch {epoch + 1}, batch {batch + 1}; "
+                            f"training stopped, weights are those before this batch")
+            print(self.message, file=sys.stderr)
+            self.model.stop_training = True
+
+
+def _format_logs(logs: dict) -> str:
+    return " - ".join(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}" for k, v in logs.items())
+
+
+class ProgressBar(Callback):
+    """A tqdm bar per epoch on a terminal; one line per epoch otherwise (or verbose=2)."""
+
+    def __init__(self, epochs, steps, verbose=1, file=None):
+        self.epochs, self.steps, self.verbose = epochs, steps, verbose
+        self.file = file or sys.stdout
+        self.use_bar = verbose == 1 and hasattr(self.file, "isatty") and self.file.isatty()
+        self.every = max(1, steps // 20)  # refresh ~20 times an epoch: few host syncs
+
+    def on_epoch_begin(self, epoch):
+        self.start = time.perf_counter()
+        if self.use_bar:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=self.steps, desc=f"Epoch {epoch + 1}/{self.epochs}", file=self.file,
+                            unit="batch", leave=True, dynamic_ncols=True)
+
+    def on_batch_end(self, batch, running):
+        if self.use_bar:
+            self.bar.update(1)
+            if (batch + 1) % self.every == 0:
+                self.bar.set_postfix(running(), refresh=False)
+
+    def on_epoch_end(self, epoch, logs):
+        seconds = time.perf_counter() - self.start
+        if self.use_bar:
+            self.bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items() if isinstance(v, float)})
+            self.bar.close()
+        elif self.verbose:
+            print(f"Epoch {epoch + 1}/{self.epochs} - {seconds:.2f}s - {_format_logs(logs)}", file=self.file, flush=True)

@@ -1,0 +1,208 @@
+"""The ``xpnn`` command: train, evaluate, predict, info.
+
+Bad input gets one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+DATASETS = ("digits", "fashion-mnist", "mnist")
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported as one line, exit code 2."""
+
+
+def _load_data(name, data_home=None, flatten=True):
+    """((X_train, y_train), (X_test, y_test)) for a data set name or a CSV path."""
+    from . import datasets
+
+    if name == "digits":
+        return datasets.load_digits(flatten=flatten)
+    if name == "fashion-mnist":
+        return datasets.load_fashion_mnist(data_home=data_home, flatten=flatten)
+    if name == "mnist":
+        return datasets.load_mnist(data_home=data_home, flatten=flatten)
+    if name.lower().endswith(".csv"):
+        from .preprocessing import train_test_split
+
+        X, y = datasets.load_csv(name)
+        X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, seed=0)
+        return (X_train, y_train), (X_test, y_test)
+    raise UsageError(f"--data must be one of {', '.join(DATASETS)} or a path ending in .csv, found {name!r}")
+
+
+def _build_model(args, n_features, n_classes):
+    from .model import NeuralNetwork
+
+    if args.model == "cnn":
+        raise UsageError("--model cnn is not available yet (convolution layers are coming); use --model mlp")
+    return NeuralNetwork(n_features, args.hidden, n_classes, activation=args.activation,
+                         init="he_uniform", backend=args.backend, seed=args.seed)
+
+
+def cmd_train(args) -> int:
+    from .callbacks import CSVLogger
+    from .metrics import confusion_matrix
+
+    (X_train, y_train), (X_test, y_test) = _load_data(args.data, args.data_home, flatten=args.model == "mlp")
+    n_classes = int(max(y_train.max(), y_test.max())) + 1
+    out = args.out or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
+    os.makedirs(out, exist_ok=True)
+    model = _build_model(args, X_train.shape[1], n_classes)
+    model.compile("softmax_cross_entropy", _optimizer(args), metrics=["accuracy"])
+    if args.verbose:
+        print(f"xpnn: {args.data}: {X_train.shape[0]} training and {X_test.shape[0]} test samples, "
+              f"{n_classes} classes; {model.count_params():,} params on backend {model.backend.name}")
+    start = time.perf_counter()
+    history = model.fit(X_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
+                        validation_split=args.validation_split, verbose=args.verbose,
+                        callbacks=[CSVLogger(os.path.join(out, "history.csv"))])
+    seconds = time.perf_counter() - start
+    test = model.evaluate(X_test, y_test)
+    model.save(os.path.join(out, "model.safetensors"))
+    metrics = {"test_accuracy": test["accuracy"], "test_loss": test["loss"], "epochs": model.epochs_trained,
+               "seconds": round(seconds, 3), "backend": model.backend.name, "seed": args.seed,
+               "data": args.data, "model": args.model, "hidden": args.hidden, "batch_size": args.batch_size,
+               "optimizer": args.optimizer, "lr": args.lr, "params": model.count_params()}
+    with open(os.path.join(out, "metrics.json"), "w") as fh:
+        json.dump(metrics, fh, indent=2)
+    written = ["model.safetensors", "history.csv", "metrics.json"]
+    try:
+        from .plotting import plot_confusion_matrix, plot_history
+
+        plot_history(history, os.path.join(out, "curves.png"), title=args.data)
+        cm = confusion_matrix(y_test, model.predict_classes(X_test))
+        plot_confusion_matrix(cm, path=os.path.join(out, "confusion_matrix.png"), title=f"{args.data}: test set")
+        written += ["curves.png", "confusion_matrix.png"]
+    except RuntimeError as exc:  # matplotlib missing: the run still counts
+        print(f"xpnn: no plots ({exc})", file=sys.stderr)
+    print(f"test accuracy {test['accuracy']:.4f}, test loss {test['loss']:.4f}, "
+          f"{model.epochs_trained} epochs in {seconds:.1f} s on {model.backend.name}")
+    print(f"wrote {', '.join(written)} to {out}")
+    return 0
+
+
+def _optimizer(args):
+    from .optimizers import get_optimizer
+
+    return get_optimizer(args.optimizer, lr=args.lr) if args.lr is not None else get_optimizer(args.optimizer)
+
+
+def cmd_evaluate(args) -> int:
+    from .io import load
+
+    model = load(args.model_path, backend=args.backend)
+    if model.loss is None:
+        raise UsageError(f"{args.model_path}: the model was saved before compile; nothing to evaluate with")
+    flatten = not any(type(layer).__name__.startswith("Conv") for layer in model.layers)
+    _, (X_test, y_test) = _load_data(args.data, args.data_home, flatten=flatten)
+    result = model.evaluate(X_test, y_test)
+    print(json.dumps({k: round(v, 6) for k, v in result.items()}))
+    return 0
+
+
+def _read_inputs(path):
+    if path.endswith(".npy"):
+        X = np.load(path, allow_pickle=False)
+    elif path.endswith(".csv"):
+        from .datasets import load_csv
+
+        X, _ = load_csv(path, label_column=None)
+    else:
+        raise UsageError(f"INPUT must be a .csv or .npy file, found {path!r}")
+    return np.asarray(X, dtype=np.float32)
+
+
+def cmd_predict(args) -> int:
+    from .io import load
+
+    model = load(args.model_path, backend=args.backend)
+    X = _read_inputs(args.input)
+    probs = model.predict(X)
+    labels = model.predict_classes(X)
+    rows = [[int(label), *[f"{p:.6f}" for p in np.atleast_1d(row)]] for label, row in zip(labels, probs)]
+    header = ["label", *[f"p{i}" for i in range(probs.shape[1] if probs.ndim == 2 else 1)]]
+    if args.out:
+        with open(args.out, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(header)
+            writer.writerows(rows)
+        print(f"wrote {len(rows)} predictions to {args.out}")
+    else:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return 0
+
+
+def cmd_info(args) -> int:
+    from . import __version__
+    from .backend import available_backends
+
+    print(f"xpnn {__version__}")
+    print(f"numpy {np.__version__}")
+    for name, ok in available_backends().items():
+        print(f"backend {name}: {'available' if ok is True else 'unavailable (' + ok + ')'}")
+    return 0
+
+
+def _parser():
+    p = argparse.ArgumentParser(prog="xpnn", description="Neural networks from scratch on NumPy, CuPy or any array-API library")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a network and write model, history, metrics and plots")
+    t.add_argument("--data", default="digits", help="digits (bundled), fashion-mnist, mnist or a PATH.csv (last column: label)")
+    t.add_argument("--data-home", default=None, help="folder holding the IDX files of fashion-mnist/mnist")
+    t.add_argument("--model", default="mlp", choices=("mlp", "cnn"))
+    t.add_argument("--hidden", type=int, nargs="+", default=[256, 128], help="hidden layer sizes of the MLP")
+    t.add_argument("--activation", default="relu")
+    t.add_argument("--epochs", type=int, default=30)
+    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--lr", type=float, default=None, help="learning rate (default: the optimizer's)")
+    t.add_argument("--optimizer", default="adam")
+    t.add_argument("--validation-split", type=float, default=0.1)
+    t.add_argument("--backend", default=None, help="numpy (default), cupy or array_api_strict")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", default=None, help="output folder (default runs/<timestamp>)")
+    t.add_argument("--verbose", type=int, default=1)
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="loss and metrics of a saved model on a data set's test split")
+    e.add_argument("model_path")
+    e.add_argument("--data", default="digits")
+    e.add_argument("--data-home", default=None)
+    e.add_argument("--backend", default=None)
+    e.set_defaults(func=cmd_evaluate)
+
+    r = sub.add_parser("predict", help="class probabilities and labels for inputs in a .csv or .npy file")
+    r.add_argument("model_path")
+    r.add_argument("input")
+    r.add_argument("--out", default=None, help="write predictions to this CSV (default: stdout)")
+    r.add_argument("--backend", default=None)
+    r.set_defaults(func=cmd_predict)
+
+    i = sub.add_parser("info", help="version, array libraries found, GPU visible or not")
+    i.set_defaults(func=cmd_info)
+    return p
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (UsageError, ValueError, TypeError, FileNotFoundError, RuntimeError, KeyError) as exc:
+        print(f"xpnn {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

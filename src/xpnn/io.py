@@ -1,0 +1,121 @@
+"""Save and load models: one .safetensors file, no pickle (a model file cannot run code).
+
+The file holds every param and buffer ("layer.0.W") and the optimizer state
+("optimizer.m.0") as tensors, and in its string metadata one JSON document "xpnn" with
+the architecture, dtype, seed, compile settings, optimizer step count, epochs trained and
+the generator state. That is everything needed to resume training exactly.
+Files are written to a temporary file beside the target and moved into place with
+os.replace, so a crash mid-write never leaves a half-written model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+import numpy as np
+
+FORMAT = "xpnn-1"
+
+
+def _model_config(model) -> dict:
+    cfg = model.config()
+    cfg["backend"] = model.backend.name
+    cfg["epochs_trained"] = model.epochs_trained
+    cfg["generator"] = model.generator.state
+    if model.loss is not None:
+        cfg["compile"] = {
+            "loss": {"name": model.loss.name, **model.loss.config()},
+            "optimizer": model.optimizer.config(),
+            "optimizer_iterations": model.optimizer.iterations,
+            "metrics": list(model.metric_names),
+        }
+    return cfg
+
+
+def save(model, path, epoch=None) -> None:
+    """Write ``model`` to ``path`` (.safetensors) atomically."""
+    from safetensors.numpy import save_file
+
+    backend = model.backend
+    tensors = {f"layer.{k}": np.ascontiguousarray(backend.to_numpy(v)) for k, v in model.named_arrays().items()}
+    cfg = _model_config(model)
+    if epoch is not None:
+        cfg["epochs_trained"] = int(epoch)
+    if model.optimizer is not None:
+        for k, v in model.optimizer.state_arrays().items():
+            tensors[f"optimizer.{k}"] = np.ascontiguousarray(backend.to_numpy(v))
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".xpnn-", suffix=".tmp", dir=folder)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={"format": FORMAT, "xpnn": json.dumps(cfg)})
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def read(path):
+    """(config dict, {name: numpy array}) from a model file, with clear errors."""
+    from safetensors import safe_open
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"model file {path!r} does not exist")
+    try:
+        with safe_open(path, framework="numpy") as fh:
+            meta = fh.metadata() or {}
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    except Exception as exc:
+        raise ValueError(f"{path}: not an xpnn model file (safetensors could not read it: {exc})") from None
+    if meta.get("format") != FORMAT or "xpnn" not in meta:
+        raise ValueError(f"{path}: a safetensors file, but not an xpnn model (metadata format {meta.get('format')!r}, expected {FORMAT!r})")
+    return json.loads(meta["xpnn"]), tensors
+
+
+def load(path, backend=None):
+    """Rebuild a model saved with ``model.save(path)`` on ``backend`` (default: the current
+    default backend), compiled and ready to predict or to resume training."""
+    from .layers import LAYERS
+    from .model import NeuralNetwork, Sequential
+
+    cfg, tensors = read(path)
+    if cfg["class"] == "NeuralNetwork":
+        model = NeuralNetwork(**cfg["arch"], backend=backend, seed=cfg["seed"], dtype=cfg["dtype"])
+    else:
+        layers = []
+        for spec in cfg["layers"]:
+            if spec["class"] not in LAYERS:
+                raise ValueError(f"{path}: unknown layer class {spec['class']!r} (known: {sorted(LAYERS)})")
+            layers.append(LAYERS[spec["class"]](**spec["config"]))
+        model = Sequential(layers, backend=backend, seed=cfg["seed"], dtype=cfg["dtype"])
+    b = model.backend
+    for key, value in tensors.items():
+        if not key.startswith("layer."):
+            continue
+        index, name = key[len("layer."):].split(".", 1)
+        layer = model.layers[int(index)]
+        store = layer.buffers if name in layer.buffers else layer.params
+        if name not in store:
+            raise ValueError(f"{path}: tensor {key!r} does not match layer {index} ({layer!r})")
+        if tuple(store[name].shape) != tuple(value.shape):
+            raise ValueError(f"{path}: tensor {key!r} has shape {value.shape}, layer {index} expects {tuple(store[name].shape)}")
+        store[name] = b.asarray(value)
+    model.generator.set_state(cfg["generator"])
+    model.epochs_trained = cfg.get("epochs_trained", 0)
+    comp = cfg.get("compile")
+    if comp:
+        from .losses import get_loss
+        from .optimizers import get_optimizer
+
+        loss_cfg = dict(comp["loss"])
+        model.compile(get_loss(loss_cfg.pop("name"), **loss_cfg), get_optimizer(comp["optimizer"]), comp["metrics"])
+        state = {k[len("optimizer."):]: b.asarray(v) for k, v in tensors.items() if k.startswith("optimizer.")}
+        model.optimizer.load_state_arrays(state, comp["optimizer_iterations"])
+    return model
+

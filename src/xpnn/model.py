@@ -1,0 +1,379 @@
+"""Sequential and NeuralNetwork: a stack of layers with forward/backward/fit/evaluate/predict.
+
+Training one batch is the whole of backprop:
+
+    Y = model.forward(X, training=True)     # each layer keeps what its backward needs
+    loss = loss_fn.forward(Y, y)            # a 0-d array on the device
+    model.backward(loss_fn.backward())      # chain rule, last layer first; fills grads
+    optimizer.step(model.parameters())      # params updated in place
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from . import callbacks as cb
+from .backend import backend_of, get_backend
+from .layers import get_activation
+from .layers.base import Layer
+from .layers.dense import Dense
+from .losses import get_loss
+from .metrics import get_metric
+from .optimizers import get_optimizer
+
+
+class Sequential:
+    """Layers applied in order.
+
+    Args:
+        layers: a list of Layer objects.
+        backend: "numpy" (default), "cupy", "array_api_strict", a namespace or a Backend.
+        seed: feeds the model's generator (init, dropout, shuffling): same seed, same run.
+        dtype: parameter and compute dtype ("float32"; "float64" for checks).
+    """
+
+    def __init__(self, layers, backend=None, seed: int = 0, dtype="float32"):
+        layers = list(layers)
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"Sequential: layers[{i}] must be a Layer, found {type(layer).__name__}")
+        self.layers = layers
+        self.backend = get_backend(backend)
+        self.dtype_name = str(dtype)
+        self.dtype = self.backend.dtype(dtype)
+        self.seed = seed
+        self.generator = self.backend.rng(seed)
+        for layer in self.layers:
+            layer.bind(self.backend, self.generator, self.dtype)
+        self.loss = self.optimizer = None
+        self.metric_names: list = []
+        self.stop_training = False
+        self.epochs_trained = 0
+
+    # ---- backprop ------------------------------------------------------------------------
+
+    def forward(self, X, training: bool = False):
+        """X: (batch, ...) backend array -> the last layer's output."""
+        self.backend.check(X, "X", f"{type(self).__name__}.forward")
+        for layer in self.layers:
+            X = layer.forward(X, training=training)
+        return X
+
+    __call__ = forward
+
+    def backward(self, dY):
+        """dY: gradient of the loss w.r.t. the output -> gradient w.r.t. the input."""
+        for layer in reversed(self.layers):
+            dY = layer.backward(dY)
+        return dY
+
+    def parameters(self) -> list:
+        """(param, grad) pairs in layer order (grad is None before the first backward)."""
+        return [(layer.params[k], layer.grads.get(k)) for layer in self.layers for k in layer.params]
+
+    def named_arrays(self) -> dict:
+        """Every param and buffer by a stable name ("0.W", "3.running_mean")."""
+        out = {}
+        for i, layer in enumerate(self.layers):
+            for k, v in {**layer.params, **layer.buffers}.items():
+                out[f"{i}.{k}"] = v
+        return out
+
+    def get_weights(self) -> list:
+        """Copies of every param and buffer (on the device), in ``named_arrays`` order."""
+        xp = self.backend.xp
+        return [xp.asarray(a, copy=True) for a in self.named_arrays().values()]
+
+    def set_weights(self, weights) -> None:
+        """Write ``weights`` (from get_weights) into the model's arrays in place."""
+        arrays = list(self.named_arrays().values())
+        if len(weights) != len(arrays):
+            raise ValueError(f"set_weights: expected {len(arrays)} arrays, found {len(weights)}")
+        for a, w in zip(arrays, weights):
+            a[...] = w
+
+    def count_params(self) -> int:
+        return sum(math.prod(layer.params[k].shape) for layer in self.layers for k in layer.params)
+
+    def to(self, backend) -> "Sequential":
+        """Move params, buffers and optimizer state to another backend (returns self)."""
+        new = get_backend(backend)
+        old = self.backend
+        for layer in self.layers:
+            for store in (layer.params, layer.buffers):
+                for k, v in store.items():
+                    store[k] = new.asarray(old.to_numpy(v))
+            layer.grads = {}
+            layer.backend = new
+        state = self.generator.state
+        self.generator = new.rng(self.seed)
+        self.generator.set_state(state)
+        for layer in self.layers:
+            layer.generator = self.generator
+        if self.optimizer is not None:
+            self.optimizer.to(new)
+        self.backend = new
+        self.dtype = new.dtype(self.dtype_name)
+        return self
+
+    # ---- training ------------------------------------------------------------------------
+
+    def compile(self, loss="softmax_cross_entropy", optimizer="adam", metrics=()):
+        """Choose the loss, optimizer and metrics (names or objects) for fit/evaluate."""
+        self.loss = get_loss(loss)
+        self.optimizer = get_optimizer(optimizer)
+        if isinstance(metrics, str):
+            metrics = [metrics]
+        self.metric_names = [m if isinstance(m, str) else getattr(m, "__name__", "metric") for m in metrics]
+        self.metric_fns = [get_metric(m) for m in metrics]
+        return self
+
+    def _require_compiled(self, where):
+        if self.loss is None:
+            raise RuntimeError(f"{where}: call model.compile(loss=..., optimizer=...) first")
+
+    def _to_device(self, a, argname, where, target=False):
+        """A host or backend array as a backend array; features in the model dtype; integer
+        targets stay int64 labels for the cross-entropies, other targets become float."""
+        b = self.backend
+        if hasattr(a, "__array_namespace__") and not _is_numpy(a):
+            b.check(a, argname, where)
+        elif not hasattr(a, "shape"):
+            raise TypeError(f"{where}: {argname} must be an array, found {type(a).__name__}")
+        else:
+            a = b.asarray(a)
+        xp = b.xp
+        if target and xp.isdtype(a.dtype, "integral") and getattr(self.loss, "accepts_labels", False) and a.ndim == 1:
+            return xp.astype(a, xp.int64)
+        a = a if a.dtype == self.dtype else xp.astype(a, self.dtype)
+        if target and a.ndim == 1:
+            a = xp.reshape(a, (a.shape[0], 1))
+        return a
+
+    def _check_lengths(self, X, y, where):
+        if X.shape[0] != y.shape[0]:
+            raise ValueError(f"{where}: X has {X.shape[0]} samples but y has {y.shape[0]}")
+        if X.shape[0] == 0:
+            raise ValueError(f"{where}: X is empty")
+
+    def fit(self, X, y, epochs: int = 1, batch_size: int | None = 32, shuffle: bool = True,
+            validation_split: float = 0.0, validation_data=None, callbacks=(), initial_epoch: int = 0,
+            verbose: int = 1):
+        """Train for ``epochs - initial_epoch`` epochs; returns a History.
+
+        X: (n, ...) NumPy or backend array; y: (n,) integer labels or (n, k) targets.
+        batch_size=None trains on the whole set each step (gradient descent); 1 is SGD;
+        anything between is mini-batch: the same loop.
+        """
+        where = "fit"
+        self._require_compiled(where)
+        for name, v in (("epochs", epochs), ("initial_epoch", initial_epoch)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"fit: {name} must be a non-negative integer, found {v!r}")
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+            raise ValueError(f"fit: batch_size must be a positive integer or None, found {batch_size!r}")
+        if not 0.0 <= validation_split < 1.0:
+            raise ValueError(f"fit: validation_split must be in [0, 1), found {validation_split!r}")
+        X = self._to_device(X, "X", where)
+        y = self._to_device(y, "y", where, target=True)
+        self._check_lengths(X, y, where)
+        if validation_data is None and validation_split > 0:
+            n_val = int(round(X.shape[0] * validation_split))
+            if n_val < 1 or n_val >= X.shape[0]:
+                raise ValueError(f"fit: validation_split={validation_split} leaves no data on one side of {X.shape[0]} samples")
+            cut = X.shape[0] - n_val  # the last samples, before shuffling (as Keras does)
+            X, y, validation_data = X[:cut, ...], y[:cut, ...], (X[cut:, ...], y[cut:, ...])
+        if validation_data is not None:
+            if len(validation_data) != 2:
+                raise ValueError("fit: validation_data must be a pair (X_val, y_val)")
+            Xv = self._to_device(validation_data[0], "validation_data[0]", where)
+            yv = self._to_device(validation_data[1], "validation_data[1]", where, target=True)
+            self._check_lengths(Xv, yv, where)
+
+        n = X.shape[0]
+        bs = n if batch_size is None else min(batch_size, n)
+        steps = -(-n // bs)
+        history = cb.History()
+        cbs = [history, *callbacks]
+        if verbose:
+            cbs.append(cb.ProgressBar(epochs, steps, verbose))
+        loss_watchers = [c for c in cbs if c.needs_batch_loss]
+        for c in cbs:
+            c.model = self
+        self.stop_training = False
+        self.history = history
+        for c in cbs:
+            c.on_train_begin()
+
+        xp = self.backend.xp
+        for epoch in range(initial_epoch, epochs):
+            for c in cbs:
+                c.on_epoch_begin(epoch)
+            start = time.perf_counter()
+            order = self.generator.permutation(n) if shuffle else None
+            total = xp.zeros((), dtype=self.dtype, device=self.backend.device)
+            outputs, targets, seen = [], [], 0
+            for step in range(steps):
+                lo, hi = step * bs, min(n, (step + 1) * bs)
+                if order is None:
+                    Xb, yb = X[lo:hi, ...], y[lo:hi, ...]
+                else:
+                    idx = order[lo:hi]
+                    Xb, yb = xp.take(X, idx, axis=0), xp.take(y, idx, axis=0)
+                out = self.forward(Xb, training=True)
+                loss = self.loss.forward(out, yb)
+                if loss_watchers:
+                    value = self.backend.to_float(loss)
+                    for c in loss_watchers:
+                        c.on_batch_loss(epoch, step, value)
+                    if self.stop_training:
+                        break
+                self.backward(self.loss.backward())
+                self.optimizer.step(self.parameters())
+                total += loss * float(hi - lo)  # stays on the device: no sync per batch
+                seen += hi - lo
+                if self.metric_fns:
+                    outputs.append(out)
+                    targets.append(yb)
+                for c in cbs:
+                    c.on_batch_end(step, lambda: {"loss": f"{self.backend.to_float(total) / max(seen, 1):.4f}"})
+            if self.stop_training and seen == 0:
+                break
+            logs = {"loss": self.backend.to_float(total) / max(seen, 1)}
+            if self.metric_fns and outputs:
+                logs.update(self._metrics(xp.concat(outputs, axis=0), xp.concat(targets, axis=0)))
+            if validation_data is not None:
+                logs.update({f"val_{k}": v for k, v in self.evaluate(Xv, yv, batch_size=max(bs, 256)).items()})
+            logs["seconds"] = time.perf_counter() - start
+            self.epochs_trained = epoch + 1
+            for c in cbs:
+                c.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        for c in cbs:
+            c.on_train_end()
+        return history
+
+    def _metrics(self, out, y) -> dict:
+        scores = self.loss.predict(out)
+        return {name: float(fn(y, scores)) for name, fn in zip(self.metric_names, self.metric_fns)}
+
+    def _batched_forward(self, X, batch_size):
+        xp = self.backend.xp
+        n = X.shape[0]
+        bs = n if batch_size is None else batch_size
+        outs = [self.forward(X[i:i + bs, ...], training=False) for i in range(0, n, bs)]
+        return outs[0] if len(outs) == 1 else xp.concat(outs, axis=0)
+
+    def evaluate(self, X, y, batch_size: int | None = 1024) -> dict:
+        """Loss and compiled metrics on (X, y) in inference mode: {"loss": ..., ...}."""
+        where = "evaluate"
+        self._require_compiled(where)
+        X = self._to_device(X, "X", where)
+        y = self._to_device(y, "y", where, target=True)
+        self._check_lengths(X, y, where)
+        out = self._batched_forward(X, batch_size)
+        logs = {"loss": self.backend.to_float(self.loss.forward(out, y))}
+        logs.update(self._metrics(out, y))
+        return logs
+
+    def predict(self, X, batch_size: int | None = 1024):
+        """Outputs as a NumPy array: probabilities for a model trained with a softmax or
+        sigmoid cross-entropy on logits, the raw output otherwise."""
+        X = self._to_device(X, "X", "predict")
+        out = self._batched_forward(X, batch_size)
+        if self.loss is not None:
+            out = self.loss.predict(out)
+        return self.backend.to_numpy(out)
+
+    def predict_classes(self, X, batch_size: int | None = 1024):
+        """Class labels as a NumPy int64 array: argmax of the outputs, or output > 0.5 for
+        a single output column."""
+        probs = self.predict(X, batch_size)
+        if probs.ndim == 2 and probs.shape[1] > 1:
+            return probs.argmax(axis=1).astype("int64")
+        return (probs.reshape(-1) > 0.5).astype("int64")
+
+    # ---- description and persistence ----------------------------------------------------
+
+    def summary(self, input_shape=None) -> str:
+        """A table of layers, output shapes and parameter counts (also printed)."""
+        shape = tuple(input_shape) if input_shape is not None else self._input_shape()
+        rows = [("Layer", "Output shape", "Params")]
+        for layer in self.layers:
+            if shape is not None:
+                try:
+                    shape = layer.output_shape(shape)
+                except Exception:
+                    shape = None
+            count = sum(math.prod(p.shape) for p in layer.params.values())
+            rows.append((repr(layer), "?" if shape is None else str(("batch", *shape[1:])), f"{count:,}"))
+        widths = [max(len(r[i]) for r in rows) for i in range(3)]
+        line = "-" * (sum(widths) + 4)
+        out = [line]
+        for j, r in enumerate(rows):
+            out.append(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}")
+            if j == 0:
+                out.append(line)
+        out += [line, f"Total params: {self.count_params():,}  (backend {self.backend.name}, {self.dtype_name})"]
+        text = "\n".join(out)
+        print(text)
+        return text
+
+    def _input_shape(self):
+        first = self.layers[0] if self.layers else None
+        if isinstance(first, Dense) and first.in_features is not None:
+            return (None, first.in_features)
+        return None
+
+    def config(self) -> dict:
+        from .layers import layer_name
+
+        return {"class": type(self).__name__, "seed": self.seed, "dtype": self.dtype_name,
+                "layers": [{"class": layer_name(layer), "config": layer.config()} for layer in self.layers]}
+
+    def save(self, path, epoch=None) -> None:
+        """Write weights, config, optimizer state and generator state to one .safetensors file."""
+        from .io import save
+
+        save(self, path, epoch=epoch)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({len(self.layers)} layers, backend={self.backend.name!r})"
+
+
+class NeuralNetwork(Sequential):
+    """The classic fully connected network: input -> hidden layers -> output.
+
+    ``NeuralNetwork(2, 4, 1, activation="sigmoid", output_activation="sigmoid")`` is the
+    XOR network; ``hidden_sizes`` is an int or a list of ints.
+    """
+
+    def __init__(self, input_size: int, hidden_sizes, output_size: int, activation="relu",
+                 output_activation=None, init="glorot_uniform", backend=None, seed: int = 0, dtype="float32"):
+        hidden = [hidden_sizes] if isinstance(hidden_sizes, int) else list(hidden_sizes)
+        for i, h in enumerate(hidden):
+            if isinstance(h, bool) or not isinstance(h, int) or h < 1:
+                raise ValueError(f"NeuralNetwork: hidden_sizes must be positive integers, found {h!r} at position {i}")
+        layers, fan_in = [], input_size
+        for h in hidden:
+            layers += [Dense(fan_in, h, init=init), get_activation(activation)]
+            fan_in = h
+        layers.append(Dense(fan_in, output_size, init=init))
+        if output_activation is not None:
+            layers.append(get_activation(output_activation, "output_activation"))
+        super().__init__(layers, backend=backend, seed=seed, dtype=dtype)
+        self.arch = {"input_size": input_size, "hidden_sizes": hidden, "output_size": output_size,
+                     "activation": activation if isinstance(activation, str) else type(activation).__name__.lower(),
+                     "output_activation": output_activation, "init": init if isinstance(init, str) else "glorot_uniform"}
+
+    def config(self) -> dict:
+        return {**super().config(), "arch": self.arch}
+
+
+def _is_numpy(a) -> bool:
+    return type(a).__module__.split(".")[0] == "numpy"
+
+
+__all__ = ["Sequential", "NeuralNetwork", "backend_of"]
