@@ -105,16 +105,15 @@ class Sequential:
                 for k, v in store.items():
                     store[k] = new.asarray(old.to_numpy(v))
             layer.grads = {}
-            layer.backend = new
         state = self.generator.state
         self.generator = new.rng(self.seed)
         self.generator.set_state(state)
-        for layer in self.layers:
-            layer.generator = self.generator
-        if self.optimizer is not None:
-            self.optimizer.to(new)
         self.backend = new
         self.dtype = new.dtype(self.dtype_name)
+        for layer in self.layers:
+            layer.bind(new, self.generator, self.dtype)
+        if self.optimizer is not None:
+            self.optimizer.to(new)
         return self
 
     # ---- training ------------------------------------------------------------------------
@@ -146,6 +145,8 @@ class Sequential:
         xp = b.xp
         if target and xp.isdtype(a.dtype, "integral") and getattr(self.loss, "accepts_labels", False) and a.ndim == 1:
             return xp.astype(a, xp.int64)
+        if not target and xp.isdtype(a.dtype, "integral") and getattr(self.layers[0], "takes_indices", False):
+            return a  # token ids for a first Embedding layer stay integers
         a = a if a.dtype == self.dtype else xp.astype(a, self.dtype)
         if target and a.ndim == 1:
             a = xp.reshape(a, (a.shape[0], 1))
@@ -263,7 +264,8 @@ class Sequential:
         xp = self.backend.xp
         n = X.shape[0]
         bs = n if batch_size is None else batch_size
-        outs = [self.forward(X[i:i + bs, ...], training=False) for i in range(0, n, bs)]
+        # Stops clipped to n: array_api_strict (like the standard) rejects out-of-bounds slices.
+        outs = [self.forward(X[i:min(i + bs, n), ...], training=False) for i in range(0, n, bs)]
         return outs[0] if len(outs) == 1 else xp.concat(outs, axis=0)
 
     def evaluate(self, X, y, batch_size: int | None = 1024) -> dict:

@@ -5,9 +5,15 @@ from .base import Layer
 from .dense import Dense
 from .dropout import Dropout
 from .flatten import Flatten
+from .attention import MultiHeadSelfAttention, PositionalEncoding
+from .embedding import Embedding
+from .normalization import BatchNorm1D, BatchNorm2D, LayerNorm
+from .residual import Residual, TimeDistributed, TransformerEncoderBlock
 
 LAYERS = {cls.__name__: cls for cls in (
     Dense, Dropout, Flatten, ReLU, LeakyReLU, ELU, GELU, Sigmoid, Tanh, Softmax, Identity,
+    BatchNorm1D, BatchNorm2D, LayerNorm, Embedding, MultiHeadSelfAttention, PositionalEncoding,
+    Residual, TimeDistributed, TransformerEncoderBlock,
 )}
 
 
@@ -28,4 +34,6 @@ __all__ = ["LAYERS", "register_layer", "layer_name",
     "Layer", "Dense", "Dropout", "Flatten",
     "ReLU", "LeakyReLU", "ELU", "GELU", "Sigmoid", "Tanh", "Softmax", "Identity",
     "ACTIVATIONS", "get_activation",
+    "BatchNorm1D", "BatchNorm2D", "LayerNorm", "Embedding", "MultiHeadSelfAttention", "PositionalEncoding",
+    "Residual", "TimeDistributed", "TransformerEncoderBlock",
 ]

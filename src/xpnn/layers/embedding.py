@@ -1,0 +1,83 @@
+"""Embedding: a lookup table from integer ids (tokens, categories) to learned vectors."""
+
+from __future__ import annotations
+
+from .. import init as initializers
+from .base import Layer
+
+
+class Embedding(Layer):
+    """Row ``X[...]`` of the table ``W`` for every integer id in X.
+
+    Shapes: X (...) integer ids in [0, num_embeddings) -> Y (..., embedding_dim);
+    W (num_embeddings, embedding_dim).
+
+    The lookup is the product of a one-hot matrix with W, computed without building it, so
+    its gradient is that one-hot matrix transposed times dY: each row of dY is added to
+    the row of dW its id picked. An id used k times gets the sum of its k rows (a
+    scatter-add, never an overwrite). The ids themselves are not differentiable, so
+    ``backward`` returns None: put Embedding first in a model.
+    """
+
+    takes_indices = True  # fit/predict keep integer inputs as they are for this layer
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, init="uniform"):
+        super().__init__()
+        for name, value in (("num_embeddings", num_embeddings), ("embedding_dim", embedding_dim)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"Embedding: {name} must be a positive integer, found {value!r}")
+        self.num_embeddings = num_embeddings
+        self.embedding_dim = embedding_dim
+        self.init = initializers.get(init)  # default U(-0.05, 0.05), as Keras
+        self.init_name = init if isinstance(init, str) else initializers.name_of(init)
+
+    def build(self, X=None) -> None:
+        self.params["W"] = self.init(self.generator, (self.num_embeddings, self.embedding_dim), self.dtype)
+
+    def forward(self, X, training=False):
+        """X: (...) integer ids -> Y: (..., embedding_dim)."""
+        self._prepare(X)
+        xp = self.xp
+        if not xp.isdtype(X.dtype, "integral"):
+            raise TypeError(f"{self._where()}: X must be integer ids in [0, {self.num_embeddings}), "
+                            f"found dtype {_dtype_name(X.dtype)}; convert with xp.astype(X, xp.int64)")
+        self.ids = xp.reshape(X, (-1,))
+        self._check_range(self.ids, tuple(X.shape))
+        Y = xp.take(self.params["W"], self.ids, axis=0)  # (X.size, embedding_dim)
+        return xp.reshape(Y, (*X.shape, self.embedding_dim))
+
+    def backward(self, dY):
+        """dY: (..., embedding_dim) -> None. dW[i] = sum of the rows of dY whose id is i."""
+        dY = self.xp.reshape(dY, (-1, self.embedding_dim))
+        self.grads["W"] = self.backend.scatter_add(self.xp.zeros_like(self.params["W"]), self.ids, dY)
+        return None
+
+    def _check_range(self, ids, shape) -> None:
+        """Raise a clear error for an id outside the table (NumPy would raise an obscure
+        IndexError, a GPU gather would silently read a wrong row). One host sync."""
+        xp = self.xp
+        if ids.shape[0] == 0:
+            return
+        bad = (ids < 0) | (ids >= self.num_embeddings)
+        if not bool(xp.any(bad)):
+            return
+        flat = int(self.backend.to_numpy(xp.argmax(xp.astype(bad, xp.int8))))
+        value = int(self.backend.to_numpy(ids[flat]))
+        where = []
+        for size in reversed(shape):  # the flat position as an index of X
+            where.append(flat % size)
+            flat //= size
+        raise IndexError(f"{self._where()}: X must hold ids in [0, {self.num_embeddings}), "
+                         f"found {value} at index {tuple(reversed(where))}")
+
+    def config(self) -> dict:
+        return {"num_embeddings": self.num_embeddings, "embedding_dim": self.embedding_dim,
+                "init": self.init_name}
+
+    def output_shape(self, input_shape):
+        return (*input_shape, self.embedding_dim)
+
+
+def _dtype_name(dtype) -> str:
+    """"float64" rather than "array_api_strict.float64"."""
+    return getattr(dtype, "__name__", None) or str(dtype).rsplit(".", 1)[-1]
