@@ -25,7 +25,12 @@ def _mode(monitor: str, mode: str) -> str:
         raise ValueError(f"mode must be 'auto', 'min' or 'max', found {mode!r}")
     if mode != "auto":
         return mode
-    return "max" if any(w in monitor for w in _MAX_WORDS) else "min"
+    from .metrics import METRIC_MODE
+
+    name = monitor[4:] if monitor.startswith("val_") else monitor
+    if name in METRIC_MODE:
+        return METRIC_MODE[name]
+    return "max" if any(w in name for w in _MAX_WORDS) else "min"
 
 
 def _monitored(name: str, monitor: str, logs: dict) -> float:

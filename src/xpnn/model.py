@@ -62,8 +62,14 @@ class Sequential:
 
     __call__ = forward
 
-    def backward(self, dY):
-        """dY: gradient of the loss w.r.t. the output -> gradient w.r.t. the input."""
+    def backward(self, dY, input_grad: bool = True):
+        """dY: gradient of the loss w.r.t. the output -> gradient w.r.t. the input.
+
+        With ``input_grad=False`` (what fit uses) the first layer may skip computing dX,
+        which nothing needs there, and None may be returned.
+        """
+        if self.layers:
+            self.layers[0].need_dX = input_grad
         for layer in reversed(self.layers):
             dY = layer.backward(dY)
         return dY
@@ -230,7 +236,7 @@ class Sequential:
                         c.on_batch_loss(epoch, step, value)
                     if self.stop_training:
                         break
-                self.backward(self.loss.backward())
+                self.backward(self.loss.backward(), input_grad=False)
                 self.optimizer.step(self.parameters())
                 total += loss * float(hi - lo)  # stays on the device: no sync per batch
                 seen += hi - lo

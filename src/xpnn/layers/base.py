@@ -25,6 +25,9 @@ class Layer:
         self.generator: Generator | None = None
         self.dtype = None
         self.built = False
+        # False when nothing upstream needs dX (the first layer of a model during fit):
+        # layers may then skip that product, as autograd skips inputs without grad.
+        self.need_dX = True
 
     # ---- binding ------------------------------------------------------------------------
 

@@ -60,6 +60,8 @@ class Dense(Layer):
         self.grads["W"] = self.X.T @ dY
         if self.use_bias:
             self.grads["b"] = self.xp.sum(dY, axis=0)
+        if not self.need_dX:  # first layer during fit: nobody needs dX
+            return None
         return dY @ self.params["W"].T
 
     def config(self) -> dict:
