@@ -132,7 +132,9 @@ class Backend:
         return self.xp.asarray(x, dtype=dtype, device=self.device)
 
     def to_numpy(self, a) -> np.ndarray:
-        """A host NumPy copy (or view, on NumPy) of backend array ``a``."""
+        """A host NumPy array of backend array ``a``: a copy from CuPy, but a view that
+        shares memory on NumPy and array_api_strict (copy it with ``np.array`` before keeping
+        it across in-place updates)."""
         if isinstance(a, np.ndarray):
             return a
         if self.name == "cupy":
@@ -204,6 +206,116 @@ class Backend:
         return target
 
 
+    # ---- sliding windows: convolution and pooling ----------------------------------------
+    #
+    # A 2-D window operation on X (N, C, H, W) with kernel (kh, kw), stride (sh, sw),
+    # padding (ph, pw) and dilation (dh, dw) reads, for each kernel offset (i, j), the
+    # strided slice  Xpad[:, :, i*dh :: sh, j*dw :: sw]  cut to (OH, OW). Convolution sums
+    # weights times these kh*kw slices, pooling reduces over them, and both backward passes
+    # add gradients back through the same slices. Geometry arguments are (height, width)
+    # pairs; OH, OW come from window_output_size.
+
+    def pad2d(self, X, padding, value=0.0):
+        """X: (N, C, H, W) -> (N, C, H + 2 ph, W + 2 pw), the border filled with ``value``.
+
+        Built as ``full`` plus a slice assignment, which every array library has (``pad``
+        is not in the array API standard).
+        """
+        ph, pw = padding
+        if ph == 0 and pw == 0:
+            return X
+        N, C, H, W = X.shape
+        Xp = self.xp.full((N, C, H + 2 * ph, W + 2 * pw), value, dtype=X.dtype, device=self.device)
+        Xp[:, :, ph:ph + H, pw:pw + W] = X
+        return Xp
+
+    def window_slices(self, X, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1), pad_value=0.0):
+        """The kh*kw shifted, strided slices of the padded input, one per kernel offset.
+
+        X: (N, C, H, W) -> list of kh*kw arrays (N, C, OH, OW), offsets in row-major order:
+        ``slices[i*kw + j][n, c, y, x] == Xpad[n, c, y*sh + i*dh, x*sw + j*dw]``.
+        On NumPy and CuPy they are views (no copy).
+        """
+        (kh, kw), (sh, sw), (dh, dw) = kernel_size, stride, dilation
+        Xp = self.pad2d(X, padding, pad_value)
+        OH, OW = _output_hw(X.shape, kernel_size, stride, padding, dilation)
+        return [Xp[:, :, i * dh:i * dh + sh * (OH - 1) + 1:sh, j * dw:j * dw + sw * (OW - 1) + 1:sw]
+                for i in range(kh) for j in range(kw)]
+
+    def add_window_slices(self, pieces, X_shape, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1)):
+        """The adjoint of ``window_slices``: add each piece back where its slice came from.
+
+        pieces: kh*kw arrays (N, C, OH, OW) -> dX: (N, C, H, W). Where windows overlap
+        (stride < kernel) the contributions add up; what falls on the padding is dropped.
+        """
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
+        N, C, H, W = X_shape
+        OH, OW = _output_hw(X_shape, kernel_size, stride, padding, dilation)
+        dXp = self.xp.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=pieces[0].dtype, device=self.device)
+        # Windows no wider than the stride never overlap: each pixel gets one piece at most,
+        # so plain assignment does (the common pooling case, kernel == stride).
+        overlap = dh * (kh - 1) + 1 > sh or dw * (kw - 1) + 1 > sw
+        in_place = self.name in ("numpy", "cupy")  # views alias there; the standard does not promise it
+        for k, piece in enumerate(pieces):
+            i, j = divmod(k, kw)
+            at = (slice(None), slice(None),
+                  slice(i * dh, i * dh + sh * (OH - 1) + 1, sh), slice(j * dw, j * dw + sw * (OW - 1) + 1, sw))
+            if not overlap:
+                dXp[at] = piece
+            elif in_place:
+                dXp[at] += piece
+            else:
+                dXp[at] = dXp[at] + piece
+        return dXp[:, :, ph:ph + H, pw:pw + W] if ph or pw else dXp
+
+    def im2col(self, X, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1)):
+        """Gather every window of X (zero padding) into the columns of one matrix.
+
+        X: (N, C, H, W) -> cols: (C * kh * kw, N * OH * OW) with
+        ``cols[(c*kh + i)*kw + j, (n*OH + y)*OW + x] == Xpad[n, c, y*sh + i*dh, x*sw + j*dw]``,
+        so a convolution is one matrix product: W.reshape(out, C*kh*kw) @ cols.
+        """
+        (kh, kw), (sh, sw), (dh, dw) = kernel_size, stride, dilation
+        N, C, H, W = X.shape
+        OH, OW = _output_hw(X.shape, kernel_size, stride, padding, dilation)
+        if self.name == "numpy":
+            # A strided view with the final axis order, then one copy (the reshape).
+            Xp = self.pad2d(X, padding)
+            sN, sC, sH, sW = Xp.strides
+            view = np.lib.stride_tricks.as_strided(
+                Xp, (C, kh, kw, N, OH, OW), (sC, sH * dh, sW * dw, sN, sH * sh, sW * sw), writeable=False)
+            return view.reshape(C * kh * kw, N * OH * OW)
+        xp = self.xp
+        cols = xp.stack(self.window_slices(X, kernel_size, stride, padding, dilation), axis=0)  # (kh*kw, N, C, OH, OW)
+        cols = xp.permute_dims(cols, (2, 0, 1, 3, 4))  # (C, kh*kw, N, OH, OW)
+        return xp.reshape(cols, (C * kh * kw, N * OH * OW))
+
+    def col2im(self, cols, X_shape, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1)):
+        """The adjoint of ``im2col``: scatter-add the columns back into an input-shaped array.
+
+        cols: (C * kh * kw, N * OH * OW) -> dX: X_shape = (N, C, H, W). Entries that came from
+        the same input pixel (overlapping windows) are summed; padding is dropped.
+        """
+        (kh, kw) = kernel_size
+        N, C, H, W = X_shape
+        OH, OW = _output_hw(X_shape, kernel_size, stride, padding, dilation)
+        xp = self.xp
+        cols = xp.reshape(cols, (C, kh * kw, N, OH, OW))
+        pieces = [xp.permute_dims(cols[:, k, ...], (1, 0, 2, 3)) for k in range(kh * kw)]
+        return self.add_window_slices(pieces, X_shape, kernel_size, stride, padding, dilation)
+
+
+def window_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
+    """Output length of a window operation along one axis (PyTorch's formula, floor mode):
+    (size + 2 padding - dilation (kernel - 1) - 1) // stride + 1."""
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def _output_hw(X_shape, kernel_size, stride, padding, dilation) -> tuple[int, int]:
+    return tuple(window_output_size(X_shape[2 + a], kernel_size[a], stride[a], padding[a], dilation[a])
+                 for a in range(2))
+
+
 def _describe(a) -> str:
     mod = type(a).__module__.split(".")[0]
     shape = getattr(a, "shape", None)
@@ -264,7 +376,11 @@ def get_backend(name_or_namespace: "str | ModuleType | Backend | None" = None, d
     if name_or_namespace is None:
         name_or_namespace = getattr(_state, "stack", None) and _state.stack[-1] or _default_name
         if name_or_namespace is None:
-            name_or_namespace = os.environ.get("XPNN_BACKEND", "numpy") or "numpy"
+            env = os.environ.get("XPNN_BACKEND", "") or "numpy"
+            try:
+                return get_backend(env, device)
+            except ValueError as exc:  # say where the bad name came from
+                raise ValueError(f"environment variable XPNN_BACKEND: {exc}") from None
         if isinstance(name_or_namespace, Backend):
             return name_or_namespace
     if isinstance(name_or_namespace, ModuleType):

@@ -89,6 +89,11 @@ def gradcheck(layer_or_loss, X, target=None, eps: float = 1e-6, seed: int = 0,
     if layer.backend is None:  # a fresh standalone layer: bind it in float64
         layer.bind(backend, backend.rng(seed), "float64")
     layer._prepare(X)
+    # what we change below, put back at the end: the check must not leave a model's
+    # float32 layer in float64 or its dropout generator advanced
+    saved_params, saved_dtype = dict(layer.params), layer.dtype
+    saved_state = getattr(layer.generator, "state", None)
+    saved_need_dX, layer.need_dX = layer.need_dX, True  # a model's first layer may skip dX
     for name, p in layer.params.items():  # the check runs in float64
         layer.params[name] = xp.astype(p, f64)
     layer.dtype = f64
@@ -111,6 +116,9 @@ def gradcheck(layer_or_loss, X, target=None, eps: float = 1e-6, seed: int = 0,
     if state is not None:
         layer.generator.set_state(state)
     dX = layer.backward(R)
+    missing = [name for name in layer.params if name not in layer.grads]
+    if missing:
+        raise RuntimeError(f"gradcheck: {layer!r}.backward did not set grads for {missing}")
     analytic = {name: np.array(backend.to_numpy(g), dtype=np.float64) for name, g in layer.grads.items()}
 
     X_cur = [X]
@@ -133,4 +141,10 @@ def gradcheck(layer_or_loss, X, target=None, eps: float = 1e-6, seed: int = 0,
         p_host = np.array(backend.to_numpy(original), dtype=np.float64)
         errors[name] = _relative_error(analytic[name], _numeric_grad(f_param, p_host, eps))
         layer.params[name] = original
+
+    layer.params.update(saved_params)
+    layer.dtype = saved_dtype
+    layer.need_dX = saved_need_dX
+    if saved_state is not None:
+        layer.generator.set_state(saved_state)
     return errors if details else max(errors.values())

@@ -12,6 +12,7 @@ He/Kaiming doubles it for ReLU, which zeroes half its inputs (2 / fan_in).
 from __future__ import annotations
 
 import math
+import re
 
 
 def fans(shape: tuple) -> tuple[int, int]:
@@ -41,7 +42,7 @@ def normal(std: float = 0.01, mean: float = 0.0):
     def draw(generator, shape, dtype):
         return generator.normal(shape, std=std, mean=mean, dtype=dtype)
 
-    draw.__name__ = f"normal(std={std})"
+    draw.__name__ = f"normal(std={std})" if mean == 0.0 else f"normal(std={std}, mean={mean})"
     return draw
 
 
@@ -99,12 +100,26 @@ INITIALIZERS = {
 }
 
 
+_FACTORY = re.compile(r"(normal|uniform)\((.*)\)")
+
+
 def get(init, argname: str = "init"):
-    """An initializer from a name or a callable."""
+    """An initializer from a name or a callable.
+
+    Also accepts the names :func:`name_of` gives the factories' draws, such as
+    "normal(std=0.05)" or "uniform(limit=0.1)", so a saved config loads back.
+    """
     if callable(init):
         return init
     if isinstance(init, str) and init.lower() in INITIALIZERS:
         return INITIALIZERS[init.lower()]
+    match = _FACTORY.fullmatch(init.replace(" ", "")) if isinstance(init, str) else None
+    if match:
+        try:
+            kwargs = {k: float(v) for k, v in (kv.split("=") for kv in match.group(2).split(",") if kv)}
+            return {"normal": normal, "uniform": uniform}[match.group(1)](**kwargs)
+        except (TypeError, ValueError):
+            pass  # a bad argument: the error below
     raise ValueError(f"{argname} must be a callable or one of {sorted(INITIALIZERS)}, found {init!r}")
 
 

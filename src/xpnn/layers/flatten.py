@@ -13,7 +13,8 @@ class Flatten(Layer):
     def forward(self, X, training=False):
         self._prepare(X)
         self.shape = tuple(X.shape)
-        return self.xp.reshape(X, (X.shape[0], -1))
+        # the size spelled out, not -1: reshape cannot infer -1 for an empty batch
+        return self.xp.reshape(X, (X.shape[0], math.prod(X.shape[1:])))
 
     def backward(self, dY):
         return self.xp.reshape(dY, self.shape)
