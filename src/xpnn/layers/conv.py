@@ -1,0 +1,224 @@
+"""Convolutions: Conv2D on (N, C, H, W) images and Conv1D on (N, C, L) sequences.
+
+Same layout and arithmetic as PyTorch's conv2d/conv1d (a cross-correlation):
+
+    Y[n, o, y, x] = b[o] + sum_{c, i, j} W[o, c, i, j] * Xpad[n, c, y*sh + i*dh, x*sw + j*dw]
+
+Computed as im2col + one matrix product. ``backend.im2col`` copies every window into a
+column, cols: (C*kh*kw, N*OH*OW), so the whole layer is ``W2 @ cols`` with
+W2 = W.reshape(out, C*kh*kw). Backward is the chain rule through that product:
+
+    dW2 = dY2 @ cols.T        (every weight meets every window it touched)
+    dcols = W2.T @ dY2        (each window's share of the input gradient)
+    dX = col2im(dcols)        (windows overlap: add the shares back pixel by pixel)
+
+where dY2 is dY laid out as (out, N*OH*OW).
+"""
+
+from __future__ import annotations
+
+from .. import init as initializers
+from ..backend import window_output_size
+from .base import Layer
+
+
+def _pair(value, argname: str, where: str, minimum: int) -> tuple[int, int]:
+    """An int or a pair of ints, each >= minimum, as a pair."""
+    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(pair) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < minimum for v in pair):
+        kind = "positive" if minimum == 1 else "non-negative"
+        raise ValueError(f"{where}: {argname} must be a {kind} integer or a pair of them, found {value!r}")
+    return pair
+
+
+def _positive_int(value, argname: str, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{where}: {argname} must be a positive integer, found {value!r}")
+    return value
+
+
+def _plain(pair: tuple[int, int]):
+    """A pair for config(): one int where both sides agree (as the user usually wrote it)."""
+    return pair[0] if pair[0] == pair[1] else list(pair)
+
+
+def check_window_fits(where: str, spatial: tuple, kernel, padding, dilation, what: str = "kernel") -> None:
+    """Raise a clear error if the (dilated) window is larger than the padded input.
+
+    spatial: the input's spatial sizes, e.g. (H, W); kernel, padding, dilation: pairs.
+    """
+    extent = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
+    padded = tuple(s + 2 * p for s, p in zip(spatial, padding))
+    if any(e > s for e, s in zip(extent, padded)):
+        x = "x".join
+        dilated = f" (dilated to {x(map(str, extent))})" if extent != tuple(kernel) else ""
+        raise ValueError(
+            f"{where}: the {x(map(str, kernel))} {what}{dilated} is larger than the padded input "
+            f"{x(map(str, padded))} (input {x(map(str, spatial))}, padding {x(map(str, padding))}); "
+            f"use a larger input, more padding or a smaller {what}")
+
+
+class Conv2D(Layer):
+    """2-D convolution on NCHW images, PyTorch's conv2d layout and arithmetic.
+
+    ``Conv2D(in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1)``;
+    kernel_size, stride, padding and dilation are an int or an (height, width) pair.
+
+    Shapes: X (N, in_channels, H, W) -> Y (N, out_channels, OH, OW) with
+    OH = (H + 2 ph - dh (kh - 1) - 1) // sh + 1 (likewise OW);
+    W (out_channels, in_channels, kh, kw); b (out_channels,).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 dilation=1, bias: bool = True, init="he_uniform"):
+        super().__init__()
+        where = type(self).__name__
+        self.in_channels = _positive_int(in_channels, "in_channels", where)
+        self.out_channels = _positive_int(out_channels, "out_channels", where)
+        self._set_geometry(kernel_size, stride, padding, dilation, where)
+        if not isinstance(bias, bool):
+            raise ValueError(f"{where}: bias must be True or False, found {bias!r}")
+        self.use_bias = bias
+        self.init = initializers.get(init)
+
+    def _set_geometry(self, kernel_size, stride, padding, dilation, where):
+        self.kernel_size = _pair(kernel_size, "kernel_size", where, 1)
+        self.stride = _pair(stride, "stride", where, 1)
+        self.padding = _pair(padding, "padding", where, 0)
+        self.dilation = _pair(dilation, "dilation", where, 1)
+
+    def _weight_shape(self) -> tuple:
+        return (self.out_channels, self.in_channels, *self.kernel_size)
+
+    def build(self, X=None) -> None:
+        self.params["W"] = self.init(self.generator, self._weight_shape(), self.dtype)
+        if self.use_bias:
+            self.params["b"] = initializers.zeros(self.generator, (self.out_channels,), self.dtype)
+
+    def _geometry(self):
+        return self.kernel_size, self.stride, self.padding, self.dilation
+
+    def _check_input(self, X, expected: str, ndim: int) -> None:
+        where = self._where()
+        if X.ndim != ndim:
+            raise ValueError(f"{where}: X has shape {tuple(X.shape)}, expected {expected}")
+        if not self.xp.isdtype(X.dtype, "real floating"):
+            raise TypeError(f"{where}: X has dtype {X.dtype}, expected a floating-point array")
+        if X.shape[1] != self.in_channels:
+            raise ValueError(f"{where}: X has {X.shape[1]} channels, expected {self.in_channels} "
+                             f"(X shape {tuple(X.shape)}, expected {expected})")
+
+    def forward(self, X, training=False):
+        """X: (N, in_channels, H, W) -> Y: (N, out_channels, OH, OW)."""
+        self._prepare(X)
+        self._check_input(X, f"(batch, {self.in_channels}, height, width)", 4)
+        kernel, _, padding, dilation = self._geometry()
+        check_window_fits(self._where(), tuple(X.shape[2:]), kernel, padding, dilation)
+        return self._forward2d(X)
+
+    def backward(self, dY):
+        """dY: (N, out_channels, OH, OW) -> dX: (N, in_channels, H, W); sets grads W and b."""
+        return self._backward2d(dY)
+
+    # ---- the computation, shared with Conv1D (which runs it with H = 1) -----------------
+
+    def _forward2d(self, X):
+        xp, backend = self.xp, self.backend
+        kernel, stride, padding, dilation = self._geometry()
+        N, _, height, width = X.shape
+        OH = window_output_size(height, kernel[0], stride[0], padding[0], dilation[0])
+        OW = window_output_size(width, kernel[1], stride[1], padding[1], dilation[1])
+
+        cols = backend.im2col(X, kernel, stride, padding, dilation)   # (C*kh*kw, N*OH*OW)
+        W2 = xp.reshape(self.params["W"], (self.out_channels, -1))     # (out, C*kh*kw)
+        Y2 = W2 @ cols                                                   # (out, N*OH*OW)
+        if self.use_bias:
+            Y2 += self.params["b"][:, None]  # in place: Y2 is fresh
+        self.cols, self.X_shape, self.out_hw = cols, tuple(X.shape), (OH, OW)
+        # (out, N, OH, OW) -> (N, out, OH, OW): a transposed view on NumPy, no copy
+        return xp.permute_dims(xp.reshape(Y2, (self.out_channels, N, OH, OW)), (1, 0, 2, 3))
+
+    def _backward2d(self, dY):
+        xp = self.xp
+        N, OH, OW = self.X_shape[0], *self.out_hw
+        dY2 = xp.reshape(xp.permute_dims(dY, (1, 0, 2, 3)), (self.out_channels, N * OH * OW))
+        W = self.params["W"]
+        self.grads["W"] = xp.reshape(dY2 @ self.cols.T, W.shape)
+        if self.use_bias:
+            self.grads["b"] = xp.sum(dY2, axis=1)
+        if not self.need_dX:  # first layer during fit: nobody needs dX
+            return None
+        dcols = xp.reshape(W, (self.out_channels, -1)).T @ dY2         # (C*kh*kw, N*OH*OW)
+        return self.backend.col2im(dcols, self.X_shape, *self._geometry())
+
+    # ---- description --------------------------------------------------------------------
+
+    def config(self) -> dict:
+        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
+                "kernel_size": _plain(self.kernel_size), "stride": _plain(self.stride),
+                "padding": _plain(self.padding), "dilation": _plain(self.dilation),
+                "bias": self.use_bias, "init": initializers.name_of(self.init)}
+
+    def output_shape(self, input_shape):
+        kernel, stride, padding, dilation = self._geometry()
+        sizes = (window_output_size(s, *g) for s, g in zip(input_shape[2:], zip(kernel, stride, padding, dilation)))
+        return (input_shape[0], self.out_channels, *sizes)
+
+    def __repr__(self) -> str:
+        config = self.config()
+        args = [str(config.pop("in_channels")), str(config.pop("out_channels")), str(config.pop("kernel_size"))]
+        defaults = {"stride": 1, "padding": 0, "dilation": 1, "bias": True, "init": "he_uniform"}
+        args += [f"{k}={v!r}" for k, v in config.items() if defaults.get(k) != v]
+        return f"{type(self).__name__}({', '.join(args)})"
+
+
+class Conv1D(Conv2D):
+    """1-D convolution on (N, C, L) sequences, PyTorch's conv1d layout and arithmetic.
+
+    ``Conv1D(in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1)``
+    with int geometry. It runs Conv2D's computation on X viewed as (N, C, 1, L).
+
+    Shapes: X (N, in_channels, L) -> Y (N, out_channels, OL) with
+    OL = (L + 2 padding - dilation (kernel_size - 1) - 1) // stride + 1;
+    W (out_channels, in_channels, kernel_size); b (out_channels,).
+    """
+
+    def _set_geometry(self, kernel_size, stride, padding, dilation, where):
+        k = _positive_int(kernel_size, "kernel_size", where)
+        s = _positive_int(stride, "stride", where)
+        d = _positive_int(dilation, "dilation", where)
+        if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
+            raise ValueError(f"{where}: padding must be a non-negative integer, found {padding!r}")
+        # Stored as the 2-D geometry of a height-1 image.
+        self.kernel_size, self.stride, self.padding, self.dilation = (1, k), (1, s), (0, padding), (1, d)
+
+    def _weight_shape(self) -> tuple:
+        return (self.out_channels, self.in_channels, self.kernel_size[1])
+
+    def forward(self, X, training=False):
+        """X: (N, in_channels, L) -> Y: (N, out_channels, OL)."""
+        self._prepare(X)
+        self._check_input(X, f"(batch, {self.in_channels}, length)", 3)
+        N, C, L = X.shape
+        check_window_fits(self._where(), (L,), self.kernel_size[1:], self.padding[1:], self.dilation[1:])
+        Y = self._forward2d(self.xp.reshape(X, (N, C, 1, L)))
+        return self.xp.reshape(Y, (N, self.out_channels, Y.shape[3]))
+
+    def backward(self, dY):
+        """dY: (N, out_channels, OL) -> dX: (N, in_channels, L); sets grads W and b."""
+        N, O, OL = dY.shape
+        dX = self._backward2d(self.xp.reshape(dY, (N, O, 1, OL)))
+        if dX is None:
+            return None
+        return self.xp.reshape(dX, (N, self.in_channels, self.X_shape[3]))
+
+    def config(self) -> dict:
+        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
+                "kernel_size": self.kernel_size[1], "stride": self.stride[1],
+                "padding": self.padding[1], "dilation": self.dilation[1],
+                "bias": self.use_bias, "init": initializers.name_of(self.init)}
+
+    def output_shape(self, input_shape):
+        _, k = self.kernel_size
+        size = window_output_size(input_shape[2], k, self.stride[1], self.padding[1], self.dilation[1])
+        return (input_shape[0], self.out_channels, size)

@@ -1,0 +1,155 @@
+"""Pooling on NCHW images: MaxPool2D, AvgPool2D and GlobalAvgPool2D (PyTorch's arithmetic).
+
+A pooling window at output (y, x) covers Xpad[:, :, y*sh + i, x*sw + j] for the kernel
+offsets (i, j). ``backend.window_slices`` returns those inputs as kh*kw strided slices of
+shape (N, C, OH, OW), one per offset, so pooling is an elementwise reduction over a short
+list of arrays (views on NumPy: no window copy), and its backward sends each slice its
+share of dY through ``backend.add_window_slices``, which adds it back where the slice
+came from (overlapping windows add up).
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..backend import window_output_size
+from .base import Layer
+from .conv import _pair, _plain, check_window_fits
+
+
+class _Pool2D(Layer):
+    """Shared geometry, checks and description of MaxPool2D and AvgPool2D."""
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        where = type(self).__name__
+        self.kernel_size = _pair(kernel_size, "kernel_size", where, 1)
+        self.stride = self.kernel_size if stride is None else _pair(stride, "stride", where, 1)
+        self.padding = _pair(padding, "padding", where, 0)
+        if any(2 * p > k for p, k in zip(self.padding, self.kernel_size)):
+            # Else a window could lie entirely in the padding (PyTorch refuses this too).
+            raise ValueError(f"{where}: padding must be at most half of kernel_size, found padding "
+                             f"{padding!r} with kernel_size {kernel_size!r}")
+
+    def _geometry(self):
+        return self.kernel_size, self.stride, self.padding, (1, 1)
+
+    def _check(self, X):
+        where = self._where()
+        if X.ndim != 4:
+            raise ValueError(f"{where}: X has shape {tuple(X.shape)}, expected (batch, channels, height, width)")
+        if not self.xp.isdtype(X.dtype, "real floating"):
+            raise TypeError(f"{where}: X has dtype {X.dtype}, expected a floating-point array")
+        check_window_fits(where, tuple(X.shape[2:]), self.kernel_size, self.padding, (1, 1), what="pooling window")
+
+    def config(self) -> dict:
+        return {"kernel_size": _plain(self.kernel_size), "stride": _plain(self.stride),
+                "padding": _plain(self.padding)}
+
+    def output_shape(self, input_shape):
+        sizes = (window_output_size(s, k, st, p) for s, k, st, p in
+                 zip(input_shape[2:], self.kernel_size, self.stride, self.padding))
+        return (*input_shape[:2], *sizes)
+
+    def __repr__(self) -> str:
+        config = self.config()
+        args = [str(config.pop("kernel_size"))]
+        if self.stride != self.kernel_size:
+            args.append(f"stride={config['stride']!r}")
+        if self.padding != (0, 0):
+            args.append(f"padding={config['padding']!r}")
+        return f"{type(self).__name__}({', '.join(args)})"
+
+
+class MaxPool2D(_Pool2D):
+    """The maximum of each window; the gradient goes to the window's arg-max.
+
+    ``MaxPool2D(kernel_size, stride=None, padding=0)``: stride defaults to kernel_size
+    (non-overlapping windows); padding is filled with -inf, so it never wins. On ties the
+    first maximum in row-major window order gets the gradient, as in PyTorch.
+
+    Shapes: X (N, C, H, W) -> Y (N, C, OH, OW), OH = (H + 2 ph - kh) // sh + 1 (likewise OW).
+    """
+
+    def forward(self, X, training=False):
+        """X: (N, C, H, W) -> Y: (N, C, OH, OW)."""
+        self._prepare(X)
+        self._check(X)
+        xp = self.xp
+        pieces = self.backend.window_slices(X, *self._geometry(), pad_value=-math.inf)
+        Y = pieces[0]
+        for piece in pieces[1:]:
+            Y = xp.maximum(Y, piece)
+        # backward finds the arg-max again from X and Y (cheaper than keeping indices,
+        # and inference pays nothing for it)
+        self.X, self.Y = X, Y
+        return Y
+
+    def backward(self, dY):
+        """dY: (N, C, OH, OW) -> dX: (N, C, H, W), dY routed to each window's arg-max."""
+        xp = self.xp
+        pieces = self.backend.window_slices(self.X, *self._geometry(), pad_value=-math.inf)
+        remaining, grads = dY, []
+        for k, piece in enumerate(pieces):  # offsets in row-major order: the first maximum wins ties
+            hit = xp.astype(piece == self.Y, dY.dtype)  # 1.0 where this offset holds the max
+            grads.append(remaining * hit)                # (a product: faster than where on random masks)
+            if k + 1 < len(pieces):
+                remaining = remaining - grads[-1]        # that window's dY is now used up
+        return self.backend.add_window_slices(grads, tuple(self.X.shape), *self._geometry())
+
+
+class AvgPool2D(_Pool2D):
+    """The mean of each window; backward spreads dY / (kh * kw) over the window.
+
+    ``AvgPool2D(kernel_size, stride=None, padding=0)``: padding counts as zeros in the
+    mean (PyTorch's default count_include_pad=True), so every window divides by kh * kw.
+
+    Shapes: X (N, C, H, W) -> Y (N, C, OH, OW), OH = (H + 2 ph - kh) // sh + 1 (likewise OW).
+    """
+
+    def forward(self, X, training=False):
+        """X: (N, C, H, W) -> Y: (N, C, OH, OW)."""
+        self._prepare(X)
+        self._check(X)
+        pieces = self.backend.window_slices(X, *self._geometry())
+        Y = pieces[0] + pieces[1] if len(pieces) > 1 else pieces[0] * 1.0  # a fresh array
+        for piece in pieces[2:]:
+            Y += piece
+        Y *= 1.0 / len(pieces)
+        self.X_shape = tuple(X.shape)
+        return Y
+
+    def backward(self, dY):
+        """dY: (N, C, OH, OW) -> dX: (N, C, H, W): every window cell gets dY / (kh * kw)."""
+        kh, kw = self.kernel_size
+        share = dY * (1.0 / (kh * kw))
+        return self.backend.add_window_slices([share] * (kh * kw), self.X_shape, *self._geometry())
+
+
+class GlobalAvgPool2D(Layer):
+    """The mean over all spatial positions of each channel.
+
+    Shapes: X (N, C, H, W) -> Y (N, C); backward spreads dY / (H * W) over each channel.
+    """
+
+    def forward(self, X, training=False):
+        """X: (N, C, H, W) -> Y: (N, C)."""
+        self._prepare(X)
+        if X.ndim != 4:
+            raise ValueError(f"{self._where()}: X has shape {tuple(X.shape)}, expected (batch, channels, height, width)")
+        if not self.xp.isdtype(X.dtype, "real floating"):
+            raise TypeError(f"{self._where()}: X has dtype {X.dtype}, expected a floating-point array")
+        self.X_shape = tuple(X.shape)
+        return self.xp.mean(X, axis=(2, 3))
+
+    def backward(self, dY):
+        """dY: (N, C) -> dX: (N, C, H, W)."""
+        N, C, H, W = self.X_shape
+        share = dY[:, :, None, None] * (1.0 / (H * W))                   # (N, C, 1, 1)
+        return share * self.xp.ones(self.X_shape, dtype=dY.dtype, device=self.backend.device)  # broadcast to a real array
+
+    def output_shape(self, input_shape):
+        return tuple(input_shape[:2])
+
+    def __repr__(self) -> str:
+        return "GlobalAvgPool2D()"
