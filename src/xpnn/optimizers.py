@@ -350,19 +350,15 @@ class Adam(Optimizer):
         self._adam(i, param, grad, lr)
 
     def _adam(self, i, param, grad, lr):
-        xp = backend_of(param).xp
-        m, v = self.state["m"][i], self.state["v"][i]
-        m *= self.beta1
-        m += (1.0 - self.beta1) * grad
-        v *= self.beta2
-        v += (1.0 - self.beta2) * (grad * grad)
-        # Bias correction placed as torch does: folded into the step size and the denominator.
+        # m = b1 m + (1 - b1) g and v = b2 v + (1 - b2) g^2, written as in-place lerps;
+        # bias correction placed as torch does: folded into the step size and the
+        # denominator. The backend runs it fused (one scratch buffer on NumPy, one kernel
+        # on CuPy); the formula is in Backend.adam_update.
         t = self.iterations
-        step_size = lr / (1.0 - self.beta1 ** t)
-        denom = xp.sqrt(v)
-        denom /= math.sqrt(1.0 - self.beta2 ** t)
-        denom += self.eps
-        param -= step_size * (m / denom)
+        backend_of(param).adam_update(
+            param, grad, self.state["m"][i], self.state["v"][i],
+            step_size=lr / (1.0 - self.beta1 ** t), beta1=self.beta1, beta2=self.beta2,
+            bias2_sqrt=math.sqrt(1.0 - self.beta2 ** t), eps=self.eps)
 
     def _hyper(self):
         return {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps, "weight_decay": self.weight_decay}
