@@ -1,0 +1,92 @@
+"""xpnn itself, driven the way a user drives it: Sequential + compile + fit.
+
+One timed run is ``model.fit(X[:n * batch], y[:n * batch], epochs=1, batch_size=batch,
+verbose=0)`` (XOR: ``fit(X, y, epochs=steps, batch_size=None, shuffle=False)``), with the
+data already on the backend's device so that no host-to-device copy is timed.
+"""
+
+from __future__ import annotations
+
+NAME = "xpnn"
+
+
+def unavailable(backend: str):
+    try:
+        import xpnn
+
+        xpnn.get_backend(backend)
+    except Exception as exc:
+        return f"xpnn backend {backend!r} unavailable: {exc}"
+    return None
+
+
+def supports(case):
+    if case.kind == "cnn":
+        try:
+            from xpnn.layers.conv import Conv2D  # noqa: F401
+            from xpnn.layers.pooling import MaxPool2D  # noqa: F401
+        except Exception as exc:  # not written yet, or broken
+            return f"xpnn.layers.conv.Conv2D / xpnn.layers.pooling.MaxPool2D not importable ({type(exc).__name__}: {exc})"
+    return None
+
+
+def build_model(case, backend: str, seed: int = 0):
+    import xpnn
+
+    if case.kind == "xor":
+        layers = [xpnn.Dense(2, 4), xpnn.Sigmoid(), xpnn.Dense(4, 1), xpnn.Sigmoid()]
+        model = xpnn.Sequential(layers, seed=seed, backend=backend)
+        return model.compile("bce", xpnn.SGD(lr=0.1))
+    if case.kind == "cnn":
+        from harness import cnn_layers
+        from xpnn.layers.conv import Conv2D
+        from xpnn.layers.pooling import MaxPool2D
+
+        make = {"conv": lambda cin, cout: Conv2D(cin, cout, 3, padding=1), "relu": xpnn.ReLU,
+                "pool": lambda: MaxPool2D(2), "flatten": xpnn.Flatten, "dense": xpnn.Dense}
+        layers = [make[kind](*args) for kind, *args in cnn_layers()]
+    else:
+        sizes = case.sizes
+        layers = []
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            layers.append(xpnn.Dense(a, b))
+            if i < len(sizes) - 2:
+                layers.append(xpnn.ReLU())
+    model = xpnn.Sequential(layers, seed=seed, backend=backend)
+    return model.compile("softmax_cross_entropy", xpnn.Adam(lr=1e-3))
+
+
+def build(case, X, y, backend: str, seed: int = 0):
+    return XpnnRunner(case, X, y, backend, seed)
+
+
+class XpnnRunner:
+    def __init__(self, case, X, y, backend, seed=0):
+        import numpy as np
+
+        self.case = case
+        self.model = build_model(case, backend, seed)
+        b = self.model.backend
+        self.timer = "cupy" if b.name == "cupy" else "cpu"
+        if case.kind == "xor":
+            X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
+            y = np.array([[0], [1], [1], [0]], dtype=np.float32)
+        elif case.kind == "cnn":
+            X = X.reshape(-1, 1, 28, 28)
+        self.X, self.y = b.asarray(X), b.asarray(y)  # on the device once, before timing
+        self.history = None
+
+    def sync(self):
+        if self.timer == "cupy":
+            self.model.backend.native.cuda.get_current_stream().synchronize()
+
+    def run(self, n):
+        if self.case.kind == "xor":
+            self.history = self.model.fit(self.X, self.y, epochs=n, batch_size=None, shuffle=False, verbose=0)
+            return
+        m = min(self.X.shape[0], n * self.case.batch_size)
+        self.history = self.model.fit(self.X[:m, ...], self.y[:m], epochs=1, batch_size=self.case.batch_size,
+                                      verbose=0)
+
+    def loss(self):
+        return float(self.history.history["loss"][-1])

@@ -1,0 +1,382 @@
+"""Time xpnn's training against PyTorch, scikit-learn and a hand-written NumPy loop.
+
+    python benchmarks/run.py                       # every suite, CPU, every peer found
+    python benchmarks/run.py --suite mlp,xor --peers numpy-ref --repeats 3
+    python benchmarks/run.py --backend cupy        # GPU: xpnn on CuPy, torch on CUDA, CuPy loop
+    python benchmarks/run.py --quick               # a smoke run of a few seconds
+    python benchmarks/report.py results.json       # the markdown table again
+
+How a case is timed. Every implementation (xpnn and each peer) gets its own worker
+process, so that thread pools, allocator state and peak memory do not leak from one
+library into another. The workers of a case start together, load the data, build the
+model and do an untimed warm-up; then the parent asks them in turn for one timed run
+each, round-robin, ``repeats`` times, so slow drift in the machine's load hits every
+implementation alike. Min and median are reported; ratios use the minimum, the
+least noisy estimate of what the code costs. Every BLAS/OpenMP pool and torch get the same
+thread count (``--threads``, default os.cpu_count()).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+import harness  # noqa: E402
+
+PREFIX = "@@xpnn-bench "  # marks protocol lines in a worker's stdout (libraries may print too)
+SCHEMA = 1
+
+
+# ---- command line -----------------------------------------------------------------------------
+
+
+def parse_args(argv=None):
+    from peers import PEERS
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="Results: JSON (--out) and a "
+                                "markdown table on stdout; progress on stderr.")
+    p.add_argument("--suite", default=",".join(harness.SUITES),
+                   help=f"comma-separated suites (default: all): {','.join(harness.SUITES)}")
+    p.add_argument("--backend", default="numpy", help="comma-separated xpnn backends: numpy, cupy (default numpy)")
+    p.add_argument("--peers", default=",".join(PEERS),
+                   help=f"comma-separated peers (default: all; missing ones are skipped): {','.join(PEERS)}; "
+                        f"'none' for xpnn alone")
+    p.add_argument("--out", default="results.json", help="where to write the JSON (default results.json)")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="timed runs per implementation (default: per case, 3-5; 2 with --quick)")
+    p.add_argument("--threads", type=int, default=None, help="BLAS/OpenMP/torch threads (default os.cpu_count())")
+    p.add_argument("--quick", action="store_true", help="a few batches per case: a smoke run of seconds")
+    p.add_argument("--synthetic", action="store_true",
+                   help="random data shaped like Fashion-MNIST instead of the data set (timings barely change)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-report", action="store_true", help="do not print the markdown table")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+
+    def split(text):
+        return [t.strip() for t in text.split(",") if t.strip()]
+
+    args.suites = split(args.suite)
+    args.backends = split(args.backend)
+    bad = [b for b in args.backends if b not in ("numpy", "cupy")]
+    if bad:
+        p.error(f"--backend: unknown backend(s) {bad}; choose from numpy, cupy")
+    args.peer_list = [] if args.peers.strip() == "none" else split(args.peers)
+    bad = [x for x in args.peer_list if x not in PEERS]
+    if bad:
+        p.error(f"--peers: unknown peer(s) {bad}; choose from {','.join(PEERS)} (or none)")
+    if args.repeats is not None and args.repeats < 1:
+        p.error(f"--repeats must be >= 1, found {args.repeats}")
+    if args.threads is not None and args.threads < 1:
+        p.error(f"--threads must be >= 1, found {args.threads}")
+    return args
+
+
+# ---- the worker: one implementation of one case -----------------------------------------------
+
+
+def _reply(obj) -> None:
+    sys.stdout.write(PREFIX + json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def worker_main() -> int:
+    """Read a job (one JSON line), set up, warm up, then time one run per 'run' line."""
+    job = json.loads(sys.stdin.readline())
+    try:
+        if job["kind"] == "gemm":
+            _reply(gemm_peak(job))
+            return 0
+        _worker_case(job)
+    except Exception as exc:
+        _reply({"status": "error", "reason": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc()[-3000:]})
+    return 0
+
+
+def _worker_case(job) -> None:
+    from peers import IMPLS
+
+    impl = IMPLS[job["impl"]]
+    case = next(c for c in harness.CASES if c.name == job["case"])
+    backend, threads = job["backend"], job["threads"]
+    reason = impl.unavailable(backend) or impl.supports(case)
+    if reason:
+        _reply({"status": "skipped", "reason": reason})
+        return
+    import numpy as np
+    import numpy.random  # noqa: F401  (library code loaded before the memory baseline)
+
+    X = y = None
+    if job.get("data"):
+        X, y = np.load(job["data"] + "/X.npy"), np.load(job["data"] + "/y.npy")
+    harness.limit_threads(threads)
+    base_rss = harness.rss_now()  # data loaded: what follows is the model and its training
+    runner = impl.build(case, X, y, backend, job["seed"])
+    limiter = harness.limit_threads(threads)  # again: building may have loaded another BLAS
+    gpu = harness.GpuMemory(runner.timer)
+    gpu.reset()
+    clear = harness.reset_peak_rss()
+    warm = harness.time_once(runner, job["warmup"])
+    _reply({"status": "ready", "warmup_s": warm["seconds"]})
+    for line in sys.stdin:
+        if line.strip() != "run":
+            break
+        _reply(harness.time_once(runner, job["n"]))
+    peak = harness.peak_rss()
+    memory = {"peak_rss_mib": peak / 2**20, "rss_before_model_mib": None if base_rss is None else base_rss / 2**20,
+              "peak_rss_covers": "warm-up and timed runs" if clear else "whole process (clear_refs unavailable)"}
+    if base_rss is not None:
+        memory["extra_rss_mib"] = (peak - base_rss) / 2**20
+    memory.update(gpu.read())
+    _reply({"status": "ok", "loss": runner.loss(), "memory": memory, "threads": harness.thread_info(),
+            "timer": "CUDA events" if runner.timer != "cpu" else "time.perf_counter"})
+    del limiter
+
+
+def gemm_peak(job) -> dict:
+    """Best fp32 matmul rate of one library on the backend's device: 2 n^3 FLOPs per product."""
+    lib, n, repeats = job["library"], job["n"], job["repeats"]
+    import numpy as np
+
+    a = np.random.default_rng(0).random((n, n), dtype=np.float32)
+    if lib == "torch":
+        import torch
+
+        torch.set_num_threads(job["threads"])
+        dev = "cuda" if job["backend"] == "cupy" else "cpu"
+        if dev == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = False
+        A = torch.from_numpy(a).to(dev)
+        out = torch.empty_like(A)
+
+        def mm():
+            torch.matmul(A, A, out=out)
+
+        sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
+    else:
+        xp = np
+        if lib == "cupy":
+            import cupy as xp
+        A = xp.asarray(a)
+        out = xp.empty_like(A)
+
+        def mm():
+            xp.matmul(A, A, out=out)
+
+        sync = (lambda: xp.cuda.get_current_stream().synchronize()) if lib == "cupy" else (lambda: None)
+    harness.limit_threads(job["threads"])
+    mm()
+    sync()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        mm()
+        sync()
+        times.append(time.perf_counter() - t0)
+    best = min(times)
+    return {"status": "ok", "library": lib, "backend": job["backend"], "n": n, "min_s": best,
+            "tflops": 2 * n**3 / best / 1e12}
+
+
+# ---- the parent: start workers, interleave their timed runs ----------------------------------
+
+
+class Worker:
+    """A worker process and its line protocol."""
+
+    def __init__(self, job: dict):
+        self.job = job
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, bufsize=1, env=env, cwd=os.getcwd())
+        self.send(json.dumps(job))
+
+    def send(self, line: str) -> None:
+        try:
+            self.proc.stdin.write(line + "\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass
+
+    def recv(self) -> dict:
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                code = self.proc.wait()
+                return {"status": "error", "reason": f"worker exited with code {code} without answering"}
+            if line.startswith(PREFIX):
+                return json.loads(line[len(PREFIX):])
+            sys.stderr.write(line)  # a library printed something: pass it on
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run_case(case, backend: str, impls: list, args, data_dir) -> list:
+    """Every implementation of one case on one backend: setup, warm-up, interleaved repeats."""
+    p = harness.plan(case, backend, args.quick)
+    repeats = args.repeats or (2 if args.quick else case.repeats)
+    threads = args.threads or os.cpu_count()
+    job = {"kind": "case", "case": case.name, "backend": backend, "n": p["n"], "warmup": p["warmup"],
+           "threads": threads, "seed": args.seed, "data": None if case.kind == "xor" else data_dir}
+    workers = {name: Worker(dict(job, impl=name)) for name in impls}  # set up side by side
+    answers = {name: w.recv() for name, w in workers.items()}
+    live = [name for name in impls if answers[name].get("status") == "ready"]
+    times = {name: [] for name in live}
+    walls = {name: [] for name in live}
+    for r in range(repeats):
+        order = live[r % len(live):] + live[:r % len(live)] if live else []
+        for name in order:  # round-robin, starting one further each repeat
+            time.sleep(0.02 if args.quick else 0.1)  # let the last worker's spinning BLAS threads go idle
+            workers[name].send("run")
+            t = workers[name].recv()
+            if "seconds" not in t:
+                answers[name] = t
+                live.remove(name)
+                break
+            times[name].append(t["seconds"])
+            walls[name].append(t["wall_seconds"])
+    for name in live:
+        workers[name].send("done")
+        answers[name] = workers[name].recv()
+    for w in workers.values():
+        w.close()
+
+    flops = harness.train_flops_per_sample(case)
+    rows = []
+    for name in impls:
+        ans = answers[name]
+        row = {"case": case.name, "suite": case.suite, "description": case.description, "backend": backend,
+               "impl": name, "status": ans.get("status", "error"), "batch_size": case.batch_size,
+               "n_per_run": p["n"], "n_kind": "steps" if case.kind == "xor" else "batches",
+               "samples_per_run": p["samples_per_run"], "unit": p["unit"], "unit_scale": p["unit_scale"],
+               "repeats": repeats, "warmup": p["warmup"]}
+        if row["status"] != "ok":
+            row["reason"] = ans.get("reason", "unknown")
+            if "traceback" in ans:
+                row["traceback"] = ans["traceback"]
+            rows.append(row)
+            log(f"  {case.name:10s} {backend:6s} {name:10s} {row['status']}: {row['reason']}")
+            continue
+        ts = times[name]
+        s = harness.summarize(ts)
+        row.update(times_s=ts, wall_times_s=walls[name], **s,
+                   per_unit_min_s=s["min_s"] * p["unit_scale"], per_unit_median_s=s["median_s"] * p["unit_scale"],
+                   samples_per_s=p["samples_per_run"] / s["min_s"], loss=ans["loss"], memory=ans["memory"],
+                   threads=ans["threads"], timer=ans["timer"])
+        if flops:
+            row["train_flops_per_sample"] = flops
+            row["tflops"] = flops * p["samples_per_run"] / s["min_s"] / 1e12
+        rows.append(row)
+        log(f"  {case.name:10s} {backend:6s} {name:10s} min {s['min_s']:.4f}s median {s['median_s']:.4f}s "
+            f"({row['per_unit_min_s']:.3f}s per {p['unit']}) loss {ans['loss']:.4f} "
+            f"peak+{ans['memory'].get('extra_rss_mib', float('nan')):.0f} MiB")
+    return rows
+
+
+def gemm_jobs(backend: str, peers: list, args) -> list:
+    libs = ["cupy" if backend == "cupy" else "numpy"] + (["torch"] if "torch" in peers else [])
+    if args.quick:
+        n, repeats = (2048 if backend == "cupy" else 512), 2
+    else:
+        n, repeats = (8192 if backend == "cupy" else 2048), 5
+    out = []
+    for lib in libs:
+        if lib == "torch":
+            from peers import torch_peer
+
+            reason = torch_peer.unavailable(backend)
+            if reason:
+                out.append({"status": "skipped", "library": lib, "backend": backend, "reason": reason})
+                continue
+        w = Worker({"kind": "gemm", "library": lib, "backend": backend, "n": n, "repeats": repeats,
+                    "threads": args.threads or os.cpu_count()})
+        ans = w.recv()
+        w.close()
+        ans.setdefault("library", lib)
+        ans.setdefault("backend", backend)
+        out.append(ans)
+        if ans.get("status") == "ok":
+            log(f"  gemm       {backend:6s} {lib:10s} {n}x{n} fp32: {ans['tflops']:.3f} TFLOP/s")
+        else:
+            log(f"  gemm       {backend:6s} {lib:10s} {ans.get('status')}: {ans.get('reason')}")
+    return out
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.worker:
+        return worker_main()
+    cases = harness.cases_for(args.suites)
+    impls = ["xpnn"] + args.peer_list
+    started = time.perf_counter()
+    load_before = harness.loadavg()
+    log(f"xpnn benchmarks: suites {args.suites}, backends {args.backends}, implementations {impls}, "
+        f"load average {load_before}")
+    machine = harness.machine_info(load_torch="torch" in args.peer_list)
+    threads = args.threads or os.cpu_count()
+    results, gemm = [], []
+    with tempfile.TemporaryDirectory(prefix="xpnn-bench-") as data_dir:
+        if any(c.kind != "xor" for c in cases):  # one copy of the data, loaded by every worker
+            import numpy as np
+
+            need = max(harness.plan(c, b, args.quick)["samples_per_run"]
+                       for c in cases if c.kind != "xor" for b in args.backends)
+            X, y = harness.load_data(args.synthetic, need, args.seed)
+            np.save(os.path.join(data_dir, "X.npy"), X)
+            np.save(os.path.join(data_dir, "y.npy"), y)
+            del X, y
+        for backend in args.backends:
+            if any(c.suite == "mlp-wide" for c in cases):
+                gemm += gemm_jobs(backend, args.peer_list, args)
+            for case in cases:
+                results += run_case(case, backend, impls, args, data_dir)
+    out = {
+        "schema": SCHEMA,
+        "command": ["benchmarks/run.py", *(sys.argv[1:] if argv is None else argv)],
+        "config": {"suites": args.suites, "backends": args.backends, "implementations": impls,
+                   "repeats": args.repeats, "threads": threads, "quick": args.quick, "synthetic": args.synthetic,
+                   "seed": args.seed, "isolation": "one worker process per implementation and case"},
+        "machine": machine,
+        "load_average": {"before": load_before, "after": harness.loadavg()},
+        "wall_seconds": time.perf_counter() - started,
+        "flops_formula": "training FLOPs per sample ~= 6 x multiply-adds of the forward pass "
+                         "(2 forward + 4 backward for dX and dW); MLP: 6 x number of weights",
+        "gemm_peak": gemm,
+        "results": results,
+    }
+    with open(args.out, "w") as f:
+        f.write(harness.dumps(out))
+    log(f"wrote {args.out} in {out['wall_seconds']:.0f}s (load average after: {out['load_average']['after']})")
+    if not args.no_report:
+        import report
+
+        print(report.render(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
