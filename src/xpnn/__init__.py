@@ -4,7 +4,7 @@ Every layer, loss and optimizer is written once against the array API standard a
 its array namespace from a Backend; forward and backward are written by hand side by side.
 """
 
-from . import callbacks, datasets, init, layers, losses, metrics, optimizers, preprocessing, schedules
+from . import callbacks, datasets, init, layers, losses, metrics, model_selection, optimizers, preprocessing, schedules
 from .backend import Backend, available_backends, get_backend, set_backend, use_backend
 from .callbacks import (CSVLogger, EarlyStopping, History, LearningRateScheduler, ModelCheckpoint,
                         ReduceLROnPlateau, TerminateOnNaN)
@@ -16,6 +16,8 @@ from .layers import (ELU, GELU, Dense, Dropout, Flatten, Identity, Layer, LeakyR
 from .losses import (MAE, MSE, BCEWithLogits, BinaryCrossEntropy, CrossEntropy, Huber, Loss, SoftmaxCrossEntropy,
                      get_loss)
 from .model import NeuralNetwork, Sequential
+from .model_selection import (BayesSearch, Choice, GridSearch, IntUniform, KFold, LogUniform, RandomSearch,
+                              StratifiedKFold, Uniform, cross_validate)
 from .optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, clip_grad_norm, get_optimizer
 from .preprocessing import MinMaxScaler, StandardScaler, one_hot, train_test_split
 
@@ -37,7 +39,10 @@ __all__ = [
     # data
     "load_digits", "load_fashion_mnist", "load_mnist", "load_csv", "read_idx", "write_idx",
     "StandardScaler", "MinMaxScaler", "one_hot", "train_test_split",
+    # model selection
+    "KFold", "StratifiedKFold", "cross_validate", "GridSearch", "RandomSearch", "BayesSearch",
+    "Choice", "Uniform", "LogUniform", "IntUniform",
     # checks and modules
     "gradcheck", "init", "layers", "losses", "optimizers", "schedules", "metrics", "preprocessing", "callbacks",
-    "datasets",
+    "datasets", "model_selection",
 ]
