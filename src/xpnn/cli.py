@@ -53,6 +53,9 @@ def cmd_train(args) -> int:
     from .callbacks import CSVLogger
     from .metrics import confusion_matrix
 
+    for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size)):
+        if value < 1:
+            raise UsageError(f"{flag} must be a positive integer, found {value}")
     (X_train, y_train), (X_test, y_test) = _load_data(args.data, args.data_home, flatten=args.model == "mlp")
     n_classes = int(max(y_train.max(), y_test.max())) + 1
     out = args.out or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
@@ -112,14 +115,45 @@ def cmd_evaluate(args) -> int:
 
 def _read_inputs(path):
     if path.endswith(".npy"):
-        X = np.load(path, allow_pickle=False)
+        try:
+            X = np.load(path, allow_pickle=False)
+        except ValueError as exc:  # an object array (pickled) or a damaged file
+            raise UsageError(f"{path}: {exc}") from None
     elif path.endswith(".csv"):
-        from .datasets import load_csv
-
-        X, _ = load_csv(path, label_column=None)
+        X = _read_feature_csv(path)
     else:
         raise UsageError(f"INPUT must be a .csv or .npy file, found {path!r}")
     return np.asarray(X, dtype=np.float32)
+
+
+def _read_feature_csv(path):
+    """Features only (no label column): float32 (n, columns). A first row with a
+    non-numeric cell is a header; blank lines are skipped; a bad row is named by its line."""
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        rows = [(i, row) for i, row in enumerate(csv.reader(fh), start=1) if any(c.strip() for c in row)]
+    if rows and not all(_is_number(c) for c in rows[0][1]):
+        rows = rows[1:]
+    if not rows:
+        raise UsageError(f"{path}: no data rows")
+    width, first = len(rows[0][1]), rows[0][0]
+    X = np.empty((len(rows), width), dtype=np.float32)
+    for k, (lineno, row) in enumerate(rows):
+        if len(row) != width:
+            raise UsageError(f"{path}, line {lineno}: expected {width} comma-separated values (like line {first}), "
+                             f"found {len(row)}")
+        for col, cell in enumerate(row, start=1):
+            if not _is_number(cell) or not np.isfinite(float(cell)):
+                raise UsageError(f"{path}, line {lineno}, column {col}: expected a finite number, found {cell!r}")
+        X[k] = [float(c) for c in row]
+    return X
+
+
+def _is_number(cell) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
 
 
 def cmd_predict(args) -> int:
@@ -199,7 +233,7 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.func(args)
-    except (UsageError, ValueError, TypeError, FileNotFoundError, RuntimeError, KeyError) as exc:
+    except (UsageError, ValueError, TypeError, OSError, RuntimeError, KeyError) as exc:
         print(f"xpnn {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import uuid
 
 import numpy as np
 
@@ -36,7 +36,7 @@ def _model_config(model) -> dict:
 
 def save(model, path, epoch=None) -> None:
     """Write ``model`` to ``path`` (.safetensors) atomically."""
-    from safetensors.numpy import save_file
+    from safetensors.numpy import save as to_bytes
 
     backend = model.backend
     tensors = {f"layer.{k}": np.ascontiguousarray(backend.to_numpy(v)) for k, v in model.named_arrays().items()}
@@ -49,10 +49,15 @@ def save(model, path, epoch=None) -> None:
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".xpnn-", suffix=".tmp", dir=folder)
-    os.close(fd)
+    blob = to_bytes(tensors, metadata={"format": FORMAT, "xpnn": json.dumps(cfg)})
+    # Written by open() under a unique name beside the target, so the file gets the usual
+    # umask permissions (safetensors' save_file and mkstemp make it owner-only).
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
     try:
-        save_file(tensors, tmp, metadata={"format": FORMAT, "xpnn": json.dumps(cfg)})
+        with open(tmp, "xb") as fh:
+            fh.write(blob)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -95,6 +100,9 @@ def load(path, backend=None):
             layers.append(LAYERS[spec["class"]](**spec["config"]))
         model = Sequential(layers, backend=backend, seed=cfg["seed"], dtype=cfg["dtype"])
     b = model.backend
+    missing = sorted(set(f"layer.{k}" for k in model.named_arrays()) - set(tensors))
+    if missing:  # they would silently keep their random initial values
+        raise ValueError(f"{path}: the model file lacks tensors {missing}")
     for key, value in tensors.items():
         if not key.startswith("layer."):
             continue

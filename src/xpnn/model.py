@@ -38,6 +38,10 @@ class Sequential:
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
                 raise TypeError(f"Sequential: layers[{i}] must be a Layer, found {type(layer).__name__}")
+            for j in range(i):
+                if layers[j] is layer:  # it would keep one forward input for two positions
+                    raise ValueError(f"Sequential: layers[{i}] is the same object as layers[{j}] ({layer!r}); "
+                                     f"use a new instance for each position")
         self.layers = layers
         self.backend = get_backend(backend)
         self.dtype_name = str(dtype)
@@ -50,6 +54,9 @@ class Sequential:
         self.metric_names: list = []
         self.stop_training = False
         self.epochs_trained = 0
+        # Set by xpnn.distributed.DataParallel during its fit (None: one process). fit then
+        # trains this rank on its share of each batch and sums gradients and logs over ranks.
+        self.parallel = None
 
     # ---- backprop ------------------------------------------------------------------------
 
@@ -96,8 +103,12 @@ class Sequential:
         arrays = list(self.named_arrays().values())
         if len(weights) != len(arrays):
             raise ValueError(f"set_weights: expected {len(arrays)} arrays, found {len(weights)}")
-        for a, w in zip(arrays, weights):
-            a[...] = w
+        for (name, a), w in zip(self.named_arrays().items(), weights):
+            # a[...] = w would silently broadcast a wrong shape
+            if tuple(w.shape) != tuple(a.shape):
+                raise ValueError(f"set_weights: weights for {name!r} have shape {tuple(w.shape)}, "
+                                 f"expected {tuple(a.shape)}")
+            a[...] = self.backend.asarray(w) if _is_numpy(w) else w
 
     def count_params(self) -> int:
         return sum(math.prod(layer.params[k].shape) for layer in self.layers for k in layer.params)
@@ -202,7 +213,9 @@ class Sequential:
         bs = n if batch_size is None else min(batch_size, n)
         steps = -(-n // bs)
         history = cb.History()
-        cbs = [history, *callbacks]
+        # History after the user's callbacks, so that what they add to the logs (the lr of
+        # LearningRateScheduler and ReduceLROnPlateau) is recorded too.
+        cbs = [*callbacks, history]
         if verbose:
             cbs.append(cb.ProgressBar(epochs, steps, verbose))
         loss_watchers = [c for c in cbs if c.needs_batch_loss]
@@ -214,6 +227,7 @@ class Sequential:
             c.on_train_begin()
 
         xp = self.backend.xp
+        par = self.parallel
         for epoch in range(initial_epoch, epochs):
             for c in cbs:
                 c.on_epoch_begin(epoch)
@@ -223,6 +237,11 @@ class Sequential:
             outputs, targets, seen = [], [], 0
             for step in range(steps):
                 lo, hi = step * bs, min(n, (step + 1) * bs)
+                if par is not None:  # this rank's part of the batch (None: fewer samples than ranks)
+                    part = par.shard(lo, hi)
+                    if part is None:
+                        continue
+                    lo, hi = part
                 if order is None:
                     Xb, yb = X[lo:hi, ...], y[lo:hi, ...]
                 else:
@@ -231,13 +250,16 @@ class Sequential:
                 out = self.forward(Xb, training=True)
                 loss = self.loss.forward(out, yb)
                 if loss_watchers:
-                    value = self.backend.to_float(loss)
+                    value = self.backend.to_float(loss) if par is None else par.batch_loss(loss)
                     for c in loss_watchers:
                         c.on_batch_loss(epoch, step, value)
                     if self.stop_training:
                         break
                 self.backward(self.loss.backward(), input_grad=False)
-                self.optimizer.step(self.parameters())
+                pairs = self.parameters()
+                if par is not None:  # the gradient of the whole batch, summed over ranks
+                    pairs = par.allreduce_grads(pairs)
+                self.optimizer.step(pairs)
                 total += loss * float(hi - lo)  # stays on the device: no sync per batch
                 seen += hi - lo
                 if self.metric_fns:
@@ -247,9 +269,14 @@ class Sequential:
                     c.on_batch_end(step, lambda: {"loss": f"{self.backend.to_float(total) / max(seen, 1):.4f}"})
             if self.stop_training and seen == 0:
                 break
-            logs = {"loss": self.backend.to_float(total) / max(seen, 1)}
-            if self.metric_fns and outputs:
-                logs.update(self._metrics(xp.concat(outputs, axis=0), xp.concat(targets, axis=0)))
+            loss_sum = self.backend.to_float(total)
+            out = xp.concat(outputs, axis=0) if outputs else None
+            tgt = xp.concat(targets, axis=0) if targets else None
+            if par is not None:  # loss and outputs of every rank, so all ranks log the same
+                loss_sum, seen, out, tgt = par.reduce_epoch(loss_sum, seen, out, tgt)
+            logs = {"loss": loss_sum / max(seen, 1)}
+            if self.metric_fns and out is not None:
+                logs.update(self._metrics(out, tgt))
             if validation_data is not None:
                 logs.update({f"val_{k}": v for k, v in self.evaluate(Xv, yv, batch_size=max(bs, 256)).items()})
             logs["seconds"] = time.perf_counter() - start
@@ -266,9 +293,13 @@ class Sequential:
         scores = self.loss.predict(out)
         return {name: float(fn(y, scores)) for name, fn in zip(self.metric_names, self.metric_fns)}
 
-    def _batched_forward(self, X, batch_size):
+    def _batched_forward(self, X, batch_size, where):
         xp = self.backend.xp
         n = X.shape[0]
+        if n == 0:
+            raise ValueError(f"{where}: X is empty (0 samples)")
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+            raise ValueError(f"{where}: batch_size must be a positive integer or None, found {batch_size!r}")
         bs = n if batch_size is None else batch_size
         # Stops clipped to n: array_api_strict (like the standard) rejects out-of-bounds slices.
         outs = [self.forward(X[i:min(i + bs, n), ...], training=False) for i in range(0, n, bs)]
@@ -281,7 +312,7 @@ class Sequential:
         X = self._to_device(X, "X", where)
         y = self._to_device(y, "y", where, target=True)
         self._check_lengths(X, y, where)
-        out = self._batched_forward(X, batch_size)
+        out = self._batched_forward(X, batch_size, where)
         logs = {"loss": self.backend.to_float(self.loss.forward(out, y))}
         logs.update(self._metrics(out, y))
         return logs
@@ -290,7 +321,7 @@ class Sequential:
         """Outputs as a NumPy array: probabilities for a model trained with a softmax or
         sigmoid cross-entropy on logits, the raw output otherwise."""
         X = self._to_device(X, "X", "predict")
-        out = self._batched_forward(X, batch_size)
+        out = self._batched_forward(X, batch_size, "predict")
         if self.loss is not None:
             out = self.loss.predict(out)
         return self.backend.to_numpy(out)
@@ -360,24 +391,60 @@ class NeuralNetwork(Sequential):
 
     def __init__(self, input_size: int, hidden_sizes, output_size: int, activation="relu",
                  output_activation=None, init="glorot_uniform", backend=None, seed: int = 0, dtype="float32"):
-        hidden = [hidden_sizes] if isinstance(hidden_sizes, int) else list(hidden_sizes)
+        for name, value in (("input_size", input_size), ("output_size", output_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"NeuralNetwork: {name} must be a positive integer, found {value!r}")
+        if isinstance(hidden_sizes, int):
+            hidden = [hidden_sizes]
+        else:
+            try:
+                hidden = list(hidden_sizes)
+            except TypeError:
+                raise TypeError(f"NeuralNetwork: hidden_sizes must be an int or a list of ints, "
+                                f"found {hidden_sizes!r}") from None
         for i, h in enumerate(hidden):
             if isinstance(h, bool) or not isinstance(h, int) or h < 1:
                 raise ValueError(f"NeuralNetwork: hidden_sizes must be positive integers, found {h!r} at position {i}")
+        make_act, act_spec = _activation_maker(activation, "activation")
         layers, fan_in = [], input_size
         for h in hidden:
-            layers += [Dense(fan_in, h, init=init), get_activation(activation)]
+            layers += [Dense(fan_in, h, init=init), make_act()]
             fan_in = h
         layers.append(Dense(fan_in, output_size, init=init))
+        out_spec = None
         if output_activation is not None:
-            layers.append(get_activation(output_activation, "output_activation"))
+            make_out, out_spec = _activation_maker(output_activation, "output_activation")
+            layers.append(make_out())
         super().__init__(layers, backend=backend, seed=seed, dtype=dtype)
         self.arch = {"input_size": input_size, "hidden_sizes": hidden, "output_size": output_size,
-                     "activation": activation if isinstance(activation, str) else type(activation).__name__.lower(),
-                     "output_activation": output_activation, "init": init if isinstance(init, str) else "glorot_uniform"}
+                     "activation": act_spec, "output_activation": out_spec,
+                     "init": init if isinstance(init, str) else "glorot_uniform"}
 
     def config(self) -> dict:
         return {**super().config(), "arch": self.arch}
+
+
+def _activation_maker(spec, argname):
+    """(a function making a fresh activation layer, its JSON-able spec for ``arch``).
+
+    ``spec`` is a name ("relu"), a Layer instance, or ``{"class": ..., "config": ...}`` (how
+    ``arch`` saves an instance). Each hidden layer gets its own copy: an activation keeps its
+    forward input for backward, so one instance shared by two positions would backpropagate
+    through the wrong input.
+    """
+    from .layers import LAYERS
+
+    if isinstance(spec, dict):
+        cls = LAYERS.get(spec.get("class"))
+        if cls is None:
+            raise ValueError(f"NeuralNetwork: {argname} class {spec.get('class')!r} is not a registered layer")
+        config = dict(spec.get("config", {}))
+        return (lambda: cls(**config)), {"class": spec["class"], "config": config}
+    if isinstance(spec, Layer):
+        cls, config = type(spec), spec.config()
+        return (lambda: cls(**config)), {"class": cls.__name__, "config": config}
+    get_activation(spec, argname)  # a clear error for an unknown name, now
+    return (lambda: get_activation(spec, argname)), spec
 
 
 def _is_numpy(a) -> bool:

@@ -1,0 +1,51 @@
+"""examples/: the XOR demo learns XOR, shortened on every backend, and at its real settings
+(lr 0.1, 10,000 epochs of full-batch gradient descent) on NumPy for a few seeds."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def load_example(name):
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def xor():
+    return load_example("xor")
+
+
+def test_xor_shortened_on_every_backend(xor, backend, capsys):
+    preds = xor.main(["--backend", backend.name, "--epochs", "2000", "--lr", "0.5"])
+    assert isinstance(preds, np.ndarray) and preds.shape == (4,)
+    assert np.round(preds).tolist() == [0, 1, 1, 0]
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 11  # one loss line per tenth of the run, then the predictions
+    assert lines[0].startswith("epoch    200: loss") and lines[9].startswith("epoch   2000: loss")
+    losses = [float(line.split("loss")[1]) for line in lines[:10]]
+    assert losses[-1] < 0.05 < losses[0]
+    assert lines[10].startswith("predictions:")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_xor_at_the_example_settings(xor, seed, capsys):
+    """The demo as shipped (lr 0.1, 10,000 epochs, the default initializer) for a few seeds;
+    about a second each on NumPy."""
+    preds = xor.main(["--backend", "numpy", "--seed", str(seed)])
+    assert np.round(preds).tolist() == [0, 1, 1, 0]
+    assert np.abs(preds - np.array([0, 1, 1, 0])).max() < 0.1
+
+
+def test_xor_does_not_learn_in_too_few_epochs(xor, capsys):
+    """The check above is not automatic: 100 epochs at lr 0.1 are far from XOR."""
+    preds = xor.main(["--backend", "numpy", "--epochs", "100"])
+    assert np.round(preds).tolist() != [0, 1, 1, 0] or np.abs(preds - np.array([0, 1, 1, 0])).max() > 0.1
