@@ -290,7 +290,7 @@ def test_check_strict_array_on_numpy_backend():
     with pytest.raises(TypeError) as err:
         get_backend("numpy").check(strict.zeros((2,)), "y")
     msg = str(err.value)
-    assert msg.startswith("y is a array_api_strict.Array")
+    assert msg.startswith("y is an array_api_strict.Array")
     assert "device1" in msg
     assert "runs on backend 'numpy'" in msg
 

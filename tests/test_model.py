@@ -244,7 +244,7 @@ def test_an_array_of_another_backend_is_a_clear_error():
     strict = get_backend("array_api_strict")
     Xs, ys = strict.asarray(X), strict.asarray(y)
     model = mlp("numpy")
-    pattern = r"X is a array_api_strict\.Array \(backend 'array_api_strict'.*this model runs on backend 'numpy'"
+    pattern = r"X is an array_api_strict\.Array \(backend 'array_api_strict'.*this model runs on backend 'numpy'"
     for call in (lambda: model.fit(Xs, y, verbose=0), lambda: model.predict(Xs),
                  lambda: model.evaluate(Xs, y), lambda: model.forward(Xs), lambda: model.predict_classes(Xs)):
         with pytest.raises(TypeError, match=pattern):

@@ -214,6 +214,13 @@ class Backend:
     # weights times these kh*kw slices, pooling reduces over them, and both backward passes
     # add gradients back through the same slices. Geometry arguments are (height, width)
     # pairs; OH, OW come from window_output_size.
+    #
+    # Memory layout on NumPy: im2col orders its columns (y, x, n), batch last, from an input
+    # padded into (C, H, W, N) memory, so that each window slice is one contiguous run of
+    # OW*N numbers rather than many OW-long rows; the copy of im2col and the adds of col2im
+    # then run at memory speed. Conv2D hands on its output as an NCHW-shaped view of that
+    # (C, H, W, N) memory, and NumPy's elementwise results (ReLU, pooling) follow their
+    # input's memory order, so a conv-ReLU-pool-conv stack never copies a transpose.
 
     def pad2d(self, X, padding, value=0.0):
         """X: (N, C, H, W) -> (N, C, H + 2 ph, W + 2 pw), the border filled with ``value``.
@@ -225,7 +232,11 @@ class Backend:
         if ph == 0 and pw == 0:
             return X
         N, C, H, W = X.shape
-        Xp = self.xp.full((N, C, H + 2 * ph, W + 2 * pw), value, dtype=X.dtype, device=self.device)
+        shape = (N, C, H + 2 * ph, W + 2 * pw)
+        if self.name == "numpy":
+            Xp = _numpy_in_layout_of(X, shape, fill=value)  # X's memory order: slices stay long runs
+        else:
+            Xp = self.xp.full(shape, value, dtype=X.dtype, device=self.device)
         Xp[:, :, ph:ph + H, pw:pw + W] = X
         return Xp
 
@@ -251,7 +262,11 @@ class Backend:
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
         N, C, H, W = X_shape
         OH, OW = _output_hw(X_shape, kernel_size, stride, padding, dilation)
-        dXp = self.xp.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=pieces[0].dtype, device=self.device)
+        shape = (N, C, H + 2 * ph, W + 2 * pw)
+        if self.name == "numpy":
+            dXp = _numpy_in_layout_of(pieces[0], shape, fill=0)  # the pieces' memory order: long runs
+        else:
+            dXp = self.xp.zeros(shape, dtype=pieces[0].dtype, device=self.device)
         # Windows no wider than the stride never overlap: each pixel gets one piece at most,
         # so plain assignment does (the common pooling case, kernel == stride).
         overlap = dh * (kh - 1) + 1 > sh or dw * (kw - 1) + 1 > sw
@@ -271,39 +286,42 @@ class Backend:
     def im2col(self, X, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1)):
         """Gather every window of X (zero padding) into the columns of one matrix.
 
-        X: (N, C, H, W) -> cols: (C * kh * kw, N * OH * OW) with
-        ``cols[(c*kh + i)*kw + j, (n*OH + y)*OW + x] == Xpad[n, c, y*sh + i*dh, x*sw + j*dw]``,
+        X: (N, C, H, W) -> cols: (C * kh * kw, OH * OW * N), the batch index last, with
+        ``cols[(c*kh + i)*kw + j, (y*OW + x)*N + n] == Xpad[n, c, y*sh + i*dh, x*sw + j*dw]``,
         so a convolution is one matrix product: W.reshape(out, C*kh*kw) @ cols.
         """
-        (kh, kw), (sh, sw), (dh, dw) = kernel_size, stride, dilation
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
         N, C, H, W = X.shape
         OH, OW = _output_hw(X.shape, kernel_size, stride, padding, dilation)
         if self.name == "numpy":
-            # A strided view with the final axis order, then one copy (the reshape).
-            Xp = self.pad2d(X, padding)
-            sN, sC, sH, sW = Xp.strides
+            # Pad into (C, H, W, N) memory, take every window as one strided view with the
+            # columns' axis order, then copy once (the reshape); see the note above.
+            Xp = np.zeros((C, H + 2 * ph, W + 2 * pw, N), dtype=X.dtype)
+            Xp[:, ph:ph + H, pw:pw + W, :] = X.transpose(1, 2, 3, 0)
+            sC, sH, sW, sN = Xp.strides
             view = np.lib.stride_tricks.as_strided(
-                Xp, (C, kh, kw, N, OH, OW), (sC, sH * dh, sW * dw, sN, sH * sh, sW * sw), writeable=False)
-            return view.reshape(C * kh * kw, N * OH * OW)
+                Xp, (C, kh, kw, OH, OW, N), (sC, sH * dh, sW * dw, sH * sh, sW * sw, sN), writeable=False)
+            return view.reshape(C * kh * kw, OH * OW * N)
         xp = self.xp
         cols = xp.stack(self.window_slices(X, kernel_size, stride, padding, dilation), axis=0)  # (kh*kw, N, C, OH, OW)
-        cols = xp.permute_dims(cols, (2, 0, 1, 3, 4))  # (C, kh*kw, N, OH, OW)
-        return xp.reshape(cols, (C * kh * kw, N * OH * OW))
+        cols = xp.permute_dims(cols, (2, 0, 3, 4, 1))  # (C, kh*kw, OH, OW, N)
+        return xp.reshape(cols, (C * kh * kw, OH * OW * N))
 
     def col2im(self, cols, X_shape, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1)):
         """The adjoint of ``im2col``: scatter-add the columns back into an input-shaped array.
 
-        cols: (C * kh * kw, N * OH * OW) -> dX: X_shape = (N, C, H, W). Entries that came from
+        cols: (C * kh * kw, OH * OW * N) -> dX: X_shape = (N, C, H, W). Entries that came from
         the same input pixel (overlapping windows) are summed; padding is dropped.
         """
         (kh, kw) = kernel_size
         N, C, H, W = X_shape
         OH, OW = _output_hw(X_shape, kernel_size, stride, padding, dilation)
         xp = self.xp
-        cols = xp.reshape(cols, (C, kh * kw, N, OH, OW))
-        # Accumulate channel-major, (C, N, H, W), the order the columns come in (on NumPy
-        # about 1.5x faster than reordering every piece), and return dX as a transposed view.
-        pieces = [cols[:, k, ...] for k in range(kh * kw)]
+        cols = xp.reshape(cols, (C, kh * kw, OH, OW, N))
+        # One piece per kernel offset, viewed as (C, N, OH, OW): the channels play the batch
+        # axis of add_window_slices. No reordering copy: on NumPy the sum is built in the
+        # columns' own (C, H, W, N) memory order and dX comes back as a transposed view.
+        pieces = [xp.permute_dims(cols[:, k, ...], (0, 3, 1, 2)) for k in range(kh * kw)]
         dX = self.add_window_slices(pieces, (C, N, H, W), kernel_size, stride, padding, dilation)
         return xp.permute_dims(dX, (1, 0, 2, 3))
 
@@ -366,10 +384,19 @@ def _output_hw(X_shape, kernel_size, stride, padding, dilation) -> tuple[int, in
                  for a in range(2))
 
 
+def _numpy_in_layout_of(like: np.ndarray, shape, fill) -> np.ndarray:
+    """A NumPy array of ``shape`` filled with ``fill``, its axes in memory in the same order
+    as ``like``'s (what np.full_like does, but for another shape: padded, or unpadded)."""
+    order = sorted(range(like.ndim), key=lambda axis: like.strides[axis], reverse=True)  # outermost first
+    out = np.empty([shape[axis] for axis in order], dtype=like.dtype).transpose(np.argsort(order))
+    out.fill(fill)
+    return out
+
+
 def _describe(a) -> str:
     mod = type(a).__module__.split(".")[0]
     shape = getattr(a, "shape", None)
-    kind = f"a {mod}.{type(a).__name__}"
+    kind = f"an {mod}.{type(a).__name__}" if mod[0] in "aeiou" else f"a {mod}.{type(a).__name__}"
     if mod == "numpy":
         kind += " (host memory, backend 'numpy')"
     elif mod == "cupy":

@@ -161,6 +161,7 @@ class ReduceLROnPlateau(Callback):
 
     def on_train_begin(self):
         self.wait, self.cooldown_left = 0, 0
+        self.tracker.best = math.inf if self.tracker.mode == "min" else -math.inf
 
     def on_epoch_end(self, epoch, logs):
         value = _monitored("ReduceLROnPlateau", self.monitor, logs)
@@ -252,7 +253,8 @@ class ProgressBar(Callback):
             self.bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items() if isinstance(v, float)})
             self.bar.close()
         elif self.verbose:
-            print(f"Epoch {epoch + 1}/{self.epochs} - {seconds:.2f}s - {_format_logs(logs)}", file=self.file, flush=True)
+            shown = {k: v for k, v in logs.items() if k != "seconds"}
+            print(f"Epoch {epoch + 1}/{self.epochs} - {seconds:.2f}s - {_format_logs(shown)}", file=self.file, flush=True)
 
 
 # ---- gradient health ----------------------------------------------------------------------

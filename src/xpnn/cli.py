@@ -40,12 +40,17 @@ def _load_data(name, data_home=None, flatten=True):
     raise UsageError(f"--data must be one of {', '.join(DATASETS)} or a path ending in .csv, found {name!r}")
 
 
-def _build_model(args, n_features, n_classes):
+def _build_model(args, sample_shape, n_classes):
+    """The MLP (flat inputs) or the default CNN (images: (channels, height, width))."""
+    from .architectures import cnn
     from .model import NeuralNetwork
 
     if args.model == "cnn":
-        raise UsageError("--model cnn is not available yet (convolution layers are coming); use --model mlp")
-    return NeuralNetwork(n_features, args.hidden, n_classes, activation=args.activation,
+        if len(sample_shape) != 3:
+            raise UsageError(f"--model cnn needs image data (digits, fashion-mnist, mnist), "
+                             f"found samples of shape {tuple(sample_shape)}; use --model mlp")
+        return cnn(tuple(sample_shape), n_classes, backend=args.backend, seed=args.seed)
+    return NeuralNetwork(sample_shape[0], args.hidden, n_classes, activation=args.activation,
                          init="he_uniform", backend=args.backend, seed=args.seed)
 
 
@@ -60,7 +65,7 @@ def cmd_train(args) -> int:
     n_classes = int(max(y_train.max(), y_test.max())) + 1
     out = args.out or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
     os.makedirs(out, exist_ok=True)
-    model = _build_model(args, X_train.shape[1], n_classes)
+    model = _build_model(args, X_train.shape[1:], n_classes)
     model.compile("softmax_cross_entropy", _optimizer(args), metrics=["accuracy"])
     if args.verbose:
         print(f"xpnn: {args.data}: {X_train.shape[0]} training and {X_test.shape[0]} test samples, "
