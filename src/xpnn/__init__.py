@@ -4,15 +4,18 @@ Every layer, loss and optimizer is written once against the array API standard a
 its array namespace from a Backend; forward and backward are written by hand side by side.
 """
 
-from . import callbacks, datasets, init, layers, losses, metrics, model_selection, optimizers, preprocessing, schedules
+from . import (architectures, callbacks, datasets, init, layers, losses, metrics, model_selection, optimizers, plotting,
+               preprocessing, schedules)
 from .backend import Backend, available_backends, get_backend, set_backend, use_backend
-from .callbacks import (CSVLogger, EarlyStopping, History, LearningRateScheduler, ModelCheckpoint,
-                        ReduceLROnPlateau, TerminateOnNaN)
+from .callbacks import (Callback, CSVLogger, EarlyStopping, GradientMonitor, GradientWarning, History,
+                        LearningRateScheduler, ModelCheckpoint, ProgressBar, ReduceLROnPlateau, TerminateOnNaN)
 from .datasets import load_csv, load_digits, load_fashion_mnist, load_mnist, read_idx, write_idx
 from .gradcheck import gradcheck
 from .io import load
-from .layers import (ELU, GELU, Dense, Dropout, Flatten, Identity, Layer, LeakyReLU, ReLU, Sigmoid, Softmax,
-                     Tanh, register_layer)
+from .layers import (ELU, GELU, AvgPool2D, BatchNorm1D, BatchNorm2D, Conv1D, Conv2D, Dense, Dropout, Embedding,
+                     Flatten, GlobalAvgPool2D, Identity, Layer, LayerNorm, LeakyReLU, MaxPool2D, MultiHeadSelfAttention,
+                     PositionalEncoding, ReLU, Residual, Sigmoid, Softmax, Tanh, TimeDistributed,
+                     TransformerEncoderBlock, register_layer)
 from .losses import (MAE, MSE, BCEWithLogits, BinaryCrossEntropy, CrossEntropy, Huber, Loss, SoftmaxCrossEntropy,
                      get_loss)
 from .model import NeuralNetwork, Sequential
@@ -30,11 +33,14 @@ __all__ = [
     "Sequential", "NeuralNetwork", "load",
     "Layer", "register_layer", "Dense", "Dropout", "Flatten", "Identity",
     "ReLU", "LeakyReLU", "ELU", "GELU", "Sigmoid", "Tanh", "Softmax",
+    "Conv1D", "Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "BatchNorm1D", "BatchNorm2D", "LayerNorm",
+    "Embedding", "MultiHeadSelfAttention", "PositionalEncoding", "Residual", "TimeDistributed",
+    "TransformerEncoderBlock",
     # losses and optimizers
     "Loss", "MSE", "MAE", "Huber", "BinaryCrossEntropy", "BCEWithLogits", "SoftmaxCrossEntropy", "CrossEntropy",
     "get_loss", "Optimizer", "SGD", "RMSprop", "Adagrad", "Adam", "AdamW", "get_optimizer", "clip_grad_norm",
     # training
-    "History", "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler", "ReduceLROnPlateau", "CSVLogger",
+    "Callback", "ProgressBar", "GradientMonitor", "GradientWarning", "History", "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler", "ReduceLROnPlateau", "CSVLogger",
     "TerminateOnNaN",
     # data
     "load_digits", "load_fashion_mnist", "load_mnist", "load_csv", "read_idx", "write_idx",
@@ -44,5 +50,5 @@ __all__ = [
     "Choice", "Uniform", "LogUniform", "IntUniform",
     # checks and modules
     "gradcheck", "init", "layers", "losses", "optimizers", "schedules", "metrics", "preprocessing", "callbacks",
-    "datasets", "model_selection",
+    "datasets", "model_selection", "plotting", "architectures",
 ]

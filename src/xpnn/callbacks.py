@@ -397,7 +397,7 @@ class GradientMonitor(Callback):
         for _, layer in relus:
             mask = layer.mask
             # a unit (one feature, or one channel-pixel) is dead if no sample of the batch activated it
-            ever_active = xp.max(mask, axis=0) if mask.shape[0] > 0 else mask
+            ever_active = xp.max(mask, axis=0)  # mask is 0/1: the max over the batch is 1 if any sample fired
             values.append(xp.mean(xp.astype(ever_active == 0, self.model.dtype)))
         host = backend.to_numpy(xp.stack(values)).tolist() if values else []
 

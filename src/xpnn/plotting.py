@@ -1,9 +1,19 @@
 """Plots with matplotlib (the optional extra ``plot``). Each returns the Figure and, with
-``path``, saves a PNG. matplotlib is imported lazily with a clear error when missing."""
+``path``, saves a PNG. matplotlib is imported lazily with a clear error when missing.
+
+Training: plot_history (loss and metrics per epoch), plot_curves (several runs on one
+axis), plot_gradient_history (GradientMonitor's per-layer gradient norms).
+Classifiers: plot_confusion_matrix, plot_roc (binary or one-vs-rest), plot_decision_boundary
+(2-D inputs). Inside the network: plot_activations (f and f' from the layers themselves),
+plot_histograms (weights and activations per layer), plot_first_layer_weights (as images).
+"""
 
 from __future__ import annotations
 
 import numpy as np
+
+__all__ = ["plot_history", "plot_curves", "plot_gradient_history", "plot_confusion_matrix", "plot_roc",
+           "plot_decision_boundary", "plot_activations", "plot_histograms", "plot_first_layer_weights"]
 
 
 def _plt():
@@ -158,13 +168,16 @@ def plot_roc(y_true, scores, path=None, class_names=None, title="ROC curve"):
     if s.ndim not in (1, 2) or s.shape[0] != y.shape[0]:
         raise ValueError(f"{where}: scores must be (n,) or (n, k) with n = {y.shape[0]} (the length of y_true), "
                          f"found shape {s.shape}")
-    if not np.all(np.isfinite(s)):
-        raise ValueError(f"{where}: scores contain NaN or infinity, at index {int(np.flatnonzero(~np.isfinite(s).reshape(s.shape[0], -1).all(axis=1))[0])}")
+    bad_rows = np.flatnonzero(~np.isfinite(s.reshape(s.shape[0], -1)).all(axis=1))
+    if bad_rows.size:
+        raise ValueError(f"{where}: scores must be finite, found {s[bad_rows[0]]} at index {bad_rows[0]}")
     k = 2 if s.ndim == 1 else s.shape[1]
     bad = np.flatnonzero((y < 0) | (y >= k))
     if bad.size:
         raise ValueError(f"{where}: y_true must be integers in [0, {k}), found {y[bad[0]]} at index {bad[0]}")
     names = [str(c) for c in (class_names if class_names is not None else range(k))]
+    if len(names) != k:
+        raise ValueError(f"{where}: class_names must name the {k} classes, found {len(names)} names")
     fig, ax = plt.subplots(figsize=(5.6, 5.0))
     if s.ndim == 1:
         positive = y == 1
@@ -177,12 +190,15 @@ def plot_roc(y_true, scores, path=None, class_names=None, title="ROC curve"):
         aucs = []
         for c in range(k):
             positive = y == c
-            if positive.all() or not positive.any():
-                raise ValueError(f"{where}: class {c} has {'all' if positive.all() else 'no'} samples in y_true; "
-                                 f"one-vs-rest needs positives and negatives for every class")
+            if positive.all() or not positive.any():  # no curve; left out of the macro average (as roc_auc)
+                missing = "negatives" if positive.all() else "samples"
+                ax.plot([], [], lw=1.4, color=f"C{c % 10}", label=f"{names[c]} (no {missing})")
+                continue
             fpr, tpr, auc = _roc(positive, s[:, c])
             aucs.append(auc)
             ax.plot(fpr, tpr, lw=1.4, color=f"C{c % 10}", label=f"{names[c]} (AUC {auc:.3f})")
+        if not aucs:
+            raise ValueError(f"{where}: y_true holds only class {int(y[0])}; a ROC curve needs positives and negatives")
         ax.set_title(f"{title}, one-vs-rest (macro AUC {np.mean(aucs):.3f})")
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="chance (AUC 0.5)")
     ax.set_xlim(-0.01, 1.01)
@@ -292,16 +308,6 @@ def plot_activations(path=None, names=("sigmoid", "tanh", "relu", "leaky_relu", 
     ax_f.set_title("Activation functions (layer.forward)")
     ax_d.set_title("Derivatives (layer.backward of ones)")
     return _finish(fig, path)
-
-
-def _grid(plt, n_panels, ncols, panel_w=2.6, panel_h=2.1):
-    ncols = max(1, min(ncols, n_panels))
-    nrows = -(-n_panels // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(panel_w * ncols, panel_h * nrows + 0.4), squeeze=False)
-    flat = list(axes.ravel())
-    for ax in flat[n_panels:]:
-        ax.set_visible(False)
-    return fig, flat[:n_panels]
 
 
 def plot_histograms(model, X=None, path=None, bins: int = 50, max_samples: int = 1000,
