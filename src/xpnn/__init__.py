@@ -14,7 +14,7 @@ from .gradcheck import gradcheck
 from .io import load
 from .layers import (ELU, GELU, AvgPool2D, BatchNorm1D, BatchNorm2D, Conv1D, Conv2D, Dense, Dropout, Embedding,
                      Flatten, GlobalAvgPool2D, Identity, Layer, LayerNorm, LeakyReLU, MaxPool2D, MultiHeadSelfAttention,
-                     PositionalEncoding, ReLU, Residual, Sigmoid, Softmax, Tanh, TimeDistributed,
+                     PositionalEncoding, ReLU, Residual, SequencePool, Sigmoid, Softmax, Tanh, TimeDistributed,
                      TransformerEncoderBlock, register_layer)
 from .losses import (MAE, MSE, BCEWithLogits, BinaryCrossEntropy, CrossEntropy, Huber, Loss, SoftmaxCrossEntropy,
                      get_loss)
@@ -34,7 +34,7 @@ __all__ = [
     "Layer", "register_layer", "Dense", "Dropout", "Flatten", "Identity",
     "ReLU", "LeakyReLU", "ELU", "GELU", "Sigmoid", "Tanh", "Softmax",
     "Conv1D", "Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "BatchNorm1D", "BatchNorm2D", "LayerNorm",
-    "Embedding", "MultiHeadSelfAttention", "PositionalEncoding", "Residual", "TimeDistributed",
+    "Embedding", "MultiHeadSelfAttention", "PositionalEncoding", "Residual", "SequencePool", "TimeDistributed",
     "TransformerEncoderBlock",
     # losses and optimizers
     "Loss", "MSE", "MAE", "Huber", "BinaryCrossEntropy", "BCEWithLogits", "SoftmaxCrossEntropy", "CrossEntropy",

@@ -10,13 +10,14 @@ from .pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from .attention import MultiHeadSelfAttention, PositionalEncoding
 from .embedding import Embedding
 from .normalization import BatchNorm1D, BatchNorm2D, LayerNorm
+from .sequence import SequencePool
 from .residual import Residual, TimeDistributed, TransformerEncoderBlock
 
 LAYERS = {cls.__name__: cls for cls in (
     Dense, Dropout, Flatten, ReLU, LeakyReLU, ELU, GELU, Sigmoid, Tanh, Softmax, Identity,
     BatchNorm1D, BatchNorm2D, LayerNorm, Embedding, MultiHeadSelfAttention, PositionalEncoding,
     Residual, TimeDistributed, TransformerEncoderBlock,
-    Conv1D, Conv2D, MaxPool2D, AvgPool2D, GlobalAvgPool2D,
+    Conv1D, Conv2D, MaxPool2D, AvgPool2D, GlobalAvgPool2D, SequencePool,
 )}
 
 
@@ -39,5 +40,5 @@ __all__ = ["LAYERS", "register_layer", "layer_name",
     "ACTIVATIONS", "get_activation",
     "BatchNorm1D", "BatchNorm2D", "LayerNorm", "Embedding", "MultiHeadSelfAttention", "PositionalEncoding",
     "Residual", "TimeDistributed", "TransformerEncoderBlock",
-    "Conv1D", "Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D",
+    "Conv1D", "Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "SequencePool",
 ]
