@@ -15,6 +15,13 @@ import pytest
 
 import xpnn
 
+try:  # the suite's arrays are small: one BLAS thread is faster than two fighting for 2 cores
+    from threadpoolctl import threadpool_limits
+
+    _BLAS_LIMIT = threadpool_limits(limits=1, user_api="blas")
+except ImportError:  # threadpoolctl is in the test extra; without it the suite is only slower
+    _BLAS_LIMIT = None
+
 ALL_BACKENDS = ("numpy", "array_api_strict", "cupy")
 
 

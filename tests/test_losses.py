@@ -394,7 +394,7 @@ def test_bad_pred_and_target(backend, loss):
         loss.forward([[0.5, 0.5]], backend.zeros((1, 2), "float64"))
     # a target from another backend (host NumPy on a device backend, or the other way round)
     other = xpnn.get_backend("array_api_strict" if backend.name == "numpy" else "numpy")
-    with pytest.raises(TypeError, match=rf"{name}.forward: target is a .* but this model runs on backend "
+    with pytest.raises(TypeError, match=rf"{name}.forward: target is an? .* but this model runs on backend "
                                         rf"'{backend.name}'"):
         loss.forward(backend.zeros((2, 3), "float64"), other.zeros((2, 3), "float64"))
 

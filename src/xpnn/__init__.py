@@ -10,6 +10,7 @@ from .backend import Backend, available_backends, get_backend, set_backend, use_
 from .callbacks import (Callback, CSVLogger, EarlyStopping, GradientMonitor, GradientWarning, History,
                         LearningRateScheduler, ModelCheckpoint, ProgressBar, ReduceLROnPlateau, TerminateOnNaN)
 from .datasets import load_csv, load_digits, load_fashion_mnist, load_mnist, read_idx, write_idx
+from .distributed import DataParallel
 from .gradcheck import gradcheck
 from .io import load
 from .layers import (ELU, GELU, AvgPool2D, BatchNorm1D, BatchNorm2D, Conv1D, Conv2D, Dense, Dropout, Embedding,
@@ -30,7 +31,7 @@ __all__ = [
     # backend
     "Backend", "get_backend", "set_backend", "use_backend", "available_backends",
     # models and layers
-    "Sequential", "NeuralNetwork", "load",
+    "Sequential", "NeuralNetwork", "load", "DataParallel",
     "Layer", "register_layer", "Dense", "Dropout", "Flatten", "Identity",
     "ReLU", "LeakyReLU", "ELU", "GELU", "Sigmoid", "Tanh", "Softmax",
     "Conv1D", "Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "BatchNorm1D", "BatchNorm2D", "LayerNorm",

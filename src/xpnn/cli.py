@@ -61,29 +61,59 @@ def cmd_train(args) -> int:
     for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size)):
         if value < 1:
             raise UsageError(f"{flag} must be a positive integer, found {value}")
+    if args.export_onnx:  # fail before training, not after
+        from .onnx import _require_onnx
+
+        try:
+            _require_onnx()
+        except ImportError as exc:
+            raise UsageError(str(exc)) from None
+    parallel, root = None, True
+    if args.distributed:  # one process per rank under mpiexec; rank 0 prints and writes
+        try:
+            from .distributed import DataParallel, rank_backend, require_mpi
+
+            require_mpi()  # mpi4py present, MPI started
+            args.backend = rank_backend(args.backend)  # on GPUs: one per rank of a node
+        except ImportError as exc:
+            raise UsageError(str(exc)) from None
     (X_train, y_train), (X_test, y_test) = _load_data(args.data, args.data_home, flatten=args.model == "mlp")
     n_classes = int(max(y_train.max(), y_test.max())) + 1
     out = args.out or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
-    os.makedirs(out, exist_ok=True)
     model = _build_model(args, X_train.shape[1:], n_classes)
     model.compile("softmax_cross_entropy", _optimizer(args), metrics=["accuracy"])
+    if args.distributed:
+        parallel = DataParallel(model)
+        root = parallel.is_root
+        out = parallel.comm.bcast(out, root=0)  # the timestamp of rank 0
+        args.verbose = args.verbose if root else 0
+    if root:
+        os.makedirs(out, exist_ok=True)
     if args.verbose:
         print(f"xpnn: {args.data}: {X_train.shape[0]} training and {X_test.shape[0]} test samples, "
               f"{n_classes} classes; {model.count_params():,} params on backend {model.backend.name}")
     start = time.perf_counter()
-    history = model.fit(X_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
-                        validation_split=args.validation_split, verbose=args.verbose,
-                        callbacks=[CSVLogger(os.path.join(out, "history.csv"))])
+    history = (parallel or model).fit(X_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
+                                      validation_split=args.validation_split, verbose=args.verbose,
+                                      callbacks=[CSVLogger(os.path.join(out, "history.csv"))])
     seconds = time.perf_counter() - start
     test = model.evaluate(X_test, y_test)
+    if not root:  # every rank holds the same model: rank 0 writes it
+        return 0
     model.save(os.path.join(out, "model.safetensors"))
     metrics = {"test_accuracy": test["accuracy"], "test_loss": test["loss"], "epochs": model.epochs_trained,
                "seconds": round(seconds, 3), "backend": model.backend.name, "seed": args.seed,
                "data": args.data, "model": args.model, "hidden": args.hidden, "batch_size": args.batch_size,
-               "optimizer": args.optimizer, "lr": args.lr, "params": model.count_params()}
+               "optimizer": args.optimizer, "lr": args.lr, "params": model.count_params(),
+               "world_size": parallel.world_size if parallel else 1}
     with open(os.path.join(out, "metrics.json"), "w") as fh:
         json.dump(metrics, fh, indent=2)
     written = ["model.safetensors", "history.csv", "metrics.json"]
+    if args.export_onnx:  # outputs class probabilities, as xpnn predict does
+        from .onnx import export
+
+        export(model, os.path.join(out, "model.onnx"), input_shape=X_train.shape[1:], probabilities=True)
+        written.append("model.onnx")
     try:
         from .plotting import plot_confusion_matrix, plot_history
 
@@ -213,6 +243,11 @@ def _parser():
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", default=None, help="output folder (default runs/<timestamp>)")
     t.add_argument("--verbose", type=int, default=1)
+    t.add_argument("--export-onnx", action="store_true",
+                   help="also write model.onnx (outputs class probabilities; needs the onnx package)")
+    t.add_argument("--distributed", action="store_true",
+                   help="data-parallel training over MPI: mpiexec -n 2 xpnn train --distributed ... "
+                        "(--batch-size is the global batch, split over the ranks; needs mpi4py)")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="loss and metrics of a saved model on a data set's test split")
@@ -240,7 +275,17 @@ def main(argv=None) -> int:
         return args.func(args)
     except (UsageError, ValueError, TypeError, OSError, RuntimeError, KeyError) as exc:
         print(f"xpnn {args.command}: error: {exc}", file=sys.stderr)
+        if getattr(args, "distributed", False):
+            _abort_other_ranks(2)
         return 2
+
+
+def _abort_other_ranks(code: int) -> None:
+    """End every rank of an MPI job: the others may wait in a collective for this one forever."""
+    mpi = sys.modules.get("mpi4py.MPI")
+    if mpi is not None and mpi.Is_initialized() and not mpi.Is_finalized() and mpi.COMM_WORLD.Get_size() > 1:
+        sys.stderr.flush()
+        mpi.COMM_WORLD.Abort(code)
 
 
 if __name__ == "__main__":

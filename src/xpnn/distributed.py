@@ -1,0 +1,355 @@
+"""Data-parallel training over MPI: one process (rank) per CPU socket or GPU, each
+training on its share of every batch, all keeping identical weights.
+
+    # train.py, run with:  mpiexec -n 2 python -m mpi4py train.py
+    # (-m mpi4py: an exception on one rank aborts them all instead of leaving the
+    # others waiting in a collective forever)
+    from xpnn.distributed import DataParallel
+    model = xpnn.NeuralNetwork(784, [128], 10).compile("softmax_cross_entropy", "adam")
+    DataParallel(model).fit(X, y, epochs=5, batch_size=128)   # every rank passes the whole X, y
+
+What each rank does, and why the result is the single-process result:
+
+1. At the start of ``fit``, rank 0's weights, buffers, optimizer state and generator
+   state are broadcast, so every rank starts from the same model and draws the same
+   permutation of the data every epoch.
+2. ``batch_size`` is the GLOBAL batch: the same batches as a single-process ``fit`` with
+   that batch size, and rank r of W takes the r-th of W near-equal slices of each one
+   (``lo + m r // W`` to ``lo + m (r + 1) // W`` for a batch of m samples). So W ranks take
+   exactly the optimizer steps one process would, each doing 1/W of the work.
+3. After backward, every gradient is scaled by its rank's share of the batch (n_r / m)
+   and summed over ranks with ONE in-place Allreduce of one flat buffer holding all of
+   them (a call per tensor would pay the latency once per tensor). Since every loss is a
+   mean over samples, sum_r (n_r / m) grad(mean over rank r) = grad(mean over the batch):
+   the gradient of the whole batch, on every rank. Each rank then applies the same
+   optimizer step to the same weights, so the weights stay identical without being sent.
+4. The logged loss and metrics are over all ranks (summed loss, gathered outputs), so
+   every rank sees the same logs and callbacks (EarlyStopping, ReduceLROnPlateau) take the
+   same decisions; callbacks that write files (CSVLogger, ModelCheckpoint, and any with
+   ``root_only = True``) and the progress bar run on rank 0 only.
+
+Where it differs from one process: BatchNorm normalizes with each rank's own batch
+statistics (PyTorch DDP without SyncBatchNorm does the same) and its running statistics
+are averaged over ranks at the end of each epoch; Dropout draws each rank's masks from
+its own generator (seeded from the model seed and the rank); a last batch with fewer
+samples than ranks is skipped (at most W - 1 samples of an epoch, different ones each
+epoch when shuffling). Validation and ``evaluate`` run in full on every rank.
+
+On a GPU (backend "cupy") the flat buffer is summed with NCCL (cupy.cuda.nccl) when CuPy
+has it, else handed to MPI directly if ``XPNN_CUDA_AWARE_MPI=1`` says the MPI library is
+CUDA-aware, else copied to the host, summed by MPI and copied back. ``rank_backend``
+gives each rank of a node its own GPU.
+
+Needs mpi4py and an MPI library: ``pip install "xpnn[mpi]"`` (mpi4py) plus MPICH or Open
+MPI (``pip install mpich`` provides both the library and ``mpiexec``).
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["DataParallel", "rank_backend", "require_mpi"]
+
+_MPI_HELP = 'distributed training needs mpi4py and an MPI library: pip install "xpnn[mpi]" mpich'
+
+
+def require_mpi():
+    """mpi4py's MPI module (importing it starts MPI), or an ImportError saying what to install."""
+    try:
+        from mpi4py import MPI
+    except ImportError as exc:
+        raise ImportError(f"{_MPI_HELP} (import failed: {exc})") from None
+    return MPI
+
+
+def rank_backend(name=None, comm=None):
+    """The backend this rank should train on: for "cupy", GPU ``local_rank % gpu_count``
+    (local_rank: this process's rank among those on the same node), so the ranks of a
+    node spread over its GPUs; any other name is returned as ``get_backend(name)``."""
+    from .backend import get_backend
+
+    backend = get_backend(name)
+    if backend.name != "cupy":
+        return backend
+    MPI = require_mpi()
+    comm = comm or MPI.COMM_WORLD
+    local = comm.Split_type(MPI.COMM_TYPE_SHARED)
+    device = local.Get_rank() % backend.native.cuda.runtime.getDeviceCount()
+    local.Free()
+    backend.native.cuda.Device(device).use()  # NCCL and raw pointers use the current device
+    return get_backend("cupy", device=device)
+
+
+class DataParallel:
+    """Wrap a compiled model for data-parallel ``fit`` over the ranks of ``comm``.
+
+    Args:
+        model: a compiled Sequential (the same architecture and seed on every rank).
+        comm: an mpi4py communicator (default MPI.COMM_WORLD).
+
+    Attributes: ``rank``, ``world_size``, ``is_root`` (rank 0, the one that should print
+    and write files), ``model``, ``comm``, ``reducer`` (how gradients are summed:
+    "mpi", "nccl", "cuda-aware-mpi" or "mpi-host-staging").
+    """
+
+    def __init__(self, model, comm=None):
+        self.MPI = require_mpi()
+        if not hasattr(model, "layers") or not hasattr(model, "fit"):
+            raise TypeError(f"DataParallel: model must be an xpnn Sequential, found {type(model).__name__}")
+        self.model = model
+        self.comm = comm if comm is not None else self.MPI.COMM_WORLD
+        self.rank = self.comm.Get_rank()
+        self.world_size = self.comm.Get_size()
+        self.is_root = self.rank == 0
+        self.reducer = None
+        self._reduce = None     # flat buffer -> summed over ranks, in place
+        self._share = 1.0       # this rank's fraction of the current global batch
+
+    def __repr__(self) -> str:
+        return f"DataParallel({self.model!r}, rank={self.rank}, world_size={self.world_size})"
+
+    # ---- training ---------------------------------------------------------------------
+
+    def fit(self, X, y, epochs: int = 1, batch_size: int | None = 32, shuffle: bool = True,
+            validation_split: float = 0.0, validation_data=None, callbacks=(), initial_epoch: int = 0,
+            verbose: int = 1):
+        """``model.fit`` with every global batch of ``batch_size`` samples split over the
+        ranks (see the module docstring). Every rank passes the same full ``X, y``.
+        Returns the History (the same on every rank)."""
+        model, where = self.model, "DataParallel.fit"
+        model._require_compiled(where)
+        self._check_same_data(X, y, where)
+        if any(not layer.built for layer in model.layers):
+            # build lazily-sized layers now, so that their weights exist to be broadcast
+            model.forward(model._to_device(X[:1, ...], "X", where), training=False)
+        self.broadcast_state()
+        if self._reduce is None:
+            self._reduce, self.reducer = _make_reducer(self.comm, model.backend, self.MPI)
+        self._slots, self._flat = None, None
+        if not self.is_root:
+            verbose = 0
+            callbacks = [c for c in callbacks if not _root_only(c)]
+        # Each rank's own generator for dropout masks: model.generator must stay the same
+        # on all ranks (it draws the shared permutation), and masks of unequal shards
+        # would draw unequal amounts from it.
+        rank_generator = model.backend.rng(_rank_seed(model.seed, self.rank))
+        for layer in model.layers:
+            layer.generator = rank_generator
+        model.parallel = self
+        try:
+            history = model.fit(X, y, epochs=epochs, batch_size=batch_size, shuffle=shuffle,
+                                validation_split=validation_split, validation_data=validation_data,
+                                callbacks=callbacks, initial_epoch=initial_epoch, verbose=verbose)
+        finally:
+            model.parallel = None
+            for layer in model.layers:
+                layer.generator = model.generator
+        self.sync_buffers()  # also when training stopped in mid-epoch
+        return history
+
+    def evaluate(self, X, y, batch_size: int | None = 1024) -> dict:
+        """``model.evaluate`` (the weights are the same on every rank, so is the result)."""
+        return self.model.evaluate(X, y, batch_size=batch_size)
+
+    def predict(self, X, batch_size: int | None = 1024):
+        return self.model.predict(X, batch_size=batch_size)
+
+    def save(self, path, epoch=None) -> None:
+        """Save the model from rank 0 only (every rank holds the same weights)."""
+        if self.is_root:
+            self.model.save(path, epoch=epoch)
+        self.comm.Barrier()  # the file exists on return, on every rank
+
+    # ---- the hooks Sequential.fit calls while ``model.parallel`` is set ----------------
+
+    def shard(self, lo: int, hi: int):
+        """This rank's part [lo', hi') of the global batch [lo, hi), or None when the batch
+        has fewer samples than ranks (every rank then skips it)."""
+        m, W, r = hi - lo, self.world_size, self.rank
+        if m < W:
+            return None
+        start, stop = lo + m * r // W, lo + m * (r + 1) // W
+        self._share = (stop - start) / m
+        return start, stop
+
+    def allreduce_grads(self, pairs) -> list:
+        """(param, grad of this rank's mean loss) pairs -> (param, grad of the global batch's
+        mean loss) pairs, the same on every rank: one Allreduce over one flat buffer."""
+        xp = self.model.backend.xp
+        if not pairs:  # a model without params: nothing to sum
+            return pairs
+        if self._slots is None:  # offsets of each grad in the flat buffer, made once per fit
+            self._slots, offset = [], 0
+            for p, _ in pairs:
+                size = _size(p.shape)
+                self._slots.append((offset, size, tuple(p.shape)))
+                offset += size
+            self._flat = xp.zeros((offset,), dtype=pairs[0][0].dtype, device=self.model.backend.device)
+        flat, share = self._flat, self._share
+        for (_, g), (off, size, _) in zip(pairs, self._slots):
+            flat[off:off + size] = xp.reshape(g, (size,)) * share
+        self._reduce(flat)
+        # views of the summed buffer (NumPy: no copy); the optimizer only reads them
+        return [(p, xp.reshape(flat[off:off + size], shape)) for (p, _), (off, size, shape) in zip(pairs, self._slots)]
+
+    def batch_loss(self, loss) -> float:
+        """The global batch's mean loss from this rank's (for TerminateOnNaN and the like)."""
+        return self.comm.allreduce(self.model.backend.to_float(loss) * self._share, op=self.MPI.SUM)
+
+    def reduce_epoch(self, loss_sum: float, seen: int, outputs, targets):
+        """End of an epoch: the loss sum and sample count over all ranks, the outputs and
+        targets of all ranks (so metrics cover the whole epoch), and BatchNorm running
+        statistics averaged, so every rank validates and saves the same model."""
+        loss_sum = self.comm.allreduce(loss_sum, op=self.MPI.SUM)
+        seen = self.comm.allreduce(seen, op=self.MPI.SUM)
+        if outputs is not None:
+            outputs, targets = self._allgather(outputs), self._allgather(targets)
+        self.sync_buffers()
+        return loss_sum, seen, outputs, targets
+
+    # ---- collectives ------------------------------------------------------------------
+
+    def broadcast_state(self) -> None:
+        """Make every rank's params, buffers, optimizer state and generator rank 0's."""
+        model, b = self.model, self.model.backend
+        arrays = list(model.named_arrays().values())
+        opt = model.optimizer
+        if opt is not None:
+            arrays += list(opt.state_arrays().values())
+        # optimizer state exists on some ranks but not others: the flat layouts would differ
+        counts = self.comm.allgather(len(arrays))
+        if len(set(counts)) != 1:
+            raise RuntimeError(f"DataParallel: the ranks hold different numbers of arrays {counts}; "
+                               f"build and compile the same model on every rank")
+        flat = self._pack(arrays)
+        host = b.to_numpy(flat)  # a view on NumPy and array_api_strict, a copy from a GPU
+        self.comm.Bcast(host, root=0)
+        if not _host_is_view(b):
+            flat[...] = b.asarray(host)
+        self._unpack(flat, arrays, scale=1.0)
+        meta = self.comm.bcast({"generator": model.generator.state, "epochs": model.epochs_trained,
+                                "iterations": getattr(opt, "iterations", 0)}, root=0)
+        model.generator.set_state(meta["generator"])
+        model.epochs_trained = meta["epochs"]
+        if opt is not None:
+            opt.iterations = meta["iterations"]
+
+    def sync_buffers(self) -> None:
+        """Average non-trained buffers (BatchNorm running statistics) over the ranks."""
+        buffers = [v for layer in self.model.layers for v in layer.buffers.values()]
+        if not buffers or self.world_size == 1:
+            return
+        flat = self._pack(buffers)
+        self._reduce(flat)
+        self._unpack(flat, buffers, scale=1.0 / self.world_size)
+
+    def _pack(self, arrays):
+        b = self.model.backend
+        xp = b.xp
+        flat = xp.zeros((sum(_size(a.shape) for a in arrays),), dtype=self.model.dtype, device=b.device)
+        off = 0
+        for a in arrays:
+            size = _size(a.shape)
+            flat[off:off + size] = xp.astype(xp.reshape(a, (size,)), flat.dtype)
+            off += size
+        return flat
+
+    def _unpack(self, flat, arrays, scale: float) -> None:
+        xp = self.model.backend.xp
+        off = 0
+        for a in arrays:  # in place: optimizers and layers hold these very arrays
+            size = _size(a.shape)
+            a[...] = xp.astype(xp.reshape(flat[off:off + size], a.shape) * scale, a.dtype)
+            off += size
+
+    def _allgather(self, a):
+        """Concatenate ``a`` (n_r, ...) of every rank along axis 0, in rank order."""
+        b = self.model.backend
+        parts = self.comm.allgather(b.to_numpy(a))  # small: one epoch's outputs, once an epoch
+        return b.xp.concat([b.asarray(p) for p in parts], axis=0)
+
+    def _check_same_data(self, X, y, where) -> None:
+        shapes = self.comm.allgather((tuple(getattr(X, "shape", ())), tuple(getattr(y, "shape", ()))))
+        for r, s in enumerate(shapes):
+            if s != shapes[0]:
+                raise ValueError(f"{where}: every rank must pass the same X and y; rank {r} has shapes {s}, "
+                                 f"rank 0 has {shapes[0]}")
+
+
+# ---- summing a flat buffer over ranks, per device ------------------------------------------
+
+
+def _make_reducer(comm, backend, MPI):
+    """(reduce(flat) summing the buffer over ranks in place, its name)."""
+    if backend.name == "cupy":
+        return _gpu_reducer(comm, backend, MPI)
+
+    if _host_is_view(backend):
+        def reduce(flat):  # the host view is the buffer itself: MPI sums into it
+            comm.Allreduce(MPI.IN_PLACE, backend.to_numpy(flat), op=MPI.SUM)
+        return reduce, "mpi"
+
+    def staged(flat):
+        host = backend.to_numpy(flat)
+        comm.Allreduce(MPI.IN_PLACE, host, op=MPI.SUM)
+        flat[...] = backend.asarray(host)
+    return staged, "mpi-host-staging"
+
+
+def _gpu_reducer(comm, backend, MPI):
+    """NCCL if CuPy has it on every rank, else CUDA-aware MPI if the user says so, else
+    host staging. (Not run by the test suite: it needs GPUs.)"""
+    cupy = backend.native
+    nccl_comm = None
+    try:
+        from cupy.cuda import nccl
+
+        if getattr(nccl, "available", False):
+            uid = comm.bcast(nccl.get_unique_id() if comm.Get_rank() == 0 else None, root=0)
+            nccl_comm = nccl.NcclCommunicator(comm.Get_size(), uid, comm.Get_rank())
+    except Exception:  # no NCCL in this CuPy, or its init failed
+        nccl_comm = None
+    # all ranks must take the same path, or their collectives would never meet
+    if comm.allreduce(int(nccl_comm is not None), op=MPI.MIN):
+        from cupy.cuda import nccl
+
+        def reduce(flat):
+            kind = {"float32": nccl.NCCL_FLOAT32, "float64": nccl.NCCL_FLOAT64}[str(flat.dtype)]
+            nccl_comm.allReduce(flat.data.ptr, flat.data.ptr, flat.size, kind, nccl.NCCL_SUM,
+                                cupy.cuda.get_current_stream().ptr)
+        return reduce, "nccl"
+
+    if os.environ.get("XPNN_CUDA_AWARE_MPI") == "1":
+        def reduce(flat):
+            cupy.cuda.get_current_stream().synchronize()  # MPI reads device memory: kernels must be done
+            comm.Allreduce(MPI.IN_PLACE, flat, op=MPI.SUM)
+        return reduce, "cuda-aware-mpi"
+
+    def staged(flat):
+        host = cupy.asnumpy(flat)  # synchronizes with the stream
+        comm.Allreduce(MPI.IN_PLACE, host, op=MPI.SUM)
+        flat.set(host)
+    return staged, "mpi-host-staging"
+
+
+def _host_is_view(backend) -> bool:
+    """Whether ``backend.to_numpy`` returns a view sharing the array's memory."""
+    return backend.name in ("numpy", "array_api_strict")
+
+
+def _root_only(callback) -> bool:
+    from .callbacks import CSVLogger, ModelCheckpoint
+
+    return isinstance(callback, (CSVLogger, ModelCheckpoint)) or getattr(callback, "root_only", False)
+
+
+def _rank_seed(seed: int, rank: int) -> int:
+    """A per-rank generator seed, reproducible from the model seed (distinct from it)."""
+    return (seed + 1) * 1_000_003 + rank
+
+
+def _size(shape) -> int:
+    size = 1
+    for d in shape:
+        size *= d
+    return size
