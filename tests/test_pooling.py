@@ -74,10 +74,12 @@ def test_forward_matches_nested_loops(backend, kind, g):
 
 @pytest.mark.parametrize("kind", ["max", "avg"])
 @SETTINGS
-@given(g=geometries())
-def test_gradcheck(backend, kind, g):
+@given(g=geometries(), training=st.booleans())
+def test_gradcheck(backend, kind, g, training):
+    # training=True: MaxPool2D marks the maxima in forward; False: backward finds them
     X = backend.asarray(distinct_input(g), "float64")
-    assert xpnn.gradcheck(LAYERS[kind](g["kernel"], g["stride"], g["padding"]), X, seed=g["seed"]) < 1e-6
+    layer = LAYERS[kind](g["kernel"], g["stride"], g["padding"])
+    assert xpnn.gradcheck(layer, X, seed=g["seed"], training=training) < 1e-6
 
 
 def test_global_avg_pool(backend):
@@ -91,11 +93,12 @@ def test_global_avg_pool(backend):
     assert xpnn.gradcheck(GlobalAvgPool2D(), backend.asarray(x, "float64")) < 1e-6
 
 
-def test_max_pool_ties_send_the_gradient_to_the_first_maximum(backend):
+@pytest.mark.parametrize("training", [False, True])
+def test_max_pool_ties_send_the_gradient_to_the_first_maximum(backend, training):
     # all-equal windows (as after a ReLU): each window's dY goes to one cell only, its first
     X = backend.asarray(np.zeros((1, 1, 4, 4)), "float64")
     layer = MaxPool2D(2)
-    layer.forward(X)
+    layer.forward(X, training=training)
     dX = backend.to_numpy(layer.backward(backend.asarray(np.array([[[[1.0, 2.0], [3.0, 4.0]]]]), "float64")))
     expected = np.zeros((1, 1, 4, 4))
     expected[0, 0, ::2, ::2] = [[1.0, 2.0], [3.0, 4.0]]
@@ -103,22 +106,23 @@ def test_max_pool_ties_send_the_gradient_to_the_first_maximum(backend):
     # overlapping windows: a cell that is the max of two windows collects both gradients
     x = np.array([[[[0.0, 1.0, 0.0], [0.0, 5.0, 0.0], [2.0, 0.0, 3.0]]]])
     layer = MaxPool2D(2, stride=1)
-    np.testing.assert_array_equal(backend.to_numpy(layer.forward(backend.asarray(x, "float64"))), [[[[5.0, 5.0], [5.0, 5.0]]]])
+    Y = layer.forward(backend.asarray(x, "float64"), training=training)
+    np.testing.assert_array_equal(backend.to_numpy(Y), [[[[5.0, 5.0], [5.0, 5.0]]]])
     dX = backend.to_numpy(layer.backward(backend.asarray(np.ones((1, 1, 2, 2)), "float64")))
     np.testing.assert_array_equal(dX[0, 0], [[0, 0, 0], [0, 4.0, 0], [0, 0, 0]])
 
 
 @pytest.mark.parametrize("kind", ["max", "avg"])
 @settings(max_examples=15, deadline=None)
-@given(g=geometries(), dtype=st.sampled_from(["float32", "float64"]), ties=st.booleans())
-def test_matches_torch(kind, g, dtype, ties):
+@given(g=geometries(), dtype=st.sampled_from(["float32", "float64"]), ties=st.booleans(), training=st.booleans())
+def test_matches_torch(kind, g, dtype, ties, training):
     torch = pytest.importorskip("torch")
     F = torch.nn.functional
     rng = np.random.default_rng(g["seed"])
     shape = (g["N"], g["C"], *g["size"])
     x = (rng.integers(0, 3, shape) if ties else rng.standard_normal(shape)).astype(dtype)
     layer = LAYERS[kind](g["kernel"], g["stride"], g["padding"])
-    Y = layer.forward(x)
+    Y = layer.forward(x, training=training)
     dY = rng.standard_normal(Y.shape).astype(dtype)
     dX = layer.backward(dY)
     tx = torch.tensor(x, requires_grad=True)

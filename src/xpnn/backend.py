@@ -222,6 +222,33 @@ class Backend:
     # (C, H, W, N) memory, and NumPy's elementwise results (ReLU, pooling) follow their
     # input's memory order, so a conv-ReLU-pool-conv stack never copies a transpose.
 
+    def match_layout(self, a, like):
+        """``a`` (the shape of ``like``) in ``like``'s memory order.
+
+        NumPy walks an elementwise operation in one memory order for all its operands, so
+        when two disagree (an NCHW gradient from Flatten meeting a Conv2D output, which
+        lives in (C, H, W, N) memory) one is read across its rows, several times slower
+        than copying it into the other's order first. On NumPy that copy is made when the
+        orders differ; otherwise, and on other backends, ``a`` is returned as it is.
+        """
+        if self.name != "numpy" or a.strides == like.strides or _axis_order(a) == _axis_order(like):
+            return a
+        out = np.empty_like(like, dtype=a.dtype)  # like's memory order
+        out[...] = a
+        return out
+
+    def mask_multiply(self, a, mask):
+        """``a * mask`` for a boolean ``mask`` (broadcastable to ``a``): ``a`` where mask is
+        True, 0 elsewhere (a NaN stays NaN, as in a product with 0.0).
+
+        The array API defines no arithmetic between booleans and floats, so the generic path
+        casts the mask first; NumPy multiplies by the booleans directly, which saves that
+        pass and lets a layer keep a 1-byte mask rather than a float one.
+        """
+        if self.name == "numpy":
+            return a * mask
+        return a * self.xp.astype(mask, a.dtype)
+
     def pad2d(self, X, padding, value=0.0):
         """X: (N, C, H, W) -> (N, C, H + 2 ph, W + 2 pw), the border filled with ``value``.
 
@@ -253,28 +280,39 @@ class Backend:
         return [Xp[:, :, i * dh:i * dh + sh * (OH - 1) + 1:sh, j * dw:j * dw + sw * (OW - 1) + 1:sw]
                 for i in range(kh) for j in range(kw)]
 
-    def add_window_slices(self, pieces, X_shape, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1)):
+    def add_window_slices(self, pieces, X_shape, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1),
+                          masks=None):
         """The adjoint of ``window_slices``: add each piece back where its slice came from.
 
         pieces: kh*kw arrays (N, C, OH, OW) -> dX: (N, C, H, W). Where windows overlap
         (stride < kernel) the contributions add up; what falls on the padding is dropped.
+        masks: optional kh*kw boolean arrays (N, C, OH, OW); piece k then counts only where
+        masks[k] is True (``mask_multiply``, on NumPy done in the same pass as the placing).
         """
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
         N, C, H, W = X_shape
         OH, OW = _output_hw(X_shape, kernel_size, stride, padding, dilation)
         shape = (N, C, H + 2 * ph, W + 2 * pw)
-        if self.name == "numpy":
-            dXp = _numpy_in_layout_of(pieces[0], shape, fill=0)  # the pieces' memory order: long runs
-        else:
-            dXp = self.xp.zeros(shape, dtype=pieces[0].dtype, device=self.device)
         # Windows no wider than the stride never overlap: each pixel gets one piece at most,
-        # so plain assignment does (the common pooling case, kernel == stride).
+        # so plain assignment does (the common pooling case, kernel == stride). When they
+        # also tile the padded input, every pixel gets exactly one: no zeros needed first.
         overlap = dh * (kh - 1) + 1 > sh or dw * (kw - 1) + 1 > sw
+        tiled = (kh, kw) == (sh, sw) and (dh, dw) == (1, 1) and (OH * sh, OW * sw) == shape[2:]
+        if self.name == "numpy":  # in the pieces' memory order: long runs
+            dXp = _numpy_in_layout_of(pieces[0], shape, fill=None if tiled else 0)
+        else:
+            make = self.xp.empty if tiled else self.xp.zeros
+            dXp = make(shape, dtype=pieces[0].dtype, device=self.device)
         in_place = self.name in ("numpy", "cupy")  # views alias there; the standard does not promise it
         for k, piece in enumerate(pieces):
             i, j = divmod(k, kw)
             at = (slice(None), slice(None),
                   slice(i * dh, i * dh + sh * (OH - 1) + 1, sh), slice(j * dw, j * dw + sw * (OW - 1) + 1, sw))
+            if masks is not None:
+                if self.name == "numpy" and not overlap:
+                    np.multiply(piece, masks[k], out=dXp[at])  # masked and placed in one pass
+                    continue
+                piece = self.mask_multiply(piece, masks[k])
             if not overlap:
                 dXp[at] = piece
             elif in_place:
@@ -283,29 +321,38 @@ class Backend:
                 dXp[at] = dXp[at] + piece
         return dXp[:, :, ph:ph + H, pw:pw + W] if ph or pw else dXp
 
-    def im2col(self, X, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1)):
+    def im2col(self, X, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1), ones_row=False):
         """Gather every window of X (zero padding) into the columns of one matrix.
 
         X: (N, C, H, W) -> cols: (C * kh * kw, OH * OW * N), the batch index last, with
         ``cols[(c*kh + i)*kw + j, (y*OW + x)*N + n] == Xpad[n, c, y*sh + i*dh, x*sw + j*dw]``,
         so a convolution is one matrix product: W.reshape(out, C*kh*kw) @ cols.
+        ones_row=True appends a last row of ones, (C * kh * kw + 1, OH * OW * N), so that a
+        bias can ride along in that product as a last column of the weights.
         """
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
         N, C, H, W = X.shape
         OH, OW = _output_hw(X.shape, kernel_size, stride, padding, dilation)
+        K, M = C * kh * kw, OH * OW * N
         if self.name == "numpy":
             # Pad into (C, H, W, N) memory, take every window as one strided view with the
-            # columns' axis order, then copy once (the reshape); see the note above.
+            # columns' axis order, then copy it once into cols; see the note above.
             Xp = np.zeros((C, H + 2 * ph, W + 2 * pw, N), dtype=X.dtype)
             Xp[:, ph:ph + H, pw:pw + W, :] = X.transpose(1, 2, 3, 0)
             sC, sH, sW, sN = Xp.strides
             view = np.lib.stride_tricks.as_strided(
                 Xp, (C, kh, kw, OH, OW, N), (sC, sH * dh, sW * dw, sH * sh, sW * sw, sN), writeable=False)
-            return view.reshape(C * kh * kw, OH * OW * N)
+            cols = np.empty((K + ones_row, M), dtype=X.dtype)
+            cols[:K].reshape(C, kh, kw, OH, OW, N)[...] = view
+            if ones_row:
+                cols[K] = 1.0
+            return cols
         xp = self.xp
         cols = xp.stack(self.window_slices(X, kernel_size, stride, padding, dilation), axis=0)  # (kh*kw, N, C, OH, OW)
-        cols = xp.permute_dims(cols, (2, 0, 3, 4, 1))  # (C, kh*kw, OH, OW, N)
-        return xp.reshape(cols, (C * kh * kw, OH * OW * N))
+        cols = xp.reshape(xp.permute_dims(cols, (2, 0, 3, 4, 1)), (K, M))  # (C, kh*kw, OH, OW, N) flattened
+        if ones_row:
+            cols = xp.concat([cols, xp.ones((1, M), dtype=X.dtype, device=self.device)], axis=0)
+        return cols
 
     def col2im(self, cols, X_shape, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1)):
         """The adjoint of ``im2col``: scatter-add the columns back into an input-shaped array.
@@ -384,12 +431,19 @@ def _output_hw(X_shape, kernel_size, stride, padding, dilation) -> tuple[int, in
                  for a in range(2))
 
 
-def _numpy_in_layout_of(like: np.ndarray, shape, fill) -> np.ndarray:
-    """A NumPy array of ``shape`` filled with ``fill``, its axes in memory in the same order
-    as ``like``'s (what np.full_like does, but for another shape: padded, or unpadded)."""
-    order = sorted(range(like.ndim), key=lambda axis: like.strides[axis], reverse=True)  # outermost first
+def _axis_order(a: np.ndarray) -> list[int]:
+    """The axes of ``a`` from outermost to innermost in memory (length-1 axes left out)."""
+    order = sorted(range(a.ndim), key=lambda axis: abs(a.strides[axis]), reverse=True)
+    return [axis for axis in order if a.shape[axis] > 1]
+
+
+def _numpy_in_layout_of(like: np.ndarray, shape, fill=None) -> np.ndarray:
+    """A NumPy array of ``shape`` (filled with ``fill`` unless None), its axes in memory in
+    the same order as ``like``'s: np.full_like for another shape (padded, or unpadded)."""
+    order = sorted(range(like.ndim), key=lambda axis: abs(like.strides[axis]), reverse=True)  # outermost first
     out = np.empty([shape[axis] for axis in order], dtype=like.dtype).transpose(np.argsort(order))
-    out.fill(fill)
+    if fill is not None:
+        out.fill(fill)
     return out
 
 

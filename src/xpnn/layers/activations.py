@@ -27,13 +27,20 @@ class ReLU(Activation):
     def forward(self, X, training=False):
         self._prepare(X)
         xp = self.xp
-        Y = xp.maximum(X, xp.zeros((), dtype=X.dtype, device=self.backend.device))
-        self.mask = xp.astype(X > 0, X.dtype)  # 1.0 / 0.0: backward is one multiply
-        return Y
+        self.active = X > 0  # where the slope is 1 (booleans: a quarter of a float mask's bytes)
+        return xp.maximum(X, xp.zeros((), dtype=X.dtype, device=self.backend.device))
+
+    @property
+    def mask(self):
+        """The last forward's derivative as 0.0 / 1.0 in the layer's dtype."""
+        return self.xp.astype(self.active, self.dtype)
 
     def backward(self, dY):
-        # a multiply by a 0/1 mask: several times faster than where() on NumPy
-        return dY * self.mask
+        # dY where X > 0, else 0: a multiply by the boolean mask (several times faster than
+        # where() on NumPy), dY first brought to the mask's memory order (NumPy speed only:
+        # a Conv2D output's layout)
+        backend = self.backend
+        return backend.mask_multiply(backend.match_layout(dY, self.active), self.active)
 
 
 class LeakyReLU(Activation):

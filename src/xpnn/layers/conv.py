@@ -5,14 +5,21 @@ Same layout and arithmetic as PyTorch's conv2d/conv1d (a cross-correlation):
     Y[n, o, y, x] = b[o] + sum_{c, i, j} W[o, c, i, j] * Xpad[n, c, y*sh + i*dh, x*sw + j*dw]
 
 Computed as im2col + one matrix product. ``backend.im2col`` copies every window into a
-column, cols: (C*kh*kw, N*OH*OW), so the whole layer is ``W2 @ cols`` with
+column, cols: (C*kh*kw, OH*OW*N), so the whole layer is ``W2 @ cols`` with
 W2 = W.reshape(out, C*kh*kw). Backward is the chain rule through that product:
 
     dW2 = dY2 @ cols.T        (every weight meets every window it touched)
     dcols = W2.T @ dY2        (each window's share of the input gradient)
     dX = col2im(dcols)        (windows overlap: add the shares back pixel by pixel)
 
-where dY2 is dY laid out as (out, N*OH*OW).
+where dY2 is dY laid out as (out, OH*OW*N). The bias rides along in the same products
+(the "bias trick"): cols gets a last row of ones and W2 a last column b, so ``W2 @ cols``
+adds b, and the dW product yields db = (sum of dY2 over positions) as its last column.
+
+The columns put the batch index last (see the backend's note on memory layout): Y2 is
+then (out, OH, OW, N) in memory and Y is returned as its NCHW-shaped transposed view, so
+a following ReLU, pooling or Conv2D reads it without a copy, and dY2 is a free view of the
+dY that comes back through them.
 """
 
 from __future__ import annotations
@@ -129,26 +136,33 @@ class Conv2D(Layer):
         OH = window_output_size(height, kernel[0], stride[0], padding[0], dilation[0])
         OW = window_output_size(width, kernel[1], stride[1], padding[1], dilation[1])
 
-        cols = backend.im2col(X, kernel, stride, padding, dilation)   # (C*kh*kw, N*OH*OW)
-        W2 = xp.reshape(self.params["W"], (self.out_channels, -1))     # (out, C*kh*kw)
-        Y2 = W2 @ cols                                                   # (out, N*OH*OW)
-        if self.use_bias:
-            Y2 += self.params["b"][:, None]  # in place: Y2 is fresh
+        bias = self.use_bias
+        cols = backend.im2col(X, kernel, stride, padding, dilation, ones_row=bias)  # (C*kh*kw [+ 1], OH*OW*N)
+        W2 = xp.reshape(self.params["W"], (self.out_channels, -1))                  # (out, C*kh*kw)
+        if bias:
+            W2 = xp.concat([W2, self.params["b"][:, None]], axis=1)                 # (out, C*kh*kw + 1)
+        Y2 = W2 @ cols                                                                # (out, OH*OW*N)
         self.cols, self.X_shape, self.out_hw = cols, tuple(X.shape), (OH, OW)
-        # (out, N, OH, OW) -> (N, out, OH, OW): a transposed view on NumPy, no copy
-        return xp.permute_dims(xp.reshape(Y2, (self.out_channels, N, OH, OW)), (1, 0, 2, 3))
+        # (out, OH, OW, N) -> (N, out, OH, OW): a transposed view on NumPy, no copy
+        return xp.permute_dims(xp.reshape(Y2, (self.out_channels, OH, OW, N)), (3, 0, 1, 2))
 
     def _backward2d(self, dY):
         xp = self.xp
         N, OH, OW = self.X_shape[0], *self.out_hw
-        dY2 = xp.reshape(xp.permute_dims(dY, (1, 0, 2, 3)), (self.out_channels, N * OH * OW))
+        # (N, out, OH, OW) -> (out, OH*OW*N): a free view when dY has Y's memory layout
+        dY2 = xp.reshape(xp.permute_dims(dY, (1, 2, 3, 0)), (self.out_channels, OH * OW * N))
         W = self.params["W"]
-        self.grads["W"] = xp.reshape(dY2 @ self.cols.T, W.shape)
+        W2 = xp.reshape(W, (self.out_channels, -1))                     # (out, C*kh*kw)
+        # dW2 = dY2 @ cols.T, computed as the transpose of cols @ dY2.T: the same numbers,
+        # but OpenBLAS runs this shape (small result, long inner axis) faster that way round
+        dW2 = (self.cols @ dY2.T).T                                     # (out, C*kh*kw [+ 1])
+        K = W2.shape[1]
+        self.grads["W"] = xp.reshape(dW2[:, :K], W.shape)
         if self.use_bias:
-            self.grads["b"] = xp.sum(dY2, axis=1)
+            self.grads["b"] = dW2[:, K]                                 # the ones row's weight
         if not self.need_dX:  # first layer during fit: nobody needs dX
             return None
-        dcols = xp.reshape(W, (self.out_channels, -1)).T @ dY2         # (C*kh*kw, N*OH*OW)
+        dcols = W2.T @ dY2                                              # (C*kh*kw, OH*OW*N)
         return self.backend.col2im(dcols, self.X_shape, *self._geometry())
 
     # ---- description --------------------------------------------------------------------

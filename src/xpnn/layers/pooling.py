@@ -80,22 +80,35 @@ class MaxPool2D(_Pool2D):
         Y = pieces[0]
         for piece in pieces[1:]:
             Y = xp.maximum(Y, piece)
-        # backward finds the arg-max again from X and Y (cheaper than keeping indices,
-        # and inference pays nothing for it)
-        self.X, self.Y = X, Y
+        if training:  # mark the maxima now, while X is fresh in cache: backward needs only the marks
+            self.firsts, self.X = self._first_maxima(pieces, Y), None
+        else:         # inference pays nothing; a backward after it marks them from X then
+            self.firsts, self.X = None, X
+        self.Y, self.X_shape = Y, tuple(X.shape)
         return Y
+
+    @staticmethod
+    def _first_maxima(pieces, Y):
+        """One boolean mask (N, C, OH, OW) per window offset: True where that offset holds its
+        window's maximum and no earlier offset (row-major) does, so ties go to the first."""
+        firsts, taken = [], None
+        for piece in pieces:
+            hit = piece == Y                   # True where this offset holds the max
+            if taken is not None:
+                hit = hit & ~taken             # unless an earlier offset tied with it
+            taken = hit if taken is None else taken | hit
+            firsts.append(hit)
+        return firsts
 
     def backward(self, dY):
         """dY: (N, C, OH, OW) -> dX: (N, C, H, W), dY routed to each window's arg-max."""
-        xp = self.xp
-        pieces = self.backend.window_slices(self.X, *self._geometry(), pad_value=-math.inf)
-        remaining, grads = dY, []
-        for k, piece in enumerate(pieces):  # offsets in row-major order: the first maximum wins ties
-            hit = xp.astype(piece == self.Y, dY.dtype)  # 1.0 where this offset holds the max
-            grads.append(remaining * hit)                # (a product: faster than where on random masks)
-            if k + 1 < len(pieces):
-                remaining = remaining - grads[-1]        # that window's dY is now used up
-        return self.backend.add_window_slices(grads, tuple(self.X.shape), *self._geometry())
+        backend = self.backend
+        firsts = self.firsts
+        if firsts is None:  # forward ran without training=True
+            firsts = self._first_maxima(backend.window_slices(self.X, *self._geometry(), pad_value=-math.inf), self.Y)
+        dY = backend.match_layout(dY, self.Y)  # walk dY in Y's memory order (NumPy speed only)
+        # each offset gets dY where it is its window's first maximum, 0 elsewhere
+        return backend.add_window_slices([dY] * len(firsts), self.X_shape, *self._geometry(), masks=firsts)
 
 
 class AvgPool2D(_Pool2D):
