@@ -46,16 +46,20 @@ def save(model, path, epoch=None) -> None:
     if model.optimizer is not None:
         for k, v in model.optimizer.state_arrays().items():
             tensors[f"optimizer.{k}"] = np.ascontiguousarray(backend.to_numpy(v))
+    atomic_write(path, to_bytes(tensors, metadata={"format": FORMAT, "xpnn": json.dumps(cfg)}))
+
+
+def atomic_write(path, data: bytes) -> None:
+    """Write ``data`` to a unique temporary file beside ``path``, fsync it and move it into
+    place with os.replace: readers see the old file or the new one, never half of one.
+    open() gives the file the usual umask permissions (mkstemp would make it owner-only)."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    blob = to_bytes(tensors, metadata={"format": FORMAT, "xpnn": json.dumps(cfg)})
-    # Written by open() under a unique name beside the target, so the file gets the usual
-    # umask permissions (safetensors' save_file and mkstemp make it owner-only).
     tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
     try:
         with open(tmp, "xb") as fh:
-            fh.write(blob)
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -679,6 +679,16 @@ class _Search:
         return {"params": dict(params), "mean_score": mean, "std_score": std, "scores": scores,
                 "fit_time": sum(runs["fit_time"])}
 
+    def fit(self, X, y):
+        """Score each of ``self.candidates`` on the folds, then refit the best on all of
+        (X, y). Returns self. (BayesSearch proposes its candidates as it goes instead.)"""
+        self._prepare(X, y)
+        self.results_ = []
+        for i, params in enumerate(self.candidates):
+            self.results_.append(self._evaluate(params, X, y))
+            self._report(i, len(self.candidates), self.results_[-1])
+        return self._finish(X, y)
+
     def _report(self, i, total, result):
         if self.verbose:
             score = "pruned" if result.get("pruned") else \
@@ -762,15 +772,6 @@ class GridSearch(_Search):
         self.param_grid = param_grid
         self.candidates = _grid(param_grid, type(self).__name__)
 
-    def fit(self, X, y):
-        """Score every candidate on the folds, then refit the best on all of (X, y). Returns self."""
-        self._prepare(X, y)
-        self.results_ = []
-        for i, params in enumerate(self.candidates):
-            self.results_.append(self._evaluate(params, X, y))
-            self._report(i, len(self.candidates), self.results_[-1])
-        return self._finish(X, y)
-
 
 class RandomSearch(_Search):
     """Cross-validate ``n_iter`` candidates drawn from ``param_distributions``.
@@ -812,15 +813,6 @@ class RandomSearch(_Search):
                 if len(candidates) == self.n_iter:
                     break
         return candidates
-
-    def fit(self, X, y):
-        """Score each candidate on the folds, then refit the best on all of (X, y). Returns self."""
-        self._prepare(X, y)
-        self.results_ = []
-        for i, params in enumerate(self.candidates):
-            self.results_.append(self._evaluate(params, X, y))
-            self._report(i, len(self.candidates), self.results_[-1])
-        return self._finish(X, y)
 
 
 def _import_optuna(where):

@@ -33,8 +33,6 @@ Needs the ``onnx`` package: ``pip install "xpnn[onnx]"`` (and onnxruntime to run
 from __future__ import annotations
 
 import math
-import os
-import uuid
 
 import numpy as np
 
@@ -345,16 +343,7 @@ def _predict_transform(g, model, Y, where) -> str:
 
 
 def _write(onnx, proto, path) -> None:
-    """Serialize to a unique temporary file beside ``path`` and move it into place."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "xb") as fh:
-            fh.write(proto.SerializeToString())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Serialize and write atomically (temporary file beside ``path``, then os.replace)."""
+    from .io import atomic_write
+
+    atomic_write(path, proto.SerializeToString())

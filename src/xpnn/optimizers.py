@@ -24,7 +24,7 @@ import math
 import numbers
 
 from .backend import backend_of, get_backend
-from .schedules import Schedule, get_schedule
+from .schedules import get_schedule
 
 __all__ = [
     "Optimizer", "SGD", "RMSprop", "Adagrad", "Adam", "AdamW",
