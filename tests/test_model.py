@@ -490,3 +490,19 @@ def test_sequential_rejects_non_layers_and_repeated_layers():
     act = ReLU()
     with pytest.raises(ValueError, match=r"layers\[3\] is the same object as layers\[1\]"):
         Sequential([Dense(2, 2), act, Dense(2, 2), act])
+
+
+def test_fit_checks_all_labels_once_then_restores_the_per_batch_check(backend):
+    X = np.random.default_rng(0).random((40, 4)).astype(np.float32)
+    y = np.arange(40) % 3
+    y_bad = y.copy()
+    y_bad[37] = 3  # in the last batch: found by the one whole-set check at the first batch
+    model = xpnn.Sequential([xpnn.Dense(4, 3)], backend=backend.name)
+    model.compile("softmax_cross_entropy", "sgd")
+    with pytest.raises(ValueError, match=r"labels must be integers in \[0, 3\), found 3 at index 37"):
+        model.fit(X, y_bad, batch_size=8, shuffle=False, verbose=0)
+    assert model.loss.label_check is True
+    model.fit(X, y, batch_size=8, verbose=0)
+    assert model.loss.label_check is True  # evaluate and direct loss calls still check
+    with pytest.raises(ValueError, match="labels must be integers"):
+        model.evaluate(X, y_bad)

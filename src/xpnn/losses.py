@@ -51,6 +51,9 @@ class Loss:
 
     name = "loss"
     accepts_labels = False  # True where target may be integer labels (batch,)
+    # Range-check integer labels on every forward (a host sync); fit checks the whole set
+    # once with check_labels and turns this off while it trains.
+    label_check = True
 
     def __init__(self):
         self.backend = None
@@ -150,13 +153,8 @@ class Loss:
                                  f"{tuple(target.shape)}; labels need shape ({N},)")
             # int64 first: comparing uint8 labels with C = 300 would overflow the dtype
             target = xp.astype(target, xp.int64) if target.dtype != xp.int64 else target
-            # The one host sync, and only for labels: a label >= C would otherwise give a
-            # silently all-zero one-hot row (and on the GPU no error at all).
-            bad = (target < 0) | (target >= C)
-            if bool(xp.any(bad)):
-                i = int(xp.argmax(xp.astype(bad, xp.int8)))  # argmax returns the first hit
-                raise ValueError(f"{self._where()}: labels must be integers in [0, {C}), "
-                                 f"found {int(target[i])} at index {i}")
+            if self.label_check:
+                self.check_labels(target, C)
             classes = xp.arange(C, dtype=target.dtype, device=self.backend.device)
             return xp.astype(target[:, None] == classes[None, :], pred.dtype)
         if tuple(target.shape) != (N, C):
@@ -166,6 +164,19 @@ class Loss:
         if target.dtype != pred.dtype:
             target = xp.astype(target, pred.dtype)
         return target
+
+    def check_labels(self, labels, num_classes: int) -> None:
+        """Raise a clear ValueError unless every label is in [0, num_classes).
+
+        The one host sync of the label path: a label >= C would otherwise give a silently
+        all-zero one-hot row (and on the GPU no error at all).
+        """
+        xp = backend_of(labels).xp  # the labels' own backend: fit may call this after model.to()
+        bad = (labels < 0) | (labels >= num_classes)
+        if bool(xp.any(bad)):
+            i = int(xp.argmax(xp.astype(bad, xp.int8)))  # argmax returns the first hit
+            raise ValueError(f"{self._where()}: labels must be integers in [0, {num_classes}), "
+                             f"found {int(labels[i])} at index {i}")
 
     def _get_saved(self):
         if self._saved is None:

@@ -63,6 +63,10 @@ class Sequential:
     def forward(self, X, training: bool = False):
         """X: (batch, ...) backend array -> the last layer's output."""
         self.backend.check(X, "X", f"{type(self).__name__}.forward")
+        return self._forward(X, training)
+
+    def _forward(self, X, training):
+        """forward without the backend check: fit/evaluate/predict checked the data once."""
         for layer in self.layers:
             X = layer.forward(X, training=training)
         return X
@@ -228,63 +232,72 @@ class Sequential:
 
         xp = self.backend.xp
         par = self.parallel
-        for epoch in range(initial_epoch, epochs):
-            for c in cbs:
-                c.on_epoch_begin(epoch)
-            start = time.perf_counter()
-            order = self.generator.permutation(n) if shuffle else None
-            total = xp.zeros((), dtype=self.dtype, device=self.backend.device)
-            outputs, targets, seen = [], [], 0
-            for step in range(steps):
-                lo, hi = step * bs, min(n, (step + 1) * bs)
-                if par is not None:  # this rank's part of the batch (None: fewer samples than ranks)
-                    part = par.shard(lo, hi)
-                    if part is None:
-                        continue
-                    lo, hi = part
-                if order is None:
-                    Xb, yb = X[lo:hi, ...], y[lo:hi, ...]
-                else:
-                    idx = order[lo:hi]
-                    Xb, yb = xp.take(X, idx, axis=0), xp.take(y, idx, axis=0)
-                out = self.forward(Xb, training=True)
-                loss = self.loss.forward(out, yb)
-                if loss_watchers:
-                    value = self.backend.to_float(loss) if par is None else par.batch_loss(loss)
-                    for c in loss_watchers:
-                        c.on_batch_loss(epoch, step, value)
-                    if self.stop_training:
-                        break
-                self.backward(self.loss.backward(), input_grad=False)
-                pairs = self.parameters()
-                if par is not None:  # the gradient of the whole batch, summed over ranks
-                    pairs = par.allreduce_grads(pairs)
-                self.optimizer.step(pairs)
-                total += loss * float(hi - lo)  # stays on the device: no sync per batch
-                seen += hi - lo
-                if self.metric_fns:
-                    outputs.append(out)
-                    targets.append(yb)
+        # integer labels are range-checked once for the whole set at the first batch (when
+        # the number of classes is known), then the loss skips its per-batch check (a sync)
+        labels_checked = not (getattr(self.loss, "accepts_labels", False) and y.ndim == 1)
+        try:
+            for epoch in range(initial_epoch, epochs):
                 for c in cbs:
-                    c.on_batch_end(step, lambda: {"loss": f"{self.backend.to_float(total) / max(seen, 1):.4f}"})
-            if self.stop_training and seen == 0:
-                break
-            loss_sum = self.backend.to_float(total)
-            out = xp.concat(outputs, axis=0) if outputs else None
-            tgt = xp.concat(targets, axis=0) if targets else None
-            if par is not None:  # loss and outputs of every rank, so all ranks log the same
-                loss_sum, seen, out, tgt = par.reduce_epoch(loss_sum, seen, out, tgt)
-            logs = {"loss": loss_sum / max(seen, 1)}
-            if self.metric_fns and out is not None:
-                logs.update(self._metrics(out, tgt))
-            if validation_data is not None:
-                logs.update({f"val_{k}": v for k, v in self.evaluate(Xv, yv, batch_size=max(bs, 256)).items()})
-            logs["seconds"] = time.perf_counter() - start
-            self.epochs_trained = epoch + 1
-            for c in cbs:
-                c.on_epoch_end(epoch, logs)
-            if self.stop_training:
-                break
+                    c.on_epoch_begin(epoch)
+                start = time.perf_counter()
+                order = self.generator.permutation(n) if shuffle else None
+                total = xp.zeros((), dtype=self.dtype, device=self.backend.device)
+                outputs, targets, seen = [], [], 0
+                for step in range(steps):
+                    lo, hi = step * bs, min(n, (step + 1) * bs)
+                    if par is not None:  # this rank's part of the batch (None: fewer samples than ranks)
+                        part = par.shard(lo, hi)
+                        if part is None:
+                            continue
+                        lo, hi = part
+                    if order is None:
+                        Xb, yb = X[lo:hi, ...], y[lo:hi, ...]
+                    else:
+                        idx = order[lo:hi]
+                        Xb, yb = xp.take(X, idx, axis=0), xp.take(y, idx, axis=0)
+                    out = self._forward(Xb, training=True)
+                    if not labels_checked:  # every label at once: one host sync per fit, not per batch
+                        self.loss.check_labels(y, out.shape[-1])
+                        self.loss.label_check, labels_checked = False, True
+                    loss = self.loss.forward(out, yb)
+                    if loss_watchers:
+                        value = self.backend.to_float(loss) if par is None else par.batch_loss(loss)
+                        for c in loss_watchers:
+                            c.on_batch_loss(epoch, step, value)
+                        if self.stop_training:
+                            break
+                    self.backward(self.loss.backward(), input_grad=False)
+                    pairs = self.parameters()
+                    if par is not None:  # the gradient of the whole batch, summed over ranks
+                        pairs = par.allreduce_grads(pairs)
+                    self.optimizer.step(pairs)
+                    total += loss * float(hi - lo)  # stays on the device: no sync per batch
+                    seen += hi - lo
+                    if self.metric_fns:
+                        outputs.append(out)
+                        targets.append(yb)
+                    for c in cbs:
+                        c.on_batch_end(step, lambda: {"loss": f"{self.backend.to_float(total) / max(seen, 1):.4f}"})
+                if self.stop_training and seen == 0:
+                    break
+                loss_sum = self.backend.to_float(total)
+                out = xp.concat(outputs, axis=0) if outputs else None
+                tgt = xp.concat(targets, axis=0) if targets else None
+                if par is not None:  # loss and outputs of every rank, so all ranks log the same
+                    loss_sum, seen, out, tgt = par.reduce_epoch(loss_sum, seen, out, tgt)
+                logs = {"loss": loss_sum / max(seen, 1)}
+                if self.metric_fns and out is not None:
+                    logs.update(self._metrics(out, tgt))
+                if validation_data is not None:
+                    logs.update({f"val_{k}": v for k, v in self.evaluate(Xv, yv, batch_size=max(bs, 256)).items()})
+                logs["seconds"] = time.perf_counter() - start
+                self.epochs_trained = epoch + 1
+                for c in cbs:
+                    c.on_epoch_end(epoch, logs)
+                if self.stop_training:
+                    break
+        finally:
+            self.loss.label_check = True
         for c in cbs:
             c.on_train_end()
         return history
@@ -302,7 +315,7 @@ class Sequential:
             raise ValueError(f"{where}: batch_size must be a positive integer or None, found {batch_size!r}")
         bs = n if batch_size is None else batch_size
         # Stops clipped to n: array_api_strict (like the standard) rejects out-of-bounds slices.
-        outs = [self.forward(X[i:min(i + bs, n), ...], training=False) for i in range(0, n, bs)]
+        outs = [self._forward(X[i:min(i + bs, n), ...], False) for i in range(0, n, bs)]
         return outs[0] if len(outs) == 1 else xp.concat(outs, axis=0)
 
     def evaluate(self, X, y, batch_size: int | None = 1024) -> dict:

@@ -112,6 +112,8 @@ class Optimizer:
         self._ensure_state(pairs)
         lr = self.get_lr()
         self.iterations += 1
+        # one lookup per step, not per param: all params of a model share one backend
+        self._backend = backend_of(pairs[0][0]) if pairs else None
         for i, (param, grad) in enumerate(pairs):
             self.update(i, param, grad, lr)
 
@@ -277,7 +279,7 @@ class RMSprop(Optimizer):
         self.state_names = ("ms", "mom") if self.momentum > 0.0 else ("ms",)
 
     def update(self, i, param, grad, lr):
-        xp = backend_of(param).xp
+        xp = self._backend.xp
         ms = self.state["ms"][i]
         ms *= self.rho
         ms += (1.0 - self.rho) * (grad * grad)
@@ -310,7 +312,7 @@ class Adagrad(Optimizer):
         self.eps = _at_least("Adagrad", "eps", eps)
 
     def update(self, i, param, grad, lr):
-        xp = backend_of(param).xp
+        xp = self._backend.xp
         acc = self.state["sum"][i]
         acc += grad * grad
         denom = xp.sqrt(acc)
@@ -355,7 +357,7 @@ class Adam(Optimizer):
         # denominator. The backend runs it fused (one scratch buffer on NumPy, one kernel
         # on CuPy); the formula is in Backend.adam_update.
         t = self.iterations
-        backend_of(param).adam_update(
+        self._backend.adam_update(
             param, grad, self.state["m"][i], self.state["v"][i],
             step_size=lr / (1.0 - self.beta1 ** t), beta1=self.beta1, beta2=self.beta2,
             bias2_sqrt=math.sqrt(1.0 - self.beta2 ** t), eps=self.eps)
