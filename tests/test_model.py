@@ -506,3 +506,14 @@ def test_fit_checks_all_labels_once_then_restores_the_per_batch_check(backend):
     assert model.loss.label_check is True  # evaluate and direct loss calls still check
     with pytest.raises(ValueError, match="labels must be integers"):
         model.evaluate(X, y_bad)
+
+
+def test_fit_checks_validation_labels_too(backend):
+    X = np.random.default_rng(0).random((20, 4)).astype(np.float32)
+    y = np.arange(20) % 3
+    y_val = y.copy()
+    y_val[5] = 7
+    model = xpnn.Sequential([xpnn.Dense(4, 3)], backend=backend.name)
+    model.compile("softmax_cross_entropy", "sgd")
+    with pytest.raises(ValueError, match=r"labels must be integers in \[0, 3\), found 7 at index 5"):
+        model.fit(X, y, validation_data=(X, y_val), verbose=0)

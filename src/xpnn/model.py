@@ -258,6 +258,8 @@ class Sequential:
                     out = self._forward(Xb, training=True)
                     if not labels_checked:  # every label at once: one host sync per fit, not per batch
                         self.loss.check_labels(y, out.shape[-1])
+                        if validation_data is not None and yv.ndim == 1:  # evaluate runs unchecked too
+                            self.loss.check_labels(yv, out.shape[-1])
                         self.loss.label_check, labels_checked = False, True
                     loss = self.loss.forward(out, yb)
                     if loss_watchers:
