@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import xpnn
-from xpnn.backend import window_output_size
+from xpnn.backends import window_output_size
 from xpnn.layers.conv import Conv1D, Conv2D
 
 SETTINGS = settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -70,7 +70,8 @@ def test_two_ranks_equal_one_process(backend, tmp_path):
     for name in ranks[0].files:
         np.testing.assert_array_equal(ranks[0][name], ranks[1][name], err_msg=name)
     assert logs[0]["world_size"] == logs[1]["world_size"] == 2
-    assert logs[0]["reducer"] == "mpi"
+    # MPI sums straight into NumPy arrays and CPU tensors; other libraries go through a host copy
+    assert logs[0]["reducer"] == ("mpi" if backend.name in ("numpy", "torch") else "mpi-host-staging")
     assert logs[0]["history"]["loss"] == logs[1]["history"]["loss"]
     # the generator that draws each epoch's permutation is in the same state on both ranks
     assert logs[0]["dropout_model_generator"] == logs[1]["dropout_model_generator"]

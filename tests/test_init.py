@@ -11,7 +11,7 @@ import pytest
 
 import xpnn
 from xpnn import init
-from xpnn.backend import get_backend
+from xpnn.backends import get_backend
 
 
 # ---- fans ----------------------------------------------------------------------------------

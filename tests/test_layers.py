@@ -13,12 +13,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import xpnn
-from xpnn.backend import get_backend
+from xpnn.backends import get_backend
 from xpnn.layers import (
     ACTIVATIONS, ELU, GELU, Dense, Dropout, Flatten, Identity, Layer, LeakyReLU, ReLU, Sigmoid,
     Softmax, Tanh, get_activation,
 )
-from xpnn.layers.activations import log_softmax, sigmoid, softmax
+from xpnn.functional import log_softmax, sigmoid, softmax
 
 SHAPE_SETTINGS = settings(max_examples=10, deadline=None,
                           suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -11,7 +11,7 @@ import pytest
 
 import xpnn
 from xpnn import Dense, Dropout, NeuralNetwork, ReLU, Sequential, Tanh
-from xpnn.backend import get_backend
+from xpnn.backends import get_backend
 
 
 def blobs(n=40, d=4, k=3, seed=0):
@@ -255,7 +255,7 @@ def test_an_array_of_another_backend_is_a_clear_error():
         model.fit(X, y, validation_data=(Xs, y), verbose=0)
 
     smodel = mlp("array_api_strict")
-    with pytest.raises(TypeError, match=r"forward: X is a numpy\.ndarray \(host memory, backend 'numpy'\).*"
+    with pytest.raises(TypeError, match=r"forward: X is a numpy\.ndarray \(backend 'numpy', device 'cpu'\).*"
                                         r"this model runs on backend 'array_api_strict'"):
         smodel.forward(X)
     # ... while fit/evaluate/predict take host NumPy data and copy it to the device

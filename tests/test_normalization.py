@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import xpnn
+from xpnn.backends import InPlaceBackend
 from xpnn.layers.normalization import BatchNorm1D, BatchNorm2D, LayerNorm
 
 # the backend fixture is stateless, so sharing it across hypothesis examples is safe
@@ -164,14 +165,18 @@ def test_batchnorm_running_stats_converge_to_the_data_statistics(backend):
     np.testing.assert_allclose(backend.to_numpy(layer.buffers["running_var"]), 4.0, rtol=0.3)
 
 
-def test_batchnorm_updates_buffers_in_place(backend):
-    """The model, its checkpoints and set_weights hold these arrays: never replace them."""
+def test_batchnorm_stores_running_stats_back(backend):
+    """The update reaches ``buffers`` on every library: in place where the library writes
+    in place (no new array per step), as a new array on JAX (immutable arrays)."""
     layer = BatchNorm1D(2).bind(backend, backend.rng(0), "float32")
     mean, var = layer.buffers["running_mean"], layer.buffers["running_var"]
     _, X = data(backend, 0, (4, 2), np.float32, shift=2.0)
     layer.forward(X, training=True)
-    assert layer.buffers["running_mean"] is mean and layer.buffers["running_var"] is var
-    assert not np.allclose(backend.to_numpy(mean), 0.0)
+    assert not np.allclose(backend.to_numpy(layer.buffers["running_mean"]), 0.0)
+    assert not np.allclose(backend.to_numpy(layer.buffers["running_var"]), 1.0)
+    assert layer.buffers["running_mean"].dtype == backend.xp.float32
+    if isinstance(backend, InPlaceBackend):
+        assert layer.buffers["running_mean"] is mean and layer.buffers["running_var"] is var
 
 
 # ---- PyTorch ----------------------------------------------------------------------------------

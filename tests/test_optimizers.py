@@ -13,9 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import xpnn
+from xpnn.backends import InPlaceBackend
 from xpnn.optimizers import (
     SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, clip_grad_norm, get_optimizer,
 )
+from xpnn.param import Param
 from xpnn.schedules import CosineDecay, StepDecay
 
 SHAPES = [(3, 2), (2,)]  # two params, like a Dense layer's W and b
@@ -33,10 +35,10 @@ def _data(seed=0):
 def _run(backend, opt, params, grads, dtype="float64"):
     """Apply ``opt`` for each grad list; returns the final params on the host."""
     # np.array copies: on NumPy, asarray would alias the caller's host arrays
-    ps = [backend.asarray(np.array(p), dtype=dtype) for p in params]
+    store = {str(i): backend.asarray(np.array(p), dtype=dtype) for i, p in enumerate(params)}
     for gs in grads:
-        opt.step([(p, backend.asarray(g, dtype=dtype)) for p, g in zip(ps, gs)])
-    return [np.array(backend.to_numpy(p)) for p in ps]
+        opt.step([Param(store, str(i), grad=backend.asarray(g, dtype=dtype)) for i, g in enumerate(gs)])
+    return [np.array(backend.to_numpy(store[str(i)])) for i in range(len(params))]
 
 
 # ---- reference formulas, written out in NumPy float64 ---------------------------------------
@@ -202,11 +204,10 @@ def test_lowers_convex_quadratic_loss(backend, name):
     X_host = rng.normal(size=(32, 4))
     Y_host = X_host @ rng.normal(size=(4, 2)) + 0.5 + 0.1 * rng.normal(size=(32, 2))
     X, Y = backend.asarray(X_host, dtype="float32"), backend.asarray(Y_host, dtype="float32")
-    W = backend.zeros((4, 2))
-    b = backend.zeros((2,))
+    params = {"W": backend.zeros((4, 2)), "b": backend.zeros((2,))}
 
     def loss_and_grads():
-        R = X @ W + b - Y
+        R = X @ params["W"] + params["b"] - Y
         scale = 2.0 / (R.shape[0] * R.shape[1])
         return backend.to_float(xp.mean(R * R)), X.T @ R * scale, xp.sum(R, axis=0) * scale
 
@@ -218,7 +219,7 @@ def test_lowers_convex_quadratic_loss(backend, name):
     start, _, _ = loss_and_grads()
     for _ in range(100):
         _, dW, db = loss_and_grads()
-        opt.step([(W, dW), (b, db)])
+        opt.step([Param(params, "W", grad=dW), Param(params, "b", grad=db)])
     end, _, _ = loss_and_grads()
     assert end - best < 0.01 * (start - best), (start, end, best)
 
@@ -236,24 +237,25 @@ ALL = {
 
 
 @pytest.mark.parametrize("name", sorted(ALL))
-def test_float32_in_place_grads_untouched_state_on_device(backend, name):
+def test_float32_written_back_grads_untouched_state_on_device(backend, name):
     opt = ALL[name]()
     params, grads = _data()
-    ps = [backend.asarray(p, dtype="float32") for p in params]
-    refs = list(ps)  # the model's references: they must see the update
-    before = [np.array(backend.to_numpy(p)) for p in ps]
+    store = {str(i): backend.asarray(p, dtype="float32") for i, p in enumerate(params)}
+    refs = dict(store)  # the arrays before the steps
+    before = {k: np.array(backend.to_numpy(p)) for k, p in store.items()}
     for gs in grads:
         g_arrays = [backend.asarray(g, dtype="float32") for g in gs]
         g_before = [np.array(backend.to_numpy(g)) for g in g_arrays]
-        opt.step(list(zip(ps, g_arrays)))
+        opt.step([Param(store, str(i), grad=g) for i, g in enumerate(g_arrays)])
         for g, gb in zip(g_arrays, g_before):
             np.testing.assert_array_equal(backend.to_numpy(g), gb)  # grads only read
     assert opt.iterations == N_STEPS
-    for p, ref, b0 in zip(ps, refs, before):
-        assert p is ref
+    for k, p in store.items():
         assert p.dtype == backend.xp.float32
-        assert not np.allclose(backend.to_numpy(ref), b0)  # updated in place
-    device = array_api_compat.device(ps[0])
+        assert not np.allclose(backend.to_numpy(p), before[k])  # the update reached the store
+        if isinstance(backend, InPlaceBackend):  # NumPy, CuPy, PyTorch: no copy per step
+            assert p is refs[k]
+    device = array_api_compat.device(store["0"])
     for key, a in opt.state_arrays().items():
         assert a.dtype == backend.xp.float32, key
         assert array_api_compat.device(a) == device, key
@@ -268,21 +270,38 @@ def test_state_round_trip_continues_identically(backend, name):
     make = CASES[name][0]
     params, grads = _data()
     a = make()
-    pa = [backend.asarray(np.array(p)) for p in params]
+    pa = {str(i): backend.asarray(np.array(p)) for i, p in enumerate(params)}
     for gs in grads[:2]:
-        a.step([(p, backend.asarray(g)) for p, g in zip(pa, gs)])
+        _step(a, pa, gs, backend)
     saved = {k: np.array(backend.to_numpy(v)) for k, v in a.state_arrays().items()}
     assert saved and all(k.split(".")[0] in a.state_names for k in saved)
 
     b = get_optimizer(json.loads(json.dumps(a.config())))  # config is JSON-able
     b.load_state_arrays(saved, a.iterations, backend=backend)  # host arrays converted
     assert b.iterations == 2
-    pb = [backend.asarray(np.array(backend.to_numpy(p))) for p in pa]  # copies, not views
+    pb = {k: backend.asarray(np.array(backend.to_numpy(p))) for k, p in pa.items()}  # copies, not views
     for gs in grads[2:]:
-        a.step([(p, backend.asarray(g)) for p, g in zip(pa, gs)])
-        b.step([(p, backend.asarray(g)) for p, g in zip(pb, gs)])
-    for x, y in zip(pa, pb):
-        np.testing.assert_array_equal(backend.to_numpy(x), backend.to_numpy(y))
+        _step(a, pa, gs, backend)
+        _step(b, pb, gs, backend)
+    for k in pa:
+        np.testing.assert_array_equal(backend.to_numpy(pa[k]), backend.to_numpy(pb[k]))
+
+
+def _step(opt, store, grads, backend):
+    opt.step([Param(store, str(i), grad=backend.asarray(g)) for i, g in enumerate(grads)])
+
+
+def test_tuples_are_refused_where_updates_are_not_in_place():
+    """(param, grad) tuples have no owner to store a new array in: on a library that does
+    not update in place the step must fail, not leave the caller's array unchanged."""
+    jax_backend = xpnn.get_backend("jax")
+    p, g = jax_backend.asarray(np.ones(3)), jax_backend.asarray(np.ones(3))
+    with pytest.raises(TypeError, match=r"Adam.step: pairs\[0\] is a \(param, grad\) tuple, but this backend "
+                                        r"updated a copy.*pass model.parameters\(\)"):
+        Adam().step([(p, g)])
+    store = {"p": p}
+    Adam(lr=0.5).step([Param(store, "p", grad=g)])  # the same step through a handle works
+    np.testing.assert_allclose(jax_backend.to_numpy(store["p"]), [0.5, 0.5, 0.5], rtol=1e-6)
 
 
 def test_to_moves_state_between_backends():
@@ -317,19 +336,21 @@ def test_load_state_arrays_errors():
         opt.load_state_arrays({}, -1)
 
 
-def test_step_checks_pairs(backend):
+def test_step_checks_params(backend):
     p = backend.zeros((2, 3))
     opt = Adam()
-    with pytest.raises(ValueError, match=r"pairs\[0\] has param shape \(2, 3\) but grad shape \(3,\)"):
-        opt.step([(p, backend.zeros((3,)))])
-    with pytest.raises(TypeError, match=r"pairs\[0\] must be a \(param, grad\) tuple"):
+    with pytest.raises(ValueError, match=r"params\[0\] has param shape \(2, 3\) but grad shape \(3,\)"):
+        opt.step([Param({"p": p}, "p", grad=backend.zeros((3,)))])
+    with pytest.raises(TypeError, match=r"params\[0\] must be a Param \(from model.parameters\(\)\) or a \(param, grad\) tuple"):
         opt.step([p])
-    opt.step([(p, backend.zeros((2, 3)))])
-    with pytest.raises(ValueError, match="got 2 .* pairs, but this optimizer's state was made for 1"):
-        opt.step([(p, backend.zeros((2, 3))), (p, backend.zeros((2, 3)))])
+    with pytest.raises(ValueError, match=r"params\[0\] \('p'\) has no gradient yet"):
+        opt.step([Param({"p": p}, "p", grads={})])
+    opt.step([Param({"p": p}, "p", grad=backend.zeros((2, 3)))])
+    with pytest.raises(ValueError, match="got 2 params, but this optimizer's state was made for 1"):
+        opt.step([Param({"p": p}, "p", grad=backend.zeros((2, 3)))] * 2)
     q = backend.zeros((4,))
-    with pytest.raises(ValueError, match=r"state m.0 has shape \(2, 3\) but pairs\[0\] param has shape \(4,\)"):
-        opt.step([(q, backend.zeros((4,)))])
+    with pytest.raises(ValueError, match=r"state m.0 has shape \(2, 3\) but params\[0\] has shape \(4,\)"):
+        opt.step([Param({"q": q}, "q", grad=backend.zeros((4,)))])
 
 
 # ---- lr: float, schedule, set by callbacks ------------------------------------------------------
@@ -455,5 +476,5 @@ def test_clip_grad_norm(backend):
     np.testing.assert_array_equal(backend.to_numpy(unclipped[0][1]), [3.0, 0.0])
     with pytest.raises(ValueError, match="clip_grad_norm: max_norm must be > 0, found 0.0"):
         clip_grad_norm(pairs, 0)
-    with pytest.raises(ValueError, match="clip_grad_norm: pairs is empty"):
+    with pytest.raises(ValueError, match="clip_grad_norm: params is empty"):
         clip_grad_norm([], 1.0)

@@ -6,7 +6,8 @@ its array namespace from a Backend; forward and backward are written by hand sid
 
 from . import (architectures, callbacks, datasets, init, layers, losses, metrics, model_selection, optimizers, plotting,
                preprocessing, schedules)
-from .backend import Backend, available_backends, get_backend, set_backend, use_backend
+from . import backends
+from .backends import Backend, available_backends, backend_of, get_backend, set_backend, use_backend
 from .callbacks import (Callback, CSVLogger, EarlyStopping, GradientMonitor, GradientWarning, History,
                         LearningRateScheduler, ModelCheckpoint, ProgressBar, ReduceLROnPlateau, TerminateOnNaN)
 from .datasets import load_csv, load_digits, load_fashion_mnist, load_mnist, read_idx, write_idx
@@ -22,6 +23,7 @@ from .losses import (MAE, MSE, BCEWithLogits, BinaryCrossEntropy, CrossEntropy, 
 from .model import NeuralNetwork, Sequential
 from .model_selection import (BayesSearch, Choice, GridSearch, IntUniform, KFold, LogUniform, RandomSearch,
                               StratifiedKFold, Uniform, cross_validate)
+from .param import Param
 from .optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, clip_grad_norm, get_optimizer
 from .preprocessing import MinMaxScaler, StandardScaler, one_hot, train_test_split
 
@@ -29,9 +31,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     # backend
-    "Backend", "get_backend", "set_backend", "use_backend", "available_backends",
+    "Backend", "get_backend", "backend_of", "set_backend", "use_backend", "available_backends", "backends",
     # models and layers
-    "Sequential", "NeuralNetwork", "load", "DataParallel",
+    "Sequential", "NeuralNetwork", "load", "DataParallel", "Param",
     "Layer", "register_layer", "Dense", "Dropout", "Flatten", "Identity",
     "ReLU", "LeakyReLU", "ELU", "GELU", "Sigmoid", "Tanh", "Softmax",
     "Conv1D", "Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "BatchNorm1D", "BatchNorm2D", "LayerNorm",

@@ -74,7 +74,7 @@ def cmd_train(args) -> int:
             from .distributed import DataParallel, rank_backend, require_mpi
 
             require_mpi()  # mpi4py present, MPI started
-            args.backend = rank_backend(args.backend)  # on GPUs: one per rank of a node
+            args.backend = rank_backend(args.backend, device=args.device)  # on GPUs: one per rank of a node
         except ImportError as exc:
             raise UsageError(str(exc)) from None
     (X_train, y_train), (X_test, y_test) = _load_data(args.data, args.data_home, flatten=args.model == "mlp")
@@ -91,7 +91,7 @@ def cmd_train(args) -> int:
         os.makedirs(out, exist_ok=True)
     if args.verbose:
         print(f"xpnn: {args.data}: {X_train.shape[0]} training and {X_test.shape[0]} test samples, "
-              f"{n_classes} classes; {model.count_params():,} params on backend {model.backend.name}")
+              f"{n_classes} classes; {model.count_params():,} params on backend {model.backend}")
     start = time.perf_counter()
     history = (parallel or model).fit(X_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
                                       validation_split=args.validation_split, verbose=args.verbose,
@@ -124,7 +124,7 @@ def cmd_train(args) -> int:
     except RuntimeError as exc:  # matplotlib missing: the run still counts
         print(f"xpnn: no plots ({exc})", file=sys.stderr)
     print(f"test accuracy {test['accuracy']:.4f}, test loss {test['loss']:.4f}, "
-          f"{model.epochs_trained} epochs in {seconds:.1f} s on {model.backend.name}")
+          f"{model.epochs_trained} epochs in {seconds:.1f} s on {model.backend}")
     print(f"wrote {', '.join(written)} to {out}")
     return 0
 
@@ -215,12 +215,15 @@ def cmd_predict(args) -> int:
 
 def cmd_info(args) -> int:
     from . import __version__
-    from .backend import available_backends
+    from .backends import available_backends
 
     print(f"xpnn {__version__}")
     print(f"numpy {np.__version__}")
-    for name, ok in available_backends().items():
-        print(f"backend {name}: {'available' if ok is True else 'unavailable (' + ok + ')'}")
+    for name, found in available_backends().items():
+        if isinstance(found, str):
+            print(f"backend {name}: unavailable ({found})")
+        else:
+            print(f"backend {name}: available, devices {', '.join(found)}")
     return 0
 
 
@@ -239,7 +242,9 @@ def _parser():
     t.add_argument("--lr", type=float, default=None, help="learning rate (default: the optimizer's)")
     t.add_argument("--optimizer", default="adam")
     t.add_argument("--validation-split", type=float, default=0.1)
-    t.add_argument("--backend", default=None, help="numpy (default), cupy or array_api_strict")
+    t.add_argument("--backend", default=None, help="numpy (default), cupy, torch, jax or array_api_strict")
+    t.add_argument("--device", default=None, help='the backend\'s device: "cuda", "cuda:1", "mps", "cpu" '
+                                                  "(default: the library's default)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", default=None, help="output folder (default runs/<timestamp>)")
     t.add_argument("--verbose", type=int, default=1)
@@ -255,6 +260,7 @@ def _parser():
     e.add_argument("--data", default="digits")
     e.add_argument("--data-home", default=None)
     e.add_argument("--backend", default=None)
+    e.add_argument("--device", default=None)
     e.set_defaults(func=cmd_evaluate)
 
     r = sub.add_parser("predict", help="class probabilities and labels for inputs in a .csv or .npy file")
@@ -262,9 +268,10 @@ def _parser():
     r.add_argument("input")
     r.add_argument("--out", default=None, help="write predictions to this CSV (default: stdout)")
     r.add_argument("--backend", default=None)
+    r.add_argument("--device", default=None)
     r.set_defaults(func=cmd_predict)
 
-    i = sub.add_parser("info", help="version, array libraries found, GPU visible or not")
+    i = sub.add_parser("info", help="version, and each backend with its devices or why it is unavailable")
     i.set_defaults(func=cmd_info)
     return p
 
@@ -272,6 +279,10 @@ def _parser():
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if hasattr(args, "backend") and not getattr(args, "distributed", False):
+            from .backends import get_backend
+
+            args.backend = get_backend(args.backend, args.device)  # a bad name or device fails before any work
         return args.func(args)
     except (UsageError, ValueError, TypeError, OSError, RuntimeError, KeyError) as exc:
         print(f"xpnn {args.command}: error: {exc}", file=sys.stderr)

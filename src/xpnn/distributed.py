@@ -35,10 +35,10 @@ its own generator (seeded from the model seed and the rank); a last batch with f
 samples than ranks is skipped (at most W - 1 samples of an epoch, different ones each
 epoch when shuffling). Validation and ``evaluate`` run in full on every rank.
 
-On a GPU (backend "cupy") the flat buffer is summed with NCCL (cupy.cuda.nccl) when CuPy
-has it, else handed to MPI directly if ``XPNN_CUDA_AWARE_MPI=1`` says the MPI library is
-CUDA-aware, else copied to the host, summed by MPI and copied back. ``rank_backend``
-gives each rank of a node its own GPU.
+How the flat buffer is summed is the backend's business (``Backend.allreducer``): MPI
+sums straight into the array on NumPy and CPU tensors; on CuPy, NCCL when CuPy has it,
+else CUDA-aware MPI if ``XPNN_CUDA_AWARE_MPI=1`` says the MPI library is one; anywhere
+else through a host copy. ``rank_backend`` gives each rank of a node its own GPU.
 
 Needs mpi4py and an MPI library: ``pip install "xpnn[mpi]"`` (mpi4py) plus MPICH or Open
 MPI (``pip install mpich`` provides both the library and ``mpiexec``).
@@ -46,7 +46,9 @@ MPI (``pip install mpich`` provides both the library and ``mpiexec``).
 
 from __future__ import annotations
 
-import os
+import numpy as np
+
+from .param import Param
 
 __all__ = ["DataParallel", "rank_backend", "require_mpi"]
 
@@ -62,22 +64,19 @@ def require_mpi():
     return MPI
 
 
-def rank_backend(name=None, comm=None):
-    """The backend this rank should train on: for "cupy", GPU ``local_rank % gpu_count``
-    (local_rank: this process's rank among those on the same node), so the ranks of a
-    node spread over its GPUs; any other name is returned as ``get_backend(name)``."""
-    from .backend import get_backend
+def rank_backend(name=None, comm=None, device=None):
+    """The backend this rank should train on: on GPUs (cupy, torch on "cuda") device
+    ``local_rank % gpu_count`` (local_rank: this process's rank among those on the same
+    node), so the ranks of a node spread over its GPUs; on the CPU ``get_backend(name)``."""
+    from .backends import get_backend
 
-    backend = get_backend(name)
-    if backend.name != "cupy":
-        return backend
+    backend = get_backend(name, device)
     MPI = require_mpi()
     comm = comm or MPI.COMM_WORLD
     local = comm.Split_type(MPI.COMM_TYPE_SHARED)
-    device = local.Get_rank() % backend.native.cuda.runtime.getDeviceCount()
+    local_rank = local.Get_rank()
     local.Free()
-    backend.native.cuda.Device(device).use()  # NCCL and raw pointers use the current device
-    return get_backend("cupy", device=device)
+    return backend.for_local_rank(local_rank)
 
 
 class DataParallel:
@@ -124,7 +123,7 @@ class DataParallel:
             model.forward(model._to_device(X[:1, ...], "X", where), training=False)
         self.broadcast_state()
         if self._reduce is None:
-            self._reduce, self.reducer = _make_reducer(self.comm, model.backend, self.MPI)
+            self._reduce, self.reducer = model.backend.allreducer(self.comm, self.MPI)
         self._slots, self._flat = None, None
         if not self.is_root:
             verbose = 0
@@ -172,25 +171,27 @@ class DataParallel:
         self._share = (stop - start) / m
         return start, stop
 
-    def allreduce_grads(self, pairs) -> list:
-        """(param, grad of this rank's mean loss) pairs -> (param, grad of the global batch's
-        mean loss) pairs, the same on every rank: one Allreduce over one flat buffer."""
-        xp = self.model.backend.xp
-        if not pairs:  # a model without params: nothing to sum
-            return pairs
+    def allreduce_grads(self, params) -> list:
+        """Params carrying the grad of this rank's mean loss -> the same params carrying the
+        grad of the global batch's mean loss, equal on every rank: one Allreduce over one
+        flat buffer."""
+        b = self.model.backend
+        xp = b.xp
+        if not params:  # a model without params: nothing to sum
+            return params
         if self._slots is None:  # offsets of each grad in the flat buffer, made once per fit
             self._slots, offset = [], 0
-            for p, _ in pairs:
-                size = _size(p.shape)
-                self._slots.append((offset, size, tuple(p.shape)))
+            for p in params:
+                size = _size(p.value.shape)
+                self._slots.append((offset, size, tuple(p.value.shape)))
                 offset += size
-            self._flat = xp.zeros((offset,), dtype=pairs[0][0].dtype, device=self.model.backend.device)
+            self._flat = xp.zeros((offset,), dtype=params[0].value.dtype, device=b.device)
         flat, share = self._flat, self._share
-        for (_, g), (off, size, _) in zip(pairs, self._slots):
-            flat[off:off + size] = xp.reshape(g, (size,)) * share
-        self._reduce(flat)
+        for p, (off, size, _) in zip(params, self._slots):
+            flat = b.set_at(flat, slice(off, off + size), xp.reshape(p.grad, (size,)) * share)
+        self._flat = flat = self._reduce(flat)
         # views of the summed buffer (NumPy: no copy); the optimizer only reads them
-        return [(p, xp.reshape(flat[off:off + size], shape)) for (p, _), (off, size, shape) in zip(pairs, self._slots)]
+        return [p.with_grad(xp.reshape(flat[off:off + size], shape)) for p, (off, size, shape) in zip(params, self._slots)]
 
     def batch_loss(self, loss) -> float:
         """The global batch's mean loss from this rank's (for TerminateOnNaN and the like)."""
@@ -212,21 +213,18 @@ class DataParallel:
     def broadcast_state(self) -> None:
         """Make every rank's params, buffers, optimizer state and generator rank 0's."""
         model, b = self.model, self.model.backend
-        arrays = list(model.named_arrays().values())
+        handles = list(model.named_handles().values())
         opt = model.optimizer
         if opt is not None:
-            arrays += list(opt.state_arrays().values())
+            handles += [Param(arrays, i) for arrays in opt.state.values() for i in range(len(arrays))]
         # optimizer state exists on some ranks but not others: the flat layouts would differ
-        counts = self.comm.allgather(len(arrays))
+        counts = self.comm.allgather(len(handles))
         if len(set(counts)) != 1:
             raise RuntimeError(f"DataParallel: the ranks hold different numbers of arrays {counts}; "
                                f"build and compile the same model on every rank")
-        flat = self._pack(arrays)
-        host = b.to_numpy(flat)  # a view on NumPy and array_api_strict, a copy from a GPU
+        host = np.array(b.to_numpy(self._pack(handles)))  # a host copy MPI can write into
         self.comm.Bcast(host, root=0)
-        if not _host_is_view(b):
-            flat[...] = b.asarray(host)
-        self._unpack(flat, arrays, scale=1.0)
+        self._unpack(b.asarray(host), handles, scale=1.0)
         meta = self.comm.bcast({"generator": model.generator.state, "epochs": model.epochs_trained,
                                 "iterations": getattr(opt, "iterations", 0)}, root=0)
         model.generator.set_state(meta["generator"])
@@ -236,30 +234,26 @@ class DataParallel:
 
     def sync_buffers(self) -> None:
         """Average non-trained buffers (BatchNorm running statistics) over the ranks."""
-        buffers = [v for layer in self.model.layers for v in layer.buffers.values()]
+        buffers = [Param(layer.buffers, k) for layer in self.model.layers for k in layer.buffers]
         if not buffers or self.world_size == 1:
             return
-        flat = self._pack(buffers)
-        self._reduce(flat)
-        self._unpack(flat, buffers, scale=1.0 / self.world_size)
+        self._unpack(self._reduce(self._pack(buffers)), buffers, scale=1.0 / self.world_size)
 
-    def _pack(self, arrays):
+    def _pack(self, handles):
+        """The handles' arrays, flattened into one new 1-D array in the model's dtype."""
         b = self.model.backend
-        xp = b.xp
-        flat = xp.zeros((sum(_size(a.shape) for a in arrays),), dtype=self.model.dtype, device=b.device)
-        off = 0
-        for a in arrays:
-            size = _size(a.shape)
-            flat[off:off + size] = xp.astype(xp.reshape(a, (size,)), flat.dtype)
-            off += size
-        return flat
+        if not handles:
+            return b.zeros((0,), self.model.dtype)
+        return b.xp.concat([b.xp.astype(b.xp.reshape(h.value, (-1,)), self.model.dtype) for h in handles])
 
-    def _unpack(self, flat, arrays, scale: float) -> None:
+    def _unpack(self, flat, handles, scale: float) -> None:
+        """Store ``flat``'s pieces (times ``scale``) back through the handles."""
         xp = self.model.backend.xp
         off = 0
-        for a in arrays:  # in place: optimizers and layers hold these very arrays
+        for h in handles:
+            a = h.value
             size = _size(a.shape)
-            a[...] = xp.astype(xp.reshape(flat[off:off + size], a.shape) * scale, a.dtype)
+            h.value = xp.astype(xp.reshape(flat[off:off + size], a.shape) * scale, a.dtype)
             off += size
 
     def _allgather(self, a):
@@ -274,67 +268,6 @@ class DataParallel:
             if s != shapes[0]:
                 raise ValueError(f"{where}: every rank must pass the same X and y; rank {r} has shapes {s}, "
                                  f"rank 0 has {shapes[0]}")
-
-
-# ---- summing a flat buffer over ranks, per device ------------------------------------------
-
-
-def _make_reducer(comm, backend, MPI):
-    """(reduce(flat) summing the buffer over ranks in place, its name)."""
-    if backend.name == "cupy":
-        return _gpu_reducer(comm, backend, MPI)
-
-    if _host_is_view(backend):
-        def reduce(flat):  # the host view is the buffer itself: MPI sums into it
-            comm.Allreduce(MPI.IN_PLACE, backend.to_numpy(flat), op=MPI.SUM)
-        return reduce, "mpi"
-
-    def staged(flat):
-        host = backend.to_numpy(flat)
-        comm.Allreduce(MPI.IN_PLACE, host, op=MPI.SUM)
-        flat[...] = backend.asarray(host)
-    return staged, "mpi-host-staging"
-
-
-def _gpu_reducer(comm, backend, MPI):
-    """NCCL if CuPy has it on every rank, else CUDA-aware MPI if the user says so, else
-    host staging. (Not run by the test suite: it needs GPUs.)"""
-    cupy = backend.native
-    nccl_comm = None
-    try:
-        from cupy.cuda import nccl
-
-        if getattr(nccl, "available", False):
-            uid = comm.bcast(nccl.get_unique_id() if comm.Get_rank() == 0 else None, root=0)
-            nccl_comm = nccl.NcclCommunicator(comm.Get_size(), uid, comm.Get_rank())
-    except Exception:  # no NCCL in this CuPy, or its init failed
-        nccl_comm = None
-    # all ranks must take the same path, or their collectives would never meet
-    if comm.allreduce(int(nccl_comm is not None), op=MPI.MIN):
-        from cupy.cuda import nccl
-
-        def reduce(flat):
-            kind = {"float32": nccl.NCCL_FLOAT32, "float64": nccl.NCCL_FLOAT64}[str(flat.dtype)]
-            nccl_comm.allReduce(flat.data.ptr, flat.data.ptr, flat.size, kind, nccl.NCCL_SUM,
-                                cupy.cuda.get_current_stream().ptr)
-        return reduce, "nccl"
-
-    if os.environ.get("XPNN_CUDA_AWARE_MPI") == "1":
-        def reduce(flat):
-            cupy.cuda.get_current_stream().synchronize()  # MPI reads device memory: kernels must be done
-            comm.Allreduce(MPI.IN_PLACE, flat, op=MPI.SUM)
-        return reduce, "cuda-aware-mpi"
-
-    def staged(flat):
-        host = cupy.asnumpy(flat)  # synchronizes with the stream
-        comm.Allreduce(MPI.IN_PLACE, host, op=MPI.SUM)
-        flat.set(host)
-    return staged, "mpi-host-staging"
-
-
-def _host_is_view(backend) -> bool:
-    """Whether ``backend.to_numpy`` returns a view sharing the array's memory."""
-    return backend.name in ("numpy", "array_api_strict")
 
 
 def _root_only(callback) -> bool:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backend import backend_of
+from .backends import backend_of
 
 
 def _relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
@@ -89,62 +89,64 @@ def gradcheck(layer_or_loss, X, target=None, eps: float = 1e-6, seed: int = 0,
     if layer.backend is None:  # a fresh standalone layer: bind it in float64
         layer.bind(backend, backend.rng(seed), "float64")
     layer._prepare(X)
-    # what we change below, put back at the end: the check must not leave a model's
-    # float32 layer in float64 or its dropout generator advanced
+    # what we change below, put back at the end, also when a check fails: the check must
+    # not leave a model's float32 layer in float64 or its dropout generator advanced
     saved_params, saved_dtype = dict(layer.params), layer.dtype
+    saved_buffers = {k: xp.asarray(v, copy=True) for k, v in layer.buffers.items()}  # BatchNorm's running stats
     saved_state = getattr(layer.generator, "state", None)
     saved_need_dX, layer.need_dX = layer.need_dX, True  # a model's first layer may skip dX
-    for name, p in layer.params.items():  # the check runs in float64
-        layer.params[name] = xp.astype(p, f64)
-    layer.dtype = f64
+    try:
+        for name, p in saved_params.items():  # the check runs in float64
+            layer.params[name] = xp.astype(p, f64)
+        layer.dtype = f64
+        Y = layer.forward(X, training=training)
+        rng = np.random.default_rng(seed)
+        R_host = rng.standard_normal(tuple(Y.shape))
+        R = backend.asarray(R_host, f64)
 
-    Y = layer.forward(X, training=training)
-    rng = np.random.default_rng(seed)
-    R_host = rng.standard_normal(tuple(Y.shape))
-    R = backend.asarray(R_host, f64)
+        def objective() -> float:
+            state = getattr(layer.generator, "state", None)
+            out = layer.forward(X_cur[0], training=training)
+            if state is not None:  # the same dropout mask on every call
+                layer.generator.set_state(state)
+            return float(np.sum(backend.to_numpy(out) * R_host))
 
-    def objective() -> float:
+        # analytic gradients, with the generator rewound so the mask matches the numeric passes
         state = getattr(layer.generator, "state", None)
-        out = layer.forward(X_cur[0], training=training)
-        if state is not None:  # the same dropout mask on every call
+        layer.forward(X, training=training)
+        if state is not None:
             layer.generator.set_state(state)
-        return float(np.sum(backend.to_numpy(out) * R_host))
+        dX = layer.backward(R)
+        missing = [name for name in layer.params if name not in layer.grads]
+        if missing:
+            raise RuntimeError(f"gradcheck: {layer!r}.backward did not set grads for {missing}")
+        analytic = {name: np.array(backend.to_numpy(g), dtype=np.float64) for name, g in layer.grads.items()}
 
-    # analytic gradients, with the generator rewound so the mask matches the numeric passes
-    state = getattr(layer.generator, "state", None)
-    layer.forward(X, training=training)
-    if state is not None:
-        layer.generator.set_state(state)
-    dX = layer.backward(R)
-    missing = [name for name in layer.params if name not in layer.grads]
-    if missing:
-        raise RuntimeError(f"gradcheck: {layer!r}.backward did not set grads for {missing}")
-    analytic = {name: np.array(backend.to_numpy(g), dtype=np.float64) for name, g in layer.grads.items()}
+        X_cur = [X]
+        if check_input:
+            def f_input(x_host):
+                X_cur[0] = backend.asarray(x_host, f64)
+                return objective()
 
-    X_cur = [X]
-    if check_input:
-        def f_input(x_host):
-            X_cur[0] = backend.asarray(x_host, f64)
-            return objective()
+            x_host = np.array(backend.to_numpy(X), dtype=np.float64)
+            errors["input"] = _relative_error(np.array(backend.to_numpy(dX), np.float64), _numeric_grad(f_input, x_host, eps))
+            X_cur[0] = X
 
-        x_host = np.array(backend.to_numpy(X), dtype=np.float64)
-        errors["input"] = _relative_error(np.array(backend.to_numpy(dX), np.float64), _numeric_grad(f_input, x_host, eps))
-        X_cur[0] = X
+        for name in list(layer.params):
+            original = layer.params[name]
 
-    for name in list(layer.params):
-        original = layer.params[name]
+            def f_param(p_host, name=name):
+                layer.params[name] = backend.asarray(p_host, f64)
+                return objective()
 
-        def f_param(p_host, name=name):
-            layer.params[name] = backend.asarray(p_host, f64)
-            return objective()
-
-        p_host = np.array(backend.to_numpy(original), dtype=np.float64)
-        errors[name] = _relative_error(analytic[name], _numeric_grad(f_param, p_host, eps))
-        layer.params[name] = original
-
-    layer.params.update(saved_params)
-    layer.dtype = saved_dtype
-    layer.need_dX = saved_need_dX
-    if saved_state is not None:
-        layer.generator.set_state(saved_state)
+            p_host = np.array(backend.to_numpy(original), dtype=np.float64)
+            errors[name] = _relative_error(analytic[name], _numeric_grad(f_param, p_host, eps))
+            layer.params[name] = original
+    finally:
+        layer.params.update(saved_params)
+        layer.buffers.update(saved_buffers)
+        layer.dtype = saved_dtype
+        layer.need_dX = saved_need_dX
+        if saved_state is not None:
+            layer.generator.set_state(saved_state)
     return errors if details else max(errors.values())

@@ -87,22 +87,23 @@ def read(path):
     return json.loads(meta["xpnn"]), tensors
 
 
-def load(path, backend=None):
-    """Rebuild a model saved with ``model.save(path)`` on ``backend`` (default: the current
-    default backend), compiled and ready to predict or to resume training."""
+def load(path, backend=None, device=None):
+    """Rebuild a model saved with ``model.save(path)`` on ``backend`` and ``device``
+    (default: the current default backend), compiled and ready to predict or to resume
+    training."""
     from .layers import LAYERS
     from .model import NeuralNetwork, Sequential
 
     cfg, tensors = read(path)
     if cfg["class"] == "NeuralNetwork":
-        model = NeuralNetwork(**cfg["arch"], backend=backend, seed=cfg["seed"], dtype=cfg["dtype"])
+        model = NeuralNetwork(**cfg["arch"], backend=backend, seed=cfg["seed"], dtype=cfg["dtype"], device=device)
     else:
         layers = []
         for spec in cfg["layers"]:
             if spec["class"] not in LAYERS:
                 raise ValueError(f"{path}: unknown layer class {spec['class']!r} (known: {sorted(LAYERS)})")
             layers.append(LAYERS[spec["class"]](**spec["config"]))
-        model = Sequential(layers, backend=backend, seed=cfg["seed"], dtype=cfg["dtype"])
+        model = Sequential(layers, backend=backend, seed=cfg["seed"], dtype=cfg["dtype"], device=device)
     b = model.backend
     missing = sorted(set(f"layer.{k}" for k in model.named_arrays()) - set(tensors))
     if missing:  # they would silently keep their random initial values
@@ -117,7 +118,7 @@ def load(path, backend=None):
             raise ValueError(f"{path}: tensor {key!r} does not match layer {index} ({layer!r})")
         if tuple(store[name].shape) != tuple(value.shape):
             raise ValueError(f"{path}: tensor {key!r} has shape {value.shape}, layer {index} expects {tuple(store[name].shape)}")
-        store[name] = b.asarray(value)
+        store[name] = b.asarray(value, copy=True)
     model.generator.set_state(cfg["generator"])
     model.epochs_trained = cfg.get("epochs_trained", 0)
     comp = cfg.get("compile")

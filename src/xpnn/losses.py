@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import math
 
-from .backend import backend_of
-from .layers.activations import log_softmax, sigmoid, softmax
+from .backends import backend_of
+from .functional import log_softmax, sigmoid, softmax
 
 __all__ = [
     "Loss",
@@ -324,7 +324,7 @@ class BCEWithLogits(Loss):
         xp = self.xp
         Y = self._same_shape_target(pred, target)
         self._saved = (pred, Y)
-        relu = xp.clip(pred, min=0.0)  # max(x, 0)
+        relu = xp.maximum(pred, 0.0)  # max(x, 0)
         return xp.mean(relu - pred * Y + xp.log1p(xp.exp(-xp.abs(pred))))
 
     def backward(self):
@@ -414,7 +414,7 @@ class CrossEntropy(Loss):
         self._bind(pred, target)
         xp = self.xp
         T = self._class_rows(pred, target)
-        Pc = xp.clip(pred, min=self.eps)
+        Pc = xp.maximum(pred, self.eps)
         self._saved = (T, Pc)
         return -xp.sum(T * xp.log(Pc)) / pred.shape[0]
 

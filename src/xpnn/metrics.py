@@ -36,7 +36,7 @@ callbacks whether larger is better.
 
 from __future__ import annotations
 
-from .backend import backend_of, get_backend
+from .backends import backend_of, get_backend
 
 __all__ = [
     "accuracy",

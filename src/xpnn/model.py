@@ -5,7 +5,7 @@ Training one batch is the whole of backprop:
     Y = model.forward(X, training=True)     # each layer keeps what its backward needs
     loss = loss_fn.forward(Y, y)            # a 0-d array on the device
     model.backward(loss_fn.backward())      # chain rule, last layer first; fills grads
-    optimizer.step(model.parameters())      # params updated in place
+    optimizer.step(model.parameters())      # new params stored back into the layers
 """
 
 from __future__ import annotations
@@ -13,14 +13,17 @@ from __future__ import annotations
 import math
 import time
 
+import array_api_compat
+
 from . import callbacks as cb
-from .backend import backend_of, get_backend
+from .backends import backend_of, get_backend
 from .layers import get_activation
 from .layers.base import Layer
 from .layers.dense import Dense
 from .losses import get_loss
 from .metrics import get_metric
 from .optimizers import get_optimizer
+from .param import Param
 
 
 class Sequential:
@@ -28,12 +31,15 @@ class Sequential:
 
     Args:
         layers: a list of Layer objects.
-        backend: "numpy" (default), "cupy", "array_api_strict", a namespace or a Backend.
+        backend: "numpy" (default), "cupy", "torch", "jax", "array_api_strict", a namespace
+            module or a Backend.
+        device: where the arrays live, for backends with several devices ("cuda:1" for
+            torch, 1 for cupy); None is the library's default.
         seed: feeds the model's generator (init, dropout, shuffling): same seed, same run.
         dtype: parameter and compute dtype ("float32"; "float64" for checks).
     """
 
-    def __init__(self, layers, backend=None, seed: int = 0, dtype="float32"):
+    def __init__(self, layers, backend=None, seed: int = 0, dtype="float32", device=None):
         layers = list(layers)
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
@@ -43,7 +49,7 @@ class Sequential:
                     raise ValueError(f"Sequential: layers[{i}] is the same object as layers[{j}] ({layer!r}); "
                                      f"use a new instance for each position")
         self.layers = layers
-        self.backend = get_backend(backend)
+        self.backend = get_backend(backend, device)
         self.dtype_name = str(dtype)
         self.dtype = self.backend.dtype(dtype)
         self.seed = seed
@@ -86,16 +92,23 @@ class Sequential:
         return dY
 
     def parameters(self) -> list:
-        """(param, grad) pairs in layer order (grad is None before the first backward)."""
-        return [(layer.params[k], layer.grads.get(k)) for layer in self.layers for k in layer.params]
+        """Every trained array as a :class:`~xpnn.param.Param` handle, in layer order: it
+        reads ``layer.params[name]`` and ``layer.grads[name]`` (None before the first
+        backward) and stores a new value back into the layer. Unpacks as (value, grad)."""
+        return [Param(layer.params, k, layer.grads) for layer in self.layers for k in layer.params]
+
+    def named_handles(self) -> dict:
+        """Every param and buffer as a Param handle, by a stable name ("0.W", "3.running_mean")."""
+        out = {}
+        for i, layer in enumerate(self.layers):
+            for store in (layer.params, layer.buffers):
+                for k in store:
+                    out[f"{i}.{k}"] = Param(store, k)
+        return out
 
     def named_arrays(self) -> dict:
         """Every param and buffer by a stable name ("0.W", "3.running_mean")."""
-        out = {}
-        for i, layer in enumerate(self.layers):
-            for k, v in {**layer.params, **layer.buffers}.items():
-                out[f"{i}.{k}"] = v
-        return out
+        return {name: h.value for name, h in self.named_handles().items()}
 
     def get_weights(self) -> list:
         """Copies of every param and buffer (on the device), in ``named_arrays`` order."""
@@ -103,28 +116,31 @@ class Sequential:
         return [xp.asarray(a, copy=True) for a in self.named_arrays().values()]
 
     def set_weights(self, weights) -> None:
-        """Write ``weights`` (from get_weights) into the model's arrays in place."""
-        arrays = list(self.named_arrays().values())
-        if len(weights) != len(arrays):
-            raise ValueError(f"set_weights: expected {len(arrays)} arrays, found {len(weights)}")
-        for (name, a), w in zip(self.named_arrays().items(), weights):
-            # a[...] = w would silently broadcast a wrong shape
-            if tuple(w.shape) != tuple(a.shape):
+        """Store copies of ``weights`` (from get_weights, on any backend or NumPy) as the
+        model's params and buffers, in ``named_arrays`` order."""
+        handles = self.named_handles()
+        weights = list(weights)
+        if len(weights) != len(handles):
+            raise ValueError(f"set_weights: expected {len(handles)} arrays, found {len(weights)}")
+        for (name, h), w in zip(handles.items(), weights):
+            if tuple(w.shape) != tuple(h.value.shape):
                 raise ValueError(f"set_weights: weights for {name!r} have shape {tuple(w.shape)}, "
-                                 f"expected {tuple(a.shape)}")
-            a[...] = self.backend.asarray(w) if _is_numpy(w) else w
+                                 f"expected {tuple(h.value.shape)}")
+        b = self.backend
+        for h, w in zip(handles.values(), weights):
+            host = w if b.owns(w) else backend_of(w).to_numpy(w)  # another backend's arrays go via the host
+            h.value = b.asarray(host, dtype=h.value.dtype, copy=True)  # a copy: the caller keeps theirs
 
     def count_params(self) -> int:
         return sum(math.prod(layer.params[k].shape) for layer in self.layers for k in layer.params)
 
-    def to(self, backend) -> "Sequential":
-        """Move params, buffers and optimizer state to another backend (returns self)."""
-        new = get_backend(backend)
+    def to(self, backend, device=None) -> "Sequential":
+        """Move params, buffers and optimizer state to another backend or device (returns self)."""
+        new = get_backend(backend, device)
         old = self.backend
+        for h in self.named_handles().values():
+            h.value = new.asarray(old.to_numpy(h.value), copy=True)
         for layer in self.layers:
-            for store in (layer.params, layer.buffers):
-                for k, v in store.items():
-                    store[k] = new.asarray(old.to_numpy(v))
             layer.grads = {}
         state = self.generator.state
         self.generator = new.rng(self.seed)
@@ -157,12 +173,12 @@ class Sequential:
         """A host or backend array as a backend array; features in the model dtype; integer
         targets stay int64 labels for the cross-entropies, other targets become float."""
         b = self.backend
-        if hasattr(a, "__array_namespace__") and not _is_numpy(a):
-            b.check(a, argname, where)
-        elif not hasattr(a, "shape"):
-            raise TypeError(f"{where}: {argname} must be an array, found {type(a).__name__}")
-        else:
+        if array_api_compat.is_numpy_array(a):  # host data: copied to the model's device
             a = b.asarray(a)
+        elif array_api_compat.is_array_api_obj(a):  # another library's array or device: the mixing error
+            b.check(a, argname, where)
+        else:
+            raise TypeError(f"{where}: {argname} must be an array, found {type(a).__name__}")
         xp = b.xp
         if target and xp.isdtype(a.dtype, "integral") and getattr(self.loss, "accepts_labels", False) and a.ndim == 1:
             return xp.astype(a, xp.int64)
@@ -405,7 +421,8 @@ class NeuralNetwork(Sequential):
     """
 
     def __init__(self, input_size: int, hidden_sizes, output_size: int, activation="relu",
-                 output_activation=None, init="glorot_uniform", backend=None, seed: int = 0, dtype="float32"):
+                 output_activation=None, init="glorot_uniform", backend=None, seed: int = 0, dtype="float32",
+                 device=None):
         for name, value in (("input_size", input_size), ("output_size", output_size)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"NeuralNetwork: {name} must be a positive integer, found {value!r}")
@@ -430,7 +447,7 @@ class NeuralNetwork(Sequential):
         if output_activation is not None:
             make_out, out_spec = _activation_maker(output_activation, "output_activation")
             layers.append(make_out())
-        super().__init__(layers, backend=backend, seed=seed, dtype=dtype)
+        super().__init__(layers, backend=backend, seed=seed, dtype=dtype, device=device)
         self.arch = {"input_size": input_size, "hidden_sizes": hidden, "output_size": output_size,
                      "activation": act_spec, "output_activation": out_spec,
                      "init": init if isinstance(init, str) else "glorot_uniform"}
@@ -460,10 +477,6 @@ def _activation_maker(spec, argname):
         return (lambda: cls(**config)), {"class": cls.__name__, "config": config}
     get_activation(spec, argname)  # a clear error for an unknown name, now
     return (lambda: get_activation(spec, argname)), spec
-
-
-def _is_numpy(a) -> bool:
-    return type(a).__module__.split(".")[0] == "numpy"
 
 
 __all__ = ["Sequential", "NeuralNetwork", "backend_of"]

@@ -39,7 +39,7 @@ import time
 
 import numpy as np
 
-from .backend import backend_of
+from .backends import backend_of
 from .callbacks import Callback
 from .metrics import METRIC_MODE, get_metric
 

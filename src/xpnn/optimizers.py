@@ -1,13 +1,19 @@
-"""Optimizers: turn gradients into parameter updates, in place.
+"""Optimizers: turn gradients into parameter updates, stored back through the model.
 
 Contract (see DESIGN.md):
 
-- ``step(pairs)`` takes ``[(param, grad), ...]`` in layer order (``model.parameters()``)
-  and updates every ``param`` in place (``param -= ...``), so the model's arrays keep
-  their identity. Grads are only read, never written: the caller may reuse them.
+- ``step(params)`` takes ``model.parameters()``: :class:`~xpnn.param.Param` handles in
+  layer order, each reading ``layer.params[name]`` and its gradient. The new value is
+  written back through the handle (``param.value = new``), so libraries whose arrays are
+  immutable (JAX) or whose ``-=`` rebinds the name train correctly; on NumPy, CuPy and
+  PyTorch the arithmetic runs in place and the new value is the same object. Plain
+  ``(array, grad)`` tuples are accepted where the update happens in place; elsewhere
+  they are refused (an update that cannot reach the model must not pass silently).
+  Grads are only read, never written: the caller may reuse them.
 - State (momentum buffers, moment estimates) is made lazily on the first step with
   ``xp.zeros_like(param)``, so it lives on the param's device and has its dtype. It is
-  kept per position in the pairs list: ``self.state["m"][i]`` belongs to ``pairs[i]``.
+  kept per position in the params list: ``self.state["m"][i]`` belongs to ``params[i]``.
+  Scratch buffers a backend reuses between steps (NumPy's Adam) belong to the optimizer.
 - Every scalar coefficient is a Python float, so float32 params stay float32.
 - ``lr`` is a float or a schedule (a callable ``step -> lr``, see ``xpnn.schedules``);
   ``get_lr()`` is the lr the next step will use. Callbacks may assign ``opt.lr = 0.01``.
@@ -23,7 +29,8 @@ import inspect
 import math
 import numbers
 
-from .backend import backend_of, get_backend
+from .backends import backend_of, get_backend
+from .param import Param
 from .schedules import get_schedule
 
 __all__ = [
@@ -71,7 +78,8 @@ class Optimizer:
 
     def __init__(self, lr):
         self.iterations = 0  # steps taken so far
-        self.state: dict = {}  # buffer name -> list of arrays, one per position in pairs
+        self.state: dict = {}  # buffer name -> list of arrays, one per position in params
+        self.scratch: dict = {}  # reusable buffers a backend may keep between steps (NumPy's Adam)
         self._lr = self._check_lr(lr, at_init=True)
 
     # ---- learning rate ----------------------------------------------------------------
@@ -106,46 +114,52 @@ class Optimizer:
 
     # ---- the update -------------------------------------------------------------------
 
-    def step(self, pairs) -> None:
-        """Update each param of ``pairs`` (a list of ``(param, grad)``) in place."""
-        pairs = list(pairs)
-        self._ensure_state(pairs)
+    def step(self, params) -> None:
+        """Update each param of ``params`` (``model.parameters()``) and store it back."""
+        handles = _handles(params, f"{type(self).__name__}.step")
+        self._ensure_state(handles)
         lr = self.get_lr()
         self.iterations += 1
         # one lookup per step, not per param: all params of a model share one backend
-        self._backend = backend_of(pairs[0][0]) if pairs else None
-        for i, (param, grad) in enumerate(pairs):
-            self.update(i, param, grad, lr)
+        self._backend = backend_of(handles[0].value) if handles else None
+        for i, handle in enumerate(handles):
+            handle.value = self.update(i, handle.value, handle.grad, lr)
 
-    def update(self, i: int, param, grad, lr: float) -> None:
-        """Update ``param`` (position ``i`` in pairs) in place from ``grad``."""
+    def update(self, i: int, param, grad, lr: float):
+        """The new value of ``param`` (position ``i`` in params) after one step on ``grad``.
+
+        Written with in-place operators (``param -= ...``): NumPy, CuPy and PyTorch then
+        update the array itself; on JAX the name is rebound to a new array. Either way the
+        result is returned, and state buffers are stored back into ``self.state``.
+        """
         raise NotImplementedError
 
-    def _ensure_state(self, pairs) -> None:
-        """Check the pairs and make zero state on the first step (on each param's device)."""
+    def _ensure_state(self, handles) -> None:
+        """Check the params and make zero state on the first step (on each param's device)."""
         where = f"{type(self).__name__}.step"
-        for i, pair in enumerate(pairs):
-            if not isinstance(pair, tuple) or len(pair) != 2:
-                raise TypeError(f"{where}: pairs[{i}] must be a (param, grad) tuple, found {type(pair).__name__}")
-            param, grad = pair
+        for i, h in enumerate(handles):
+            param, grad = h.value, h.grad
+            if grad is None:
+                raise ValueError(f"{where}: params[{i}] ({h.key!r}) has no gradient yet; run the model's "
+                                 f"forward and backward first")
             if tuple(param.shape) != tuple(grad.shape):
-                raise ValueError(f"{where}: pairs[{i}] has param shape {tuple(param.shape)} "
+                raise ValueError(f"{where}: params[{i}] has param shape {tuple(param.shape)} "
                                  f"but grad shape {tuple(grad.shape)}")
         if not self.state_names:
             return
         if not self.state:
             for key in self.state_names:
-                self.state[key] = [backend_of(p).xp.zeros_like(p) for p, _ in pairs]
+                self.state[key] = [backend_of(h.value).xp.zeros_like(h.value) for h in handles]
             return
         known = len(self.state[self.state_names[0]])
-        if known != len(pairs):
-            raise ValueError(f"{where}: got {len(pairs)} (param, grad) pairs, but this optimizer's state "
+        if known != len(handles):
+            raise ValueError(f"{where}: got {len(handles)} params, but this optimizer's state "
                              f"was made for {known}; use one optimizer per model (or a new one)")
         for key in self.state_names:
-            for i, ((p, _), s) in enumerate(zip(pairs, self.state[key])):
-                if tuple(s.shape) != tuple(p.shape):
+            for i, (h, s) in enumerate(zip(handles, self.state[key])):
+                if tuple(s.shape) != tuple(h.value.shape):
                     raise ValueError(f"{where}: state {key}.{i} has shape {tuple(s.shape)} "
-                                     f"but pairs[{i}] param has shape {tuple(p.shape)}")
+                                     f"but params[{i}] has shape {tuple(h.value.shape)}")
 
     # ---- description, saving and moving ---------------------------------------------------
 
@@ -200,6 +214,7 @@ class Optimizer:
         """Move the state arrays to another backend (``model.to`` calls this); returns self."""
         new = get_backend(backend)
         self.state = {key: [_move(a, new) for a in arrays] for key, arrays in self.state.items()}
+        self.scratch = {}
         return self
 
     def __repr__(self) -> str:
@@ -208,8 +223,8 @@ class Optimizer:
 
 
 def _move(a, new):
-    """Array ``a`` (any backend, or NumPy) as an array of backend ``new``."""
-    return new.asarray(backend_of(a).to_numpy(a))
+    """Array ``a`` (any backend, or NumPy) as an array of backend ``new`` (a copy)."""
+    return new.asarray(backend_of(a).to_numpy(a), copy=True)
 
 
 # ---- the optimizers -----------------------------------------------------------------------
@@ -245,14 +260,16 @@ class SGD(Optimizer):
             grad = grad + self.weight_decay * param  # a new array: the caller's grad is untouched
         if not self.momentum:
             param -= lr * grad
-            return
+            return param
         buf = self.state["velocity"][i]
         buf *= self.momentum
         buf += grad
+        self.state["velocity"][i] = buf
         if self.nesterov:
             param -= lr * (grad + self.momentum * buf)
         else:
             param -= lr * buf
+        return param
 
     def _hyper(self):
         return {"momentum": self.momentum, "nesterov": self.nesterov, "weight_decay": self.weight_decay}
@@ -283,15 +300,17 @@ class RMSprop(Optimizer):
         ms = self.state["ms"][i]
         ms *= self.rho
         ms += (1.0 - self.rho) * (grad * grad)
+        self.state["ms"][i] = ms
         inc = grad / xp.sqrt(ms + self.eps)
         inc *= lr
         if self.momentum:
             mom = self.state["mom"][i]
             mom *= self.momentum
             mom += inc
-            param -= mom
-        else:
-            param -= inc
+            self.state["mom"][i] = mom
+            inc = mom
+        param -= inc
+        return param
 
     def _hyper(self):
         return {"rho": self.rho, "eps": self.eps, "momentum": self.momentum}
@@ -315,9 +334,11 @@ class Adagrad(Optimizer):
         xp = self._backend.xp
         acc = self.state["sum"][i]
         acc += grad * grad
+        self.state["sum"][i] = acc
         denom = xp.sqrt(acc)
         denom += self.eps
         param -= lr * (grad / denom)
+        return param
 
     def _hyper(self):
         return {"eps": self.eps}
@@ -349,18 +370,19 @@ class Adam(Optimizer):
     def update(self, i, param, grad, lr):
         if self.weight_decay:
             grad = grad + self.weight_decay * param  # a new array: the caller's grad is untouched
-        self._adam(i, param, grad, lr)
+        return self._adam(i, param, grad, lr)
 
     def _adam(self, i, param, grad, lr):
         # m = b1 m + (1 - b1) g and v = b2 v + (1 - b2) g^2, written as in-place lerps;
         # bias correction placed as torch does: folded into the step size and the
-        # denominator. The backend runs it fused (one scratch buffer on NumPy, one kernel
-        # on CuPy); the formula is in Backend.adam_update.
+        # denominator. The backend runs it fused (a scratch buffer on NumPy, one kernel on
+        # CuPy, PyTorch's in-place ops); the formula is in Backend.adam_update.
         t = self.iterations
-        self._backend.adam_update(
+        param, self.state["m"][i], self.state["v"][i] = self._backend.adam_update(
             param, grad, self.state["m"][i], self.state["v"][i],
             step_size=lr / (1.0 - self.beta1 ** t), beta1=self.beta1, beta2=self.beta2,
-            bias2_sqrt=math.sqrt(1.0 - self.beta2 ** t), eps=self.eps)
+            bias2_sqrt=math.sqrt(1.0 - self.beta2 ** t), eps=self.eps, scratch=self.scratch)
+        return param
 
     def _hyper(self):
         return {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps, "weight_decay": self.weight_decay}
@@ -384,7 +406,7 @@ class AdamW(Adam):
     def update(self, i, param, grad, lr):
         if self.weight_decay:
             param *= 1.0 - lr * self.weight_decay
-        self._adam(i, param, grad, lr)
+        return self._adam(i, param, grad, lr)
 
 
 OPTIMIZERS = {cls.name: cls for cls in (SGD, RMSprop, Adagrad, Adam, AdamW)}
@@ -412,27 +434,64 @@ def get_optimizer(name_or_obj="adam", **kwargs) -> Optimizer:
     raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)} or an Optimizer instance, found {name_or_obj!r}")
 
 
-def clip_grad_norm(pairs, max_norm: float):
+def clip_grad_norm(params, max_norm: float):
     """Scale all grads together so that their global L2 norm is at most ``max_norm``.
 
     total_norm = sqrt(sum over every grad of sum(grad**2)); each grad is multiplied by
     min(1, max_norm / (total_norm + 1e-6)) (torch.nn.utils.clip_grad_norm_'s factor).
 
     The input grads are not modified (the layers own them): this returns
-    ``(clipped_pairs, total_norm)``, a new list of ``(param, scaled_grad)`` with the same
-    params, and the norm before clipping as a 0-d array on the device (no host sync).
+    ``(clipped, total_norm)``, the params (``model.parameters()``, or (param, grad) tuples)
+    carrying the scaled grads, and the norm before clipping as a 0-d array on the device
+    (no host sync: maximum/minimum, not clip, whose array-api-compat wrapper syncs).
     """
     max_norm = _number("clip_grad_norm", "max_norm", max_norm)
     if max_norm <= 0.0:
         raise ValueError(f"clip_grad_norm: max_norm must be > 0, found {max_norm!r}")
-    pairs = list(pairs)
-    if not pairs:
-        raise ValueError("clip_grad_norm: pairs is empty, expected a list of (param, grad)")
-    xp = backend_of(pairs[0][1]).xp
+    handles = _handles(params, "clip_grad_norm")
+    if not handles:
+        raise ValueError("clip_grad_norm: params is empty, expected model.parameters() or (param, grad) pairs")
+    xp = backend_of(handles[0].grad).xp
     squares = None
-    for _, grad in pairs:
-        s = xp.sum(grad * grad)
+    for h in handles:
+        s = xp.sum(h.grad * h.grad)
         squares = s if squares is None else squares + s
     total_norm = xp.sqrt(squares)
-    scale = xp.clip(max_norm / (total_norm + 1e-6), max=1.0)
-    return [(param, grad * scale) for param, grad in pairs], total_norm
+    scale = xp.minimum(max_norm / (total_norm + 1e-6), 1.0)
+    clipped = [(h.value, h.grad * scale) if isinstance(h, _InPlaceOnly) else h.with_grad(h.grad * scale)
+               for h in handles]
+    return clipped, total_norm
+
+
+class _InPlaceOnly(Param):
+    """A (param, grad) tuple as a handle: there is no owner to store a new value in, so
+    only an update that happened in place (the same object back) is accepted."""
+
+    __slots__ = ("where",)
+
+    def __init__(self, param, grad, where: str, i: int):
+        super().__init__({f"pairs[{i}]": param}, f"pairs[{i}]", grad=grad)
+        self.where = where
+
+    @Param.value.setter
+    def value(self, new) -> None:
+        if new is not self.store[self.key]:
+            raise TypeError(
+                f"{self.where}: {self.key} is a (param, grad) tuple, but this backend updated a copy, not "
+                f"the array itself (its arrays are immutable or its -= makes a new array), so the update "
+                f"could not reach the model; pass model.parameters(), or xpnn.Param(store, key, grad=...) "
+                f"handles, which store the new value back")
+
+
+def _handles(params, where: str) -> list:
+    """``params`` as a list of Param handles (tuples wrapped as _InPlaceOnly)."""
+    handles = []
+    for i, p in enumerate(params):
+        if isinstance(p, Param):
+            handles.append(p)
+        elif isinstance(p, tuple) and len(p) == 2:
+            handles.append(_InPlaceOnly(p[0], p[1], where, i))
+        else:
+            raise TypeError(f"{where}: params[{i}] must be a Param (from model.parameters()) or a (param, grad) "
+                            f"tuple, found {type(p).__name__}")
+    return handles

@@ -86,8 +86,10 @@ def plot_confusion_matrix(cm, class_names=None, path=None, title="Confusion matr
 
 def _host(a, argname, where):
     """Any array (NumPy, a backend's, a list) as a NumPy array."""
-    if hasattr(a, "__array_namespace__") and type(a).__module__.split(".")[0] != "numpy":
-        from .backend import backend_of
+    import array_api_compat
+
+    if array_api_compat.is_array_api_obj(a) and not isinstance(a, np.ndarray):  # a device array, a tensor
+        from .backends import backend_of
 
         return np.asarray(backend_of(a).to_numpy(a))
     try:
@@ -279,7 +281,7 @@ def plot_decision_boundary(model, X, y, path=None, resolution: int = 200, title=
 def plot_activations(path=None, names=("sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu"), x_range=(-5.0, 5.0)):
     """Activation functions (left) and their derivatives (right), each computed by the
     xpnn layer itself: ``forward(x)`` for f and ``backward(ones)`` for f'(x)."""
-    from .backend import get_backend
+    from .backends import get_backend
     from .layers import get_activation
 
     plt = _plt()

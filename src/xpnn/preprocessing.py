@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 
-from .backend import backend_of, get_backend
+from .backends import backend_of, get_backend
 from .metrics import _bincount, _one_backend
 
 __all__ = [

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 
+from ..functional import sigmoid, softmax, softmax_backward
 from .base import Layer
 
 
@@ -105,12 +106,6 @@ class GELU(Activation):
         return dY * (0.5 * (1.0 + t) + 0.5 * X * (1.0 - t * t) * du_dx)
 
 
-def sigmoid(xp, X):
-    """Stable logistic: never calls exp on a large positive number."""
-    e = xp.exp(-xp.abs(X))  # in (0, 1]: no overflow
-    return xp.where(X >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-
-
 class Sigmoid(Activation):
     """1 / (1 + exp(-x)); derivative Y (1 - Y)."""
 
@@ -135,18 +130,6 @@ class Tanh(Activation):
         return dY * (1.0 - self.Y * self.Y)
 
 
-def log_softmax(xp, X, axis=-1):
-    """log(softmax(X)) computed as X - max - log(sum(exp(X - max))): stable for +-1000."""
-    shifted = X - xp.max(X, axis=axis, keepdims=True)
-    return shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
-
-
-def softmax(xp, X, axis=-1):
-    """Softmax with the max subtracted first, so exp never overflows."""
-    e = xp.exp(X - xp.max(X, axis=axis, keepdims=True))
-    return e / xp.sum(e, axis=axis, keepdims=True)
-
-
 class Softmax(Activation):
     """Softmax over the last axis. Backward: dX = Y * (dY - sum(dY * Y)) (the Jacobian
     diag(Y) - Y Y^T applied row by row without building it)."""
@@ -157,8 +140,7 @@ class Softmax(Activation):
         return self.Y
 
     def backward(self, dY):
-        Y = self.Y
-        return Y * (dY - self.xp.sum(dY * Y, axis=-1, keepdims=True))
+        return softmax_backward(self.xp, self.Y, dY)
 
 
 class Identity(Activation):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 
 from .. import init as initializers
-from .activations import softmax
+from ..functional import softmax, softmax_backward
 from .base import Layer
 
 # Added to the scores of masked keys: exp() of it is exactly 0 in float32 and float64,
@@ -146,7 +146,7 @@ class MultiHeadSelfAttention(Layer):
         # A = P * drop
         dP = dA if self.drop is None else dA * self.drop
         # P = softmax(S): masked entries have P = 0, so they get dS = 0
-        dS = self.P * (dP - xp.sum(dP * self.P, axis=-1, keepdims=True))
+        dS = softmax_backward(xp, self.P, dP)
         dS = dS * (1.0 / math.sqrt(self.head_dim))
         # S = Q K^T (scaled above)
         dQ = dS @ self.K

@@ -11,7 +11,7 @@ first array it sees, with seed 0.
 
 from __future__ import annotations
 
-from ..backend import Backend, Generator, backend_of
+from ..backends import Backend, Generator, backend_of
 
 
 class Layer:

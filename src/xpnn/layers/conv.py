@@ -25,7 +25,7 @@ dY that comes back through them.
 from __future__ import annotations
 
 from .. import init as initializers
-from ..backend import window_output_size
+from ..backends import window_output_size
 from .base import Layer
 
 

@@ -111,13 +111,14 @@ class _BatchNorm(Layer):
         return (gamma * self.inv_std / self.m) * (self.m * dY - dbeta - self.xhat * dgamma)
 
     def _update_running(self, mean, unbiased_var) -> None:
-        """running = (1 - momentum) * running + momentum * batch, in place (the arrays are
-        shared with the model, its optimizer and its checkpoints)."""
+        """running = (1 - momentum) * running + momentum * batch, stored back into
+        ``buffers`` (in place where the library allows it; JAX makes a new array)."""
         xp, mom = self.xp, self.momentum
         for name, batch in (("running_mean", mean), ("running_var", unbiased_var)):
             running = self.buffers[name]
             running *= 1.0 - mom
             running += xp.astype(batch * mom, running.dtype)  # a float64 check must not upcast a float32 buffer
+            self.buffers[name] = running
 
     def config(self) -> dict:
         return {"num_features": self.num_features, "momentum": self.momentum, "eps": self.eps}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from ..backend import window_output_size
+from ..backends import window_output_size
 from .base import Layer
 from .conv import _pair, _plain, check_window_fits
 

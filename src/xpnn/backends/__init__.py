@@ -1,0 +1,220 @@
+"""The single door to arrays: every layer, loss and optimizer gets ``xp`` from a Backend.
+
+One registry maps names to Backend classes, one per array library:
+
+    "numpy"             NumPy on the CPU (the default)
+    "cupy"              CuPy on a CUDA GPU (device 0, 1, "cuda:1")
+    "torch"             PyTorch tensors (device "cpu", "cuda", "cuda:1", "mps")
+    "jax"               JAX arrays (JAX's default device, or "cpu", "gpu:0", a jax Device)
+    "array_api_strict"  the array API standard alone (the CPU suite's stand-in for a GPU)
+
+Any other array-API namespace module can be passed directly (``get_backend(dask.array)``);
+it is probed once and either trains correctly or is refused with the missing capability.
+
+Backends are cached per (library, device): ``get_backend("torch", "cuda")`` and
+``backend_of(a_cuda_tensor)`` are the same object. Choosing the default:
+``set_backend(name)``, ``with use_backend(name): ...`` or the environment variables
+``XPNN_BACKEND`` (and ``XPNN_DEVICE``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from types import ModuleType
+
+import array_api_compat
+import numpy as np
+
+from .base import Backend, InPlaceBackend, describe, output_hw, window_output_size
+from .cupy import CupyBackend
+from .generator import Generator
+from .jax import JaxBackend
+from .numpy import NumpyBackend
+from .strict import StrictBackend
+from .torch import TorchBackend
+
+__all__ = [
+    "Backend", "InPlaceBackend", "Generator", "BACKENDS", "register_backend",
+    "get_backend", "backend_of", "set_backend", "use_backend", "available_backends",
+    "describe", "window_output_size", "output_hw",
+]
+
+BACKENDS: dict[str, type[Backend]] = {}
+
+
+def register_backend(cls: type[Backend]) -> type[Backend]:
+    """Make a Backend subclass known by its ``name`` (usable as a decorator)."""
+    BACKENDS[cls.name] = cls
+    return cls
+
+
+for _cls in (NumpyBackend, CupyBackend, TorchBackend, JaxBackend, StrictBackend):
+    register_backend(_cls)
+
+_cache: dict = {}
+_lock = threading.Lock()
+_state = threading.local()
+_default: Backend | None = None
+
+
+# ---- lookup -----------------------------------------------------------------------------------
+
+
+def get_backend(spec: "str | ModuleType | Backend | None" = None, device=None) -> Backend:
+    """The Backend for a registry name, a namespace module or a Backend (returned as is),
+    on ``device`` (None: the library's default). With no spec, the current default:
+    ``use_backend``, ``set_backend``, ``XPNN_BACKEND`` / ``XPNN_DEVICE``, else "numpy"."""
+    if isinstance(spec, Backend):
+        if device is not None and str(device) != str(spec.device):
+            return get_backend(spec.name if spec.name in BACKENDS else spec.native, device)
+        return spec
+    if spec is None:
+        chosen = _current_default()
+        if chosen is not None:
+            return get_backend(chosen, device)
+        env = os.environ.get("XPNN_BACKEND", "") or "numpy"
+        try:
+            return get_backend(env, device if device is not None else (os.environ.get("XPNN_DEVICE") or None))
+        except ValueError as exc:  # say where the bad name came from
+            raise ValueError(f"environment variable XPNN_BACKEND / XPNN_DEVICE: {exc}") from None
+    if isinstance(spec, ModuleType):
+        return _from_namespace(spec, device)
+    if not isinstance(spec, str):
+        raise TypeError(f"backend must be a name {tuple(BACKENDS)}, an array namespace module or a Backend, "
+                        f"found {type(spec).__name__}")
+    name = spec.strip().lower().replace("-", "_")
+    if name not in BACKENDS:
+        raise ValueError(f"backend must be one of {tuple(BACKENDS)} or an array namespace module, found {spec!r}")
+    return _cached(name, device, lambda: BACKENDS[name].create(device))
+
+
+def _cached(name: str, device, make) -> Backend:
+    """The cached backend for (name, device), made once; aliases ("cuda" and "cuda:0",
+    None and the default device) end up at the same object."""
+    key = (name, None if device is None else str(device))
+    with _lock:
+        found = _cache.get(key)
+        if found is None:
+            made = make()
+            found = _cache.setdefault((made.name, str(made.device)), made)
+            _cache[key] = found
+        return found
+
+
+def backend_of(a) -> Backend:
+    """The Backend an array belongs to: its library and its device (cached, so the same
+    object as ``get_backend`` gives for them)."""
+    for name, cls in BACKENDS.items():
+        if cls.is_array(a):
+            return get_backend(name, array_api_compat.device(a))
+    try:
+        ns = array_api_compat.array_namespace(a)
+    except TypeError:
+        raise TypeError(f"expected an array, found {type(a).__name__}") from None
+    return _from_namespace(ns, array_api_compat.device(a))
+
+
+def _from_namespace(module: ModuleType, device) -> Backend:
+    """A registered backend when the namespace is one of their libraries (numpy,
+    array_api_compat.torch, jax.numpy, ...), else a probed NamespaceBackend."""
+    make = getattr(module, "asarray", None)
+    if make is None:
+        raise TypeError(f"backend: module {module.__name__!r} is not an array namespace (it has no asarray)")
+    probe = make([0.0])
+    for name, cls in BACKENDS.items():
+        if cls.is_array(probe):
+            return get_backend(name, device)
+    label = module.__name__.removeprefix("array_api_compat.")
+    xp = array_api_compat.array_namespace(probe)
+    dev = array_api_compat.device(probe) if device is None else device
+    return _cached(label, dev, lambda: NamespaceBackend.probe(label, xp, dev, module))
+
+
+class NamespaceBackend(Backend):
+    """Any other array-API library, run on base.py's generic code after a probe."""
+
+    @classmethod
+    def probe(cls, label: str, xp, device, native) -> "NamespaceBackend":
+        """Check once what training needs; refuse with the missing capability, never train
+        silently wrong (an update that does not reach the model would leave it unchanged)."""
+        backend = cls(xp, device, native, name=label)
+        expected = np.array([1.0, 2.0, 3.0, 4.0])
+
+        def fails(what, run, want):
+            try:
+                got = np.array(backend.to_numpy(run()), dtype=np.float64)
+                if got.shape == want.shape and np.allclose(got, want):
+                    return
+                problem = f"it gave {got.tolist()} instead of {want.tolist()}"
+            except Exception as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+            raise RuntimeError(f"backend {label!r} cannot train xpnn models: {what} does not work ({problem})")
+
+        def inplace_sub():
+            a = backend.asarray(expected + 1.0, dtype="float32")
+            a -= backend.asarray(np.ones(4), dtype="float32")
+            return a
+
+        def slice_set():
+            return backend.set_at(backend.zeros((4,)), slice(0, 4), backend.asarray(expected, dtype="float32"))
+
+        def slice_add():
+            return backend.add_at(backend.asarray(expected - 1.0, dtype="float32"), slice(0, 4),
+                                  backend.asarray(np.ones(4), dtype="float32"))
+
+        fails("copying an array to the host (DLPack or __array__)", lambda: backend.asarray(expected), expected)
+        fails("an in-place update (a -= b)", inplace_sub, expected)
+        fails("slice assignment (x[i:j] = v, or x.at[i:j].set(v))", slice_set, expected)
+        fails("slice addition (x[i:j] += v)", slice_add, expected)
+        fails("matrix product (a @ b)", lambda: backend.asarray(np.eye(4)) @ backend.asarray(expected), expected)
+        return backend
+
+    def is_array(self, a) -> bool:
+        try:
+            return array_api_compat.array_namespace(a) is self.xp
+        except TypeError:
+            return False
+
+
+# ---- the default ------------------------------------------------------------------------------
+
+
+def _current_default():
+    stack = getattr(_state, "stack", None)
+    return stack[-1] if stack else _default
+
+
+def set_backend(spec, device=None) -> Backend:
+    """Make ``spec`` (on ``device``) the default backend for new models; returns it."""
+    global _default
+    backend = get_backend(spec, device)  # validate before storing
+    _default = backend
+    return backend
+
+
+@contextlib.contextmanager
+def use_backend(spec, device=None):
+    """``with use_backend("torch", "cuda"): ...`` makes it the default inside the block."""
+    backend = get_backend(spec, device)
+    stack = getattr(_state, "stack", None)
+    if stack is None:
+        stack = _state.stack = []
+    stack.append(backend)
+    try:
+        yield backend
+    finally:
+        stack.pop()
+
+
+def available_backends() -> dict:
+    """Each registered backend name mapped to its devices here (a list of strings), or to
+    the reason it cannot be used (a string)."""
+    found = {}
+    for name, cls in BACKENDS.items():
+        try:
+            found[name] = cls.devices()
+        except Exception as exc:
+            found[name] = str(exc)
+    return found

@@ -1,0 +1,383 @@
+"""The Backend base class: one array library on one device, and the generic array-API
+implementation of every operation xpnn needs beyond the standard.
+
+Layer, loss and optimizer code gets ``xp`` (the array-API namespace) and these methods
+from a Backend and never asks which library it runs on. What is written here is the
+reference: plain array-API code that any conforming library runs correctly. A library's
+subclass (numpy.py, cupy.py, torch.py, jax.py, strict.py) overrides a method only where
+it pays, and the tests compare each override with this version.
+
+The write-back rule. The standard does not promise that ``a -= b`` or ``a[i] = v``
+changes the array other code holds: JAX arrays are immutable, and some libraries rebind
+the name instead of writing. So every method here that "updates" an array returns the
+result, and the caller stores it where the array lives (``layer.params[name] = new``).
+On NumPy, CuPy and PyTorch the result is the same object, updated in place, so storing
+it back costs nothing.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+from .generator import Generator
+
+
+class Backend:
+    """One array library on one device.
+
+    Attributes:
+        name: the registry name ("numpy", "cupy", "torch", "jax", "array_api_strict"), or
+            the module name of a namespace given directly ("dask.array").
+        xp: the array-API namespace (array-api-compat's wrapper where the library needs one).
+        device: where arrays are created (the library's own device object or "cpu").
+        native: the library module itself, for the subclass's fast paths only.
+    """
+
+    name = "generic"
+
+    def __init__(self, xp: ModuleType, device: Any = None, native: ModuleType | None = None,
+                 name: str | None = None):
+        self.xp = xp
+        self.device = device
+        self.native = native if native is not None else xp
+        if name is not None:
+            self.name = name
+
+    # ---- what a subclass describes: its library, its arrays and its devices ----------------
+
+    @classmethod
+    def create(cls, device=None) -> "Backend":
+        """A backend on ``device`` (None: the library's default); a clear RuntimeError if the
+        library is missing or the device does not exist."""
+        raise NotImplementedError
+
+    @classmethod
+    def is_array(cls, a) -> bool:
+        """Whether ``a`` is an array of this library (any device)."""
+        return False
+
+    @classmethod
+    def devices(cls) -> list:
+        """The devices this library can use here, as strings for ``xpnn info``."""
+        return [str(cls.create().device)]
+
+    # ---- identity ----------------------------------------------------------------------------
+
+    @property
+    def device_name(self) -> str:
+        """The device as a short string ("cpu", "cuda:0")."""
+        return str(self.device)
+
+    def __repr__(self) -> str:
+        return f"Backend({self.name!r}, device={self.device_name!r})"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.device_name})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Backend) and (self.name, str(self.device)) == (other.name, str(other.device))
+
+    def __hash__(self) -> int:
+        return hash((self.name, str(self.device)))
+
+    # ---- dtypes and arrays -------------------------------------------------------------------
+
+    def dtype(self, dtype):
+        """The namespace's dtype for a name ("float32"), a NumPy dtype or a namespace dtype."""
+        if isinstance(dtype, (str, np.dtype)) or (isinstance(dtype, type) and issubclass(dtype, np.generic)):
+            name = np.dtype(dtype).name
+            try:
+                return getattr(self.xp, name)
+            except AttributeError:
+                raise ValueError(f"dtype {name!r} is not available on backend {self.name!r}") from None
+        return dtype
+
+    def asarray(self, x, dtype=None, copy=None):
+        """``x`` (host data, a NumPy array or an array of this backend) on this device."""
+        dtype = None if dtype is None else self.dtype(dtype)
+        if isinstance(x, (list, tuple)):
+            x = np.asarray(x)
+        return self.xp.asarray(x, dtype=dtype, device=self.device, copy=copy)
+
+    def to_numpy(self, a) -> np.ndarray:
+        """A host NumPy array of ``a``. It may share memory with ``a`` (NumPy, CPU tensors):
+        copy it with ``np.array`` before keeping it across updates."""
+        if isinstance(a, np.ndarray):
+            return a
+        try:
+            return np.from_dlpack(a)
+        except Exception:  # no DLPack on this library or device: the __array__ protocol
+            return np.asarray(a)
+
+    def to_float(self, a) -> float:
+        """A 0-d array as a Python float (the one place a host sync happens on purpose)."""
+        return float(self.to_numpy(a))
+
+    def zeros(self, shape, dtype="float32"):
+        return self.xp.zeros(shape, dtype=self.dtype(dtype), device=self.device)
+
+    def device_of(self, a):
+        return array_api_compat.device(a)
+
+    def owns(self, a) -> bool:
+        """Whether ``a`` is an array of this backend: its library and its device."""
+        if not self.is_array(a):
+            return False
+        try:
+            return self.device_of(a) == self.device
+        except Exception:
+            return False
+
+    def check(self, a, argname: str, where: str = "") -> None:
+        """Raise a clear TypeError unless ``a`` is an array of this backend and device.
+
+        This catches the mixing error (a host array given to a GPU model, a tensor on the
+        wrong device) before it turns into a cryptic failure deep in a layer.
+        """
+        if self.owns(a):
+            return
+        prefix = f"{where}: " if where else ""
+        raise TypeError(
+            f"{prefix}{argname} is {describe(a)}, but this model runs on backend {self.name!r} "
+            f"(device {self.device_name!r}); convert it with backend.asarray({argname}) "
+            f"or move the model with model.to(...)")
+
+    def rng(self, seed: int = 0) -> Generator:
+        """A seeded :class:`Generator` drawing arrays for this backend."""
+        return Generator(self, seed)
+
+    # ---- updates that write back (see the module docstring) -----------------------------------
+
+    def set_at(self, x, index, values):
+        """``x`` with ``x[index] = values``; the result may be ``x`` itself: use it."""
+        import array_api_extra as xpx
+
+        return xpx.at(x, index).set(values, xp=self.xp)
+
+    def add_at(self, x, index, values):
+        """``x`` with ``x[index] += values`` (a basic index: slices, no repeats); use the result."""
+        import array_api_extra as xpx
+
+        return xpx.at(x, index).add(values, xp=self.xp)
+
+    def scatter_add(self, target, indices, values):
+        """``target[indices[i]] += values[i]`` for every i, summing repeats; use the result.
+
+        target: (n, ...); indices: (m,) integer; values: (m, ...). Generic path: a one-hot
+        matrix product (fine for the small n of embeddings in tests).
+        """
+        xp = self.xp
+        n = target.shape[0]
+        onehot = xp.astype(indices[:, None] == xp.arange(n, device=self.device)[None, :], values.dtype)
+        flat = xp.reshape(values, (values.shape[0], -1))
+        return target + xp.reshape(onehot.T @ flat, target.shape)
+
+    # ---- elementwise helpers ------------------------------------------------------------------
+
+    def mask_multiply(self, a, mask):
+        """``a * mask`` for a boolean ``mask`` broadcastable to ``a`` (a NaN stays NaN).
+
+        The array API defines no arithmetic between booleans and floats, so the mask is
+        cast first; libraries that multiply by booleans directly skip that pass.
+        """
+        return a * self.xp.astype(mask, a.dtype)
+
+    def match_layout(self, a, like):
+        """``a`` in ``like``'s memory order where that speeds up elementwise work (NumPy);
+        here ``a`` as it is."""
+        return a
+
+    # ---- sliding windows: convolution and pooling ------------------------------------------------
+    #
+    # A 2-D window operation on X (N, C, H, W) with kernel (kh, kw), stride (sh, sw),
+    # padding (ph, pw) and dilation (dh, dw) reads, for each kernel offset (i, j), the
+    # strided slice  Xpad[:, :, i*dh :: sh, j*dw :: sw]  cut to (OH, OW). Convolution sums
+    # weights times these kh*kw slices, pooling reduces over them, and both backward passes
+    # add gradients back through the same slices. Geometry arguments are (height, width)
+    # pairs; OH, OW come from window_output_size.
+
+    def pad2d(self, X, padding, value=0.0):
+        """X: (N, C, H, W) -> (N, C, H + 2 ph, W + 2 pw), the border filled with ``value``."""
+        ph, pw = padding
+        if ph == 0 and pw == 0:
+            return X
+        N, C, H, W = X.shape
+        Xp = self._canvas(X, (N, C, H + 2 * ph, W + 2 * pw), value)
+        return self.set_at(Xp, (slice(None), slice(None), slice(ph, ph + H), slice(pw, pw + W)), X)
+
+    def _canvas(self, like, shape, fill):
+        """A new array of ``shape`` in ``like``'s dtype, filled with ``fill`` (None: any values)."""
+        if fill is None:
+            return self.xp.empty(shape, dtype=like.dtype, device=self.device)
+        return self.xp.full(shape, fill, dtype=like.dtype, device=self.device)
+
+    def window_slices(self, X, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1), pad_value=0.0):
+        """The kh*kw shifted, strided slices of the padded input, one per kernel offset.
+
+        X: (N, C, H, W) -> list of kh*kw arrays (N, C, OH, OW), offsets in row-major order:
+        ``slices[i*kw + j][n, c, y, x] == Xpad[n, c, y*sh + i*dh, x*sw + j*dw]``.
+        On NumPy, CuPy and PyTorch they are views (no copy).
+        """
+        (kh, kw) = kernel_size
+        Xp = self.pad2d(X, padding, pad_value)
+        OH, OW = output_hw(X.shape, kernel_size, stride, padding, dilation)
+        return [Xp[_window_index(i, j, stride, dilation, OH, OW)] for i in range(kh) for j in range(kw)]
+
+    def add_window_slices(self, pieces, X_shape, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1),
+                          masks=None):
+        """The adjoint of ``window_slices``: add each piece back where its slice came from.
+
+        pieces: kh*kw arrays (N, C, OH, OW) -> dX: (N, C, H, W). Where windows overlap
+        (stride < kernel) the contributions add up; what falls on the padding is dropped.
+        masks: optional kh*kw boolean arrays (N, C, OH, OW); piece k then counts only where
+        masks[k] is True.
+        """
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
+        N, C, H, W = X_shape
+        OH, OW = output_hw(X_shape, kernel_size, stride, padding, dilation)
+        shape = (N, C, H + 2 * ph, W + 2 * pw)
+        # Windows no wider than the stride never overlap: each pixel gets one piece at most,
+        # so plain assignment does (the common pooling case, kernel == stride). When they
+        # also tile the padded input, every pixel gets exactly one: no zeros needed first.
+        overlap = dh * (kh - 1) + 1 > sh or dw * (kw - 1) + 1 > sw
+        tiled = (kh, kw) == (sh, sw) and (dh, dw) == (1, 1) and (OH * sh, OW * sw) == shape[2:]
+        dXp = self._canvas(pieces[0], shape, None if tiled else 0)
+        for k, piece in enumerate(pieces):
+            index = _window_index(*divmod(k, kw), stride, dilation, OH, OW)
+            dXp = self._place(dXp, index, piece, None if masks is None else masks[k], overlap)
+        return dXp[:, :, ph:ph + H, pw:pw + W] if ph or pw else dXp
+
+    def _place(self, out, index, piece, mask, add: bool):
+        """``out[index] (+)= piece`` (times ``mask`` where given); returns the updated ``out``."""
+        if mask is not None:
+            piece = self.mask_multiply(piece, mask)
+        return self.add_at(out, index, piece) if add else self.set_at(out, index, piece)
+
+    def im2col(self, X, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1), ones_row=False):
+        """Gather every window of X (zero padding) into the columns of one matrix.
+
+        X: (N, C, H, W) -> cols: (C * kh * kw, OH * OW * N), the batch index last, with
+        ``cols[(c*kh + i)*kw + j, (y*OW + x)*N + n] == Xpad[n, c, y*sh + i*dh, x*sw + j*dw]``,
+        so a convolution is one matrix product: W.reshape(out, C*kh*kw) @ cols.
+        ones_row=True appends a last row of ones, (C * kh * kw + 1, OH * OW * N), so that a
+        bias can ride along in that product as a last column of the weights.
+        """
+        (kh, kw) = kernel_size
+        N, C, H, W = X.shape
+        OH, OW = output_hw(X.shape, kernel_size, stride, padding, dilation)
+        K, M = C * kh * kw, OH * OW * N
+        xp = self.xp
+        cols = xp.stack(self.window_slices(X, kernel_size, stride, padding, dilation), axis=0)  # (kh*kw, N, C, OH, OW)
+        cols = xp.reshape(xp.permute_dims(cols, (2, 0, 3, 4, 1)), (K, M))  # (C, kh*kw, OH, OW, N) flattened
+        if ones_row:
+            cols = xp.concat([cols, xp.ones((1, M), dtype=X.dtype, device=self.device)], axis=0)
+        return cols
+
+    def col2im(self, cols, X_shape, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1)):
+        """The adjoint of ``im2col``: scatter-add the columns back into an input-shaped array.
+
+        cols: (C * kh * kw, OH * OW * N) -> dX: X_shape = (N, C, H, W). Entries that came from
+        the same input pixel (overlapping windows) are summed; padding is dropped.
+        """
+        (kh, kw) = kernel_size
+        N, C, H, W = X_shape
+        OH, OW = output_hw(X_shape, kernel_size, stride, padding, dilation)
+        xp = self.xp
+        cols = xp.reshape(cols, (C, kh * kw, OH, OW, N))
+        # One piece per kernel offset, viewed as (C, N, OH, OW): the channels play the batch
+        # axis of add_window_slices. No reordering copy: on NumPy the sum is built in the
+        # columns' own (C, H, W, N) memory order and dX comes back as a transposed view.
+        pieces = [xp.permute_dims(cols[:, k, ...], (0, 3, 1, 2)) for k in range(kh * kw)]
+        dX = self.add_window_slices(pieces, (C, N, H, W), kernel_size, stride, padding, dilation)
+        return xp.permute_dims(dX, (1, 0, 2, 3))
+
+    # ---- fused optimizer updates (speed only: the math is Adam's, written once) --------------
+
+    def adam_update(self, param, grad, m, v, step_size, beta1, beta2, bias2_sqrt, eps, scratch=None):
+        """One Adam step, as torch.optim.Adam places the bias corrections; returns
+        ``(param, m, v)``:
+
+            m += (1 - beta1) (g - m);  v += (1 - beta2) (g^2 - v)
+            param -= step_size * m / (sqrt(v) / bias2_sqrt + eps)
+
+        with step_size = lr / (1 - beta1^t) and bias2_sqrt = sqrt(1 - beta2^t).
+        ``scratch`` is a dict the optimizer owns, where a backend may keep reusable
+        buffers between steps (NumPy does; this generic path needs none).
+        """
+        return adam_math(self.xp, param, grad, m, v, step_size, beta1, beta2, bias2_sqrt, eps)
+
+    # ---- multi-process training -----------------------------------------------------------------
+
+    def allreducer(self, comm, MPI):
+        """``(reduce, name)``: ``reduce(flat)`` returns the 1-D buffer ``flat`` summed over the
+        ranks of ``comm``. Generic path: through a host copy."""
+        def staged(flat):
+            host = np.array(self.to_numpy(flat))
+            comm.Allreduce(MPI.IN_PLACE, host, op=MPI.SUM)
+            return self.asarray(host)
+        return staged, "mpi-host-staging"
+
+    def for_local_rank(self, local_rank: int) -> "Backend":
+        """The backend rank ``local_rank`` of a node should train on (GPU backends spread
+        the ranks over the node's devices); here the backend itself."""
+        return self
+
+
+def adam_math(xp, param, grad, m, v, step_size, beta1, beta2, bias2_sqrt, eps):
+    """Adam's update in array-API code (see Backend.adam_update); returns (param, m, v)."""
+    m += (1.0 - beta1) * (grad - m)
+    v += (1.0 - beta2) * (grad * grad - v)
+    param -= step_size * (m / (xp.sqrt(v) / bias2_sqrt + eps))
+    return param, m, v
+
+
+def window_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
+    """Output length of a window operation along one axis (PyTorch's formula, floor mode):
+    (size + 2 padding - dilation (kernel - 1) - 1) // stride + 1."""
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def output_hw(X_shape, kernel_size, stride, padding, dilation) -> tuple[int, int]:
+    """(OH, OW) of a 2-D window operation on an (N, C, H, W) input."""
+    return tuple(window_output_size(X_shape[2 + a], kernel_size[a], stride[a], padding[a], dilation[a])
+                 for a in range(2))
+
+
+def _window_index(i, j, stride, dilation, OH, OW) -> tuple:
+    """The index of kernel offset (i, j)'s strided slice in the padded input."""
+    (sh, sw), (dh, dw) = stride, dilation
+    return (slice(None), slice(None),
+            slice(i * dh, i * dh + sh * (OH - 1) + 1, sh), slice(j * dw, j * dw + sw * (OW - 1) + 1, sw))
+
+
+def describe(a) -> str:
+    """``a`` in words for error messages: its type, backend, device and shape."""
+    from . import backend_of
+
+    mod = type(a).__module__.split(".")[0]
+    kind = f"{'an' if mod[:1] in 'aeiou' else 'a'} {mod}.{type(a).__name__}"
+    try:
+        b = backend_of(a)
+        kind += f" (backend {b.name!r}, device {b.device_name!r})"
+    except Exception:  # not an array of any library we know
+        pass
+    shape = getattr(a, "shape", None)
+    return kind + (f" of shape {tuple(shape)}" if shape is not None else "")
+
+
+class InPlaceBackend(Backend):
+    """A library whose in-place operators and slice assignments write into the array
+    (NumPy, CuPy, PyTorch): updates happen in place and return the same object, so
+    writing it back costs nothing and no step allocates a copy of a parameter."""
+
+    def set_at(self, x, index, values):
+        x[index] = values
+        return x
+
+    def add_at(self, x, index, values):
+        x[index] += values
+        return x

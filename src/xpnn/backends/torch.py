@@ -1,0 +1,112 @@
+"""PyTorch tensors as plain arrays: xpnn's own forward and backward, no autograd.
+
+Tensors are made without ``requires_grad``, so PyTorch records nothing: every operation
+is one eager kernel call through array-api-compat's namespace. In-place operators and
+slice assignment write into the tensor, as on NumPy. Devices: "cpu", "cuda", "cuda:1",
+"mps" (Apple GPUs) and "meta" (shapes only, no data).
+"""
+
+from __future__ import annotations
+
+import array_api_compat
+import numpy as np
+
+from .base import Backend, InPlaceBackend
+
+HELP = 'backend "torch" needs PyTorch: pip install "xpnn[torch]"'
+
+
+def _torch():
+    try:
+        import torch
+    except Exception as exc:
+        raise RuntimeError(f"{HELP} (import failed: {exc})") from None
+    return torch
+
+
+class TorchBackend(InPlaceBackend):
+    name = "torch"
+
+    @classmethod
+    def create(cls, device=None) -> "TorchBackend":
+        torch = _torch()
+        import array_api_compat.torch as xp
+
+        return cls(xp, _resolve_device(torch, device), torch)
+
+    @classmethod
+    def is_array(cls, a) -> bool:
+        return array_api_compat.is_torch_array(a)
+
+    @classmethod
+    def devices(cls) -> list:
+        torch = _torch()
+        found = ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+        if torch.backends.mps.is_available():
+            found.append("mps")
+        return found
+
+    def device_of(self, a):
+        return a.device
+
+    def to_numpy(self, a) -> np.ndarray:
+        if not self.is_array(a):
+            return np.asarray(a)
+        return a.detach().cpu().numpy()  # a view of CPU tensors, a copy from other devices
+
+    def to_float(self, a) -> float:
+        return float(a.item())
+
+    def scatter_add(self, target, indices, values):
+        return target.index_add_(0, indices, values)
+
+    def mask_multiply(self, a, mask):
+        return a * mask  # PyTorch multiplies by booleans directly
+
+    def adam_update(self, param, grad, m, v, step_size, beta1, beta2, bias2_sqrt, eps, scratch=None):
+        # the generic formula with PyTorch's fused in-place ops: two temporaries, not six
+        m.lerp_(grad, 1.0 - beta1)
+        v.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
+        denom = v.sqrt().mul_(1.0 / bias2_sqrt).add_(eps)
+        param.addcdiv_(m, denom, value=-step_size)
+        return param, m, v
+
+    def allreducer(self, comm, MPI):
+        if self.device.type != "cpu":
+            return Backend.allreducer(self, comm, MPI)
+
+        def reduce(flat):  # a CPU tensor's numpy() shares its memory: MPI sums into it
+            comm.Allreduce(MPI.IN_PLACE, flat.numpy(), op=MPI.SUM)
+            return flat
+        return reduce, "mpi"
+
+    def for_local_rank(self, local_rank: int) -> "TorchBackend":
+        if self.device.type != "cuda":
+            return self
+        from . import get_backend
+
+        return get_backend("torch", device=f"cuda:{local_rank % self.native.cuda.device_count()}")
+
+
+def _resolve_device(torch, device):
+    """A torch.device with an explicit index for CUDA, checked to exist here."""
+    if device is None:
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f'backend "torch": device must be "cpu", "cuda", "cuda:<index>", "mps" or "meta", '
+                         f'found {device!r}') from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = torch.cuda.current_device() if dev.index is None and count else (dev.index or 0)
+        if not 0 <= index < count:
+            raise RuntimeError(f'backend "torch": device {device!r} is not available: PyTorch sees {count} CUDA '
+                               f'device(s) (torch {torch.__version__}, CUDA build: {torch.version.cuda is not None})')
+        return torch.device("cuda", index)
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise RuntimeError(f'backend "torch": device {device!r} is not available (no Apple GPU on this machine)')
+    if dev.type not in ("cpu", "cuda", "mps", "meta"):
+        raise ValueError(f'backend "torch": device type {dev.type!r} is not supported; use "cpu", "cuda", '
+                         f'"cuda:<index>", "mps" or "meta"')
+    return dev

@@ -1,0 +1,55 @@
+"""Param: a handle on one array a layer (or anything with a dict) owns.
+
+Optimizers, DataParallel and ``set_weights`` never update an array where it lies: they
+compute the new value and store it back through a Param, ``store[key] = new``. On NumPy,
+CuPy and PyTorch the new value is the same object, updated in place, so the store is
+free; on JAX (immutable arrays) and libraries whose ``-=`` rebinds the name, the store is
+what makes the update reach the model at all.
+"""
+
+from __future__ import annotations
+
+
+class Param:
+    """``store[key]``, read and written through: the value lives in the owner's dict.
+
+    Args:
+        store: the dict holding the array (``layer.params``, ``layer.buffers``, or a dict
+            of your own).
+        key: its name in that dict.
+        grads: the dict holding its gradient under the same key (``layer.grads``), or None.
+        grad: a gradient to carry instead of ``grads[key]`` (``with_grad`` makes these).
+
+    A Param unpacks as ``(value, grad)``: ``for W, dW in model.parameters(): ...``.
+    """
+
+    __slots__ = ("store", "key", "grads", "_grad")
+
+    def __init__(self, store: dict, key: str, grads: dict | None = None, grad=None):
+        self.store, self.key, self.grads, self._grad = store, key, grads, grad
+
+    @property
+    def value(self):
+        return self.store[self.key]
+
+    @value.setter
+    def value(self, new) -> None:
+        self.store[self.key] = new
+
+    @property
+    def grad(self):
+        if self._grad is not None:
+            return self._grad
+        return None if self.grads is None else self.grads.get(self.key)
+
+    def with_grad(self, grad) -> "Param":
+        """The same value handle carrying another gradient (clipped, or summed over ranks)."""
+        return Param(self.store, self.key, self.grads, grad)
+
+    def __iter__(self):
+        yield self.value
+        yield self.grad
+
+    def __repr__(self) -> str:
+        shape = tuple(getattr(self.value, "shape", ()))
+        return f"Param({self.key!r}, shape={shape})"
