@@ -245,9 +245,38 @@ def test_info_in_process():
     code, stdout, stderr = run(["info"])
     assert code == 0 and stderr == ""
     assert stdout.splitlines()[0] == f"xpnn {xpnn.__version__}"
-    assert "backend numpy: available" in stdout
-    assert "backend array_api_strict: available" in stdout
-    assert "backend cupy: " in stdout
+    assert "backend numpy: available, devices cpu\n" in stdout
+    assert "backend array_api_strict: available, devices CPU_DEVICE, device1, device2\n" in stdout
+    for name in ("cupy", "torch", "jax"):  # each with its devices or why it is unavailable
+        line = next(line for line in stdout.splitlines() if line.startswith(f"backend {name}: "))
+        assert "available, devices " in line or "unavailable (" in line
+
+
+@pytest.mark.parametrize("backend, device", [("torch", "cpu"), ("jax", None)])
+def test_train_evaluate_predict_on_another_library(tmp_path, backend, device):
+    pytest.importorskip(backend)
+    flags = ["--backend", backend] + (["--device", device] if device else [])
+    code, stdout, stderr = run(["train", "--epochs", 1, "--hidden", 16, "--out", tmp_path, *flags])
+    assert code == 0, stderr
+    assert f"params on backend {backend} (" in stdout.splitlines()[0]
+    assert json.loads((tmp_path / "metrics.json").read_text())["backend"] == backend
+    code, stdout, stderr = run(["evaluate", tmp_path / "model.safetensors", *flags])
+    assert code == 0, stderr
+    inputs = tmp_path / "x.npy"
+    np.save(inputs, xpnn.load_digits(flatten=True)[1][0][:3])
+    code, stdout, stderr = run(["predict", tmp_path / "model.safetensors", inputs, *flags])
+    assert code == 0 and len(stdout.splitlines()) == 4, stderr
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--backend", "tensorflow"], "backend must be one of"),
+    (["--backend", "numpy", "--device", "cuda"], 'backend "numpy" runs on the CPU only'),
+    (["--backend", "array_api_strict", "--device", "gpu"], 'backend "array_api_strict": device must be one of'),
+])
+def test_bad_backend_or_device_is_one_line_and_exit_2(tmp_path, argv, message):
+    for command in (["train", "--epochs", 1, "--out", tmp_path], ["evaluate", tmp_path / "none.safetensors"]):
+        code, stdout, stderr = run([*command, *argv])
+        assert code == 2 and message in stderr and stderr.count("\n") == 1 and stdout == ""
 
 
 def test_info_console_script():
