@@ -7,7 +7,9 @@ run covers). An *implementation* (xpnn or a peer, see ``peers/``) turns a case i
     runner.run(n)        train over n batches (n steps for XOR) and return
     runner.sync()        wait for queued device work (a no-op on the CPU)
     runner.loss()        the last training loss as a Python float (a sanity check)
-    runner.timer         "cpu", "cupy" or "torch-cuda": how a run is timed
+    runner.timer         how a run is timed: "cupy" or "torch-cuda" (CUDA events), else
+                         "cpu" (the wall clock after runner.sync(), which is also how JAX
+                         is timed, on either device)
 
 Nothing here imports xpnn, torch or scikit-learn: workers import only what they run.
 """
@@ -20,6 +22,7 @@ import json
 import math
 import os
 import platform
+import re
 import resource
 import statistics
 import sys
@@ -73,8 +76,41 @@ def cases_for(suites) -> list:
     return [c for c in CASES if c.suite in suites]
 
 
-def plan(case: Case, backend: str, quick: bool) -> dict:
-    """How much one timed run covers for this case on this backend."""
+# ---- backends and devices --------------------------------------------------------------------
+
+# xpnn backend -> the device forms --backend accepts after a colon ("torch:cuda:1").
+# A bare name runs on the CPU, except cupy, which is GPU only (its device 0).
+BACKEND_DEVICES = {
+    "numpy": r"cpu",
+    "torch": r"cpu|cuda(:\d+)?|mps",
+    "jax": r"cpu|gpu(:\d+)?|cuda(:\d+)?",
+    "cupy": r"\d+|cuda(:\d+)?",
+}
+
+
+def split_backend(spec: str) -> tuple:
+    """'torch:cuda:1' -> ('torch', 'cuda:1'); 'jax' -> ('jax', 'cpu'); 'cupy' -> ('cupy', None)."""
+    name, _, device = spec.partition(":")
+    return name, device or (None if name == "cupy" else "cpu")
+
+
+def backend_error(spec: str) -> str | None:
+    """Why ``spec`` is not a backend --backend accepts, or None."""
+    name, device = split_backend(spec)
+    if name not in BACKEND_DEVICES:
+        return f"unknown backend {name!r}"
+    if device is not None and not re.fullmatch(BACKEND_DEVICES[name], device):
+        return f"backend {name!r} takes no device {device!r} (accepted: {BACKEND_DEVICES[name]})"
+    return None
+
+
+def device_class(spec: str) -> str:
+    """'cpu' or 'gpu': the peers an xpnn backend is compared with run on the same class."""
+    return "cpu" if split_backend(spec)[1] == "cpu" else "gpu"
+
+
+def plan(case: Case, device: str, quick: bool) -> dict:
+    """How much one timed run covers for this case on this device class ("cpu" or "gpu")."""
     if case.kind == "xor":
         steps = case.quick_steps if quick else case.steps
         return {"n": steps, "warmup": max(steps // 10, 1), "samples_per_run": 4 * steps, "unit": "10k steps",
@@ -83,7 +119,7 @@ def plan(case: Case, backend: str, quick: bool) -> dict:
     if quick:
         n = case.quick_batches
     else:
-        n = case.gpu_batches if backend == "cupy" else case.n_batches
+        n = case.gpu_batches if device == "gpu" else case.n_batches
     n = n_full if n is None else min(n, n_full)
     samples = FASHION_TRAIN if n == n_full else n * case.batch_size
     return {"n": n, "warmup": min(case.warmup_batches, n), "samples_per_run": samples, "unit": "epoch",
@@ -356,8 +392,8 @@ def machine_info(load_torch: bool) -> dict:
         affinity = len(os.sched_getaffinity(0))
     except AttributeError:
         affinity = None
-    libs = ["xpnn", "numpy", "array-api-compat", "torch", "scikit-learn", "scipy", "cupy", "cupy-cuda12x",
-            "cupy-cuda13x", "threadpoolctl"]
+    libs = ["xpnn", "numpy", "array-api-compat", "torch", "jax", "jaxlib", "scikit-learn", "scipy", "cupy",
+            "cupy-cuda12x", "cupy-cuda13x", "threadpoolctl"]
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "hostname": platform.node(),

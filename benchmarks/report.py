@@ -2,10 +2,12 @@
 
     python benchmarks/report.py results.json [more.json ...]
 
-One table per backend: each case's implementations with min and median time per timed run,
-the time scaled to one epoch (or to 10,000 steps for XOR), throughput, achieved TFLOP/s,
-the ratio xpnn / implementation (of the minima: lower is better for xpnn, 1.00 is a tie),
-and peak extra host memory (plus GPU pool peak on the GPU).
+One table per device class (CPU, GPU): for each case, xpnn on each backend beside the peers,
+with min and median time per timed run, the time per optimizer step, the time scaled to one
+epoch (or to 10,000 steps for XOR), throughput, achieved TFLOP/s, the same-run ratios of each
+row to torch autograd and to the hand-written loop (of the minima: above 1 is slower), and
+peak extra host memory (plus the GPU allocator's peak on the GPU). Below each table, what
+each xpnn backend's per-step cost adds over the first one (numpy on the CPU).
 """
 
 from __future__ import annotations
@@ -70,54 +72,96 @@ def machine_lines(data) -> list:
     ]
 
 
+def _device(row) -> str:
+    """'cpu' or 'gpu'; schema-1 files name only the backend (numpy or cupy) for every row."""
+    return row.get("device") or ("cpu" if row.get("backend") == "numpy" else "gpu")
+
+
+def _label(row) -> str:
+    if row.get("label"):
+        return row["label"]
+    if row["impl"] == "xpnn":  # schema 1
+        return f"xpnn ({row['backend']})"
+    return "cupy-ref" if row["impl"] == "numpy-ref" and _device(row) == "gpu" else row["impl"]
+
+
+def _library(row) -> str:
+    """The array library a row computes with, to match it with that library's GEMM peak."""
+    if row["impl"] == "xpnn":
+        return row["backend"].split(":")[0]
+    if row["impl"] == "torch":
+        return "torch"
+    return "cupy" if _device(row) == "gpu" else "numpy"
+
+
+def _per_step(row) -> float:
+    """Seconds per optimizer step: one per batch (per XOR step), from the min time."""
+    return row.get("per_step_min_s") or row["min_s"] / row["n_per_run"]
+
+
+def _signed(s) -> str:
+    return ("+" if s >= 0 else "−") + _time(abs(s))
+
+
 def render(data) -> str:
     out = ["## xpnn benchmarks", ""] + machine_lines(data) + [""]
     results = data.get("results", [])
-    peaks = {(g["backend"], g["library"]): g for g in data.get("gemm_peak", []) if g.get("status") == "ok"}
-    backends = list(dict.fromkeys(r["backend"] for r in results))
-    for backend in backends:
-        rows = [r for r in results if r["backend"] == backend]
-        device = "CPU" if backend == "numpy" else "GPU"
-        out += [f"### backend {backend} ({device})", "",
-                "| case | timed run | implementation | min | median | per epoch* | samples/s** | TFLOP/s "
-                "| xpnn ÷ impl | extra RSS MiB | GPU peak MiB |",
-                "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-        skipped = []
+    peaks = {(g.get("device") or _device(g), g["library"]): g for g in data.get("gemm_peak", [])
+             if g.get("status") == "ok"}
+    for device in dict.fromkeys(_device(r) for r in results):
+        rows = [r for r in results if _device(r) == device]
+        loop = "CuPy loop" if device == "gpu" else "NumPy loop"
+        mine = list(dict.fromkeys(r["backend"] for r in rows if r["impl"] == "xpnn"))
+        out += [f"### {device.upper()}: xpnn on {', '.join(mine) or 'nothing'}", "",
+                f"| case | timed run | implementation | min | median | per step | per epoch* | samples/s** "
+                f"| TFLOP/s | ÷ torch | ÷ {loop} | extra RSS MiB | GPU peak MiB |",
+                "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        skipped, overhead = [], []
         for case in dict.fromkeys(r["case"] for r in rows):
             group = [r for r in rows if r["case"] == case]
-            mine = next((r for r in group if r["impl"] == "xpnn" and r["status"] == "ok"), None)
+            ok = [r for r in group if r["status"] == "ok"]
+            torch = next((r for r in ok if r["impl"] == "torch"), None)
+            ref = next((r for r in ok if r["impl"] == "numpy-ref"), None)
             for r in group:
                 if r["status"] != "ok":
-                    skipped.append(f"- {case} / {r['impl']}: {r['status']}: {r.get('reason')}")
+                    skipped.append(f"- {case} / {_label(r)}: {r['status']}: {r.get('reason')}")
                     continue
-                ratio = mine["min_s"] / r["min_s"] if mine else None
                 mem = r.get("memory", {})
-                label = "cupy-ref" if r["impl"] == "numpy-ref" and backend == "cupy" else r["impl"]
                 out.append(
-                    f"| {case} | {_run_label(r)} | {label} | {_time(r['min_s'])} | {_time(r['median_s'])} "
-                    f"| {_time(r['per_unit_min_s'])} | {_throughput(r)} "
-                    f"| {_f(r.get('tflops'), '{:.3f}')} | {_f(ratio, '{:.2f}')} "
+                    f"| {case} | {_run_label(r)} | {_label(r)} | {_time(r['min_s'])} | {_time(r['median_s'])} "
+                    f"| {_time(_per_step(r))} | {_time(r['per_unit_min_s'])} | {_throughput(r)} "
+                    f"| {_f(r.get('tflops'), '{:.3f}')} "
+                    f"| {_f(r['min_s'] / torch['min_s'] if torch else None, '{:.2f}')} "
+                    f"| {_f(r['min_s'] / ref['min_s'] if ref else None, '{:.2f}')} "
                     f"| {_f(mem.get('extra_rss_mib'), '{:.0f}')} | {_f(mem.get('gpu_peak_mib'), '{:.0f}')} |")
+            xs = [r for r in ok if r["impl"] == "xpnn"]
+            if len(xs) > 1 and xs[0]["backend"] == mine[0]:  # what each library adds to the first one's step
+                overhead.append(f"{case}: " + ", ".join(
+                    f"{r['backend']} {_signed(_per_step(r) - _per_step(xs[0]))}" for r in xs[1:]))
         if not any(r["status"] == "ok" for r in rows):
-            out.append("| (nothing ran on this backend: see below) | | | | | | | | | | |")
+            out.append("| (nothing ran on this device: see below) |" + " |" * 12)
         out.append("")
-        out.append("\\* per epoch = min time scaled to 60,000 samples (XOR: to 10,000 steps). "
-                   "xpnn ÷ impl compares minima: below 1 xpnn is faster. "
+        out.append("\\* per epoch = min time scaled to 60,000 samples (XOR: to 10,000 steps); per step = min time "
+                   "÷ optimizer steps (one per batch). ÷ torch and ÷ loop divide the row's min by torch autograd's "
+                   f"and the hand-written {loop}'s from the same run: above 1 the row is slower. "
                    "\\*\\* from the min time.")
-        gem = [g for (b, _), g in peaks.items() if b == backend]
+        if overhead:
+            out.append("")
+            out.append(f"Per-step cost of each xpnn backend over xpnn ({mine[0]}), same run: "
+                       + "; ".join(overhead) + ". The same xpnn code runs on every backend, so where the arrays are "
+                       "small (XOR above all, whose arithmetic is negligible) the difference is each library's "
+                       "per-operation overhead: dispatch, allocation, asynchronous queueing; where they are large "
+                       "(mlp-wide) it is the speed of its kernels.")
+        gem = [g for (d, _), g in peaks.items() if d == device]
         if gem:
             out.append("")
             out.append("fp32 GEMM peak measured in the same run: " + "; ".join(
                 f"{g['library']} {g['n']}×{g['n']}: {g['tflops']:.3f} TFLOP/s" for g in gem))
-            own = {"xpnn": "numpy", "numpy-ref": "numpy", "sklearn": "numpy", "torch": "torch"}
-            if backend == "cupy":
-                own.update(xpnn="cupy", **{"numpy-ref": "cupy"})
-            wide = [r for r in rows if r["suite"] == "mlp-wide" and r["status"] == "ok"]
             parts = []
-            for r in wide:
-                g = peaks.get((backend, own.get(r["impl"], "")))
-                if g and r.get("tflops"):
-                    parts.append(f"{r['impl']} {100 * r['tflops'] / g['tflops']:.0f}% of {g['library']}'s")
+            for r in rows:
+                g = peaks.get((device, _library(r)))
+                if r["suite"] == "mlp-wide" and r["status"] == "ok" and g and r.get("tflops"):
+                    parts.append(f"{_label(r)} {100 * r['tflops'] / g['tflops']:.0f}% of {g['library']}'s")
             if parts:
                 out.append("mlp-wide achieved / GEMM peak: " + ", ".join(parts) + ".")
         out.append("")

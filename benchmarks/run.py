@@ -2,9 +2,18 @@
 
     python benchmarks/run.py                       # every suite, CPU, every peer found
     python benchmarks/run.py --suite mlp,xor --peers numpy-ref --repeats 3
-    python benchmarks/run.py --backend cupy        # GPU: xpnn on CuPy, torch on CUDA, CuPy loop
+    python benchmarks/run.py --backend numpy,torch,jax   # xpnn on NumPy, torch and JAX arrays (CPU)
+    python benchmarks/run.py --backend cupy,torch:cuda,jax:gpu  # GPU: xpnn three ways, torch on CUDA, CuPy loop
     python benchmarks/run.py --quick               # a smoke run of a few seconds
     python benchmarks/report.py results.json       # the markdown table again
+
+Backends. ``--backend`` lists the arrays xpnn trains on, each ``name`` or ``name:device``:
+numpy; torch, torch:cuda, torch:cuda:1, torch:mps; jax, jax:gpu, jax:gpu:1; cupy, cupy:1.
+A bare name is the CPU (cupy: GPU 0). xpnn runs once per backend; the peers (torch's own
+autograd, scikit-learn, the hand-written loop) run once per device class, CPU or GPU, in
+the same interleaved runs as every xpnn backend of that class: CPU peers beside
+numpy/torch/jax, and torch on CUDA plus the CuPy loop beside cupy/torch:cuda/jax:gpu.
+A backend whose library or device is missing gets a "skipped" row with the reason.
 
 How a case is timed. Every implementation (xpnn and each peer) gets its own worker
 process, so that thread pools, allocator state and peak memory do not leak from one
@@ -13,7 +22,9 @@ model and do an untimed warm-up; then the parent asks them in turn for one timed
 each, round-robin, ``repeats`` times, so slow drift in the machine's load hits every
 implementation alike. Min and median are reported; ratios use the minimum, the
 least noisy estimate of what the code costs. Every BLAS/OpenMP pool and torch get the same
-thread count (``--threads``, default os.cpu_count()).
+thread count (``--threads``, default os.cpu_count()); JAX's XLA thread pool is sized by XLA
+and not limited. Queued device work (and JAX's asynchronous dispatch, on the CPU too) is
+waited for before a clock stops.
 """
 
 from __future__ import annotations
@@ -34,7 +45,7 @@ if HERE not in sys.path:
 import harness  # noqa: E402
 
 PREFIX = "@@xpnn-bench "  # marks protocol lines in a worker's stdout (libraries may print too)
-SCHEMA = 1
+SCHEMA = 2  # 2: xpnn rows per backend ("backend"), every row with its "device" class
 
 
 # ---- command line -----------------------------------------------------------------------------
@@ -47,7 +58,9 @@ def parse_args(argv=None):
                                 "markdown table on stdout; progress on stderr.")
     p.add_argument("--suite", default=",".join(harness.SUITES),
                    help=f"comma-separated suites (default: all): {','.join(harness.SUITES)}")
-    p.add_argument("--backend", default="numpy", help="comma-separated xpnn backends: numpy, cupy (default numpy)")
+    p.add_argument("--backend", default="numpy",
+                   help="comma-separated xpnn backends, name or name:device (default numpy): numpy, torch, jax, "
+                        "cupy, torch:cuda, jax:gpu, ... (a bare name is the CPU; cupy is GPU 0)")
     p.add_argument("--peers", default=",".join(PEERS),
                    help=f"comma-separated peers (default: all; missing ones are skipped): {','.join(PEERS)}; "
                         f"'none' for xpnn alone")
@@ -67,10 +80,11 @@ def parse_args(argv=None):
         return [t.strip() for t in text.split(",") if t.strip()]
 
     args.suites = split(args.suite)
-    args.backends = split(args.backend)
-    bad = [b for b in args.backends if b not in ("numpy", "cupy")]
+    args.backends = list(dict.fromkeys(split(args.backend)))
+    bad = [f"{b}: {harness.backend_error(b)}" for b in args.backends if harness.backend_error(b)]
     if bad:
-        p.error(f"--backend: unknown backend(s) {bad}; choose from numpy, cupy")
+        p.error(f"--backend: {'; '.join(bad)}; choose from {', '.join(harness.BACKEND_DEVICES)}, "
+                f"optionally with :device (torch:cuda, jax:gpu)")
     args.peer_list = [] if args.peers.strip() == "none" else split(args.peers)
     bad = [x for x in args.peer_list if x not in PEERS]
     if bad:
@@ -95,7 +109,7 @@ def worker_main() -> int:
     job = json.loads(sys.stdin.readline())
     try:
         if job["kind"] == "gemm":
-            _reply(gemm_peak(job))
+            _reply(gemm_unavailable(job) or gemm_peak(job))
             return 0
         _worker_case(job)
     except Exception as exc:
@@ -109,8 +123,8 @@ def _worker_case(job) -> None:
 
     impl = IMPLS[job["impl"]]
     case = next(c for c in harness.CASES if c.name == job["case"])
-    backend, threads = job["backend"], job["threads"]
-    reason = impl.unavailable(backend) or impl.supports(case)
+    target, threads = job["target"], job["threads"]
+    reason = impl.unavailable(target) or impl.supports(case)
     if reason:
         _reply({"status": "skipped", "reason": reason})
         return
@@ -122,7 +136,7 @@ def _worker_case(job) -> None:
         X, y = np.load(job["data"] + "/X.npy"), np.load(job["data"] + "/y.npy")
     harness.limit_threads(threads)
     base_rss = harness.rss_now()  # data loaded: what follows is the model and its training
-    runner = impl.build(case, X, y, backend, job["seed"])
+    runner = impl.build(case, X, y, target, job["seed"])
     limiter = harness.limit_threads(threads)  # again: building may have loaded another BLAS
     gpu = harness.GpuMemory(runner.timer)
     gpu.reset()
@@ -140,13 +154,27 @@ def _worker_case(job) -> None:
         memory["extra_rss_mib"] = (peak - base_rss) / 2**20
     memory.update(gpu.read())
     _reply({"status": "ok", "loss": runner.loss(), "memory": memory, "threads": harness.thread_info(),
-            "timer": "CUDA events" if runner.timer != "cpu" else "time.perf_counter"})
+            "timer": "time.perf_counter" if runner.timer == "cpu" else "CUDA events"})
     del limiter
 
 
+def gemm_unavailable(job) -> dict | None:
+    """A 'skipped' answer when the library or its device is missing here."""
+    from peers import numpy_ref, torch_peer, xpnn_runner
+
+    lib, device = job["library"], job["device"]
+    if lib == "torch":
+        reason = torch_peer.unavailable(device)
+    elif lib == "jax":
+        reason = xpnn_runner.unavailable("jax:gpu" if device == "gpu" else "jax")
+    else:
+        reason = numpy_ref.unavailable(device)
+    return {"status": "skipped", "reason": reason} if reason else None
+
+
 def gemm_peak(job) -> dict:
-    """Best fp32 matmul rate of one library on the backend's device: 2 n^3 FLOPs per product."""
-    lib, n, repeats = job["library"], job["n"], job["repeats"]
+    """Best fp32 matmul rate of one library on the device class: 2 n^3 FLOPs per product."""
+    lib, n, repeats, gpu = job["library"], job["n"], job["repeats"], job["device"] == "gpu"
     import numpy as np
 
     a = np.random.default_rng(0).random((n, n), dtype=np.float32)
@@ -154,16 +182,23 @@ def gemm_peak(job) -> dict:
         import torch
 
         torch.set_num_threads(job["threads"])
-        dev = "cuda" if job["backend"] == "cupy" else "cpu"
-        if dev == "cuda":
-            torch.backends.cuda.matmul.allow_tf32 = False
+        dev = "cuda" if gpu else "cpu"
+        torch.backends.cuda.matmul.allow_tf32 = False
         A = torch.from_numpy(a).to(dev)
         out = torch.empty_like(A)
 
         def mm():
             torch.matmul(A, A, out=out)
+            if gpu:
+                torch.cuda.synchronize()
+    elif lib == "jax":
+        import jax
 
-        sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
+        jax.config.update("jax_default_matmul_precision", "float32")  # no TF32, as the others
+        A = jax.device_put(a, jax.devices("gpu" if gpu else "cpu")[0])
+
+        def mm():
+            (A @ A).block_until_ready()  # no out=: JAX arrays are immutable
     else:
         xp = np
         if lib == "cupy":
@@ -173,19 +208,17 @@ def gemm_peak(job) -> dict:
 
         def mm():
             xp.matmul(A, A, out=out)
-
-        sync = (lambda: xp.cuda.get_current_stream().synchronize()) if lib == "cupy" else (lambda: None)
+            if lib == "cupy":
+                xp.cuda.get_current_stream().synchronize()
     harness.limit_threads(job["threads"])
     mm()
-    sync()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         mm()
-        sync()
         times.append(time.perf_counter() - t0)
     best = min(times)
-    return {"status": "ok", "library": lib, "backend": job["backend"], "n": n, "min_s": best,
+    return {"status": "ok", "library": lib, "device": job["device"], "n": n, "min_s": best,
             "tflops": 2 * n**3 / best / 1e12}
 
 
@@ -197,7 +230,8 @@ class Worker:
 
     def __init__(self, job: dict):
         self.job = job
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        # JAX would otherwise take 75% of the GPU's memory up front, starving the other workers
+        env = dict(os.environ, PYTHONUNBUFFERED="1", XLA_PYTHON_CLIENT_PREALLOCATE="false")
         self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, text=True, bufsize=1, env=env, cwd=os.getcwd())
         self.send(json.dumps(job))
@@ -235,42 +269,48 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def run_case(case, backend: str, impls: list, args, data_dir) -> list:
-    """Every implementation of one case on one backend: setup, warm-up, interleaved repeats."""
-    p = harness.plan(case, backend, args.quick)
+def run_case(case, device: str, backends: list, peers: list, args, data_dir) -> list:
+    """One case on one device class: xpnn on each of its backends and every peer once, set up
+    side by side, then timed round-robin so that slow drift in the machine's load hits all alike."""
+    p = harness.plan(case, device, args.quick)
     repeats = args.repeats or (2 if args.quick else case.repeats)
     threads = args.threads or os.cpu_count()
-    job = {"kind": "case", "case": case.name, "backend": backend, "n": p["n"], "warmup": p["warmup"],
+    job = {"kind": "case", "case": case.name, "device": device, "n": p["n"], "warmup": p["warmup"],
            "threads": threads, "seed": args.seed, "data": None if case.kind == "xor" else data_dir}
-    workers = {name: Worker(dict(job, impl=name)) for name in impls}  # set up side by side
-    answers = {name: w.recv() for name, w in workers.items()}
-    live = [name for name in impls if answers[name].get("status") == "ready"]
-    times = {name: [] for name in live}
-    walls = {name: [] for name in live}
+    # label -> (implementation, where it runs): xpnn per backend, each peer per device class
+    entries = {f"xpnn ({b})": ("xpnn", b) for b in backends}
+    entries.update({name: (name, device) for name in peers})
+    labels = list(entries)
+    workers = {label: Worker(dict(job, impl=impl, target=target)) for label, (impl, target) in entries.items()}
+    answers = {label: w.recv() for label, w in workers.items()}
+    live = [label for label in labels if answers[label].get("status") == "ready"]
+    times = {label: [] for label in live}
+    walls = {label: [] for label in live}
     for r in range(repeats):
         order = live[r % len(live):] + live[:r % len(live)] if live else []
-        for name in order:  # round-robin, starting one further each repeat
+        for label in order:  # round-robin, starting one further each repeat
             time.sleep(0.02 if args.quick else 0.1)  # let the last worker's spinning BLAS threads go idle
-            workers[name].send("run")
-            t = workers[name].recv()
+            workers[label].send("run")
+            t = workers[label].recv()
             if "seconds" not in t:
-                answers[name] = t
-                live.remove(name)
+                answers[label] = t
+                live.remove(label)
                 break
-            times[name].append(t["seconds"])
-            walls[name].append(t["wall_seconds"])
-    for name in live:
-        workers[name].send("done")
-        answers[name] = workers[name].recv()
+            times[label].append(t["seconds"])
+            walls[label].append(t["wall_seconds"])
+    for label in live:
+        workers[label].send("done")
+        answers[label] = workers[label].recv()
     for w in workers.values():
         w.close()
 
     flops = harness.train_flops_per_sample(case)
     rows = []
-    for name in impls:
-        ans = answers[name]
-        row = {"case": case.name, "suite": case.suite, "description": case.description, "backend": backend,
-               "impl": name, "status": ans.get("status", "error"), "batch_size": case.batch_size,
+    for label, (impl, target) in entries.items():
+        ans = answers[label]
+        row = {"case": case.name, "suite": case.suite, "description": case.description, "device": device,
+               "impl": impl, "backend": target if impl == "xpnn" else None, "label": label,
+               "status": ans.get("status", "error"), "batch_size": case.batch_size,
                "n_per_run": p["n"], "n_kind": "steps" if case.kind == "xor" else "batches",
                "samples_per_run": p["samples_per_run"], "unit": p["unit"], "unit_scale": p["unit_scale"],
                "repeats": repeats, "warmup": p["warmup"]}
@@ -279,11 +319,12 @@ def run_case(case, backend: str, impls: list, args, data_dir) -> list:
             if "traceback" in ans:
                 row["traceback"] = ans["traceback"]
             rows.append(row)
-            log(f"  {case.name:10s} {backend:6s} {name:10s} {row['status']}: {row['reason']}")
+            log(f"  {case.name:10s} {device:4s} {label:20s} {row['status']}: {row['reason']}")
             continue
-        ts = times[name]
+        ts = times[label]
         s = harness.summarize(ts)
-        row.update(times_s=ts, wall_times_s=walls[name], **s,
+        # one optimizer step per batch (per XOR step): the time a step costs, dispatch included
+        row.update(times_s=ts, wall_times_s=walls[label], **s, per_step_min_s=s["min_s"] / p["n"],
                    per_unit_min_s=s["min_s"] * p["unit_scale"], per_unit_median_s=s["median_s"] * p["unit_scale"],
                    samples_per_s=p["samples_per_run"] / s["min_s"], loss=ans["loss"], memory=ans["memory"],
                    threads=ans["threads"], timer=ans["timer"])
@@ -291,38 +332,39 @@ def run_case(case, backend: str, impls: list, args, data_dir) -> list:
             row["train_flops_per_sample"] = flops
             row["tflops"] = flops * p["samples_per_run"] / s["min_s"] / 1e12
         rows.append(row)
-        log(f"  {case.name:10s} {backend:6s} {name:10s} min {s['min_s']:.4f}s median {s['median_s']:.4f}s "
-            f"({row['per_unit_min_s']:.3f}s per {p['unit']}) loss {ans['loss']:.4f} "
-            f"peak+{ans['memory'].get('extra_rss_mib', float('nan')):.0f} MiB")
+        log(f"  {case.name:10s} {device:4s} {label:20s} min {s['min_s']:.4f}s median {s['median_s']:.4f}s "
+            f"({row['per_unit_min_s']:.3f}s per {p['unit']}, {row['per_step_min_s'] * 1e6:.0f} µs per step) "
+            f"loss {ans['loss']:.4f} peak+{ans['memory'].get('extra_rss_mib', float('nan')):.0f} MiB")
     return rows
 
 
-def gemm_jobs(backend: str, peers: list, args) -> list:
-    libs = ["cupy" if backend == "cupy" else "numpy"] + (["torch"] if "torch" in peers else [])
+def gemm_jobs(device: str, backends: list, peers: list, args) -> list:
+    """The fp32 GEMM peak of every library that computes on this device class in this run."""
+    libs = [harness.split_backend(b)[0] for b in backends]
+    if "numpy-ref" in peers:
+        libs.append("cupy" if device == "gpu" else "numpy")
+    if "sklearn" in peers and device == "cpu":
+        libs.append("numpy")
+    if "torch" in peers:
+        libs.append("torch")
+    libs = list(dict.fromkeys(libs))
     if args.quick:
-        n, repeats = (2048 if backend == "cupy" else 512), 2
+        n, repeats = (2048 if device == "gpu" else 512), 2
     else:
-        n, repeats = (8192 if backend == "cupy" else 2048), 5
+        n, repeats = (8192 if device == "gpu" else 2048), 5
     out = []
     for lib in libs:
-        if lib == "torch":
-            from peers import torch_peer
-
-            reason = torch_peer.unavailable(backend)
-            if reason:
-                out.append({"status": "skipped", "library": lib, "backend": backend, "reason": reason})
-                continue
-        w = Worker({"kind": "gemm", "library": lib, "backend": backend, "n": n, "repeats": repeats,
+        w = Worker({"kind": "gemm", "library": lib, "device": device, "n": n, "repeats": repeats,
                     "threads": args.threads or os.cpu_count()})
         ans = w.recv()
         w.close()
         ans.setdefault("library", lib)
-        ans.setdefault("backend", backend)
+        ans.setdefault("device", device)
         out.append(ans)
         if ans.get("status") == "ok":
-            log(f"  gemm       {backend:6s} {lib:10s} {n}x{n} fp32: {ans['tflops']:.3f} TFLOP/s")
+            log(f"  gemm       {device:4s} {lib:20s} {n}x{n} fp32: {ans['tflops']:.3f} TFLOP/s")
         else:
-            log(f"  gemm       {backend:6s} {lib:10s} {ans.get('status')}: {ans.get('reason')}")
+            log(f"  gemm       {device:4s} {lib:20s} {ans.get('status')}: {ans.get('reason')}")
     return out
 
 
@@ -334,30 +376,34 @@ def main(argv=None) -> int:
     impls = ["xpnn"] + args.peer_list
     started = time.perf_counter()
     load_before = harness.loadavg()
-    log(f"xpnn benchmarks: suites {args.suites}, backends {args.backends}, implementations {impls}, "
+    devices: dict = {}  # device class -> its xpnn backends; the peers run once per class
+    for b in args.backends:
+        devices.setdefault(harness.device_class(b), []).append(b)
+    log(f"xpnn benchmarks: suites {args.suites}, backends {devices}, implementations {impls}, "
         f"load average {load_before}")
-    machine = harness.machine_info(load_torch="torch" in args.peer_list)
+    uses_torch = "torch" in args.peer_list or any(harness.split_backend(b)[0] == "torch" for b in args.backends)
+    machine = harness.machine_info(load_torch=uses_torch)
     threads = args.threads or os.cpu_count()
     results, gemm = [], []
     with tempfile.TemporaryDirectory(prefix="xpnn-bench-") as data_dir:
         if any(c.kind != "xor" for c in cases):  # one copy of the data, loaded by every worker
             import numpy as np
 
-            need = max(harness.plan(c, b, args.quick)["samples_per_run"]
-                       for c in cases if c.kind != "xor" for b in args.backends)
+            need = max(harness.plan(c, d, args.quick)["samples_per_run"]
+                       for c in cases if c.kind != "xor" for d in devices)
             X, y = harness.load_data(args.synthetic, need, args.seed)
             np.save(os.path.join(data_dir, "X.npy"), X)
             np.save(os.path.join(data_dir, "y.npy"), y)
             del X, y
-        for backend in args.backends:
+        for device, backends in devices.items():
             if any(c.suite == "mlp-wide" for c in cases):
-                gemm += gemm_jobs(backend, args.peer_list, args)
+                gemm += gemm_jobs(device, backends, args.peer_list, args)
             for case in cases:
-                results += run_case(case, backend, impls, args, data_dir)
+                results += run_case(case, device, backends, args.peer_list, args, data_dir)
     out = {
         "schema": SCHEMA,
         "command": ["benchmarks/run.py", *(sys.argv[1:] if argv is None else argv)],
-        "config": {"suites": args.suites, "backends": args.backends, "implementations": impls,
+        "config": {"suites": args.suites, "backends": args.backends, "devices": devices, "implementations": impls,
                    "repeats": args.repeats, "threads": threads, "quick": args.quick, "synthetic": args.synthetic,
                    "seed": args.seed, "isolation": "one worker process per implementation and case"},
         "machine": machine,

@@ -1,8 +1,11 @@
 """The implementations a case can run on: xpnn (the subject) and its peers.
 
-Each module has ``NAME``, ``unavailable(backend) -> reason | None``,
-``supports(case) -> reason | None`` and ``build(case, X, y, backend, seed) -> runner``
-(see ``harness.py`` for what a runner does). Modules import their library lazily, so a
+Each module has ``NAME``, ``unavailable(target) -> reason | None``,
+``supports(case) -> reason | None`` and ``build(case, X, y, target, seed) -> runner``
+(see ``harness.py`` for what a runner does). ``target`` is where it runs: for xpnn a
+backend as --backend spells it ("numpy", "torch:cuda"), which runs once per backend; for
+a peer the device class, "cpu" or "gpu", which runs once per device class whatever the
+number of xpnn backends on it. Modules import their library lazily, so a
 missing peer is skipped with its reason instead of breaking the run.
 """
 

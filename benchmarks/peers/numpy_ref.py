@@ -16,8 +16,8 @@ import math
 NAME = "numpy-ref"
 
 
-def unavailable(backend: str):
-    if backend == "cupy":
+def unavailable(device: str):
+    if device == "gpu":
         try:
             import cupy
 
@@ -31,8 +31,8 @@ def supports(case):
     return None if case.kind in ("mlp", "xor") else "no hand-written reference for this case"
 
 
-def build(case, X, y, backend: str, seed: int = 0):
-    if backend == "cupy":
+def build(case, X, y, device: str, seed: int = 0):
+    if device == "gpu":
         import cupy as xp
     else:
         import numpy as xp

@@ -11,8 +11,8 @@ from __future__ import annotations
 NAME = "sklearn"
 
 
-def unavailable(backend: str):
-    if backend != "numpy":
+def unavailable(device: str):
+    if device != "cpu":
         return "scikit-learn runs on the CPU only"
     try:
         import sklearn.neural_network  # noqa: F401
@@ -25,7 +25,7 @@ def supports(case):
     return None if case.kind == "mlp" else "MLPClassifier has no equivalent for this case"
 
 
-def build(case, X, y, backend: str, seed: int = 0):
+def build(case, X, y, device: str, seed: int = 0):
     return SklearnRunner(case, X, y, seed)
 
 

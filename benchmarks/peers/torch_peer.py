@@ -1,6 +1,6 @@
 """PyTorch: the same networks with nn.Sequential, torch.optim and the usual training loop.
 
-CPU for backend "numpy", CUDA for backend "cupy". Thread count is set by the harness
+CPU for device class "cpu", CUDA (the default GPU) for "gpu". Thread count is set by the harness
 (``torch.set_num_threads``). On CUDA, TF32 is switched off for matmul and cuDNN so that
 every library computes in true float32.
 """
@@ -10,12 +10,12 @@ from __future__ import annotations
 NAME = "torch"
 
 
-def unavailable(backend: str):
+def unavailable(device: str):
     try:
         import torch
     except Exception as exc:
         return f"PyTorch not installed ({type(exc).__name__}: {exc})"
-    if backend == "cupy" and not torch.cuda.is_available():
+    if device == "gpu" and not torch.cuda.is_available():
         return "PyTorch has no CUDA device here"
     return None
 
@@ -24,11 +24,11 @@ def supports(case):
     return None
 
 
-def build(case, X, y, backend: str, seed: int = 0):
+def build(case, X, y, device: str, seed: int = 0):
     import torch
 
     torch.manual_seed(seed)
-    device = torch.device("cuda" if backend == "cupy" else "cpu")
+    device = torch.device("cuda" if device == "gpu" else "cpu")
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False

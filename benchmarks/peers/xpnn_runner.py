@@ -3,6 +3,11 @@
 One timed run is ``model.fit(X[:n * batch], y[:n * batch], epochs=1, batch_size=batch,
 verbose=0)`` (XOR: ``fit(X, y, epochs=steps, batch_size=None, shuffle=False)``), with the
 data already on the backend's device so that no host-to-device copy is timed.
+
+The backend is a --backend spec, "name" or "name:device" ("torch:cuda", "jax:gpu"). Work
+that a library queues asynchronously is waited for before the clock stops: CuPy's stream,
+torch's CUDA (or MPS) queue, and JAX's dispatch, which is asynchronous on the CPU too.
+On a GPU every library computes float32 matmuls in float32 (no TF32), as the peers do.
 """
 
 from __future__ import annotations
@@ -10,11 +15,16 @@ from __future__ import annotations
 NAME = "xpnn"
 
 
+def _backend(spec: str):
+    import xpnn
+    from harness import split_backend
+
+    return xpnn.get_backend(*split_backend(spec))
+
+
 def unavailable(backend: str):
     try:
-        import xpnn
-
-        xpnn.get_backend(backend)
+        _backend(backend)
     except Exception as exc:
         return f"xpnn backend {backend!r} unavailable: {exc}"
     return None
@@ -30,7 +40,8 @@ def supports(case):
     return None
 
 
-def build_model(case, backend: str, seed: int = 0):
+def build_model(case, backend, seed: int = 0):
+    """The case's model on ``backend`` (a Backend or a registry name)."""
     import xpnn
 
     if case.kind == "xor":
@@ -65,28 +76,46 @@ class XpnnRunner:
         import numpy as np
 
         self.case = case
-        self.model = build_model(case, backend, seed)
-        b = self.model.backend
-        self.timer = "cupy" if b.name == "cupy" else "cpu"
+        b = _backend(backend)
+        self.timer = "cpu"
+        if b.name == "cupy":
+            self.timer = "cupy"
+            b.native.cuda.Device(b.device.id).use()  # the timing events and memory pool of that GPU
+        elif b.name == "torch" and b.device.type == "cuda":
+            self.timer = "torch-cuda"
+            b.native.cuda.set_device(b.device)
+            b.native.backends.cuda.matmul.allow_tf32 = False
+            b.native.backends.cudnn.allow_tf32 = False
+        elif b.name == "jax" and b.device.platform != "cpu":
+            b.native.config.update("jax_default_matmul_precision", "float32")  # JAX's GPU default is TF32
+        self.model = build_model(case, b, seed)
         if case.kind == "xor":
             X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
             y = np.array([[0], [1], [1], [0]], dtype=np.float32)
         elif case.kind == "cnn":
             X = X.reshape(-1, 1, 28, 28)
         self.X, self.y = b.asarray(X), b.asarray(y)  # on the device once, before timing
+        self.subsets = {}  # JAX slices by copying: make each run's subset once, not in every timed run
         self.history = None
 
     def sync(self):
-        if self.timer == "cupy":
-            self.model.backend.native.cuda.get_current_stream().synchronize()
+        b = self.model.backend
+        if b.name == "cupy":
+            b.native.cuda.get_current_stream().synchronize()
+        elif b.name == "torch" and b.device.type in ("cuda", "mps"):
+            getattr(b.native, b.device.type).synchronize()
+        elif b.name == "jax":  # the last step's parameter updates (Adam's moments come with them)
+            b.native.block_until_ready(list(self.model.named_arrays().values()))
 
     def run(self, n):
         if self.case.kind == "xor":
             self.history = self.model.fit(self.X, self.y, epochs=n, batch_size=None, shuffle=False, verbose=0)
             return
         m = min(self.X.shape[0], n * self.case.batch_size)
-        self.history = self.model.fit(self.X[:m, ...], self.y[:m], epochs=1, batch_size=self.case.batch_size,
-                                      verbose=0)
+        if m not in self.subsets:
+            self.subsets[m] = (self.X, self.y) if m == self.X.shape[0] else (self.X[:m, ...], self.y[:m])
+        X, y = self.subsets[m]
+        self.history = self.model.fit(X, y, epochs=1, batch_size=self.case.batch_size, verbose=0)
 
     def loss(self):
         return float(self.history.history["loss"][-1])
