@@ -1,50 +1,43 @@
-"""xpnn: neural networks from scratch on NumPy, CuPy or any array-API library.
+"""xpnn: neural networks from scratch on NumPy, CuPy, PyTorch, JAX or any array-API library.
 
 Every layer, loss and optimizer is written once against the array API standard and gets
 its array namespace from a Backend; forward and backward are written by hand side by side.
 """
 
-from . import (architectures, callbacks, datasets, init, layers, losses, metrics, model_selection, optimizers, plotting,
-               preprocessing, schedules)
-from . import backends
+from . import (architectures, backends, callbacks, datasets, init, layers, losses, metrics, model_selection,
+               optimizers, plotting, preprocessing, schedules, training)
 from .backends import Backend, available_backends, backend_of, get_backend, set_backend, use_backend
-from .callbacks import (Callback, CSVLogger, EarlyStopping, GradientMonitor, GradientWarning, History,
+from .callbacks import (Callback, ClipGradNorm, CSVLogger, EarlyStopping, GradientMonitor, GradientWarning, History,
                         LearningRateScheduler, ModelCheckpoint, ProgressBar, ReduceLROnPlateau, TerminateOnNaN)
 from .datasets import load_csv, load_digits, load_fashion_mnist, load_mnist, read_idx, write_idx
 from .distributed import DataParallel
 from .gradcheck import gradcheck
 from .io import load
-from .layers import (ELU, GELU, AvgPool2D, BatchNorm1D, BatchNorm2D, Conv1D, Conv2D, Dense, Dropout, Embedding,
-                     Flatten, GlobalAvgPool2D, Identity, Layer, LayerNorm, LeakyReLU, MaxPool2D, MultiHeadSelfAttention,
-                     PositionalEncoding, ReLU, Residual, SequencePool, Sigmoid, Softmax, Tanh, TimeDistributed,
-                     TransformerEncoderBlock, register_layer)
+from .layers import *  # noqa: F403  every registered layer class, straight from the registry
 from .losses import (MAE, MSE, BCEWithLogits, BinaryCrossEntropy, CrossEntropy, Huber, Loss, SoftmaxCrossEntropy,
                      get_loss)
 from .model import NeuralNetwork, Sequential
 from .model_selection import (BayesSearch, Choice, GridSearch, IntUniform, KFold, LogUniform, RandomSearch,
                               StratifiedKFold, Uniform, cross_validate)
-from .param import Param
 from .optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, clip_grad_norm, get_optimizer
+from .param import Param
 from .preprocessing import MinMaxScaler, StandardScaler, one_hot, train_test_split
+from .training import Trainer
 
 __version__ = "0.1.0"
 
 __all__ = [
     # backend
-    "Backend", "get_backend", "backend_of", "set_backend", "use_backend", "available_backends", "backends",
-    # models and layers
-    "Sequential", "NeuralNetwork", "load", "DataParallel", "Param",
-    "Layer", "register_layer", "Dense", "Dropout", "Flatten", "Identity",
-    "ReLU", "LeakyReLU", "ELU", "GELU", "Sigmoid", "Tanh", "Softmax",
-    "Conv1D", "Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "BatchNorm1D", "BatchNorm2D", "LayerNorm",
-    "Embedding", "MultiHeadSelfAttention", "PositionalEncoding", "Residual", "SequencePool", "TimeDistributed",
-    "TransformerEncoderBlock",
+    "Backend", "get_backend", "backend_of", "set_backend", "use_backend", "available_backends",
+    # models, layers (every registered layer, from xpnn.layers) and training
+    "Sequential", "NeuralNetwork", "load", "DataParallel", "Param", "Trainer",
+    *layers.__all__,
     # losses and optimizers
     "Loss", "MSE", "MAE", "Huber", "BinaryCrossEntropy", "BCEWithLogits", "SoftmaxCrossEntropy", "CrossEntropy",
     "get_loss", "Optimizer", "SGD", "RMSprop", "Adagrad", "Adam", "AdamW", "get_optimizer", "clip_grad_norm",
-    # training
-    "Callback", "ProgressBar", "GradientMonitor", "GradientWarning", "History", "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler", "ReduceLROnPlateau", "CSVLogger",
-    "TerminateOnNaN",
+    # callbacks
+    "Callback", "ProgressBar", "GradientMonitor", "GradientWarning", "History", "EarlyStopping", "ModelCheckpoint",
+    "LearningRateScheduler", "ReduceLROnPlateau", "CSVLogger", "TerminateOnNaN", "ClipGradNorm",
     # data
     "load_digits", "load_fashion_mnist", "load_mnist", "load_csv", "read_idx", "write_idx",
     "StandardScaler", "MinMaxScaler", "one_hot", "train_test_split",
@@ -52,6 +45,6 @@ __all__ = [
     "KFold", "StratifiedKFold", "cross_validate", "GridSearch", "RandomSearch", "BayesSearch",
     "Choice", "Uniform", "LogUniform", "IntUniform",
     # checks and modules
-    "gradcheck", "init", "layers", "losses", "optimizers", "schedules", "metrics", "preprocessing", "callbacks",
-    "datasets", "model_selection", "plotting", "architectures",
+    "gradcheck", "backends", "init", "layers", "losses", "optimizers", "schedules", "metrics", "preprocessing",
+    "callbacks", "datasets", "model_selection", "plotting", "architectures", "training",
 ]

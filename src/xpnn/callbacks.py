@@ -1,12 +1,24 @@
-"""Callbacks: code that runs at fixed points of ``model.fit``.
+"""Callbacks: code that runs at fixed points of ``model.fit`` (the Trainer's hooks).
 
-Hooks (all optional): ``on_train_begin()``, ``on_epoch_begin(epoch)``,
-``on_batch_end(batch, running)`` where ``running()`` returns the running logs (it reads
-the device, so call it only when needed), ``on_epoch_end(epoch, logs)``,
-``on_train_end()``. A callback that sets ``needs_batch_loss = True`` also gets
-``on_batch_loss(epoch, batch, loss)`` with the batch loss as a Python float before the
-update is applied; this costs one host sync per batch, so only TerminateOnNaN asks.
-Setting ``model.stop_training = True`` ends training after the current step.
+Every hook is optional (the base class does nothing) and runs in this order each batch:
+
+- ``on_batch_begin(step, batch) -> batch``: may return another Batch (a rank's shard) or
+  None to skip the batch;
+- ``on_loss(step, loss, out)``: after forward and loss (0-d device array; reading it is a
+  sync); the layers still hold their activations;
+- ``on_batch_loss(epoch, step, value)``: the batch loss as a Python float before the
+  update, only for callbacks that set ``needs_batch_loss = True`` (one host sync per
+  batch: only TerminateOnNaN asks);
+- ``after_backward(params) -> params``: after backward, before the optimizer step; read
+  the gradients, or return params carrying other ones (``param.with_grad(g)``: clipped,
+  summed over ranks);
+- ``on_batch_end(step, running)``: after the step; ``running()`` returns the running logs
+  (it reads the device, so call it only when needed).
+
+and around them ``on_train_begin()``, ``on_epoch_begin(epoch)``, ``on_epoch_end(epoch,
+logs)``, ``on_train_end()``. Gradient reducers (DataParallel) also use
+``reduce_batch_loss(value) -> value`` and ``reduce_epoch(totals) -> totals``. Setting
+``model.stop_training = True`` ends training after the current step.
 """
 
 from __future__ import annotations
@@ -16,6 +28,8 @@ import math
 import os
 import sys
 import time
+
+from . import _checks
 
 _MAX_WORDS = ("acc", "auc", "f1", "precision", "recall", "r2")
 
@@ -41,16 +55,52 @@ def _monitored(name: str, monitor: str, logs: dict) -> float:
 
 
 class Callback:
-    """Base class; ``self.model`` is set by fit."""
+    """Base class: every hook does nothing (or passes its argument on); ``self.model`` is
+    set by fit. See the module docstring for when each runs."""
 
     model = None
     needs_batch_loss = False
 
     def on_train_begin(self): ...
     def on_epoch_begin(self, epoch): ...
+
+    def on_batch_begin(self, step, batch):
+        return batch
+
+    def on_loss(self, step, loss, out): ...
+    def on_batch_loss(self, epoch, batch, loss): ...
+
+    def reduce_batch_loss(self, value):
+        return value
+
+    def after_backward(self, params):
+        return params
+
     def on_batch_end(self, batch, running): ...
+
+    def reduce_epoch(self, totals):
+        return totals
+
     def on_epoch_end(self, epoch, logs): ...
     def on_train_end(self): ...
+
+
+class ClipGradNorm(Callback):
+    """Scale each step's gradients together so that their global L2 norm is at most
+    ``max_norm`` (``clip_grad_norm``'s factor), between backward and the optimizer step.
+    ``compile(..., clip_norm=...)`` adds one; use it as a callback to clip only some fits.
+    ``last_norm`` is the last step's norm before clipping, a 0-d device array (reading it
+    is a sync)."""
+
+    def __init__(self, max_norm: float):
+        self.max_norm = _checks.positive_number(max_norm, "max_norm", "ClipGradNorm")
+        self.last_norm = None
+
+    def after_backward(self, params):
+        from .optimizers import clip_grad_norm
+
+        clipped, self.last_norm = clip_grad_norm(params, self.max_norm)
+        return clipped
 
 
 class History(Callback):
@@ -86,8 +136,7 @@ class EarlyStopping(Callback):
     with ``restore_best_weights`` the model ends with the best epoch's weights."""
 
     def __init__(self, monitor="val_loss", patience=0, min_delta=0.0, mode="auto", restore_best_weights=True):
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
-            raise ValueError(f"EarlyStopping: patience must be a non-negative integer, found {patience!r}")
+        patience = _checks.non_negative_int(patience, "patience", "EarlyStopping")
         self.tracker = _Better(monitor, mode, min_delta)
         self.monitor, self.patience, self.restore_best_weights = monitor, patience, restore_best_weights
 
@@ -310,18 +359,12 @@ class GradientMonitor(Callback):
     def __init__(self, every: int = 1, vanish_ratio: float = 1e-3, explode_norm: float = 1e3,
                  explode_growth: float = 10.0, window: int = 5, dead_fraction: float = 0.9):
         where = "GradientMonitor"
-        for name, value in (("every", every), ("window", window)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{where}: {name} must be a positive integer, found {value!r}")
-        for name, value in (("vanish_ratio", vanish_ratio), ("explode_norm", explode_norm),
-                            ("explode_growth", explode_growth)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ValueError(f"{where}: {name} must be a positive number, found {value!r}")
-        if isinstance(dead_fraction, bool) or not isinstance(dead_fraction, (int, float)) or not 0 < dead_fraction <= 1:
-            raise ValueError(f"{where}: dead_fraction must be a number in (0, 1], found {dead_fraction!r}")
-        self.every, self.window = every, window
-        self.vanish_ratio, self.explode_norm = float(vanish_ratio), float(explode_norm)
-        self.explode_growth, self.dead_fraction = float(explode_growth), float(dead_fraction)
+        self.every = _checks.positive_int(every, "every", where)
+        self.window = _checks.positive_int(window, "window", where)
+        self.vanish_ratio = _checks.positive_number(vanish_ratio, "vanish_ratio", where)
+        self.explode_norm = _checks.positive_number(explode_norm, "explode_norm", where)
+        self.explode_growth = _checks.positive_number(explode_growth, "explode_growth", where)
+        self.dead_fraction = _checks.number(dead_fraction, "dead_fraction", where, 0.0, 1.0, low_open=True)
         self._watched = None
         self._reset()
 
@@ -333,6 +376,7 @@ class GradientMonitor(Callback):
         self._step = 0
         self._epoch = 0
         self._previous = None  # device copies of the params, taken the batch before a record
+        self._dead = None  # per ReLU layer, the dead fraction of the batch being recorded (device)
 
     # ---- hooks ----------------------------------------------------------------------------
 
@@ -345,6 +389,12 @@ class GradientMonitor(Callback):
     def on_epoch_begin(self, epoch):
         self._epoch = epoch
 
+    def on_loss(self, step, loss, out):
+        # the ReLU masks exist between forward and backward (backward hands them back):
+        # take what the record needs from them now
+        if (self._step + 1) % self.every == 0:
+            self._dead = self._dead_fractions()
+
     def on_batch_end(self, batch, running):
         self._step += 1
         if self._step % self.every == 0:
@@ -354,14 +404,24 @@ class GradientMonitor(Callback):
     # ---- measuring ------------------------------------------------------------------------
 
     def _param_layers(self, with_grads=True):
-        return [(f"{i}:{layer!r}", layer) for i, layer in enumerate(self.model.layers)
-                if layer.params and (not with_grads or all(k in layer.grads for k in layer.params))]
+        """(name, layer) for every layer with params of its own, nested ones included,
+        named by path and repr ("2:Dense(64, 64)", "1.0:Dense(8, 8)")."""
+        return [(f"{path}:{layer!r}", layer) for path, layer in self.model.named_layers()
+                if path and layer.params and (not with_grads or all(k in layer.grads for k in layer.params))]
 
-    def _relu_layers(self):
+    def _dead_fractions(self):
+        """{name: 0-d array}: the fraction of each ReLU layer's units inactive for every
+        sample of the batch (from the mask its forward saved)."""
         from .layers.activations import ReLU
 
-        return [(f"{i}:{layer!r}", layer) for i, layer in enumerate(self.model.layers)
-                if isinstance(layer, ReLU) and getattr(layer, "mask", None) is not None]
+        xp = self.model.backend.xp
+        found = {}
+        for path, layer in self.model.named_layers():
+            mask = layer.mask if isinstance(layer, ReLU) else None
+            if mask is not None:
+                ever_active = xp.max(mask, axis=0)  # mask is 0/1: the max over the batch is 1 if any sample fired
+                found[f"{path}:{layer!r}"] = xp.mean(xp.astype(ever_active == 0, self.model.dtype))
+        return found
 
     def _snapshot_if_next_is_recorded(self):
         if (self._step + 1) % self.every == 0:
@@ -383,7 +443,9 @@ class GradientMonitor(Callback):
                 total = total + xp.sum(a * a)
             return total
 
-        layers, relus = self._param_layers(), self._relu_layers()
+        layers, dead = self._param_layers(), self._dead or {}
+        relus = list(dead.items())
+        self._dead = None
         values = []  # 0-d device arrays, read back together: one host sync per record
         for name, layer in layers:
             params = list(layer.params.values())
@@ -394,11 +456,7 @@ class GradientMonitor(Callback):
                 values.append(xp.sqrt(sq(p - q for p, q in zip(params, previous))) / xp.sqrt(sq(previous)))
             else:
                 values.append(zero + float("nan"))
-        for _, layer in relus:
-            mask = layer.mask
-            # a unit (one feature, or one channel-pixel) is dead if no sample of the batch activated it
-            ever_active = xp.max(mask, axis=0)  # mask is 0/1: the max over the batch is 1 if any sample fired
-            values.append(xp.mean(xp.astype(ever_active == 0, self.model.dtype)))
+        values += [fraction for _, fraction in relus]  # a unit is dead if no sample of the batch activated it
         host = backend.to_numpy(xp.stack(values)).tolist() if values else []
 
         h = self.history

@@ -48,9 +48,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from .callbacks import Callback
 from .param import Param
+from .training import Trainer, data
+from .training.batches import Batch
 
-__all__ = ["DataParallel", "rank_backend", "require_mpi"]
+__all__ = ["DataParallel", "GradientAllreduce", "rank_backend", "require_mpi"]
 
 _MPI_HELP = 'distributed training needs mpi4py and an MPI library: pip install "xpnn[mpi]" mpich'
 
@@ -93,7 +96,9 @@ class DataParallel:
 
     def __init__(self, model, comm=None):
         self.MPI = require_mpi()
-        if not hasattr(model, "layers") or not hasattr(model, "fit"):
+        from .model import Sequential
+
+        if not isinstance(model, Sequential):
             raise TypeError(f"DataParallel: model must be an xpnn Sequential, found {type(model).__name__}")
         self.model = model
         self.comm = comm if comm is not None else self.MPI.COMM_WORLD
@@ -101,8 +106,7 @@ class DataParallel:
         self.world_size = self.comm.Get_size()
         self.is_root = self.rank == 0
         self.reducer = None
-        self._reduce = None     # flat buffer -> summed over ranks, in place
-        self._share = 1.0       # this rank's fraction of the current global batch
+        self._reduce = None     # flat buffer -> summed over ranks
 
     def __repr__(self) -> str:
         return f"DataParallel({self.model!r}, rank={self.rank}, world_size={self.world_size})"
@@ -111,47 +115,47 @@ class DataParallel:
 
     def fit(self, X, y, epochs: int = 1, batch_size: int | None = 32, shuffle: bool = True,
             validation_split: float = 0.0, validation_data=None, callbacks=(), initial_epoch: int = 0,
-            verbose: int = 1):
+            verbose: int = 1, **inputs):
         """``model.fit`` with every global batch of ``batch_size`` samples split over the
         ranks (see the module docstring). Every rank passes the same full ``X, y``.
         Returns the History (the same on every rank)."""
         model, where = self.model, "DataParallel.fit"
-        model._require_compiled(where)
+        data.require_compiled(model, where)
         self._check_same_data(X, y, where)
-        if any(not layer.built for layer in model.layers):
+        if any(not layer.built for layer in model.walk()):
             # build lazily-sized layers now, so that their weights exist to be broadcast
-            model.forward(model._to_device(X[:1, ...], "X", where), training=False)
+            model.forward(data.features(model, X[:1, ...], "X", where), training=False)
         self.broadcast_state()
         if self._reduce is None:
             self._reduce, self.reducer = model.backend.allreducer(self.comm, self.MPI)
-        self._slots, self._flat = None, None
         if not self.is_root:
             verbose = 0
             callbacks = [c for c in callbacks if not _root_only(c)]
         # Each rank's own generator for dropout masks: model.generator must stay the same
         # on all ranks (it draws the shared permutation), and masks of unequal shards
         # would draw unequal amounts from it.
-        rank_generator = model.backend.rng(_rank_seed(model.seed, self.rank))
-        for layer in model.layers:
-            layer.generator = rank_generator
-        model.parallel = self
+        self._bind_layers(model.backend.rng(_rank_seed(model.seed, self.rank)))
         try:
-            history = model.fit(X, y, epochs=epochs, batch_size=batch_size, shuffle=shuffle,
-                                validation_split=validation_split, validation_data=validation_data,
-                                callbacks=callbacks, initial_epoch=initial_epoch, verbose=verbose)
+            trainer = Trainer(model, callbacks, hooks=[GradientAllreduce(self)], verbose=verbose)
+            history = trainer.fit(X, y, epochs, batch_size, shuffle, validation_split, validation_data,
+                                  initial_epoch, inputs)
         finally:
-            model.parallel = None
-            for layer in model.layers:
-                layer.generator = model.generator
+            self._bind_layers(model.generator)
         self.sync_buffers()  # also when training stopped in mid-epoch
         return history
 
-    def evaluate(self, X, y, batch_size: int | None = 1024) -> dict:
-        """``model.evaluate`` (the weights are the same on every rank, so is the result)."""
-        return self.model.evaluate(X, y, batch_size=batch_size)
+    def _bind_layers(self, generator) -> None:
+        """The model's layers draw their masks from ``generator``; the model keeps its own."""
+        model = self.model
+        for layer in model.children():
+            layer.bind(model.backend, generator, model.dtype)
 
-    def predict(self, X, batch_size: int | None = 1024):
-        return self.model.predict(X, batch_size=batch_size)
+    def evaluate(self, X, y, batch_size: int | None = 256, **inputs) -> dict:
+        """``model.evaluate`` (the weights are the same on every rank, so is the result)."""
+        return self.model.evaluate(X, y, batch_size=batch_size, **inputs)
+
+    def predict(self, X, batch_size: int | None = 256, **inputs):
+        return self.model.predict(X, batch_size=batch_size, **inputs)
 
     def save(self, path, epoch=None) -> None:
         """Save the model from rank 0 only (every rank holds the same weights)."""
@@ -159,54 +163,10 @@ class DataParallel:
             self.model.save(path, epoch=epoch)
         self.comm.Barrier()  # the file exists on return, on every rank
 
-    # ---- the hooks Sequential.fit calls while ``model.parallel`` is set ----------------
-
-    def shard(self, lo: int, hi: int):
-        """This rank's part [lo', hi') of the global batch [lo, hi), or None when the batch
-        has fewer samples than ranks (every rank then skips it)."""
-        m, W, r = hi - lo, self.world_size, self.rank
-        if m < W:
-            return None
-        start, stop = lo + m * r // W, lo + m * (r + 1) // W
-        self._share = (stop - start) / m
-        return start, stop
-
-    def allreduce_grads(self, params) -> list:
-        """Params carrying the grad of this rank's mean loss -> the same params carrying the
-        grad of the global batch's mean loss, equal on every rank: one Allreduce over one
-        flat buffer."""
-        b = self.model.backend
-        xp = b.xp
-        if not params:  # a model without params: nothing to sum
-            return params
-        if self._slots is None:  # offsets of each grad in the flat buffer, made once per fit
-            self._slots, offset = [], 0
-            for p in params:
-                size = _size(p.value.shape)
-                self._slots.append((offset, size, tuple(p.value.shape)))
-                offset += size
-            self._flat = xp.zeros((offset,), dtype=params[0].value.dtype, device=b.device)
-        flat, share = self._flat, self._share
-        for p, (off, size, _) in zip(params, self._slots):
-            flat = b.set_at(flat, slice(off, off + size), xp.reshape(p.grad, (size,)) * share)
-        self._flat = flat = self._reduce(flat)
-        # views of the summed buffer (NumPy: no copy); the optimizer only reads them
-        return [p.with_grad(xp.reshape(flat[off:off + size], shape)) for p, (off, size, shape) in zip(params, self._slots)]
-
-    def batch_loss(self, loss) -> float:
-        """The global batch's mean loss from this rank's (for TerminateOnNaN and the like)."""
-        return self.comm.allreduce(self.model.backend.to_float(loss) * self._share, op=self.MPI.SUM)
-
-    def reduce_epoch(self, loss_sum: float, seen: int, outputs, targets):
-        """End of an epoch: the loss sum and sample count over all ranks, the outputs and
-        targets of all ranks (so metrics cover the whole epoch), and BatchNorm running
-        statistics averaged, so every rank validates and saves the same model."""
-        loss_sum = self.comm.allreduce(loss_sum, op=self.MPI.SUM)
-        seen = self.comm.allreduce(seen, op=self.MPI.SUM)
-        if outputs is not None:
-            outputs, targets = self._allgather(outputs), self._allgather(targets)
-        self.sync_buffers()
-        return loss_sum, seen, outputs, targets
+    def allreduce(self, flat):
+        """The 1-D array ``flat`` summed over the ranks (the backend's way: NCCL, MPI in
+        place, or through the host)."""
+        return self._reduce(flat)
 
     # ---- collectives ------------------------------------------------------------------
 
@@ -234,7 +194,7 @@ class DataParallel:
 
     def sync_buffers(self) -> None:
         """Average non-trained buffers (BatchNorm running statistics) over the ranks."""
-        buffers = [Param(layer.buffers, k) for layer in self.model.layers for k in layer.buffers]
+        buffers = list(self.model.named_buffers().values())
         if not buffers or self.world_size == 1:
             return
         self._unpack(self._reduce(self._pack(buffers)), buffers, scale=1.0 / self.world_size)
@@ -256,7 +216,7 @@ class DataParallel:
             h.value = xp.astype(xp.reshape(flat[off:off + size], a.shape) * scale, a.dtype)
             off += size
 
-    def _allgather(self, a):
+    def allgather(self, a):
         """Concatenate ``a`` (n_r, ...) of every rank along axis 0, in rank order."""
         b = self.model.backend
         parts = self.comm.allgather(b.to_numpy(a))  # small: one epoch's outputs, once an epoch
@@ -268,6 +228,74 @@ class DataParallel:
             if s != shapes[0]:
                 raise ValueError(f"{where}: every rank must pass the same X and y; rank {r} has shapes {s}, "
                                  f"rank 0 has {shapes[0]}")
+
+
+class GradientAllreduce(Callback):
+    """DataParallel's part of the training loop, as Trainer hooks: each rank takes its
+    shard of every global batch, and the gradients, the batch loss and the epoch's loss
+    and outputs are summed over the ranks. The loop itself knows nothing of ranks."""
+
+    def __init__(self, parallel: DataParallel):
+        self.parallel = parallel
+        self.share = 1.0  # this rank's fraction of the current global batch
+        self._slots = self._flat = None
+
+    def on_train_begin(self):
+        self._slots = self._flat = None
+
+    def on_batch_begin(self, step, batch):
+        """This rank's near-equal part of the global batch, or None when the batch has
+        fewer samples than ranks (every rank then skips it)."""
+        m, W, r = batch.size, self.parallel.world_size, self.parallel.rank
+        if m < W:
+            return None
+        start, stop = m * r // W, m * (r + 1) // W
+        self.share = (stop - start) / m
+
+        def part(a):
+            return a[start:stop, ...]
+
+        return Batch(part(batch.X), None if batch.y is None else part(batch.y),
+                     {k: part(v) for k, v in batch.inputs.items()}, stop - start)
+
+    def after_backward(self, params):
+        """Params carrying the grad of this rank's mean loss -> the same params carrying the
+        grad of the global batch's mean loss, equal on every rank: one Allreduce over one
+        flat buffer. Scaled by the shares, sum_r (n_r / m) grad_r = grad of the batch mean."""
+        b = self.parallel.model.backend
+        xp = b.xp
+        if not params:  # a model without params: nothing to sum
+            return params
+        if self._slots is None:  # offsets of each grad in the flat buffer, made once per fit
+            self._slots, offset = [], 0
+            for p in params:
+                size = _size(p.value.shape)
+                self._slots.append((offset, size, tuple(p.value.shape)))
+                offset += size
+            self._flat = xp.zeros((offset,), dtype=params[0].value.dtype, device=b.device)
+        flat = self._flat
+        for p, (off, size, _) in zip(params, self._slots):
+            flat = b.set_at(flat, slice(off, off + size), xp.reshape(p.grad, (size,)) * self.share)
+        self._flat = flat = self.parallel.allreduce(flat)
+        # views of the summed buffer (NumPy: no copy); the optimizer only reads them
+        return [p.with_grad(xp.reshape(flat[off:off + size], shape)) for p, (off, size, shape) in zip(params, self._slots)]
+
+    def reduce_batch_loss(self, value):
+        """The global batch's mean loss from this rank's (for TerminateOnNaN and the like)."""
+        par = self.parallel
+        return par.comm.allreduce(value * self.share, op=par.MPI.SUM)
+
+    def reduce_epoch(self, totals):
+        """The epoch's loss sum and sample count over all ranks, the outputs and targets of
+        all ranks (so metrics cover the whole epoch), and BatchNorm running statistics
+        averaged, so every rank validates and saves the same model."""
+        par = self.parallel
+        totals.loss_sum = par.comm.allreduce(totals.loss_sum, op=par.MPI.SUM)
+        totals.seen = par.comm.allreduce(totals.seen, op=par.MPI.SUM)
+        if totals.outputs is not None:
+            totals.outputs, totals.targets = par.allgather(totals.outputs), par.allgather(totals.targets)
+        par.sync_buffers()
+        return totals
 
 
 def _root_only(callback) -> bool:

@@ -49,18 +49,24 @@ def _numeric_grad(f, x_host: np.ndarray, eps: float) -> np.ndarray:
 
 
 def gradcheck(layer_or_loss, X, target=None, eps: float = 1e-6, seed: int = 0,
-              training: bool = False, check_input: bool = True, details: bool = False):
+              check_input: bool = True, details: bool = False, **inputs):
     """Compare ``backward`` with central differences for the input and every parameter.
 
     Args:
-        layer_or_loss: a Layer (``forward(X, training)``/``backward(dY)``, params/grads)
-            or a Loss (``forward(pred, target)``/``backward()``).
+        layer_or_loss: a Layer (``forward(X, training=True)``/``backward(dY)``: any layer,
+            containers included, whose params are checked through ``named_params()``) or a
+            Loss (``forward(pred, target)``/``backward()``).
         X: the input (a backend array; cast to float64 here). For a loss, the prediction.
         target: the loss target (losses only).
         eps: the finite-difference step h.
-        training: passed to the layer's forward.
         check_input: also check dX (False for integer inputs such as embedding indices).
         details: return ``{name: relative_error}`` instead of the worst error.
+        inputs: keyword inputs of the layer's forward (attention's ``mask=``), the same
+            on every call.
+
+    The layer runs in training mode (the only one with a backward: Dropout's mask is drawn
+    once and reused for every nudge, BatchNorm uses batch statistics). Its params, buffers,
+    dtype and generator are restored afterwards, also when the check fails.
 
     Returns:
         The worst relative error over the input and all parameters (float), or the dict.
@@ -70,7 +76,7 @@ def gradcheck(layer_or_loss, X, target=None, eps: float = 1e-6, seed: int = 0,
     f64 = xp.float64
     if xp.isdtype(X.dtype, "real floating"):
         X = xp.astype(X, f64)
-    is_loss = target is not None or not hasattr(layer_or_loss, "params")
+    is_loss = target is not None or not hasattr(layer_or_loss, "named_params")
     errors = {}
 
     if is_loss:
@@ -89,38 +95,40 @@ def gradcheck(layer_or_loss, X, target=None, eps: float = 1e-6, seed: int = 0,
     if layer.backend is None:  # a fresh standalone layer: bind it in float64
         layer.bind(backend, backend.rng(seed), "float64")
     layer._prepare(X)
+    params, buffers = layer.named_params(), layer.named_buffers()
     # what we change below, put back at the end, also when a check fails: the check must
-    # not leave a model's float32 layer in float64 or its dropout generator advanced
-    saved_params, saved_dtype = dict(layer.params), layer.dtype
-    saved_buffers = {k: xp.asarray(v, copy=True) for k, v in layer.buffers.items()}  # BatchNorm's running stats
-    saved_state = getattr(layer.generator, "state", None)
-    saved_need_dX, layer.need_dX = layer.need_dX, True  # a model's first layer may skip dX
+    # not leave a model's float32 layer in float64, its running stats moved or its dropout
+    # generator advanced
+    saved_values = {name: h.value for name, h in params.items()}
+    saved_buffers = {name: xp.asarray(h.value, copy=True) for name, h in buffers.items()}
+    saved_dtype, generator = layer.dtype, layer.generator
+    saved_state = getattr(generator, "state", None)
     try:
-        for name, p in saved_params.items():  # the check runs in float64
-            layer.params[name] = xp.astype(p, f64)
-        layer.dtype = f64
-        Y = layer.forward(X, training=training)
+        layer.bind(layer.backend, generator, "float64")  # the whole tree computes in float64
+        for h in params.values():
+            h.value = xp.astype(h.value, f64)
+        Y = layer.forward(X, training=True, **inputs)
         rng = np.random.default_rng(seed)
         R_host = rng.standard_normal(tuple(Y.shape))
         R = backend.asarray(R_host, f64)
 
         def objective() -> float:
-            state = getattr(layer.generator, "state", None)
-            out = layer.forward(X_cur[0], training=training)
+            state = getattr(generator, "state", None)
+            out = layer.forward(X_cur[0], training=True, **inputs)
             if state is not None:  # the same dropout mask on every call
-                layer.generator.set_state(state)
+                generator.set_state(state)
             return float(np.sum(backend.to_numpy(out) * R_host))
 
         # analytic gradients, with the generator rewound so the mask matches the numeric passes
-        state = getattr(layer.generator, "state", None)
-        layer.forward(X, training=training)
+        state = getattr(generator, "state", None)
+        layer.forward(X, training=True, **inputs)
         if state is not None:
-            layer.generator.set_state(state)
+            generator.set_state(state)
         dX = layer.backward(R)
-        missing = [name for name in layer.params if name not in layer.grads]
+        missing = [name for name, h in params.items() if h.grad is None]
         if missing:
             raise RuntimeError(f"gradcheck: {layer!r}.backward did not set grads for {missing}")
-        analytic = {name: np.array(backend.to_numpy(g), dtype=np.float64) for name, g in layer.grads.items()}
+        analytic = {name: np.array(backend.to_numpy(h.grad), dtype=np.float64) for name, h in params.items()}
 
         X_cur = [X]
         if check_input:
@@ -132,21 +140,24 @@ def gradcheck(layer_or_loss, X, target=None, eps: float = 1e-6, seed: int = 0,
             errors["input"] = _relative_error(np.array(backend.to_numpy(dX), np.float64), _numeric_grad(f_input, x_host, eps))
             X_cur[0] = X
 
-        for name in list(layer.params):
-            original = layer.params[name]
+        for name, h in params.items():
+            original = h.value
 
-            def f_param(p_host, name=name):
-                layer.params[name] = backend.asarray(p_host, f64)
+            def f_param(p_host, h=h):
+                h.value = backend.asarray(p_host, f64)
                 return objective()
 
             p_host = np.array(backend.to_numpy(original), dtype=np.float64)
             errors[name] = _relative_error(analytic[name], _numeric_grad(f_param, p_host, eps))
-            layer.params[name] = original
+            h.value = original
     finally:
-        layer.params.update(saved_params)
-        layer.buffers.update(saved_buffers)
-        layer.dtype = saved_dtype
-        layer.need_dX = saved_need_dX
+        for name, h in params.items():
+            h.value = saved_values[name]
+        for name, h in buffers.items():
+            h.value = saved_buffers[name]
+        layer.bind(layer.backend, generator, saved_dtype)
+        for part in layer.walk():  # the numeric passes' activations: the layer holds none afterwards
+            part.saved = None
         if saved_state is not None:
-            layer.generator.set_state(saved_state)
+            generator.set_state(saved_state)
     return errors if details else max(errors.values())

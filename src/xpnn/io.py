@@ -16,11 +16,13 @@ import uuid
 
 import numpy as np
 
-FORMAT = "xpnn-1"
+FORMAT = "xpnn-2"  # "xpnn-1" files (before layers nested) load too
 
 
 def _model_config(model) -> dict:
-    cfg = model.config()
+    from .layers import layer_name
+
+    cfg = {"class": layer_name(model), "config": model.config(), "seed": model.seed, "dtype": model.dtype_name}
     cfg["backend"] = model.backend.name
     cfg["epochs_trained"] = model.epochs_trained
     cfg["generator"] = model.generator.state
@@ -30,6 +32,7 @@ def _model_config(model) -> dict:
             "optimizer": model.optimizer.config(),
             "optimizer_iterations": model.optimizer.iterations,
             "metrics": list(model.metric_names),
+            "clip_norm": model.clip_norm,
         }
     return cfg
 
@@ -82,9 +85,12 @@ def read(path):
             tensors = {k: fh.get_tensor(k) for k in fh.keys()}
     except Exception as exc:
         raise ValueError(f"{path}: not an xpnn model file (safetensors could not read it: {exc})") from None
-    if meta.get("format") != FORMAT or "xpnn" not in meta:
+    if meta.get("format") not in (FORMAT, "xpnn-1") or "xpnn" not in meta:
         raise ValueError(f"{path}: a safetensors file, but not an xpnn model (metadata format {meta.get('format')!r}, expected {FORMAT!r})")
-    return json.loads(meta["xpnn"]), tensors
+    cfg = json.loads(meta["xpnn"])
+    if meta["format"] == "xpnn-1":  # the architecture sat at the top level then
+        cfg["config"] = cfg.pop("arch") if cfg["class"] == "NeuralNetwork" else {"layers": cfg.pop("layers")}
+    return cfg, tensors
 
 
 def load(path, backend=None, device=None):
@@ -92,33 +98,30 @@ def load(path, backend=None, device=None):
     (default: the current default backend), compiled and ready to predict or to resume
     training."""
     from .layers import LAYERS
-    from .model import NeuralNetwork, Sequential
+    from .layers.base import build_layer
 
     cfg, tensors = read(path)
-    if cfg["class"] == "NeuralNetwork":
-        model = NeuralNetwork(**cfg["arch"], backend=backend, seed=cfg["seed"], dtype=cfg["dtype"], device=device)
-    else:
-        layers = []
-        for spec in cfg["layers"]:
-            if spec["class"] not in LAYERS:
-                raise ValueError(f"{path}: unknown layer class {spec['class']!r} (known: {sorted(LAYERS)})")
-            layers.append(LAYERS[spec["class"]](**spec["config"]))
-        model = Sequential(layers, backend=backend, seed=cfg["seed"], dtype=cfg["dtype"], device=device)
+    cls = LAYERS.get(cfg["class"])
+    if cls is None or not hasattr(cls, "compile"):
+        raise ValueError(f"{path}: unknown model class {cfg['class']!r}")
+    config = dict(cfg["config"])
+    if "layers" in config:  # saved specs -> layers, with the file named in errors
+        config["layers"] = [build_layer(spec, str(path)) for spec in config["layers"]]
+    model = cls(**config, backend=backend, seed=cfg["seed"], dtype=cfg["dtype"], device=device)
     b = model.backend
-    missing = sorted(set(f"layer.{k}" for k in model.named_arrays()) - set(tensors))
+    handles = model.named_handles()
+    missing = sorted(f"layer.{k}" for k in handles if f"layer.{k}" not in tensors)
     if missing:  # they would silently keep their random initial values
         raise ValueError(f"{path}: the model file lacks tensors {missing}")
     for key, value in tensors.items():
         if not key.startswith("layer."):
             continue
-        index, name = key[len("layer."):].split(".", 1)
-        layer = model.layers[int(index)]
-        store = layer.buffers if name in layer.buffers else layer.params
-        if name not in store:
-            raise ValueError(f"{path}: tensor {key!r} does not match layer {index} ({layer!r})")
-        if tuple(store[name].shape) != tuple(value.shape):
-            raise ValueError(f"{path}: tensor {key!r} has shape {value.shape}, layer {index} expects {tuple(store[name].shape)}")
-        store[name] = b.asarray(value, copy=True)
+        h = handles.get(key[len("layer."):])
+        if h is None:
+            raise ValueError(f"{path}: tensor {key!r} matches no param or buffer of the model")
+        if tuple(h.value.shape) != tuple(value.shape):
+            raise ValueError(f"{path}: tensor {key!r} has shape {value.shape}, the model expects {tuple(h.value.shape)}")
+        h.value = b.asarray(value, copy=True)
     model.generator.set_state(cfg["generator"])
     model.epochs_trained = cfg.get("epochs_trained", 0)
     comp = cfg.get("compile")
@@ -127,7 +130,8 @@ def load(path, backend=None, device=None):
         from .optimizers import get_optimizer
 
         loss_cfg = dict(comp["loss"])
-        model.compile(get_loss(loss_cfg.pop("name"), **loss_cfg), get_optimizer(comp["optimizer"]), comp["metrics"])
+        model.compile(get_loss(loss_cfg.pop("name"), **loss_cfg), get_optimizer(comp["optimizer"]), comp["metrics"],
+                      clip_norm=comp.get("clip_norm"))
         state = {k[len("optimizer."):]: b.asarray(v) for k, v in tensors.items() if k.startswith("optimizer.")}
         model.optimizer.load_state_arrays(state, comp["optimizer_iterations"])
     return model

@@ -50,10 +50,10 @@ class Loss:
     """
 
     name = "loss"
-    accepts_labels = False  # True where target may be integer labels (batch,)
-    # Range-check integer labels on every forward (a host sync); fit checks the whole set
-    # once with check_labels and turns this off while it trains.
-    label_check = True
+    # True where target may be integer labels (batch,): forward then also takes
+    # check_labels=True, a range check of every label (one host sync); fit checks the
+    # whole set once and passes check_labels=False for each batch
+    accepts_labels = False
 
     def __init__(self):
         self.backend = None
@@ -136,9 +136,10 @@ class Loss:
             target = self.xp.astype(target, pred.dtype)
         return target
 
-    def _class_rows(self, pred, target):
+    def _class_rows(self, pred, target, check_labels: bool):
         """target as (batch, C) rows in pred's dtype: integer labels (batch,) become one-hot
-        rows, probability rows (batch, C) are cast. pred must be (batch, C)."""
+        rows (range-checked if ``check_labels``), probability rows (batch, C) are cast.
+        pred must be (batch, C)."""
         xp = self.xp
         if pred.ndim != 2:
             raise ValueError(f"{self._where()}: pred has shape {tuple(pred.shape)}, expected (batch, classes)")
@@ -153,7 +154,7 @@ class Loss:
                                  f"{tuple(target.shape)}; labels need shape ({N},)")
             # int64 first: comparing uint8 labels with C = 300 would overflow the dtype
             target = xp.astype(target, xp.int64) if target.dtype != xp.int64 else target
-            if self.label_check:
+            if check_labels:
                 self.check_labels(target, C)
             classes = xp.arange(C, dtype=target.dtype, device=self.backend.device)
             return xp.astype(target[:, None] == classes[None, :], pred.dtype)
@@ -363,11 +364,11 @@ class SoftmaxCrossEntropy(Loss):
         self.label_smoothing = _float_arg("SoftmaxCrossEntropy", "label_smoothing", label_smoothing,
                                           0.0, 1.0, closed_low=True)
 
-    def forward(self, pred, target):
+    def forward(self, pred, target, check_labels: bool = True):
         self._bind(pred, target)
         xp = self.xp
         from_labels = target.ndim == 1
-        T = self._class_rows(pred, target)
+        T = self._class_rows(pred, target, check_labels)
         N, C = pred.shape
         ls = self.label_smoothing
         if ls > 0.0:
@@ -410,10 +411,10 @@ class CrossEntropy(Loss):
         super().__init__()
         self.eps = _float_arg("CrossEntropy", "eps", eps, 0.0, 0.5, closed_low=False)
 
-    def forward(self, pred, target):
+    def forward(self, pred, target, check_labels: bool = True):
         self._bind(pred, target)
         xp = self.xp
-        T = self._class_rows(pred, target)
+        T = self._class_rows(pred, target, check_labels)
         Pc = xp.maximum(pred, self.eps)
         self._saved = (T, Pc)
         return -xp.sum(T * xp.log(Pc)) / pred.shape[0]

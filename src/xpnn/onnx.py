@@ -36,14 +36,8 @@ import math
 
 import numpy as np
 
-from .layers.activations import ELU, GELU, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
-from .layers.conv import Conv1D, Conv2D
-from .layers.dense import Dense
-from .layers.dropout import Dropout
-from .layers.flatten import Flatten
-from .layers.normalization import BatchNorm1D, BatchNorm2D, LayerNorm
-from .layers.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
-from .layers.residual import Residual
+from . import _checks
+from .layers import LAYERS
 
 MIN_OPSET = 17  # LayerNormalization and the current Softmax (axis -1) semantics
 
@@ -108,15 +102,18 @@ def export(model, path, input_shape=None, opset: int = MIN_OPSET, probabilities:
     """
     onnx = _require_onnx()
     where = "xpnn.onnx.export"
-    layers = getattr(model, "layers", None)
-    if layers is None or not hasattr(model, "backend"):
+    from .model import Sequential
+
+    if not isinstance(model, Sequential):
         raise TypeError(f"{where}: model must be an xpnn Sequential, found {type(model).__name__}")
+    layers = model.layers
     if not layers:
         raise ValueError(f"{where}: the model has no layers")
     max_opset = onnx.defs.onnx_opset_version()
-    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= max_opset:
+    if not _checks.is_integer(opset) or not MIN_OPSET <= opset <= max_opset:
         raise ValueError(f"{where}: opset must be an integer in [{MIN_OPSET}, {max_opset}] "
                          f"(the onnx package installed supports up to {max_opset}), found {opset!r}")
+    opset = int(opset)
     if not isinstance(probabilities, bool):
         raise TypeError(f"{where}: probabilities must be True or False, found {probabilities!r}")
     for i, layer in enumerate(layers):
@@ -165,7 +162,7 @@ def _sample_shape(model, input_shape, where) -> tuple:
         shape = tuple(input_shape)
     except TypeError:
         shape = (input_shape,)
-    if not shape or any(isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1 for d in shape):
+    if not shape or any(not _checks.is_integer(d) or d < 1 for d in shape):
         raise ValueError(f"{where}: input_shape must be the shape of one sample (positive integers, no batch "
                          f"axis), e.g. (784,) or (1, 28, 28), found {input_shape!r}")
     return tuple(int(d) for d in shape)
@@ -195,12 +192,14 @@ def _export_layer(g: _Graph, layer, X: str, where: str) -> str:
 
 
 def _exporter_for(layer, where: str):
-    # exact classes: a subclass may compute something else
-    exporter = _EXPORTERS.get(type(layer))
+    # by registry name, for the registered class only: a subclass may compute something else
+    name = type(layer).__name__
+    exporter = _EXPORTERS.get(name) if LAYERS.get(name) is type(layer) else None
     if exporter is None:
         raise NotImplementedError(
-            f"xpnn.onnx.export: {where} {layer!r} ({type(layer).__name__}) cannot be exported to ONNX; "
-            f"exportable layers: {', '.join(cls.__name__ for cls in _EXPORTERS)}")
+            f"xpnn.onnx.export: {where} {layer!r} ({name}) cannot be exported to ONNX; "
+            f"exportable layers: {', '.join(sorted(_EXPORTERS))}; not yet: "
+            f"{', '.join(sorted(set(LAYERS) - set(_EXPORTERS))) or 'none'}")
     return exporter
 
 
@@ -208,7 +207,7 @@ def _check_exportable(layer, where: str) -> None:
     """Raise the unsupported-layer error before anything runs (a layer the exporter does
     not know may not even accept the probe input)."""
     _exporter_for(layer, where)
-    for j, child in enumerate(getattr(layer, "layers", ())):
+    for j, child in enumerate(layer.children()):
         _check_exportable(child, _child_where(layer, j, where))
 
 
@@ -293,35 +292,42 @@ def _global_avgpool(g, layer, X, where):
     return g.op("Flatten", [g.op("GlobalAveragePool", [X])], axis=1)
 
 
+def _sequence(g, layer, X, where):
+    """The children in order (a Sequential nested in the model)."""
+    for j, child in enumerate(layer.children()):
+        X = _export_layer(g, child, X, _child_where(layer, j, where))
+    return X
+
+
 def _residual(g, layer, X, where):
     """Y = X + f(X), f being the inner layers in sequence."""
-    FX = X
-    for j, child in enumerate(layer.layers):
-        FX = _export_layer(g, child, FX, _child_where(layer, j, where))
-    return g.op("Add", [X, FX], hint="residual")
+    return g.op("Add", [X, _sequence(g, layer, X, where)], hint="residual")
 
 
+# exporters by the layer registry's names; a registered layer missing here is named in the error
 _EXPORTERS = {
-    Dense: _dense,
-    ReLU: _unary("Relu"),
-    LeakyReLU: lambda g, layer, X, where: g.op("LeakyRelu", [X], alpha=layer.alpha),
-    ELU: lambda g, layer, X, where: g.op("Elu", [X], alpha=layer.alpha),
-    GELU: _gelu,
-    Sigmoid: _unary("Sigmoid"),
-    Tanh: _unary("Tanh"),
-    Softmax: _unary("Softmax", axis=-1),
-    Identity: _unary("Identity"),
-    Dropout: _unary("Identity"),  # dropout is off at inference
-    Flatten: _unary("Flatten", axis=1),
-    Conv2D: _conv,
-    Conv1D: _conv,
-    MaxPool2D: _maxpool,
-    AvgPool2D: _avgpool,
-    GlobalAvgPool2D: _global_avgpool,
-    BatchNorm1D: _batchnorm,
-    BatchNorm2D: _batchnorm,
-    LayerNorm: _layernorm,
-    Residual: _residual,
+    "Dense": _dense,
+    "ReLU": _unary("Relu"),
+    "LeakyReLU": lambda g, layer, X, where: g.op("LeakyRelu", [X], alpha=layer.alpha),
+    "ELU": lambda g, layer, X, where: g.op("Elu", [X], alpha=layer.alpha),
+    "GELU": _gelu,
+    "Sigmoid": _unary("Sigmoid"),
+    "Tanh": _unary("Tanh"),
+    "Softmax": _unary("Softmax", axis=-1),
+    "Identity": _unary("Identity"),
+    "Dropout": _unary("Identity"),  # dropout is off at inference
+    "Flatten": _unary("Flatten", axis=1),
+    "Conv2D": _conv,
+    "Conv1D": _conv,
+    "MaxPool2D": _maxpool,
+    "AvgPool2D": _avgpool,
+    "GlobalAvgPool2D": _global_avgpool,
+    "BatchNorm1D": _batchnorm,
+    "BatchNorm2D": _batchnorm,
+    "LayerNorm": _layernorm,
+    "Residual": _residual,
+    "Sequential": _sequence,
+    "NeuralNetwork": _sequence,
 }
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import math
 
 from ..functional import sigmoid, softmax, softmax_backward
-from .base import Layer
+from .. import _checks
+from .base import Layer, register_layer
 
 
 class Activation(Layer):
@@ -22,65 +23,74 @@ class Activation(Layer):
             super()._prepare(X)
 
 
+@register_layer
 class ReLU(Activation):
     """max(0, x); derivative 1 where x > 0, else 0."""
 
     def forward(self, X, training=False):
         self._prepare(X)
         xp = self.xp
-        self.active = X > 0  # where the slope is 1 (booleans: a quarter of a float mask's bytes)
+        # where the slope is 1 (booleans: a quarter of a float mask's bytes)
+        self.saved = (X > 0) if training else None
         return xp.maximum(X, xp.zeros((), dtype=X.dtype, device=self.backend.device))
 
     @property
     def mask(self):
-        """The last forward's derivative as 0.0 / 1.0 in the layer's dtype."""
-        return self.xp.astype(self.active, self.dtype)
+        """The derivative a training forward saved, as 0.0 / 1.0 in the layer's dtype (None
+        once backward took it, or after inference)."""
+        return None if self.saved is None else self.xp.astype(self.saved, self.dtype)
 
-    def backward(self, dY):
+    def backward(self, dY, need_dX=True):
         # dY where X > 0, else 0: a multiply by the boolean mask (several times faster than
         # where() on NumPy), dY first brought to the mask's memory order (NumPy speed only:
         # a Conv2D output's layout)
+        active = self.take_saved()
         backend = self.backend
-        return backend.mask_multiply(backend.match_layout(dY, self.active), self.active)
+        return backend.mask_multiply(backend.match_layout(dY, active), active)
 
 
+@register_layer
 class LeakyReLU(Activation):
     """x if x > 0 else alpha * x."""
 
     def __init__(self, alpha: float = 0.01):
         super().__init__()
-        self.alpha = float(alpha)
+        self.alpha = _checks.number(alpha, "alpha", "LeakyReLU")
 
     def forward(self, X, training=False):
         self._prepare(X)
         # slope is 1 where x > 0, alpha elsewhere; Y = x * slope, dX = dY * slope
-        self.slope = self.xp.astype(X > 0, X.dtype) * (1.0 - self.alpha) + self.alpha
-        return X * self.slope
+        slope = self.xp.astype(X > 0, X.dtype) * (1.0 - self.alpha) + self.alpha
+        self.saved = slope if training else None
+        return X * slope
 
-    def backward(self, dY):
-        return dY * self.slope
+    def backward(self, dY, need_dX=True):
+        return dY * self.take_saved()
 
     def config(self):
         return {"alpha": self.alpha}
 
 
+@register_layer
 class ELU(Activation):
     """x if x > 0 else alpha * (exp(x) - 1); derivative there is Y + alpha."""
 
     def __init__(self, alpha: float = 1.0):
         super().__init__()
-        self.alpha = float(alpha)
+        self.alpha = _checks.number(alpha, "alpha", "ELU")
 
     def forward(self, X, training=False):
         self._prepare(X)
         xp = self.xp
-        self.mask = X > 0
+        positive = X > 0
         # expm1 of min(x, 0): no overflow for large positive x on the branch not taken
-        self.neg = xp.expm1(xp.minimum(X, xp.zeros_like(X))) * self.alpha
-        return xp.where(self.mask, X, self.neg)
+        neg = xp.expm1(xp.minimum(X, xp.zeros_like(X))) * self.alpha
+        self.saved = (positive, neg) if training else None
+        return xp.where(positive, X, neg)
 
-    def backward(self, dY):
-        return self.xp.where(self.mask, dY, dY * (self.neg + self.alpha))
+    def backward(self, dY, need_dX=True):
+        positive, neg = self.take_saved()
+        return self.xp.where(positive, dY, dY * (neg + self.alpha))
 
     def config(self):
         return {"alpha": self.alpha}
@@ -89,60 +99,69 @@ class ELU(Activation):
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
 
+@register_layer
 class GELU(Activation):
     """0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3): the tanh approximation
     (the array API has no erf)."""
 
     def forward(self, X, training=False):
         self._prepare(X)
-        xp = self.xp
-        self.X = X
-        self.t = xp.tanh(_SQRT_2_OVER_PI * (X + 0.044715 * X * X * X))
-        return 0.5 * X * (1.0 + self.t)
+        t = self.xp.tanh(_SQRT_2_OVER_PI * (X + 0.044715 * X * X * X))
+        self.saved = (X, t) if training else None
+        return 0.5 * X * (1.0 + t)
 
-    def backward(self, dY):
-        X, t = self.X, self.t
+    def backward(self, dY, need_dX=True):
+        X, t = self.take_saved()
         du_dx = _SQRT_2_OVER_PI * (1.0 + 3 * 0.044715 * X * X)
         return dY * (0.5 * (1.0 + t) + 0.5 * X * (1.0 - t * t) * du_dx)
 
 
+@register_layer
 class Sigmoid(Activation):
     """1 / (1 + exp(-x)); derivative Y (1 - Y)."""
 
     def forward(self, X, training=False):
         self._prepare(X)
-        self.Y = sigmoid(self.xp, X)
-        return self.Y
+        Y = sigmoid(self.xp, X)
+        self.saved = Y if training else None
+        return Y
 
-    def backward(self, dY):
-        return dY * self.Y * (1.0 - self.Y)
+    def backward(self, dY, need_dX=True):
+        Y = self.take_saved()
+        return dY * Y * (1.0 - Y)
 
 
+@register_layer
 class Tanh(Activation):
     """tanh(x); derivative 1 - Y^2."""
 
     def forward(self, X, training=False):
         self._prepare(X)
-        self.Y = self.xp.tanh(X)
-        return self.Y
+        Y = self.xp.tanh(X)
+        self.saved = Y if training else None
+        return Y
 
-    def backward(self, dY):
-        return dY * (1.0 - self.Y * self.Y)
+    def backward(self, dY, need_dX=True):
+        Y = self.take_saved()
+        return dY * (1.0 - Y * Y)
 
 
+@register_layer
 class Softmax(Activation):
     """Softmax over the last axis. Backward: dX = Y * (dY - sum(dY * Y)) (the Jacobian
     diag(Y) - Y Y^T applied row by row without building it)."""
 
     def forward(self, X, training=False):
         self._prepare(X)
-        self.Y = softmax(self.xp, X)
-        return self.Y
+        Y = softmax(self.xp, X)
+        self.saved = Y if training else None
+        return Y
 
-    def backward(self, dY):
-        return softmax_backward(self.xp, self.Y, dY)
+    def backward(self, dY, need_dX=True):
+        return softmax_backward(self.xp, self.take_saved(), dY)
 
 
+@register_layer
 class Identity(Activation):
     """y = x (a placeholder activation)."""
 
@@ -150,7 +169,7 @@ class Identity(Activation):
         self._prepare(X)
         return X
 
-    def backward(self, dY):
+    def backward(self, dY, need_dX=True):
         return dY
 
 

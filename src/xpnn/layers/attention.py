@@ -18,15 +18,17 @@ from __future__ import annotations
 
 import math
 
+from .. import _checks
 from .. import init as initializers
 from ..functional import softmax, softmax_backward
-from .base import Layer
+from .base import Layer, register_layer
 
 # Added to the scores of masked keys: exp() of it is exactly 0 in float32 and float64,
 # while staying finite so that a row with every key masked gives no inf - inf = NaN.
 _MASKED = -1e30
 
 
+@register_layer
 class MultiHeadSelfAttention(Layer):
     """Multi-head scaled dot-product self-attention.
 
@@ -45,25 +47,18 @@ class MultiHeadSelfAttention(Layer):
     (its output is ``bo``) instead of NaN.
     """
 
-    takes_mask = True  # containers (Residual, TransformerEncoderBlock) pass ``mask`` on
+    forward_inputs = ("mask",)  # containers (Sequential, Residual, ...) route ``mask`` here
 
     def __init__(self, embed_dim: int, num_heads: int, causal: bool = False, dropout: float = 0.0):
         super().__init__()
-        for name, value in (("embed_dim", embed_dim), ("num_heads", num_heads)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"MultiHeadSelfAttention: {name} must be a positive integer, found {value!r}")
-        if embed_dim % num_heads:
-            raise ValueError(f"MultiHeadSelfAttention: embed_dim ({embed_dim}) must be divisible by "
-                             f"num_heads ({num_heads})")
-        if not isinstance(causal, bool):
-            raise ValueError(f"MultiHeadSelfAttention: causal must be True or False, found {causal!r}")
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
-            raise ValueError(f"MultiHeadSelfAttention: dropout must be a number in [0, 1), found {dropout!r}")
-        self.embed_dim = embed_dim
-        self.num_heads = num_heads
-        self.head_dim = embed_dim // num_heads
-        self.causal = causal
-        self.dropout = float(dropout)
+        where = "MultiHeadSelfAttention"
+        self.embed_dim = _checks.positive_int(embed_dim, "embed_dim", where)
+        self.num_heads = _checks.positive_int(num_heads, "num_heads", where)
+        if self.embed_dim % self.num_heads:
+            raise ValueError(f"{where}: embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
+        self.causal = _checks.boolean(causal, "causal", where)
+        self.dropout = _checks.number(dropout, "dropout", where, 0.0, 1.0, high_open=True)
+        self.head_dim = self.embed_dim // self.num_heads
 
     def build(self, X=None) -> None:
         E = self.embed_dim
@@ -109,27 +104,28 @@ class MultiHeadSelfAttention(Layer):
             raise ValueError(f"{self._where()}: X has shape {tuple(X.shape)}, expected (batch, seq, {self.embed_dim})")
         xp, p = self.xp, self.params
         B, T, _ = X.shape
-        self.X = X
-        self.Q = self._split(X @ p["Wq"] + p["bq"])
-        self.K = self._split(X @ p["Wk"] + p["bk"])
-        self.V = self._split(X @ p["Wv"] + p["bv"])
-        S = (self.Q @ xp.matrix_transpose(self.K)) * (1.0 / math.sqrt(self.head_dim))
+        Q = self._split(X @ p["Wq"] + p["bq"])
+        K = self._split(X @ p["Wk"] + p["bk"])
+        V = self._split(X @ p["Wv"] + p["bv"])
+        S = (Q @ xp.matrix_transpose(K)) * (1.0 / math.sqrt(self.head_dim))
         allowed = self._allowed(mask, B, T)
         if allowed is None:
-            self.P = softmax(xp, S)
+            P = softmax(xp, S)
         else:
-            self.P = softmax(xp, xp.where(allowed, S, _MASKED))
-            self.P = xp.where(allowed, self.P, 0.0)  # only changes rows with no key allowed
-        self.drop = None
+            P = softmax(xp, xp.where(allowed, S, _MASKED))
+            P = xp.where(allowed, P, 0.0)  # only changes rows with no key allowed
+        drop = None
         if training and self.dropout > 0.0:
             keep = 1.0 - self.dropout
-            self.drop = self.generator.bernoulli(tuple(self.P.shape), keep, dtype=self.P.dtype) * (1.0 / keep)
-        self.A = self.P if self.drop is None else self.P * self.drop
-        self.O = self._merge(self.A @ self.V)
-        return self.O @ p["Wo"] + p["bo"]
+            drop = self.generator.bernoulli(tuple(P.shape), keep, dtype=P.dtype) * (1.0 / keep)
+        A = P if drop is None else P * drop
+        O = self._merge(A @ V)
+        self.saved = (X, Q, K, V, P, drop, A, O) if training else None
+        return O @ p["Wo"] + p["bo"]
 
-    def backward(self, dY):
+    def backward(self, dY, need_dX=True):
         """dY: (batch, seq, E) -> dX: (batch, seq, E); fills the grads of all 8 params."""
+        X, Q, K, V, P, drop, A, O = self.take_saved()
         xp, p = self.xp, self.params
         E = self.embed_dim
 
@@ -137,25 +133,25 @@ class MultiHeadSelfAttention(Layer):
             return xp.reshape(Z, (-1, E))
 
         # Y = O Wo + bo
-        self.grads["Wo"] = rows(self.O).T @ rows(dY)
+        self.grads["Wo"] = rows(O).T @ rows(dY)
         self.grads["bo"] = xp.sum(rows(dY), axis=0)
         dO = self._split(dY @ p["Wo"].T)                        # (B, H, T, d)
         # O = A V
-        dA = dO @ xp.matrix_transpose(self.V)                   # (B, H, T, T)
-        dV = xp.matrix_transpose(self.A) @ dO                   # (B, H, T, d)
+        dA = dO @ xp.matrix_transpose(V)                        # (B, H, T, T)
+        dV = xp.matrix_transpose(A) @ dO                        # (B, H, T, d)
         # A = P * drop
-        dP = dA if self.drop is None else dA * self.drop
+        dP = dA if drop is None else dA * drop
         # P = softmax(S): masked entries have P = 0, so they get dS = 0
-        dS = softmax_backward(xp, self.P, dP)
+        dS = softmax_backward(xp, P, dP)
         dS = dS * (1.0 / math.sqrt(self.head_dim))
         # S = Q K^T (scaled above)
-        dQ = dS @ self.K
-        dK = xp.matrix_transpose(dS) @ self.Q
+        dQ = dS @ K
+        dK = xp.matrix_transpose(dS) @ Q
         # Q = X Wq + bq, and likewise K, V: X feeds all three, so dX sums three terms
         dX = None
         for name, dZ in (("q", dQ), ("k", dK), ("v", dV)):
             dZ = self._merge(dZ)                                # (B, T, E)
-            self.grads[f"W{name}"] = rows(self.X).T @ rows(dZ)
+            self.grads[f"W{name}"] = rows(X).T @ rows(dZ)
             self.grads[f"b{name}"] = xp.sum(rows(dZ), axis=0)
             term = dZ @ p[f"W{name}"].T
             dX = term if dX is None else dX + term
@@ -169,36 +165,31 @@ class MultiHeadSelfAttention(Layer):
         return tuple(input_shape)
 
 
+@register_layer
 class PositionalEncoding(Layer):
     """Adds the fixed sinusoidal position signal of "Attention Is All You Need":
 
         PE[t, 2i] = sin(t / 10000^(2i / E)),   PE[t, 2i + 1] = cos(t / 10000^(2i / E))
 
     Shapes: X (batch, seq, E) -> Y = X + PE[:seq] (batch, seq, E), seq <= max_len.
-    No params; backward passes dY through unchanged. The table is computed once per
-    (E, dtype, backend) and not saved (it is a function of the shape).
+    No params; backward passes dY through unchanged. The table is computed for the
+    positions a batch has (a few sin/cos per number, cheap beside attention) and never
+    kept: the layer holds no arrays.
     """
 
     def __init__(self, max_len: int = 512):
         super().__init__()
-        if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1:
-            raise ValueError(f"PositionalEncoding: max_len must be a positive integer, found {max_len!r}")
-        self.max_len = max_len
-        self._table = None
-        self._key = None
+        self.max_len = _checks.positive_int(max_len, "max_len", "PositionalEncoding")
 
-    def table(self, E: int, dtype):
-        """PE: (max_len, E) in ``dtype`` on this layer's device (computed in float64)."""
-        key = (E, dtype, self.backend)
-        if self._key != key:
-            xp, dev = self.xp, self.backend.device
-            t = xp.arange(self.max_len, dtype=xp.float64, device=dev)[:, None]      # (max_len, 1)
-            j = xp.arange(E, device=dev)
-            pair = xp.astype(j - j % 2, xp.float64)                                 # 2i for columns 2i, 2i+1
-            angle = t * xp.exp(pair * (-math.log(10000.0) / E))[None, :]             # (max_len, E)
-            pe = xp.where((j % 2 == 0)[None, :], xp.sin(angle), xp.cos(angle))
-            self._table, self._key = xp.astype(pe, dtype), key
-        return self._table
+    def table(self, T: int, E: int, dtype):
+        """PE[:T]: (T, E) in ``dtype`` on this layer's device (computed in float64)."""
+        xp, dev = self.xp, self.backend.device
+        t = xp.arange(T, dtype=xp.float64, device=dev)[:, None]                 # (T, 1)
+        j = xp.arange(E, device=dev)
+        pair = xp.astype(j - j % 2, xp.float64)                                 # 2i for columns 2i, 2i+1
+        angle = t * xp.exp(pair * (-math.log(10000.0) / E))[None, :]             # (T, E)
+        pe = xp.where((j % 2 == 0)[None, :], xp.sin(angle), xp.cos(angle))
+        return xp.astype(pe, dtype)
 
     def forward(self, X, training=False):
         """X: (batch, seq, E) -> Y: (batch, seq, E)."""
@@ -208,9 +199,9 @@ class PositionalEncoding(Layer):
         if X.shape[1] > self.max_len:
             raise ValueError(f"{self._where()}: X has {X.shape[1]} positions (shape {tuple(X.shape)}), more than "
                              f"max_len={self.max_len}; build it with PositionalEncoding(max_len={X.shape[1]}) or more")
-        return X + self.table(X.shape[2], X.dtype)[None, : X.shape[1], :]
+        return X + self.table(X.shape[1], X.shape[2], X.dtype)[None, :, :]
 
-    def backward(self, dY):
+    def backward(self, dY, need_dX=True):
         """dY: (batch, seq, E) -> dX = dY (the encoding is a constant)."""
         return dY
 

@@ -1,33 +1,80 @@
-"""The layer contract every layer follows.
+"""The layer contract every layer follows, and the one registry of layer classes.
 
-- ``params`` and ``grads`` are dicts with the same keys ("W", "b", ...).
-- ``forward(X, training=False) -> Y`` keeps only what ``backward`` needs.
-- ``backward(dY) -> dX`` returns the gradient for the input and overwrites ``grads``.
+- ``params`` and ``grads`` are dicts with the same keys ("W", "b", ...); ``buffers`` holds
+  state that is saved and moved but not trained (BatchNorm's running statistics).
+- ``forward(X, training=False, **inputs) -> Y``. With ``training=True`` the layer keeps
+  what its backward needs in ``self.saved``; with ``training=False`` it keeps nothing.
+  ``inputs`` are extra per-sample arrays some layers take (attention's ``mask``); a
+  layer names them in ``forward_inputs``.
+- ``backward(dY, need_dX=True) -> dX`` returns the gradient for the input, overwrites
+  ``grads`` and hands ``saved`` back (the layer then holds no activations). With
+  ``need_dX=False`` (nothing upstream needs it: the first layer while training) a layer
+  may skip computing dX and return None, as autograd skips inputs without grad.
 
-A layer is bound to a backend, a seeded generator and a dtype by its model
-(``bind``). A layer used on its own binds itself to the backend and float dtype of the
-first array it sees, with seed 0.
+A layer is bound to a backend, a seeded generator and a dtype by its model (``bind``). A
+layer used on its own binds itself to the backend and float dtype of the first array it
+sees, with seed 0. Layers made of layers (containers: Sequential, Residual, ...) list
+them in ``children()``; ``named_params()`` walks the tree and names each array by its
+path ("1.0.W": child 1, its child 0, its W).
 """
 
 from __future__ import annotations
 
 from ..backends import Backend, Generator, backend_of
+from ..param import Param
+
+LAYERS: dict = {}  # class name -> class: what save/load, xpnn.layers and the ONNX exporter read
+
+
+def register_layer(cls):
+    """Make a Layer subclass known by its class name to save/load, ``xpnn.layers`` and the
+    ONNX exporter (use as a class decorator). Registering another class under a name that
+    is taken is an error: a saved model must mean one thing."""
+    if not (isinstance(cls, type) and issubclass(cls, Layer)):
+        raise TypeError(f"register_layer: expected a Layer subclass, found {cls!r}")
+    known = LAYERS.get(cls.__name__)
+    if known is not None and known is not cls and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
+        raise ValueError(f"register_layer: a layer class named {cls.__name__!r} is already registered "
+                         f"({known.__module__}.{known.__qualname__}); give yours another name")
+    LAYERS[cls.__name__] = cls
+    return cls
+
+
+def layer_name(layer) -> str:
+    """The registry name of ``layer``'s class (what a saved model records)."""
+    name = type(layer).__name__
+    if LAYERS.get(name) is not type(layer):
+        raise ValueError(f"layer {layer!r} is not registered for saving: decorate its class with "
+                         f"xpnn.layers.register_layer")
+    return name
+
+
+def build_layer(spec, where: str) -> "Layer":
+    """A Layer from a Layer (returned as is) or a saved spec ``{"class": name, "config": {...}}``."""
+    if isinstance(spec, Layer):
+        return spec
+    if isinstance(spec, dict) and "class" in spec:
+        cls = LAYERS.get(spec["class"])
+        if cls is None:
+            raise ValueError(f"{where}: unknown layer class {spec['class']!r} (known: {sorted(LAYERS)})")
+        return cls(**spec.get("config", {}))
+    raise TypeError(f"{where}: expected a Layer or a {{'class': ..., 'config': ...}} spec, found {type(spec).__name__}")
 
 
 class Layer:
-    """Base class: holds the backend binding and the params/grads dicts."""
+    """Base class: the backend binding, params/grads/buffers, what forward saved."""
+
+    forward_inputs: tuple = ()  # keyword inputs forward takes besides X, e.g. ("mask",)
 
     def __init__(self):
         self.params: dict = {}
         self.grads: dict = {}
-        self.buffers: dict = {}  # non-trained state that is saved and moved (running stats)
+        self.buffers: dict = {}
+        self.saved = None  # what forward(training=True) kept for backward
         self.backend: Backend | None = None
         self.generator: Generator | None = None
         self.dtype = None
         self.built = False
-        # False when nothing upstream needs dX (the first layer of a model during fit):
-        # layers may then skip that product, as autograd skips inputs without grad.
-        self.need_dX = True
 
     # ---- binding ------------------------------------------------------------------------
 
@@ -36,10 +83,13 @@ class Layer:
         return self.backend.xp
 
     def bind(self, backend: Backend, generator: Generator, dtype) -> "Layer":
-        """Attach backend, generator and dtype; create params if the input size is known."""
+        """Attach backend, generator and dtype (to the children too); create params if the
+        input size is known."""
         self.backend = backend
         self.generator = generator
         self.dtype = backend.dtype(dtype)
+        for child in self.children():
+            child.bind(backend, generator, self.dtype)
         if not self.built and self.ready():
             self.build()
             self.built = True
@@ -56,21 +106,89 @@ class Layer:
         """Bind on first use (standalone layers) and build lazily-sized params."""
         if self.backend is None:
             backend = backend_of(X)
-            self.bind(backend, backend.rng(0), X.dtype if _is_float(backend, X) else "float32")
+            self.bind(backend, backend.rng(0), X.dtype if backend.xp.isdtype(X.dtype, "real floating") else "float32")
         if not self.built:
             self.build(X)
             self.built = True
 
     # ---- the contract -------------------------------------------------------------------
 
-    def forward(self, X, training: bool = False):
+    def forward(self, X, training: bool = False, **inputs):
         raise NotImplementedError
 
-    def backward(self, dY):
+    def backward(self, dY, need_dX: bool = True):
         raise NotImplementedError
 
-    def __call__(self, X, training: bool = False):
-        return self.forward(X, training=training)
+    def __call__(self, X, training: bool = False, **inputs):
+        return self.forward(X, training=training, **inputs)
+
+    def take_saved(self):
+        """What forward(training=True) kept, handed to backward once: afterwards the layer
+        holds no activations (a clear error if there is nothing to take)."""
+        saved, self.saved = self.saved, None
+        if saved is None:
+            raise RuntimeError(f"{self!r}.backward needs a forward(X, training=True) first "
+                               f"(inference keeps nothing, and each forward serves one backward)")
+        return saved
+
+    def accepts(self, name: str) -> bool:
+        """Whether forward (here or in a child) takes the keyword input ``name``."""
+        return name in self.forward_inputs or any(child.accepts(name) for child in self.children())
+
+    # ---- the tree of layers --------------------------------------------------------------
+
+    def children(self) -> list:
+        """The layers this layer is made of (containers); a plain layer has none."""
+        return []
+
+    def walk(self):
+        """This layer and every layer inside it, depth first."""
+        yield self
+        for child in self.children():
+            yield from child.walk()
+
+    def named_params(self, prefix: str = "") -> dict:
+        """Every trained array of this layer and its children as a Param handle, by path."""
+        out = {f"{prefix}{k}": Param(self.params, k, self.grads) for k in self.params}
+        for i, child in enumerate(self.children()):
+            out.update(child.named_params(f"{prefix}{i}."))
+        return out
+
+    def named_buffers(self, prefix: str = "") -> dict:
+        """Every buffer (saved, not trained) as a Param handle, by path."""
+        out = {f"{prefix}{k}": Param(self.buffers, k) for k in self.buffers}
+        for i, child in enumerate(self.children()):
+            out.update(child.named_buffers(f"{prefix}{i}."))
+        return out
+
+    def named_handles(self, prefix: str = "") -> dict:
+        """Every param and buffer as a Param handle, by path, each layer's own before its
+        children's (what save, set_weights, ``to`` and DataParallel walk)."""
+        out = {f"{prefix}{k}": Param(self.params, k, self.grads) for k in self.params}
+        out.update({f"{prefix}{k}": Param(self.buffers, k) for k in self.buffers})
+        for i, child in enumerate(self.children()):
+            out.update(child.named_handles(f"{prefix}{i}."))
+        return out
+
+    def named_layers(self, prefix: str = ""):
+        """(path, layer) for this layer and every layer inside it, depth first; the path of
+        a child is its index ("2", "2.0")."""
+        yield prefix.rstrip("."), self
+        for i, child in enumerate(self.children()):
+            yield from child.named_layers(f"{prefix}{i}.")
+
+    def parameters(self) -> list:
+        """The trained arrays as Param handles, in order: what ``optimizer.step`` takes."""
+        return list(self.named_params().values())
+
+    def count_params(self) -> int:
+        total = 0
+        for h in self.named_params().values():
+            size = 1
+            for d in h.value.shape:
+                size *= d
+            total += size
+        return total
 
     # ---- description (summary, save/load) -----------------------------------------------
 
@@ -88,7 +206,3 @@ class Layer:
 
     def _where(self) -> str:
         return f"{self!r}.forward"
-
-
-def _is_float(backend: Backend, X) -> bool:
-    return backend.xp.isdtype(X.dtype, "real floating")

@@ -24,24 +24,19 @@ dY that comes back through them.
 
 from __future__ import annotations
 
+from .. import _checks
 from .. import init as initializers
 from ..backends import window_output_size
-from .base import Layer
+from .base import Layer, register_layer
 
 
 def _pair(value, argname: str, where: str, minimum: int) -> tuple[int, int]:
-    """An int or a pair of ints, each >= minimum, as a pair."""
+    """An int or a pair of ints, each >= minimum, as a pair of Python ints."""
     pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
-    if len(pair) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < minimum for v in pair):
+    if len(pair) != 2 or any(not _checks.is_integer(v) or v < minimum for v in pair):
         kind = "positive" if minimum == 1 else "non-negative"
         raise ValueError(f"{where}: {argname} must be a {kind} integer or a pair of them, found {value!r}")
-    return pair
-
-
-def _positive_int(value, argname: str, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{where}: {argname} must be a positive integer, found {value!r}")
-    return value
+    return (int(pair[0]), int(pair[1]))
 
 
 def _plain(pair: tuple[int, int]):
@@ -65,6 +60,7 @@ def check_window_fits(where: str, spatial: tuple, kernel, padding, dilation, wha
             f"use a larger input, more padding or a smaller {what}")
 
 
+@register_layer
 class Conv2D(Layer):
     """2-D convolution on NCHW images, PyTorch's conv2d layout and arithmetic.
 
@@ -80,12 +76,10 @@ class Conv2D(Layer):
                  dilation=1, bias: bool = True, init="he_uniform"):
         super().__init__()
         where = type(self).__name__
-        self.in_channels = _positive_int(in_channels, "in_channels", where)
-        self.out_channels = _positive_int(out_channels, "out_channels", where)
+        self.in_channels = _checks.positive_int(in_channels, "in_channels", where)
+        self.out_channels = _checks.positive_int(out_channels, "out_channels", where)
         self._set_geometry(kernel_size, stride, padding, dilation, where)
-        if not isinstance(bias, bool):
-            raise ValueError(f"{where}: bias must be True or False, found {bias!r}")
-        self.use_bias = bias
+        self.use_bias = _checks.boolean(bias, "bias", where)
         self.init = initializers.get(init)
 
     def _set_geometry(self, kernel_size, stride, padding, dilation, where):
@@ -121,15 +115,15 @@ class Conv2D(Layer):
         self._check_input(X, f"(batch, {self.in_channels}, height, width)", 4)
         kernel, _, padding, dilation = self._geometry()
         check_window_fits(self._where(), tuple(X.shape[2:]), kernel, padding, dilation)
-        return self._forward2d(X)
+        return self._forward2d(X, training)
 
-    def backward(self, dY):
+    def backward(self, dY, need_dX=True):
         """dY: (N, out_channels, OH, OW) -> dX: (N, in_channels, H, W); sets grads W and b."""
-        return self._backward2d(dY)
+        return self._backward2d(dY, need_dX)
 
     # ---- the computation, shared with Conv1D (which runs it with H = 1) -----------------
 
-    def _forward2d(self, X):
+    def _forward2d(self, X, training):
         xp, backend = self.xp, self.backend
         kernel, stride, padding, dilation = self._geometry()
         N, _, height, width = X.shape
@@ -142,28 +136,29 @@ class Conv2D(Layer):
         if bias:
             W2 = xp.concat([W2, self.params["b"][:, None]], axis=1)                 # (out, C*kh*kw + 1)
         Y2 = W2 @ cols                                                                # (out, OH*OW*N)
-        self.cols, self.X_shape, self.out_hw = cols, tuple(X.shape), (OH, OW)
+        self.saved = (cols, tuple(X.shape), (OH, OW)) if training else None  # dW needs the columns
         # (out, OH, OW, N) -> (N, out, OH, OW): a transposed view on NumPy, no copy
         return xp.permute_dims(xp.reshape(Y2, (self.out_channels, OH, OW, N)), (3, 0, 1, 2))
 
-    def _backward2d(self, dY):
+    def _backward2d(self, dY, need_dX):
         xp = self.xp
-        N, OH, OW = self.X_shape[0], *self.out_hw
+        cols, X_shape, (OH, OW) = self.take_saved()
+        N = X_shape[0]
         # (N, out, OH, OW) -> (out, OH*OW*N): a free view when dY has Y's memory layout
         dY2 = xp.reshape(xp.permute_dims(dY, (1, 2, 3, 0)), (self.out_channels, OH * OW * N))
         W = self.params["W"]
         W2 = xp.reshape(W, (self.out_channels, -1))                     # (out, C*kh*kw)
         # dW2 = dY2 @ cols.T, computed as the transpose of cols @ dY2.T: the same numbers,
         # but OpenBLAS runs this shape (small result, long inner axis) faster that way round
-        dW2 = (self.cols @ dY2.T).T                                     # (out, C*kh*kw [+ 1])
+        dW2 = (cols @ dY2.T).T                                          # (out, C*kh*kw [+ 1])
         K = W2.shape[1]
         self.grads["W"] = xp.reshape(dW2[:, :K], W.shape)
         if self.use_bias:
             self.grads["b"] = dW2[:, K]                                 # the ones row's weight
-        if not self.need_dX:  # first layer during fit: nobody needs dX
+        if not need_dX:  # the first layer while training: nobody needs dX
             return None
         dcols = W2.T @ dY2                                              # (C*kh*kw, OH*OW*N)
-        return self.backend.col2im(dcols, self.X_shape, *self._geometry())
+        return self.backend.col2im(dcols, X_shape, *self._geometry())
 
     # ---- description --------------------------------------------------------------------
 
@@ -186,6 +181,7 @@ class Conv2D(Layer):
         return f"{type(self).__name__}({', '.join(args)})"
 
 
+@register_layer
 class Conv1D(Conv2D):
     """1-D convolution on (N, C, L) sequences, PyTorch's conv1d layout and arithmetic.
 
@@ -198,11 +194,10 @@ class Conv1D(Conv2D):
     """
 
     def _set_geometry(self, kernel_size, stride, padding, dilation, where):
-        k = _positive_int(kernel_size, "kernel_size", where)
-        s = _positive_int(stride, "stride", where)
-        d = _positive_int(dilation, "dilation", where)
-        if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
-            raise ValueError(f"{where}: padding must be a non-negative integer, found {padding!r}")
+        k = _checks.positive_int(kernel_size, "kernel_size", where)
+        s = _checks.positive_int(stride, "stride", where)
+        d = _checks.positive_int(dilation, "dilation", where)
+        padding = _checks.non_negative_int(padding, "padding", where)
         # Stored as the 2-D geometry of a height-1 image.
         self.kernel_size, self.stride, self.padding, self.dilation = (1, k), (1, s), (0, padding), (1, d)
 
@@ -215,16 +210,16 @@ class Conv1D(Conv2D):
         self._check_input(X, f"(batch, {self.in_channels}, length)", 3)
         N, C, L = X.shape
         check_window_fits(self._where(), (L,), self.kernel_size[1:], self.padding[1:], self.dilation[1:])
-        Y = self._forward2d(self.xp.reshape(X, (N, C, 1, L)))
+        Y = self._forward2d(self.xp.reshape(X, (N, C, 1, L)), training)
         return self.xp.reshape(Y, (N, self.out_channels, Y.shape[3]))
 
-    def backward(self, dY):
+    def backward(self, dY, need_dX=True):
         """dY: (N, out_channels, OL) -> dX: (N, in_channels, L); sets grads W and b."""
         N, O, OL = dY.shape
-        dX = self._backward2d(self.xp.reshape(dY, (N, O, 1, OL)))
+        dX = self._backward2d(self.xp.reshape(dY, (N, O, 1, OL)), need_dX)
         if dX is None:
             return None
-        return self.xp.reshape(dX, (N, self.in_channels, self.X_shape[3]))
+        return self.xp.reshape(dX, (N, self.in_channels, dX.shape[3]))
 
     def config(self) -> dict:
         return {"in_channels": self.in_channels, "out_channels": self.out_channels,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from .. import _checks
 from .. import init as initializers
-from .base import Layer
+from .base import Layer, register_layer
 
 
+@register_layer
 class Dense(Layer):
     """A fully connected layer.
 
@@ -20,16 +22,14 @@ class Dense(Layer):
         super().__init__()
         if out_features is None:  # Dense(out_features)
             in_features, out_features = None, in_features
-        for name, value in (("in_features", in_features), ("out_features", out_features)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ValueError(f"Dense: {name} must be a positive integer, found {value!r}")
         if out_features is None:
             raise ValueError("Dense: out_features is required, e.g. Dense(128) or Dense(784, 128)")
-        self.in_features = in_features
-        self.out_features = out_features
+        self.in_features = _checks.optional_positive_int(in_features, "in_features", "Dense",
+                                                         "taken from the first input")
+        self.out_features = _checks.positive_int(out_features, "out_features", "Dense")
+        self.use_bias = _checks.boolean(bias, "bias", "Dense")
         self.init = initializers.get(init)
         self.bias_init = initializers.get(bias_init, "bias_init")
-        self.use_bias = bias
 
     def ready(self) -> bool:
         return self.in_features is not None
@@ -49,18 +49,19 @@ class Dense(Layer):
         self._prepare(X)
         if X.ndim != 2 or X.shape[1] != self.in_features:
             raise ValueError(f"{self._where()}: X has shape {tuple(X.shape)}, expected (batch, {self.in_features})")
-        self.X = X
+        self.saved = X if training else None  # dW needs X
         Y = X @ self.params["W"]
         if self.use_bias:
             Y += self.params["b"]  # in place: Y is a fresh array, no second buffer
         return Y
 
-    def backward(self, dY):
+    def backward(self, dY, need_dX=True):
         """dY: (batch, out) -> dX: (batch, in). dW = X^T dY, db = sum over the batch."""
-        self.grads["W"] = self.X.T @ dY
+        X = self.take_saved()
+        self.grads["W"] = X.T @ dY
         if self.use_bias:
             self.grads["b"] = self.xp.sum(dY, axis=0)
-        if not self.need_dX:  # first layer during fit: nobody needs dX
+        if not need_dX:  # the first layer while training: nobody needs dX
             return None
         return dY @ self.params["W"].T
 

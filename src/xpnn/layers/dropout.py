@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from .base import Layer
+from .. import _checks
+from .base import Layer, register_layer
 
 
+@register_layer
 class Dropout(Layer):
     """Zero each input with probability ``rate`` while training and scale the survivors by
     1 / (1 - rate), so that nothing changes at inference time (inverted dropout).
@@ -14,21 +16,24 @@ class Dropout(Layer):
 
     def __init__(self, rate: float = 0.5):
         super().__init__()
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:
-            raise ValueError(f"Dropout: rate must be a number in [0, 1), found {rate!r}")
-        self.rate = float(rate)
+        self.rate = _checks.number(rate, "rate", "Dropout", 0.0, 1.0, high_open=True)
 
     def forward(self, X, training=False):
         self._prepare(X)
-        self.mask = None
-        if not training or self.rate == 0.0:
+        self.saved = None
+        if not training:
+            return X
+        if self.rate == 0.0:
+            self.saved = ()  # nothing to scale: backward passes dY through
             return X
         keep = 1.0 - self.rate
-        self.mask = self.generator.bernoulli(tuple(X.shape), keep, dtype=X.dtype) * (1.0 / keep)
-        return X * self.mask
+        mask = self.generator.bernoulli(tuple(X.shape), keep, dtype=X.dtype) * (1.0 / keep)
+        self.saved = (mask,)
+        return X * mask
 
-    def backward(self, dY):
-        return dY if self.mask is None else dY * self.mask
+    def backward(self, dY, need_dX=True):
+        saved = self.take_saved()
+        return dY * saved[0] if saved else dY
 
     def config(self):
         return {"rate": self.rate}

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from .. import _checks
 from .. import init as initializers
-from .base import Layer
+from .base import Layer, register_layer
 
 
+@register_layer
 class Embedding(Layer):
     """Row ``X[...]`` of the table ``W`` for every integer id in X.
 
@@ -23,11 +25,8 @@ class Embedding(Layer):
 
     def __init__(self, num_embeddings: int, embedding_dim: int, init="uniform"):
         super().__init__()
-        for name, value in (("num_embeddings", num_embeddings), ("embedding_dim", embedding_dim)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"Embedding: {name} must be a positive integer, found {value!r}")
-        self.num_embeddings = num_embeddings
-        self.embedding_dim = embedding_dim
+        self.num_embeddings = _checks.positive_int(num_embeddings, "num_embeddings", "Embedding")
+        self.embedding_dim = _checks.positive_int(embedding_dim, "embedding_dim", "Embedding")
         self.init = initializers.get(init)  # default U(-0.05, 0.05), as Keras
         self.init_name = init if isinstance(init, str) else initializers.name_of(init)
 
@@ -41,15 +40,17 @@ class Embedding(Layer):
         if not xp.isdtype(X.dtype, "integral"):
             raise TypeError(f"{self._where()}: X must be integer ids in [0, {self.num_embeddings}), "
                             f"found dtype {_dtype_name(X.dtype)}; convert with xp.astype(X, xp.int64)")
-        self.ids = xp.reshape(X, (-1,))
-        self._check_range(self.ids, tuple(X.shape))
-        Y = xp.take(self.params["W"], self.ids, axis=0)  # (X.size, embedding_dim)
+        ids = xp.reshape(X, (-1,))
+        self._check_range(ids, tuple(X.shape))
+        self.saved = ids if training else None  # dW scatters dY back by id
+        Y = xp.take(self.params["W"], ids, axis=0)  # (X.size, embedding_dim)
         return xp.reshape(Y, (*X.shape, self.embedding_dim))
 
-    def backward(self, dY):
+    def backward(self, dY, need_dX=True):
         """dY: (..., embedding_dim) -> None. dW[i] = sum of the rows of dY whose id is i."""
+        ids = self.take_saved()
         dY = self.xp.reshape(dY, (-1, self.embedding_dim))
-        self.grads["W"] = self.backend.scatter_add(self.xp.zeros_like(self.params["W"]), self.ids, dY)
+        self.grads["W"] = self.backend.scatter_add(self.xp.zeros_like(self.params["W"]), ids, dY)
         return None
 
     def _check_range(self, ids, shape) -> None:

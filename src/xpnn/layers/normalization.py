@@ -19,20 +19,9 @@ a slice of m numbers they collapse to the well-known closed form
 
 from __future__ import annotations
 
+from .. import _checks
 from .. import init as initializers
-from .base import Layer
-
-
-def _positive_int(owner: str, name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{owner}: {name} must be a positive integer, found {value!r}")
-    return value
-
-
-def _positive_float(owner: str, name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{owner}: {name} must be a positive number, found {value!r}")
-    return float(value)
+from .base import Layer, register_layer
 
 
 class _BatchNorm(Layer):
@@ -51,11 +40,9 @@ class _BatchNorm(Layer):
     def __init__(self, num_features: int, momentum: float = 0.1, eps: float = 1e-5):
         super().__init__()
         name = type(self).__name__
-        self.num_features = _positive_int(name, "num_features", num_features)
-        if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"{name}: momentum must be a number in [0, 1], found {momentum!r}")
-        self.momentum = float(momentum)
-        self.eps = _positive_float(name, "eps", eps)
+        self.num_features = _checks.positive_int(num_features, "num_features", name)
+        self.momentum = _checks.number(momentum, "momentum", name, 0.0, 1.0)
+        self.eps = _checks.positive_number(eps, "eps", name)
 
     def build(self, X=None) -> None:
         C = (self.num_features,)
@@ -80,7 +67,6 @@ class _BatchNorm(Layer):
         xp = self.xp
         axes = (0,) + tuple(range(2, self.ndim))  # everything but the channel axis
         m = X.shape[0] * (X.shape[2] * X.shape[3] if self.ndim == 4 else 1)  # numbers per channel
-        self.training = training
         if training:
             if m < 2:
                 raise ValueError(f"{self._where()}: training needs more than one value per channel to take a "
@@ -91,24 +77,23 @@ class _BatchNorm(Layer):
         else:
             mean = self._per_channel(self.buffers["running_mean"])
             var = self._per_channel(self.buffers["running_var"])
-        self.m = m
-        self.inv_std = 1.0 / xp.sqrt(var + self.eps)
-        self.xhat = (X - mean) * self.inv_std
-        return self._per_channel(self.params["gamma"]) * self.xhat + self._per_channel(self.params["beta"])
+        inv_std = 1.0 / xp.sqrt(var + self.eps)
+        xhat = (X - mean) * inv_std
+        self.saved = (xhat, inv_std, m) if training else None
+        return self._per_channel(self.params["gamma"]) * xhat + self._per_channel(self.params["beta"])
 
-    def backward(self, dY):
+    def backward(self, dY, need_dX=True):
         """dY: like X -> dX: like X. dgamma = sum(dY * xhat), dbeta = sum(dY) per channel."""
+        xhat, inv_std, m = self.take_saved()
         xp = self.xp
         axes = (0,) + tuple(range(2, self.ndim))
         dbeta = xp.sum(dY, axis=axes, keepdims=True)
-        dgamma = xp.sum(dY * self.xhat, axis=axes, keepdims=True)
+        dgamma = xp.sum(dY * xhat, axis=axes, keepdims=True)
         self.grads["gamma"] = xp.reshape(dgamma, (-1,))
         self.grads["beta"] = xp.reshape(dbeta, (-1,))
         gamma = self._per_channel(self.params["gamma"])
-        if not self.training:  # running stats are constants: Y is affine in X
-            return dY * (gamma * self.inv_std)
         # the closed form above, with sum(dxhat) = gamma * dbeta and sum(dxhat * xhat) = gamma * dgamma
-        return (gamma * self.inv_std / self.m) * (self.m * dY - dbeta - self.xhat * dgamma)
+        return (gamma * inv_std / m) * (m * dY - dbeta - xhat * dgamma)
 
     def _update_running(self, mean, unbiased_var) -> None:
         """running = (1 - momentum) * running + momentum * batch, stored back into
@@ -127,6 +112,7 @@ class _BatchNorm(Layer):
         return tuple(input_shape)
 
 
+@register_layer
 class BatchNorm1D(_BatchNorm):
     """Batch normalization of features: X (N, C) -> Y (N, C); statistics per feature over
     the batch. Params gamma, beta: (C,); buffers running_mean, running_var: (C,)."""
@@ -135,6 +121,7 @@ class BatchNorm1D(_BatchNorm):
     ndim = 2
 
 
+@register_layer
 class BatchNorm2D(_BatchNorm):
     """Batch normalization of images: X (N, C, H, W) -> Y (N, C, H, W); statistics per
     channel over the batch and all pixels. Params gamma, beta: (C,); buffers running_mean,
@@ -144,6 +131,7 @@ class BatchNorm2D(_BatchNorm):
     ndim = 4
 
 
+@register_layer
 class LayerNorm(Layer):
     """Layer normalization over the last axis: X (..., D) -> Y (..., D), D = normalized_shape.
 
@@ -155,8 +143,9 @@ class LayerNorm(Layer):
         super().__init__()
         if isinstance(normalized_shape, (tuple, list)) and len(normalized_shape) == 1:
             normalized_shape = normalized_shape[0]  # PyTorch style (D,)
-        self.normalized_shape = _positive_int("LayerNorm", "normalized_shape (the size of the last axis)", normalized_shape)
-        self.eps = _positive_float("LayerNorm", "eps", eps)
+        self.normalized_shape = _checks.positive_int(normalized_shape, "normalized_shape (the size of the last axis)",
+                                                     "LayerNorm")
+        self.eps = _checks.positive_number(eps, "eps", "LayerNorm")
 
     def build(self, X=None) -> None:
         D = (self.normalized_shape,)
@@ -171,20 +160,22 @@ class LayerNorm(Layer):
         xp = self.xp
         mean = xp.mean(X, axis=-1, keepdims=True)
         var = xp.mean((X - mean) ** 2, axis=-1, keepdims=True)
-        self.inv_std = 1.0 / xp.sqrt(var + self.eps)
-        self.xhat = (X - mean) * self.inv_std
-        return self.params["gamma"] * self.xhat + self.params["beta"]
+        inv_std = 1.0 / xp.sqrt(var + self.eps)
+        xhat = (X - mean) * inv_std
+        self.saved = (xhat, inv_std) if training else None
+        return self.params["gamma"] * xhat + self.params["beta"]
 
-    def backward(self, dY):
+    def backward(self, dY, need_dX=True):
         """dY: (..., D) -> dX: (..., D). gamma and beta collect over every leading axis."""
+        xhat, inv_std = self.take_saved()
         xp = self.xp
         D = self.normalized_shape
         lead = tuple(range(dY.ndim - 1))
-        self.grads["gamma"] = xp.sum(dY * self.xhat, axis=lead)
+        self.grads["gamma"] = xp.sum(dY * xhat, axis=lead)
         self.grads["beta"] = xp.sum(dY, axis=lead)
         dxhat = dY * self.params["gamma"]
-        return (self.inv_std / D) * (D * dxhat - xp.sum(dxhat, axis=-1, keepdims=True)
-                                     - self.xhat * xp.sum(dxhat * self.xhat, axis=-1, keepdims=True))
+        return (inv_std / D) * (D * dxhat - xp.sum(dxhat, axis=-1, keepdims=True)
+                                - xhat * xp.sum(dxhat * xhat, axis=-1, keepdims=True))
 
     def config(self) -> dict:
         return {"normalized_shape": self.normalized_shape, "eps": self.eps}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 
 from ..backends import window_output_size
-from .base import Layer
+from .base import Layer, register_layer
 from .conv import _pair, _plain, check_window_fits
 
 
@@ -61,6 +61,7 @@ class _Pool2D(Layer):
         return f"{type(self).__name__}({', '.join(args)})"
 
 
+@register_layer
 class MaxPool2D(_Pool2D):
     """The maximum of each window; the gradient goes to the window's arg-max.
 
@@ -80,11 +81,9 @@ class MaxPool2D(_Pool2D):
         Y = pieces[0]
         for piece in pieces[1:]:
             Y = xp.maximum(Y, piece)
-        if training:  # mark the maxima now, while X is fresh in cache: backward needs only the marks
-            self.firsts, self.X = self._first_maxima(pieces, Y), None
-        else:         # inference pays nothing; a backward after it marks them from X then
-            self.firsts, self.X = None, X
-        self.Y, self.X_shape = Y, tuple(X.shape)
+        # mark the maxima now, while X is fresh in cache: backward needs only the marks (and
+        # Y, for its memory layout); inference pays nothing and keeps nothing
+        self.saved = (self._first_maxima(pieces, Y), Y, tuple(X.shape)) if training else None
         return Y
 
     @staticmethod
@@ -100,17 +99,16 @@ class MaxPool2D(_Pool2D):
             firsts.append(hit)
         return firsts
 
-    def backward(self, dY):
+    def backward(self, dY, need_dX=True):
         """dY: (N, C, OH, OW) -> dX: (N, C, H, W), dY routed to each window's arg-max."""
+        firsts, Y, X_shape = self.take_saved()
         backend = self.backend
-        firsts = self.firsts
-        if firsts is None:  # forward ran without training=True
-            firsts = self._first_maxima(backend.window_slices(self.X, *self._geometry(), pad_value=-math.inf), self.Y)
-        dY = backend.match_layout(dY, self.Y)  # walk dY in Y's memory order (NumPy speed only)
+        dY = backend.match_layout(dY, Y)  # walk dY in Y's memory order (NumPy speed only)
         # each offset gets dY where it is its window's first maximum, 0 elsewhere
-        return backend.add_window_slices([dY] * len(firsts), self.X_shape, *self._geometry(), masks=firsts)
+        return backend.add_window_slices([dY] * len(firsts), X_shape, *self._geometry(), masks=firsts)
 
 
+@register_layer
 class AvgPool2D(_Pool2D):
     """The mean of each window; backward spreads dY / (kh * kw) over the window.
 
@@ -129,16 +127,18 @@ class AvgPool2D(_Pool2D):
         for piece in pieces[2:]:
             Y += piece
         Y *= 1.0 / len(pieces)
-        self.X_shape = tuple(X.shape)
+        self.saved = tuple(X.shape) if training else None  # a shape, no arrays
         return Y
 
-    def backward(self, dY):
+    def backward(self, dY, need_dX=True):
         """dY: (N, C, OH, OW) -> dX: (N, C, H, W): every window cell gets dY / (kh * kw)."""
+        X_shape = self.take_saved()
         kh, kw = self.kernel_size
         share = dY * (1.0 / (kh * kw))
-        return self.backend.add_window_slices([share] * (kh * kw), self.X_shape, *self._geometry())
+        return self.backend.add_window_slices([share] * (kh * kw), X_shape, *self._geometry())
 
 
+@register_layer
 class GlobalAvgPool2D(Layer):
     """The mean over all spatial positions of each channel.
 
@@ -152,14 +152,15 @@ class GlobalAvgPool2D(Layer):
             raise ValueError(f"{self._where()}: X has shape {tuple(X.shape)}, expected (batch, channels, height, width)")
         if not self.xp.isdtype(X.dtype, "real floating"):
             raise TypeError(f"{self._where()}: X has dtype {X.dtype}, expected a floating-point array")
-        self.X_shape = tuple(X.shape)
+        self.saved = tuple(X.shape) if training else None  # a shape, no arrays
         return self.xp.mean(X, axis=(2, 3))
 
-    def backward(self, dY):
+    def backward(self, dY, need_dX=True):
         """dY: (N, C) -> dX: (N, C, H, W)."""
-        N, C, H, W = self.X_shape
+        X_shape = self.take_saved()
+        N, C, H, W = X_shape
         share = dY[:, :, None, None] * (1.0 / (H * W))                   # (N, C, 1, 1)
-        return share * self.xp.ones(self.X_shape, dtype=dY.dtype, device=self.backend.device)  # broadcast to a real array
+        return share * self.xp.ones(X_shape, dtype=dY.dtype, device=self.backend.device)  # broadcast to a real array
 
     def output_shape(self, input_shape):
         return tuple(input_shape[:2])

@@ -14,11 +14,12 @@ Layout (batch, seq, features), as Embedding and MultiHeadSelfAttention use; Conv
 
 from __future__ import annotations
 
-from .base import Layer
+from .base import Layer, register_layer
 
 MODES = ("mean", "max", "first", "last")
 
 
+@register_layer
 class SequencePool(Layer):
     """Reduce the sequence axis: X (batch, seq, E) -> Y (batch, E). No params.
 
@@ -43,28 +44,29 @@ class SequencePool(Layer):
         if not xp.isdtype(X.dtype, "real floating"):
             raise TypeError(f"{self._where()}: X has dtype {str(X.dtype).rsplit('.', 1)[-1]}, "
                             f"expected a floating-point array (put an Embedding before it for token ids)")
-        self.X_shape = tuple(X.shape)
+        T = X.shape[1]
+        self.saved = (T, None) if training else None
         if self.mode == "mean":
             return xp.mean(X, axis=1)
         if self.mode == "first":
             return X[:, 0, :]
         if self.mode == "last":
             return X[:, -1, :]
-        # max: remember which position won for each (sample, feature); argmax picks the first
-        self.winner = xp.argmax(X, axis=1)                                   # (batch, E)
+        if training:  # max: remember which position won for each (sample, feature); argmax picks the first
+            self.saved = (T, xp.argmax(X, axis=1))                          # (batch, E)
         return xp.max(X, axis=1)
 
-    def backward(self, dY):
+    def backward(self, dY, need_dX=True):
         """dY: (batch, E) -> dX: (batch, seq, E)."""
         xp = self.xp
-        T = self.X_shape[1]
+        T, winner = self.take_saved()
         if self.mode == "mean":
             # every position contributed 1/T of Y: broadcast to a real (batch, seq, E) array
             ones = xp.ones((1, T, 1), dtype=dY.dtype, device=self.backend.device)
             return (dY * (1.0 / T))[:, None, :] * ones
         pos = xp.arange(T, device=self.backend.device)[None, :, None]       # (1, seq, 1)
         if self.mode == "max":
-            chosen = pos == self.winner[:, None, :]                          # (batch, seq, E)
+            chosen = pos == winner[:, None, :]                               # (batch, seq, E)
         else:
             chosen = pos == (0 if self.mode == "first" else T - 1)           # (1, seq, 1)
         # where() of a bool mask: exact zeros elsewhere, and dY's dtype kept

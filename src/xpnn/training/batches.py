@@ -1,0 +1,106 @@
+"""Mini-batches: the one batch iterator behind fit, evaluate, predict and user loops.
+
+A batch holds the samples ``lo:hi`` (or the shuffled ones) of X, of y, and of every
+per-sample input a layer takes (attention's ``mask``), so that they stay together
+whatever the order.
+"""
+
+from __future__ import annotations
+
+from .. import _checks
+from ..backends import backend_of
+
+
+class Batch:
+    """One mini-batch: ``X``, ``y`` (or None), ``inputs`` (a dict of per-sample arrays for
+    forward, e.g. ``{"mask": ...}``) and ``size``. Unpacks as ``(X, y)``."""
+
+    __slots__ = ("X", "y", "inputs", "size")
+
+    def __init__(self, X, y=None, inputs=None, size=None):
+        self.X, self.y, self.inputs = X, y, inputs or {}
+        self.size = X.shape[0] if size is None else size
+
+    def __iter__(self):
+        yield self.X
+        yield self.y
+
+    def __repr__(self) -> str:
+        return f"Batch(size={self.size}, inputs={sorted(self.inputs)})"
+
+
+class Batches:
+    """Mini-batches along axis 0 of X, y and ``inputs``; ``len()`` is the number of batches.
+
+    Args:
+        X: (n, ...); y: (n, ...) or None; inputs: {name: (n, ...)} or None. All arrays of
+            one backend (no checks here: ``batches()`` and fit check their inputs once).
+        batch_size: samples per batch (None: all n at once); the last batch has fewer
+            unless ``drop_last``.
+        shuffle: a new random order on every iteration, drawn from ``generator`` (the
+            model's, so a run is reproducible from its seed); else the stored order.
+    """
+
+    def __init__(self, X, y=None, inputs=None, batch_size=32, shuffle=False, generator=None, drop_last=False):
+        self.X, self.y, self.inputs = X, y, dict(inputs or {})
+        self.n = X.shape[0]
+        self.batch_size = self.n if batch_size is None else min(batch_size, max(self.n, 1))
+        self.shuffle, self.generator, self.drop_last = shuffle, generator, drop_last
+
+    def __len__(self) -> int:
+        full, rest = divmod(self.n, self.batch_size)
+        return full + (1 if rest and not self.drop_last else 0)
+
+    def __iter__(self):
+        order = self.generator.permutation(self.n) if self.shuffle else None
+        xp = backend_of(self.X).xp
+        for b in range(len(self)):
+            lo, hi = b * self.batch_size, min((b + 1) * self.batch_size, self.n)
+            if order is None:  # plain slices: views, no copies
+                pick = (lambda a: a[lo:hi, ...])
+            else:
+                idx = order[lo:hi]
+                pick = (lambda a: xp.take(a, idx, axis=0))
+            yield Batch(pick(self.X), None if self.y is None else pick(self.y),
+                        {k: pick(v) for k, v in self.inputs.items()}, hi - lo)
+
+
+def batches(X, y=None, batch_size: int = 32, shuffle: bool = False, seed: int = 0, drop_last: bool = False,
+            **inputs):
+    """Mini-batches along axis 0: ``for X_batch, y_batch in batches(X, y, 32): ...``.
+
+    X: (n, ...); y: (n, ...) or None (then y_batch is None); further keyword arrays
+    (``mask=M``) are batched alongside, in each batch's ``inputs``. Batches have
+    batch_size samples, the last one fewer unless drop_last. shuffle: a random order from
+    ``seed`` (the same on every backend, and the same on every iteration). Checks happen
+    here, not at the first batch.
+    """
+    from ..backends import common_backend
+
+    where = "batches"
+    batch_size = _checks.positive_int(batch_size, "batch_size", where)
+    arrays = {"X": X, **({} if y is None else {"y": y}), **inputs}
+    be, moved = common_backend(where, **arrays)
+    arrays = dict(zip(arrays, moved))
+    for name, a in arrays.items():
+        if a.ndim == 0:
+            raise ValueError(f"{where}: {name} must have one entry per sample (axis 0), found a 0-d array")
+        if a.shape[0] != arrays["X"].shape[0]:
+            raise ValueError(f"{where}: X has {arrays['X'].shape[0]} samples but {name} has {a.shape[0]}; "
+                             f"they must be the same")
+    X, y = arrays.pop("X"), arrays.pop("y", None)
+    be.rng(seed)  # a bad seed fails now, not at the first batch
+    return _Reseeded(X, y, arrays, batch_size, _checks.boolean(shuffle, "shuffle", where), be, seed,
+                     _checks.boolean(drop_last, "drop_last", where))
+
+
+class _Reseeded(Batches):
+    """Batches whose shuffled order starts from the same seed on every iteration."""
+
+    def __init__(self, X, y, inputs, batch_size, shuffle, backend, seed, drop_last):
+        super().__init__(X, y, inputs, batch_size, shuffle, None, drop_last)
+        self.backend, self.seed = backend, seed
+
+    def __iter__(self):
+        self.generator = self.backend.rng(self.seed)
+        return super().__iter__()

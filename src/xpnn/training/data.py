@@ -1,0 +1,132 @@
+"""Data for fit, evaluate and predict: checked once and put on the model's device.
+
+Host NumPy arrays are copied to the model's backend and device; an array of another
+library or device is the mixing error. Features take the model's dtype (token ids for a
+first Embedding stay integers); integer class labels stay int64 for the cross-entropies;
+other targets become float columns. Per-sample inputs of forward (attention's ``mask``)
+must have one entry per sample and a layer that takes them.
+"""
+
+from __future__ import annotations
+
+import array_api_compat
+
+
+class Dataset:
+    """X, y (or None) and the per-sample forward inputs, on the model's device."""
+
+    __slots__ = ("X", "y", "inputs")
+
+    def __init__(self, X, y=None, inputs=None):
+        self.X, self.y, self.inputs = X, y, dict(inputs or {})
+
+    def take(self, lo: int, hi: int) -> "Dataset":
+        """Samples lo:hi of every array."""
+        return Dataset(self.X[lo:hi, ...], None if self.y is None else self.y[lo:hi, ...],
+                       {k: v[lo:hi, ...] for k, v in self.inputs.items()})
+
+
+def require_compiled(model, where: str) -> None:
+    if model.loss is None:
+        raise RuntimeError(f"{where}: call model.compile(loss=..., optimizer=...) first")
+
+
+def on_device(model, a, argname: str, where: str):
+    """``a`` as an array of the model's backend: host NumPy data is copied there, any
+    other library's array (or another device's) gets the clear mixing error."""
+    b = model.backend
+    if array_api_compat.is_numpy_array(a):
+        return b.asarray(a)
+    if array_api_compat.is_array_api_obj(a):
+        b.check(a, argname, where)
+        return a
+    raise TypeError(f"{where}: {argname} must be an array, found {type(a).__name__}")
+
+
+def features(model, X, argname: str, where: str):
+    """X on the model's device, in the model's dtype (integer token ids stay integers when
+    the model takes them: an Embedding first)."""
+    X = on_device(model, X, argname, where)
+    xp = model.backend.xp
+    if xp.isdtype(X.dtype, "integral") and model.takes_indices():
+        return X
+    return X if X.dtype == model.dtype else xp.astype(X, model.dtype)
+
+
+def targets(model, y, argname: str, where: str):
+    """y on the model's device: int64 labels (n,) for losses that take labels, else float
+    in the model's dtype, a 1-D y as a column (n, 1)."""
+    y = on_device(model, y, argname, where)
+    xp = model.backend.xp
+    if xp.isdtype(y.dtype, "integral") and getattr(model.loss, "accepts_labels", False) and y.ndim == 1:
+        return xp.astype(y, xp.int64)
+    y = y if y.dtype == model.dtype else xp.astype(y, model.dtype)
+    return xp.reshape(y, (y.shape[0], 1)) if y.ndim == 1 else y
+
+
+def forward_inputs(model, inputs, where: str, argname: str = "inputs") -> dict:
+    """The per-sample forward inputs on the model's device, each taken by some layer."""
+    out = {}
+    for name, a in (inputs or {}).items():
+        if not model.accepts(name):
+            raise ValueError(f"{where}: no layer of this model takes the input {name!r}; "
+                             f"layers that do (such as MultiHeadSelfAttention for 'mask') list it in forward_inputs")
+        a = on_device(model, a, f"{argname}[{name!r}]", where)
+        out[name] = a
+    return out
+
+
+def check_lengths(where: str, X, *named) -> None:
+    """Every array has X's number of samples; X has at least one."""
+    if X.shape[0] == 0:
+        raise ValueError(f"{where}: X is empty")
+    for argname, a in named:
+        if a is not None and (a.ndim == 0 or a.shape[0] != X.shape[0]):
+            found = "a 0-d array" if a.ndim == 0 else f"{a.shape[0]}"
+            raise ValueError(f"{where}: X has {X.shape[0]} samples but {argname} has {found}")
+
+
+def prepare(model, X, y, inputs, where: str, prefix: str = "") -> Dataset:
+    """Features, targets (None allowed) and forward inputs, checked and on the device."""
+    X = features(model, X, f"{prefix}X" if not prefix else f"{prefix}[0]", where)
+    if y is not None:
+        y = targets(model, y, f"{prefix}y" if not prefix else f"{prefix}[1]", where)
+    inputs = forward_inputs(model, inputs, where, f"{prefix}inputs" if not prefix else f"{prefix}[2]")
+    check_lengths(where, X, ("y" if not prefix else f"{prefix}[1]", y),
+                  *((f"input {k!r}", v) for k, v in inputs.items()))
+    return Dataset(X, y, inputs)
+
+
+def split_off(train: Dataset, fraction: float, where: str):
+    """(train, validation): the last ``fraction`` of the samples held out, before any
+    shuffling (as Keras does)."""
+    n = train.X.shape[0]
+    n_val = int(round(n * fraction))
+    if n_val < 1 or n_val >= n:
+        raise ValueError(f"{where}: validation_split={fraction} leaves no data on one side of {n} samples")
+    cut = n - n_val
+    return train.take(0, cut), train.take(cut, n)
+
+
+def validation(model, validation_data, where: str):
+    """``(X_val, y_val)`` or ``(X_val, y_val, inputs_val)`` as a Dataset, or None."""
+    if validation_data is None:
+        return None
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+        raise ValueError(f"{where}: validation_data must be (X_val, y_val) or (X_val, y_val, inputs_val)")
+    inputs = validation_data[2] if len(validation_data) == 3 else None
+    if inputs is not None and not isinstance(inputs, dict):
+        raise TypeError(f"{where}: validation_data[2] must be a dict of forward inputs such as {{'mask': M}}, "
+                        f"found {type(inputs).__name__}")
+    return prepare(model, validation_data[0], validation_data[1], inputs, where, prefix="validation_data")
+
+
+def check_labels(loss, y, out) -> None:
+    """Range-check integer labels (n,) against the output's number of classes, once."""
+    if getattr(loss, "accepts_labels", False) and y is not None and y.ndim == 1:
+        loss.check_labels(y, out.shape[-1])
+
+
+def no_label_check(loss) -> dict:
+    """The keyword that tells a label-taking loss its labels were checked already."""
+    return {"check_labels": False} if getattr(loss, "accepts_labels", False) else {}

@@ -1,0 +1,178 @@
+"""The Trainer: the training loop behind ``model.fit``, in one place, with explicit hooks.
+
+One epoch, and where each hook runs (every hook is a method of a Callback; see
+xpnn.callbacks for what each may do and return):
+
+    on_epoch_begin(epoch)
+    for step, batch in batches (shuffled from the model's seeded generator):
+        batch = on_batch_begin(step, batch)       # may replace the batch (a rank's shard) or skip it (None)
+        out = model.forward(X, training=True, **inputs)
+        loss = loss_fn.forward(out, y)            # a 0-d array on the device: no host sync
+        on_loss(step, loss, out)                  # activations are still there (GradientMonitor)
+        on_batch_loss(epoch, step, value)         # only if a hook asks for the float: one sync
+        model.backward(loss_fn.backward(), need_dX=False)
+        params = after_backward(params)           # reduce grads over ranks, clip them, read them
+        optimizer.step(params)
+        on_batch_end(step, running)
+    totals = reduce_epoch(totals)                 # sum the epoch's loss over ranks
+    validation, metrics
+    on_epoch_end(epoch, logs)
+
+Hooks run in order: the Trainer's own (a gradient reducer, then clipping from
+``compile(clip_norm=...)``), then the user's callbacks, then History and the progress bar.
+The loop itself has no branches for these: each is a hook.
+"""
+
+from __future__ import annotations
+
+import time
+
+from .. import _checks
+from .. import callbacks as cb
+from . import data
+from .batches import Batches
+
+
+class EpochTotals:
+    """What an epoch adds up: the summed loss (a float), the samples seen, and the
+    outputs and targets for the epoch's metrics (None without metrics)."""
+
+    __slots__ = ("loss_sum", "seen", "outputs", "targets")
+
+    def __init__(self, loss_sum: float, seen: int, outputs=None, targets=None):
+        self.loss_sum, self.seen, self.outputs, self.targets = loss_sum, seen, outputs, targets
+
+
+class Trainer:
+    """Train a compiled model.
+
+    Args:
+        model: a compiled Sequential (``model.compile(loss, optimizer, metrics)``).
+        callbacks: the user's Callbacks.
+        hooks: Callbacks that run before everything else (gradient reducers such as
+            DataParallel's), then clipping if the model was compiled with ``clip_norm``.
+        check_labels: range-check integer labels once per fit, on the device (one host
+            sync), instead of on every batch.
+        verbose: 0 silent, 1 a progress bar (one line per epoch when not a terminal),
+            2 one line per epoch.
+    """
+
+    def __init__(self, model, callbacks=(), hooks=(), check_labels: bool = True, verbose: int = 1):
+        data.require_compiled(model, "fit")
+        self.model = model
+        self.callbacks = list(callbacks)
+        for i, c in enumerate(self.callbacks):
+            if not isinstance(c, cb.Callback):
+                raise TypeError(f"fit: callbacks[{i}] must be a Callback, found {type(c).__name__}")
+        self.hooks = list(hooks)
+        if model.clip_norm is not None:
+            self.hooks.append(cb.ClipGradNorm(model.clip_norm))
+        self.check_labels = _checks.boolean(check_labels, "check_labels", "fit")
+        self.verbose = _checks.non_negative_int(verbose, "verbose", "fit")
+
+    def fit(self, X, y, epochs: int = 1, batch_size: int | None = 32, shuffle: bool = True,
+            validation_split: float = 0.0, validation_data=None, initial_epoch: int = 0, inputs=None):
+        """Train for ``epochs - initial_epoch`` epochs; returns the History.
+
+        X, y: training data (NumPy or the model's backend); inputs: per-sample keyword
+        inputs of forward (``{"mask": M}``), batched and shuffled with X.
+        validation_data: ``(X_val, y_val)`` or ``(X_val, y_val, inputs_val)``.
+        """
+        model, where = self.model, "fit"
+        epochs = _checks.non_negative_int(epochs, "epochs", where)
+        initial_epoch = _checks.non_negative_int(initial_epoch, "initial_epoch", where)
+        batch_size = _checks.optional_positive_int(batch_size, "batch_size", where, "the whole set each step")
+        shuffle = _checks.boolean(shuffle, "shuffle", where)
+        validation_split = _checks.number(validation_split, "validation_split", where, 0.0, 1.0, high_open=True)
+        train = data.prepare(model, X, y, inputs, where)
+        if validation_data is None and validation_split > 0:
+            train, validation = data.split_off(train, validation_split, where)
+        else:
+            validation = data.validation(model, validation_data, where)
+
+        batches = Batches(train.X, train.y, train.inputs, batch_size, shuffle, model.generator)
+        history = cb.History()
+        # History after the user's callbacks, so that what they add to the logs (the lr of
+        # LearningRateScheduler and ReduceLROnPlateau) is recorded too
+        hooks = [*self.hooks, *self.callbacks, history]
+        if self.verbose:
+            hooks.append(cb.ProgressBar(epochs, len(batches), self.verbose))
+        for h in hooks:
+            h.model = model
+        model.stop_training = False
+        model.history = history
+        labels = [train, validation] if self.check_labels else []
+        for h in hooks:
+            h.on_train_begin()
+        for epoch in range(initial_epoch, epochs):
+            if not self._epoch(epoch, batches, validation, hooks, labels, max(batches.batch_size, 256)):
+                break
+            if model.stop_training:
+                break
+        for h in hooks:
+            h.on_train_end()
+        return history
+
+    def _epoch(self, epoch, batches, validation, hooks, labels, eval_batch) -> bool:
+        """One epoch; False if it stopped before its first batch finished (nothing to log)."""
+        model, loss_fn = self.model, self.model.loss
+        b = model.backend
+        xp = b.xp
+        for h in hooks:
+            h.on_epoch_begin(epoch)
+        start = time.perf_counter()
+        watchers = [h for h in hooks if h.needs_batch_loss]
+        total = xp.zeros((), dtype=model.dtype, device=b.device)  # stays on the device: no sync per batch
+        seen, outputs, targets = 0, [], []
+        for step, batch in enumerate(batches):
+            for h in hooks:
+                batch = h.on_batch_begin(step, batch) if batch is not None else None
+            if batch is None:
+                continue
+            out = model.forward(batch.X, training=True, **batch.inputs)
+            if labels:  # every label at once, when the number of classes is known: one sync per fit
+                for part in labels:
+                    if part is not None:
+                        data.check_labels(loss_fn, part.y, out)
+                labels.clear()
+            loss = loss_fn.forward(out, batch.y, **data.no_label_check(loss_fn))
+            for h in hooks:
+                h.on_loss(step, loss, out)
+            if watchers:
+                value = b.to_float(loss)
+                for h in hooks:
+                    value = h.reduce_batch_loss(value)
+                for h in watchers:
+                    h.on_batch_loss(epoch, step, value)
+                if model.stop_training:
+                    break
+            model.backward(loss_fn.backward(), need_dX=False)
+            params = model.parameters()
+            for h in hooks:
+                params = h.after_backward(params)
+            model.optimizer.step(params)
+            total += loss * float(batch.size)
+            seen += batch.size
+            if model.metric_fns:
+                outputs.append(out)
+                targets.append(batch.y)
+            running = (lambda: {"loss": f"{b.to_float(total) / max(seen, 1):.4f}"})
+            for h in hooks:
+                h.on_batch_end(step, running)
+        if model.stop_training and seen == 0:
+            return False
+        totals = EpochTotals(b.to_float(total), seen, xp.concat(outputs, axis=0) if outputs else None,
+                             xp.concat(targets, axis=0) if targets else None)
+        for h in hooks:
+            totals = h.reduce_epoch(totals)
+        logs = {"loss": totals.loss_sum / max(totals.seen, 1)}
+        if model.metric_fns and totals.outputs is not None:
+            logs.update(model.compute_metrics(totals.outputs, totals.targets))
+        if validation is not None:
+            found = model.evaluate(validation.X, validation.y, batch_size=eval_batch, **validation.inputs)
+            logs.update({f"val_{k}": v for k, v in found.items()})
+        logs["seconds"] = time.perf_counter() - start
+        model.epochs_trained = epoch + 1
+        for h in hooks:
+            h.on_epoch_end(epoch, logs)
+        return True
