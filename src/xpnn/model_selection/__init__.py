@@ -39,9 +39,9 @@ import time
 
 import numpy as np
 
-from .backends import backend_of
-from .callbacks import Callback
-from .metrics import METRIC_MODE, get_metric
+from ..backends import backend_of
+from ..callbacks import Callback
+from ..metrics import METRIC_MODE, get_metric
 
 __all__ = [
     "KFold",
