@@ -36,7 +36,8 @@ callbacks whether larger is better.
 
 from __future__ import annotations
 
-from .backends import backend_of, get_backend
+from .backends import backend_of, common_backend
+from .functional import bincount
 
 __all__ = [
     "accuracy",
@@ -58,33 +59,7 @@ __all__ = [
 _AVERAGES = ("binary", "macro", "micro", "weighted", "auto")
 
 
-# ---- inputs: one backend, labels, validation ------------------------------------------
-
-
-def _one_backend(where, **arrays):
-    """The backend the arrays share, and the arrays moved onto it.
-
-    A NumPy array (or a list) next to an array of another backend is copied there; two
-    arrays of two different device backends is an error, as mixing them would be.
-    """
-    numpy_backend = get_backend("numpy")
-    found = {}
-    for argname, a in arrays.items():
-        if isinstance(a, (list, tuple)):
-            a = numpy_backend.asarray(a)
-        try:
-            be = backend_of(a)
-        except TypeError:
-            raise TypeError(f"{where}: {argname} must be an array (NumPy or an xpnn backend's), "
-                            f"found {type(a).__name__}") from None
-        found[argname] = (a, be)
-    devices = {be for _, be in found.values() if be.name != "numpy"}
-    if len(devices) > 1:
-        desc = ", ".join(f"{k} on {be!r}" for k, (_, be) in found.items())
-        raise TypeError(f"{where}: the arrays live on different backends ({desc}); "
-                        f"move them to one with backend.asarray(...)")
-    be = devices.pop() if devices else numpy_backend
-    return be, [a if be.owns(a) else be.asarray(a) for a, _ in found.values()]
+# ---- inputs: labels, validation ---------------------------------------------------------
 
 
 def _check_lengths(where, y_true, y_pred):
@@ -193,7 +168,7 @@ def _validate(be, where, named, width=None, width_note=""):
 
 def _class_labels(where, y_true, y_pred):
     """(backend, true labels (n,), predicted labels (n,), K) from any accepted y_true/y_pred."""
-    be, (y_true, y_pred) = _one_backend(where, y_true=y_true, y_pred=y_pred)
+    be, (y_true, y_pred) = common_backend(where, y_true=y_true, y_pred=y_pred)
     _check_lengths(where, y_true, y_pred)
     xp = be.xp
     t = _read_labels(xp, y_true, "y_true", where, is_pred=False)
@@ -204,17 +179,6 @@ def _class_labels(where, y_true, y_pred):
     width, note = (widest.width, f" ({widest.what})") if widest else (None, "")
     K = _validate(be, where, [("y_true", t), ("y_pred", p)], width, note)
     return be, t.values, p.values, K
-
-
-def _bincount(be, x, length):
-    """counts (length,) int64: how many entries of x (n,) int64 equal each of 0 .. length-1.
-
-    The array API has no bincount. Sorting, then binary-searching where each value's run
-    starts, counts exactly in O(n log n) time and O(n + length) memory on any backend.
-    """
-    xp = be.xp
-    edges = xp.searchsorted(xp.sort(x), xp.arange(length + 1, dtype=xp.int64, device=be.device))
-    return edges[1:] - edges[:-1]
 
 
 # ---- classification ---------------------------------------------------------------------
@@ -242,7 +206,7 @@ def top_k_accuracy(y_true, y_pred, k: int = 5) -> float:
     where = "top_k_accuracy"
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"{where}: k must be a positive integer, found {k!r}")
-    be, (y_true, y_pred) = _one_backend(where, y_true=y_true, y_pred=y_pred)
+    be, (y_true, y_pred) = common_backend(where, y_true=y_true, y_pred=y_pred)
     _check_lengths(where, y_true, y_pred)
     xp = be.xp
     if y_pred.ndim != 2 or not xp.isdtype(y_pred.dtype, ("integral", "real floating")):
@@ -266,7 +230,7 @@ def _counts(where, y_true, y_pred):
     xp = be.xp
     # a correct prediction counts in its class's bin, a wrong one in the spare bin K
     hit_bin = xp.where(t == p, t, xp.full_like(t, K))
-    stacked = xp.stack([_bincount(be, hit_bin, K + 1)[:K], _bincount(be, p, K), _bincount(be, t, K)])
+    stacked = xp.stack([bincount(be, hit_bin, K + 1)[:K], bincount(be, p, K), bincount(be, t, K)])
     tp, predicted, support = be.to_numpy(stacked).tolist()
     return tp, predicted, support, K
 
@@ -371,7 +335,7 @@ def confusion_matrix(y_true, y_pred, num_classes: int | None = None):
             raise ValueError(f"{where}: labels must be integers in [0, {num_classes}) for num_classes="
                              f"{num_classes}, found label {K - 1}")
         K = num_classes
-    counts = _bincount(be, t * K + p, K * K)  # the pair (i, j) as one index i * K + j
+    counts = bincount(be, t * K + p, K * K)  # the pair (i, j) as one index i * K + j
     return be.to_numpy(be.xp.reshape(counts, (K, K))).astype("int64", copy=True)
 
 
@@ -456,7 +420,7 @@ def roc_auc(y_true, y_score, average: str = "macro") -> float:
     where = "roc_auc"
     if average not in ("macro", "weighted"):
         raise ValueError(f"{where}: average must be 'macro' or 'weighted', found {average!r}")
-    be, (y_true, y_score) = _one_backend(where, y_true=y_true, y_score=y_score)
+    be, (y_true, y_score) = common_backend(where, y_true=y_true, y_score=y_score)
     _check_lengths(where, y_true, y_score)
     xp = be.xp
     if xp.isdtype(y_score.dtype, "bool") or not xp.isdtype(y_score.dtype, ("integral", "real floating")):
@@ -504,7 +468,7 @@ def roc_auc(y_true, y_score, average: str = "macro") -> float:
 
 def _regression_pair(where, y_true, y_pred):
     """(backend, y_true, y_pred) as floating (n, outputs) arrays of one shape and dtype."""
-    be, (y_true, y_pred) = _one_backend(where, y_true=y_true, y_pred=y_pred)
+    be, (y_true, y_pred) = common_backend(where, y_true=y_true, y_pred=y_pred)
     _check_lengths(where, y_true, y_pred)
     xp = be.xp
     for argname, a in (("y_true", y_true), ("y_pred", y_pred)):

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import math
 
-from .backends import backend_of, get_backend
-from .metrics import _bincount, _one_backend
+from .backends import backend_of, common_backend, get_backend
+from .functional import bincount
 
 __all__ = [
     "NotFittedError",
@@ -28,6 +28,8 @@ __all__ = [
     "batches",
     "Batches",
 ]
+
+_one_backend = common_backend  # the name batches() below uses (it moves out of this module)
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -372,7 +374,7 @@ def train_test_split(X, y=None, test_size=0.2, stratify=None, seed: int = 0, shu
         arrays["stratify"] = stratify
     for argname, a in arrays.items():
         _array(a, argname, where)  # a clear TypeError for anything that is not an array
-    be, moved = _one_backend(where, **arrays)
+    be, moved = common_backend(where, **arrays)
     arrays = dict(zip(arrays, moved))
     xp = be.xp
     for argname, a in arrays.items():
@@ -416,7 +418,7 @@ def _stratified(be, labels, n_test, seed, where):
     values, codes = xp.unique_inverse(labels)  # codes: each sample's class as 0 .. K-1
     codes = xp.astype(codes, xp.int64)
     K = values.shape[0]
-    counts = be.to_numpy(_bincount(be, codes, K)).tolist()
+    counts = be.to_numpy(bincount(be, codes, K)).tolist()
     smallest = min(range(K), key=lambda k: counts[k])
     if counts[smallest] < 2:
         raise ValueError(f"{where}: stratify class {_item(values[smallest])} has only {counts[smallest]} sample; "
