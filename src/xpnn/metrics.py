@@ -36,6 +36,7 @@ callbacks whether larger is better.
 
 from __future__ import annotations
 
+from ._checks import is_integer, non_negative_int, optional_positive_int, positive_int
 from .backends import backend_of, common_backend
 from .functional import bincount
 
@@ -204,8 +205,7 @@ def top_k_accuracy(y_true, y_pred, k: int = 5) -> float:
     top k when fewer than k classes score strictly higher. k >= C gives 1.0.
     """
     where = "top_k_accuracy"
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"{where}: k must be a positive integer, found {k!r}")
+    k = positive_int(k, "k", where)
     be, (y_true, y_pred) = common_backend(where, y_true=y_true, y_pred=y_pred)
     _check_lengths(where, y_true, y_pred)
     xp = be.xp
@@ -259,10 +259,10 @@ def _averaged(where, y_true, y_pred, average, pos_label):
         if K > 2:
             raise ValueError(f"{where}: average='binary' needs two classes (labels 0 and 1), found "
                              f"{K} classes; use average='macro', 'micro' or 'weighted'")
-        if pos_label not in (0, 1) or isinstance(pos_label, bool):
+        if not is_integer(pos_label) or pos_label not in (0, 1):
             raise ValueError(f"{where}: pos_label must be 0 or 1, found {pos_label!r}")
         tp, predicted, support = ([*v, 0][:2] for v in (tp, predicted, support))  # K may be 1
-        return tuple(m[pos_label] for m in _per_class(tp, predicted, support))
+        return tuple(m[int(pos_label)] for m in _per_class(tp, predicted, support))
     if average == "micro":
         # every wrong prediction is one fp (for its predicted class) and one fn (for its
         # true class), so all three equal the accuracy here
@@ -326,9 +326,7 @@ def confusion_matrix(y_true, y_pred, num_classes: int | None = None):
     Example: y_true [0, 1, 1], y_pred [0, 0, 1] -> [[1, 0], [1, 1]].
     """
     where = "confusion_matrix"
-    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
-                                    or num_classes < 1):
-        raise ValueError(f"{where}: num_classes must be a positive integer or None, found {num_classes!r}")
+    num_classes = optional_positive_int(num_classes, "num_classes", where)
     be, t, p, K = _class_labels(where, y_true, y_pred)
     if num_classes is not None:
         if K > num_classes:
@@ -348,8 +346,7 @@ def classification_report(y_true, y_pred, target_names=None, digits: int = 2) ->
     indexed by label (so it needs at least K entries); default the label itself.
     """
     where = "classification_report"
-    if isinstance(digits, bool) or not isinstance(digits, int) or digits < 0:
-        raise ValueError(f"{where}: digits must be a non-negative integer, found {digits!r}")
+    digits = non_negative_int(digits, "digits", where)
     tp, predicted, support, K = _counts(where, y_true, y_pred)
     if target_names is None:
         target_names = [str(c) for c in range(K)]

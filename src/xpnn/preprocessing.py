@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 
+from ._checks import is_integer, is_number, non_negative_int, optional_positive_int
 from .backends import backend_of, common_backend, get_backend
 from .functional import bincount
 
@@ -287,9 +288,7 @@ def one_hot(labels, num_classes: int | None = None, dtype="float32"):
     if xp.isdtype(labels.dtype, "bool") or not xp.isdtype(labels.dtype, "integral"):
         raise TypeError(f"{where}: labels must be integers, found dtype {labels.dtype}; "
                         f"cast them with xp.astype(labels, xp.int64)")
-    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
-                                    or num_classes < 1):
-        raise ValueError(f"{where}: num_classes must be a positive integer or None, found {num_classes!r}")
+    num_classes = optional_positive_int(num_classes, "num_classes", where)
     labels = xp.astype(labels, xp.int64)  # a uint8 label compared with 300 classes would overflow
     n = labels.shape[0]
     if num_classes is None:
@@ -315,15 +314,15 @@ def one_hot(labels, num_classes: int | None = None, dtype="float32"):
 
 def _test_count(test_size, n, where):
     """How many of n samples go to the test split (the ceiling, as scikit-learn)."""
-    if isinstance(test_size, bool) or not isinstance(test_size, (int, float)):
-        raise TypeError(f"{where}: test_size must be a fraction in (0, 1) or a count, found {test_size!r}")
-    if isinstance(test_size, float):
+    if is_integer(test_size):
+        n_test = int(test_size)
+    elif is_number(test_size):
         if not 0.0 < test_size < 1.0:
             raise ValueError(f"{where}: test_size must be a fraction in (0, 1) or a count in [1, {n - 1}], "
                              f"found {test_size!r}")
-        n_test = math.ceil(test_size * n)
+        n_test = math.ceil(float(test_size) * n)
     else:
-        n_test = test_size
+        raise TypeError(f"{where}: test_size must be a fraction in (0, 1) or a count, found {test_size!r}")
     if not 1 <= n_test <= n - 1:
         raise ValueError(f"{where}: test_size={test_size!r} gives {n_test} test and {n - n_test} training samples "
                          f"out of {n}; both splits need at least one (a count must lie in [1, {n - 1}])")
@@ -385,6 +384,8 @@ def train_test_split(X, y=None, test_size=0.2, stratify=None, seed: int = 0, shu
         if a.shape[0] != n:
             raise ValueError(f"{where}: X has {n} samples but {argname} has {a.shape[0]}; they must be the same")
     n_test = _test_count(test_size, n, where)
+    if shuffle:  # the seed is only used (and so only checked) for a shuffled split
+        seed = non_negative_int(seed, "seed", where)
 
     if stratify is not None:
         if not shuffle:
