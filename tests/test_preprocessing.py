@@ -161,8 +161,12 @@ def test_scaler_errors(backend, cls):
 def test_minmax_scaler_bad_feature_range():
     with pytest.raises(ValueError, match=r"feature_range must have low < high, found \(1, 1\)"):
         MinMaxScaler(feature_range=(1, 1))
-    with pytest.raises(ValueError, match="feature_range must be a pair"):
-        MinMaxScaler(feature_range=(0, 1, 2))
+    for bad in [(0, 1, 2), ("0", "1"), (0, True), (0, float("inf")), 5, None]:
+        with pytest.raises(ValueError, match="MinMaxScaler: feature_range must be a pair .low, high. of finite numbers"):
+            MinMaxScaler(feature_range=bad)
+    # NumPy scalars (and a NumPy pair) are numbers like any other
+    assert MinMaxScaler(feature_range=(np.int64(-1), np.float32(2.0))).feature_range == (-1.0, 2.0)
+    assert MinMaxScaler(feature_range=np.array([0.0, 1.0])).config()["feature_range"] == [0.0, 1.0]
 
 
 @pytest.mark.parametrize("cls,kwargs", [(StandardScaler, {}), (MinMaxScaler, {"feature_range": (-1, 2), "clip": True})])

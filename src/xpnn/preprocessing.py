@@ -236,10 +236,13 @@ class MinMaxScaler(_Scaler):
 
     def __init__(self, feature_range=(0.0, 1.0), clip: bool = False):
         try:
-            low, high = (float(v) for v in feature_range)
-        except (TypeError, ValueError):
-            raise ValueError(f"MinMaxScaler: feature_range must be a pair (low, high) of numbers, "
-                             f"found {feature_range!r}") from None
+            low, high = feature_range
+        except (TypeError, ValueError):  # not a pair
+            low = high = None
+        if not all(is_number(v) and math.isfinite(v) for v in (low, high)):
+            raise ValueError(f"MinMaxScaler: feature_range must be a pair (low, high) of finite numbers, "
+                             f"found {feature_range!r}")
+        low, high = float(low), float(high)
         if not low < high:
             raise ValueError(f"MinMaxScaler: feature_range must have low < high, found {feature_range!r}")
         super().__init__()
