@@ -414,6 +414,10 @@ def test_load_csv_with_and_without_header(tmp_path):
     X, y = load_csv(tmp_path / "n.csv", label_column=-2)
     np.testing.assert_array_equal(X, [[1, 1], [0, 3]])
     assert y.tolist() == [5, 2]
+    for numpy_int in (np.int64(-2), np.int32(-2), np.uint8(1)):  # NumPy integers count like Python ints
+        X, y = load_csv(tmp_path / "n.csv", label_column=numpy_int)
+        np.testing.assert_array_equal(X, [[1, 1], [0, 3]])
+        assert y.tolist() == [5, 2]
 
 
 def test_load_csv_quoted_cells_and_bom(tmp_path):
@@ -463,10 +467,12 @@ def test_load_csv_bad_input_names_file_line_and_content(tmp_path, text, message)
 
 
 @pytest.mark.parametrize("label_column, message", [
-    (3, "label_column must be in [-3, 3)"),
-    (-4, "label_column must be in [-3, 3)"),
-    (1.0, "label_column must be an integer, found 1.0"),
-    (True, "label_column must be an integer, found True"),
+    (3, "load_csv: label_column must be in [-3, 3)"),
+    (-4, "load_csv: label_column must be in [-3, 3)"),
+    (np.int64(3), "load_csv: label_column must be in [-3, 3)"),
+    (1.0, "load_csv: label_column must be an integer, found 1.0"),
+    (np.float64(1.0), "load_csv: label_column must be an integer, found"),
+    (True, "load_csv: label_column must be an integer, found True"),
 ])
 def test_load_csv_bad_label_column(tmp_path, label_column, message):
     (tmp_path / "d.csv").write_text("1,2,3\n")

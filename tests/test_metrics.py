@@ -7,6 +7,7 @@ non-default device, so any host array slipped into the computation would raise).
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -524,3 +525,44 @@ def test_float32_scores_give_python_floats(backend):
     for name in ("accuracy", "precision", "recall", "f1", "roc_auc"):
         value = get_metric(name)(t, s)
         assert type(value) is float and math.isfinite(value), name
+
+
+# ---- NumPy scalars as arguments; the shared helpers --------------------------------------------
+
+
+def test_numpy_integer_arguments_are_accepted_and_bool_is_refused():
+    t, s = [0, 1, 2], softmax(np.array([[3.0, 2.0, 1.0], [1.0, 3.0, 2.0], [3.0, 2.0, 1.0]]))
+    assert top_k_accuracy(t, s, k=np.int64(2)) == top_k_accuracy(t, s, k=2) == 2 / 3
+    np.testing.assert_array_equal(confusion_matrix([0, 1], [0, 1], num_classes=np.int32(3)),
+                                  confusion_matrix([0, 1], [0, 1], num_classes=3))
+    assert classification_report(t, [0, 1, 1], digits=np.int64(3)) == classification_report(t, [0, 1, 1], digits=3)
+    assert precision([0, 1, 1], [0, 0, 1], pos_label=np.int64(0)) == precision([0, 1, 1], [0, 0, 1], pos_label=0)
+    for call, message in [
+        (lambda: top_k_accuracy(t, s, k=True), "top_k_accuracy: k must be a positive integer, found True"),
+        (lambda: top_k_accuracy(t, s, k=2.0), "top_k_accuracy: k must be a positive integer, found 2.0"),
+        (lambda: confusion_matrix(t, t, num_classes=True),
+         "confusion_matrix: num_classes must be a positive integer or None, found True"),
+        (lambda: classification_report(t, t, digits=False),
+         "classification_report: digits must be a non-negative integer, found False"),
+        (lambda: classification_report(t, t, digits=-1),
+         "classification_report: digits must be a non-negative integer, found -1"),
+        (lambda: recall([0, 1], [0, 1], pos_label=True), "recall: pos_label must be 0 or 1, found True"),
+        (lambda: recall([0, 1], [0, 1], pos_label=1.0), "recall: pos_label must be 0 or 1, found 1.0"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            call()
+
+
+def test_common_backend_and_bincount(backend):
+    from xpnn.backends import common_backend
+    from xpnn.functional import bincount
+
+    device_array = backend.asarray(np.array([3, 0, 3, 1]))
+    be, (a, b, c) = common_backend("here", x=device_array, y=np.array([1, 2]), z=[5])
+    assert be is backend and all(backend.owns(v) for v in (a, b, c))  # host arrays and lists moved over
+    counts = bincount(be, backend.xp.astype(a, backend.xp.int64), 5)
+    assert backend.owns(counts)
+    np.testing.assert_array_equal(backend.to_numpy(counts), [1, 1, 0, 2, 0])
+    assert common_backend("here", x=np.zeros(2))[0].name == "numpy"  # only host arrays: NumPy
+    with pytest.raises(TypeError, match="here: y must be an array .*found str"):
+        common_backend("here", x=device_array, y="labels")

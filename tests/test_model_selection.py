@@ -167,14 +167,16 @@ def test_stratified_shuffle_is_seeded_and_reads_one_hot_and_backend_labels(backe
 
 
 def test_splitter_errors():
-    for bad in (1, 0, True, 2.0, "3"):
-        with pytest.raises(ValueError, match=r"KFold: n_splits must be an integer >= 2.*found"):
+    with pytest.raises(ValueError, match=r"^KFold: n_splits must be an integer >= 2, found 1$"):
+        KFold(1)
+    for bad in (0, True, 2.0, "3", np.float64(3.0)):
+        with pytest.raises(ValueError, match=r"KFold: n_splits must be an integer >= 2, found"):
             KFold(bad)
     with pytest.raises(ValueError, match="StratifiedKFold: n_splits must be an integer >= 2"):
         StratifiedKFold(1)
-    with pytest.raises(ValueError, match="seed must be a non-negative integer, found -1"):
+    with pytest.raises(ValueError, match="KFold: seed must be a non-negative integer, found -1"):
         KFold(3, shuffle=True, seed=-1)
-    with pytest.raises(TypeError, match="shuffle must be True or False"):
+    with pytest.raises(ValueError, match="KFold: shuffle must be True or False, found 'yes'"):
         KFold(3, shuffle="yes")
     with pytest.raises(ValueError, match="n_splits=4 is more than the 3 samples in X"):
         list(KFold(4).split(np.zeros(3)))
@@ -433,6 +435,39 @@ def test_random_search_errors():
         Choice([])
     with pytest.raises(TypeError, match="Choice: options must be a list of values"):
         Choice(3)
+
+
+def test_numpy_scalars_are_accepted_like_python_numbers_and_bool_is_refused():
+    folds = KFold(np.int64(3), shuffle=True, seed=np.uint8(1))
+    assert (folds.n_splits, folds.seed) == (3, 1) and type(folds.n_splits) is int and type(folds.seed) is int
+    assert [te.tolist() for _, te in folds.split(np.zeros(7))] == \
+        [te.tolist() for _, te in KFold(3, shuffle=True, seed=1).split(np.zeros(7))]
+    assert StratifiedKFold(np.int32(2)).n_splits == 2
+    ints = IntUniform(np.int64(1), np.int32(3))
+    assert ints.values() == [1, 2, 3] and repr(ints) == "IntUniform(1, 3)"
+    floats = LogUniform(np.float32(0.5), np.float64(2.0))
+    assert (floats.low, floats.high) == (0.5, 2.0) and type(floats.low) is float
+    search = RandomSearch(classifier(), {"lr": Uniform(np.float64(0.01), 0.1)}, n_iter=np.int64(2),
+                          cv=np.int64(2), seed=np.int16(4))
+    assert (search.n_iter, search.seed, search.cv) == (2, 4, 2) and len(search.candidates) == 2
+    assert type(search.cv) is int
+    assert GridSearch(classifier(), {"hidden": np.array([4, 8])}, cv=np.int8(3)).cv == 3
+
+    for make, message in [
+        (lambda: KFold(True), "KFold: n_splits must be an integer >= 2, found True"),
+        (lambda: KFold(3, seed=True), "KFold: seed must be a non-negative integer, found True"),
+        (lambda: KFold(3, shuffle=np.bool_(True)), "KFold: shuffle must be True or False"),
+        (lambda: IntUniform(False, 3), "IntUniform: low must be an integer, found False"),
+        (lambda: Uniform(0, True), "Uniform: high must be a finite number, found True"),
+        (lambda: RandomSearch(classifier(), {"lr": [0.1]}, n_iter=True),
+         "RandomSearch: n_iter must be a positive integer, found True"),
+        (lambda: RandomSearch(classifier(), {"lr": [0.1]}, seed=False),
+         "RandomSearch: seed must be a non-negative integer, found False"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            make()
+    with pytest.raises(TypeError, match="GridSearch: cv must be a number of folds .* found True"):
+        GridSearch(classifier(), {"lr": [0.1]}, cv=True)
 
 
 # ---- BayesSearch -----------------------------------------------------------------------------

@@ -332,7 +332,7 @@ def test_load_state_arrays_errors():
         opt.load_state_arrays({"m.0": np.zeros(2), "m.2": np.zeros(2), "v.0": np.zeros(2), "v.1": np.zeros(2)}, 1)
     with pytest.raises(ValueError, match="same number of arrays"):
         opt.load_state_arrays({"m.0": np.zeros(2)}, 1)
-    with pytest.raises(ValueError, match="iterations must be an integer >= 0, found -1"):
+    with pytest.raises(ValueError, match="Adam.load_state_arrays: iterations must be a non-negative integer, found -1"):
         opt.load_state_arrays({}, -1)
 
 
@@ -408,27 +408,50 @@ def test_get_optimizer_names():
 
 
 @pytest.mark.parametrize("make, message", [
-    (lambda: SGD(lr=0), r"SGD: lr must be a number > 0 or a schedule, found 0.0"),
+    (lambda: SGD(lr=0), r"SGD: lr must be a number > 0 or a schedule, found 0"),
     (lambda: Adam(lr=-1e-3), r"Adam: lr must be a number > 0 or a schedule, found -0.001"),
-    (lambda: SGD(lr=True), r"SGD: lr must be a finite number, found True"),
-    (lambda: SGD(lr=float("nan")), r"SGD: lr must be a finite number, found nan"),
-    (lambda: SGD(lr="0.1"), r"SGD: lr must be a finite number, found '0.1'"),
-    (lambda: SGD(momentum=-0.1), r"SGD: momentum must be >= 0.0, found -0.1"),
+    (lambda: SGD(lr=True), r"SGD: lr must be a number > 0 or a schedule, found True"),
+    (lambda: SGD(lr=float("nan")), r"SGD: lr must be a number > 0 or a schedule, found nan"),
+    (lambda: SGD(lr="0.1"), r"SGD: lr must be a number > 0 or a schedule, found '0.1'"),
+    (lambda: SGD(momentum=-0.1), r"SGD: momentum must be a number >= 0, found -0.1"),
+    (lambda: SGD(momentum=True), r"SGD: momentum must be a number >= 0, found True"),
     (lambda: SGD(nesterov=True), r"SGD: nesterov=True needs momentum > 0"),
     (lambda: SGD(momentum=0.9, nesterov=1), r"SGD: nesterov must be True or False, found 1"),
-    (lambda: SGD(weight_decay=-1), r"SGD: weight_decay must be >= 0.0, found -1.0"),
-    (lambda: Adam(beta1=1.0), r"Adam: beta1 must be in \[0, 1\), found 1.0"),
-    (lambda: Adam(beta2=-0.1), r"Adam: beta2 must be in \[0, 1\), found -0.1"),
-    (lambda: AdamW(beta1=1.5), r"AdamW: beta1 must be in \[0, 1\), found 1.5"),
-    (lambda: Adam(eps=-1e-8), r"Adam: eps must be >= 0.0"),
-    (lambda: AdamW(weight_decay=-0.01), r"AdamW: weight_decay must be >= 0.0"),
-    (lambda: RMSprop(rho=1.0), r"RMSprop: rho must be in \[0, 1\), found 1.0"),
-    (lambda: RMSprop(momentum=-1), r"RMSprop: momentum must be >= 0.0"),
-    (lambda: Adagrad(eps=-1), r"Adagrad: eps must be >= 0.0"),
+    (lambda: SGD(weight_decay=-1), r"SGD: weight_decay must be a number >= 0, found -1"),
+    (lambda: Adam(beta1=1.0), r"Adam: beta1 must be a number in \[0, 1\), found 1.0"),
+    (lambda: Adam(beta2=-0.1), r"Adam: beta2 must be a number in \[0, 1\), found -0.1"),
+    (lambda: Adam(beta1=False), r"Adam: beta1 must be a number in \[0, 1\), found False"),
+    (lambda: AdamW(beta1=1.5), r"AdamW: beta1 must be a number in \[0, 1\), found 1.5"),
+    (lambda: Adam(eps=-1e-8), r"Adam: eps must be a number >= 0, found -1e-08"),
+    (lambda: AdamW(weight_decay=-0.01), r"AdamW: weight_decay must be a number >= 0, found -0.01"),
+    (lambda: RMSprop(rho=1.0), r"RMSprop: rho must be a number in \[0, 1\), found 1.0"),
+    (lambda: RMSprop(momentum=-1), r"RMSprop: momentum must be a number >= 0, found -1"),
+    (lambda: Adagrad(eps=-1), r"Adagrad: eps must be a number >= 0, found -1"),
+    (lambda: Adagrad(eps=float("inf")), r"Adagrad: eps must be a number >= 0, found inf"),
 ])
 def test_bad_arguments(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_numpy_scalars_are_accepted_as_python_numbers():
+    opt = SGD(lr=np.float32(0.1), momentum=np.float64(0.9), weight_decay=np.int64(0))
+    assert all(type(v) is float for v in (opt.lr, opt.momentum, opt.weight_decay))
+    assert (opt.momentum, opt.weight_decay) == (0.9, 0.0)
+    for made in [Adam(np.float64(1e-3), beta1=np.float32(0.5), beta2=np.float64(0.99), eps=np.float64(1e-8)),
+                 AdamW(weight_decay=np.float32(0.25)), RMSprop(rho=np.float64(0.9), momentum=np.int32(1)),
+                 Adagrad(eps=np.float32(1e-10)), opt]:
+        json.dumps(made.config())  # plain Python numbers
+    # float32 params stay float32 under NumPy-scalar hyper-parameters (no float64 upcast)
+    p = np.ones(3, dtype=np.float32)
+    opt.step([(p, np.ones(3, dtype=np.float32))])
+    assert p.dtype == np.float32
+    np.testing.assert_allclose(p, 1 - np.float32(0.1), rtol=1e-6)
+    adam = Adam()
+    adam.load_state_arrays({}, np.int64(3))
+    assert adam.iterations == 3 and type(adam.iterations) is int
+    with pytest.raises(ValueError, match="Adam.load_state_arrays: iterations must be a non-negative integer, found True"):
+        adam.load_state_arrays({}, True)
 
 
 def test_base_class_needs_update():
@@ -474,7 +497,11 @@ def test_clip_grad_norm(backend):
     np.testing.assert_allclose(backend.to_numpy(clipped[1][1]), [[0.8]], rtol=1e-5)
     unclipped, _ = clip_grad_norm(pairs, 10.0)  # under the limit: unchanged
     np.testing.assert_array_equal(backend.to_numpy(unclipped[0][1]), [3.0, 0.0])
-    with pytest.raises(ValueError, match="clip_grad_norm: max_norm must be > 0, found 0.0"):
+    with pytest.raises(ValueError, match="clip_grad_norm: max_norm must be a number > 0, found 0"):
         clip_grad_norm(pairs, 0)
+    with pytest.raises(ValueError, match="clip_grad_norm: max_norm must be a number > 0, found True"):
+        clip_grad_norm(pairs, True)
+    clipped, _ = clip_grad_norm(pairs, np.float32(1.0))  # a NumPy scalar works as a Python float
+    np.testing.assert_allclose(backend.to_numpy(clipped[0][1]), [0.6, 0.0], rtol=1e-5)
     with pytest.raises(ValueError, match="clip_grad_norm: params is empty"):
         clip_grad_norm([], 1.0)

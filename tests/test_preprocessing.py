@@ -161,8 +161,12 @@ def test_scaler_errors(backend, cls):
 def test_minmax_scaler_bad_feature_range():
     with pytest.raises(ValueError, match=r"feature_range must have low < high, found \(1, 1\)"):
         MinMaxScaler(feature_range=(1, 1))
-    with pytest.raises(ValueError, match="feature_range must be a pair"):
-        MinMaxScaler(feature_range=(0, 1, 2))
+    for bad in [(0, 1, 2), ("0", "1"), (0, True), (0, float("inf")), 5, None]:
+        with pytest.raises(ValueError, match="MinMaxScaler: feature_range must be a pair .low, high. of finite numbers"):
+            MinMaxScaler(feature_range=bad)
+    # NumPy scalars (and a NumPy pair) are numbers like any other
+    assert MinMaxScaler(feature_range=(np.int64(-1), np.float32(2.0))).feature_range == (-1.0, 2.0)
+    assert MinMaxScaler(feature_range=np.array([0.0, 1.0])).config()["feature_range"] == [0.0, 1.0]
 
 
 @pytest.mark.parametrize("cls,kwargs", [(StandardScaler, {}), (MinMaxScaler, {"feature_range": (-1, 2), "clip": True})])
@@ -215,8 +219,12 @@ def test_one_hot_errors(backend):
         one_hot(backend.asarray(np.array([[0], [1]])))
     with pytest.raises(ValueError, match="labels is empty, so the number of classes is unknown; pass num_classes"):
         one_hot(backend.asarray(np.zeros(0, dtype=np.int64)))
-    with pytest.raises(ValueError, match="num_classes must be a positive integer or None, found 0"):
+    with pytest.raises(ValueError, match="one_hot: num_classes must be a positive integer or None, found 0"):
         one_hot(labels, 0)
+    with pytest.raises(ValueError, match="one_hot: num_classes must be a positive integer or None, found True"):
+        one_hot(labels, True)
+    # NumPy integers count like Python ints
+    np.testing.assert_array_equal(host(backend, one_hot(labels, np.int64(11))), host(backend, one_hot(labels, 11)))
 
 
 # ---- train_test_split -------------------------------------------------------------------------
@@ -326,8 +334,26 @@ def test_train_test_split_errors(backend):
         train_test_split(X, stratify=True)
     with pytest.raises(TypeError, match="train_test_split: y must be an array .*found dict"):
         train_test_split(X, {})
-    with pytest.raises(ValueError, match="seed must be a non-negative integer, found -1"):
+    with pytest.raises(ValueError, match="train_test_split: seed must be a non-negative integer, found -1"):
         train_test_split(X, seed=-1)
+    with pytest.raises(ValueError, match="train_test_split: seed must be a non-negative integer, found True"):
+        train_test_split(X, seed=True)
+    assert len(train_test_split(X, seed=-1, shuffle=False)) == 2  # an unshuffled split never uses the seed
+
+
+def test_train_test_split_takes_numpy_scalars_as_python_numbers(backend):
+    X = backend.asarray(np.arange(20.0).reshape(10, 2))
+    y = backend.asarray(np.arange(10) % 2)
+    for args, plain in [(dict(test_size=np.float64(0.25), seed=np.int64(3)), dict(test_size=0.25, seed=3)),
+                        (dict(test_size=np.float32(0.5), seed=np.uint8(1)), dict(test_size=0.5, seed=1)),
+                        (dict(test_size=np.int64(3), seed=np.int32(2)), dict(test_size=3, seed=2)),
+                        (dict(test_size=np.int8(4), stratify=True), dict(test_size=4, stratify=True))]:
+        got, expected = train_test_split(X, y, **args), train_test_split(X, y, **plain)
+        assert [a.shape for a in got] == [a.shape for a in expected]
+        for a, b in zip(got, expected):
+            np.testing.assert_array_equal(host(backend, a), host(backend, b))
+    with pytest.raises(TypeError, match=r"train_test_split: test_size must be a fraction in \(0, 1\) or a count"):
+        train_test_split(X, test_size=np.bool_(False))
 
 
 # ---- batches ----------------------------------------------------------------------------------

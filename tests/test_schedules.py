@@ -61,6 +61,17 @@ def test_numpy_integer_steps_are_accepted():
     assert StepDecay(1.0, 2)(np.int64(2)) == pytest.approx(0.1)
 
 
+def test_numpy_scalar_arguments_are_accepted_as_python_numbers():
+    s = StepDecay(np.float32(0.5), step_size=np.int64(3), gamma=np.float64(0.5))
+    assert s.config() == StepDecay(0.5, 3, 0.5).config()
+    assert type(s.lr) is float and type(s.step_size) is int and type(s.gamma) is float
+    json.dumps(s.config())  # plain Python numbers: the config is JSON-able
+    assert CosineDecay(np.float64(0.1), np.int32(10), min_lr=np.float32(0.0)).config() == CosineDecay(0.1, 10).config()
+    assert ExponentialDecay(np.float64(0.2), np.float64(0.9))(np.uint8(1)) == pytest.approx(0.18)
+    warm = LinearWarmup(np.float64(0.4), warmup_steps=np.int16(4))
+    assert warm.config() == LinearWarmup(0.4, 4).config() and type(warm.schedule) is float
+
+
 @pytest.mark.parametrize("schedule", [
     StepDecay(0.1, 5, 0.3), ExponentialDecay(0.01, 0.95), CosineDecay(0.1, 100, 0.001),
     LinearWarmup(0.01, 10), LinearWarmup(CosineDecay(0.1, 50), 5),
@@ -77,16 +88,20 @@ def test_config_round_trip(schedule):
 
 
 @pytest.mark.parametrize("make, message", [
-    (lambda: StepDecay(0, 5), r"StepDecay: lr must be a finite number > 0, found 0"),
-    (lambda: StepDecay(0.1, 0), r"StepDecay: step_size must be an integer >= 1, found 0"),
-    (lambda: StepDecay(0.1, 2.5), r"StepDecay: step_size must be an integer >= 1, found 2.5"),
-    (lambda: StepDecay(0.1, 2, gamma=-1), r"StepDecay: gamma must be a finite number > 0, found -1"),
-    (lambda: ExponentialDecay(0.1, 0), r"ExponentialDecay: gamma must be a finite number > 0, found 0"),
-    (lambda: ExponentialDecay(float("inf"), 0.9), r"ExponentialDecay: lr must be a finite number > 0, found inf"),
-    (lambda: CosineDecay(0.1, 0), r"CosineDecay: total_steps must be an integer >= 1, found 0"),
-    (lambda: CosineDecay(0.1, 10, min_lr=0.2), r"CosineDecay: min_lr must be a number in \[0, lr=0.1\], found 0.2"),
-    (lambda: LinearWarmup(0.1, 0), r"LinearWarmup: warmup_steps must be an integer >= 1, found 0"),
-    (lambda: LinearWarmup("x", 3), r"LinearWarmup: schedule_or_lr \(a Schedule or an lr\) must be a finite number > 0, found 'x'"),
+    (lambda: StepDecay(0, 5), r"StepDecay: lr must be a number > 0, found 0"),
+    (lambda: StepDecay(True, 5), r"StepDecay: lr must be a number > 0, found True"),
+    (lambda: StepDecay(0.1, 0), r"StepDecay: step_size must be a positive integer, found 0"),
+    (lambda: StepDecay(0.1, 2.5), r"StepDecay: step_size must be a positive integer, found 2.5"),
+    (lambda: StepDecay(0.1, True), r"StepDecay: step_size must be a positive integer, found True"),
+    (lambda: StepDecay(0.1, 2, gamma=-1), r"StepDecay: gamma must be a number > 0, found -1"),
+    (lambda: ExponentialDecay(0.1, 0), r"ExponentialDecay: gamma must be a number > 0, found 0"),
+    (lambda: ExponentialDecay(float("inf"), 0.9), r"ExponentialDecay: lr must be a number > 0, found inf"),
+    (lambda: CosineDecay(0.1, 0), r"CosineDecay: total_steps must be a positive integer, found 0"),
+    (lambda: CosineDecay(0.1, 10, min_lr=0.2), r"CosineDecay: min_lr must be a number in \[0, 0.1\], found 0.2"),
+    (lambda: CosineDecay(0.1, 10, min_lr=-0.1), r"CosineDecay: min_lr must be a number in \[0, 0.1\], found -0.1"),
+    (lambda: LinearWarmup(0.1, 0), r"LinearWarmup: warmup_steps must be a positive integer, found 0"),
+    (lambda: LinearWarmup(0.1, np.float64(2.0)), r"LinearWarmup: warmup_steps must be a positive integer, found"),
+    (lambda: LinearWarmup("x", 3), r"LinearWarmup: schedule_or_lr \(a Schedule or an lr\) must be a number > 0, found 'x'"),
 ])
 def test_bad_arguments(make, message):
     with pytest.raises(ValueError, match=message):
@@ -95,10 +110,12 @@ def test_bad_arguments(make, message):
 
 def test_bad_steps_and_configs():
     s = StepDecay(0.1, 2)
-    with pytest.raises(ValueError, match=r"StepDecay: step must be an integer >= 0, found -1"):
+    with pytest.raises(ValueError, match=r"StepDecay: step must be a non-negative integer, found -1"):
         s(-1)
-    with pytest.raises(ValueError, match=r"StepDecay: step must be an integer >= 0, found 1.5"):
+    with pytest.raises(ValueError, match=r"StepDecay: step must be a non-negative integer, found 1.5"):
         s(1.5)
+    with pytest.raises(ValueError, match=r"StepDecay: step must be a non-negative integer, found True"):
+        s(True)
     with pytest.raises(ValueError, match=r"'name' one of \['cosine_decay', 'exponential_decay', 'linear_warmup', 'step_decay'\], found 'poly'"):
         get_schedule({"name": "poly"})
     with pytest.raises(ValueError, match="found 0.1"):

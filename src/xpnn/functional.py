@@ -1,5 +1,6 @@
-"""Math shared by layers and losses, written once: stable sigmoid, softmax, log-softmax
-and the softmax backward. Each takes the array namespace ``xp`` (from a Backend) first.
+"""Math shared by layers, losses and metrics, written once: stable sigmoid, softmax,
+log-softmax, the softmax backward and bincount. Each takes the array namespace ``xp``
+(from a Backend) first, except bincount, which takes the Backend (it needs the device).
 """
 
 from __future__ import annotations
@@ -27,3 +28,14 @@ def softmax_backward(xp, Y, dY, axis=-1):
     """dX for Y = softmax(X) along ``axis``: Y * (dY - sum(dY * Y)), the Jacobian
     diag(Y) - Y Y^T applied row by row without building it."""
     return Y * (dY - xp.sum(dY * Y, axis=axis, keepdims=True))
+
+
+def bincount(backend, x, length):
+    """counts (length,) int64: how many entries of x (n,) int64 equal each of 0 .. length-1.
+
+    The array API has no bincount. Sorting, then binary-searching where each value's run
+    starts, counts exactly in O(n log n) time and O(n + length) memory on any backend.
+    """
+    xp = backend.xp
+    edges = xp.searchsorted(xp.sort(x), xp.arange(length + 1, dtype=xp.int64, device=backend.device))
+    return edges[1:] - edges[:-1]

@@ -36,7 +36,9 @@ callbacks whether larger is better.
 
 from __future__ import annotations
 
-from .backends import backend_of, get_backend
+from ._checks import is_integer, non_negative_int, optional_positive_int, positive_int
+from .backends import backend_of, common_backend
+from .functional import bincount
 
 __all__ = [
     "accuracy",
@@ -58,33 +60,7 @@ __all__ = [
 _AVERAGES = ("binary", "macro", "micro", "weighted", "auto")
 
 
-# ---- inputs: one backend, labels, validation ------------------------------------------
-
-
-def _one_backend(where, **arrays):
-    """The backend the arrays share, and the arrays moved onto it.
-
-    A NumPy array (or a list) next to an array of another backend is copied there; two
-    arrays of two different device backends is an error, as mixing them would be.
-    """
-    numpy_backend = get_backend("numpy")
-    found = {}
-    for argname, a in arrays.items():
-        if isinstance(a, (list, tuple)):
-            a = numpy_backend.asarray(a)
-        try:
-            be = backend_of(a)
-        except TypeError:
-            raise TypeError(f"{where}: {argname} must be an array (NumPy or an xpnn backend's), "
-                            f"found {type(a).__name__}") from None
-        found[argname] = (a, be)
-    devices = {be for _, be in found.values() if be.name != "numpy"}
-    if len(devices) > 1:
-        desc = ", ".join(f"{k} on {be!r}" for k, (_, be) in found.items())
-        raise TypeError(f"{where}: the arrays live on different backends ({desc}); "
-                        f"move them to one with backend.asarray(...)")
-    be = devices.pop() if devices else numpy_backend
-    return be, [a if be.owns(a) else be.asarray(a) for a, _ in found.values()]
+# ---- inputs: labels, validation ---------------------------------------------------------
 
 
 def _check_lengths(where, y_true, y_pred):
@@ -193,7 +169,7 @@ def _validate(be, where, named, width=None, width_note=""):
 
 def _class_labels(where, y_true, y_pred):
     """(backend, true labels (n,), predicted labels (n,), K) from any accepted y_true/y_pred."""
-    be, (y_true, y_pred) = _one_backend(where, y_true=y_true, y_pred=y_pred)
+    be, (y_true, y_pred) = common_backend(where, y_true=y_true, y_pred=y_pred)
     _check_lengths(where, y_true, y_pred)
     xp = be.xp
     t = _read_labels(xp, y_true, "y_true", where, is_pred=False)
@@ -204,17 +180,6 @@ def _class_labels(where, y_true, y_pred):
     width, note = (widest.width, f" ({widest.what})") if widest else (None, "")
     K = _validate(be, where, [("y_true", t), ("y_pred", p)], width, note)
     return be, t.values, p.values, K
-
-
-def _bincount(be, x, length):
-    """counts (length,) int64: how many entries of x (n,) int64 equal each of 0 .. length-1.
-
-    The array API has no bincount. Sorting, then binary-searching where each value's run
-    starts, counts exactly in O(n log n) time and O(n + length) memory on any backend.
-    """
-    xp = be.xp
-    edges = xp.searchsorted(xp.sort(x), xp.arange(length + 1, dtype=xp.int64, device=be.device))
-    return edges[1:] - edges[:-1]
 
 
 # ---- classification ---------------------------------------------------------------------
@@ -240,9 +205,8 @@ def top_k_accuracy(y_true, y_pred, k: int = 5) -> float:
     top k when fewer than k classes score strictly higher. k >= C gives 1.0.
     """
     where = "top_k_accuracy"
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"{where}: k must be a positive integer, found {k!r}")
-    be, (y_true, y_pred) = _one_backend(where, y_true=y_true, y_pred=y_pred)
+    k = positive_int(k, "k", where)
+    be, (y_true, y_pred) = common_backend(where, y_true=y_true, y_pred=y_pred)
     _check_lengths(where, y_true, y_pred)
     xp = be.xp
     if y_pred.ndim != 2 or not xp.isdtype(y_pred.dtype, ("integral", "real floating")):
@@ -266,7 +230,7 @@ def _counts(where, y_true, y_pred):
     xp = be.xp
     # a correct prediction counts in its class's bin, a wrong one in the spare bin K
     hit_bin = xp.where(t == p, t, xp.full_like(t, K))
-    stacked = xp.stack([_bincount(be, hit_bin, K + 1)[:K], _bincount(be, p, K), _bincount(be, t, K)])
+    stacked = xp.stack([bincount(be, hit_bin, K + 1)[:K], bincount(be, p, K), bincount(be, t, K)])
     tp, predicted, support = be.to_numpy(stacked).tolist()
     return tp, predicted, support, K
 
@@ -295,10 +259,10 @@ def _averaged(where, y_true, y_pred, average, pos_label):
         if K > 2:
             raise ValueError(f"{where}: average='binary' needs two classes (labels 0 and 1), found "
                              f"{K} classes; use average='macro', 'micro' or 'weighted'")
-        if pos_label not in (0, 1) or isinstance(pos_label, bool):
+        if not is_integer(pos_label) or pos_label not in (0, 1):
             raise ValueError(f"{where}: pos_label must be 0 or 1, found {pos_label!r}")
         tp, predicted, support = ([*v, 0][:2] for v in (tp, predicted, support))  # K may be 1
-        return tuple(m[pos_label] for m in _per_class(tp, predicted, support))
+        return tuple(m[int(pos_label)] for m in _per_class(tp, predicted, support))
     if average == "micro":
         # every wrong prediction is one fp (for its predicted class) and one fn (for its
         # true class), so all three equal the accuracy here
@@ -362,16 +326,14 @@ def confusion_matrix(y_true, y_pred, num_classes: int | None = None):
     Example: y_true [0, 1, 1], y_pred [0, 0, 1] -> [[1, 0], [1, 1]].
     """
     where = "confusion_matrix"
-    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
-                                    or num_classes < 1):
-        raise ValueError(f"{where}: num_classes must be a positive integer or None, found {num_classes!r}")
+    num_classes = optional_positive_int(num_classes, "num_classes", where)
     be, t, p, K = _class_labels(where, y_true, y_pred)
     if num_classes is not None:
         if K > num_classes:
             raise ValueError(f"{where}: labels must be integers in [0, {num_classes}) for num_classes="
                              f"{num_classes}, found label {K - 1}")
         K = num_classes
-    counts = _bincount(be, t * K + p, K * K)  # the pair (i, j) as one index i * K + j
+    counts = bincount(be, t * K + p, K * K)  # the pair (i, j) as one index i * K + j
     return be.to_numpy(be.xp.reshape(counts, (K, K))).astype("int64", copy=True)
 
 
@@ -384,8 +346,7 @@ def classification_report(y_true, y_pred, target_names=None, digits: int = 2) ->
     indexed by label (so it needs at least K entries); default the label itself.
     """
     where = "classification_report"
-    if isinstance(digits, bool) or not isinstance(digits, int) or digits < 0:
-        raise ValueError(f"{where}: digits must be a non-negative integer, found {digits!r}")
+    digits = non_negative_int(digits, "digits", where)
     tp, predicted, support, K = _counts(where, y_true, y_pred)
     if target_names is None:
         target_names = [str(c) for c in range(K)]
@@ -456,7 +417,7 @@ def roc_auc(y_true, y_score, average: str = "macro") -> float:
     where = "roc_auc"
     if average not in ("macro", "weighted"):
         raise ValueError(f"{where}: average must be 'macro' or 'weighted', found {average!r}")
-    be, (y_true, y_score) = _one_backend(where, y_true=y_true, y_score=y_score)
+    be, (y_true, y_score) = common_backend(where, y_true=y_true, y_score=y_score)
     _check_lengths(where, y_true, y_score)
     xp = be.xp
     if xp.isdtype(y_score.dtype, "bool") or not xp.isdtype(y_score.dtype, ("integral", "real floating")):
@@ -504,7 +465,7 @@ def roc_auc(y_true, y_score, average: str = "macro") -> float:
 
 def _regression_pair(where, y_true, y_pred):
     """(backend, y_true, y_pred) as floating (n, outputs) arrays of one shape and dtype."""
-    be, (y_true, y_pred) = _one_backend(where, y_true=y_true, y_pred=y_pred)
+    be, (y_true, y_pred) = common_backend(where, y_true=y_true, y_pred=y_pred)
     _check_lengths(where, y_true, y_pred)
     xp = be.xp
     for argname, a in (("y_true", y_true), ("y_pred", y_pred)):

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import inspect
 import math
-import numbers
 
+from ._checks import boolean, is_number, non_negative_int, number, positive_number
 from .backends import backend_of, get_backend
 from .param import Param
 from .schedules import get_schedule
@@ -37,30 +37,6 @@ __all__ = [
     "Optimizer", "SGD", "RMSprop", "Adagrad", "Adam", "AdamW",
     "OPTIMIZERS", "get_optimizer", "clip_grad_norm",
 ]
-
-
-# ---- argument checks ----------------------------------------------------------------------
-
-
-def _number(where: str, name: str, value) -> float:
-    """``value`` as a finite Python float, or a clear error naming the argument."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ValueError(f"{where}: {name} must be a finite number, found {value!r}")
-    return float(value)
-
-
-def _at_least(where: str, name: str, value, low: float = 0.0) -> float:
-    value = _number(where, name, value)
-    if value < low:
-        raise ValueError(f"{where}: {name} must be >= {low}, found {value!r}")
-    return value
-
-
-def _beta(where: str, name: str, value) -> float:
-    value = _number(where, name, value)
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"{where}: {name} must be in [0, 1), found {value!r}")
-    return value
 
 
 # ---- the base class -----------------------------------------------------------------------
@@ -99,12 +75,11 @@ class Optimizer:
             return get_schedule(value)
         if callable(value):
             return value
-        value = _number(where, "lr", value)
         # A callback may anneal lr down to 0 (frozen training); a new optimizer needs lr > 0.
-        if value < 0.0 or (at_init and value == 0.0):
+        if not is_number(value) or not math.isfinite(value) or value < 0 or (at_init and value == 0):
             expected = "> 0" if at_init else ">= 0"
             raise ValueError(f"{where}: lr must be a number {expected} or a schedule, found {value!r}")
-        return value
+        return float(value)  # a Python float: a NumPy float64 would upcast float32 params
 
     def get_lr(self) -> float:
         """The lr the next step uses: ``lr``, or ``lr(iterations)`` for a schedule."""
@@ -187,8 +162,7 @@ class Optimizer:
         ``arrays`` must be on the params' backend, or pass ``backend`` to convert them.
         """
         where = f"{type(self).__name__}.load_state_arrays"
-        if isinstance(iterations, bool) or not isinstance(iterations, numbers.Integral) or iterations < 0:
-            raise ValueError(f"{where}: iterations must be an integer >= 0, found {iterations!r}")
+        iterations = non_negative_int(iterations, "iterations", where)
         state: dict = {}
         for flat, a in arrays.items():
             key, _, index = str(flat).rpartition(".")
@@ -208,7 +182,7 @@ class Optimizer:
             found = {k: len(v) for k, v in lists.items()}
             raise ValueError(f"{where}: expected the same number of arrays for each of {self.state_names}, found {found}")
         self.state = lists
-        self.iterations = int(iterations)
+        self.iterations = iterations
 
     def to(self, backend) -> "Optimizer":
         """Move the state arrays to another backend (``model.to`` calls this); returns self."""
@@ -246,13 +220,11 @@ class SGD(Optimizer):
 
     def __init__(self, lr=0.01, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0):
         super().__init__(lr)
-        self.momentum = _at_least("SGD", "momentum", momentum)
-        self.weight_decay = _at_least("SGD", "weight_decay", weight_decay)
-        if not isinstance(nesterov, bool):
-            raise ValueError(f"SGD: nesterov must be True or False, found {nesterov!r}")
-        if nesterov and self.momentum == 0.0:
+        self.momentum = number(momentum, "momentum", "SGD", low=0.0)
+        self.weight_decay = number(weight_decay, "weight_decay", "SGD", low=0.0)
+        self.nesterov = boolean(nesterov, "nesterov", "SGD")
+        if self.nesterov and self.momentum == 0.0:
             raise ValueError("SGD: nesterov=True needs momentum > 0, found momentum=0.0")
-        self.nesterov = nesterov
         self.state_names = ("velocity",) if self.momentum > 0.0 else ()
 
     def update(self, i, param, grad, lr):
@@ -290,9 +262,9 @@ class RMSprop(Optimizer):
 
     def __init__(self, lr=0.001, rho: float = 0.9, eps: float = 1e-7, momentum: float = 0.0):
         super().__init__(lr)
-        self.rho = _beta("RMSprop", "rho", rho)
-        self.eps = _at_least("RMSprop", "eps", eps)
-        self.momentum = _at_least("RMSprop", "momentum", momentum)
+        self.rho = number(rho, "rho", "RMSprop", 0.0, 1.0, high_open=True)
+        self.eps = number(eps, "eps", "RMSprop", low=0.0)
+        self.momentum = number(momentum, "momentum", "RMSprop", low=0.0)
         self.state_names = ("ms", "mom") if self.momentum > 0.0 else ("ms",)
 
     def update(self, i, param, grad, lr):
@@ -328,7 +300,7 @@ class Adagrad(Optimizer):
 
     def __init__(self, lr=0.01, eps: float = 1e-10):
         super().__init__(lr)
-        self.eps = _at_least("Adagrad", "eps", eps)
+        self.eps = number(eps, "eps", "Adagrad", low=0.0)
 
     def update(self, i, param, grad, lr):
         xp = self._backend.xp
@@ -362,10 +334,10 @@ class Adam(Optimizer):
                  weight_decay: float = 0.0):
         super().__init__(lr)
         where = type(self).__name__
-        self.beta1 = _beta(where, "beta1", beta1)
-        self.beta2 = _beta(where, "beta2", beta2)
-        self.eps = _at_least(where, "eps", eps)
-        self.weight_decay = _at_least(where, "weight_decay", weight_decay)
+        self.beta1 = number(beta1, "beta1", where, 0.0, 1.0, high_open=True)
+        self.beta2 = number(beta2, "beta2", where, 0.0, 1.0, high_open=True)
+        self.eps = number(eps, "eps", where, low=0.0)
+        self.weight_decay = number(weight_decay, "weight_decay", where, low=0.0)
 
     def update(self, i, param, grad, lr):
         if self.weight_decay:
@@ -445,9 +417,7 @@ def clip_grad_norm(params, max_norm: float):
     carrying the scaled grads, and the norm before clipping as a 0-d array on the device
     (no host sync: maximum/minimum, not clip, whose array-api-compat wrapper syncs).
     """
-    max_norm = _number("clip_grad_norm", "max_norm", max_norm)
-    if max_norm <= 0.0:
-        raise ValueError(f"clip_grad_norm: max_norm must be > 0, found {max_norm!r}")
+    max_norm = positive_number(max_norm, "max_norm", "clip_grad_norm")
     handles = _handles(params, "clip_grad_norm")
     if not handles:
         raise ValueError("clip_grad_norm: params is empty, expected model.parameters() or (param, grad) pairs")

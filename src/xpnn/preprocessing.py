@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import math
 
-from .backends import backend_of, get_backend
-from .metrics import _bincount, _one_backend
+from ._checks import is_integer, is_number, non_negative_int, optional_positive_int
+from .backends import backend_of, common_backend, get_backend
+from .functional import bincount
 
 __all__ = [
     "NotFittedError",
@@ -28,6 +29,8 @@ __all__ = [
     "batches",
     "Batches",
 ]
+
+_one_backend = common_backend  # the name batches() below uses (it moves out of this module)
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -233,10 +236,13 @@ class MinMaxScaler(_Scaler):
 
     def __init__(self, feature_range=(0.0, 1.0), clip: bool = False):
         try:
-            low, high = (float(v) for v in feature_range)
-        except (TypeError, ValueError):
-            raise ValueError(f"MinMaxScaler: feature_range must be a pair (low, high) of numbers, "
-                             f"found {feature_range!r}") from None
+            low, high = feature_range
+        except (TypeError, ValueError):  # not a pair
+            low = high = None
+        if not all(is_number(v) and math.isfinite(v) for v in (low, high)):
+            raise ValueError(f"MinMaxScaler: feature_range must be a pair (low, high) of finite numbers, "
+                             f"found {feature_range!r}")
+        low, high = float(low), float(high)
         if not low < high:
             raise ValueError(f"MinMaxScaler: feature_range must have low < high, found {feature_range!r}")
         super().__init__()
@@ -285,9 +291,7 @@ def one_hot(labels, num_classes: int | None = None, dtype="float32"):
     if xp.isdtype(labels.dtype, "bool") or not xp.isdtype(labels.dtype, "integral"):
         raise TypeError(f"{where}: labels must be integers, found dtype {labels.dtype}; "
                         f"cast them with xp.astype(labels, xp.int64)")
-    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
-                                    or num_classes < 1):
-        raise ValueError(f"{where}: num_classes must be a positive integer or None, found {num_classes!r}")
+    num_classes = optional_positive_int(num_classes, "num_classes", where)
     labels = xp.astype(labels, xp.int64)  # a uint8 label compared with 300 classes would overflow
     n = labels.shape[0]
     if num_classes is None:
@@ -313,15 +317,15 @@ def one_hot(labels, num_classes: int | None = None, dtype="float32"):
 
 def _test_count(test_size, n, where):
     """How many of n samples go to the test split (the ceiling, as scikit-learn)."""
-    if isinstance(test_size, bool) or not isinstance(test_size, (int, float)):
-        raise TypeError(f"{where}: test_size must be a fraction in (0, 1) or a count, found {test_size!r}")
-    if isinstance(test_size, float):
+    if is_integer(test_size):
+        n_test = int(test_size)
+    elif is_number(test_size):
         if not 0.0 < test_size < 1.0:
             raise ValueError(f"{where}: test_size must be a fraction in (0, 1) or a count in [1, {n - 1}], "
                              f"found {test_size!r}")
-        n_test = math.ceil(test_size * n)
+        n_test = math.ceil(float(test_size) * n)
     else:
-        n_test = test_size
+        raise TypeError(f"{where}: test_size must be a fraction in (0, 1) or a count, found {test_size!r}")
     if not 1 <= n_test <= n - 1:
         raise ValueError(f"{where}: test_size={test_size!r} gives {n_test} test and {n - n_test} training samples "
                          f"out of {n}; both splits need at least one (a count must lie in [1, {n - 1}])")
@@ -372,7 +376,7 @@ def train_test_split(X, y=None, test_size=0.2, stratify=None, seed: int = 0, shu
         arrays["stratify"] = stratify
     for argname, a in arrays.items():
         _array(a, argname, where)  # a clear TypeError for anything that is not an array
-    be, moved = _one_backend(where, **arrays)
+    be, moved = common_backend(where, **arrays)
     arrays = dict(zip(arrays, moved))
     xp = be.xp
     for argname, a in arrays.items():
@@ -383,6 +387,8 @@ def train_test_split(X, y=None, test_size=0.2, stratify=None, seed: int = 0, shu
         if a.shape[0] != n:
             raise ValueError(f"{where}: X has {n} samples but {argname} has {a.shape[0]}; they must be the same")
     n_test = _test_count(test_size, n, where)
+    if shuffle:  # the seed is only used (and so only checked) for a shuffled split
+        seed = non_negative_int(seed, "seed", where)
 
     if stratify is not None:
         if not shuffle:
@@ -416,7 +422,7 @@ def _stratified(be, labels, n_test, seed, where):
     values, codes = xp.unique_inverse(labels)  # codes: each sample's class as 0 .. K-1
     codes = xp.astype(codes, xp.int64)
     K = values.shape[0]
-    counts = be.to_numpy(_bincount(be, codes, K)).tolist()
+    counts = be.to_numpy(bincount(be, codes, K)).tolist()
     smallest = min(range(K), key=lambda k: counts[k])
     if counts[smallest] < 2:
         raise ValueError(f"{where}: stratify class {_item(values[smallest])} has only {counts[smallest]} sample; "

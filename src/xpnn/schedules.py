@@ -8,23 +8,11 @@ Each schedule has ``config()``; ``get_schedule(config)`` rebuilds it (save/load)
 from __future__ import annotations
 
 import math
-import numbers
-import operator
+
+from ._checks import non_negative_int, number, positive_int, positive_number
 
 __all__ = ["Schedule", "StepDecay", "ExponentialDecay", "CosineDecay", "LinearWarmup",
            "SCHEDULES", "get_schedule"]
-
-
-def _positive(where: str, name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{where}: {name} must be a finite number > 0, found {value!r}")
-    return float(value)
-
-
-def _count(where: str, name: str, value, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{where}: {name} must be an integer >= {low}, found {value!r}")
-    return int(value)
 
 
 class Schedule:
@@ -33,13 +21,7 @@ class Schedule:
     name = "schedule"
 
     def __call__(self, step) -> float:
-        try:
-            step = operator.index(step)
-        except TypeError:
-            raise ValueError(f"{type(self).__name__}: step must be an integer >= 0, found {step!r}") from None
-        if step < 0:
-            raise ValueError(f"{type(self).__name__}: step must be an integer >= 0, found {step!r}")
-        return float(self.value(step))
+        return float(self.value(non_negative_int(step, "step", type(self).__name__)))
 
     def value(self, step: int) -> float:
         raise NotImplementedError
@@ -61,9 +43,9 @@ class StepDecay(Schedule):
     name = "step_decay"
 
     def __init__(self, lr: float, step_size: int, gamma: float = 0.1):
-        self.lr = _positive("StepDecay", "lr", lr)
-        self.step_size = _count("StepDecay", "step_size", step_size)
-        self.gamma = _positive("StepDecay", "gamma", gamma)
+        self.lr = positive_number(lr, "lr", "StepDecay")
+        self.step_size = positive_int(step_size, "step_size", "StepDecay")
+        self.gamma = positive_number(gamma, "gamma", "StepDecay")
 
     def value(self, step):
         return self.lr * self.gamma ** (step // self.step_size)
@@ -78,8 +60,8 @@ class ExponentialDecay(Schedule):
     name = "exponential_decay"
 
     def __init__(self, lr: float, gamma: float):
-        self.lr = _positive("ExponentialDecay", "lr", lr)
-        self.gamma = _positive("ExponentialDecay", "gamma", gamma)
+        self.lr = positive_number(lr, "lr", "ExponentialDecay")
+        self.gamma = positive_number(gamma, "gamma", "ExponentialDecay")
 
     def value(self, step):
         return self.lr * self.gamma ** step
@@ -97,11 +79,9 @@ class CosineDecay(Schedule):
     name = "cosine_decay"
 
     def __init__(self, lr: float, total_steps: int, min_lr: float = 0.0):
-        self.lr = _positive("CosineDecay", "lr", lr)
-        self.total_steps = _count("CosineDecay", "total_steps", total_steps)
-        if isinstance(min_lr, bool) or not isinstance(min_lr, numbers.Real) or not 0.0 <= min_lr <= self.lr:
-            raise ValueError(f"CosineDecay: min_lr must be a number in [0, lr={self.lr}], found {min_lr!r}")
-        self.min_lr = float(min_lr)
+        self.lr = positive_number(lr, "lr", "CosineDecay")
+        self.total_steps = positive_int(total_steps, "total_steps", "CosineDecay")
+        self.min_lr = number(min_lr, "min_lr", "CosineDecay", low=0.0, high=self.lr)  # in [0, lr]: it decays down
 
     def value(self, step):
         progress = min(step, self.total_steps) / self.total_steps
@@ -126,9 +106,9 @@ class LinearWarmup(Schedule):
         if isinstance(schedule_or_lr, dict):
             schedule_or_lr = get_schedule(schedule_or_lr)
         if not isinstance(schedule_or_lr, Schedule):
-            schedule_or_lr = _positive("LinearWarmup", "schedule_or_lr (a Schedule or an lr)", schedule_or_lr)
+            schedule_or_lr = positive_number(schedule_or_lr, "schedule_or_lr (a Schedule or an lr)", "LinearWarmup")
         self.schedule = schedule_or_lr
-        self.warmup_steps = _count("LinearWarmup", "warmup_steps", warmup_steps)
+        self.warmup_steps = positive_int(warmup_steps, "warmup_steps", "LinearWarmup")
 
     def _base(self, step: int) -> float:
         return self.schedule(step) if isinstance(self.schedule, Schedule) else self.schedule

@@ -37,7 +37,7 @@ from .torch import TorchBackend
 
 __all__ = [
     "Backend", "InPlaceBackend", "Generator", "BACKENDS", "register_backend",
-    "get_backend", "backend_of", "set_backend", "use_backend", "available_backends",
+    "get_backend", "backend_of", "common_backend", "set_backend", "use_backend", "available_backends",
     "describe", "window_output_size", "output_hw",
 ]
 
@@ -114,6 +114,35 @@ def backend_of(a) -> Backend:
     except TypeError:
         raise TypeError(f"expected an array, found {type(a).__name__}") from None
     return _from_namespace(ns, array_api_compat.device(a))
+
+
+def common_backend(where: str, **arrays) -> tuple[Backend, list]:
+    """The backend that ``arrays`` share, and the arrays moved onto it, in the order given.
+
+    For functions that take several arrays (metrics, train_test_split): a NumPy array or a
+    list next to an array of another backend is copied there (labels often stay on the
+    host while predictions come from a GPU); arrays of two different device backends are
+    an error, as mixing them would be. ``where`` and the keyword names go into the errors:
+    ``common_backend("accuracy", y_true=t, y_pred=p)`` -> ``(backend, [t, p])``.
+    """
+    numpy_backend = get_backend("numpy")
+    found = {}
+    for argname, a in arrays.items():
+        if isinstance(a, (list, tuple)):
+            a = numpy_backend.asarray(a)
+        try:
+            be = backend_of(a)
+        except TypeError:
+            raise TypeError(f"{where}: {argname} must be an array (NumPy or an xpnn backend's), "
+                            f"found {type(a).__name__}") from None
+        found[argname] = (a, be)
+    devices = {be for _, be in found.values() if be.name != "numpy"}
+    if len(devices) > 1:
+        desc = ", ".join(f"{k} on {be!r}" for k, (_, be) in found.items())
+        raise TypeError(f"{where}: the arrays live on different backends ({desc}); "
+                        f"move them to one with backend.asarray(...)")
+    be = devices.pop() if devices else numpy_backend
+    return be, [a if be.owns(a) else be.asarray(a) for a, _ in found.values()]
 
 
 def _from_namespace(module: ModuleType, device) -> Backend:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._checks import non_negative_int
+
 
 class Generator:
     """Seeded random arrays for one model on one backend.
@@ -17,10 +19,8 @@ class Generator:
     """
 
     def __init__(self, backend, seed: int = 0):
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, found {seed!r}")
         self.backend = backend
-        self.seed = int(seed)
+        self.seed = non_negative_int(seed, "seed", "Generator")
         self._np = np.random.Generator(np.random.PCG64(self.seed))
 
     def _dtype(self, dtype):

@@ -12,6 +12,8 @@ from importlib import resources
 
 import numpy as np
 
+from .._checks import integer
+
 __all__ = ["load_digits", "load_csv"]
 
 DIGITS_SEED = 0          # fixes the train/test split of load_digits forever
@@ -119,6 +121,7 @@ def load_csv(path, label_column: int = -1):
     Raises ValueError naming the file, the line and what was found for ragged rows,
     non-numeric or non-finite cells, and labels that are not non-negative integers.
     """
+    label_column = integer(label_column, "label_column", "load_csv")
     name = os.fspath(path)
     with open(path, newline="", encoding="utf-8-sig") as f:  # utf-8-sig: skip a BOM from Excel
         lines = f.read().splitlines()
@@ -145,12 +148,10 @@ def load_csv(path, label_column: int = -1):
     if n_cols < 2:
         raise ValueError(f"{name}: expected at least 2 comma-separated columns (features and a label), "
                          f"found {n_cols}")
-    if isinstance(label_column, bool) or not isinstance(label_column, (int, np.integer)):
-        raise ValueError(f"label_column must be an integer, found {label_column!r}")
     if not -n_cols <= label_column < n_cols:
-        raise ValueError(f"label_column must be in [{-n_cols}, {n_cols}) for {name} with {n_cols} columns, "
-                         f"found {label_column}")
-    col = int(label_column) % n_cols
+        raise ValueError(f"load_csv: label_column must be in [{-n_cols}, {n_cols}) for {name} with {n_cols} "
+                         f"columns, found {label_column}")
+    col = label_column % n_cols
 
     y_float = table[:, col]
     bad = np.flatnonzero((y_float != np.round(y_float)) | (y_float < 0))

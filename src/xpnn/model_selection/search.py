@@ -1,0 +1,430 @@
+"""Hyper-parameter searches: GridSearch, RandomSearch and BayesSearch (Optuna's TPE).
+
+Each candidate is cross-validated on the same folds (see validation.py), the best mean
+score wins, and the winner is refit on all the data; see the package docstring.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+
+from .._checks import non_negative_int, positive_int
+from ..callbacks import Callback
+from .distributions import Choice, Distribution, python_value
+from .splits import check_cv, check_data, cv_splits
+from .validation import Scorer, build_model, check_fit_kwargs, model_scores, run_folds
+
+__all__ = ["GridSearch", "RandomSearch", "BayesSearch"]
+
+_TUNE_HELP = 'needs Optuna: pip install "xpnn[tune]" (or pip install "optuna>=3")'
+
+
+# ---- search spaces and grids --------------------------------------------------------------
+
+
+def _space(param_distributions, where) -> dict:
+    """{name: Distribution} from a dict of distributions or lists of values."""
+    if not isinstance(param_distributions, dict):
+        raise TypeError(f"{where}: param_distributions must be a dict {{name: distribution}}, "
+                        f"found {type(param_distributions).__name__}")
+    if not param_distributions:
+        raise ValueError(f"{where}: param_distributions is empty; give at least one parameter to search")
+    space = {}
+    for name, spec in param_distributions.items():
+        if not isinstance(name, str):
+            raise TypeError(f"{where}: parameter names must be strings (build_fn keywords), found {name!r}")
+        if isinstance(spec, Distribution):
+            space[name] = spec
+        elif isinstance(spec, (list, tuple, range)):
+            try:
+                space[name] = Choice(spec)
+            except ValueError:
+                raise ValueError(f"{where}: param_distributions[{name!r}] is an empty list; give at least "
+                                 f"one value") from None
+        else:
+            raise TypeError(f"{where}: param_distributions[{name!r}] must be Choice, Uniform, LogUniform, "
+                            f"IntUniform or a list of values, found {type(spec).__name__} {spec!r} "
+                            f"(for a fixed value use a list: [{spec!r}])")
+    return space
+
+
+def _grid(param_grid, where) -> list:
+    """Every combination of a grid (a dict of value lists, or a list of such dicts), in order:
+    the last parameter varies fastest."""
+    grids = param_grid if isinstance(param_grid, list) else [param_grid]
+    if not grids:
+        raise ValueError(f"{where}: param_grid is an empty list; give a dict {{name: [values]}}")
+    candidates = []
+    for g, grid in enumerate(grids):
+        label = f"param_grid[{g}]" if isinstance(param_grid, list) else "param_grid"
+        if not isinstance(grid, dict):
+            raise TypeError(f"{where}: {label} must be a dict {{name: [values]}}, found {type(grid).__name__}")
+        if not grid:
+            raise ValueError(f"{where}: {label} is empty; give at least one parameter and its values")
+        names, value_lists = [], []
+        for name, values in grid.items():
+            if not isinstance(name, str):
+                raise TypeError(f"{where}: parameter names must be strings (build_fn keywords), found {name!r}")
+            if isinstance(values, Choice):
+                values = values.options
+            elif isinstance(values, Distribution):
+                raise TypeError(f"{where}: {label}[{name!r}] is {values!r}, a range a grid cannot enumerate; "
+                                f"give a list of values, or use RandomSearch or BayesSearch")
+            elif isinstance(values, np.ndarray) and values.ndim == 1:
+                values = values.tolist()
+            elif not isinstance(values, (list, tuple, range)):
+                raise TypeError(f"{where}: {label}[{name!r}] must be a list of values, found "
+                                f"{type(values).__name__} {values!r} (for a fixed value use [{values!r}])")
+            if len(values) == 0:
+                raise ValueError(f"{where}: {label}[{name!r}] is an empty list; give at least one value")
+            names.append(name)
+            value_lists.append([python_value(v) for v in values])
+        candidates += [dict(zip(names, combo)) for combo in itertools.product(*value_lists)]
+    return candidates
+
+
+# ---- searches -----------------------------------------------------------------------------
+
+
+def _finite(v) -> bool:
+    return v is not None and math.isfinite(v)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v).replace("|", "\\|")
+
+
+class _Search:
+    """What the searches share: checks, scoring a candidate on the folds, choosing and
+    refitting the best, the results table.
+
+    After ``fit``: ``results_`` (one dict per trial: params, mean_score, std_score, scores
+    per fold, fit_time in seconds summed over the folds), ``best_params_``, ``best_score_``,
+    ``best_index_`` (into results_) and ``best_model_`` (refit on all the data).
+    """
+
+    def __init__(self, build_fn, cv, fit_kwargs, scoring, verbose):
+        where = type(self).__name__
+        if not callable(build_fn):
+            raise TypeError(f"{where}: build_fn must be a function returning a compiled model, found {build_fn!r}")
+        self.build_fn = build_fn
+        self.cv = check_cv(cv, where)
+        self.fit_kwargs = check_fit_kwargs(fit_kwargs, where)
+        self.scoring = scoring
+        self._scorer = Scorer(scoring, where)
+        self.verbose = verbose
+
+    @property
+    def mode(self) -> str:
+        """"max" if a larger score is better, "min" if a smaller one is."""
+        return self._scorer.mode
+
+    def _where(self, method):
+        return f"{type(self).__name__}.{method}"
+
+    def _prepare(self, X, y):
+        where = self._where("fit")
+        check_data(X, y, where)
+        self._folds = cv_splits(self.cv, X, y, where)
+
+    def _evaluate(self, params, X, y, watch_first_fold=None) -> dict:
+        """Cross-validate one candidate: its results_ entry."""
+        runs = run_folds(self.build_fn, params, X, y, self._folds, self.fit_kwargs, [self._scorer],
+                          self._where("fit"), watch_first_fold)
+        scores = runs[f"test_{self._scorer.name}"]
+        mean = sum(scores) / len(scores)
+        std = math.sqrt(sum((s - mean) ** 2 for s in scores) / len(scores))  # population std, as sklearn
+        return {"params": dict(params), "mean_score": mean, "std_score": std, "scores": scores,
+                "fit_time": sum(runs["fit_time"])}
+
+    def fit(self, X, y):
+        """Score each of ``self.candidates`` on the folds, then refit the best on all of
+        (X, y). Returns self. (BayesSearch proposes its candidates as it goes instead.)"""
+        self._prepare(X, y)
+        self.results_ = []
+        for i, params in enumerate(self.candidates):
+            self.results_.append(self._evaluate(params, X, y))
+            self._report(i, len(self.candidates), self.results_[-1])
+        return self._finish(X, y)
+
+    def _report(self, i, total, result):
+        if self.verbose:
+            score = "pruned" if result.get("pruned") else \
+                f"{self._scorer.name} {result['mean_score']:.4f} +/- {result['std_score']:.4f}"
+            print(f"[{type(self).__name__} {i + 1}/{total}] {result['params']}: {score} "
+                  f"({result['fit_time']:.2f}s)", flush=True)
+
+    def _finish(self, X, y):
+        """Pick the best finite score (the earliest on ties) and refit it on all the data."""
+        best = None
+        for i, r in enumerate(self.results_):
+            if _finite(r["mean_score"]) and (best is None or self._scorer.better(r["mean_score"],
+                                                                                 self.results_[best]["mean_score"])):
+                best = i
+        if best is None:
+            raise RuntimeError(f"{self._where('fit')}: no trial finished with a finite score "
+                               f"({len(self.results_)} trials: all pruned or diverged); check the data, "
+                               f"the learning rates and the number of epochs")
+        self.best_index_ = best
+        self.best_params_ = dict(self.results_[best]["params"])
+        self.best_score_ = self.results_[best]["mean_score"]
+        model = build_model(self.build_fn, self.best_params_, self._where("fit"))
+        model.fit(X, y, **self.fit_kwargs)
+        self.best_model_ = model
+        return self
+
+    def _sorted(self) -> list:
+        """results_ best first; unscored (pruned, NaN) trials last, in trial order."""
+        sign = -1.0 if self.mode == "max" else 1.0
+        return sorted(self.results_, key=lambda r: (0, sign * r["mean_score"]) if _finite(r["mean_score"])
+                      else (1, 0.0))
+
+    def to_markdown(self) -> str:
+        """A Markdown table of the trials, best score first."""
+        if not hasattr(self, "results_"):
+            raise RuntimeError(f"{self._where('to_markdown')}: nothing to show yet; call fit(X, y) first")
+        names = []
+        for r in self.results_:
+            names += [k for k in r["params"] if k not in names]
+        with_trial = any("number" in r for r in self.results_)
+        direction = "higher" if self.mode == "max" else "lower"
+        head = (["trial"] if with_trial else []) + ["rank", *names,
+                                                    f"mean {self._scorer.name} ({direction} is better)",
+                                                    "std", "fit time (s)"]
+        lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+        rank = 0
+        for r in self._sorted():
+            scored = _finite(r["mean_score"])
+            rank += scored
+            if scored:
+                score, std = f"{r['mean_score']:.4f}", f"{r['std_score']:.4f}"
+            elif r.get("pruned"):
+                score, std = f"pruned (epoch {r['pruned_at_epoch'] + 1})", ""
+            else:
+                score, std = f"{r['mean_score']}", ""
+            cells = ([str(r["number"])] if with_trial else []) + [str(rank) if scored else "-"]
+            cells += [_fmt(r["params"][k]) if k in r["params"] else "" for k in names]
+            cells += [score, std, f"{r['fit_time']:.3f}"]
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(scoring={self.scoring!r}, cv={self.cv!r})"
+
+
+class GridSearch(_Search):
+    """Cross-validate every combination of a grid of hyper-parameters.
+
+    Args:
+        build_fn: ``build_fn(**params)`` returns a compiled model.
+        param_grid: {name: [values]} (every combination is tried; the last name varies
+            fastest), or a list of such dicts (their grids one after the other).
+        cv: folds, as in cross_validate; the same folds serve every candidate.
+        fit_kwargs: arguments for model.fit (epochs, batch_size, ...).
+        scoring: the metric that ranks the candidates (see the module docstring).
+        verbose: 1 prints a line per trial.
+    """
+
+    def __init__(self, build_fn, param_grid, cv=3, fit_kwargs=None, scoring="accuracy", verbose: int = 0):
+        super().__init__(build_fn, cv, fit_kwargs, scoring, verbose)
+        self.param_grid = param_grid
+        self.candidates = _grid(param_grid, type(self).__name__)
+
+
+class RandomSearch(_Search):
+    """Cross-validate ``n_iter`` candidates drawn from ``param_distributions``.
+
+    Args:
+        param_distributions: {name: Choice / Uniform / LogUniform / IntUniform, or a list
+            (a Choice)}.
+        n_iter: how many candidates. Draws are distinct; when every parameter is discrete
+            and the space holds at most n_iter combinations, each is tried once instead
+            (in a seeded random order), so fewer than n_iter trials run.
+        seed: seeds the draws: the same seed gives the same candidates.
+        The other arguments are as in GridSearch.
+    """
+
+    def __init__(self, build_fn, param_distributions, n_iter: int = 10, cv=3, seed: int = 0, fit_kwargs=None,
+                 scoring="accuracy", verbose: int = 0):
+        where = type(self).__name__
+        super().__init__(build_fn, cv, fit_kwargs, scoring, verbose)
+        self.param_distributions = param_distributions
+        self._dists = _space(param_distributions, where)
+        self.n_iter = positive_int(n_iter, "n_iter", where)
+        self.seed = non_negative_int(seed, "seed", where)
+        self.candidates = self._draw()
+
+    def _draw(self) -> list:
+        rng = np.random.default_rng(self.seed)
+        sizes = [d.size() for d in self._dists.values()]
+        if all(s is not None for s in sizes) and math.prod(sizes) <= self.n_iter:
+            grid = [dict(zip(self._dists, combo))
+                    for combo in itertools.product(*(d.values() for d in self._dists.values()))]
+            return [grid[i] for i in rng.permutation(len(grid))]
+        candidates, seen = [], set()
+        for _ in range(100 * self.n_iter):  # a bound, though a space above n_iter never runs dry
+            params = {name: d.sample(rng) for name, d in self._dists.items()}
+            key = repr(list(params.values()))
+            if key not in seen:
+                seen.add(key)
+                candidates.append(params)
+                if len(candidates) == self.n_iter:
+                    break
+        return candidates
+
+
+def _import_optuna(where):
+    try:
+        import optuna
+    except ImportError:
+        raise ImportError(f"{where} {_TUNE_HELP}") from None
+    return optuna
+
+
+class _Pruning(Callback):
+    """Reports the held-out score after each epoch of the first fold's fit to an Optuna
+    trial, and stops the fit when the pruner says the trial is hopeless."""
+
+    def __init__(self, optuna, trial, scorer, X_test, y_test, where):
+        self.optuna, self.trial, self.scorer = optuna, trial, scorer
+        self.X_test, self.y_test, self.where = X_test, y_test, where
+        self.pruned_at = None
+
+    def on_epoch_end(self, epoch, logs):
+        (score,) = model_scores(self.model, self.X_test, self.y_test, [self.scorer], self.where)
+        self.trial.report(score, epoch)
+        if self.trial.should_prune():
+            self.pruned_at = epoch
+            self.model.stop_training = True
+
+    def after_fit(self, fit_seconds):
+        if self.pruned_at is not None:
+            self.trial.set_user_attr("fit_time", fit_seconds)
+            self.trial.set_user_attr("pruned_at_epoch", self.pruned_at)
+            raise self.optuna.TrialPruned(f"pruned after epoch {self.pruned_at + 1}")
+
+
+class BayesSearch(_Search):
+    """Bayesian optimisation with Optuna's TPE sampler: each trial's candidate is proposed
+    from the scores of the trials before it. Needs Optuna: ``pip install "xpnn[tune]"``.
+
+    Args:
+        param_distributions: as in RandomSearch (Choice, Uniform, LogUniform, IntUniform
+            or lists).
+        n_iter: the trials this ``fit`` adds to the study.
+        seed: seeds the sampler (offset by the number of trials already in a loaded study,
+            so that a continued study does not propose its first candidates again): the
+            same seed on the same study gives the same trials.
+        storage: None (the study lives in memory, a new one per fit), or an Optuna storage
+            URL such as ``"sqlite:///study.db"``: the study is created there, or loaded if
+            it exists, so several processes (or several fits) can work on one study. Give
+            each concurrent process its own seed, or they will propose the same candidates.
+        study_name: the study's name in the storage ("xpnn" by default when storage is given).
+        pruning: True stops unpromising trials early with Optuna's MedianPruner: during the
+            first fold's fit, the held-out score is reported after every epoch, and a trial
+            whose score at that epoch is worse than the median of earlier trials' scores at
+            the same epoch is stopped (nothing is pruned before 5 trials have finished). It is a callback
+            added to the first fold's fit, so the training itself is the same as without it;
+            the cost is one forward pass over the held-out fold per epoch. False: no pruning;
+            an ``optuna.pruners.BasePruner`` instance is used as given.
+
+    After fit, besides the shared attributes: ``study_`` (the Optuna study) and, in each
+    results_ entry, "number" (the trial number in the study), "pruned" and, for a pruned
+    trial, "pruned_at_epoch" (its mean_score and std_score are None). results_ holds every
+    finished trial of the study, including those run by other processes.
+    """
+
+    def __init__(self, build_fn, param_distributions, n_iter: int = 10, cv=3, seed: int = 0, fit_kwargs=None,
+                 scoring="accuracy", storage=None, study_name=None, pruning=True, verbose: int = 0):
+        where = type(self).__name__
+        self._optuna = _import_optuna(where)
+        super().__init__(build_fn, cv, fit_kwargs, scoring, verbose)
+        self.param_distributions = param_distributions
+        self._dists = _space(param_distributions, where)
+        self.n_iter = positive_int(n_iter, "n_iter", where)
+        self.seed = non_negative_int(seed, "seed", where)
+        if storage is not None and not isinstance(storage, str) and \
+                not isinstance(storage, self._optuna.storages.BaseStorage):
+            raise TypeError(f"{where}: storage must be None, an Optuna storage URL such as "
+                            f"'sqlite:///study.db' or an optuna storage, found {storage!r}")
+        if study_name is not None and not isinstance(study_name, str):
+            raise TypeError(f"{where}: study_name must be a string, found {study_name!r}")
+        if not isinstance(pruning, bool) and not isinstance(pruning, self._optuna.pruners.BasePruner):
+            raise TypeError(f"{where}: pruning must be True, False or an optuna pruner, found {pruning!r}")
+        self.storage, self.pruning = storage, pruning
+        self.study_name = study_name if study_name is not None or storage is None else "xpnn"
+
+    def _pruner(self):
+        pruners = self._optuna.pruners
+        if self.pruning is True:
+            return pruners.MedianPruner()
+        return pruners.NopPruner() if self.pruning is False else self.pruning
+
+    def fit(self, X, y):
+        """Run n_iter trials on the study, then refit the best trial of the whole study on
+        all of (X, y). Returns self."""
+        optuna = self._optuna
+        where = self._where("fit")
+        self._prepare(X, y)
+        direction = "maximize" if self.mode == "max" else "minimize"
+        verbosity = optuna.logging.get_verbosity()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # it logs every trial; verbose=1 prints ours
+        try:
+            study = optuna.create_study(storage=self.storage, study_name=self.study_name, direction=direction,
+                                        sampler=optuna.samplers.TPESampler(seed=self.seed),
+                                        pruner=self._pruner(), load_if_exists=True)
+            if study.direction.name.lower() != direction:
+                raise ValueError(f"{where}: study {self.study_name!r} in {self.storage!r} is set to "
+                                 f"{study.direction.name.lower()}, but scoring={self.scoring!r} must be "
+                                 f"{direction}d; use another study_name")
+            already = len(study.trials)
+            if already:
+                study.sampler = optuna.samplers.TPESampler(seed=self.seed + already)
+
+            def objective(trial):
+                params = {name: d.suggest(trial, name) for name, d in self._dists.items()}
+                watch = None
+                if self.pruning is not False:
+                    def watch(X_test, y_test):
+                        return _Pruning(optuna, trial, self._scorer, X_test, y_test, where)
+                result = self._evaluate(params, X, y, watch)
+                for key in ("mean_score", "std_score", "scores", "fit_time"):
+                    trial.set_user_attr(key, result[key])
+                return result["mean_score"]
+
+            def report(study, trial):
+                entry = self._result(trial)
+                if entry is not None:
+                    self._report(trial.number - already, self.n_iter, entry)
+
+            study.optimize(objective, n_trials=self.n_iter, callbacks=[report])
+        finally:
+            optuna.logging.set_verbosity(verbosity)
+        self.study_ = study
+        self.results_ = [r for r in (self._result(t) for t in study.trials) if r is not None]
+        return self._finish(X, y)
+
+    def _result(self, trial):
+        """The results_ entry of a finished trial, None for a running or failed one."""
+        state = self._optuna.trial.TrialState
+        attrs = trial.user_attrs
+        if trial.state == state.PRUNED:
+            score = {"mean_score": None, "std_score": None, "scores": [], "pruned": True,
+                     "pruned_at_epoch": attrs.get("pruned_at_epoch", trial.last_step or 0)}
+        elif "mean_score" in attrs and trial.state in (state.COMPLETE, state.FAIL):  # FAIL: a NaN score
+            score = {k: attrs[k] for k in ("mean_score", "std_score", "scores")}
+            score["pruned"] = False
+        else:
+            return None
+        missing = [name for name in self._dists if name not in trial.params]
+        if missing:
+            raise ValueError(f"{self._where('fit')}: trial {trial.number} of study {self.study_name!r} has no "
+                             f"value for {missing}: the study was made with other param_distributions "
+                             f"({sorted(trial.params)}); use another study_name")
+        params = {name: d.decode(trial.params[name]) for name, d in self._dists.items()}
+        return {"number": trial.number, "params": params, **score, "fit_time": attrs.get("fit_time", 0.0)}
