@@ -44,9 +44,9 @@ def randomize(layer, backend, seed):
     """Non-zero biases too (zeros would hide a wrong bias gradient); returns host copies."""
     rng = np.random.default_rng(seed)
     host = {}
-    for name in list(layer.params):
-        host[name] = rng.standard_normal(tuple(layer.params[name].shape)) * 0.5
-        layer.params[name] = backend.asarray(host[name], layer.dtype)
+    for name, h in layer.named_params().items():
+        host[name] = rng.standard_normal(tuple(h.value.shape)) * 0.5
+        h.value = backend.asarray(host[name], layer.dtype)
     return host
 
 
@@ -87,27 +87,25 @@ def check_attention_grads(layer, X, **kw):
 
 @SETTINGS
 @given(batch=st.integers(1, 3), seq=st.integers(1, 5), heads=st.integers(1, 2), head_dim=st.integers(1, 3),
-       causal=st.booleans(), dropout=st.sampled_from([0.0, 0.3]), training=st.booleans(), use_mask=st.booleans(),
-       seed=st.integers(0, 10**6))
-def test_mhsa_gradcheck(backend, batch, seq, heads, head_dim, causal, dropout, training, use_mask, seed):
+       causal=st.booleans(), dropout=st.sampled_from([0.0, 0.3]), use_mask=st.booleans(), seed=st.integers(0, 10**6))
+def test_mhsa_gradcheck(backend, batch, seq, heads, head_dim, causal, dropout, use_mask, seed):
     E = heads * head_dim
     layer = MultiHeadSelfAttention(E, heads, causal=causal, dropout=dropout).bind(backend, backend.rng(seed), "float64")
     randomize(layer, backend, seed)
     _, X = data(backend, seed, (batch, seq, E))
-    mask = None
+    inputs = {}
     if use_mask:  # random padding, some rows possibly all padding
-        mask = bool_mask(backend, np.random.default_rng(seed).random((batch, seq)) < 0.7)
-        forward = layer.forward
-        layer.forward = lambda X, training=False: forward(X, training=training, mask=mask)
-    check_attention_grads(layer, X, training=training)
+        inputs["mask"] = bool_mask(backend, np.random.default_rng(seed).random((batch, seq)) < 0.7)
+    check_attention_grads(layer, X, **inputs)
 
 
 def test_mhsa_dropout_gradcheck_uses_a_real_mask(backend):
-    """With dropout in training mode the check must see a non-trivial mask (and pass)."""
+    """With dropout the check must see a non-trivial mask (and pass)."""
     layer = MultiHeadSelfAttention(4, 2, dropout=0.5).bind(backend, backend.rng(3), "float64")
     _, X = data(backend, 0, (2, 4, 4))
-    check_attention_grads(layer, X, training=True)
-    drop = backend.to_numpy(layer.drop)
+    check_attention_grads(layer, X)
+    layer.forward(X, training=True)
+    drop = backend.to_numpy(layer.saved[5])  # (X, Q, K, V, P, drop, A, O): the mask backward reuses
     assert (drop == 0).any() and (drop == 2.0).any()
 
 
@@ -142,7 +140,7 @@ def test_mhsa_matches_torch(backend):
     Xt = torch.tensor(Xh, requires_grad=True)
     causal = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)  # torch: True = blocked
     Yt, _ = ref(Xt, Xt, Xt, attn_mask=causal, key_padding_mask=torch.from_numpy(~mask_h), need_weights=False)
-    Y = layer.forward(X, mask=backend.asarray(mask_h))
+    Y = layer.forward(X, training=True, mask=backend.asarray(mask_h))
     np.testing.assert_allclose(backend.to_numpy(Y), Yt.detach().numpy(), rtol=1e-9, atol=1e-12)
     R = np.random.default_rng(0).standard_normal((B, T, E))
     (Yt * torch.from_numpy(R)).sum().backward()
@@ -176,7 +174,7 @@ def test_causal_output_ignores_the_future(backend, seq, cut, seed):
 def test_causal_gradient_does_not_flow_backwards_in_time(backend):
     layer = MultiHeadSelfAttention(4, 1, causal=True).bind(backend, backend.rng(0), "float64")
     _, X = data(backend, 0, (1, 4, 4))
-    layer.forward(X)
+    layer.forward(X, training=True)
     dY = np.zeros((1, 4, 4))
     dY[0, 1] = 1.0  # the loss looks at output 1 only
     dX = backend.to_numpy(layer.backward(backend.asarray(dY)))
@@ -192,7 +190,7 @@ def test_padding_mask_hides_padded_keys(backend):
     Y1 = backend.to_numpy(layer.forward(X, mask=mask))
     Xh2 = Xh.copy()
     Xh2[0, 2:] = 100.0  # garbage in the padding
-    Y2 = backend.to_numpy(layer.forward(backend.asarray(Xh2), mask=mask))
+    Y2 = backend.to_numpy(layer.forward(backend.asarray(Xh2), training=True, mask=mask))
     np.testing.assert_allclose(Y1[0, :2], Y2[0, :2], rtol=1e-12)  # real tokens do not see it
     # a row with nothing to attend to gets zero weights (output bo), not NaN
     np.testing.assert_allclose(Y1[1], np.broadcast_to(p["bo"], (4, 4)), rtol=1e-12)
@@ -217,7 +215,7 @@ def test_dropout_only_in_training_and_reproducible(backend):
 def test_mhsa_stable_for_huge_scores(backend):
     layer = MultiHeadSelfAttention(2, 1).bind(backend, backend.rng(0), "float32")
     X = backend.asarray(np.array([[[1000.0, -1000.0], [-1000.0, 1000.0], [500.0, 3.0]]], dtype=np.float32))
-    Y = layer.forward(X)
+    Y = layer.forward(X, training=True)
     assert Y.dtype == backend.xp.float32
     assert np.isfinite(backend.to_numpy(Y)).all()
     assert np.isfinite(backend.to_numpy(layer.backward(Y))).all()
@@ -298,7 +296,7 @@ def test_positional_encoding_gradcheck_dtype_and_errors(backend):
 def test_residual_forward_and_gradcheck(backend):
     layer = Residual(Dense(3, 3), Tanh()).bind(backend, backend.rng(0), "float64")
     Xh, X = data(backend, 0, (4, 3))
-    W, b = (backend.to_numpy(layer.params[k]) for k in ("0.W", "0.b"))
+    W, b = (backend.to_numpy(layer.named_params()[k].value) for k in ("0.W", "0.b"))
     np.testing.assert_allclose(backend.to_numpy(layer.forward(X)), Xh + np.tanh(Xh @ W + b), rtol=1e-12)
     errors = xpnn.gradcheck(layer, X, details=True)
     assert set(errors) == {"input", "0.W", "0.b"} and max(errors.values()) < TOL, errors
@@ -308,52 +306,44 @@ def test_residual_of_attention_gradcheck_with_mask(backend):
     layer = Residual(LayerNorm(4), MultiHeadSelfAttention(4, 2)).bind(backend, backend.rng(0), "float64")
     _, X = data(backend, 1, (2, 3, 4))
     mask = bool_mask(backend, [[1, 1, 0], [1, 1, 1]])
-    forward = layer.forward
-    layer.forward = lambda X, training=False: forward(X, training=training, mask=mask)
-    errors = xpnn.gradcheck(layer, X, details=True, eps=STEP)
+    errors = xpnn.gradcheck(layer, X, details=True, eps=STEP, mask=mask)  # routed to the attention
     assert max(v for k, v in errors.items() if k != "1.bk") < TOL, errors
 
 
-def test_residual_params_are_live_views_of_the_children(backend):
+def test_residual_params_are_the_childrens_by_path(backend):
     dense, norm = Dense(3, 3), BatchNorm1D(3)
     layer = Residual(dense, norm).bind(backend, backend.rng(0), "float32")
-    assert list(layer.params) == ["0.W", "0.b", "1.gamma", "1.beta"]
-    assert list(layer.buffers) == ["1.running_mean", "1.running_var"]
-    assert layer.params["0.W"] is dense.params["W"]  # the same objects, not copies
-    assert "1.gamma" in layer.params and "2.W" not in layer.params and "W" not in layer.params
+    params, buffers = layer.named_params(), layer.named_buffers()
+    assert list(params) == ["0.W", "0.b", "1.gamma", "1.beta"]
+    assert list(buffers) == ["1.running_mean", "1.running_var"]
+    assert layer.params == {} and layer.buffers == {}  # a container has no arrays of its own
+    assert params["0.W"].value is dense.params["W"]  # the same objects, not copies
 
-    # what an optimizer does: (param, grad) pairs, updated in place, reach the children
+    # what an optimizer does: a step through the handles reaches the children
     _, X = data(backend, 0, (4, 3), np.float32)
     layer.backward(layer.forward(X, training=True))
-    assert list(layer.grads) == list(layer.params)
-    assert layer.grads["0.W"] is dense.grads["W"]
-    for k in layer.params:
-        p = layer.params[k]
-        p -= 0.5 * layer.grads[k]
-    np.testing.assert_array_equal(backend.to_numpy(dense.params["W"]), backend.to_numpy(layer.params["0.W"]))
-    # a second backward makes new grad arrays: the view shows them at once
-    old = layer.grads["0.W"]
+    assert params["0.W"].grad is dense.grads["W"]
+    xpnn.SGD(lr=0.5).step(layer.parameters())
+    np.testing.assert_array_equal(backend.to_numpy(dense.params["W"]), backend.to_numpy(params["0.W"].value))
+    # a second backward makes new grad arrays: a handle reads the current one
+    old = params["0.W"].grad
     layer.backward(layer.forward(X, training=True))
-    assert layer.grads["0.W"] is dense.grads["W"] and layer.grads["0.W"] is not old
+    assert params["0.W"].grad is dense.grads["W"] and params["0.W"].grad is not old
 
-    # writing through the view stores into the child (load, model.to, gradcheck do this)
+    # writing through a handle stores into the child (load, model.to, gradcheck do this)
     new = backend.asarray(np.zeros((3, 3), dtype=np.float32))
-    layer.params["0.W"] = new
+    params["0.W"].value = new
     assert dense.params["W"] is new
-    layer.grads = {}  # what model.to does
-    assert dense.grads == {} and norm.grads == {} and len(layer.grads) == 0
-    with pytest.raises(KeyError):
-        layer.params["5.W"]
 
 
 def test_nested_containers_and_lazy_children(backend):
     inner = Dense(4)  # in_features taken from the first input
     layer = Residual(LayerNorm(2), TimeDistributed(inner, ReLU(), Dense(4, 2)))
     _, X = data(backend, 0, (2, 3, 2), np.float32)
-    assert "1.0.W" not in layer.params  # not built yet
+    assert "1.0.W" not in layer.named_params()  # not built yet
     Y = layer.forward(X)
     assert tuple(Y.shape) == (2, 3, 2) and Y.dtype == backend.xp.float32
-    assert layer.params["1.0.W"] is inner.params["W"] and tuple(inner.params["W"].shape) == (2, 4)
+    assert layer.named_params()["1.0.W"].value is inner.params["W"] and tuple(inner.params["W"].shape) == (2, 4)
     assert inner.backend is layer.backend and inner.generator is layer.generator
 
 
@@ -370,19 +360,19 @@ def test_time_distributed_matches_per_position_application(backend):
         layer.forward(data(backend, 0, (4, 3))[1])
 
 
-def test_container_follows_a_new_binding(backend):
-    """model.to(...) and gradcheck change only the container's backend/generator/dtype and
-    replace its params through the view; the children must follow before computing."""
+def test_container_binding_reaches_every_child(backend):
+    """Binding a container (what model.to and gradcheck do) binds its children, at any depth."""
     numpy_backend = xpnn.get_backend("numpy")
-    layer = Residual(Dense(3, 3), Dropout(0.5)).bind(numpy_backend, numpy_backend.rng(0), "float32")
-    for k in list(layer.params):  # what model.to does, key by key
-        layer.params[k] = backend.asarray(numpy_backend.to_numpy(layer.params[k]))
-    layer.backend, layer.generator = backend, backend.rng(1)
+    inner = Residual(Dense(3, 3), Dropout(0.5))
+    layer = Residual(inner, ReLU()).bind(numpy_backend, numpy_backend.rng(0), "float32")
+    for h in layer.named_params().values():  # what model.to does, array by array
+        h.value = backend.asarray(numpy_backend.to_numpy(h.value))
+    generator = backend.rng(1)
+    layer.bind(backend, generator, "float32")
     _, X = data(backend, 0, (2, 3), np.float32)
-    for _ in range(2):  # the second call compares the new binding with the old one
-        Y = layer.forward(X, training=True)
-        assert backend.owns(Y) and Y.dtype == backend.xp.float32
-    assert all(child.backend is backend and child.generator is layer.generator for child in layer.layers)
+    Y = layer.forward(X, training=True)
+    assert backend.owns(Y) and Y.dtype == backend.xp.float32
+    assert all(child.backend is backend and child.generator is generator for child in layer.walk())
 
 
 def test_residual_config_round_trips_through_the_registry(backend, monkeypatch):
@@ -411,9 +401,9 @@ def test_residual_config_round_trips_through_the_registry(backend, monkeypatch):
 def test_residual_errors(backend):
     with pytest.raises(ValueError, match=r"needs at least one inner layer"):
         Residual()
-    with pytest.raises(TypeError, match="inner layer 1 must be a Layer"):
+    with pytest.raises(TypeError, match=r"Residual: layers\[1\]: expected a Layer or a .*spec, found str"):
         Residual(Dense(2, 2), "relu")
-    with pytest.raises(ValueError, match="unknown layer class 'Nope' at position 0"):
+    with pytest.raises(ValueError, match=r"Residual: layers\[0\]: unknown layer class 'Nope'"):
         Residual(layers_config=[{"class": "Nope", "config": {}}])
     with pytest.raises(ValueError, match=r"either as arguments or as layers_config=\[...\], not both"):
         Residual(ReLU(), layers_config=[ReLU()])
@@ -428,7 +418,7 @@ def test_encoder_block_gradcheck_with_dropout(backend):
     layer = TransformerEncoderBlock(4, 2, 6, dropout=0.3, causal=True).bind(backend, backend.rng(0), "float64")
     randomize(layer, backend, 0)
     _, X = data(backend, 0, (2, 3, 4))
-    errors = xpnn.gradcheck(layer, X, training=True, details=True, eps=STEP)
+    errors = xpnn.gradcheck(layer, X, details=True, eps=STEP)
     assert len(errors) == 1 + 8 + 4 + 4  # input, attention, two LayerNorms, two Dense
     assert max(v for k, v in errors.items() if k != "0.1.bk") < TOL, errors
 
@@ -456,11 +446,13 @@ def test_encoder_block_matches_torch(backend):
     Xh, X = data(backend, 3, (2, 5, E))
     Xt = torch.tensor(Xh, requires_grad=True)
     Yt = ref(Xt)
-    np.testing.assert_allclose(backend.to_numpy(layer.forward(X)), Yt.detach().numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(backend.to_numpy(layer.forward(X, training=True)), Yt.detach().numpy(),
+                               rtol=1e-9, atol=1e-12)
     R = np.random.default_rng(0).standard_normal(Xh.shape)
     (Yt * t(R)).sum().backward()
     np.testing.assert_allclose(backend.to_numpy(layer.backward(backend.asarray(R))), Xt.grad.numpy(), rtol=1e-8, atol=1e-12)
-    np.testing.assert_allclose(backend.to_numpy(layer.grads["1.1.0.W"]), ref.linear1.weight.grad.numpy().T, rtol=1e-8)
+    np.testing.assert_allclose(backend.to_numpy(layer.named_params()["1.1.0.W"].grad),
+                               ref.linear1.weight.grad.numpy().T, rtol=1e-8)
 
 
 def test_encoder_block_causal_mask_and_config(backend):
@@ -480,7 +472,7 @@ def test_encoder_block_causal_mask_and_config(backend):
     config = json.loads(json.dumps(layer.config()))
     assert config == {"embed_dim": 4, "num_heads": 2, "ff_dim": 8, "dropout": 0.0, "causal": True}
     again = TransformerEncoderBlock(**config)
-    assert list(again.bind(backend, backend.rng(0), "float32").params) == list(layer.params)
+    assert list(again.bind(backend, backend.rng(0), "float32").named_params()) == list(layer.named_params())
     assert layer.output_shape((None, 4, 4)) == (None, 4, 4)
     assert repr(layer) == "TransformerEncoderBlock(embed_dim=4, num_heads=2, ff_dim=8, dropout=0.0, causal=True)"
 

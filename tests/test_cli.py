@@ -202,7 +202,7 @@ BAD = [
     (["train", "--model", "cnn", "--data", "{bad}/good.csv"], "--model cnn needs image data"),
     (["train", "--batch-size", "0"], "--batch-size must be a positive integer, found 0"),
     (["train", "--backend", "nope"], "backend must be one of"),
-    (["train", "--hidden", "0"], "hidden_sizes must be positive integers, found 0"),
+    (["train", "--hidden", "0"], "hidden_sizes[0] must be a positive integer, found 0"),
     (["train", "--optimizer", "nope"], "optimizer must be one of"),
     (["train", "--out", "{bad}/a_file", "--epochs", "1"], "File exists"),
     (["evaluate", MODEL, "--data", "{bad}/label12.csv"], r"labels must be integers in [0, 10), found 12"),

@@ -116,7 +116,7 @@ def test_conv2d_matches_torch(g, dtype):
     layer = make_conv(g)
     layer.bind(be, be.rng(g["seed"]), dtype)
     layer.params["b"] = be.asarray(np.random.default_rng(2).standard_normal(g["O"]), dtype)
-    Y = layer.forward(x)
+    Y = layer.forward(x, training=True)
     dY = np.random.default_rng(3).standard_normal(Y.shape).astype(dtype)
     dX = layer.backward(dY)
 
@@ -145,15 +145,51 @@ def test_conv1d_matches_torch():
 def test_float32_stays_float32(backend):
     X = backend.asarray(np.random.default_rng(0).standard_normal((2, 3, 6, 5)), "float32")
     layer = Conv2D(3, 4, (3, 2), stride=(2, 1), padding=1, dilation=(1, 2))
-    Y = layer.forward(X)
+    Y = layer.forward(X, training=True)
     dX = layer.backward(backend.xp.ones_like(Y))
     assert Y.dtype == dX.dtype == layer.params["W"].dtype == layer.grads["W"].dtype == layer.grads["b"].dtype == backend.xp.float32
     assert tuple(dX.shape) == (2, 3, 6, 5)
     assert backend.owns(Y) and backend.owns(dX) and backend.owns(layer.grads["W"])
     X1 = backend.asarray(np.random.default_rng(0).standard_normal((2, 3, 7)), "float32")
     layer1 = Conv1D(3, 2, 3)
-    Y1 = layer1.forward(X1)
+    Y1 = layer1.forward(X1, training=True)
     assert Y1.dtype == layer1.backward(backend.xp.ones_like(Y1)).dtype == backend.xp.float32
+
+
+@pytest.mark.parametrize("make, shape", [(lambda: Conv2D(3, 4, 3, padding=1), (2, 3, 5, 6)),
+                                         (lambda: Conv1D(3, 4, 3, stride=2), (2, 3, 9))],
+                         ids=["Conv2D", "Conv1D"])
+def test_inference_keeps_no_columns_and_training_serves_one_backward(backend, make, shape):
+    """The im2col columns are the big activation: inference must not keep them, and backward
+    hands them back. need_dX=False gives the same grads without dX."""
+    layer = make()
+    X = backend.asarray(np.random.default_rng(0).standard_normal(shape), "float64")
+    Y_inference = layer.forward(X)
+    assert layer.saved is None
+    with pytest.raises(RuntimeError, match=r"backward needs a forward\(X, training=True\) first"):
+        layer.backward(backend.xp.ones_like(Y_inference))
+    Y = layer.forward(X, training=True)
+    np.testing.assert_array_equal(backend.to_numpy(Y), backend.to_numpy(Y_inference))
+    dY = backend.asarray(np.random.default_rng(1).standard_normal(tuple(Y.shape)), "float64")
+    dX = layer.backward(dY)
+    assert tuple(dX.shape) == shape and layer.saved is None
+    grads = {k: backend.to_numpy(g) for k, g in layer.grads.items()}
+    with pytest.raises(RuntimeError, match="backward needs a forward"):
+        layer.backward(dY)
+    layer.forward(X, training=True)
+    assert layer.backward(dY, need_dX=False) is None
+    assert set(layer.grads) == set(grads) == {"W", "b"}
+    for k, g in grads.items():
+        np.testing.assert_allclose(backend.to_numpy(layer.grads[k]), g, rtol=1e-12, atol=1e-12)
+
+
+def test_numpy_integer_sizes(backend):
+    layer = Conv2D(np.int64(2), np.int32(3), (np.int64(3), 2), stride=np.int64(2))
+    assert json.loads(json.dumps(layer.config()))["kernel_size"] == [3, 2]
+    assert layer.config()["in_channels"] == 2 and type(layer.config()["out_channels"]) is int
+    Y = layer.forward(backend.asarray(np.ones((1, 2, 5, 5)), "float32"))
+    assert tuple(Y.shape) == (1, 3, 2, 2)
+    assert Conv1D(np.int64(2), 3, np.int64(3)).config()["kernel_size"] == 3
 
 
 def test_default_init_is_he_uniform_with_conv_fan_in():

@@ -120,23 +120,26 @@ class FakeComm:
 
 @needs_mpi
 def test_shards_cover_each_batch_once():
-    from xpnn.distributed import DataParallel
+    """Each rank's on_batch_begin hook takes a contiguous, near-equal part of the global
+    batch, and the shares (the gradients' weights) add up to one."""
+    from xpnn.distributed import DataParallel, GradientAllreduce
+    from xpnn.training import Batch
 
     model = xpnn.NeuralNetwork(3, 4, 2)
     for size in (1, 2, 3, 4):
-        dps = [DataParallel(model, comm=FakeComm(r, size)) for r in range(size)]
-        for lo, hi in ((0, 10), (10, 17), (17, 17 + size)):
-            parts = [dp.shard(lo, hi) for dp in dps]
-            assert parts[0][0] == lo and parts[-1][1] == hi
-            assert all(a[1] == b[0] for a, b in zip(parts, parts[1:]))  # contiguous, no overlap
-            assert max(b - a for a, b in parts) - min(b - a for a, b in parts) <= 1  # near-equal
-            shares = []
-            for dp, (a, b) in zip(dps, parts):
-                dp.shard(lo, hi)
-                shares.append(dp._share)
-            assert sum(shares) == pytest.approx(1.0)
+        hooks = [GradientAllreduce(DataParallel(model, comm=FakeComm(r, size))) for r in range(size)]
+        for m in (10, 7, size):
+            batch = Batch(np.arange(m)[:, None], np.arange(m), {"mask": np.arange(m) % 2 == 0})
+            parts = [h.on_batch_begin(0, batch) for h in hooks]
+            rows = [p.X[:, 0].tolist() for p in parts]
+            assert sum(rows, []) == list(range(m))  # every sample once, in order: contiguous, no overlap
+            assert max(p.size for p in parts) - min(p.size for p in parts) <= 1  # near-equal
+            assert all(p.y.tolist() == r and p.inputs["mask"].tolist() == [v % 2 == 0 for v in r]
+                       for p, r in zip(parts, rows))  # y and the inputs go with X
+            assert sum(h.share for h in hooks) == pytest.approx(1.0)
         if size > 1:  # fewer samples than ranks: every rank skips the batch
-            assert all(dp.shard(20, 20 + size - 1) is None for dp in dps)
+            small = Batch(np.zeros((size - 1, 1)), np.zeros(size - 1))
+            assert all(h.on_batch_begin(0, small) is None for h in hooks)
 
 
 @needs_mpi
@@ -156,8 +159,7 @@ def test_one_rank_is_plain_fit(backend):
     assert ha.history["loss"] == hb.history["loss"]
     for wa, wb in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_array_equal(a.backend.to_numpy(wa), b.backend.to_numpy(wb))
-    assert a.parallel is None  # the hook is removed after fit
-    assert all(layer.generator is a.generator for layer in a.layers)
+    assert all(layer.generator is a.generator for layer in a.walk())  # the rank generator is unbound after fit
 
 
 @needs_mpi

@@ -50,7 +50,7 @@ def test_forward_picks_rows(backend):
 def test_repeated_ids_are_summed_not_overwritten(backend):
     layer = Embedding(4, 2).bind(backend, backend.rng(0), "float64")
     Xh = np.array([[2, 2, 0], [2, 3, 0]])  # id 2 three times, id 0 twice, id 1 never
-    layer.forward(ids(backend, Xh))
+    layer.forward(ids(backend, Xh), training=True)
     dY = np.arange(12, dtype=np.float64).reshape(2, 3, 2) + 1.0
     assert layer.backward(backend.asarray(dY)) is None  # no gradient for integer ids
     expected = np.zeros((4, 2))
@@ -65,7 +65,7 @@ def test_repeated_ids_are_summed_not_overwritten(backend):
 def test_gradient_is_overwritten_by_each_backward(backend):
     layer = Embedding(3, 2).bind(backend, backend.rng(0), "float64")
     for _ in range(2):
-        layer.forward(ids(backend, [1, 1]))
+        layer.forward(ids(backend, [1, 1]), training=True)
         layer.backward(backend.asarray(np.ones((2, 2))))
     np.testing.assert_allclose(backend.to_numpy(layer.grads["W"]), [[0, 0], [2, 2], [0, 0]])
 
@@ -78,7 +78,7 @@ def test_matches_torch(backend):
         ref.weight.copy_(torch.from_numpy(table(layer, backend)))
     Xh = np.array([[5, 1, 1, 0], [1, 5, 2, 2]])
     Yt = ref(torch.from_numpy(Xh))
-    Y = layer.forward(ids(backend, Xh))
+    Y = layer.forward(ids(backend, Xh), training=True)
     np.testing.assert_allclose(backend.to_numpy(Y), Yt.detach().numpy())
     R = np.random.default_rng(0).standard_normal((2, 4, 3))
     (Yt * torch.from_numpy(R)).sum().backward()
@@ -86,9 +86,27 @@ def test_matches_torch(backend):
     np.testing.assert_allclose(backend.to_numpy(layer.grads["W"]), ref.weight.grad.numpy(), rtol=1e-12)
 
 
+def test_inference_keeps_no_ids(backend):
+    """Inference keeps nothing, so backward after it is a clear error; a training forward
+    keeps the ids for exactly one backward."""
+    layer = Embedding(4, 2).bind(backend, backend.rng(0), "float64")
+    X = ids(backend, [[1, 3], [3, 0]])
+    Y = layer.forward(X)
+    assert layer.saved is None
+    with pytest.raises(RuntimeError) as err:
+        layer.backward(backend.xp.ones_like(Y))
+    assert str(err.value).startswith("Embedding(num_embeddings=4, embedding_dim=2, init='uniform')"
+                                     ".backward needs a forward(X, training=True) first")
+    layer.forward(X, training=True)
+    assert layer.backward(backend.xp.ones_like(Y)) is None and layer.saved is None
+    np.testing.assert_allclose(backend.to_numpy(layer.grads["W"]), [[1, 1], [1, 1], [0, 0], [2, 2]])
+    with pytest.raises(RuntimeError, match="backward needs a forward"):
+        layer.backward(backend.xp.ones_like(Y))
+
+
 def test_float32_and_config(backend):
     layer = Embedding(7, 4, init="glorot_uniform")
-    Y = layer.forward(ids(backend, [[0, 6]]))
+    Y = layer.forward(ids(backend, [[0, 6]]), training=True)
     assert Y.dtype == backend.xp.float32 and layer.params["W"].dtype == backend.xp.float32
     layer.backward(Y)
     assert layer.grads["W"].dtype == backend.xp.float32
@@ -111,12 +129,19 @@ def test_same_seed_same_table(backend):
 @pytest.mark.parametrize("args,message", [
     ((0, 3), "Embedding: num_embeddings must be a positive integer, found 0"),
     ((5, 2.0), "Embedding: embedding_dim must be a positive integer, found 2.0"),
-    ((True, 2), "num_embeddings must be a positive integer, found True"),
+    ((True, 2), "Embedding: num_embeddings must be a positive integer, found True"),
+    ((4, np.int64(-2)), f"Embedding: embedding_dim must be a positive integer, found {np.int64(-2)!r}"),
 ])
 def test_bad_arguments(args, message):
     with pytest.raises(ValueError) as info:
         Embedding(*args)
     assert message in str(info.value)
+
+
+def test_numpy_integer_sizes():
+    layer = Embedding(np.int64(5), np.int32(3))
+    config = json.loads(json.dumps(layer.config()))
+    assert config == {"num_embeddings": 5, "embedding_dim": 3, "init": "uniform"}
 
 
 def test_float_ids_are_refused(backend):

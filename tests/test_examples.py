@@ -49,3 +49,23 @@ def test_xor_does_not_learn_in_too_few_epochs(xor, capsys):
     """The check above is not automatic: 100 epochs at lr 0.1 are far from XOR."""
     preds = xor.main(["--backend", "numpy", "--epochs", "100"])
     assert np.round(preds).tolist() != [0, 1, 1, 0] or np.abs(preds - np.array([0, 1, 1, 0])).max() > 0.1
+
+
+def test_padded_sequences_trains_through_fit_with_a_mask(capsys):
+    """The padded-sequences example, shortened: the mask goes through fit and evaluate."""
+    results = load_example("padded_sequences").main(["--quick"])
+    assert set(results) == {"with the mask", "without it"}
+    assert all(0.0 <= a <= 1.0 for a in results.values())
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("with the mask  test accuracy")
+
+
+def test_padded_sequences_data():
+    """Labels mean what the example says: the first token occurs again among the real
+    tokens; and the padding does hold copies of it (or the mask would not matter)."""
+    example = load_example("padded_sequences")
+    X, M, y = example.make_sequences(500, np.random.default_rng(3))
+    assert X.shape == M.shape == (500, 12) and M[:, :4].all() and 0.4 < y.mean() < 0.6
+    again = np.array([(row[1:][m[1:]] == row[0]).any() for row, m in zip(X, M)])
+    np.testing.assert_array_equal(again, y == 1)
+    assert ((X[:, 1:] == X[:, :1]) & ~M[:, 1:]).any(axis=1).mean() > 0.5

@@ -19,22 +19,22 @@ TOL = 1e-6
 SHAPE_SETTINGS = settings(max_examples=10, deadline=None,
                           suppress_health_check=[HealthCheck.function_scoped_fixture])
 
-# name -> (factory taking the feature count, forward's training flag)
+# name -> factory taking the feature count (every layer of xpnn.layers is also checked
+# in test_layer_contract.py; these add the variants and shapes of the 2-D layers)
 LAYERS = {
-    "Dense": (lambda f: Dense(f, 3), False),
-    "Dense(out)": (lambda f: Dense(2), False),
-    "Dense(bias=False)": (lambda f: Dense(f, 2, bias=False, init="he_normal"), False),
-    "ReLU": (lambda f: ReLU(), False),
-    "LeakyReLU": (lambda f: LeakyReLU(0.1), False),
-    "ELU": (lambda f: ELU(), False),
-    "ELU(0.7)": (lambda f: ELU(0.7), False),
-    "GELU": (lambda f: GELU(), False),
-    "Sigmoid": (lambda f: Sigmoid(), False),
-    "Tanh": (lambda f: Tanh(), False),
-    "Softmax": (lambda f: Softmax(), False),
-    "Identity": (lambda f: Identity(), False),
-    "Dropout(training)": (lambda f: Dropout(0.4), True),
-    "Dropout(inference)": (lambda f: Dropout(0.4), False),
+    "Dense": lambda f: Dense(f, 3),
+    "Dense(out)": lambda f: Dense(2),
+    "Dense(bias=False)": lambda f: Dense(f, 2, bias=False, init="he_normal"),
+    "ReLU": lambda f: ReLU(),
+    "LeakyReLU": lambda f: LeakyReLU(0.1),
+    "ELU": lambda f: ELU(),
+    "ELU(0.7)": lambda f: ELU(0.7),
+    "GELU": lambda f: GELU(),
+    "Sigmoid": lambda f: Sigmoid(),
+    "Tanh": lambda f: Tanh(),
+    "Softmax": lambda f: Softmax(),
+    "Identity": lambda f: Identity(),
+    "Dropout": lambda f: Dropout(0.4),
 }
 
 
@@ -50,10 +50,9 @@ def _input(backend, shape, seed, dtype="float64"):
 @SHAPE_SETTINGS
 @given(batch=st.integers(1, 4), features=st.integers(1, 5), seed=st.integers(0, 2**16))
 def test_every_layer_passes_gradcheck(backend, name, batch, features, seed):
-    make, training = LAYERS[name]
-    layer = make(features)
+    layer = LAYERS[name](features)
     X = _input(backend, (batch, features), seed)
-    errors = gradcheck(layer, X, training=training, details=True, seed=seed)
+    errors = gradcheck(layer, X, details=True, seed=seed)
     expected_keys = {"input", *layer.params}
     assert set(errors) == expected_keys
     assert max(errors.values()) < TOL, errors
@@ -67,38 +66,15 @@ def test_flatten_passes_gradcheck(backend, batch, dims, seed):
 
 
 def test_gradcheck_of_a_small_stack(backend):
-    """Dense -> Tanh -> Dense -> Softmax as one layer: the chain rule across layers."""
-
-    class Stack(xpnn.Layer):
-        def __init__(self):
-            super().__init__()
-            self.layers = [Dense(4, 5), Tanh(), Dense(5, 3), Softmax()]
-
-        def build(self, X=None):
-            for i, layer in enumerate(self.layers):
-                layer.bind(self.backend, self.generator, self.dtype)
-                for k, p in layer.params.items():
-                    self.params[f"{i}.{k}"] = p
-
-        def forward(self, X, training=False):
-            self._prepare(X)
-            for i, layer in enumerate(self.layers):  # gradcheck swaps params in self.params
-                for k in layer.params:
-                    layer.params[k] = self.params[f"{i}.{k}"]
-                X = layer.forward(X, training)
-            return X
-
-        def backward(self, dY):
-            for layer in reversed(self.layers):
-                dY = layer.backward(dY)
-            for i, layer in enumerate(self.layers):
-                for k, g in layer.grads.items():
-                    self.grads[f"{i}.{k}"] = g
-            return dY
-
-    errors = gradcheck(Stack(), _input(backend, (3, 4), 0), details=True)
+    """Dense -> Tanh -> Dense -> Softmax as one layer (a Container): the chain rule across
+    layers, and the params of the children reached by path."""
+    stack = xpnn.layers.Container([Dense(4, 5), Tanh(), Dense(5, 3), Softmax()])
+    errors = gradcheck(stack, _input(backend, (3, 4), 0), details=True)
     assert set(errors) == {"input", "0.W", "0.b", "2.W", "2.b"}
     assert max(errors.values()) < TOL, errors
+    nested = xpnn.layers.Container([Dense(4, 4), xpnn.layers.Container([Tanh(), Dense(4, 2)])])
+    errors = gradcheck(nested, _input(backend, (3, 4), 1), details=True)
+    assert set(errors) == {"input", "0.W", "0.b", "1.1.W", "1.1.b"} and max(errors.values()) < TOL, errors
 
 
 def test_gradcheck_accepts_float32_input_and_float32_bound_layer(backend):
@@ -118,8 +94,23 @@ def test_gradcheck_leaves_a_bound_layer_as_it_found_it(backend):
     np.testing.assert_array_equal(backend.to_numpy(layer.params["b"]), b)
     drop = Dropout(0.5).bind(backend, backend.rng(4), "float32")
     state = drop.generator.state
-    assert gradcheck(drop, _input(backend, (3, 3), 0), training=True) < TOL
+    assert gradcheck(drop, _input(backend, (3, 3), 0)) < TOL
     assert drop.generator.state == state  # the next training step draws the mask it would have
+    assert layer.saved is None and drop.saved is None  # the check's activations are not kept
+
+
+def test_gradcheck_restores_the_layer_when_the_check_fails(backend):
+    """A backward that raises half way: params, dtype and generator are back as they were."""
+
+    class Broken(Dense):
+        def backward(self, dY, need_dX=True):
+            raise RuntimeError("boom")
+
+    layer = Broken(3, 2).bind(backend, backend.rng(0), "float32")
+    W = layer.params["W"]
+    with pytest.raises(RuntimeError, match="boom"):
+        gradcheck(layer, _input(backend, (4, 3), 1, dtype="float32"))
+    assert layer.params["W"] is W and layer.dtype == backend.xp.float32 and layer.saved is None
 
 
 def test_gradcheck_returns_a_float_by_default(backend):
@@ -141,14 +132,14 @@ def test_gradcheck_details_per_tensor(backend):
 class TanhMissingSquare(Tanh):
     """Wrong: derivative 1 - Y instead of 1 - Y^2."""
 
-    def backward(self, dY):
-        return dY * (1.0 - self.Y)
+    def backward(self, dY, need_dX=True):
+        return dY * (1.0 - self.take_saved())
 
 
 class DenseWrongWeightGrad(Dense):
     """Wrong dW (twice X^T dY); dX and db stay right."""
 
-    def backward(self, dY):
+    def backward(self, dY, need_dX=True):
         dX = super().backward(dY)
         self.grads["W"] = 2.0 * self.grads["W"]
         return dX
@@ -157,7 +148,7 @@ class DenseWrongWeightGrad(Dense):
 class DenseMeanBiasGrad(Dense):
     """Wrong db: the batch mean instead of the sum."""
 
-    def backward(self, dY):
+    def backward(self, dY, need_dX=True):
         dX = super().backward(dY)
         self.grads["b"] = self.xp.mean(dY, axis=0)
         return dX
@@ -166,7 +157,7 @@ class DenseMeanBiasGrad(Dense):
 class DenseNoWeightTranspose(Dense):
     """Wrong dX: dY @ W with W as is (only square W lets this run): a classic slip."""
 
-    def backward(self, dY):
+    def backward(self, dY, need_dX=True):
         super().backward(dY)
         return dY @ self.params["W"]
 
@@ -174,14 +165,16 @@ class DenseNoWeightTranspose(Dense):
 class SoftmaxAsElementwise(Softmax):
     """Wrong: Y (1 - Y) dY, the diagonal of the Jacobian only."""
 
-    def backward(self, dY):
-        return dY * self.Y * (1.0 - self.Y)
+    def backward(self, dY, need_dX=True):
+        Y = self.take_saved()
+        return dY * Y * (1.0 - Y)
 
 
 class DropoutFreshMask(Dropout):
     """Wrong: backward draws a new mask instead of reusing the forward one."""
 
-    def backward(self, dY):
+    def backward(self, dY, need_dX=True):
+        self.take_saved()
         keep = 1.0 - self.rate
         mask = self.generator.bernoulli(tuple(dY.shape), keep, dtype=dY.dtype) * (1.0 / keep)
         return dY * mask
@@ -216,8 +209,8 @@ def test_gradcheck_detects_wrong_input_grad(backend):
 
 def test_gradcheck_detects_dropout_mask_mismatch(backend):
     X = _input(backend, (6, 8), 0)
-    assert gradcheck(Dropout(0.5), X, training=True) < TOL
-    assert gradcheck(DropoutFreshMask(0.5), X, training=True) > 1e-2
+    assert gradcheck(Dropout(0.5), X) < TOL
+    assert gradcheck(DropoutFreshMask(0.5), X) > 1e-2
 
 
 # ---- losses (the loss protocol: forward(pred, target) -> 0-d, backward() -> dpred) ----------

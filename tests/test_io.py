@@ -175,7 +175,7 @@ def test_file_is_plain_safetensors_without_pickle(tmp_path):
     (n,) = struct.unpack("<Q", raw[:8])
     header = json.loads(raw[8:8 + n])
     assert not raw.startswith(b"\x80")  # a pickle starts with the PROTO opcode
-    assert header["__metadata__"]["format"] == "xpnn-1"
+    assert header["__metadata__"]["format"] == "xpnn-2"
     with safe_open(str(path), framework="numpy") as fh:
         keys = set(fh.keys())
         meta = fh.metadata()
@@ -185,7 +185,7 @@ def test_file_is_plain_safetensors_without_pickle(tmp_path):
     np.testing.assert_array_equal(W, weights(model)[0])
     config = json.loads(meta["xpnn"])
     assert config["class"] == "Sequential" and config["seed"] == 5
-    assert [layer["class"] for layer in config["layers"]] == ["Dense", "ReLU", "Dropout", "Dense"]
+    assert [layer["class"] for layer in config["config"]["layers"]] == ["Dense", "ReLU", "Dropout", "Dense"]
     assert config["compile"]["optimizer"]["name"] == "adam"
     assert "generator" in config and config["epochs_trained"] == 1
 
@@ -249,16 +249,17 @@ def test_damaged_model_files(tmp_path):
         xpnn.load(bad)
 
     _rewrite(good, bad, change_tensors=lambda t: t.__setitem__("layer.0.W", np.zeros((5, 3), np.float32)))
-    with pytest.raises(ValueError, match=r"'layer.0.W' has shape \(5, 3\), layer 0 expects \(4, 3\)"):
+    with pytest.raises(ValueError, match=r"'layer.0.W' has shape \(5, 3\), the model expects \(4, 3\)"):
         xpnn.load(bad)
 
     _rewrite(good, bad, change_tensors=lambda t: t.__setitem__("layer.1.W", np.zeros(3, np.float32)))
-    with pytest.raises(ValueError, match=r"tensor 'layer.1.W' does not match layer 1"):
+    with pytest.raises(ValueError, match=r"tensor 'layer.1.W' matches no param or buffer of the model"):
         xpnn.load(bad)
 
     def unknown_layer(config):
         config["class"] = "Sequential"
-        config["layers"][1]["class"] = "Mystery"
+        config["config"] = {"layers": [{"class": "Dense", "config": {"in_features": 4, "out_features": 3}},
+                                       {"class": "Mystery", "config": {}}]}
 
     _rewrite(good, bad, change_config=unknown_layer)
     with pytest.raises(ValueError, match="unknown layer class 'Mystery'"):
@@ -272,3 +273,21 @@ def test_unregistered_layer_cannot_be_saved(tmp_path):
     with pytest.raises(ValueError, match="not registered for saving"):
         Sequential([Dense(2, 2), Custom()]).save(tmp_path / "m.safetensors")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_files_of_the_first_format_still_load(tmp_path):
+    """xpnn-1 files (before layers nested) kept the architecture at the top level of the
+    config: "layers" for a Sequential, "arch" for a NeuralNetwork."""
+    X, y = blobs()
+    for model in (dropout_net(), NeuralNetwork(4, [6], 3, seed=2).compile()):
+        model.fit(X, y, epochs=1, verbose=0)
+        new, old = tmp_path / "new.safetensors", tmp_path / "old.safetensors"
+        model.save(new)
+        with safe_open(str(new), framework="numpy") as fh:
+            meta = dict(fh.metadata())
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+        config = json.loads(meta["xpnn"])
+        inner = config.pop("config")
+        config.update({"arch": inner} if config["class"] == "NeuralNetwork" else inner)
+        save_file(tensors, str(old), metadata={"format": "xpnn-1", "xpnn": json.dumps(config)})
+        np.testing.assert_array_equal(xpnn.load(old).predict(X), model.predict(X))

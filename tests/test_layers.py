@@ -1,9 +1,12 @@
 """Layers: forward values against NumPy formulas, numerical stability at +-1000,
 Dropout's inverted scaling and seeded masks, Dense's lazy size and shape errors,
-Flatten, and float32 in -> float32 out everywhere. Gradients: test_gradcheck.py."""
+Flatten, float32 in -> float32 out everywhere, and the forward/backward contract
+(inference keeps nothing; each training forward serves one backward). Gradients:
+test_gradcheck.py."""
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 
@@ -106,7 +109,7 @@ def test_sigmoid_stable_at_extremes(backend, dtype):
     layer = Sigmoid()
     with _no_fp_trouble(), warnings.catch_warnings():
         warnings.simplefilter("error")
-        Y = layer.forward(X)
+        Y = layer.forward(X, training=True)
         dX = layer.backward(backend.xp.ones_like(Y))
     y, dx = backend.to_numpy(Y), backend.to_numpy(dX)
     assert np.all(np.isfinite(y)) and np.all(np.isfinite(dx))
@@ -125,7 +128,7 @@ def test_softmax_and_log_softmax_stable_at_extremes(backend, dtype):
     layer = Softmax()
     with _no_fp_trouble(), warnings.catch_warnings():
         warnings.simplefilter("error")
-        Y = layer.forward(X)
+        Y = layer.forward(X, training=True)
         dX = layer.backward(backend.asarray(np.arange(12.0).reshape(4, 3), dtype=dtype))
         L = log_softmax(xp, X)
     y, dx, lsm = backend.to_numpy(Y), backend.to_numpy(dX), backend.to_numpy(L)
@@ -149,7 +152,7 @@ def test_other_activations_finite_at_extremes(backend):
         layer = make()
         with _no_fp_trouble(), warnings.catch_warnings():
             warnings.simplefilter("error")
-            Y = layer.forward(X)
+            Y = layer.forward(X, training=True)
             dX = layer.backward(backend.xp.ones_like(Y))
         assert np.all(np.isfinite(backend.to_numpy(Y))), make
         assert np.all(np.isfinite(backend.to_numpy(dX))), make
@@ -178,7 +181,7 @@ def test_activation_backward_formulas(backend):
         (Identity(), dy),
     ]
     for layer, expected in cases:
-        layer.forward(backend.asarray(x, dtype="float64"))
+        layer.forward(backend.asarray(x, dtype="float64"), training=True)
         dX = layer.backward(backend.asarray(dy, dtype="float64"))
         np.testing.assert_allclose(backend.to_numpy(dX), expected, rtol=1e-12, err_msg=repr(layer))
 
@@ -187,7 +190,7 @@ def test_softmax_backward_is_the_jacobian_product(backend):
     x = np.random.default_rng(2).normal(size=(3, 5))
     dy = np.random.default_rng(3).normal(size=(3, 5))
     layer = Softmax()
-    layer.forward(backend.asarray(x, dtype="float64"))
+    layer.forward(backend.asarray(x, dtype="float64"), training=True)
     dX = backend.to_numpy(layer.backward(backend.asarray(dy, dtype="float64")))
     for i in range(3):
         y = np_softmax(x[i])
@@ -234,7 +237,7 @@ def test_dense_forward_backward_match_numpy(backend, batch, fin, fout):
     layer = Dense(fin, fout, bias_init=xpnn.init.normal(1.0)).bind(backend, backend.rng(0), "float64")
     W, b = backend.to_numpy(layer.params["W"]), backend.to_numpy(layer.params["b"])
     assert W.shape == (fin, fout) and b.shape == (fout,)
-    Y = layer.forward(backend.asarray(x, dtype="float64"))
+    Y = layer.forward(backend.asarray(x, dtype="float64"), training=True)
     np.testing.assert_allclose(backend.to_numpy(Y), x @ W + b, rtol=1e-12)
     dX = layer.backward(backend.asarray(dy, dtype="float64"))
     np.testing.assert_allclose(backend.to_numpy(dX), dy @ W.T, rtol=1e-12)
@@ -288,7 +291,9 @@ def test_dense_rank_mismatch_messages(backend):
     ((0,), "out_features must be a positive integer, found 0"),
     ((3, -1), "out_features must be a positive integer, found -1"),
     ((2.5,), "out_features must be a positive integer, found 2.5"),
-    ((True, 3), "in_features must be a positive integer, found True"),
+    ((True, 3), "in_features must be a positive integer or None (taken from the first input), found True"),
+    ((0, 3), "in_features must be a positive integer or None (taken from the first input), found 0"),
+    ((3, np.int64(0)), f"out_features must be a positive integer, found {np.int64(0)!r}"),
     (("10",), "out_features must be a positive integer, found '10'"),
 ])
 def test_dense_bad_sizes(args, message):
@@ -306,10 +311,36 @@ def test_dense_without_bias(backend):
     layer = Dense(3, 2, bias=False).bind(backend, backend.rng(0), "float64")
     assert set(layer.params) == {"W"}
     x = np.arange(6.0).reshape(2, 3)
-    Y = layer.forward(backend.asarray(x, dtype="float64"))
+    Y = layer.forward(backend.asarray(x, dtype="float64"), training=True)
     np.testing.assert_allclose(backend.to_numpy(Y), x @ backend.to_numpy(layer.params["W"]))
     layer.backward(backend.xp.ones_like(Y))
     assert set(layer.grads) == {"W"}
+
+
+def test_dense_backward_without_dX(backend):
+    """need_dX=False (the first layer while training): the grads as usual, no dX."""
+    rng = np.random.default_rng(4)
+    x, dy = rng.normal(size=(3, 4)), rng.normal(size=(3, 2))
+    layer = Dense(4, 2).bind(backend, backend.rng(0), "float64")
+    layer.forward(backend.asarray(x, dtype="float64"), training=True)
+    assert layer.backward(backend.asarray(dy, dtype="float64"), need_dX=False) is None
+    np.testing.assert_allclose(backend.to_numpy(layer.grads["W"]), x.T @ dy, rtol=1e-12)
+    np.testing.assert_allclose(backend.to_numpy(layer.grads["b"]), dy.sum(axis=0), rtol=1e-12)
+    assert layer.saved is None
+
+
+def test_dense_accepts_numpy_integer_sizes(backend):
+    """NumPy integer scalars count as sizes (shape arithmetic yields them); the config keeps
+    plain Python ints, so it stays JSON-able."""
+    layer = Dense(np.int64(4), np.int32(3))
+    assert layer.config()["in_features"] == 4 and layer.config()["out_features"] == 3
+    assert type(layer.config()["in_features"]) is int and type(layer.config()["out_features"]) is int
+    assert repr(layer) == "Dense(4, 3)"
+    lazy = Dense(np.int64(8))
+    assert lazy.in_features is None and lazy.out_features == 8 and type(lazy.out_features) is int
+    Y = lazy.forward(backend.asarray(np.ones((2, 5)), dtype="float32"))
+    assert tuple(Y.shape) == (2, 8) and tuple(lazy.params["W"].shape) == (5, 8)
+    assert json.loads(json.dumps(lazy.config()))["out_features"] == 8
 
 
 def test_dense_config_and_output_shape():
@@ -332,8 +363,25 @@ def test_dropout_is_identity_when_not_training(backend):
     Y = layer.forward(X)  # training defaults to False
     np.testing.assert_array_equal(backend.to_numpy(Y), x)
     np.testing.assert_array_equal(backend.to_numpy(layer.forward(X, training=False)), x)
+    assert layer.saved is None  # inference keeps nothing, so there is no backward for it
     dY = backend.asarray(np.ones((5, 6)), dtype="float64")
-    np.testing.assert_array_equal(backend.to_numpy(layer.backward(dY)), np.ones((5, 6)))
+    with pytest.raises(RuntimeError, match=r"backward needs a forward\(X, training=True\) first"):
+        layer.backward(dY)
+    # an inference forward after a training one drops the training mask
+    layer.forward(X, training=True)
+    assert layer.saved is not None
+    layer.forward(X)
+    assert layer.saved is None
+
+
+def test_dropout_inference_draws_no_mask(backend):
+    """An inference forward leaves the generator alone: the next training mask is the one a
+    twin layer (same seed) draws without it."""
+    X = backend.asarray(np.ones((8, 10)), dtype="float32")
+    a, b = _dropout(backend, 0.5, seed=5, dtype="float32"), _dropout(backend, 0.5, seed=5, dtype="float32")
+    a.forward(X)
+    np.testing.assert_array_equal(backend.to_numpy(a.forward(X, training=True)),
+                                  backend.to_numpy(b.forward(X, training=True)))
 
 
 def test_dropout_rate_zero_is_identity_in_training(backend):
@@ -386,8 +434,30 @@ def test_dropout_backward_uses_the_forward_mask(backend):
     dx = backend.to_numpy(layer.backward(backend.asarray(dy, dtype="float64")))
     np.testing.assert_array_equal(dx == 0, y == 0)
     np.testing.assert_allclose(dx, dy * (y / x), rtol=1e-12)
-    dx_again = backend.to_numpy(layer.backward(backend.asarray(dy, dtype="float64")))
-    np.testing.assert_array_equal(dx, dx_again)  # backward draws nothing new
+    assert layer.saved is None  # backward took the mask: the layer holds no activations
+    with pytest.raises(RuntimeError, match=r"backward needs a forward\(X, training=True\) first"):
+        layer.backward(backend.asarray(dy, dtype="float64"))  # one forward serves one backward
+
+
+def test_dropout_backward_draws_nothing(backend):
+    """backward reuses the forward's mask: the next training mask is the one a twin layer
+    (same seed) draws without a backward in between."""
+    X = backend.asarray(np.ones((8, 10)), dtype="float64")
+    a, b = _dropout(backend, 0.3, seed=7), _dropout(backend, 0.3, seed=7)
+    a.forward(X, training=True)
+    a.backward(backend.xp.ones_like(X))
+    b.forward(X, training=True)
+    np.testing.assert_array_equal(backend.to_numpy(a.forward(X, training=True)),
+                                  backend.to_numpy(b.forward(X, training=True)))
+
+
+def test_dropout_rate_zero_backward_passes_dY(backend):
+    dy = np.random.default_rng(5).normal(size=(3, 4))
+    layer = _dropout(backend, 0.0)
+    layer.forward(backend.asarray(np.ones((3, 4)), dtype="float64"), training=True)
+    np.testing.assert_array_equal(backend.to_numpy(layer.backward(backend.asarray(dy, dtype="float64"))), dy)
+    with pytest.raises(RuntimeError, match="backward needs a forward"):
+        layer.backward(backend.asarray(dy, dtype="float64"))
 
 
 def test_dropout_standalone_binds_to_input(backend):
@@ -416,7 +486,7 @@ def test_flatten_forward_backward(backend, shape):
     shape = (2, *shape)
     x = np.arange(math.prod(shape), dtype=np.float64).reshape(shape)
     layer = Flatten()
-    Y = layer.forward(backend.asarray(x, dtype="float64"))
+    Y = layer.forward(backend.asarray(x, dtype="float64"), training=True)
     np.testing.assert_array_equal(backend.to_numpy(Y), x.reshape(2, -1))
     assert layer.output_shape(shape) == tuple(Y.shape)
     dX = layer.backward(backend.asarray(x.reshape(2, -1) * 2, dtype="float64"))
@@ -425,7 +495,7 @@ def test_flatten_forward_backward(backend, shape):
 
 def test_flatten_empty_batch(backend):
     layer = Flatten()
-    Y = layer.forward(backend.zeros((0, 3, 4)))
+    Y = layer.forward(backend.zeros((0, 3, 4)), training=True)
     assert tuple(Y.shape) == (0, 12)
     assert tuple(layer.backward(Y).shape) == (0, 3, 4)
 
@@ -443,19 +513,90 @@ ALL_LAYERS = {
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("training", [False, True])
 @pytest.mark.parametrize("name", sorted(ALL_LAYERS))
-def test_dtype_preserved_forward_and_backward(backend, name, training, dtype):
+def test_dtype_preserved_forward_and_backward(backend, name, dtype):
     layer = ALL_LAYERS[name]()
     X = backend.asarray(np.random.default_rng(0).normal(size=(4, 5)), dtype=dtype)
     want = backend.dtype(dtype)
-    Y = layer.forward(X, training=training)
+    Y_inference = layer.forward(X)
+    assert Y_inference.dtype == want, f"{name}.forward(training=False): {X.dtype} in, {Y_inference.dtype} out"
+    Y = layer.forward(X, training=True)
     assert Y.dtype == want, f"{name}.forward: {X.dtype} in, {Y.dtype} out"
     dX = layer.backward(backend.xp.ones_like(Y))
     assert dX.dtype == want, f"{name}.backward: {dX.dtype}"
     for key, g in layer.grads.items():
         assert g.dtype == want and layer.params[key].dtype == want, key
     assert backend.owns(Y) and backend.owns(dX)
+
+
+# ---- the contract: inference keeps nothing, one training forward serves one backward ------
+
+# Identity has nothing to keep at all: its backward is dY whatever came before
+STATEFUL = sorted(name for name in ALL_LAYERS if name != "Identity")
+
+
+@pytest.mark.parametrize("name", STATEFUL)
+def test_inference_keeps_nothing_and_backward_then_raises(backend, name):
+    layer = ALL_LAYERS[name]()
+    X = backend.asarray(np.random.default_rng(0).normal(size=(4, 5)), dtype="float64")
+    Y = layer.forward(X)
+    assert layer.saved is None, f"{name} kept {type(layer.saved).__name__} after an inference forward"
+    with pytest.raises(RuntimeError) as err:
+        layer.backward(backend.xp.ones_like(Y))
+    assert str(err.value).startswith(f"{layer!r}.backward needs a forward(X, training=True) first")
+
+
+@pytest.mark.parametrize("name", STATEFUL)
+def test_backward_hands_back_what_forward_saved(backend, name):
+    layer = ALL_LAYERS[name]()
+    X = backend.asarray(np.random.default_rng(0).normal(size=(4, 5)), dtype="float64")
+    Y = layer.forward(X, training=True)
+    assert layer.saved is not None
+    dY = backend.xp.ones_like(Y)
+    first = backend.to_numpy(layer.backward(dY))
+    assert layer.saved is None  # no activations held between steps
+    with pytest.raises(RuntimeError, match=r"backward needs a forward\(X, training=True\) first"):
+        layer.backward(dY)
+    # a new training forward serves a new backward, with the same result for the same X
+    # (Dropout draws a new mask, so its dX may differ; its shape may not)
+    layer.forward(X, training=True)
+    second = backend.to_numpy(layer.backward(dY))
+    assert second.shape == first.shape == tuple(X.shape)
+    if name != "Dropout":
+        np.testing.assert_array_equal(second, first)
+
+
+def test_identity_backward_needs_nothing(backend):
+    dY = backend.asarray(np.arange(6.0).reshape(2, 3), dtype="float64")
+    layer = Identity()
+    layer.forward(dY)
+    np.testing.assert_array_equal(backend.to_numpy(layer.backward(dY)), np.arange(6.0).reshape(2, 3))
+    assert layer.saved is None
+
+
+def test_relu_mask_property(backend):
+    """ReLU.mask: the saved derivative as 0.0 / 1.0 in the layer's dtype while a training
+    forward's activations are held, None otherwise."""
+    layer = ReLU()
+    X = backend.asarray([[-1.0, 0.0, 2.0], [3.0, -4.0, 0.5]], dtype="float32")
+    layer.forward(X)
+    assert layer.mask is None
+    layer.forward(X, training=True)
+    mask = layer.mask
+    assert mask.dtype == backend.xp.float32
+    np.testing.assert_array_equal(backend.to_numpy(mask), [[0.0, 0.0, 1.0], [1.0, 0.0, 1.0]])
+    layer.backward(backend.xp.ones_like(X))
+    assert layer.mask is None
+
+
+def test_layers_are_registered():
+    """Every layer class here is in the registry that save/load and xpnn.layers read."""
+    for name, make in ALL_LAYERS.items():
+        layer = make()
+        cls = type(layer)
+        assert xpnn.layers.LAYERS[cls.__name__] is cls, name
+        assert getattr(xpnn.layers, cls.__name__) is cls, name
+        assert xpnn.layers.layer_name(layer) == cls.__name__, name
 
 
 def test_bound_float32_layer_keeps_float32(backend):
@@ -472,10 +613,13 @@ def test_layer_base_contract():
         layer.forward(None)
     with pytest.raises(NotImplementedError):
         layer.backward(None)
+    assert layer.saved is None
+    with pytest.raises(RuntimeError, match=r"needs a forward\(X, training=True\) first"):
+        layer.take_saved()
 
 
 def test_standalone_layer_binds_float32_for_integer_input(backend):
     layer = Dense(3, 2)
-    layer._prepare(backend.asarray([[1, 2, 3]]))  # integer X: params fall back to float32
+    layer.prepare(backend.asarray([[1, 2, 3]]))  # integer X: params fall back to float32
     assert layer.dtype == backend.xp.float32
     assert layer.params["W"].dtype == backend.xp.float32

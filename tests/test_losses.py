@@ -410,15 +410,22 @@ def test_backward_before_forward(loss):
 
 
 @pytest.mark.parametrize("make, message", [
-    (lambda: Huber(0.0), r"Huber: delta must be a number in \(0.0, inf\), found 0.0"),
-    (lambda: Huber(-1), r"Huber: delta must be a number in \(0.0, inf\), found -1.0"),
-    (lambda: Huber("1"), r"Huber: delta must be a number in \(0.0, inf\), found '1'"),
+    (lambda: Huber(0.0), r"Huber: delta must be a number > 0, found 0.0"),
+    (lambda: Huber(-1), r"Huber: delta must be a number > 0, found -1"),
+    (lambda: Huber("1"), r"Huber: delta must be a number > 0, found '1'"),
     (lambda: Huber(True), r"Huber: delta must be a number .* found True"),
-    (lambda: SoftmaxCrossEntropy(1.0), r"label_smoothing must be a number in \[0.0, 1.0\), found 1.0"),
-    (lambda: SoftmaxCrossEntropy(-0.1), r"label_smoothing must be a number in \[0.0, 1.0\), found -0.1"),
-    (lambda: BinaryCrossEntropy(0), r"BinaryCrossEntropy: eps must be a number in \(0.0, 0.5\), found 0.0"),
-    (lambda: CrossEntropy(0.5), r"CrossEntropy: eps must be a number in \(0.0, 0.5\), found 0.5"),
+    (lambda: SoftmaxCrossEntropy(1.0), r"label_smoothing must be a number in \[0, 1\), found 1.0"),
+    (lambda: SoftmaxCrossEntropy(-0.1), r"label_smoothing must be a number in \[0, 1\), found -0.1"),
+    (lambda: BinaryCrossEntropy(0), r"BinaryCrossEntropy: eps must be a number in \(0, 0.5\), found 0"),
+    (lambda: CrossEntropy(0.5), r"CrossEntropy: eps must be a number in \(0, 0.5\), found 0.5"),
 ])
 def test_bad_constructor_arguments(make, message):
+    """(NumPy scalars are numbers too: Huber(np.float32(2.0)) is accepted, see below.)"""
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_numpy_scalars_are_accepted():
+    assert Huber(np.float32(2.0)).delta == 2.0 and type(Huber(np.float32(2.0)).delta) is float
+    assert SoftmaxCrossEntropy(np.float64(0.1)).label_smoothing == pytest.approx(0.1)
+    assert CrossEntropy(np.float32(1e-6)).eps == pytest.approx(1e-6)

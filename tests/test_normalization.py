@@ -1,6 +1,7 @@
-"""BatchNorm1D, BatchNorm2D, LayerNorm: gradients (finite differences), values (NumPy
-formulas, and PyTorch when installed, running statistics included), the train/eval switch,
-dtype preservation and error messages."""
+"""BatchNorm1D, BatchNorm2D, LayerNorm: gradients (finite differences, in training mode:
+the only one with a backward), values (NumPy formulas, and PyTorch when installed, running
+statistics included), the train/eval switch, inference keeping nothing, dtype preservation
+and error messages."""
 
 from __future__ import annotations
 
@@ -56,28 +57,33 @@ def set_affine(layer, backend, seed):
 
 
 @SETTINGS
-@given(n=st.integers(3, 5), c=st.integers(1, 4), training=st.booleans(), seed=st.integers(0, 10**6))
-def test_batchnorm1d_gradcheck(backend, n, c, training, seed):
+@given(n=st.integers(3, 5), c=st.integers(1, 4), seed=st.integers(0, 10**6))
+def test_batchnorm1d_gradcheck(backend, n, c, seed):
     layer = BatchNorm1D(c)
     _, X = data(backend, seed, (n, c))
     layer.bind(backend, backend.rng(0), "float64")
     set_affine(layer, backend, seed)
-    if not training:  # eval uses running stats: make them non-trivial
-        layer.buffers["running_mean"] = backend.asarray(np.linspace(-1, 1, c))
-        layer.buffers["running_var"] = backend.asarray(np.linspace(0.5, 2, c))
-    errors = xpnn.gradcheck(layer, X, training=training, details=True)
+    # non-trivial running stats: the check uses batch statistics, so they must not matter,
+    # and it must leave them as they were (its many training forwards would move them)
+    running_mean, running_var = np.linspace(-1, 1, c), np.linspace(0.5, 2, c)
+    layer.buffers["running_mean"] = backend.asarray(running_mean.copy())  # copies: updated in place
+    layer.buffers["running_var"] = backend.asarray(running_var.copy())
+    errors = xpnn.gradcheck(layer, X, details=True)
     assert set(errors) == {"input", "gamma", "beta"}
     assert max(errors.values()) < TOL, errors
+    np.testing.assert_array_equal(backend.to_numpy(layer.buffers["running_mean"]), running_mean)
+    np.testing.assert_array_equal(backend.to_numpy(layer.buffers["running_var"]), running_var)
+    assert layer.saved is None
 
 
 @SETTINGS
 @given(n=st.integers(1, 3), c=st.integers(1, 3), h=st.integers(1, 3), w=st.integers(3, 4),
-       training=st.booleans(), seed=st.integers(0, 10**6))
-def test_batchnorm2d_gradcheck(backend, n, c, h, w, training, seed):
+       seed=st.integers(0, 10**6))
+def test_batchnorm2d_gradcheck(backend, n, c, h, w, seed):
     layer = BatchNorm2D(c).bind(backend, backend.rng(0), "float64")
     set_affine(layer, backend, seed)
     _, X = data(backend, seed, (n, c, h, w))
-    errors = xpnn.gradcheck(layer, X, training=training, details=True)
+    errors = xpnn.gradcheck(layer, X, details=True)
     assert set(errors) == {"input", "gamma", "beta"}
     assert max(errors.values()) < TOL, errors
 
@@ -226,7 +232,7 @@ def test_layernorm_matches_torch(backend):
     Xh, X = data(backend, 2, (2, 3, 4))
     Xt = torch.tensor(Xh, requires_grad=True)
     Yt = ref(Xt)
-    np.testing.assert_allclose(backend.to_numpy(ours.forward(X)), Yt.detach().numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(backend.to_numpy(ours.forward(X, training=True)), Yt.detach().numpy(), rtol=1e-9, atol=1e-12)
     R = np.random.default_rng(3).standard_normal((2, 3, 4))
     (Yt * torch.from_numpy(R)).sum().backward()
     np.testing.assert_allclose(backend.to_numpy(ours.backward(backend.asarray(R))), Xt.grad.numpy(), rtol=1e-8, atol=1e-12)
@@ -241,13 +247,36 @@ def test_layernorm_matches_torch(backend):
 def test_float32_stays_float32(backend, make, shape):
     layer = make()
     _, X = data(backend, 0, shape, np.float32)
-    for training in (True, False):
-        Y = layer.forward(X, training=training)
-        assert Y.dtype == backend.xp.float32
-        assert layer.backward(Y).dtype == backend.xp.float32
-        assert all(g.dtype == backend.xp.float32 for g in layer.grads.values())
-        assert all(b.dtype == backend.xp.float32 for b in layer.buffers.values())
+    Y = layer.forward(X, training=True)
+    assert Y.dtype == backend.xp.float32
+    assert layer.backward(Y).dtype == backend.xp.float32
+    assert all(g.dtype == backend.xp.float32 for g in layer.grads.values())
+    assert all(b.dtype == backend.xp.float32 for b in layer.buffers.values())
+    assert layer.forward(X, training=False).dtype == backend.xp.float32  # running stats for BatchNorm
+    assert all(b.dtype == backend.xp.float32 for b in layer.buffers.values())
     assert layer.output_shape(shape) == shape
+
+
+@pytest.mark.parametrize("make,shape", [(lambda: BatchNorm1D(3), (4, 3)), (lambda: BatchNorm2D(3), (2, 3, 2, 2)),
+                                        (lambda: LayerNorm(3), (2, 5, 3))], ids=["BatchNorm1D", "BatchNorm2D", "LayerNorm"])
+def test_inference_keeps_nothing_and_has_no_backward(backend, make, shape):
+    """Inference keeps no xhat (BatchNorm has no backward with running statistics any more):
+    backward after it is a clear error; a training forward serves exactly one backward."""
+    layer = make()
+    _, X = data(backend, 0, shape)
+    Y = layer.forward(X)
+    assert layer.saved is None
+    with pytest.raises(RuntimeError) as err:
+        layer.backward(Y)
+    assert str(err.value).startswith(f"{layer!r}.backward needs a forward(X, training=True) first")
+    layer.forward(X, training=True)
+    assert layer.saved is not None
+    layer.forward(X)  # an inference forward drops what the training one kept
+    assert layer.saved is None
+    Y = layer.forward(X, training=True)
+    assert tuple(layer.backward(Y).shape) == shape and layer.saved is None
+    with pytest.raises(RuntimeError, match="backward needs a forward"):
+        layer.backward(Y)
 
 
 @pytest.mark.parametrize("layer", [BatchNorm1D(4, momentum=0.01, eps=1e-3), BatchNorm2D(2), LayerNorm(7, eps=1e-6)])
@@ -265,6 +294,11 @@ def test_params_and_buffers_are_made_on_bind(backend):
     np.testing.assert_array_equal(backend.to_numpy(layer.params["gamma"]), np.ones(3))
     np.testing.assert_array_equal(backend.to_numpy(layer.buffers["running_var"]), np.ones(3))
     assert LayerNorm((6,)).normalized_shape == 6  # PyTorch's tuple form
+    # NumPy scalars (what shape arithmetic yields) are accepted and stored as Python numbers
+    layer = BatchNorm1D(np.int64(4), momentum=np.float32(0.25), eps=np.float64(1e-3))
+    assert layer.config() == {"num_features": 4, "momentum": 0.25, "eps": 1e-3}
+    assert json.loads(json.dumps(layer.config())) == layer.config()
+    assert LayerNorm(np.int32(5)).config() == {"normalized_shape": 5, "eps": 1e-5}
 
 
 # ---- errors -----------------------------------------------------------------------------------
@@ -274,9 +308,11 @@ def test_params_and_buffers_are_made_on_bind(backend):
     (lambda: BatchNorm1D(0), "BatchNorm1D: num_features must be a positive integer, found 0"),
     (lambda: BatchNorm2D(2.5), "BatchNorm2D: num_features must be a positive integer, found 2.5"),
     (lambda: BatchNorm1D(3, momentum=1.5), "momentum must be a number in [0, 1], found 1.5"),
-    (lambda: BatchNorm1D(3, eps=0), "eps must be a positive number, found 0"),
+    (lambda: BatchNorm1D(3, eps=0), "BatchNorm1D: eps must be a number > 0, found 0"),
+    (lambda: BatchNorm2D(3, momentum=True), "BatchNorm2D: momentum must be a number in [0, 1], found True"),
     (lambda: LayerNorm(-2), "LayerNorm: normalized_shape (the size of the last axis) must be a positive integer, found -2"),
-    (lambda: LayerNorm(4, eps=-1.0), "LayerNorm: eps must be a positive number"),
+    (lambda: LayerNorm(4, eps=-1.0), "LayerNorm: eps must be a number > 0, found -1.0"),
+    (lambda: LayerNorm(4, eps=0), "LayerNorm: eps must be a number > 0, found 0"),
 ])
 def test_bad_arguments(make, message):
     with pytest.raises(ValueError) as info:

@@ -1,6 +1,6 @@
 """MaxPool2D, AvgPool2D, GlobalAvgPool2D: forward against direct loops and PyTorch, float64
 gradient checks on every backend (distinct input values, so no max ties), arg-max routing
-on ties, float32 kept, config round trip, error messages."""
+on ties, inference keeping nothing, float32 kept, config round trip, error messages."""
 
 from __future__ import annotations
 
@@ -74,18 +74,42 @@ def test_forward_matches_nested_loops(backend, kind, g):
 
 @pytest.mark.parametrize("kind", ["max", "avg"])
 @SETTINGS
-@given(g=geometries(), training=st.booleans())
-def test_gradcheck(backend, kind, g, training):
-    # training=True: MaxPool2D marks the maxima in forward; False: backward finds them
+@given(g=geometries())
+def test_gradcheck(backend, kind, g):
+    # MaxPool2D marks the maxima in the training forward; backward routes dY by the marks
     X = backend.asarray(distinct_input(g), "float64")
     layer = LAYERS[kind](g["kernel"], g["stride"], g["padding"])
-    assert xpnn.gradcheck(layer, X, seed=g["seed"], training=training) < 1e-6
+    assert xpnn.gradcheck(layer, X, seed=g["seed"]) < 1e-6
+
+
+@pytest.mark.parametrize("make", [lambda: MaxPool2D(2), lambda: AvgPool2D(3, stride=2, padding=1), GlobalAvgPool2D],
+                         ids=["MaxPool2D", "AvgPool2D", "GlobalAvgPool2D"])
+def test_inference_keeps_nothing_and_has_no_backward(backend, make):
+    """An inference forward keeps nothing (MaxPool2D marks no maxima), so backward after it
+    is a clear error; a training forward gives the same Y and serves exactly one backward."""
+    layer = make()
+    X = backend.asarray(np.random.default_rng(0).standard_normal((2, 3, 6, 5)), "float64")
+    Y_inference = layer.forward(X)
+    assert layer.saved is None
+    dY = backend.xp.ones_like(Y_inference)
+    with pytest.raises(RuntimeError) as err:
+        layer.backward(dY)
+    assert str(err.value).startswith(f"{layer!r}.backward needs a forward(X, training=True) first")
+    Y = layer.forward(X, training=True)
+    np.testing.assert_array_equal(backend.to_numpy(Y), backend.to_numpy(Y_inference))
+    assert tuple(layer.backward(dY).shape) == (2, 3, 6, 5)
+    assert layer.saved is None
+    with pytest.raises(RuntimeError, match="backward needs a forward"):
+        layer.backward(dY)
+    layer.forward(X, training=True)
+    layer.forward(X)  # a later inference forward drops what the training one kept
+    assert layer.saved is None
 
 
 def test_global_avg_pool(backend):
     x = np.random.default_rng(0).standard_normal((2, 3, 4, 5))
     layer = GlobalAvgPool2D()
-    Y = layer.forward(backend.asarray(x, "float64"))
+    Y = layer.forward(backend.asarray(x, "float64"), training=True)
     np.testing.assert_allclose(backend.to_numpy(Y), x.mean(axis=(2, 3)), rtol=1e-12)
     assert tuple(Y.shape) == layer.output_shape(x.shape) == (2, 3)
     dX = backend.to_numpy(layer.backward(backend.asarray(np.arange(6.0).reshape(2, 3), "float64")))
@@ -93,12 +117,11 @@ def test_global_avg_pool(backend):
     assert xpnn.gradcheck(GlobalAvgPool2D(), backend.asarray(x, "float64")) < 1e-6
 
 
-@pytest.mark.parametrize("training", [False, True])
-def test_max_pool_ties_send_the_gradient_to_the_first_maximum(backend, training):
+def test_max_pool_ties_send_the_gradient_to_the_first_maximum(backend):
     # all-equal windows (as after a ReLU): each window's dY goes to one cell only, its first
     X = backend.asarray(np.zeros((1, 1, 4, 4)), "float64")
     layer = MaxPool2D(2)
-    layer.forward(X, training=training)
+    layer.forward(X, training=True)
     dX = backend.to_numpy(layer.backward(backend.asarray(np.array([[[[1.0, 2.0], [3.0, 4.0]]]]), "float64")))
     expected = np.zeros((1, 1, 4, 4))
     expected[0, 0, ::2, ::2] = [[1.0, 2.0], [3.0, 4.0]]
@@ -106,7 +129,7 @@ def test_max_pool_ties_send_the_gradient_to_the_first_maximum(backend, training)
     # overlapping windows: a cell that is the max of two windows collects both gradients
     x = np.array([[[[0.0, 1.0, 0.0], [0.0, 5.0, 0.0], [2.0, 0.0, 3.0]]]])
     layer = MaxPool2D(2, stride=1)
-    Y = layer.forward(backend.asarray(x, "float64"), training=training)
+    Y = layer.forward(backend.asarray(x, "float64"), training=True)
     np.testing.assert_array_equal(backend.to_numpy(Y), [[[[5.0, 5.0], [5.0, 5.0]]]])
     dX = backend.to_numpy(layer.backward(backend.asarray(np.ones((1, 1, 2, 2)), "float64")))
     np.testing.assert_array_equal(dX[0, 0], [[0, 0, 0], [0, 4.0, 0], [0, 0, 0]])
@@ -114,15 +137,15 @@ def test_max_pool_ties_send_the_gradient_to_the_first_maximum(backend, training)
 
 @pytest.mark.parametrize("kind", ["max", "avg"])
 @settings(max_examples=15, deadline=None)
-@given(g=geometries(), dtype=st.sampled_from(["float32", "float64"]), ties=st.booleans(), training=st.booleans())
-def test_matches_torch(kind, g, dtype, ties, training):
+@given(g=geometries(), dtype=st.sampled_from(["float32", "float64"]), ties=st.booleans())
+def test_matches_torch(kind, g, dtype, ties):
     torch = pytest.importorskip("torch")
     F = torch.nn.functional
     rng = np.random.default_rng(g["seed"])
     shape = (g["N"], g["C"], *g["size"])
     x = (rng.integers(0, 3, shape) if ties else rng.standard_normal(shape)).astype(dtype)
     layer = LAYERS[kind](g["kernel"], g["stride"], g["padding"])
-    Y = layer.forward(x, training=training)
+    Y = layer.forward(x, training=True)
     dY = rng.standard_normal(Y.shape).astype(dtype)
     dX = layer.backward(dY)
     tx = torch.tensor(x, requires_grad=True)
@@ -139,7 +162,7 @@ def test_matches_torch(kind, g, dtype, ties, training):
 def test_float32_stays_float32(backend, make):
     layer = make()
     X = backend.asarray(np.random.default_rng(0).standard_normal((2, 3, 6, 5)), "float32")
-    Y = layer.forward(X)
+    Y = layer.forward(X, training=True)
     dX = layer.backward(backend.xp.ones_like(Y))
     assert Y.dtype == dX.dtype == backend.xp.float32
     assert tuple(dX.shape) == (2, 3, 6, 5)

@@ -1,4 +1,4 @@
-"""Preprocessing: scalers, one_hot, train_test_split and batches on every backend:
+"""Preprocessing: scalers, one_hot and train_test_split on every backend:
 hand-worked values, scikit-learn cross-checks, round trips and error messages."""
 
 from __future__ import annotations
@@ -11,11 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from xpnn.preprocessing import (
-    Batches,
     MinMaxScaler,
     NotFittedError,
     StandardScaler,
-    batches,
     one_hot,
     train_test_split,
 )
@@ -354,49 +352,3 @@ def test_train_test_split_takes_numpy_scalars_as_python_numbers(backend):
             np.testing.assert_array_equal(host(backend, a), host(backend, b))
     with pytest.raises(TypeError, match=r"train_test_split: test_size must be a fraction in \(0, 1\) or a count"):
         train_test_split(X, test_size=np.bool_(False))
-
-
-# ---- batches ----------------------------------------------------------------------------------
-
-
-def test_batches_in_order(backend):
-    X = backend.asarray(np.arange(14).reshape(7, 2))
-    y = backend.asarray(np.arange(7))
-    got = list(batches(X, y, batch_size=3))
-    assert [xb.shape[0] for xb, _ in got] == [3, 3, 1] and len(batches(X, y, batch_size=3)) == 3
-    np.testing.assert_array_equal(np.concatenate([host(backend, xb) for xb, _ in got]), host(backend, X))
-    np.testing.assert_array_equal(np.concatenate([host(backend, yb) for _, yb in got]), np.arange(7))
-    assert all(backend.owns(xb) and backend.owns(yb) for xb, yb in got)
-    # drop_last leaves out the short batch; without y the y batches are None
-    got = list(batches(X, batch_size=3, drop_last=True))
-    assert [xb.shape[0] for xb, _ in got] == [3, 3] and all(yb is None for _, yb in got)
-    assert len(batches(X, batch_size=3, drop_last=True)) == 2
-
-
-def test_batches_shuffled(backend):
-    X = np.arange(10)
-    b = batches(backend.asarray(X), backend.asarray(X * 10), batch_size=4, shuffle=True, seed=5)
-    assert isinstance(b, Batches)
-    first = [(host(backend, xb), host(backend, yb)) for xb, yb in b]
-    order = np.concatenate([xb for xb, _ in first])
-    assert sorted(order) == list(range(10)) and not np.array_equal(order, X)  # a permutation, not the identity
-    np.testing.assert_array_equal(np.concatenate([yb for _, yb in first]), order * 10)  # pairs kept together
-    # iterating again, or on another backend, gives the same batches; another seed does not
-    again = np.concatenate([host(backend, xb) for xb, _ in b])
-    np.testing.assert_array_equal(again, order)
-    on_host = np.concatenate([xb for xb, _ in batches(X, batch_size=4, shuffle=True, seed=5)])
-    np.testing.assert_array_equal(on_host, order)
-    other = np.concatenate([xb for xb, _ in batches(X, batch_size=4, shuffle=True, seed=6)])
-    assert not np.array_equal(other, order)
-
-
-def test_batches_errors_come_at_the_call(backend):
-    X = backend.asarray(np.zeros((5, 2)))
-    with pytest.raises(ValueError, match="batches: batch_size must be a positive integer, found 0"):
-        batches(X, batch_size=0)
-    with pytest.raises(ValueError, match="batches: X has 5 samples but y has 4; they must be the same"):
-        batches(X, backend.asarray(np.zeros(4)))
-    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
-        batches(X, shuffle=True, seed=-3)
-    with pytest.raises(TypeError, match="batches: X must be an array .*found int"):
-        batches(5)

@@ -5,7 +5,7 @@ derivative, not the function, decides how well gradients survive depth: sigmoid'
 most 0.25, so ten sigmoid layers scale the gradient by at most 0.25**10 ~ 1e-6 (before the
 weights even enter); ReLU's is exactly 1 for every active unit.
 
-The curves are computed by the layers themselves: ``layer.forward(x)`` for f and
+The curves are computed by the layers themselves: ``layer.forward(x, training=True)`` for f and
 ``layer.backward(ones)`` for f'(x) (the chain rule with dL/dy = 1), and a central finite
 difference confirms each backward.
 

@@ -38,8 +38,8 @@ class BuggyDense(Dense):
     """A planted bug: db as the *mean* of dY over the batch instead of the sum (the
     loss is sum(Y * R), not a mean, so every sample's dY counts in full)."""
 
-    def backward(self, dY):
-        dX = super().backward(dY)
+    def backward(self, dY, need_dX=True):
+        dX = super().backward(dY, need_dX)
         self.grads["b"] = self.xp.mean(dY, axis=0)
         return dX
 
@@ -68,7 +68,8 @@ def main(argv=None):
     print(f"L = {loss():.10f}")
 
     print("\nStep 3. The analytic gradient: backward(R) gives dW = X^T R, db = sum over the batch of R.")
-    layer.forward(X)
+    print("  (forward(X, training=True) keeps X for the backward; a plain forward is inference and keeps nothing)")
+    layer.forward(X, training=True)
     layer.backward(R)
     dW = np.array(backend.to_numpy(layer.grads["W"]))
     print("dW (backward) =\n", dW)
@@ -118,7 +119,7 @@ def main(argv=None):
     for curved in (False, True):
         dense = Dense(3, 2).bind(backend, backend.rng(args.seed), "float64")
         act = xpnn.Tanh() if curved else xpnn.Identity()
-        act.forward(dense.forward(X))
+        act.forward(dense.forward(X, training=True), training=True)
         dense.backward(act.backward(R))
         exact = float(np.array(backend.to_numpy(dense.grads["W"]))[i, j])
         for label, dtype, central in (("central, float64", "float64", True), ("forward, float64", "float64", False),

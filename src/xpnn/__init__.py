@@ -16,7 +16,8 @@ from .io import load
 from .layers import *  # noqa: F403  every registered layer class, straight from the registry
 from .losses import (MAE, MSE, BCEWithLogits, BinaryCrossEntropy, CrossEntropy, Huber, Loss, SoftmaxCrossEntropy,
                      get_loss)
-from .model import NeuralNetwork, Sequential
+from .architectures import NeuralNetwork
+from .model import Sequential
 from .model_selection import (BayesSearch, Choice, GridSearch, IntUniform, KFold, LogUniform, RandomSearch,
                               StratifiedKFold, Uniform, cross_validate)
 from .optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, clip_grad_norm, get_optimizer

@@ -42,8 +42,7 @@ def _load_data(name, data_home=None, flatten=True):
 
 def _build_model(args, sample_shape, n_classes):
     """The MLP (flat inputs) or the default CNN (images: (channels, height, width))."""
-    from .architectures import cnn
-    from .model import NeuralNetwork
+    from .architectures import NeuralNetwork, cnn
 
     if args.model == "cnn":
         if len(sample_shape) != 3:
@@ -62,10 +61,10 @@ def cmd_train(args) -> int:
         if value < 1:
             raise UsageError(f"{flag} must be a positive integer, found {value}")
     if args.export_onnx:  # fail before training, not after
-        from .onnx import _require_onnx
+        from .onnx import require_onnx
 
         try:
-            _require_onnx()
+            require_onnx()
         except ImportError as exc:
             raise UsageError(str(exc)) from None
     parallel, root = None, True
@@ -117,9 +116,14 @@ def cmd_train(args) -> int:
     try:
         from .plotting import plot_confusion_matrix, plot_history
 
-        plot_history(history, os.path.join(out, "curves.png"), title=args.data)
+        curves = plot_history(history, os.path.join(out, "curves.png"), title=args.data)
         cm = confusion_matrix(y_test, model.predict_classes(X_test))
-        plot_confusion_matrix(cm, path=os.path.join(out, "confusion_matrix.png"), title=f"{args.data}: test set")
+        matrix = plot_confusion_matrix(cm, path=os.path.join(out, "confusion_matrix.png"),
+                                       title=f"{args.data}: test set")
+        import matplotlib.pyplot as plt  # present: the plots above needed it
+
+        plt.close(curves)  # written to their files: free them
+        plt.close(matrix)
         written += ["curves.png", "confusion_matrix.png"]
     except RuntimeError as exc:  # matplotlib missing: the run still counts
         print(f"xpnn: no plots ({exc})", file=sys.stderr)

@@ -94,7 +94,7 @@ def gradcheck(layer_or_loss, X, target=None, eps: float = 1e-6, seed: int = 0,
     layer = layer_or_loss
     if layer.backend is None:  # a fresh standalone layer: bind it in float64
         layer.bind(backend, backend.rng(seed), "float64")
-    layer._prepare(X)
+    layer.prepare(X)
     params, buffers = layer.named_params(), layer.named_buffers()
     # what we change below, put back at the end, also when a check fails: the check must
     # not leave a model's float32 layer in float64, its running stats moved or its dropout

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 
+from . import _checks
 from .backends import backend_of
 from .functional import log_softmax, sigmoid, softmax
 
@@ -185,18 +186,6 @@ class Loss:
         return self._saved
 
 
-def _float_arg(where: str, argname: str, value, low: float, high: float, closed_low: bool) -> float:
-    """value as a float in [low, high) (or (low, high) when not closed_low), else a clear error."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if ok:
-        value = float(value)
-        ok = (low <= value if closed_low else low < value) and value < high
-    if not ok:
-        interval = f"{'[' if closed_low else '('}{low}, {high})"
-        raise ValueError(f"{where}: {argname} must be a number in {interval}, found {value!r}")
-    return value
-
-
 # ---- regression ----------------------------------------------------------------------------
 
 
@@ -249,7 +238,7 @@ class Huber(Loss):
 
     def __init__(self, delta: float = 1.0):
         super().__init__()
-        self.delta = _float_arg("Huber", "delta", delta, 0.0, math.inf, closed_low=False)
+        self.delta = _checks.positive_number(delta, "delta", "Huber")
 
     def forward(self, pred, target):
         self._bind(pred, target)
@@ -289,7 +278,7 @@ class BinaryCrossEntropy(Loss):
 
     def __init__(self, eps: float = 1e-7):
         super().__init__()
-        self.eps = _float_arg("BinaryCrossEntropy", "eps", eps, 0.0, 0.5, closed_low=False)
+        self.eps = _checks.number(eps, "eps", "BinaryCrossEntropy", 0.0, 0.5, low_open=True, high_open=True)
 
     def forward(self, pred, target):
         self._bind(pred, target)
@@ -361,8 +350,8 @@ class SoftmaxCrossEntropy(Loss):
 
     def __init__(self, label_smoothing: float = 0.0):
         super().__init__()
-        self.label_smoothing = _float_arg("SoftmaxCrossEntropy", "label_smoothing", label_smoothing,
-                                          0.0, 1.0, closed_low=True)
+        self.label_smoothing = _checks.number(label_smoothing, "label_smoothing", "SoftmaxCrossEntropy", 0.0, 1.0,
+                                              high_open=True)
 
     def forward(self, pred, target, check_labels: bool = True):
         self._bind(pred, target)
@@ -409,7 +398,7 @@ class CrossEntropy(Loss):
 
     def __init__(self, eps: float = 1e-7):
         super().__init__()
-        self.eps = _float_arg("CrossEntropy", "eps", eps, 0.0, 0.5, closed_low=False)
+        self.eps = _checks.number(eps, "eps", "CrossEntropy", 0.0, 0.5, low_open=True, high_open=True)
 
     def forward(self, pred, target, check_labels: bool = True):
         self._bind(pred, target)

@@ -1,5 +1,5 @@
-"""Sequential and NeuralNetwork: layers in order, as a Layer (models nest) and as a model
-with compile / fit / evaluate / predict / save.
+"""Sequential: layers in order, as a Layer (models nest) and as a model with compile / fit /
+evaluate / predict / save.
 
 Training one batch is the whole of backprop:
 
@@ -16,15 +16,12 @@ from __future__ import annotations
 
 from . import _checks
 from .backends import backend_of, get_backend
-from .layers import get_activation
-from .layers.base import Layer, register_layer
+from .layers.base import register_layer
 from .layers.container import Container
-from .layers.dense import Dense
 from .losses import get_loss
 from .metrics import get_metric
 from .optimizers import get_optimizer
-from .training import Trainer, data
-from .training.batches import Batches
+from .training import Batches, Trainer, data
 
 PREDICT_BATCH = 256  # evaluate/predict batch: inference keeps nothing, so this bounds peak memory
 
@@ -116,15 +113,9 @@ class Sequential(Container):
     def to(self, backend, device=None) -> "Sequential":
         """Move params, buffers and optimizer state to another backend or device (returns self)."""
         new = get_backend(backend, device)
-        old = self.backend
-        for h in self.named_handles().values():
-            h.value = new.asarray(old.to_numpy(h.value), copy=True)
-        for layer in self.walk():
-            layer.grads = {}
-            layer.saved = None
         generator = new.rng(self.seed)
         generator.set_state(self.generator.state)
-        self.bind(new, generator, self.dtype_name)
+        self.bind(new, generator, self.dtype_name)  # moves every layer's arrays (Layer.bind)
         if self.optimizer is not None:
             self.optimizer.to(new)
         return self
@@ -166,8 +157,12 @@ class Sequential(Container):
         scores = self.loss.predict(out)
         return {name: float(fn(y, scores)) for name, fn in zip(self.metric_names, self.metric_fns)}
 
+    def infer(self, X, batch_size: int | None = PREDICT_BATCH, **inputs):
+        """The raw outputs for X on the model's device, in inference mode (in batches,
+        keeping nothing): what predict and evaluate start from."""
+        return self._infer(data.prepare(self, X, None, inputs, "infer"), batch_size, "infer")
+
     def _infer(self, ds, batch_size, where):
-        """Outputs of an inference forward over ``ds`` in batches (nothing kept)."""
         batch_size = _checks.optional_positive_int(batch_size, "batch_size", where, "all samples at once")
         outs = [self.run(b.X, False, b.inputs) for b in Batches(ds.X, None, ds.inputs, batch_size)]
         return outs[0] if len(outs) == 1 else self.backend.xp.concat(outs, axis=0)
@@ -185,8 +180,7 @@ class Sequential(Container):
     def predict(self, X, batch_size: int | None = PREDICT_BATCH, **inputs):
         """Outputs as a NumPy array: probabilities for a model trained with a softmax or
         sigmoid cross-entropy on logits, the raw output otherwise."""
-        ds = data.prepare(self, X, None, inputs, "predict")
-        out = self._infer(ds, batch_size, "predict")
+        out = self._infer(data.prepare(self, X, None, inputs, "predict"), batch_size, "predict")
         if self.loss is not None:
             out = self.loss.predict(out)
         return self.backend.to_numpy(out)
@@ -226,10 +220,8 @@ class Sequential(Container):
         return text
 
     def _input_shape(self):
-        first = self.layers[0] if self.layers else None
-        if isinstance(first, Dense) and first.in_features is not None:
-            return (None, first.in_features)
-        return None
+        in_features = getattr(self.layers[0], "in_features", None)  # a first Dense of known size
+        return None if in_features is None else (None, in_features)
 
     def save(self, path, epoch=None) -> None:
         """Write weights, config, optimizer state and generator state to one .safetensors file."""
@@ -241,67 +233,4 @@ class Sequential(Container):
         return f"{type(self).__name__}({len(self.layers)} layers, backend={self.backend.name!r})"
 
 
-@register_layer
-class NeuralNetwork(Sequential):
-    """The classic fully connected network: input -> hidden layers -> output.
-
-    ``NeuralNetwork(2, 4, 1, activation="sigmoid", output_activation="sigmoid")`` is the
-    XOR network; ``hidden_sizes`` is an int or a list of ints.
-    """
-
-    def __init__(self, input_size: int, hidden_sizes, output_size: int, activation="relu",
-                 output_activation=None, init="glorot_uniform", backend=None, seed: int = 0, dtype="float32",
-                 device=None):
-        where = "NeuralNetwork"
-        input_size = _checks.positive_int(input_size, "input_size", where)
-        output_size = _checks.positive_int(output_size, "output_size", where)
-        if _checks.is_integer(hidden_sizes):
-            hidden = [hidden_sizes]
-        else:
-            try:
-                hidden = list(hidden_sizes)
-            except TypeError:
-                raise TypeError(f"{where}: hidden_sizes must be an int or a list of ints, "
-                                f"found {hidden_sizes!r}") from None
-        hidden = [_checks.positive_int(h, f"hidden_sizes[{i}]", where) for i, h in enumerate(hidden)]
-        make_act, act_spec = _activation_maker(activation, "activation")
-        layers, fan_in = [], input_size
-        for h in hidden:
-            layers += [Dense(fan_in, h, init=init), make_act()]
-            fan_in = h
-        layers.append(Dense(fan_in, output_size, init=init))
-        out_spec = None
-        if output_activation is not None:
-            make_out, out_spec = _activation_maker(output_activation, "output_activation")
-            layers.append(make_out())
-        super().__init__(layers, backend=backend, seed=seed, dtype=dtype, device=device)
-        self.arch = {"input_size": input_size, "hidden_sizes": hidden, "output_size": output_size,
-                     "activation": act_spec, "output_activation": out_spec,
-                     "init": init if isinstance(init, str) else "glorot_uniform"}
-
-    def config(self) -> dict:
-        return dict(self.arch)
-
-
-def _activation_maker(spec, argname):
-    """(a function making a fresh activation layer, its JSON-able spec for ``arch``).
-
-    ``spec`` is a name ("relu"), a Layer instance, or ``{"class": ..., "config": ...}`` (how
-    ``arch`` saves an instance). Each hidden layer gets its own copy: an activation keeps its
-    forward input for backward, so one instance shared by two positions would backpropagate
-    through the wrong input.
-    """
-    from .layers.base import build_layer
-
-    if isinstance(spec, dict):
-        layer = build_layer(spec, f"NeuralNetwork: {argname}")
-        cls, config = type(layer), layer.config()
-        return (lambda: cls(**config)), {"class": spec["class"], "config": config}
-    if isinstance(spec, Layer):
-        cls, config = type(spec), spec.config()
-        return (lambda: cls(**config)), {"class": cls.__name__, "config": config}
-    get_activation(spec, argname)  # a clear error for an unknown name, now
-    return (lambda: get_activation(spec, argname)), spec
-
-
-__all__ = ["Sequential", "NeuralNetwork"]
+__all__ = ["Sequential"]

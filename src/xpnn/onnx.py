@@ -47,7 +47,7 @@ __all__ = ["MIN_OPSET", "export"]
 _PREDICT_OPS = {"softmax_cross_entropy": ("Softmax", {"axis": -1}), "bce_with_logits": ("Sigmoid", {})}
 
 
-def _require_onnx():
+def require_onnx():
     try:
         import onnx
     except ImportError:
@@ -100,7 +100,7 @@ def export(model, path, input_shape=None, opset: int = MIN_OPSET, probabilities:
 
     Shapes: input "input" (batch, *input_shape) float32 -> output "output" (batch, ...).
     """
-    onnx = _require_onnx()
+    onnx = require_onnx()
     where = "xpnn.onnx.export"
     from .model import Sequential
 

@@ -26,12 +26,7 @@ __all__ = [
     "MinMaxScaler",
     "one_hot",
     "train_test_split",
-    "batches",
-    "Batches",
 ]
-
-_one_backend = common_backend  # the name batches() below uses (it moves out of this module)
-
 
 class NotFittedError(ValueError, AttributeError):
     """A scaler was used before ``fit`` (a ValueError and an AttributeError, as in scikit-learn)."""
@@ -449,57 +444,3 @@ def _stratified(be, labels, n_test, seed, where):
 def _item(a):
     xp = backend_of(a).xp
     return int(a) if xp.isdtype(a.dtype, "integral") else a
-
-
-class Batches:
-    """Mini-batches of (X, y): iterate for ``(X_batch, y_batch)`` pairs; ``len`` is the
-    number of batches. Iterating again gives the same batches (the seed is fixed); for a
-    new order each epoch, make ``batches(..., seed=epoch)``."""
-
-    def __init__(self, X, y, batch_size, shuffle, seed, drop_last, backend):
-        self.X, self.y = X, y
-        self.batch_size, self.shuffle, self.seed, self.drop_last = batch_size, shuffle, seed, drop_last
-        self.backend = backend
-        self.n = X.shape[0]
-
-    def __len__(self) -> int:
-        full, rest = divmod(self.n, self.batch_size)
-        return full + (1 if rest and not self.drop_last else 0)
-
-    def __iter__(self):
-        xp = self.backend.xp
-        perm = self.backend.rng(self.seed).permutation(self.n) if self.shuffle else None
-        for b in range(len(self)):
-            lo, hi = b * self.batch_size, min((b + 1) * self.batch_size, self.n)
-            if perm is None:  # a plain slice: a view, no copy
-                yield self.X[lo:hi, ...], (None if self.y is None else self.y[lo:hi, ...])
-            else:
-                idx = perm[lo:hi]
-                yield (xp.take(self.X, idx, axis=0),
-                       None if self.y is None else xp.take(self.y, idx, axis=0))
-
-
-def batches(X, y=None, batch_size: int = 32, shuffle: bool = False, seed: int = 0, drop_last: bool = False):
-    """Mini-batches along axis 0: ``for X_batch, y_batch in batches(X, y, 32): ...``.
-
-    X: (n, ...); y: (n, ...) or None (then y_batch is None). Batches have batch_size
-    samples, the last one fewer unless drop_last. shuffle: a random order from ``seed``
-    (the same on every backend). Checks happen here, not at the first batch.
-    """
-    where = "batches"
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"{where}: batch_size must be a positive integer, found {batch_size!r}")
-    _array(X, "X", where)
-    if y is None:
-        be, (X,) = _one_backend(where, X=X)
-    else:
-        _array(y, "y", where)
-        be, (X, y) = _one_backend(where, X=X, y=y)
-    for argname, a in (("X", X), ("y", y)):
-        if a is not None and a.ndim == 0:
-            raise ValueError(f"{where}: {argname} must have one entry per sample (axis 0), found a 0-d array")
-    if y is not None and y.shape[0] != X.shape[0]:
-        raise ValueError(f"{where}: X has {X.shape[0]} samples but y has {y.shape[0]}; they must be the same")
-    if shuffle:
-        be.rng(seed)  # validates the seed now
-    return Batches(X, y, batch_size, bool(shuffle), seed, bool(drop_last), be)

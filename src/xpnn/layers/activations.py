@@ -18,9 +18,9 @@ class Activation(Layer):
     def output_shape(self, input_shape):
         return input_shape
 
-    def _prepare(self, X):
+    def prepare(self, X):
         if self.backend is None:
-            super()._prepare(X)
+            super().prepare(X)
 
 
 @register_layer
@@ -28,7 +28,7 @@ class ReLU(Activation):
     """max(0, x); derivative 1 where x > 0, else 0."""
 
     def forward(self, X, training=False):
-        self._prepare(X)
+        self.prepare(X)
         xp = self.xp
         # where the slope is 1 (booleans: a quarter of a float mask's bytes)
         self.saved = (X > 0) if training else None
@@ -58,7 +58,7 @@ class LeakyReLU(Activation):
         self.alpha = _checks.number(alpha, "alpha", "LeakyReLU")
 
     def forward(self, X, training=False):
-        self._prepare(X)
+        self.prepare(X)
         # slope is 1 where x > 0, alpha elsewhere; Y = x * slope, dX = dY * slope
         slope = self.xp.astype(X > 0, X.dtype) * (1.0 - self.alpha) + self.alpha
         self.saved = slope if training else None
@@ -80,7 +80,7 @@ class ELU(Activation):
         self.alpha = _checks.number(alpha, "alpha", "ELU")
 
     def forward(self, X, training=False):
-        self._prepare(X)
+        self.prepare(X)
         xp = self.xp
         positive = X > 0
         # expm1 of min(x, 0): no overflow for large positive x on the branch not taken
@@ -105,7 +105,7 @@ class GELU(Activation):
     (the array API has no erf)."""
 
     def forward(self, X, training=False):
-        self._prepare(X)
+        self.prepare(X)
         t = self.xp.tanh(_SQRT_2_OVER_PI * (X + 0.044715 * X * X * X))
         self.saved = (X, t) if training else None
         return 0.5 * X * (1.0 + t)
@@ -121,7 +121,7 @@ class Sigmoid(Activation):
     """1 / (1 + exp(-x)); derivative Y (1 - Y)."""
 
     def forward(self, X, training=False):
-        self._prepare(X)
+        self.prepare(X)
         Y = sigmoid(self.xp, X)
         self.saved = Y if training else None
         return Y
@@ -136,7 +136,7 @@ class Tanh(Activation):
     """tanh(x); derivative 1 - Y^2."""
 
     def forward(self, X, training=False):
-        self._prepare(X)
+        self.prepare(X)
         Y = self.xp.tanh(X)
         self.saved = Y if training else None
         return Y
@@ -152,7 +152,7 @@ class Softmax(Activation):
     diag(Y) - Y Y^T applied row by row without building it)."""
 
     def forward(self, X, training=False):
-        self._prepare(X)
+        self.prepare(X)
         Y = softmax(self.xp, X)
         self.saved = Y if training else None
         return Y
@@ -166,7 +166,7 @@ class Identity(Activation):
     """y = x (a placeholder activation)."""
 
     def forward(self, X, training=False):
-        self._prepare(X)
+        self.prepare(X)
         return X
 
     def backward(self, dY, need_dX=True):

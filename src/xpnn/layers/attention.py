@@ -99,7 +99,7 @@ class MultiHeadSelfAttention(Layer):
 
     def forward(self, X, training=False, mask=None):
         """X: (batch, seq, E) -> Y: (batch, seq, E); mask: (batch, seq) bool or None."""
-        self._prepare(X)
+        self.prepare(X)
         if X.ndim != 3 or X.shape[2] != self.embed_dim:
             raise ValueError(f"{self._where()}: X has shape {tuple(X.shape)}, expected (batch, seq, {self.embed_dim})")
         xp, p = self.xp, self.params
@@ -193,7 +193,7 @@ class PositionalEncoding(Layer):
 
     def forward(self, X, training=False):
         """X: (batch, seq, E) -> Y: (batch, seq, E)."""
-        self._prepare(X)
+        self.prepare(X)
         if X.ndim != 3:
             raise ValueError(f"{self._where()}: X has shape {tuple(X.shape)}, expected (batch, seq, embed)")
         if X.shape[1] > self.max_len:

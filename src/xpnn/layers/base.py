@@ -84,10 +84,20 @@ class Layer:
 
     def bind(self, backend: Backend, generator: Generator, dtype) -> "Layer":
         """Attach backend, generator and dtype (to the children too); create params if the
-        input size is known."""
+        input size is known. A layer built elsewhere (a Sequential made on its own, then
+        nested in a model on another backend or dtype) has its arrays moved and cast."""
+        if backend is not self.backend:
+            self.grads, self.saved = {}, None  # of the old backend: nothing to keep
         self.backend = backend
         self.generator = generator
         self.dtype = backend.dtype(dtype)
+        for store in (self.params, self.buffers):
+            for k, v in store.items():
+                if not backend.owns(v):  # another library or device: through the host
+                    v = backend.asarray(backend_of(v).to_numpy(v), copy=True)
+                if v.dtype != self.dtype and backend.xp.isdtype(v.dtype, "real floating"):
+                    v = backend.xp.astype(v, self.dtype)
+                store[k] = v
         for child in self.children():
             child.bind(backend, generator, self.dtype)
         if not self.built and self.ready():
@@ -102,7 +112,7 @@ class Layer:
     def build(self, X=None) -> None:
         """Create params (X is the first input, for layers that infer their size)."""
 
-    def _prepare(self, X) -> None:
+    def prepare(self, X) -> None:
         """Bind on first use (standalone layers) and build lazily-sized params."""
         if self.backend is None:
             backend = backend_of(X)

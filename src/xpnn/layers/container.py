@@ -38,7 +38,7 @@ class Container(Layer):
 
     def run(self, X, training: bool, inputs: dict):
         """The children in sequence: X -> f(X), each given the inputs it takes."""
-        self._prepare(X)
+        self.prepare(X)
         for layer in self.layers:
             X = layer.forward(X, training=training, **route(layer, inputs))
         return X

@@ -30,7 +30,7 @@ from ..backends import window_output_size
 from .base import Layer, register_layer
 
 
-def _pair(value, argname: str, where: str, minimum: int) -> tuple[int, int]:
+def as_pair(value, argname: str, where: str, minimum: int) -> tuple[int, int]:
     """An int or a pair of ints, each >= minimum, as a pair of Python ints."""
     pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
     if len(pair) != 2 or any(not _checks.is_integer(v) or v < minimum for v in pair):
@@ -39,7 +39,7 @@ def _pair(value, argname: str, where: str, minimum: int) -> tuple[int, int]:
     return (int(pair[0]), int(pair[1]))
 
 
-def _plain(pair: tuple[int, int]):
+def plain_pair(pair: tuple[int, int]):
     """A pair for config(): one int where both sides agree (as the user usually wrote it)."""
     return pair[0] if pair[0] == pair[1] else list(pair)
 
@@ -83,10 +83,10 @@ class Conv2D(Layer):
         self.init = initializers.get(init)
 
     def _set_geometry(self, kernel_size, stride, padding, dilation, where):
-        self.kernel_size = _pair(kernel_size, "kernel_size", where, 1)
-        self.stride = _pair(stride, "stride", where, 1)
-        self.padding = _pair(padding, "padding", where, 0)
-        self.dilation = _pair(dilation, "dilation", where, 1)
+        self.kernel_size = as_pair(kernel_size, "kernel_size", where, 1)
+        self.stride = as_pair(stride, "stride", where, 1)
+        self.padding = as_pair(padding, "padding", where, 0)
+        self.dilation = as_pair(dilation, "dilation", where, 1)
 
     def _weight_shape(self) -> tuple:
         return (self.out_channels, self.in_channels, *self.kernel_size)
@@ -111,7 +111,7 @@ class Conv2D(Layer):
 
     def forward(self, X, training=False):
         """X: (N, in_channels, H, W) -> Y: (N, out_channels, OH, OW)."""
-        self._prepare(X)
+        self.prepare(X)
         self._check_input(X, f"(batch, {self.in_channels}, height, width)", 4)
         kernel, _, padding, dilation = self._geometry()
         check_window_fits(self._where(), tuple(X.shape[2:]), kernel, padding, dilation)
@@ -164,8 +164,8 @@ class Conv2D(Layer):
 
     def config(self) -> dict:
         return {"in_channels": self.in_channels, "out_channels": self.out_channels,
-                "kernel_size": _plain(self.kernel_size), "stride": _plain(self.stride),
-                "padding": _plain(self.padding), "dilation": _plain(self.dilation),
+                "kernel_size": plain_pair(self.kernel_size), "stride": plain_pair(self.stride),
+                "padding": plain_pair(self.padding), "dilation": plain_pair(self.dilation),
                 "bias": self.use_bias, "init": initializers.name_of(self.init)}
 
     def output_shape(self, input_shape):
@@ -206,7 +206,7 @@ class Conv1D(Conv2D):
 
     def forward(self, X, training=False):
         """X: (N, in_channels, L) -> Y: (N, out_channels, OL)."""
-        self._prepare(X)
+        self.prepare(X)
         self._check_input(X, f"(batch, {self.in_channels}, length)", 3)
         N, C, L = X.shape
         check_window_fits(self._where(), (L,), self.kernel_size[1:], self.padding[1:], self.dilation[1:])

@@ -46,7 +46,7 @@ class Dense(Layer):
 
     def forward(self, X, training=False):
         """X: (batch, in) -> Y: (batch, out)."""
-        self._prepare(X)
+        self.prepare(X)
         if X.ndim != 2 or X.shape[1] != self.in_features:
             raise ValueError(f"{self._where()}: X has shape {tuple(X.shape)}, expected (batch, {self.in_features})")
         self.saved = X if training else None  # dW needs X

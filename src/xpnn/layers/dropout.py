@@ -19,7 +19,7 @@ class Dropout(Layer):
         self.rate = _checks.number(rate, "rate", "Dropout", 0.0, 1.0, high_open=True)
 
     def forward(self, X, training=False):
-        self._prepare(X)
+        self.prepare(X)
         self.saved = None
         if not training:
             return X

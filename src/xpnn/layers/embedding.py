@@ -35,7 +35,7 @@ class Embedding(Layer):
 
     def forward(self, X, training=False):
         """X: (...) integer ids -> Y: (..., embedding_dim)."""
-        self._prepare(X)
+        self.prepare(X)
         xp = self.xp
         if not xp.isdtype(X.dtype, "integral"):
             raise TypeError(f"{self._where()}: X must be integer ids in [0, {self.num_embeddings}), "

@@ -12,7 +12,7 @@ class Flatten(Layer):
     """Reshape every sample to one axis; backward restores the shape."""
 
     def forward(self, X, training=False):
-        self._prepare(X)
+        self.prepare(X)
         self.saved = tuple(X.shape) if training else None  # a shape, no arrays
         # the size spelled out, not -1: reshape cannot infer -1 for an empty batch
         return self.xp.reshape(X, (X.shape[0], math.prod(X.shape[1:])))

@@ -62,7 +62,7 @@ class _BatchNorm(Layer):
 
     def forward(self, X, training=False):
         """X: (N, C) or (N, C, H, W) -> Y of the same shape."""
-        self._prepare(X)
+        self.prepare(X)
         self._check(X)
         xp = self.xp
         axes = (0,) + tuple(range(2, self.ndim))  # everything but the channel axis
@@ -154,7 +154,7 @@ class LayerNorm(Layer):
 
     def forward(self, X, training=False):
         """X: (..., D) -> Y: (..., D)."""
-        self._prepare(X)
+        self.prepare(X)
         if X.ndim < 1 or X.shape[-1] != self.normalized_shape:
             raise ValueError(f"{self._where()}: X has shape {tuple(X.shape)}, expected (..., {self.normalized_shape})")
         xp = self.xp

@@ -14,7 +14,7 @@ import math
 
 from ..backends import window_output_size
 from .base import Layer, register_layer
-from .conv import _pair, _plain, check_window_fits
+from .conv import as_pair, plain_pair, check_window_fits
 
 
 class _Pool2D(Layer):
@@ -23,9 +23,9 @@ class _Pool2D(Layer):
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__()
         where = type(self).__name__
-        self.kernel_size = _pair(kernel_size, "kernel_size", where, 1)
-        self.stride = self.kernel_size if stride is None else _pair(stride, "stride", where, 1)
-        self.padding = _pair(padding, "padding", where, 0)
+        self.kernel_size = as_pair(kernel_size, "kernel_size", where, 1)
+        self.stride = self.kernel_size if stride is None else as_pair(stride, "stride", where, 1)
+        self.padding = as_pair(padding, "padding", where, 0)
         if any(2 * p > k for p, k in zip(self.padding, self.kernel_size)):
             # Else a window could lie entirely in the padding (PyTorch refuses this too).
             raise ValueError(f"{where}: padding must be at most half of kernel_size, found padding "
@@ -43,8 +43,8 @@ class _Pool2D(Layer):
         check_window_fits(where, tuple(X.shape[2:]), self.kernel_size, self.padding, (1, 1), what="pooling window")
 
     def config(self) -> dict:
-        return {"kernel_size": _plain(self.kernel_size), "stride": _plain(self.stride),
-                "padding": _plain(self.padding)}
+        return {"kernel_size": plain_pair(self.kernel_size), "stride": plain_pair(self.stride),
+                "padding": plain_pair(self.padding)}
 
     def output_shape(self, input_shape):
         sizes = (window_output_size(s, k, st, p) for s, k, st, p in
@@ -74,7 +74,7 @@ class MaxPool2D(_Pool2D):
 
     def forward(self, X, training=False):
         """X: (N, C, H, W) -> Y: (N, C, OH, OW)."""
-        self._prepare(X)
+        self.prepare(X)
         self._check(X)
         xp = self.xp
         pieces = self.backend.window_slices(X, *self._geometry(), pad_value=-math.inf)
@@ -120,7 +120,7 @@ class AvgPool2D(_Pool2D):
 
     def forward(self, X, training=False):
         """X: (N, C, H, W) -> Y: (N, C, OH, OW)."""
-        self._prepare(X)
+        self.prepare(X)
         self._check(X)
         pieces = self.backend.window_slices(X, *self._geometry())
         Y = pieces[0] + pieces[1] if len(pieces) > 1 else pieces[0] * 1.0  # a fresh array
@@ -147,7 +147,7 @@ class GlobalAvgPool2D(Layer):
 
     def forward(self, X, training=False):
         """X: (N, C, H, W) -> Y: (N, C)."""
-        self._prepare(X)
+        self.prepare(X)
         if X.ndim != 4:
             raise ValueError(f"{self._where()}: X has shape {tuple(X.shape)}, expected (batch, channels, height, width)")
         if not self.xp.isdtype(X.dtype, "real floating"):

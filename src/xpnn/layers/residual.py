@@ -9,7 +9,7 @@ inputs such as an attention ``mask`` are routed to the children that take them.
 from __future__ import annotations
 
 from .. import _checks
-from .base import register_layer
+from .base import Layer, register_layer
 from .container import Container
 
 
@@ -79,7 +79,7 @@ class TimeDistributed(Container):
         """X: (batch, seq, ...) -> Y: (batch, seq, ...out)."""
         if X.ndim < 3:
             raise ValueError(f"TimeDistributed.forward: X has shape {tuple(X.shape)}, expected (batch, seq, features...)")
-        self._prepare(X)
+        self.prepare(X)
         B, T = X.shape[0], X.shape[1]
         Y = self.run(self.xp.reshape(X, (B * T, *X.shape[2:])), training, {})
         self.saved = tuple(X.shape) if training else None  # a shape, no arrays
@@ -149,6 +149,4 @@ class TransformerEncoderBlock(Container):
     def output_shape(self, input_shape):
         return tuple(input_shape)
 
-    def __repr__(self) -> str:
-        return (f"TransformerEncoderBlock({self.embed_dim}, {self.num_heads}, {self.ff_dim}, "
-                f"dropout={self.dropout}, causal={self.causal})")
+    __repr__ = Layer.__repr__  # its constructor arguments, not the layers it builds from them

@@ -36,7 +36,7 @@ class SequencePool(Layer):
 
     def forward(self, X, training=False):
         """X: (batch, seq, E) -> Y: (batch, E)."""
-        self._prepare(X)
+        self.prepare(X)
         if X.ndim != 3 or X.shape[1] == 0:
             raise ValueError(f"{self._where()}: X has shape {tuple(X.shape)}, expected (batch, seq, features) "
                              f"with seq >= 1")

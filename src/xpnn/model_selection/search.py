@@ -127,7 +127,7 @@ class _Search:
     def _where(self, method):
         return f"{type(self).__name__}.{method}"
 
-    def _prepare(self, X, y):
+    def prepare(self, X, y):
         where = self._where("fit")
         check_data(X, y, where)
         self._folds = cv_splits(self.cv, X, y, where)
@@ -145,7 +145,7 @@ class _Search:
     def fit(self, X, y):
         """Score each of ``self.candidates`` on the folds, then refit the best on all of
         (X, y). Returns self. (BayesSearch proposes its candidates as it goes instead.)"""
-        self._prepare(X, y)
+        self.prepare(X, y)
         self.results_ = []
         for i, params in enumerate(self.candidates):
             self.results_.append(self._evaluate(params, X, y))
@@ -370,7 +370,7 @@ class BayesSearch(_Search):
         all of (X, y). Returns self."""
         optuna = self._optuna
         where = self._where("fit")
-        self._prepare(X, y)
+        self.prepare(X, y)
         direction = "maximize" if self.mode == "max" else "minimize"
         verbosity = optuna.logging.get_verbosity()
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # it logs every trial; verbose=1 prints ours

@@ -50,12 +50,13 @@ def model_scores(model, X, y, scorers, where) -> list:
     """Each scorer's value (Python floats) for a fitted model on (X, y).
 
     The outputs and the targets stay on the model's device, prepared as fit prepares them
-    (``_to_device``), and ``loss.predict`` turns the outputs into what metrics read, exactly
-    as the metrics in fit's logs: one forward pass serves every scorer.
+    (``training.data.targets``), and ``loss.predict`` turns the outputs into what metrics
+    read, exactly as the metrics in fit's logs: one forward pass serves every scorer.
     """
-    Xd = model._to_device(X, "X", where)
-    yd = model._to_device(y, "y", where, target=True)
-    out = model._batched_forward(Xd, 1024, where)
+    from ..training import data
+
+    yd = data.targets(model, y, "y", where)
+    out = model.infer(X)
     predicted = None
     values = []
     for s in scorers:
