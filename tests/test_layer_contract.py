@@ -155,11 +155,37 @@ def test_inference_keeps_nothing_and_backward_hands_activations_back(backend, na
     assert all(part.saved is None for part in layer.walk())
     Y = layer.forward(X, training=True)
     kept = any(part.saved is not None for part in layer.walk())
+    layer.forward(X, training=False)  # an inference forward drops what a training one kept
+    assert all(part.saved is None for part in layer.walk())
+    Y = layer.forward(X, training=True)
     layer.backward(backend.xp.ones_like(Y))
     assert all(part.saved is None for part in layer.walk()), "backward must hand the activations back"
     if kept:  # a backward that needs activations cannot run twice on one forward
         with pytest.raises(RuntimeError, match=r"needs a forward\(X, training=True\) first"):
             layer.backward(backend.xp.ones_like(Y))
+
+
+# training changes what these compute (a random mask; batch statistics)
+MODE_DEPENDENT = {"Dropout", "BatchNorm1D", "BatchNorm2D"}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_one_training_forward_serves_one_backward_and_need_dX_false_skips_only_dX(backend, name):
+    layer, X = _make(name, backend, "float64")
+    Y_inference = layer.forward(X, training=False)
+    state = layer.generator.state
+    Y = layer.forward(X, training=True)
+    if name not in MODE_DEPENDENT:
+        np.testing.assert_array_equal(backend.to_numpy(Y), backend.to_numpy(Y_inference))
+    dY = backend.asarray(np.random.default_rng(1).standard_normal(tuple(Y.shape)))
+    dX = layer.backward(dY)
+    grads = {k: np.array(backend.to_numpy(h.grad)) for k, h in layer.named_params().items()}
+    layer.generator.set_state(state)  # (Dropout: the same mask again)
+    layer.forward(X, training=True)
+    dX_again = layer.backward(dY, need_dX=False)  # a layer may skip dX then (None), or compute it anyway
+    assert dX_again is None or np.array_equal(backend.to_numpy(dX_again), backend.to_numpy(dX))
+    for k, h in layer.named_params().items():
+        np.testing.assert_allclose(backend.to_numpy(h.grad), grads[k], rtol=1e-12, atol=1e-12, err_msg=k)
 
 
 @pytest.mark.parametrize("name", NAMES)

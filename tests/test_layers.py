@@ -529,41 +529,7 @@ def test_dtype_preserved_forward_and_backward(backend, name, dtype):
     assert backend.owns(Y) and backend.owns(dX)
 
 
-# ---- the contract: inference keeps nothing, one training forward serves one backward ------
-
-# Identity has nothing to keep at all: its backward is dY whatever came before
-STATEFUL = sorted(name for name in ALL_LAYERS if name != "Identity")
-
-
-@pytest.mark.parametrize("name", STATEFUL)
-def test_inference_keeps_nothing_and_backward_then_raises(backend, name):
-    layer = ALL_LAYERS[name]()
-    X = backend.asarray(np.random.default_rng(0).normal(size=(4, 5)), dtype="float64")
-    Y = layer.forward(X)
-    assert layer.saved is None, f"{name} kept {type(layer.saved).__name__} after an inference forward"
-    with pytest.raises(RuntimeError) as err:
-        layer.backward(backend.xp.ones_like(Y))
-    assert str(err.value).startswith(f"{layer!r}.backward needs a forward(X, training=True) first")
-
-
-@pytest.mark.parametrize("name", STATEFUL)
-def test_backward_hands_back_what_forward_saved(backend, name):
-    layer = ALL_LAYERS[name]()
-    X = backend.asarray(np.random.default_rng(0).normal(size=(4, 5)), dtype="float64")
-    Y = layer.forward(X, training=True)
-    assert layer.saved is not None
-    dY = backend.xp.ones_like(Y)
-    first = backend.to_numpy(layer.backward(dY))
-    assert layer.saved is None  # no activations held between steps
-    with pytest.raises(RuntimeError, match=r"backward needs a forward\(X, training=True\) first"):
-        layer.backward(dY)
-    # a new training forward serves a new backward, with the same result for the same X
-    # (Dropout draws a new mask, so its dX may differ; its shape may not)
-    layer.forward(X, training=True)
-    second = backend.to_numpy(layer.backward(dY))
-    assert second.shape == first.shape == tuple(X.shape)
-    if name != "Dropout":
-        np.testing.assert_array_equal(second, first)
+# (inference keeping nothing, backward handing activations back: test_layer_contract.py)
 
 
 def test_identity_backward_needs_nothing(backend):

@@ -82,30 +82,6 @@ def test_gradcheck(backend, kind, g):
     assert xpnn.gradcheck(layer, X, seed=g["seed"]) < 1e-6
 
 
-@pytest.mark.parametrize("make", [lambda: MaxPool2D(2), lambda: AvgPool2D(3, stride=2, padding=1), GlobalAvgPool2D],
-                         ids=["MaxPool2D", "AvgPool2D", "GlobalAvgPool2D"])
-def test_inference_keeps_nothing_and_has_no_backward(backend, make):
-    """An inference forward keeps nothing (MaxPool2D marks no maxima), so backward after it
-    is a clear error; a training forward gives the same Y and serves exactly one backward."""
-    layer = make()
-    X = backend.asarray(np.random.default_rng(0).standard_normal((2, 3, 6, 5)), "float64")
-    Y_inference = layer.forward(X)
-    assert layer.saved is None
-    dY = backend.xp.ones_like(Y_inference)
-    with pytest.raises(RuntimeError) as err:
-        layer.backward(dY)
-    assert str(err.value).startswith(f"{layer!r}.backward needs a forward(X, training=True) first")
-    Y = layer.forward(X, training=True)
-    np.testing.assert_array_equal(backend.to_numpy(Y), backend.to_numpy(Y_inference))
-    assert tuple(layer.backward(dY).shape) == (2, 3, 6, 5)
-    assert layer.saved is None
-    with pytest.raises(RuntimeError, match="backward needs a forward"):
-        layer.backward(dY)
-    layer.forward(X, training=True)
-    layer.forward(X)  # a later inference forward drops what the training one kept
-    assert layer.saved is None
-
-
 def test_global_avg_pool(backend):
     x = np.random.default_rng(0).standard_normal((2, 3, 4, 5))
     layer = GlobalAvgPool2D()

@@ -74,25 +74,6 @@ def test_float32_stays_float32(backend, mode):
     assert Y.dtype == dX.dtype == backend.xp.float32
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_inference_keeps_nothing_and_has_no_backward(backend, mode):
-    """Inference keeps nothing (max: no arg-max), so backward after it is a clear error; a
-    training forward gives the same Y and serves exactly one backward."""
-    layer = SequencePool(mode)
-    X = backend.asarray(distinct((2, 4, 3), 0), "float64")
-    Y_inference = layer.forward(X)
-    assert layer.saved is None
-    dY = backend.xp.ones_like(Y_inference)
-    with pytest.raises(RuntimeError) as err:
-        layer.backward(dY)
-    assert str(err.value).startswith(f"SequencePool(mode={mode!r}).backward needs a forward(X, training=True) first")
-    Y = layer.forward(X, training=True)
-    np.testing.assert_array_equal(backend.to_numpy(Y), backend.to_numpy(Y_inference))
-    assert tuple(layer.backward(dY).shape) == (2, 4, 3) and layer.saved is None
-    with pytest.raises(RuntimeError, match="backward needs a forward"):
-        layer.backward(dY)
-
-
 def test_in_a_model_learns_a_bag_of_tokens_task(backend):
     """Embedding -> mean pool -> Dense: "is token 0 in the sequence?" through the pool's
     backward into the embedding table (an order-free task the mean pool can express)."""
