@@ -327,6 +327,16 @@ class Backend:
         return self
 
 
+def import_library(module: str, help_text: str):
+    """``import module``, or a RuntimeError that says what to install (and why it failed)."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except Exception as exc:  # ImportError, or a broken install (a CUDA library missing)
+        raise RuntimeError(f"{help_text} (import failed: {exc})") from None
+
+
 def adam_math(xp, param, grad, m, v, step_size, beta1, beta2, bias2_sqrt, eps):
     """Adam's update in array-API code (see Backend.adam_update); returns (param, m, v)."""
     m += (1.0 - beta1) * (grad - m)

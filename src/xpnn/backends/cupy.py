@@ -13,7 +13,7 @@ import os
 import array_api_compat
 import numpy as np
 
-from .base import InPlaceBackend
+from .base import InPlaceBackend, import_library
 
 HELP = 'backend "cupy" needs CuPy: pip install "xpnn[cuda12]" (or "xpnn[cuda13]" for CUDA 13)'
 
@@ -23,10 +23,7 @@ class CupyBackend(InPlaceBackend):
 
     @classmethod
     def _library(cls):
-        try:
-            import cupy
-        except Exception as exc:  # ImportError, or a broken CUDA install
-            raise RuntimeError(f"{HELP} (import failed: {exc})") from None
+        cupy = import_library("cupy", HELP)
         try:
             count = cupy.cuda.runtime.getDeviceCount()
         except Exception as exc:

@@ -18,17 +18,13 @@ import functools
 import array_api_compat
 import numpy as np
 
-from .base import Backend, adam_math
+from .base import Backend, adam_math, import_library
 
 HELP = 'backend "jax" needs JAX: pip install "xpnn[jax]"'
 
 
 def _jax():
-    try:
-        import jax
-    except Exception as exc:
-        raise RuntimeError(f"{HELP} (import failed: {exc})") from None
-    return jax
+    return import_library("jax", HELP)
 
 
 class JaxBackend(Backend):

@@ -11,17 +11,13 @@ from __future__ import annotations
 import array_api_compat
 import numpy as np
 
-from .base import Backend, InPlaceBackend
+from .base import Backend, InPlaceBackend, import_library
 
 HELP = 'backend "torch" needs PyTorch: pip install "xpnn[torch]"'
 
 
 def _torch():
-    try:
-        import torch
-    except Exception as exc:
-        raise RuntimeError(f"{HELP} (import failed: {exc})") from None
-    return torch
+    return import_library("torch", HELP)
 
 
 class TorchBackend(InPlaceBackend):
