@@ -484,3 +484,12 @@ def test_encoder_block_errors(backend):
         TransformerEncoderBlock(5, 2, 8)
     with pytest.raises(ValueError, match=r"X has shape \(2, 3, 5\), expected \(batch, seq, 4\)"):
         TransformerEncoderBlock(4, 2, 8).forward(data(backend, 0, (2, 3, 5))[1])
+
+
+def test_a_container_called_on_its_own_refuses_inputs_no_layer_takes(backend):
+    _, X = data(backend, 0, (2, 3, 4))
+    block = TransformerEncoderBlock(4, 2, 8)
+    with pytest.raises(ValueError, match="no layer in it takes the input 'maks'"):
+        block.forward(X, maks=bool_mask(backend, np.ones((2, 3))))
+    with pytest.raises(ValueError, match="no layer in it takes the input 'mask'"):
+        Residual(LayerNorm(4), TimeDistributed(Dense(4, 4))).forward(X, mask=bool_mask(backend, np.ones((2, 3))))

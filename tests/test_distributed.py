@@ -186,3 +186,13 @@ def test_cli_without_mpi4py_is_a_usage_error(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "mpi4py", None)
     assert main(["train", "--distributed", "--epochs", "1"]) == 2
     assert 'pip install "xpnn[mpi]"' in capsys.readouterr().err
+
+
+@needs_mpi
+def test_data_parallel_fit_takes_check_labels_and_inputs():
+    from xpnn.distributed import DataParallel
+
+    X = np.random.default_rng(0).normal(size=(12, 3)).astype(np.float32)
+    model = xpnn.NeuralNetwork(3, 4, 2).compile("softmax_cross_entropy", "sgd")
+    history = DataParallel(model).fit(X, np.arange(12) % 2, epochs=1, batch_size=4, verbose=0, check_labels=False)
+    assert len(history.epoch) == 1

@@ -250,3 +250,15 @@ def test_relative_error_definition():
     assert _relative_error(a, -a) == pytest.approx(1.0)  # the maximum
     assert _relative_error(a, 2 * a) == pytest.approx(1 / 3)
     assert _relative_error(1e-9 * a, 2e-9 * a) == pytest.approx(1 / 3)  # scale-free
+
+
+def test_gradcheck_reaches_lazily_sized_children(backend):
+    """Dense(5) learns its input size from the first forward: its params must be checked too."""
+    stack = xpnn.Sequential([Dense(5), Tanh(), Dense(2)], backend=backend, dtype="float64")
+    errors = gradcheck(stack, _input(backend, (3, 4), 0), details=True)
+    assert set(errors) == {"input", "0.W", "0.b", "2.W", "2.b"} and max(errors.values()) < TOL, errors
+
+
+def test_gradcheck_says_the_training_argument_is_gone(backend):
+    with pytest.raises(TypeError, match="gradcheck: there is no training argument"):
+        gradcheck(Dropout(0.5), _input(backend, (3, 4), 0), training=True)

@@ -291,3 +291,14 @@ def test_files_of_the_first_format_still_load(tmp_path):
         config.update({"arch": inner} if config["class"] == "NeuralNetwork" else inner)
         save_file(tensors, str(old), metadata={"format": "xpnn-1", "xpnn": json.dumps(config)})
         np.testing.assert_array_equal(xpnn.load(old).predict(X), model.predict(X))
+
+
+def test_a_model_class_whose_config_does_not_rebuild_it_is_refused_at_save(tmp_path, monkeypatch):
+    class Wide(Sequential):
+        def __init__(self, width, **kw):
+            super().__init__([Dense(4, width), ReLU(), Dense(width, 3)], **kw)
+
+    monkeypatch.setitem(xpnn.layers.LAYERS, "Wide", Wide)
+    with pytest.raises(ValueError, match=r"Wide\.config\(\) returns .* its constructor cannot take them.*override config"):
+        Wide(8).save(tmp_path / "m.safetensors")
+    assert list(tmp_path.iterdir()) == []

@@ -529,3 +529,17 @@ def test_fit_checks_validation_labels_too(backend):
     model.compile("softmax_cross_entropy", "sgd")
     with pytest.raises(ValueError, match=r"labels must be integers in \[0, 3\), found 7 at index 5"):
         model.fit(X, y, validation_data=(X, y_val), verbose=0)
+
+
+def test_the_same_layer_object_twice_anywhere_in_the_tree_is_refused():
+    d = Dense(4, 4)
+    with pytest.raises(ValueError, match=r"Sequential: the layer at 1\.0 \(Dense\(4, 4\)\) is the same object as "
+                                         r"the one at 0; use a new instance for each position"):
+        Sequential([d, xpnn.Residual(d)])
+
+
+def test_a_nested_sequential_follows_its_parents_dtype():
+    inner = Sequential([Dense(3, 3)])
+    outer = Sequential([inner, Dense(3, 2)], dtype="float64")
+    assert inner.dtype_name == "float64" and inner.layers[0].params["W"].dtype == np.float64
+    assert "float64" in inner.summary()

@@ -304,11 +304,11 @@ def test_validation_data_with_a_mask_and_input_errors(backend):
     history = model.fit(ids[:16], y[:16], epochs=1, batch_size=8, mask=mask[:16], verbose=0,
                         validation_data=(ids[16:], y[16:], {"mask": mask[16:]}))
     assert "val_loss" in history.history
-    with pytest.raises(ValueError, match="fit: no layer of this model takes the input 'maks'"):
+    with pytest.raises(ValueError, match="fit: unknown argument 'maks'"):
         model.fit(ids, y, maks=mask, verbose=0)
     with pytest.raises(ValueError, match="fit: X has 24 samples but input 'mask' has 23"):
         model.fit(ids, y, mask=mask[:23], verbose=0)
-    with pytest.raises(ValueError, match="no layer of this model takes the input 'mask'"):
+    with pytest.raises(ValueError, match="predict: unknown argument 'mask'"):
         mlp(backend).predict(np.zeros((2, 4), np.float32), mask=np.ones((2, 4), bool))
 
 
@@ -328,3 +328,52 @@ def test_a_sequential_inside_a_residual_inside_a_sequential_trains(backend, tmp_
     model.save(tmp_path / "nested.safetensors")
     loaded = xpnn.load(tmp_path / "nested.safetensors", backend=backend)
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+
+
+# ---- stopping, skipping, misspelling ----------------------------------------------------------------
+
+
+class StopAt(Callback):
+    def __init__(self, hook, step):
+        self.hook, self.step = hook, step
+
+    def on_loss(self, step, loss, out):
+        if self.hook == "on_loss" and step == self.step:
+            self.model.stop_training = True
+
+    def on_batch_end(self, batch, running):
+        if self.hook == "on_batch_end" and batch == self.step:
+            self.model.stop_training = True
+
+
+@pytest.mark.parametrize("hook, steps_taken", [("on_loss", 2), ("on_batch_end", 3)])
+def test_stop_training_ends_the_loop_at_once_and_frees_the_activations(backend, hook, steps_taken):
+    """Asked in on_loss, the step is not taken; asked after a step, no further step runs.
+    Either way no layer keeps a batch's activations afterwards."""
+    X, y = blobs(n=48)
+    model = mlp(backend)
+    history = model.fit(X, y, epochs=3, batch_size=8, verbose=0, callbacks=[StopAt(hook, 2)])
+    assert model.optimizer.iterations == steps_taken
+    assert len(history.epoch) == 1  # the partial epoch is logged
+    assert all(layer.saved is None for layer in model.walk())
+
+
+def test_an_epoch_whose_batches_were_all_skipped_logs_nan(backend):
+    X, y = blobs(n=16)
+
+    class SkipAll(Callback):
+        def on_batch_begin(self, step, batch):
+            return None
+
+    history = mlp(backend).fit(X, y, epochs=2, batch_size=8, verbose=0, callbacks=[SkipAll()])
+    assert sorted(history.history) == ["accuracy", "loss", "seconds"]  # the same keys as any epoch
+    assert all(np.isnan(v) for v in history.history["loss"] + history.history["accuracy"])
+
+
+def test_a_misspelled_argument_is_named_as_such():
+    X, y = blobs()
+    with pytest.raises(ValueError, match=r"fit: unknown argument 'epoch': not an argument of fit, and no layer "
+                                         r"of this model takes an input of that name"):
+        mlp("numpy").fit(X, y, epoch=3, verbose=0)
+    with pytest.raises(ValueError, match="predict: unknown argument 'batchsize'"):
+        mlp("numpy").predict(X, batchsize=3)

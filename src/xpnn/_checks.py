@@ -76,9 +76,11 @@ def positive_number(value, name: str, where: str) -> float:
 
 
 def boolean(value, name: str, where: str) -> bool:
-    if not isinstance(value, bool):
+    """``value`` as a bool: True, False, or NumPy's bool scalars."""
+    numpy_bool = type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_")
+    if not (isinstance(value, bool) or numpy_bool):
         raise ValueError(f"{where}: {name} must be True or False, found {value!r}")
-    return value
+    return bool(value)
 
 
 def _describe(low, high, low_open, high_open) -> str:

@@ -70,8 +70,6 @@ def _activation_maker(spec, argname):
     return (lambda: get_activation(spec, argname)), spec
 
 
-
-
 def cnn(input_shape=(1, 28, 28), num_classes=10, backend=None, seed=0, dtype="float32") -> Sequential:
     """Two conv blocks (3x3 conv, batch norm, ReLU, 2x2 max-pool), dropout and a dense head.
 

@@ -316,11 +316,11 @@ class GradientWarning(UserWarning):
 class GradientMonitor(Callback):
     """Watch gradient health while training: per-layer norms, update sizes, dead ReLUs.
 
-    Every ``every`` batches (right after the optimizer step, when ``layer.grads`` still
-    holds that batch's gradients) it records, for each layer with params (named by index
-    and repr, e.g. ``"2:Dense(64, 64)"``; all of a layer's params count as one vector):
+    Every ``every`` batches it records, for each layer with params (named by path and
+    repr, e.g. ``"2:Dense(64, 64)"``; all of a layer's params count as one vector):
 
-    - ``grad_norm``: ||grad||, the L2 norm of the layer's gradient;
+    - ``grad_norm``: ||grad||, the L2 norm of the layer's gradient as the optimizer got it
+      (after the Trainer's clipping and, under DataParallel, summed over ranks);
     - ``weight_norm``: ||W||, the norm of its params after the step;
     - ``update_ratio``: ||W_t - W_{t-1}|| / ||W_{t-1}||, the size of the update this step
       actually made relative to the weights, measured exactly from a copy of the weights
@@ -377,6 +377,7 @@ class GradientMonitor(Callback):
         self._epoch = 0
         self._previous = None  # device copies of the params, taken the batch before a record
         self._dead = None  # per ReLU layer, the dead fraction of the batch being recorded (device)
+        self._grads = None  # per layer (by its params dict), the gradients the optimizer used
 
     # ---- hooks ----------------------------------------------------------------------------
 
@@ -394,6 +395,15 @@ class GradientMonitor(Callback):
         # take what the record needs from them now
         if (self._step + 1) % self.every == 0:
             self._dead = self._dead_fractions()
+
+    def after_backward(self, params):
+        # the gradients the optimizer is given: summed over ranks and clipped where the
+        # Trainer does that (its own hooks run first), not only what backward wrote
+        if (self._step + 1) % self.every == 0:
+            self._grads = {id(p.store): [] for p in params}
+            for p in params:
+                self._grads[id(p.store)].append(p.grad)
+        return params
 
     def on_batch_end(self, batch, running):
         self._step += 1
@@ -447,9 +457,11 @@ class GradientMonitor(Callback):
         relus = list(dead.items())
         self._dead = None
         values = []  # 0-d device arrays, read back together: one host sync per record
+        grads = self._grads or {}
+        self._grads = None
         for name, layer in layers:
             params = list(layer.params.values())
-            values.append(xp.sqrt(sq(layer.grads[k] for k in layer.params)))
+            values.append(xp.sqrt(sq(grads.get(id(layer.params), [layer.grads[k] for k in layer.params]))))
             values.append(xp.sqrt(sq(params)))
             previous = (self._previous or {}).get(name)
             if previous is not None and len(previous) == len(params):

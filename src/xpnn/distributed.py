@@ -50,7 +50,7 @@ import numpy as np
 
 from .callbacks import Callback
 from .param import Param
-from .training import Trainer, data
+from .training import INFERENCE_BATCH, Trainer, data
 from .training.batches import Batch
 
 __all__ = ["DataParallel", "GradientAllreduce", "rank_backend", "require_mpi"]
@@ -115,7 +115,7 @@ class DataParallel:
 
     def fit(self, X, y, epochs: int = 1, batch_size: int | None = 32, shuffle: bool = True,
             validation_split: float = 0.0, validation_data=None, callbacks=(), initial_epoch: int = 0,
-            verbose: int = 1, **inputs):
+            verbose: int = 1, check_labels: bool = True, **inputs):
         """``model.fit`` with every global batch of ``batch_size`` samples split over the
         ranks (see the module docstring). Every rank passes the same full ``X, y``.
         Returns the History (the same on every rank)."""
@@ -128,6 +128,9 @@ class DataParallel:
         self.broadcast_state()
         if self._reduce is None:
             self._reduce, self.reducer = model.backend.allreducer(self.comm, self.MPI)
+        # a callback that reads every batch loss makes each batch's loss a collective: every
+        # rank must take part, also where that callback (root only) does not run
+        reducer = GradientAllreduce(self, needs_batch_loss=any(c.needs_batch_loss for c in callbacks))
         if not self.is_root:
             verbose = 0
             callbacks = [c for c in callbacks if not _root_only(c)]
@@ -136,7 +139,7 @@ class DataParallel:
         # would draw unequal amounts from it.
         self._bind_layers(model.backend.rng(_rank_seed(model.seed, self.rank)))
         try:
-            trainer = Trainer(model, callbacks, hooks=[GradientAllreduce(self)], verbose=verbose)
+            trainer = Trainer(model, callbacks, hooks=[reducer], check_labels=check_labels, verbose=verbose)
             history = trainer.fit(X, y, epochs, batch_size, shuffle, validation_split, validation_data,
                                   initial_epoch, inputs)
         finally:
@@ -150,11 +153,11 @@ class DataParallel:
         for layer in model.children():
             layer.bind(model.backend, generator, model.dtype)
 
-    def evaluate(self, X, y, batch_size: int | None = 256, **inputs) -> dict:
+    def evaluate(self, X, y, batch_size: int | None = INFERENCE_BATCH, **inputs) -> dict:
         """``model.evaluate`` (the weights are the same on every rank, so is the result)."""
         return self.model.evaluate(X, y, batch_size=batch_size, **inputs)
 
-    def predict(self, X, batch_size: int | None = 256, **inputs):
+    def predict(self, X, batch_size: int | None = INFERENCE_BATCH, **inputs):
         return self.model.predict(X, batch_size=batch_size, **inputs)
 
     def save(self, path, epoch=None) -> None:
@@ -235,8 +238,9 @@ class GradientAllreduce(Callback):
     shard of every global batch, and the gradients, the batch loss and the epoch's loss
     and outputs are summed over the ranks. The loop itself knows nothing of ranks."""
 
-    def __init__(self, parallel: DataParallel):
+    def __init__(self, parallel: DataParallel, needs_batch_loss: bool = False):
         self.parallel = parallel
+        self.needs_batch_loss = needs_batch_loss  # then the Trainer reduces every batch loss on every rank
         self.share = 1.0  # this rank's fraction of the current global batch
         self._slots = self._flat = None
 

@@ -92,9 +92,13 @@ def gradcheck(layer_or_loss, X, target=None, eps: float = 1e-6, seed: int = 0,
         return errors if details else max(errors.values())
 
     layer = layer_or_loss
+    if "training" in inputs:
+        raise TypeError("gradcheck: there is no training argument any more: a layer is always checked in training "
+                        "mode, the only mode with a backward")
     if layer.backend is None:  # a fresh standalone layer: bind it in float64
         layer.bind(backend, backend.rng(seed), "float64")
-    layer.prepare(X)
+    if not all(part.built for part in layer.walk()):  # build lazily-sized layers inside (inference keeps nothing)
+        layer.forward(xp.astype(X, layer.dtype) if xp.isdtype(X.dtype, "real floating") else X, **inputs)
     params, buffers = layer.named_params(), layer.named_buffers()
     # what we change below, put back at the end, also when a check fails: the check must
     # not leave a model's float32 layer in float64, its running stats moved or its dropout
@@ -104,9 +108,7 @@ def gradcheck(layer_or_loss, X, target=None, eps: float = 1e-6, seed: int = 0,
     saved_dtype, generator = layer.dtype, layer.generator
     saved_state = getattr(generator, "state", None)
     try:
-        layer.bind(layer.backend, generator, "float64")  # the whole tree computes in float64
-        for h in params.values():
-            h.value = xp.astype(h.value, f64)
+        layer.bind(layer.backend, generator, "float64")  # the whole tree computes (and holds params) in float64
         Y = layer.forward(X, training=True, **inputs)
         rng = np.random.default_rng(seed)
         R_host = rng.standard_normal(tuple(Y.shape))
@@ -156,8 +158,7 @@ def gradcheck(layer_or_loss, X, target=None, eps: float = 1e-6, seed: int = 0,
         for name, h in buffers.items():
             h.value = saved_buffers[name]
         layer.bind(layer.backend, generator, saved_dtype)
-        for part in layer.walk():  # the numeric passes' activations: the layer holds none afterwards
-            part.saved = None
+        layer.release_saved()  # the numeric passes' activations: the layer holds none afterwards
         if saved_state is not None:
             generator.set_state(saved_state)
     return errors if details else max(errors.values())

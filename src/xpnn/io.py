@@ -39,7 +39,17 @@ def _model_config(model) -> dict:
 
 def save(model, path, epoch=None) -> None:
     """Write ``model`` to ``path`` (.safetensors) atomically."""
+    import inspect
+
     from safetensors.numpy import save as to_bytes
+
+    config = model.config()
+    try:  # a file that load could not rebuild must not be written
+        inspect.signature(type(model)).bind(**config)
+    except TypeError as exc:
+        raise ValueError(f"{type(model).__name__}.config() returns {sorted(config)}, but its constructor cannot take "
+                         f"them ({exc}); a model class with its own constructor must override config() to return "
+                         f"its arguments") from None
 
     backend = model.backend
     tensors = {f"layer.{k}": np.ascontiguousarray(backend.to_numpy(v)) for k, v in model.named_arrays().items()}
@@ -86,7 +96,8 @@ def read(path):
     except Exception as exc:
         raise ValueError(f"{path}: not an xpnn model file (safetensors could not read it: {exc})") from None
     if meta.get("format") not in (FORMAT, "xpnn-1") or "xpnn" not in meta:
-        raise ValueError(f"{path}: a safetensors file, but not an xpnn model (metadata format {meta.get('format')!r}, expected {FORMAT!r})")
+        raise ValueError(f"{path}: a safetensors file, but not an xpnn model (metadata format {meta.get('format')!r}, "
+                         f"expected {FORMAT!r} or 'xpnn-1')")
     cfg = json.loads(meta["xpnn"])
     if meta["format"] == "xpnn-1":  # the architecture sat at the top level then
         cfg["config"] = cfg.pop("arch") if cfg["class"] == "NeuralNetwork" else {"layers": cfg.pop("layers")}

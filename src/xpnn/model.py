@@ -15,15 +15,13 @@ Training one batch is the whole of backprop:
 from __future__ import annotations
 
 from . import _checks
-from .backends import backend_of, get_backend
+from .backends import backend_of, dtype_name, get_backend
 from .layers.base import register_layer
 from .layers.container import Container
 from .losses import get_loss
 from .metrics import get_metric
 from .optimizers import get_optimizer
-from .training import Batches, Trainer, data
-
-PREDICT_BATCH = 256  # evaluate/predict batch: inference keeps nothing, so this bounds peak memory
+from .training import INFERENCE_BATCH, Batches, Trainer, data
 
 
 @register_layer
@@ -46,8 +44,14 @@ class Sequential(Container):
 
     def __init__(self, layers, backend=None, seed: int = 0, dtype="float32", device=None):
         super().__init__(layers, type(self).__name__)
+        where = type(self).__name__
+        seen = {}
+        for path, layer in self.named_layers():  # one object at two places would share one saved activation
+            if id(layer) in seen:
+                raise ValueError(f"{where}: the layer at {path} ({layer!r}) is the same object as the one at "
+                                 f"{seen[id(layer)]}; use a new instance for each position")
+            seen[id(layer)] = path
         backend = get_backend(backend, device)
-        self.dtype_name = str(dtype)
         self.seed = seed
         self.bind(backend, backend.rng(seed), dtype)
         self.loss = self.optimizer = None
@@ -71,10 +75,12 @@ class Sequential(Container):
             self.backend.check(a, name, where)
         return self.run(X, training, inputs)
 
-    def backward(self, dY, need_dX: bool = True):
-        """dY: gradient of the loss w.r.t. the output -> gradient w.r.t. the input (None
-        with ``need_dX=False``, which lets the first layer skip that product)."""
-        return self.run_backward(dY, need_dX)
+    def bind(self, backend, generator, dtype) -> "Sequential":
+        """Layer.bind, and the dtype's name kept for config and summary (a nested model
+        takes its parent's)."""
+        super().bind(backend, generator, dtype)
+        self.dtype_name = dtype_name(self.dtype)
+        return self
 
     def takes_indices(self) -> bool:
         """Whether the first layer takes integer ids (an Embedding): fit keeps them integers."""
@@ -147,6 +153,8 @@ class Sequential(Container):
         anything between is mini-batch: the same loop. ``inputs``: per-sample keyword
         inputs of forward such as ``mask=M`` (n, seq), batched and shuffled with X.
         validation_data: (X_val, y_val) or (X_val, y_val, {"mask": M_val}).
+        check_labels: range-check integer labels once, on the device, before training
+            (one host sync per fit rather than one per batch); False skips it.
         """
         trainer = Trainer(self, callbacks, check_labels=check_labels, verbose=verbose)
         return trainer.fit(X, y, epochs, batch_size, shuffle, validation_split, validation_data, initial_epoch,
@@ -157,7 +165,7 @@ class Sequential(Container):
         scores = self.loss.predict(out)
         return {name: float(fn(y, scores)) for name, fn in zip(self.metric_names, self.metric_fns)}
 
-    def infer(self, X, batch_size: int | None = PREDICT_BATCH, **inputs):
+    def infer(self, X, batch_size: int | None = INFERENCE_BATCH, **inputs):
         """The raw outputs for X on the model's device, in inference mode (in batches,
         keeping nothing): what predict and evaluate start from."""
         return self._infer(data.prepare(self, X, None, inputs, "infer"), batch_size, "infer")
@@ -167,7 +175,7 @@ class Sequential(Container):
         outs = [self.run(b.X, False, b.inputs) for b in Batches(ds.X, None, ds.inputs, batch_size)]
         return outs[0] if len(outs) == 1 else self.backend.xp.concat(outs, axis=0)
 
-    def evaluate(self, X, y, batch_size: int | None = PREDICT_BATCH, **inputs) -> dict:
+    def evaluate(self, X, y, batch_size: int | None = INFERENCE_BATCH, **inputs) -> dict:
         """Loss and compiled metrics on (X, y) in inference mode: {"loss": ..., ...}."""
         where = "evaluate"
         data.require_compiled(self, where)
@@ -177,7 +185,7 @@ class Sequential(Container):
         logs.update(self.compute_metrics(out, ds.y))
         return logs
 
-    def predict(self, X, batch_size: int | None = PREDICT_BATCH, **inputs):
+    def predict(self, X, batch_size: int | None = INFERENCE_BATCH, **inputs):
         """Outputs as a NumPy array: probabilities for a model trained with a softmax or
         sigmoid cross-entropy on logits, the raw output otherwise."""
         out = self._infer(data.prepare(self, X, None, inputs, "predict"), batch_size, "predict")
@@ -185,7 +193,7 @@ class Sequential(Container):
             out = self.loss.predict(out)
         return self.backend.to_numpy(out)
 
-    def predict_classes(self, X, batch_size: int | None = PREDICT_BATCH, **inputs):
+    def predict_classes(self, X, batch_size: int | None = INFERENCE_BATCH, **inputs):
         """Class labels as a NumPy int64 array: argmax of the outputs, or output > 0.5 for
         a single output column."""
         probs = self.predict(X, batch_size, **inputs)

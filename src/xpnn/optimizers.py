@@ -56,6 +56,7 @@ class Optimizer:
         self.iterations = 0  # steps taken so far
         self.state: dict = {}  # buffer name -> list of arrays, one per position in params
         self.scratch: dict = {}  # reusable buffers a backend may keep between steps (NumPy's Adam)
+        self._checked = self._checked_handles = None  # the last params list that passed the checks
         self._lr = self._check_lr(lr, at_init=True)
 
     # ---- learning rate ----------------------------------------------------------------
@@ -91,8 +92,13 @@ class Optimizer:
 
     def step(self, params) -> None:
         """Update each param of ``params`` (``model.parameters()``) and store it back."""
-        handles = _handles(params, f"{type(self).__name__}.step")
-        self._ensure_state(handles)
+        if params is self._checked:  # the list a training loop passes every step: checked at its first
+            handles = self._checked_handles
+        else:
+            handles = _handles(params, f"{type(self).__name__}.step")
+            self._ensure_state(handles)
+            if isinstance(params, list):
+                self._checked, self._checked_handles = params, handles
         lr = self.get_lr()
         self.iterations += 1
         # one lookup per step, not per param: all params of a model share one backend
@@ -183,12 +189,14 @@ class Optimizer:
             raise ValueError(f"{where}: expected the same number of arrays for each of {self.state_names}, found {found}")
         self.state = lists
         self.iterations = iterations
+        self._checked = None  # new state: check the params against it again
 
     def to(self, backend) -> "Optimizer":
         """Move the state arrays to another backend (``model.to`` calls this); returns self."""
         new = get_backend(backend)
         self.state = {key: [_move(a, new) for a in arrays] for key, arrays in self.state.items()}
         self.scratch = {}
+        self._checked = None
         return self
 
     def __repr__(self) -> str:

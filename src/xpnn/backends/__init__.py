@@ -27,7 +27,7 @@ from types import ModuleType
 import array_api_compat
 import numpy as np
 
-from .base import Backend, InPlaceBackend, describe, output_hw, window_output_size
+from .base import Backend, InPlaceBackend, describe, dtype_name, output_hw, window_output_size
 from .cupy import CupyBackend
 from .generator import Generator
 from .jax import JaxBackend
@@ -38,7 +38,7 @@ from .torch import TorchBackend
 __all__ = [
     "Backend", "InPlaceBackend", "Generator", "BACKENDS", "register_backend",
     "get_backend", "backend_of", "common_backend", "set_backend", "use_backend", "available_backends",
-    "describe", "window_output_size", "output_hw",
+    "describe", "dtype_name", "window_output_size", "output_hw",
 ]
 
 BACKENDS: dict[str, type[Backend]] = {}
@@ -54,6 +54,7 @@ for _cls in (NumpyBackend, CupyBackend, TorchBackend, JaxBackend, StrictBackend)
     register_backend(_cls)
 
 _cache: dict = {}
+_library_of_type: dict = {}  # array type -> registry name ("" for none of them)
 _lock = threading.Lock()
 _state = threading.local()
 _default: Backend | None = None
@@ -106,9 +107,15 @@ def _cached(name: str, device, make) -> Backend:
 def backend_of(a) -> Backend:
     """The Backend an array belongs to: its library and its device (cached, so the same
     object as ``get_backend`` gives for them)."""
-    for name, cls in BACKENDS.items():
-        if cls.is_array(a):
-            return get_backend(name, array_api_compat.device(a))
+    # called every step (optimizers, losses): the array's type remembers its library
+    name = _library_of_type.get(type(a))
+    if name is None:
+        name = next((n for n, cls in BACKENDS.items() if cls.is_array(a)), "")
+        _library_of_type[type(a)] = name
+    if name:
+        device = array_api_compat.device(a)
+        found = _cache.get((name, str(device)))
+        return found if found is not None else get_backend(name, device)
     try:
         ns = array_api_compat.array_namespace(a)
     except TypeError:

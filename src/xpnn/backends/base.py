@@ -327,6 +327,12 @@ class Backend:
         return self
 
 
+def dtype_name(dtype) -> str:
+    """The plain name of any library's dtype: "float32" for NumPy's, PyTorch's
+    (torch.float32), JAX's or array_api_strict's float32."""
+    return getattr(dtype, "__name__", None) or str(dtype).rsplit(".", 1)[-1]
+
+
 def import_library(module: str, help_text: str):
     """``import module``, or a RuntimeError that says what to install (and why it failed)."""
     import importlib

@@ -141,6 +141,12 @@ class Layer:
                                f"(inference keeps nothing, and each forward serves one backward)")
         return saved
 
+    def release_saved(self) -> None:
+        """Drop what a training forward saved, here and in every layer inside (when no
+        backward will come: a training loop stopped between forward and backward)."""
+        for part in self.walk():
+            part.saved = None
+
     def accepts(self, name: str) -> bool:
         """Whether forward (here or in a child) takes the keyword input ``name``."""
         return name in self.forward_inputs or any(child.accepts(name) for child in self.children())
@@ -159,25 +165,23 @@ class Layer:
 
     def named_params(self, prefix: str = "") -> dict:
         """Every trained array of this layer and its children as a Param handle, by path."""
-        out = {f"{prefix}{k}": Param(self.params, k, self.grads) for k in self.params}
-        for i, child in enumerate(self.children()):
-            out.update(child.named_params(f"{prefix}{i}."))
-        return out
+        return self._named(prefix, params=True, buffers=False)
 
     def named_buffers(self, prefix: str = "") -> dict:
         """Every buffer (saved, not trained) as a Param handle, by path."""
-        out = {f"{prefix}{k}": Param(self.buffers, k) for k in self.buffers}
-        for i, child in enumerate(self.children()):
-            out.update(child.named_buffers(f"{prefix}{i}."))
-        return out
+        return self._named(prefix, params=False, buffers=True)
 
     def named_handles(self, prefix: str = "") -> dict:
         """Every param and buffer as a Param handle, by path, each layer's own before its
         children's (what save, set_weights, ``to`` and DataParallel walk)."""
-        out = {f"{prefix}{k}": Param(self.params, k, self.grads) for k in self.params}
-        out.update({f"{prefix}{k}": Param(self.buffers, k) for k in self.buffers})
+        return self._named(prefix, params=True, buffers=True)
+
+    def _named(self, prefix, params, buffers) -> dict:
+        out = {f"{prefix}{k}": Param(self.params, k, self.grads) for k in self.params} if params else {}
+        if buffers:
+            out.update({f"{prefix}{k}": Param(self.buffers, k) for k in self.buffers})
         for i, child in enumerate(self.children()):
-            out.update(child.named_handles(f"{prefix}{i}."))
+            out.update(child._named(f"{prefix}{i}.", params, buffers))
         return out
 
     def named_layers(self, prefix: str = ""):

@@ -10,7 +10,7 @@ that take them (``forward_inputs``), through any depth of nesting.
 
 from __future__ import annotations
 
-from .base import Layer, build_layer
+from .base import Layer, build_layer, layer_name
 
 
 class Container(Layer):
@@ -39,6 +39,13 @@ class Container(Layer):
     def run(self, X, training: bool, inputs: dict):
         """The children in sequence: X -> f(X), each given the inputs it takes."""
         self.prepare(X)
+        if not inputs:  # the common case, kept short: it runs for every batch
+            for layer in self.layers:
+                X = layer.forward(X, training=training)
+            return X
+        for name in inputs:
+            if not self.accepts(name):  # a typo, or an input this container cannot route anywhere
+                raise ValueError(f"{self._where()}: no layer in it takes the input {name!r}")
         for layer in self.layers:
             X = layer.forward(X, training=training, **route(layer, inputs))
         return X
@@ -59,8 +66,6 @@ class Container(Layer):
         return self.run_backward(dY, need_dX)
 
     def layer_specs(self) -> list:
-        from .base import layer_name
-
         return [{"class": layer_name(layer), "config": layer.config()} for layer in self.layers]
 
     def config(self) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .. import _checks
 from .. import init as initializers
+from ..backends import dtype_name
 from .base import Layer, register_layer
 
 
@@ -39,7 +40,7 @@ class Embedding(Layer):
         xp = self.xp
         if not xp.isdtype(X.dtype, "integral"):
             raise TypeError(f"{self._where()}: X must be integer ids in [0, {self.num_embeddings}), "
-                            f"found dtype {_dtype_name(X.dtype)}; convert with xp.astype(X, xp.int64)")
+                            f"found dtype {dtype_name(X.dtype)}; convert with xp.astype(X, xp.int64)")
         ids = xp.reshape(X, (-1,))
         self._check_range(ids, tuple(X.shape))
         self.saved = ids if training else None  # dW scatters dY back by id
@@ -77,8 +78,3 @@ class Embedding(Layer):
 
     def output_shape(self, input_shape):
         return (*input_shape, self.embedding_dim)
-
-
-def _dtype_name(dtype) -> str:
-    """"float64" rather than "array_api_strict.float64"."""
-    return getattr(dtype, "__name__", None) or str(dtype).rsplit(".", 1)[-1]

@@ -10,6 +10,10 @@ from __future__ import annotations
 from .. import _checks
 from ..backends import backend_of
 
+# the batch of inference (evaluate, predict, validation): inference keeps nothing, so this
+# bounds its peak memory (one batch's largest activation; benchmarks/predict_memory.py)
+INFERENCE_BATCH = 256
+
 
 class Batch:
     """One mini-batch: ``X``, ``y`` (or None), ``inputs`` (a dict of per-sample arrays for
@@ -52,17 +56,18 @@ class Batches:
         return full + (1 if rest and not self.drop_last else 0)
 
     def __iter__(self):
-        order = self.generator.permutation(self.n) if self.shuffle else None
-        xp = backend_of(self.X).xp
+        X, y, inputs = self.X, self.y, self.inputs
+        if self.shuffle:
+            order, take = self.generator.permutation(self.n), backend_of(X).xp.take
         for b in range(len(self)):
             lo, hi = b * self.batch_size, min((b + 1) * self.batch_size, self.n)
-            if order is None:  # plain slices: views, no copies
-                pick = (lambda a: a[lo:hi, ...])
-            else:
-                idx = order[lo:hi]
-                pick = (lambda a: xp.take(a, idx, axis=0))
-            yield Batch(pick(self.X), None if self.y is None else pick(self.y),
-                        {k: pick(v) for k, v in self.inputs.items()}, hi - lo)
+            if not self.shuffle:  # plain slices: views, no copies
+                yield Batch(X[lo:hi, ...], None if y is None else y[lo:hi, ...],
+                            {k: v[lo:hi, ...] for k, v in inputs.items()}, hi - lo)
+                continue
+            idx = order[lo:hi]
+            yield Batch(take(X, idx, axis=0), None if y is None else take(y, idx, axis=0),
+                        {k: take(v, idx, axis=0) for k, v in inputs.items()}, hi - lo)
 
 
 def batches(X, y=None, batch_size: int = 32, shuffle: bool = False, seed: int = 0, drop_last: bool = False,

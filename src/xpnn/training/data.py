@@ -68,9 +68,10 @@ def forward_inputs(model, inputs, where: str, argname: str = "inputs") -> dict:
     """The per-sample forward inputs on the model's device, each taken by some layer."""
     out = {}
     for name, a in (inputs or {}).items():
-        if not model.accepts(name):
-            raise ValueError(f"{where}: no layer of this model takes the input {name!r}; "
-                             f"layers that do (such as MultiHeadSelfAttention for 'mask') list it in forward_inputs")
+        if not model.accepts(name):  # fit/predict take **inputs: a misspelled argument lands here
+            raise ValueError(f"{where}: unknown argument {name!r}: not an argument of {where}, and no layer of this "
+                             f"model takes an input of that name (layers list theirs in forward_inputs, e.g. "
+                             f"MultiHeadSelfAttention's 'mask')")
         a = on_device(model, a, f"{argname}[{name!r}]", where)
         out[name] = a
     return out

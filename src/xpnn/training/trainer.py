@@ -14,6 +14,8 @@ xpnn.callbacks for what each may do and return):
         params = after_backward(params)           # reduce grads over ranks, clip them, read them
         optimizer.step(params)
         on_batch_end(step, running)
+    (model.stop_training, set by any hook, ends the loop: before the step if set by
+    on_loss or on_batch_loss, after it if set later)
     totals = reduce_epoch(totals)                 # sum the epoch's loss over ranks
     validation, metrics
     on_epoch_end(epoch, logs)
@@ -30,7 +32,7 @@ import time
 from .. import _checks
 from .. import callbacks as cb
 from . import data
-from .batches import Batches
+from .batches import INFERENCE_BATCH, Batches
 
 
 class EpochTotals:
@@ -69,6 +71,7 @@ class Trainer:
             self.hooks.append(cb.ClipGradNorm(model.clip_norm))
         self.check_labels = _checks.boolean(check_labels, "check_labels", "fit")
         self.verbose = _checks.non_negative_int(verbose, "verbose", "fit")
+        self._params = None  # the model's Param handles, made at the first step
 
     def fit(self, X, y, epochs: int = 1, batch_size: int | None = 32, shuffle: bool = True,
             validation_split: float = 0.0, validation_data=None, initial_epoch: int = 0, inputs=None):
@@ -105,7 +108,7 @@ class Trainer:
         for h in hooks:
             h.on_train_begin()
         for epoch in range(initial_epoch, epochs):
-            if not self._epoch(epoch, batches, validation, hooks, labels, max(batches.batch_size, 256)):
+            if not self._epoch(epoch, batches, validation, hooks, labels, max(batches.batch_size, INFERENCE_BATCH)):
                 break
             if model.stop_training:
                 break
@@ -114,7 +117,7 @@ class Trainer:
         return history
 
     def _epoch(self, epoch, batches, validation, hooks, labels, eval_batch) -> bool:
-        """One epoch; False if it stopped before its first batch finished (nothing to log)."""
+        """One epoch; False if it stopped before its first step (nothing to log)."""
         model, loss_fn = self.model, self.model.loss
         b = model.backend
         xp = b.xp
@@ -122,6 +125,7 @@ class Trainer:
             h.on_epoch_begin(epoch)
         start = time.perf_counter()
         watchers = [h for h in hooks if h.needs_batch_loss]
+        checked = data.no_label_check(loss_fn)
         total = xp.zeros((), dtype=model.dtype, device=b.device)  # stays on the device: no sync per batch
         seen, outputs, targets = 0, [], []
         for step, batch in enumerate(batches):
@@ -129,13 +133,13 @@ class Trainer:
                 batch = h.on_batch_begin(step, batch) if batch is not None else None
             if batch is None:
                 continue
-            out = model.forward(batch.X, training=True, **batch.inputs)
+            out = model.run(batch.X, True, batch.inputs)  # the data was checked once, in fit
             if labels:  # every label at once, when the number of classes is known: one sync per fit
                 for part in labels:
                     if part is not None:
                         data.check_labels(loss_fn, part.y, out)
                 labels.clear()
-            loss = loss_fn.forward(out, batch.y, **data.no_label_check(loss_fn))
+            loss = loss_fn.forward(out, batch.y, **checked)
             for h in hooks:
                 h.on_loss(step, loss, out)
             if watchers:
@@ -144,10 +148,13 @@ class Trainer:
                     value = h.reduce_batch_loss(value)
                 for h in watchers:
                     h.on_batch_loss(epoch, step, value)
-                if model.stop_training:
-                    break
+            if model.stop_training:  # asked before the step: it is not taken
+                model.release_saved()
+                break
             model.backward(loss_fn.backward(), need_dX=False)
-            params = model.parameters()
+            if self._params is None:  # the handles stay valid: made once (after lazy layers are built)
+                self._params = model.parameters()
+            params = self._params
             for h in hooks:
                 params = h.after_backward(params)
             model.optimizer.step(params)
@@ -159,15 +166,19 @@ class Trainer:
             running = (lambda: {"loss": f"{b.to_float(total) / max(seen, 1):.4f}"})
             for h in hooks:
                 h.on_batch_end(step, running)
+            if model.stop_training:
+                break
         if model.stop_training and seen == 0:
             return False
         totals = EpochTotals(b.to_float(total), seen, xp.concat(outputs, axis=0) if outputs else None,
                              xp.concat(targets, axis=0) if targets else None)
         for h in hooks:
             totals = h.reduce_epoch(totals)
-        logs = {"loss": totals.loss_sum / max(totals.seen, 1)}
-        if model.metric_fns and totals.outputs is not None:
-            logs.update(model.compute_metrics(totals.outputs, totals.targets))
+        nan = float("nan")  # an epoch whose batches were all skipped: the same keys, no numbers
+        logs = {"loss": totals.loss_sum / totals.seen if totals.seen else nan}
+        if model.metric_fns:
+            logs.update(model.compute_metrics(totals.outputs, totals.targets) if totals.outputs is not None
+                        else {name: nan for name in model.metric_names})
         if validation is not None:
             found = model.evaluate(validation.X, validation.y, batch_size=eval_batch, **validation.inputs)
             logs.update({f"val_{k}": v for k, v in found.items()})
