@@ -452,11 +452,12 @@ def test_numpy_scalars_are_accepted_like_python_numbers_and_bool_is_refused():
     assert (search.n_iter, search.seed, search.cv) == (2, 4, 2) and len(search.candidates) == 2
     assert type(search.cv) is int
     assert GridSearch(classifier(), {"hidden": np.array([4, 8])}, cv=np.int8(3)).cv == 3
+    assert KFold(3, shuffle=np.bool_(True)).shuffle is True  # NumPy's bool is a bool
 
     for make, message in [
         (lambda: KFold(True), "KFold: n_splits must be an integer >= 2, found True"),
         (lambda: KFold(3, seed=True), "KFold: seed must be a non-negative integer, found True"),
-        (lambda: KFold(3, shuffle=np.bool_(True)), "KFold: shuffle must be True or False"),
+        (lambda: KFold(3, shuffle=1), "KFold: shuffle must be True or False"),
         (lambda: IntUniform(False, 3), "IntUniform: low must be an integer, found False"),
         (lambda: Uniform(0, True), "Uniform: high must be a finite number, found True"),
         (lambda: RandomSearch(classifier(), {"lr": [0.1]}, n_iter=True),
