@@ -14,14 +14,10 @@ Training one batch is the whole of backprop:
 
 from __future__ import annotations
 
-from . import _checks
 from .backends import backend_of, dtype_name, get_backend
 from .layers.base import register_layer
 from .layers.container import Container
-from .losses import get_loss
-from .metrics import get_metric
-from .optimizers import get_optimizer
-from .training import INFERENCE_BATCH, Batches, Trainer, data
+from .training import INFERENCE_BATCH, Trainer, compile_model, inference
 
 
 @register_layer
@@ -134,14 +130,7 @@ class Sequential(Container):
         clip_norm: scale each step's gradients so that their global L2 norm is at most
         this (``clip_grad_norm``), inside fit; None: no clipping.
         """
-        self.loss = get_loss(loss)
-        self.optimizer = get_optimizer(optimizer)
-        if isinstance(metrics, str):
-            metrics = [metrics]
-        self.metric_names = [m if isinstance(m, str) else getattr(m, "__name__", "metric") for m in metrics]
-        self.metric_fns = [get_metric(m) for m in metrics]
-        self.clip_norm = None if clip_norm is None else _checks.positive_number(clip_norm, "clip_norm", "compile")
-        return self
+        return compile_model(self, loss, optimizer, metrics, clip_norm)
 
     def fit(self, X, y, epochs: int = 1, batch_size: int | None = 32, shuffle: bool = True,
             validation_split: float = 0.0, validation_data=None, callbacks=(), initial_epoch: int = 0,
@@ -160,38 +149,19 @@ class Sequential(Container):
         return trainer.fit(X, y, epochs, batch_size, shuffle, validation_split, validation_data, initial_epoch,
                            inputs)
 
-    def compute_metrics(self, out, y) -> dict:
-        """The compiled metrics of outputs ``out`` against targets ``y``, as floats."""
-        scores = self.loss.predict(out)
-        return {name: float(fn(y, scores)) for name, fn in zip(self.metric_names, self.metric_fns)}
-
     def infer(self, X, batch_size: int | None = INFERENCE_BATCH, **inputs):
         """The raw outputs for X on the model's device, in inference mode (in batches,
         keeping nothing): what predict and evaluate start from."""
-        return self._infer(data.prepare(self, X, None, inputs, "infer"), batch_size, "infer")
-
-    def _infer(self, ds, batch_size, where):
-        batch_size = _checks.optional_positive_int(batch_size, "batch_size", where, "all samples at once")
-        outs = [self.run(b.X, False, b.inputs) for b in Batches(ds.X, None, ds.inputs, batch_size)]
-        return outs[0] if len(outs) == 1 else self.backend.xp.concat(outs, axis=0)
+        return inference.infer(self, X, batch_size, inputs)
 
     def evaluate(self, X, y, batch_size: int | None = INFERENCE_BATCH, **inputs) -> dict:
         """Loss and compiled metrics on (X, y) in inference mode: {"loss": ..., ...}."""
-        where = "evaluate"
-        data.require_compiled(self, where)
-        ds = data.prepare(self, X, y, inputs, where)
-        out = self._infer(ds, batch_size, where)
-        logs = {"loss": self.backend.to_float(self.loss.forward(out, ds.y))}
-        logs.update(self.compute_metrics(out, ds.y))
-        return logs
+        return inference.evaluate(self, X, y, batch_size, inputs)
 
     def predict(self, X, batch_size: int | None = INFERENCE_BATCH, **inputs):
         """Outputs as a NumPy array: probabilities for a model trained with a softmax or
         sigmoid cross-entropy on logits, the raw output otherwise."""
-        out = self._infer(data.prepare(self, X, None, inputs, "predict"), batch_size, "predict")
-        if self.loss is not None:
-            out = self.loss.predict(out)
-        return self.backend.to_numpy(out)
+        return inference.predict(self, X, batch_size, inputs)
 
     def predict_classes(self, X, batch_size: int | None = INFERENCE_BATCH, **inputs):
         """Class labels as a NumPy int64 array: argmax of the outputs, or output > 0.5 for

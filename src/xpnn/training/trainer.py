@@ -33,6 +33,7 @@ from .. import _checks
 from .. import callbacks as cb
 from . import data
 from .batches import INFERENCE_BATCH, Batches
+from .compiled import metric_values
 
 
 class EpochTotals:
@@ -177,7 +178,7 @@ class Trainer:
         nan = float("nan")  # an epoch whose batches were all skipped: the same keys, no numbers
         logs = {"loss": totals.loss_sum / totals.seen if totals.seen else nan}
         if model.metric_fns:
-            logs.update(model.compute_metrics(totals.outputs, totals.targets) if totals.outputs is not None
+            logs.update(metric_values(model, totals.outputs, totals.targets) if totals.outputs is not None
                         else {name: nan for name in model.metric_names})
         if validation is not None:
             found = model.evaluate(validation.X, validation.y, batch_size=eval_batch, **validation.inputs)

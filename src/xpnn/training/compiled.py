@@ -1,0 +1,29 @@
+"""What ``model.compile`` sets up for training and evaluation: the loss, the optimizer, the
+metrics and gradient clipping, each given as a name or an object, and the metrics'
+values for a model's outputs."""
+
+from __future__ import annotations
+
+from .. import _checks
+from ..losses import get_loss
+from ..metrics import get_metric
+from ..optimizers import get_optimizer
+
+
+def compile_model(model, loss="softmax_cross_entropy", optimizer="adam", metrics=(), clip_norm=None):
+    """Give ``model`` its loss, optimizer, metrics and clip norm; returns the model."""
+    model.loss = get_loss(loss)
+    model.optimizer = get_optimizer(optimizer)
+    if isinstance(metrics, str):
+        metrics = [metrics]
+    model.metric_names = [m if isinstance(m, str) else getattr(m, "__name__", "metric") for m in metrics]
+    model.metric_fns = [get_metric(m) for m in metrics]
+    model.clip_norm = None if clip_norm is None else _checks.positive_number(clip_norm, "clip_norm", "compile")
+    return model
+
+
+def metric_values(model, out, y) -> dict:
+    """The compiled metrics of outputs ``out`` against targets ``y``, as floats (the
+    outputs read through the loss's predict: probabilities for the cross-entropies)."""
+    scores = model.loss.predict(out)
+    return {name: float(fn(y, scores)) for name, fn in zip(model.metric_names, model.metric_fns)}

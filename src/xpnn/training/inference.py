@@ -1,0 +1,39 @@
+"""Inference: a model's outputs over data, in batches, keeping nothing (``training=False``):
+what ``infer``, ``evaluate`` and ``predict`` are."""
+
+from __future__ import annotations
+
+from .. import _checks
+from . import data
+from .batches import Batches
+from .compiled import metric_values
+
+
+def outputs(model, ds, batch_size, where: str):
+    """The raw outputs for the Dataset ``ds`` on the model's device, batch by batch."""
+    batch_size = _checks.optional_positive_int(batch_size, "batch_size", where, "all samples at once")
+    outs = [model.run(b.X, False, b.inputs) for b in Batches(ds.X, None, ds.inputs, batch_size)]
+    return outs[0] if len(outs) == 1 else model.backend.xp.concat(outs, axis=0)
+
+
+def infer(model, X, batch_size, inputs):
+    return outputs(model, data.prepare(model, X, None, inputs, "infer"), batch_size, "infer")
+
+
+def evaluate(model, X, y, batch_size, inputs) -> dict:
+    """{"loss": ..., metric: ...} on (X, y)."""
+    where = "evaluate"
+    data.require_compiled(model, where)
+    ds = data.prepare(model, X, y, inputs, where)
+    out = outputs(model, ds, batch_size, where)
+    logs = {"loss": model.backend.to_float(model.loss.forward(out, ds.y))}
+    logs.update(metric_values(model, out, ds.y))
+    return logs
+
+
+def predict(model, X, batch_size, inputs):
+    """The outputs as a NumPy array, through the loss's predict when compiled."""
+    out = outputs(model, data.prepare(model, X, None, inputs, "predict"), batch_size, "predict")
+    if model.loss is not None:
+        out = model.loss.predict(out)
+    return model.backend.to_numpy(out)
