@@ -377,3 +377,10 @@ def test_a_misspelled_argument_is_named_as_such():
         mlp("numpy").fit(X, y, epoch=3, verbose=0)
     with pytest.raises(ValueError, match="predict: unknown argument 'batchsize'"):
         mlp("numpy").predict(X, batchsize=3)
+
+
+def test_fit_takes_numpy_scalars_like_python_numbers():
+    X, y = blobs(n=16)
+    history = mlp("numpy").fit(X, y, epochs=np.int64(2), batch_size=np.int32(8), validation_split=np.float64(0.25),
+                               shuffle=np.bool_(False), verbose=0)
+    assert len(history.epoch) == 2 and "val_loss" in history.history
