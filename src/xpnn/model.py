@@ -35,7 +35,9 @@ class Sequential(Container):
             torch, 1 for cupy); None is the library's default.
 
     A Sequential nested in another keeps the weights it was built with (from its own seed)
-    and is bound to its parent's backend and generator.
+    and is bound to its parent's backend, generator and dtype. For building blocks whose
+    initial weights come from the outer model's seed, use ``xpnn.Container([...])``: it
+    builds nothing until the model that holds it is made.
     """
 
     def __init__(self, layers, backend=None, seed: int = 0, dtype="float32", device=None):
