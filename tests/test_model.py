@@ -540,6 +540,6 @@ def test_the_same_layer_object_twice_anywhere_in_the_tree_is_refused():
 
 def test_a_nested_sequential_follows_its_parents_dtype():
     inner = Sequential([Dense(3, 3)])
-    outer = Sequential([inner, Dense(3, 2)], dtype="float64")
+    Sequential([inner, Dense(3, 2)], dtype="float64")  # binding nests inner in float64
     assert inner.dtype_name == "float64" and inner.layers[0].params["W"].dtype == np.float64
     assert "float64" in inner.summary()

@@ -9,7 +9,7 @@ import pytest
 
 import xpnn
 from xpnn import Callback
-from xpnn.layers import (Dense, Embedding, MultiHeadSelfAttention, PositionalEncoding, ReLU, Residual, SequencePool,
+from xpnn.layers import (Dense, Embedding, PositionalEncoding, ReLU, Residual, SequencePool,
                          Tanh, TransformerEncoderBlock)
 from xpnn.training import Batches, Trainer, batches
 

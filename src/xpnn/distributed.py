@@ -46,6 +46,8 @@ MPI (``pip install mpich`` provides both the library and ``mpiexec``).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .callbacks import Callback
@@ -215,7 +217,7 @@ class DataParallel:
         off = 0
         for h in handles:
             a = h.value
-            size = _size(a.shape)
+            size = math.prod(a.shape)
             h.value = xp.astype(xp.reshape(flat[off:off + size], a.shape) * scale, a.dtype)
             off += size
 
@@ -273,7 +275,7 @@ class GradientAllreduce(Callback):
         if self._slots is None:  # offsets of each grad in the flat buffer, made once per fit
             self._slots, offset = [], 0
             for p in params:
-                size = _size(p.value.shape)
+                size = math.prod(p.value.shape)
                 self._slots.append((offset, size, tuple(p.value.shape)))
                 offset += size
             self._flat = xp.zeros((offset,), dtype=params[0].value.dtype, device=b.device)
@@ -311,10 +313,3 @@ def _root_only(callback) -> bool:
 def _rank_seed(seed: int, rank: int) -> int:
     """A per-rank generator seed, reproducible from the model seed (distinct from it)."""
     return (seed + 1) * 1_000_003 + rank
-
-
-def _size(shape) -> int:
-    size = 1
-    for d in shape:
-        size *= d
-    return size

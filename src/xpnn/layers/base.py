@@ -20,6 +20,8 @@ path ("1.0.W": child 1, its child 0, its W).
 
 from __future__ import annotations
 
+import math
+
 from ..backends import Backend, Generator, backend_of
 from ..param import Param
 
@@ -196,13 +198,7 @@ class Layer:
         return list(self.named_params().values())
 
     def count_params(self) -> int:
-        total = 0
-        for h in self.named_params().values():
-            size = 1
-            for d in h.value.shape:
-                size *= d
-            total += size
-        return total
+        return sum(math.prod(h.value.shape) for h in self.named_params().values())
 
     # ---- description (summary, save/load) -----------------------------------------------
 

@@ -29,6 +29,11 @@ class Batch:
         yield self.X
         yield self.y
 
+    def take(self, lo: int, hi: int) -> "Batch":
+        """Samples lo:hi of every array (views where the library has them)."""
+        return Batch(self.X[lo:hi, ...], None if self.y is None else self.y[lo:hi, ...],
+                     {k: v[lo:hi, ...] for k, v in self.inputs.items()}, hi - lo)
+
     def __repr__(self) -> str:
         return f"Batch(size={self.size}, inputs={sorted(self.inputs)})"
 
@@ -57,13 +62,13 @@ class Batches:
 
     def __iter__(self):
         X, y, inputs = self.X, self.y, self.inputs
+        whole = Batch(X, y, inputs, self.n)
         if self.shuffle:
             order, take = self.generator.permutation(self.n), backend_of(X).xp.take
         for b in range(len(self)):
             lo, hi = b * self.batch_size, min((b + 1) * self.batch_size, self.n)
             if not self.shuffle:  # plain slices: views, no copies
-                yield Batch(X[lo:hi, ...], None if y is None else y[lo:hi, ...],
-                            {k: v[lo:hi, ...] for k, v in inputs.items()}, hi - lo)
+                yield whole.take(lo, hi)
                 continue
             idx = order[lo:hi]
             yield Batch(take(X, idx, axis=0), None if y is None else take(y, idx, axis=0),

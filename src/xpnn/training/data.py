@@ -11,19 +11,7 @@ from __future__ import annotations
 
 import array_api_compat
 
-
-class Dataset:
-    """X, y (or None) and the per-sample forward inputs, on the model's device."""
-
-    __slots__ = ("X", "y", "inputs")
-
-    def __init__(self, X, y=None, inputs=None):
-        self.X, self.y, self.inputs = X, y, dict(inputs or {})
-
-    def take(self, lo: int, hi: int) -> "Dataset":
-        """Samples lo:hi of every array."""
-        return Dataset(self.X[lo:hi, ...], None if self.y is None else self.y[lo:hi, ...],
-                       {k: v[lo:hi, ...] for k, v in self.inputs.items()})
+from .batches import Batch
 
 
 def require_compiled(model, where: str) -> None:
@@ -87,18 +75,19 @@ def check_lengths(where: str, X, *named) -> None:
             raise ValueError(f"{where}: X has {X.shape[0]} samples but {argname} has {found}")
 
 
-def prepare(model, X, y, inputs, where: str, prefix: str = "") -> Dataset:
-    """Features, targets (None allowed) and forward inputs, checked and on the device."""
+def prepare(model, X, y, inputs, where: str, prefix: str = "") -> Batch:
+    """Features, targets (None allowed) and forward inputs, checked and on the device, as
+    one Batch of all the samples."""
     X = features(model, X, f"{prefix}X" if not prefix else f"{prefix}[0]", where)
     if y is not None:
         y = targets(model, y, f"{prefix}y" if not prefix else f"{prefix}[1]", where)
     inputs = forward_inputs(model, inputs, where, f"{prefix}inputs" if not prefix else f"{prefix}[2]")
     check_lengths(where, X, ("y" if not prefix else f"{prefix}[1]", y),
                   *((f"input {k!r}", v) for k, v in inputs.items()))
-    return Dataset(X, y, inputs)
+    return Batch(X, y, inputs)
 
 
-def split_off(train: Dataset, fraction: float, where: str):
+def split_off(train: Batch, fraction: float, where: str):
     """(train, validation): the last ``fraction`` of the samples held out, before any
     shuffling (as Keras does)."""
     n = train.X.shape[0]
@@ -110,7 +99,7 @@ def split_off(train: Dataset, fraction: float, where: str):
 
 
 def validation(model, validation_data, where: str):
-    """``(X_val, y_val)`` or ``(X_val, y_val, inputs_val)`` as a Dataset, or None."""
+    """``(X_val, y_val)`` or ``(X_val, y_val, inputs_val)`` as one Batch, or None."""
     if validation_data is None:
         return None
     if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):

@@ -10,7 +10,7 @@ from .compiled import metric_values
 
 
 def outputs(model, ds, batch_size, where: str):
-    """The raw outputs for the Dataset ``ds`` on the model's device, batch by batch."""
+    """The raw outputs for the samples of Batch ``ds`` on the model's device, batch by batch."""
     batch_size = _checks.optional_positive_int(batch_size, "batch_size", where, "all samples at once")
     outs = [model.run(b.X, False, b.inputs) for b in Batches(ds.X, None, ds.inputs, batch_size)]
     return outs[0] if len(outs) == 1 else model.backend.xp.concat(outs, axis=0)
