@@ -53,7 +53,6 @@ import numpy as np
 from .callbacks import Callback
 from .param import Param
 from .training import INFERENCE_BATCH, Trainer, data
-from .training.batches import Batch
 
 __all__ = ["DataParallel", "GradientAllreduce", "rank_backend", "require_mpi"]
 
@@ -257,12 +256,7 @@ class GradientAllreduce(Callback):
             return None
         start, stop = m * r // W, m * (r + 1) // W
         self.share = (stop - start) / m
-
-        def part(a):
-            return a[start:stop, ...]
-
-        return Batch(part(batch.X), None if batch.y is None else part(batch.y),
-                     {k: part(v) for k, v in batch.inputs.items()}, stop - start)
+        return batch.take(start, stop)  # only this part is gathered from the data
 
     def after_backward(self, params):
         """Params carrying the grad of this rank's mean loss -> the same params carrying the

@@ -17,25 +17,68 @@ INFERENCE_BATCH = 256
 
 class Batch:
     """One mini-batch: ``X``, ``y`` (or None), ``inputs`` (a dict of per-sample arrays for
-    forward, e.g. ``{"mask": ...}``) and ``size``. Unpacks as ``(X, y)``."""
+    forward, e.g. ``{"mask": ...}``) and ``size``. Unpacks as ``(X, y)``.
 
-    __slots__ = ("X", "y", "inputs", "size")
+    A batch is a view of some samples of the whole arrays (``index``: a slice or an index
+    array; None for all of them). Each array is cut from the whole one when first read,
+    so ``take`` (a hook keeping part of a batch: DataParallel's shard) copies only that
+    part, not the batch first.
+    """
 
-    def __init__(self, X, y=None, inputs=None, size=None):
-        self.X, self.y, self.inputs = X, y, inputs or {}
-        self.size = X.shape[0] if size is None else size
+    __slots__ = ("source", "index", "size", "_cut")
+
+    def __init__(self, X, y=None, inputs=None, size=None, index=None):
+        self.source = (X, y, inputs or {})
+        self.index = index
+        if size is None:
+            size = X.shape[0] if index is None else _length(index)
+        self.size = size
+        self._cut = {}
+
+    @property
+    def X(self):
+        return self._read("X", self.source[0])
+
+    @property
+    def y(self):
+        return None if self.source[1] is None else self._read("y", self.source[1])
+
+    @property
+    def inputs(self) -> dict:
+        return {k: self._read(k, v) for k, v in self.source[2].items()}
+
+    def _read(self, key, whole):
+        found = self._cut.get(key)
+        if found is None:
+            if self.index is None:
+                found = whole
+            elif isinstance(self.index, slice):  # a slice: a view, no copy
+                found = whole[self.index, ...]
+            else:
+                found = backend_of(whole).xp.take(whole, self.index, axis=0)
+            self._cut[key] = found
+        return found
+
+    def take(self, lo: int, hi: int) -> "Batch":
+        """Samples lo:hi of this batch, as a view of the same whole arrays."""
+        if self.index is None:
+            index = slice(lo, hi)
+        elif isinstance(self.index, slice):
+            index = slice(self.index.start + lo, self.index.start + hi)
+        else:
+            index = self.index[lo:hi]
+        return Batch(*self.source, size=hi - lo, index=index)
 
     def __iter__(self):
         yield self.X
         yield self.y
 
-    def take(self, lo: int, hi: int) -> "Batch":
-        """Samples lo:hi of every array (views where the library has them)."""
-        return Batch(self.X[lo:hi, ...], None if self.y is None else self.y[lo:hi, ...],
-                     {k: v[lo:hi, ...] for k, v in self.inputs.items()}, hi - lo)
-
     def __repr__(self) -> str:
-        return f"Batch(size={self.size}, inputs={sorted(self.inputs)})"
+        return f"Batch(size={self.size}, inputs={sorted(self.source[2])})"
+
+
+def _length(index) -> int:
+    return index.stop - index.start if isinstance(index, slice) else index.shape[0]
 
 
 class Batches:
@@ -61,18 +104,11 @@ class Batches:
         return full + (1 if rest and not self.drop_last else 0)
 
     def __iter__(self):
-        X, y, inputs = self.X, self.y, self.inputs
-        whole = Batch(X, y, inputs, self.n)
-        if self.shuffle:
-            order, take = self.generator.permutation(self.n), backend_of(X).xp.take
+        order = self.generator.permutation(self.n) if self.shuffle else None
         for b in range(len(self)):
             lo, hi = b * self.batch_size, min((b + 1) * self.batch_size, self.n)
-            if not self.shuffle:  # plain slices: views, no copies
-                yield whole.take(lo, hi)
-                continue
-            idx = order[lo:hi]
-            yield Batch(take(X, idx, axis=0), None if y is None else take(y, idx, axis=0),
-                        {k: take(v, idx, axis=0) for k, v in inputs.items()}, hi - lo)
+            index = slice(lo, hi) if order is None else order[lo:hi]  # a slice: views, no copies
+            yield Batch(self.X, self.y, self.inputs, hi - lo, index)
 
 
 def batches(X, y=None, batch_size: int = 32, shuffle: bool = False, seed: int = 0, drop_last: bool = False,
