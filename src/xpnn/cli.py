@@ -1,28 +1,44 @@
 """The ``xpnn`` command: train, evaluate, predict, info.
 
-Bad input gets one line on stderr and exit code 2, never a traceback.
+Bad input gets one line on stderr and exit code 2, never a traceback; Ctrl-C exits with
+130. During ``xpnn train`` the first Ctrl-C stops training after the current batch and the
+run is still saved; a second one quits at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import io
+import itertools
 import json
 import os
+import signal
 import sys
+import threading
 import time
 
 import numpy as np
 
+from .callbacks import Callback
+
 DATASETS = ("digits", "fashion-mnist", "mnist")
+MAX_CLASSES = 10_000  # a CSV label of 1e6 would otherwise build a million-output model
+# What a run writes to its folder: --out refuses a folder holding any of them (--force replaces them)
+RUN_FILES = ("model.safetensors", "metrics.json", "history.csv", "model.onnx", "curves.png", "confusion_matrix.png")
+EXIT_INTERRUPTED = 130  # the shell's code for a process ended by SIGINT
+MEMORY_HINTS = {"train": "try a smaller --batch-size, --hidden or data set",
+                "predict": "try fewer inputs at a time", "evaluate": "try a smaller data set"}
 
 
 class UsageError(Exception):
     """Bad input from the user: reported as one line, exit code 2."""
 
 
-def _load_data(name, data_home=None, flatten=True):
-    """((X_train, y_train), (X_test, y_test)) for a data set name or a CSV path."""
+def _load_data(name, data_home=None, flatten=True, max_classes=None):
+    """((X_train, y_train), (X_test, y_test)) for a data set name or a CSV path; a CSV
+    label that would make more than ``max_classes`` classes is an error naming its line."""
     from . import datasets
 
     if name == "digits":
@@ -32,9 +48,15 @@ def _load_data(name, data_home=None, flatten=True):
     if name == "mnist":
         return datasets.load_mnist(data_home=data_home, flatten=flatten)
     if name.lower().endswith(".csv"):
+        from .datasets.loaders import load_labelled_csv
         from .preprocessing import train_test_split
 
-        X, y = datasets.load_csv(name)
+        X, y, lines = load_labelled_csv(name)
+        too_big = np.flatnonzero(y >= max_classes) if max_classes is not None else []
+        if len(too_big):
+            i = int(too_big[0])
+            raise UsageError(f"{name}, line {lines[i]}: label {y[i]} would make {y[i] + 1:,} classes; xpnn train "
+                             f"supports at most {max_classes:,} (labels 0 to {max_classes - 1:,})")
         X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, seed=0)
         return (X_train, y_train), (X_test, y_test)
     raise UsageError(f"--data must be one of {', '.join(DATASETS)} or a path ending in .csv, found {name!r}")
@@ -55,6 +77,7 @@ def _build_model(args, sample_shape, n_classes):
 
 def cmd_train(args) -> int:
     from .callbacks import CSVLogger
+    from .io import atomic_write
     from .metrics import confusion_matrix
 
     for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size)):
@@ -72,30 +95,40 @@ def cmd_train(args) -> int:
         try:
             from .distributed import DataParallel, rank_backend, require_mpi
 
-            require_mpi()  # mpi4py present, MPI started
+            root = require_mpi().COMM_WORLD.Get_rank() == 0  # mpi4py present, MPI started
             args.backend = rank_backend(args.backend, device=args.device)  # on GPUs: one per rank of a node
         except ImportError as exc:
             raise UsageError(str(exc)) from None
-    (X_train, y_train), (X_test, y_test) = _load_data(args.data, args.data_home, flatten=args.model == "mlp")
+    if root:
+        _refuse_previous_run(args)  # before the work, not after
+    (X_train, y_train), (X_test, y_test) = _load_data(args.data, args.data_home, flatten=args.model == "mlp",
+                                                      max_classes=MAX_CLASSES)
     n_classes = int(max(y_train.max(), y_test.max())) + 1
-    out = args.out or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
     model = _build_model(args, X_train.shape[1:], n_classes)
     model.compile("softmax_cross_entropy", _optimizer(args), metrics=["accuracy"])
+    out = _make_out(args) if root else None
     if args.distributed:
         parallel = DataParallel(model)
-        root = parallel.is_root
-        out = parallel.comm.bcast(out, root=0)  # the timestamp of rank 0
+        out = parallel.comm.bcast(out, root=0)  # the folder rank 0 made
         args.verbose = args.verbose if root else 0
     if root:
-        os.makedirs(out, exist_ok=True)
+        _warn_missing_classes(args.data, n_classes, y_train, y_test)
     if args.verbose:
         print(f"xpnn: {args.data}: {X_train.shape[0]} training and {X_test.shape[0]} test samples, "
               f"{n_classes} classes; {model.count_params():,} params on backend {model.backend}")
+    # Not under MPI: the ranks could stop at different batches and wait in mismatched
+    # collectives. signal.signal works only in the main thread.
+    stopper = None
+    if not args.distributed and threading.current_thread() is threading.main_thread():
+        stopper = _StopOnInterrupt(model)
     start = time.perf_counter()
-    history = (parallel or model).fit(X_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
-                                      validation_split=args.validation_split, verbose=args.verbose,
-                                      callbacks=[CSVLogger(os.path.join(out, "history.csv"))])
+    with stopper or contextlib.nullcontext():
+        history = (parallel or model).fit(X_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
+                                          validation_split=args.validation_split, verbose=args.verbose,
+                                          callbacks=[CSVLogger(os.path.join(out, "history.csv")),
+                                                     *([stopper] if stopper else [])])
     seconds = time.perf_counter() - start
+    interrupted = bool(stopper and stopper.requested)
     test = model.evaluate(X_test, y_test)
     if not root:  # every rank holds the same model: rank 0 writes it
         return 0
@@ -104,9 +137,8 @@ def cmd_train(args) -> int:
                "seconds": round(seconds, 3), "backend": model.backend.name, "seed": args.seed,
                "data": args.data, "model": args.model, "hidden": args.hidden, "batch_size": args.batch_size,
                "optimizer": args.optimizer, "lr": args.lr, "params": model.count_params(),
-               "world_size": parallel.world_size if parallel else 1}
-    with open(os.path.join(out, "metrics.json"), "w") as fh:
-        json.dump(metrics, fh, indent=2)
+               "world_size": parallel.world_size if parallel else 1, "interrupted": interrupted}
+    atomic_write(os.path.join(out, "metrics.json"), json.dumps(metrics, indent=2).encode())
     written = ["model.safetensors", "history.csv", "metrics.json"]
     if args.export_onnx:  # outputs class probabilities, as xpnn predict does
         from .onnx import export
@@ -130,7 +162,91 @@ def cmd_train(args) -> int:
     print(f"test accuracy {test['accuracy']:.4f}, test loss {test['loss']:.4f}, "
           f"{model.epochs_trained} epochs in {seconds:.1f} s on {model.backend}")
     print(f"wrote {', '.join(written)} to {out}")
+    if interrupted:
+        print(f"xpnn train: interrupted after {model.epochs_trained} of {args.epochs} epochs; "
+              f"the model as it was is in {out}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
+
+
+def _previous_run(folder) -> list:
+    """The files of an earlier run in ``folder`` (none if it is missing or not a folder)."""
+    if not os.path.isdir(folder):
+        return []
+    return [name for name in RUN_FILES if os.path.lexists(os.path.join(folder, name))]
+
+
+def _refuse_previous_run(args) -> None:
+    """--out must not mix a new run with an old one (an old model beside a new history)."""
+    found = _previous_run(args.out) if args.out else []
+    if found and not args.force:
+        raise UsageError(f"--out {args.out} already holds a previous run ({', '.join(found)}); "
+                         f"choose another folder, or pass --force to replace that run")
+
+
+def _make_out(args) -> str:
+    """The run's folder, made now: --out (emptied of an old run's files, with --force), or
+    a new runs/<timestamp>."""
+    if not args.out:
+        return _new_run_folder("runs")
+    _refuse_previous_run(args)
+    os.makedirs(args.out, exist_ok=True)
+    for name in _previous_run(args.out):  # --force: no file of the old run stays beside the new ones
+        os.remove(os.path.join(args.out, name))
+    return args.out
+
+
+def _new_run_folder(parent, stamp=None) -> str:
+    """``parent/<stamp>``, or ``<stamp>-2``, ``-3``, ... if taken: made with os.mkdir, which
+    fails if the folder exists, so two runs started in the same second get one each."""
+    stamp = stamp or time.strftime("%Y%m%d-%H%M%S")
+    os.makedirs(parent, exist_ok=True)
+    for n in itertools.count(1):
+        path = os.path.join(parent, stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            continue
+        return path
+
+
+def _warn_missing_classes(data, n_classes, *labels) -> None:
+    """Classes no sample has still get an output: say so (labels 0, 1, 5 make 6 classes)."""
+    missing = np.setdiff1d(np.arange(n_classes), np.concatenate(labels))
+    if missing.size:
+        shown = ", ".join(str(c) for c in missing[:5]) + (f" and {missing.size - 5} more" if missing.size > 5 else "")
+        print(f"xpnn train: warning: {data}: no sample has label {shown}; the model has {n_classes} outputs "
+              f"anyway (labels 0 to {n_classes - 1})", file=sys.stderr)
+
+
+class _StopOnInterrupt(Callback):
+    """Around fit: the first Ctrl-C (SIGINT) asks training to stop after the current batch;
+    a second one raises KeyboardInterrupt at once. The previous handler is restored after.
+
+    Also fit's callback: fit sets ``model.stop_training = False`` as it starts, so a Ctrl-C
+    that came before is applied again once training begins."""
+
+    def __init__(self, model):
+        self.model, self.requested = model, False
+
+    def __enter__(self):
+        self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc_info):
+        signal.signal(signal.SIGINT, self.previous)
+
+    def on_train_begin(self):
+        if self.requested:
+            self.model.stop_training = True
+
+    def _handle(self, signum, frame):
+        self.requested = True
+        self.model.stop_training = True  # the Trainer checks it after every batch
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        # stderr: the progress bar writes stdout, which this handler may have interrupted
+        print("xpnn train: stopping after this batch; the model will be saved (Ctrl-C again to quit now, "
+              "saving nothing)", file=sys.stderr, flush=True)
 
 
 def _optimizer(args):
@@ -158,46 +274,44 @@ def _read_inputs(path):
             X = np.load(path, allow_pickle=False)
         except ValueError as exc:  # an object array (pickled) or a damaged file
             raise UsageError(f"{path}: {exc}") from None
-    elif path.endswith(".csv"):
-        X = _read_feature_csv(path)
-    else:
-        raise UsageError(f"INPUT must be a .csv or .npy file, found {path!r}")
-    return np.asarray(X, dtype=np.float32)
+        X = np.asarray(X, dtype=np.float32)
+        bad = np.argwhere(~np.isfinite(X))  # row-major: the first bad sample first
+        if len(bad):
+            where = f"sample {bad[0][0]} (counting from 0)" if X.ndim else "the value"
+            raise UsageError(f"{path}: {where} holds NaN or inf; expected finite numbers")
+        return X
+    if path.endswith(".csv"):
+        return _read_feature_csv(path)
+    raise UsageError(f"INPUT must be a .csv or .npy file, found {path!r}")
 
 
 def _read_feature_csv(path):
-    """Features only (no label column): float32 (n, columns). A first row with a
-    non-numeric cell is a header; blank lines are skipped; a bad row is named by its line."""
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        rows = [(i, row) for i, row in enumerate(csv.reader(fh), start=1) if any(c.strip() for c in row)]
-    if rows and not all(_is_number(c) for c in rows[0][1]):
-        rows = rows[1:]
-    if not rows:
-        raise UsageError(f"{path}: no data rows")
-    width, first = len(rows[0][1]), rows[0][0]
-    X = np.empty((len(rows), width), dtype=np.float32)
-    for k, (lineno, row) in enumerate(rows):
-        if len(row) != width:
-            raise UsageError(f"{path}, line {lineno}: expected {width} comma-separated values (like line {first}), "
-                             f"found {len(row)}")
-        for col, cell in enumerate(row, start=1):
-            if not _is_number(cell) or not np.isfinite(float(cell)):
-                raise UsageError(f"{path}, line {lineno}, column {col}: expected a finite number, found {cell!r}")
-        X[k] = [float(c) for c in row]
-    return X
+    """Features only (no label column): float32 (n, columns), read as ``xpnn train`` reads
+    a CSV (a first row without numbers is a header; errors name the line)."""
+    from .datasets.loaders import read_numeric_csv
+
+    table, _ = read_numeric_csv(path)
+    return table.astype(np.float32)
 
 
-def _is_number(cell) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
+def _check_predict_out(args) -> None:
+    """--out must not overwrite the input or the model, nor another file without --force."""
+    out = args.out
+    if not os.path.exists(out):
+        return
+    for what, path in (("INPUT", args.input), ("MODEL", args.model_path)):
+        if os.path.exists(path) and os.path.samefile(out, path):
+            raise UsageError(f"--out {out} is the {what} file {path}; writing the predictions there would "
+                             f"destroy it: choose another file")
+    if not args.force:
+        raise UsageError(f"--out {out} already exists; choose another file, or pass --force to overwrite it")
 
 
 def cmd_predict(args) -> int:
-    from .io import load
+    from .io import atomic_write, load
 
+    if args.out:
+        _check_predict_out(args)  # before the work, not after
     model = load(args.model_path, backend=args.backend)
     X = _read_inputs(args.input)
     probs = model.predict(X)
@@ -205,10 +319,11 @@ def cmd_predict(args) -> int:
     rows = [[int(label), *[f"{p:.6f}" for p in np.atleast_1d(row)]] for label, row in zip(labels, probs)]
     header = ["label", *[f"p{i}" for i in range(probs.shape[1] if probs.ndim == 2 else 1)]]
     if args.out:
-        with open(args.out, "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(header)
-            writer.writerows(rows)
+        text = io.StringIO(newline="")
+        writer = csv.writer(text)
+        writer.writerow(header)
+        writer.writerows(rows)
+        atomic_write(args.out, text.getvalue().encode("utf-8"))  # never half a file
         print(f"wrote {len(rows)} predictions to {args.out}")
     else:
         writer = csv.writer(sys.stdout)
@@ -250,7 +365,9 @@ def _parser():
     t.add_argument("--device", default=None, help='the backend\'s device: "cuda", "cuda:1", "mps", "cpu" '
                                                   "(default: the library's default)")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--out", default=None, help="output folder (default runs/<timestamp>)")
+    t.add_argument("--out", default=None, help="output folder (default: a new runs/<timestamp>); "
+                                               "one holding a previous run is refused without --force")
+    t.add_argument("--force", action="store_true", help="replace the previous run in --out (its files are deleted)")
     t.add_argument("--verbose", type=int, default=1)
     t.add_argument("--export-onnx", action="store_true",
                    help="also write model.onnx (outputs class probabilities; needs the onnx package)")
@@ -270,7 +387,9 @@ def _parser():
     r = sub.add_parser("predict", help="class probabilities and labels for inputs in a .csv or .npy file")
     r.add_argument("model_path")
     r.add_argument("input")
-    r.add_argument("--out", default=None, help="write predictions to this CSV (default: stdout)")
+    r.add_argument("--out", default=None, help="write predictions to this CSV (default: stdout); an existing "
+                                               "file is refused without --force")
+    r.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     r.add_argument("--backend", default=None)
     r.add_argument("--device", default=None)
     r.set_defaults(func=cmd_predict)
@@ -289,10 +408,20 @@ def main(argv=None) -> int:
             args.backend = get_backend(args.backend, args.device)  # a bad name or device fails before any work
         return args.func(args)
     except (UsageError, ValueError, TypeError, OSError, RuntimeError, KeyError) as exc:
-        print(f"xpnn {args.command}: error: {exc}", file=sys.stderr)
-        if getattr(args, "distributed", False):
-            _abort_other_ranks(2)
-        return 2
+        return _fail(args, str(exc), 2)
+    except MemoryError as exc:  # NumPy's says how much it tried to allocate
+        detail = f" ({exc})" if str(exc) else ""
+        return _fail(args, f"out of memory{detail}; {MEMORY_HINTS.get(args.command, 'try a smaller input')}", 2)
+    except KeyboardInterrupt:  # a second Ctrl-C in train, or any in the other commands
+        return _fail(args, "interrupted (Ctrl-C)", EXIT_INTERRUPTED, "")
+
+
+def _fail(args, message: str, code: int, kind: str = "error: ") -> int:
+    """One line on stderr, and the exit code; under MPI, end the other ranks too."""
+    print(f"xpnn {args.command}: {kind}{message}", file=sys.stderr)
+    if getattr(args, "distributed", False):
+        _abort_other_ranks(code)
+    return code
 
 
 def _abort_other_ranks(code: int) -> None:

@@ -68,6 +68,11 @@ def load_digits(flatten: bool = False):
 
 # ---- CSV ---------------------------------------------------------------------------------
 
+# Labels above this are refused: float64 holds every integer exactly only up to 2**53, and
+# int64 overflows (to -2**63) near 9.2e18.
+MAX_LABEL = 2**53
+
+
 def _is_number(cell: str) -> bool:
     try:
         float(cell)
@@ -76,52 +81,45 @@ def _is_number(cell: str) -> bool:
     return True
 
 
-def _scan_csv(name: str, lines: list[str], skip_header: bool) -> np.ndarray:
+def _number(name: str, lineno: int, col: int, cell: str) -> float:
+    """The finite float in ``cell``, or a ValueError naming the file, line, column and cell."""
+    try:
+        value = float(cell)
+    except ValueError:
+        found = "an empty cell" if not cell.strip() else repr(cell)
+        raise ValueError(f"{name}, line {lineno}, column {col}: expected a number, found {found}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{name}, line {lineno}, column {col}: expected a finite number, found {cell!r}")
+    return value
+
+
+def _scan_csv(name: str, rows: list[tuple[int, str]]) -> np.ndarray:
     """Parse with the csv module (handles quoted cells), raising ValueError at the first bad row.
 
     The slow path: used when NumPy's fast parser fails, to name the line to blame.
     """
     table = []
-    width = None
-    first_line = None
-    for lineno, row in enumerate(csv.reader(lines), start=1):
-        if not row or (len(row) == 1 and not row[0].strip()):
-            continue  # blank line (skipped by the fast path too)
-        if skip_header:
-            skip_header = False
-            continue
+    width = first_line = None
+    for lineno, line in rows:
+        row = next(csv.reader([line]))
         if width is None:
             width, first_line = len(row), lineno
         elif len(row) != width:
             raise ValueError(f"{name}, line {lineno}: expected {width} comma-separated values "
                              f"(like line {first_line}), found {len(row)}")
-        for col, cell in enumerate(row, start=1):
-            try:
-                value = float(cell)
-            except ValueError:
-                found = "an empty cell" if not cell.strip() else repr(cell)
-                raise ValueError(f"{name}, line {lineno}, column {col}: expected a number, found {found}") from None
-            if not math.isfinite(value):
-                raise ValueError(f"{name}, line {lineno}, column {col}: expected a finite number, found {cell!r}")
-        table.append([float(cell) for cell in row])
+        table.append([_number(name, lineno, col, cell) for col, cell in enumerate(row, start=1)])
     return np.array(table, dtype=np.float64).reshape(len(table), width or 0)
 
 
-def load_csv(path, label_column: int = -1):
-    """Read a numeric CSV file: one sample per line, one column of integer class labels.
+def read_numeric_csv(path) -> tuple[np.ndarray, np.ndarray]:
+    """``(table, lines)``: every cell of a numeric CSV file as float64 (rows, columns), and
+    the file's line number (from 1) of each row, for error messages.
 
-    A first row with any non-numeric cell is taken as a header and skipped. Blank lines
-    are ignored. Cells are separated by commas.
-
-    path: the file. label_column: index of the label column (Python-style, so -1 is the
-        last column).
-
-    Returns ``(X, y)``: X float32 (n, columns - 1), y int64 (n,). The caller splits.
-
-    Raises ValueError naming the file, the line and what was found for ragged rows,
-    non-numeric or non-finite cells, and labels that are not non-negative integers.
+    Blank lines are skipped. The first row is a header (skipped) only if none of its cells
+    is a number; a first row mixing numbers and text is an error, not a header, so that a
+    typo in the first sample does not silently drop it. Raises ValueError naming the file,
+    the line and what was found for ragged rows and non-numeric or non-finite cells.
     """
-    label_column = integer(label_column, "label_column", "load_csv")
     name = os.fspath(path)
     with open(path, newline="", encoding="utf-8-sig") as f:  # utf-8-sig: skip a BOM from Excel
         lines = f.read().splitlines()
@@ -129,21 +127,40 @@ def load_csv(path, label_column: int = -1):
     rows = [(i, line) for i, line in enumerate(lines, start=1) if line.strip()]
     if not rows:
         raise ValueError(f"{name}: no data (the file is empty)")
-    first = next(csv.reader([rows[0][1]]))
-    has_header = not all(_is_number(cell) for cell in first)
-    if has_header and len(rows) == 1:
-        raise ValueError(f"{name}: no data rows after the header on line {rows[0][0]}")
+    first_line, first = rows[0][0], next(csv.reader([rows[0][1]]))
+    numeric = [_is_number(cell) for cell in first]
+    has_header = not any(numeric)
+    if not has_header and not all(numeric):
+        col = numeric.index(False) + 1
+        cell = first[col - 1]
+        found = "an empty cell" if not cell.strip() else f"{cell!r} (a header row must have no numbers in it)"
+        raise ValueError(f"{name}, line {first_line}, column {col}: expected a number, found {found}")
+    if has_header:
+        rows = rows[1:]
+        if not rows:
+            raise ValueError(f"{name}: no data rows after the header on line {first_line}")
 
     # Fast path: NumPy's C parser. On any problem the slow scan finds the line to blame.
-    data_lines = [line for _, line in rows[1:]] if has_header else [line for _, line in rows]
     try:
-        table = np.loadtxt(data_lines, delimiter=",", dtype=np.float64, ndmin=2, comments=None)
+        table = np.loadtxt([line for _, line in rows], delimiter=",", dtype=np.float64, ndmin=2, comments=None)
         ok = bool(np.isfinite(table).all())
     except ValueError:
         ok = False
     if not ok:
-        table = _scan_csv(name, lines, has_header)
+        table = _scan_csv(name, rows)
+    return table, np.array([i for i, _ in rows], dtype=np.int64)
 
+
+def _show(value: float) -> str:
+    """A label as the user wrote it, near enough: 7, 2.5, 1e+300."""
+    return str(int(value)) if value.is_integer() and abs(value) < 1e16 else f"{value:g}"
+
+
+def load_labelled_csv(path, label_column: int = -1):
+    """``(X, y, lines)``: :func:`load_csv` plus the file's line number of each sample."""
+    label_column = integer(label_column, "label_column", "load_csv")
+    name = os.fspath(path)
+    table, lines = read_numeric_csv(path)
     n_cols = table.shape[1]
     if n_cols < 2:
         raise ValueError(f"{name}: expected at least 2 comma-separated columns (features and a label), "
@@ -153,12 +170,34 @@ def load_csv(path, label_column: int = -1):
                          f"columns, found {label_column}")
     col = label_column % n_cols
 
+    # checked as floats, converted only once in range: 1e300 must not become -2**63
     y_float = table[:, col]
-    bad = np.flatnonzero((y_float != np.round(y_float)) | (y_float < 0))
+    bad = np.flatnonzero((y_float != np.floor(y_float)) | (y_float < 0) | (y_float >= MAX_LABEL))
     if bad.size:
         i = int(bad[0])
-        lineno = rows[i + int(has_header)][0]
-        raise ValueError(f"{name}, line {lineno}, column {col + 1}: labels must be non-negative integers, "
-                         f"found {y_float[i]:g}")
+        value = float(y_float[i])
+        too_big = " (too large: labels must be below 2**53)" if value >= MAX_LABEL else ""
+        raise ValueError(f"{name}, line {lines[i]}, column {col + 1}: labels must be non-negative integers, "
+                         f"found {_show(value)}{too_big}")
     X = np.delete(table, col, axis=1).astype(np.float32)
-    return X, y_float.astype(np.int64)
+    return X, y_float.astype(np.int64), lines
+
+
+def load_csv(path, label_column: int = -1):
+    """Read a numeric CSV file: one sample per line, one column of integer class labels.
+
+    The first row is a header (skipped) if none of its cells is a number; a first row
+    mixing numbers and text is an error. Blank lines are ignored. Cells are separated by
+    commas.
+
+    path: the file. label_column: index of the label column (Python-style, so -1 is the
+        last column).
+
+    Returns ``(X, y)``: X float32 (n, columns - 1), y int64 (n,). The caller splits.
+
+    Raises ValueError naming the file, the line and what was found for ragged rows,
+    non-numeric or non-finite cells, and labels that are not non-negative integers
+    (below 2**53).
+    """
+    X, y, _ = load_labelled_csv(path, label_column)
+    return X, y
