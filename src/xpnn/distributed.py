@@ -116,7 +116,8 @@ class DataParallel:
 
     def fit(self, X, y, epochs: int = 1, batch_size: int | None = 32, shuffle: bool = True,
             validation_split: float = 0.0, validation_data=None, callbacks=(), initial_epoch: int = 0,
-            verbose: int = 1, check_labels: bool = True, **inputs):
+            verbose: int = 1, check_labels: bool = True, drop_last: bool = False, allow_nonfinite: bool = False,
+            **inputs):
         """``model.fit`` with every global batch of ``batch_size`` samples split over the
         ranks (see the module docstring). Every rank passes the same full ``X, y``.
         Returns the History (the same on every rank)."""
@@ -142,7 +143,7 @@ class DataParallel:
         try:
             trainer = Trainer(model, callbacks, hooks=[reducer], check_labels=check_labels, verbose=verbose)
             history = trainer.fit(X, y, epochs, batch_size, shuffle, validation_split, validation_data,
-                                  initial_epoch, inputs)
+                                  initial_epoch, inputs, drop_last, allow_nonfinite)
         finally:
             self._bind_layers(model.generator)
         self.sync_buffers()  # also when training stopped in mid-epoch
@@ -154,12 +155,13 @@ class DataParallel:
         for layer in model.children():
             layer.bind(model.backend, generator, model.dtype)
 
-    def evaluate(self, X, y, batch_size: int | None = INFERENCE_BATCH, **inputs) -> dict:
+    def evaluate(self, X, y, batch_size: int | None = INFERENCE_BATCH, allow_nonfinite: bool = False,
+                 **inputs) -> dict:
         """``model.evaluate`` (the weights are the same on every rank, so is the result)."""
-        return self.model.evaluate(X, y, batch_size=batch_size, **inputs)
+        return self.model.evaluate(X, y, batch_size, allow_nonfinite, **inputs)
 
-    def predict(self, X, batch_size: int | None = INFERENCE_BATCH, **inputs):
-        return self.model.predict(X, batch_size=batch_size, **inputs)
+    def predict(self, X, batch_size: int | None = INFERENCE_BATCH, allow_nonfinite: bool = False, **inputs):
+        return self.model.predict(X, batch_size, allow_nonfinite, **inputs)
 
     def save(self, path, epoch=None) -> None:
         """Save the model from rank 0 only (every rank holds the same weights)."""

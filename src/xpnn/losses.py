@@ -180,6 +180,29 @@ class Loss:
             raise ValueError(f"{self._where()}: labels must be integers in [0, {num_classes}), "
                              f"found {int(labels[i])} at index {i}")
 
+    def check_targets(self, target, num_outputs: int) -> None:
+        """Raise a clear ValueError if ``target`` (the whole target array, on the device)
+        cannot be meant for this loss with a model of ``num_outputs`` outputs.
+
+        fit and evaluate call it once, not per batch (each check is a host sync). Here:
+        nothing to check (regression targets may be any finite number); the classification
+        losses override it.
+        """
+
+    def _check_unit_interval(self, target, what: str, hint: str = "") -> None:
+        """Every value of target in [0, 1], else a ValueError naming the first one outside."""
+        xp = backend_of(target).xp
+        if not xp.isdtype(target.dtype, "real floating"):
+            target = xp.astype(target, xp.float64 if xp.isdtype(target.dtype, "integral") else xp.float32)
+        inside = (target >= 0.0) & (target <= 1.0)
+        if bool(xp.all(inside)):
+            return
+        flat = xp.reshape(inside, (-1,))
+        k = int(xp.argmax(xp.astype(~flat, xp.int8)))  # the first value outside
+        value = backend_of(target).to_float(xp.reshape(target, (-1,))[k])
+        row = k // (math.prod(target.shape[1:]) or 1)
+        raise ValueError(f"{type(self).__name__}: {what} must be in [0, 1], found {value:g} in sample {row}{hint}")
+
     def _get_saved(self):
         if self._saved is None:
             raise RuntimeError(f"{self._where('backward')} called before forward")
@@ -261,10 +284,18 @@ class Huber(Loss):
 # ---- binary classification -----------------------------------------------------------------
 
 
-class BinaryCrossEntropy(Loss):
+class _BinaryLoss(Loss):
+    """Base of the binary cross-entropies: targets are 0/1 labels or probabilities."""
+
+    def check_targets(self, target, num_outputs: int) -> None:
+        self._check_unit_interval(target, "targets (0/1 labels or probabilities)",
+                                  "; for class labels 0..C-1 use softmax_cross_entropy with one output per class")
+
+
+class BinaryCrossEntropy(_BinaryLoss):
     """Binary cross-entropy on probabilities p (e.g. after a Sigmoid layer):
-    mean(-(y log p + (1 - y) log(1 - p))), target y in [0, 1] (not checked: that would
-    cost a host sync every batch).
+    mean(-(y log p + (1 - y) log(1 - p))), target y in [0, 1] (checked once per fit and
+    evaluate by ``check_targets``, not in forward: that would cost a host sync every batch).
 
     p is clipped to [eps, 1 - eps] so neither log sees 0. Backward: (p - y) / (p (1 - p)) / n,
     with the clipped p in the denominator. Beyond the clip the forward is flat, but the
@@ -298,7 +329,7 @@ class BinaryCrossEntropy(Loss):
         return {"eps": self.eps}
 
 
-class BCEWithLogits(Loss):
+class BCEWithLogits(_BinaryLoss):
     """Binary cross-entropy on logits x (raw scores, no Sigmoid layer), fused and stable.
 
     The loss -(y log s(x) + (1 - y) log(1 - s(x))) with s the sigmoid simplifies to
@@ -328,7 +359,19 @@ class BCEWithLogits(Loss):
 # ---- multi-class classification ------------------------------------------------------------
 
 
-class SoftmaxCrossEntropy(Loss):
+class _ClassLoss(Loss):
+    """Base of the cross-entropies: targets are labels (n,) in [0, C) or rows (n, C) in [0, 1]."""
+
+    accepts_labels = True
+
+    def check_targets(self, target, num_outputs: int) -> None:
+        if target.ndim == 1:
+            self.check_labels(target, num_outputs)
+        else:
+            self._check_unit_interval(target, "target rows (one-hot or class probabilities)")
+
+
+class SoftmaxCrossEntropy(_ClassLoss):
     """Softmax and cross-entropy fused, on logits (no Softmax layer before it).
 
     pred: logits (batch, C). target: integer labels (batch,) or probability rows
@@ -346,7 +389,6 @@ class SoftmaxCrossEntropy(Loss):
     """
 
     name = "softmax_cross_entropy"
-    accepts_labels = True
 
     def __init__(self, label_smoothing: float = 0.0):
         super().__init__()
@@ -382,7 +424,7 @@ class SoftmaxCrossEntropy(Loss):
         return {"label_smoothing": self.label_smoothing}
 
 
-class CrossEntropy(Loss):
+class CrossEntropy(_ClassLoss):
     """Classic cross-entropy on probabilities p (e.g. after a Softmax layer):
     -sum(T * log p) / batch.
 
@@ -394,7 +436,6 @@ class CrossEntropy(Loss):
     """
 
     name = "cross_entropy"
-    accepts_labels = True
 
     def __init__(self, eps: float = 1e-7):
         super().__init__()

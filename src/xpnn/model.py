@@ -136,7 +136,8 @@ class Sequential(Container):
 
     def fit(self, X, y, epochs: int = 1, batch_size: int | None = 32, shuffle: bool = True,
             validation_split: float = 0.0, validation_data=None, callbacks=(), initial_epoch: int = 0,
-            verbose: int = 1, check_labels: bool = True, **inputs):
+            verbose: int = 1, check_labels: bool = True, drop_last: bool = False, allow_nonfinite: bool = False,
+            **inputs):
         """Train for ``epochs - initial_epoch`` epochs; returns a History.
 
         X: (n, ...) NumPy or backend array; y: (n,) integer labels or (n, k) targets.
@@ -144,31 +145,40 @@ class Sequential(Container):
         anything between is mini-batch: the same loop. ``inputs``: per-sample keyword
         inputs of forward such as ``mask=M`` (n, seq), batched and shuffled with X.
         validation_data: (X_val, y_val) or (X_val, y_val, {"mask": M_val}).
-        check_labels: range-check integer labels once, on the device, before training
-            (one host sync per fit rather than one per batch); False skips it.
+        check_labels: check the targets once, on the device, before training (labels in
+            [0, classes), binary targets in [0, 1]; one host sync per fit rather than one
+            per batch); False skips it.
+        drop_last: skip each epoch's last batch when it is smaller than batch_size (a
+            last batch of one sample cannot train BatchNorm).
+        allow_nonfinite: accept NaN and inf in X and y; by default the first one is an
+            error (it would turn every weight into NaN without a word).
         """
         trainer = Trainer(self, callbacks, check_labels=check_labels, verbose=verbose)
         return trainer.fit(X, y, epochs, batch_size, shuffle, validation_split, validation_data, initial_epoch,
-                           inputs)
+                           inputs, drop_last, allow_nonfinite)
 
-    def infer(self, X, batch_size: int | None = INFERENCE_BATCH, **inputs):
+    def infer(self, X, batch_size: int | None = INFERENCE_BATCH, allow_nonfinite: bool = False, **inputs):
         """The raw outputs for X on the model's device, in inference mode (in batches,
         keeping nothing): what predict and evaluate start from."""
-        return inference.infer(self, X, batch_size, inputs)
+        return inference.infer(self, X, batch_size, inputs, allow_nonfinite)
 
-    def evaluate(self, X, y, batch_size: int | None = INFERENCE_BATCH, **inputs) -> dict:
-        """Loss and compiled metrics on (X, y) in inference mode: {"loss": ..., ...}."""
-        return inference.evaluate(self, X, y, batch_size, inputs)
+    def evaluate(self, X, y, batch_size: int | None = INFERENCE_BATCH, allow_nonfinite: bool = False,
+                 **inputs) -> dict:
+        """Loss and compiled metrics on (X, y) in inference mode: {"loss": ..., ...}.
+        NaN or inf in the data is an error unless ``allow_nonfinite``."""
+        return inference.evaluate(self, X, y, batch_size, inputs, allow_nonfinite)
 
-    def predict(self, X, batch_size: int | None = INFERENCE_BATCH, **inputs):
+    def predict(self, X, batch_size: int | None = INFERENCE_BATCH, allow_nonfinite: bool = False, **inputs):
         """Outputs as a NumPy array: probabilities for a model trained with a softmax or
-        sigmoid cross-entropy on logits, the raw output otherwise."""
-        return inference.predict(self, X, batch_size, inputs)
+        sigmoid cross-entropy on logits, the raw output otherwise. NaN or inf in X is an
+        error unless ``allow_nonfinite``."""
+        return inference.predict(self, X, batch_size, inputs, allow_nonfinite)
 
-    def predict_classes(self, X, batch_size: int | None = INFERENCE_BATCH, **inputs):
+    def predict_classes(self, X, batch_size: int | None = INFERENCE_BATCH, allow_nonfinite: bool = False,
+                        **inputs):
         """Class labels as a NumPy int64 array: argmax of the outputs, or output > 0.5 for
         a single output column."""
-        probs = self.predict(X, batch_size, **inputs)
+        probs = self.predict(X, batch_size, allow_nonfinite, **inputs)
         if probs.ndim == 2 and probs.shape[1] > 1:
             return probs.argmax(axis=1).astype("int64")
         return (probs.reshape(-1) > 0.5).astype("int64")

@@ -70,7 +70,8 @@ class _BatchNorm(Layer):
         if training:
             if m < 2:
                 raise ValueError(f"{self._where()}: training needs more than one value per channel to take a "
-                                 f"variance, found X of shape {tuple(X.shape)}; use a larger batch or training=False")
+                                 f"variance, found X of shape {tuple(X.shape)}; in fit, drop_last=True skips a last "
+                                 f"batch of one sample (or choose a batch_size that does not leave one)")
             mean = xp.mean(X, axis=axes, keepdims=True)
             var = xp.mean((X - mean) ** 2, axis=axes, keepdims=True)  # biased: what we normalize with
             self._update_running(xp.reshape(mean, (-1,)), xp.reshape(var, (-1,)) * (m / (m - 1)))

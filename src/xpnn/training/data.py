@@ -24,6 +24,9 @@ def on_device(model, a, argname: str, where: str):
     other library's array (or another device's) gets the clear mixing error."""
     b = model.backend
     if array_api_compat.is_numpy_array(a):
+        if a.dtype.kind not in "biuf":  # strings, objects, complex: no number to train on
+            raise TypeError(f"{where}: {argname} must hold real numbers (bool, integer or float), "
+                            f"found dtype {a.dtype}")
         return b.asarray(a)
     if array_api_compat.is_array_api_obj(a):
         b.check(a, argname, where)
@@ -41,15 +44,57 @@ def features(model, X, argname: str, where: str):
     return X if X.dtype == model.dtype else xp.astype(X, model.dtype)
 
 
-def targets(model, y, argname: str, where: str):
-    """y on the model's device: int64 labels (n,) for losses that take labels, else float
-    in the model's dtype, a 1-D y as a column (n, 1)."""
+def targets(model, y, argname: str, where: str, allow_nonfinite: bool = False):
+    """y on the model's device: int64 labels (n,) for losses that take labels (whole-number
+    floats too, as Keras takes them), else float in the model's dtype, a 1-D y as a column
+    (n, 1)."""
     y = on_device(model, y, argname, where)
+    if not allow_nonfinite:
+        check_finite(model, y, argname, where)
     xp = model.backend.xp
-    if xp.isdtype(y.dtype, "integral") and getattr(model.loss, "accepts_labels", False) and y.ndim == 1:
+    if getattr(model.loss, "accepts_labels", False) and y.ndim == 1:
+        if not xp.isdtype(y.dtype, "integral"):
+            # a 1-D y here can only be class labels: say so rather than fail on a (n, 1) column later
+            whole = y == xp.round(y)
+            if not bool(xp.all(whole)):
+                i, value = _first(model, whole, y, False)
+                raise ValueError(f"{where}: {argname} is 1-D, so it holds class labels for {model.loss.name}, "
+                                 f"which must be whole numbers; found {value} at index {i[0]}")
         return xp.astype(y, xp.int64)
     y = y if y.dtype == model.dtype else xp.astype(y, model.dtype)
     return xp.reshape(y, (y.shape[0], 1)) if y.ndim == 1 else y
+
+
+def check_finite(model, a, argname: str, where: str) -> None:
+    """Raise a ValueError naming ``argname`` and the first NaN or inf of a float array.
+
+    One host sync for the whole array (fit, evaluate and predict check their data once,
+    not per batch): NaN in X would otherwise train every weight to NaN without a word.
+    """
+    xp = model.backend.xp
+    if not xp.isdtype(a.dtype, "real floating"):
+        return
+    finite = xp.isfinite(a)
+    if bool(xp.all(finite)):
+        return
+    i, value = _first(model, finite, a, False)
+    at = f"sample {i[0]}" + (f", index {i}" if len(i) > 1 else "")
+    raise ValueError(f"{where}: {argname} contains NaN or inf ({value} at {at}); clean or impute the data first "
+                     f"(xpnn.preprocessing), or pass allow_nonfinite=True if non-finite values are meant")
+
+
+def _first(model, ok, a, want) -> tuple:
+    """(index tuple, value) of the first element of ``a`` where the bool array ``ok`` is
+    ``want``: the host reads one number, not the array."""
+    xp = model.backend.xp
+    flat = xp.reshape(ok, (-1,))
+    k = int(xp.argmax(xp.astype(flat if want else ~flat, xp.int8)))  # argmax: the first hit
+    index = []
+    for size in reversed(a.shape):  # unravel k over a's shape
+        k, r = divmod(k, size)
+        index.append(r)
+    index = tuple(reversed(index))
+    return index, model.backend.to_float(a[index])
 
 
 def forward_inputs(model, inputs, where: str, argname: str = "inputs") -> dict:
@@ -75,13 +120,19 @@ def check_lengths(where: str, X, *named) -> None:
             raise ValueError(f"{where}: X has {X.shape[0]} samples but {argname} has {found}")
 
 
-def prepare(model, X, y, inputs, where: str, prefix: str = "") -> Batch:
+def prepare(model, X, y, inputs, where: str, prefix: str = "", allow_nonfinite: bool = False) -> Batch:
     """Features, targets (None allowed) and forward inputs, checked and on the device, as
-    one Batch of all the samples."""
+    one Batch of all the samples. NaN or inf anywhere is an error unless
+    ``allow_nonfinite``."""
     X = features(model, X, f"{prefix}X" if not prefix else f"{prefix}[0]", where)
+    if not allow_nonfinite:
+        check_finite(model, X, f"{prefix}X" if not prefix else f"{prefix}[0]", where)
     if y is not None:
-        y = targets(model, y, f"{prefix}y" if not prefix else f"{prefix}[1]", where)
+        y = targets(model, y, f"{prefix}y" if not prefix else f"{prefix}[1]", where, allow_nonfinite)
     inputs = forward_inputs(model, inputs, where, f"{prefix}inputs" if not prefix else f"{prefix}[2]")
+    if not allow_nonfinite:
+        for name, a in inputs.items():
+            check_finite(model, a, f"input {name!r}", where)
     check_lengths(where, X, ("y" if not prefix else f"{prefix}[1]", y),
                   *((f"input {k!r}", v) for k, v in inputs.items()))
     return Batch(X, y, inputs)
@@ -98,7 +149,7 @@ def split_off(train: Batch, fraction: float, where: str):
     return train.take(0, cut), train.take(cut, n)
 
 
-def validation(model, validation_data, where: str):
+def validation(model, validation_data, where: str, allow_nonfinite: bool = False):
     """``(X_val, y_val)`` or ``(X_val, y_val, inputs_val)`` as one Batch, or None."""
     if validation_data is None:
         return None
@@ -108,13 +159,15 @@ def validation(model, validation_data, where: str):
     if inputs is not None and not isinstance(inputs, dict):
         raise TypeError(f"{where}: validation_data[2] must be a dict of forward inputs such as {{'mask': M}}, "
                         f"found {type(inputs).__name__}")
-    return prepare(model, validation_data[0], validation_data[1], inputs, where, prefix="validation_data")
+    return prepare(model, validation_data[0], validation_data[1], inputs, where, prefix="validation_data",
+                   allow_nonfinite=allow_nonfinite)
 
 
-def check_labels(loss, y, out) -> None:
-    """Range-check integer labels (n,) against the output's number of classes, once."""
-    if getattr(loss, "accepts_labels", False) and y is not None and y.ndim == 1:
-        loss.check_labels(y, out.shape[-1])
+def check_targets(loss, y, out) -> None:
+    """The loss's check of the whole target array (label range, binary targets in [0, 1]),
+    once per fit or evaluate, when the model's number of outputs is known from ``out``."""
+    if y is not None:
+        loss.check_targets(y, out.shape[-1])
 
 
 def no_label_check(loss) -> dict:

@@ -16,24 +16,34 @@ def outputs(model, ds, batch_size, where: str):
     return outs[0] if len(outs) == 1 else model.backend.xp.concat(outs, axis=0)
 
 
-def infer(model, X, batch_size, inputs):
-    return outputs(model, data.prepare(model, X, None, inputs, "infer"), batch_size, "infer")
+def infer(model, X, batch_size, inputs, allow_nonfinite: bool = False):
+    ds = data.prepare(model, X, None, inputs, "infer", allow_nonfinite=_allow(allow_nonfinite, "infer"))
+    return outputs(model, ds, batch_size, "infer")
 
 
-def evaluate(model, X, y, batch_size, inputs) -> dict:
-    """{"loss": ..., metric: ...} on (X, y)."""
+def evaluate(model, X, y, batch_size, inputs, allow_nonfinite: bool = False, check_targets: bool = True) -> dict:
+    """{"loss": ..., metric: ...} on (X, y). The data's finiteness and the targets (the
+    loss's ``check_targets``) are checked once, unless fit checked them already."""
     where = "evaluate"
     data.require_compiled(model, where)
-    ds = data.prepare(model, X, y, inputs, where)
+    ds = data.prepare(model, X, y, inputs, where, allow_nonfinite=_allow(allow_nonfinite, where))
     out = outputs(model, ds, batch_size, where)
-    logs = {"loss": model.backend.to_float(model.loss.forward(out, ds.y))}
+    if check_targets:
+        data.check_targets(model.loss, ds.y, out)
+    loss = model.loss.forward(out, ds.y, **data.no_label_check(model.loss))
+    logs = {"loss": model.backend.to_float(loss)}
     logs.update(metric_values(model, out, ds.y))
     return logs
 
 
-def predict(model, X, batch_size, inputs):
+def predict(model, X, batch_size, inputs, allow_nonfinite: bool = False):
     """The outputs as a NumPy array, through the loss's predict when compiled."""
-    out = outputs(model, data.prepare(model, X, None, inputs, "predict"), batch_size, "predict")
+    ds = data.prepare(model, X, None, inputs, "predict", allow_nonfinite=_allow(allow_nonfinite, "predict"))
+    out = outputs(model, ds, batch_size, "predict")
     if model.loss is not None:
         out = model.loss.predict(out)
     return model.backend.to_numpy(out)
+
+
+def _allow(allow_nonfinite, where: str) -> bool:
+    return _checks.boolean(allow_nonfinite, "allow_nonfinite", where)

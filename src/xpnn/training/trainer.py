@@ -33,6 +33,7 @@ from .. import _checks
 from .. import callbacks as cb
 from . import data
 from .batches import INFERENCE_BATCH, Batches
+from . import inference
 from .compiled import metric_values
 
 
@@ -54,8 +55,9 @@ class Trainer:
         callbacks: the user's Callbacks.
         hooks: Callbacks that run before everything else (gradient reducers such as
             DataParallel's), then clipping if the model was compiled with ``clip_norm``.
-        check_labels: range-check integer labels once per fit, on the device (one host
-            sync), instead of on every batch.
+        check_labels: check the targets once per fit, on the device (label range, binary
+            targets in [0, 1]: the loss's ``check_targets``; one host sync), instead of on
+            every batch.
         verbose: 0 silent, 1 a progress bar (one line per epoch when not a terminal),
             2 one line per epoch.
     """
@@ -75,12 +77,16 @@ class Trainer:
         self._params = None  # the model's Param handles, made at the first step
 
     def fit(self, X, y, epochs: int = 1, batch_size: int | None = 32, shuffle: bool = True,
-            validation_split: float = 0.0, validation_data=None, initial_epoch: int = 0, inputs=None):
+            validation_split: float = 0.0, validation_data=None, initial_epoch: int = 0, inputs=None,
+            drop_last: bool = False, allow_nonfinite: bool = False):
         """Train for ``epochs - initial_epoch`` epochs; returns the History.
 
         X, y: training data (NumPy or the model's backend); inputs: per-sample keyword
         inputs of forward (``{"mask": M}``), batched and shuffled with X.
         validation_data: ``(X_val, y_val)`` or ``(X_val, y_val, inputs_val)``.
+        drop_last: skip each epoch's last batch when it is smaller than ``batch_size``
+            (BatchNorm cannot train on a batch of one sample).
+        allow_nonfinite: accept NaN and inf in the data (otherwise an error names the first).
         """
         model, where = self.model, "fit"
         epochs = _checks.non_negative_int(epochs, "epochs", where)
@@ -88,13 +94,15 @@ class Trainer:
         batch_size = _checks.optional_positive_int(batch_size, "batch_size", where, "the whole set each step")
         shuffle = _checks.boolean(shuffle, "shuffle", where)
         validation_split = _checks.number(validation_split, "validation_split", where, 0.0, 1.0, high_open=True)
-        train = data.prepare(model, X, y, inputs, where)
+        drop_last = _checks.boolean(drop_last, "drop_last", where)
+        allow_nonfinite = _checks.boolean(allow_nonfinite, "allow_nonfinite", where)
+        train = data.prepare(model, X, y, inputs, where, allow_nonfinite=allow_nonfinite)
         if validation_data is None and validation_split > 0:
             train, validation = data.split_off(train, validation_split, where)
         else:
-            validation = data.validation(model, validation_data, where)
+            validation = data.validation(model, validation_data, where, allow_nonfinite)
 
-        batches = Batches(train.X, train.y, train.inputs, batch_size, shuffle, model.generator)
+        batches = Batches(train.X, train.y, train.inputs, batch_size, shuffle, model.generator, drop_last)
         history = cb.History()
         # History after the user's callbacks, so that what they add to the logs (the lr of
         # LearningRateScheduler and ReduceLROnPlateau) is recorded too
@@ -105,11 +113,11 @@ class Trainer:
             h.model = model
         model.stop_training = False
         model.history = history
-        labels = [train, validation] if self.check_labels else []
+        unchecked = [train, validation] if self.check_labels else []
         for h in hooks:
             h.on_train_begin()
         for epoch in range(initial_epoch, epochs):
-            if not self._epoch(epoch, batches, validation, hooks, labels, max(batches.batch_size, INFERENCE_BATCH)):
+            if not self._epoch(epoch, batches, validation, hooks, unchecked, max(batches.batch_size, INFERENCE_BATCH)):
                 break
             if model.stop_training:
                 break
@@ -117,8 +125,9 @@ class Trainer:
             h.on_train_end()
         return history
 
-    def _epoch(self, epoch, batches, validation, hooks, labels, eval_batch) -> bool:
-        """One epoch; False if it stopped before its first step (nothing to log)."""
+    def _epoch(self, epoch, batches, validation, hooks, unchecked, eval_batch) -> bool:
+        """One epoch; False if it stopped before its first step (nothing to log).
+        ``model.epochs_trained`` counts it only if every batch was taken."""
         model, loss_fn = self.model, self.model.loss
         b = model.backend
         xp = b.xp
@@ -128,18 +137,18 @@ class Trainer:
         watchers = [h for h in hooks if h.needs_batch_loss]
         checked = data.no_label_check(loss_fn)
         total = xp.zeros((), dtype=model.dtype, device=b.device)  # stays on the device: no sync per batch
-        seen, outputs, targets = 0, [], []
+        seen, outputs, targets, completed = 0, [], [], True
         for step, batch in enumerate(batches):
             for h in hooks:
                 batch = h.on_batch_begin(step, batch) if batch is not None else None
             if batch is None:
                 continue
             out = model.run(batch.X, True, batch.inputs)  # the data was checked once, in fit
-            if labels:  # every label at once, when the number of classes is known: one sync per fit
-                for part in labels:
+            if unchecked:  # every target at once, when the number of outputs is known: once per fit
+                for part in unchecked:
                     if part is not None:
-                        data.check_labels(loss_fn, part.y, out)
-                labels.clear()
+                        data.check_targets(loss_fn, part.y, out)
+                unchecked.clear()
             loss = loss_fn.forward(out, batch.y, **checked)
             for h in hooks:
                 h.on_loss(step, loss, out)
@@ -151,6 +160,7 @@ class Trainer:
                     h.on_batch_loss(epoch, step, value)
             if model.stop_training:  # asked before the step: it is not taken
                 model.release_saved()
+                completed = False
                 break
             model.backward(loss_fn.backward(), need_dX=False)
             if self._params is None:  # the handles stay valid: made once (after lazy layers are built)
@@ -168,6 +178,7 @@ class Trainer:
             for h in hooks:
                 h.on_batch_end(step, running)
             if model.stop_training:
+                completed = step == len(batches) - 1
                 break
         if model.stop_training and seen == 0:
             return False
@@ -181,10 +192,13 @@ class Trainer:
             logs.update(metric_values(model, totals.outputs, totals.targets) if totals.outputs is not None
                         else {name: nan for name in model.metric_names})
         if validation is not None:
-            found = model.evaluate(validation.X, validation.y, batch_size=eval_batch, **validation.inputs)
+            # checked in fit already: no second finiteness or target check every epoch
+            found = inference.evaluate(model, validation.X, validation.y, eval_batch, validation.inputs,
+                                       allow_nonfinite=True, check_targets=False)
             logs.update({f"val_{k}": v for k, v in found.items()})
         logs["seconds"] = time.perf_counter() - start
-        model.epochs_trained = epoch + 1
+        if completed:  # an epoch stopped part-way (Ctrl-C, a callback) is not a trained epoch
+            model.epochs_trained = epoch + 1
         for h in hooks:
             h.on_epoch_end(epoch, logs)
         return True
