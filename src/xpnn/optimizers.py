@@ -97,12 +97,12 @@ class Optimizer:
         else:
             handles = _handles(params, f"{type(self).__name__}.step")
             self._ensure_state(handles)
+            # one lookup, not one per param or per step: all params of a model share one backend
+            self._backend = backend_of(handles[0].value) if handles else None
             if isinstance(params, list):
                 self._checked, self._checked_handles = params, handles
         lr = self.get_lr()
         self.iterations += 1
-        # one lookup per step, not per param: all params of a model share one backend
-        self._backend = backend_of(handles[0].value) if handles else None
         for i, handle in enumerate(handles):
             handle.value = self.update(i, handle.value, handle.grad, lr)
 

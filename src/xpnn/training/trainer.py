@@ -35,6 +35,7 @@ from . import data
 from .batches import INFERENCE_BATCH, Batches
 from . import inference
 from .compiled import metric_values
+from .threads import largest_matmul
 
 
 class EpochTotals:
@@ -116,11 +117,14 @@ class Trainer:
         unchecked = [train, validation] if self.check_labels else []
         for h in hooks:
             h.on_train_begin()
-        for epoch in range(initial_epoch, epochs):
-            if not self._epoch(epoch, batches, validation, hooks, unchecked, max(batches.batch_size, INFERENCE_BATCH)):
-                break
-            if model.stop_training:
-                break
+        macs = largest_matmul(model, (batches.batch_size, *train.X.shape[1:]))
+        with model.backend.threads_for(macs):  # small products: one BLAS thread (NumPy)
+            for epoch in range(initial_epoch, epochs):
+                if not self._epoch(epoch, batches, validation, hooks, unchecked,
+                                   max(batches.batch_size, INFERENCE_BATCH)):
+                    break
+                if model.stop_training:
+                    break
         for h in hooks:
             h.on_train_end()
         return history
@@ -136,7 +140,7 @@ class Trainer:
         start = time.perf_counter()
         watchers = [h for h in hooks if h.needs_batch_loss]
         checked = data.no_label_check(loss_fn)
-        total = xp.zeros((), dtype=model.dtype, device=b.device)  # stays on the device: no sync per batch
+        total = None  # the summed loss, a 0-d array that stays on the device: no sync per batch
         seen, outputs, targets, completed = 0, [], [], True
         for step, batch in enumerate(batches):
             for h in hooks:
@@ -169,12 +173,12 @@ class Trainer:
             for h in hooks:
                 params = h.after_backward(params)
             model.optimizer.step(params)
-            total += loss * float(batch.size)
+            total = loss * float(batch.size) if total is None else total + loss * float(batch.size)
             seen += batch.size
             if model.metric_fns:
                 outputs.append(out)
                 targets.append(batch.y)
-            running = (lambda: {"loss": f"{b.to_float(total) / max(seen, 1):.4f}"})
+            running = (lambda: {"loss": f"{b.to_float(total) / seen:.4f}"})
             for h in hooks:
                 h.on_batch_end(step, running)
             if model.stop_training:
@@ -182,7 +186,8 @@ class Trainer:
                 break
         if model.stop_training and seen == 0:
             return False
-        totals = EpochTotals(b.to_float(total), seen, xp.concat(outputs, axis=0) if outputs else None,
+        totals = EpochTotals(0.0 if total is None else b.to_float(total), seen,
+                             xp.concat(outputs, axis=0) if outputs else None,
                              xp.concat(targets, axis=0) if targets else None)
         for h in hooks:
             totals = h.reduce_epoch(totals)
