@@ -17,6 +17,7 @@ it back costs nothing.
 
 from __future__ import annotations
 
+import contextlib
 from types import ModuleType
 from typing import Any
 
@@ -149,6 +150,12 @@ class Backend:
     def rng(self, seed: int = 0) -> Generator:
         """A seeded :class:`Generator` drawing arrays for this backend."""
         return Generator(self, seed)
+
+    def threads_for(self, macs: int | None):
+        """A context manager for a loop whose largest matrix product takes ``macs``
+        multiply-adds (None: unknown). Here the library keeps its own threading; the NumPy
+        backend runs small products on one BLAS thread."""
+        return contextlib.nullcontext()
 
     # ---- updates that write back (see the module docstring) -----------------------------------
 

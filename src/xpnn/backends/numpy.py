@@ -11,14 +11,40 @@ new arrays in the memory order of the arrays they are made from.
 
 from __future__ import annotations
 
+import contextlib
+
 import array_api_compat
 import numpy as np
 
 from .base import InPlaceBackend, output_hw
 
 
+# Below this many multiply-adds per matrix product, a second OpenBLAS thread costs more
+# than it saves (measured on 2 cores: 0.5M: 15 us on one thread, 57 us on two), and far
+# more when another process keeps the cores busy (xpnn train on the digits: 0.7 s on one
+# thread, 4.7-12.9 s on two). Set it to 0 to keep OpenBLAS's own choice.
+SMALL_MATMUL = 4_000_000
+
+
 class NumpyBackend(InPlaceBackend):
     name = "numpy"
+    _threads = None  # threadpoolctl's controller, found once (its lookup of the BLAS costs ~0.4 ms)
+
+    def threads_for(self, macs):
+        """One BLAS thread for loops of small matrix products (see SMALL_MATMUL); needs
+        threadpoolctl, else OpenBLAS's own choice."""
+        if macs is None or macs >= SMALL_MATMUL:
+            return contextlib.nullcontext()
+        if NumpyBackend._threads is None:
+            try:
+                from threadpoolctl import ThreadpoolController
+            except ImportError:
+                NumpyBackend._threads = False
+            else:
+                NumpyBackend._threads = ThreadpoolController()
+        if not NumpyBackend._threads:
+            return contextlib.nullcontext()
+        return NumpyBackend._threads.limit(limits=1, user_api="blas")
 
     @classmethod
     def create(cls, device=None) -> "NumpyBackend":

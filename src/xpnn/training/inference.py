@@ -7,12 +7,15 @@ from .. import _checks
 from . import data
 from .batches import Batches
 from .compiled import metric_values
+from .threads import largest_matmul
 
 
 def outputs(model, ds, batch_size, where: str):
     """The raw outputs for the samples of Batch ``ds`` on the model's device, batch by batch."""
     batch_size = _checks.optional_positive_int(batch_size, "batch_size", where, "all samples at once")
-    outs = [model.run(b.X, False, b.inputs) for b in Batches(ds.X, None, ds.inputs, batch_size)]
+    batches = Batches(ds.X, None, ds.inputs, batch_size)
+    with model.backend.threads_for(largest_matmul(model, (batches.batch_size, *ds.X.shape[1:]))):
+        outs = [model.run(b.X, False, b.inputs) for b in batches]
     return outs[0] if len(outs) == 1 else model.backend.xp.concat(outs, axis=0)
 
 
