@@ -88,11 +88,20 @@ def test_early_stopping_mode_and_min_delta():
     assert len(history.epoch) == 3 and stop.best_epoch == 0
 
 
-def test_early_stopping_never_triggered_keeps_final_weights():
+def test_early_stopping_restores_best_weights_when_epochs_run_out():
+    """The epochs end before patience does: restore_best_weights still means the best
+    epoch's weights (epoch 1 here), not the last epoch's."""
     X, y = blobs()
     script = Script([3.0, 2.0, 2.5])
     model = mlp()
     model.fit(X, y, epochs=3, verbose=0, callbacks=[script, EarlyStopping("score", patience=5)])
+    assert equal(weights(model), script.snapshots[1])
+    assert not equal(weights(model), script.snapshots[-1])
+    # without restore_best_weights the last epoch's weights stay
+    script = Script([3.0, 2.0, 2.5])
+    model = mlp()
+    model.fit(X, y, epochs=3, verbose=0,
+              callbacks=[script, EarlyStopping("score", patience=5, restore_best_weights=False)])
     assert equal(weights(model), script.snapshots[-1])
 
 
@@ -282,12 +291,14 @@ def test_terminate_on_nan_from_the_data(backend, capsys):
     stop = TerminateOnNaN()
     model = mlp(backend)
     with np.errstate(all="ignore"):
-        history = model.fit(X, y, epochs=3, batch_size=4, shuffle=False, verbose=0, callbacks=[stop])
+        history = model.fit(X, y, epochs=3, batch_size=4, shuffle=False, verbose=0, callbacks=[stop],
+                            allow_nonfinite=True)  # by default fit refuses the inf before training
     assert stop.stopped_at == (1, 3)
     assert "epoch 1, batch 3" in stop.message
     assert capsys.readouterr().err.strip() == stop.message
     assert model.optimizer.iterations == 2
     assert len(history.epoch) == 1  # the partial epoch is logged: mean loss of the 2 good batches
+    assert model.epochs_trained == 0  # but it is not a trained epoch
     good = mlp(backend)
     expected = good.fit(X[:8], y[:8], epochs=1, batch_size=4, shuffle=False, verbose=0)
     assert history.history["loss"] == expected.history["loss"]
@@ -315,7 +326,8 @@ def test_terminate_on_nan_at_the_first_batch(backend, bad):
     before = weights(model)
     stop = TerminateOnNaN()
     with np.errstate(all="ignore"):
-        history = model.fit(X, y, epochs=2, batch_size=4, shuffle=False, verbose=0, callbacks=[stop])
+        history = model.fit(X, y, epochs=2, batch_size=4, shuffle=False, verbose=0, callbacks=[stop],
+                            allow_nonfinite=True)
     assert stop.stopped_at == (1, 1)
     assert history.history == {} and model.epochs_trained == 0
     assert equal(weights(model), before)

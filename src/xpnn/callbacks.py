@@ -133,7 +133,8 @@ class _Better:
 
 class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs;
-    with ``restore_best_weights`` the model ends with the best epoch's weights."""
+    with ``restore_best_weights`` the model ends training with the best epoch's weights,
+    whether it stopped early or ran all its epochs."""
 
     def __init__(self, monitor="val_loss", patience=0, min_delta=0.0, mode="auto", restore_best_weights=True):
         patience = _checks.non_negative_int(patience, "patience", "EarlyStopping")
@@ -157,7 +158,8 @@ class EarlyStopping(Callback):
             self.model.stop_training = True
 
     def on_train_end(self):
-        if self.restore_best_weights and self.best_weights is not None and self.stopped_epoch is not None:
+        # also when the epochs ran out before patience did: the best epoch may lie behind
+        if self.restore_best_weights and self.best_weights is not None:
             self.model.set_weights(self.best_weights)
 
 
