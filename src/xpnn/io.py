@@ -1,22 +1,56 @@
 """Save and load models: one .safetensors file, no pickle (a model file cannot run code).
 
 The file holds every param and buffer ("layer.0.W") and the optimizer state
-("optimizer.m.0") as tensors, and in its string metadata one JSON document "xpnn" with
-the architecture, dtype, seed, compile settings, optimizer step count, epochs trained and
-the generator state. That is everything needed to resume training exactly.
-Files are written to a temporary file beside the target and moved into place with
-os.replace, so a crash mid-write never leaves a half-written model.
+("optimizer.m.0") as tensors, and in its string metadata:
+
+    format        "xpnn-<N>": the format version N (1 before layers nested, 2 now)
+    xpnn          one JSON document: architecture, dtype, seed, compile settings,
+                  optimizer step count, epochs trained and generator state
+    xpnn_version  the xpnn that wrote it (named in errors that may mean a newer file)
+    sha256        SHA-256 of the rest of the metadata and of every tensor (_digest)
+
+Files written before xpnn_version and sha256 existed have neither, and load unchecked by
+a digest (as does a file whose tensors or config were edited and the digest dropped).
+
+That is everything needed to resume training exactly. Files are written to a temporary
+file beside the target and moved into place with os.replace, so a crash mid-write never
+leaves a half-written model.
+
+A file is untrusted input. ``load`` checks it completely before building anything, and a
+file that is damaged or crafted gives one ValueError naming the file and what is wrong:
+
+1. safetensors checks its header: tensor offsets inside the file and covering it exactly,
+   shapes matching their byte ranges. So the tensors hold no more than the file's size.
+2. The format version, then every tensor's dtype (floating point only).
+3. The digest, when the file has one: a changed byte anywhere is reported as damage,
+   not as whatever it happens to break (or, in a weight, as nothing at all).
+4. The JSON: every key present with the right type, unknown keys refused (a key this
+   xpnn does not know is a setting it cannot honour: ignoring it could load a model
+   that behaves differently from the one saved), every layer class and argument known.
+5. The model is built on a shape-only backend (arrays that take no memory) to learn the
+   param shapes its config implies, and these must equal the stored tensors' shapes.
+   Only then is the real model built: a config asking for 10^12 params in a 1 KB file
+   is refused before anything of that size is allocated.
 """
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import json
 import os
+import re
 import uuid
 
 import numpy as np
 
-FORMAT = "xpnn-2"  # "xpnn-1" files (before layers nested) load too
+from .backends import NumpyBackend, get_backend, use_backend
+from .backends.generator import Generator
+
+FORMAT_VERSION = 2  # the N of "xpnn-N" this code writes; it reads 1..N
+FORMAT = f"xpnn-{FORMAT_VERSION}"
+FLOAT_DTYPES = {"float16": "F16", "float32": "F32", "float64": "F64"}  # model dtype -> safetensors dtype
+MAX_NESTING = 64  # layers inside layers: far beyond any real model, well within Python's recursion limit
 
 
 def _model_config(model) -> dict:
@@ -39,9 +73,9 @@ def _model_config(model) -> dict:
 
 def save(model, path, epoch=None) -> None:
     """Write ``model`` to ``path`` (.safetensors) atomically."""
-    import inspect
-
     from safetensors.numpy import save as to_bytes
+
+    from . import __version__
 
     config = model.config()
     try:  # a file that load could not rebuild must not be written
@@ -59,16 +93,34 @@ def save(model, path, epoch=None) -> None:
     if model.optimizer is not None:
         for k, v in model.optimizer.state_arrays().items():
             tensors[f"optimizer.{k}"] = np.ascontiguousarray(backend.to_numpy(v))
-    atomic_write(path, to_bytes(tensors, metadata={"format": FORMAT, "xpnn": json.dumps(cfg)}))
+    meta = {"format": FORMAT, "xpnn": json.dumps(cfg), "xpnn_version": __version__}
+    meta["sha256"] = _digest(meta, tensors)
+    atomic_write(path, to_bytes(tensors, metadata=meta))
+
+
+def _digest(meta: dict, tensors: dict) -> str:
+    """SHA-256 of the metadata (all but the digest) and of every tensor's name, dtype,
+    shape and bytes (little-endian), in name order."""
+    h = hashlib.sha256(json.dumps({k: v for k, v in meta.items() if k != "sha256"}, sort_keys=True).encode())
+    for name in sorted(tensors):
+        a = np.ascontiguousarray(tensors[name], dtype=tensors[name].dtype.newbyteorder("<"))
+        h.update(f"\n{name} {a.dtype.str} {list(a.shape)}\n".encode())
+        h.update(a.reshape(-1).view(np.uint8))
+    return h.hexdigest()
+
+
+# ---- writing atomically -----------------------------------------------------------------------------
 
 
 def atomic_write(path, data: bytes) -> None:
     """Write ``data`` to a unique temporary file beside ``path``, fsync it and move it into
     place with os.replace: readers see the old file or the new one, never half of one.
-    open() gives the file the usual umask permissions (mkstemp would make it owner-only)."""
+    open() gives the file the usual umask permissions (mkstemp would make it owner-only).
+    Temporaries of ``path`` left by writers that were killed are removed first."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
+    remove_stale_temporaries(path)
     tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
     try:
         with open(tmp, "xb") as fh:
@@ -82,68 +134,376 @@ def atomic_write(path, data: bytes) -> None:
         raise
 
 
+def remove_stale_temporaries(path) -> list:
+    """Remove the temporaries atomic_write left beside ``path`` in processes that died
+    mid-write (``.{name}.{pid}.{32 hex}.tmp`` whose pid runs no process); returns their
+    paths. A temporary of a live process is another writer's, in use: it stays. So does
+    one whose pid was reused since (kept, never wrongly removed). POSIX only: os.kill(pid,
+    0) asks without signalling there, but would terminate the process on Windows."""
+    if os.name != "posix":
+        return []
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    pattern = re.compile(re.escape(f".{os.path.basename(path)}.") + r"([0-9]{1,10})\.[0-9a-f]{32}\.tmp")
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    removed = []
+    for name in names:
+        match = pattern.fullmatch(name)
+        if match is None or _alive(int(match.group(1))):
+            continue
+        try:
+            os.remove(os.path.join(folder, name))
+            removed.append(os.path.join(folder, name))
+        except OSError:  # removed by another writer meanwhile, or not ours to remove: not this save's business
+            pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:  # 0 and negatives address process groups, not a process
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):  # another user's process (PermissionError), or no pid we can ask about
+        return True
+    return True
+
+
+# ---- reading ----------------------------------------------------------------------------------------
+
+
 def read(path):
-    """(config dict, {name: numpy array}) from a model file, with clear errors."""
+    """(config dict, {name: NumPy array}) from a model file, checked as far as the file
+    alone allows (format, dtypes, digest, the config's keys and types); a ValueError
+    naming the file otherwise."""
+    cfg, tensors, _ = _read(os.fspath(path))
+    return cfg, tensors
+
+
+def _read(path):
+    """read(), plus a few words on the file's version for errors that may mean it is newer."""
     from safetensors import safe_open
 
-    path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"model file {path!r} does not exist")
-    try:
+    try:  # safetensors checks the header against the file's length here: a bad one ends here
         with safe_open(path, framework="numpy") as fh:
             meta = fh.metadata() or {}
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+            stored = {k: (fh.get_slice(k).get_dtype(), tuple(fh.get_slice(k).get_shape())) for k in fh.keys()}
     except Exception as exc:
         raise ValueError(f"{path}: not an xpnn model file (safetensors could not read it: {exc})") from None
-    if meta.get("format") not in (FORMAT, "xpnn-1") or "xpnn" not in meta:
-        raise ValueError(f"{path}: a safetensors file, but not an xpnn model (metadata format {meta.get('format')!r}, "
-                         f"expected {FORMAT!r} or 'xpnn-1')")
-    cfg = json.loads(meta["xpnn"])
-    if meta["format"] == "xpnn-1":  # the architecture sat at the top level then
-        cfg["config"] = cfg.pop("arch") if cfg["class"] == "NeuralNetwork" else {"layers": cfg.pop("layers")}
-    return cfg, tensors
+
+    fmt = meta.get("format")
+    match = re.fullmatch(r"xpnn-([1-9][0-9]{0,8})", fmt) if isinstance(fmt, str) else None
+    if match is None or "xpnn" not in meta:
+        raise ValueError(f"{path}: a safetensors file, but not an xpnn model (metadata format {_short(fmt)}, "
+                         f"expected 'xpnn-1' to {FORMAT!r})")
+    version = int(match.group(1))
+    if version > FORMAT_VERSION:
+        raise ValueError(f"{path}: was written by a newer xpnn (format version {version}; this xpnn reads up to "
+                         f"{FORMAT_VERSION}); upgrade xpnn")
+    writer = meta.get("xpnn_version")
+    if writer is not None and not re.fullmatch(r"[\w.+!-]{1,40}", writer):
+        writer = _short(writer)  # not a version number: shown as the odd string it is
+    about = f"format version {version}, written by xpnn {writer}" if writer else f"format version {version}"
+
+    for name, (dtype, _) in stored.items():  # before reading: NumPy cannot even hold some (bfloat16)
+        if dtype not in FLOAT_DTYPES.values():
+            raise ValueError(f"{path}: tensor {_short(name)} has dtype {dtype}, expected a floating-point dtype "
+                             f"({', '.join(FLOAT_DTYPES.values())}); params and optimizer state are floats")
+    try:
+        with safe_open(path, framework="numpy") as fh:  # at most the file's size, checked above
+            tensors = {k: fh.get_tensor(k) for k in stored}
+    except Exception as exc:
+        raise ValueError(f"{path}: its tensors could not be read ({exc})") from None
+    if "sha256" in meta and _digest(meta, tensors) != meta["sha256"]:
+        raise ValueError(f"{path}: damaged: its contents do not match the SHA-256 digest saved with them "
+                         f"(a changed byte in the config or the weights); use another copy of the file")
+
+    try:
+        cfg = json.loads(meta["xpnn"])
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError; too deep a nesting recurses
+        raise ValueError(f"{path}: the model config is not valid JSON ({type(exc).__name__}: {exc})") from None
+    cfg = _check_config(path, cfg, version, about)
+    want = FLOAT_DTYPES[cfg["dtype"]]
+    for name, (dtype, _) in stored.items():
+        if dtype != want:
+            raise ValueError(f"{path}: tensor {_short(name)} has dtype {dtype}, but the model's dtype is "
+                             f"{cfg['dtype']} ({want}); the file is inconsistent")
+    return cfg, tensors, about
+
+
+def _short(value, limit: int = 80) -> str:
+    """repr(value), cut to ``limit`` characters: file contents in a one-line message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+# ---- the config's shape: keys, types, layer specs -------------------------------------------------
+
+
+def _kind(value) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
+            dict: "a JSON object", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _expect(path, where, value, kind):
+    """``value`` (at ``where`` in the config) if it is of ``kind``, else a ValueError."""
+    ok = {"object": isinstance(value, dict), "string": isinstance(value, str), "list": isinstance(value, list),
+          "count": type(value) is int and value >= 0}[kind]
+    if not ok:
+        wanted = {"object": "a JSON object", "string": "a string", "list": "a list",
+                  "count": "a non-negative integer"}[kind]
+        raise ValueError(f"{path}: the model config's {where} must be {wanted}, found {_kind(value)} {_short(value)}")
+    return value
+
+
+def _check_keys(path, where, found: dict, required: tuple, optional: tuple, about: str) -> None:
+    missing = [k for k in required if k not in found]
+    if missing:
+        raise ValueError(f"{path}: the model config's {where} lacks {missing}")
+    unknown = sorted(k for k in found if k not in required and k not in optional)
+    if unknown:
+        raise ValueError(f"{path}: the model config's {where} has unknown keys {_short(unknown)} (the file: "
+                         f"{about}; this xpnn reads up to format version {FORMAT_VERSION}): the file may come "
+                         f"from a newer xpnn, or be damaged")
+
+
+def _check_config(path, cfg, version: int, about: str) -> dict:
+    """The JSON config, its keys and types checked (and an xpnn-1 layout moved to today's)."""
+    _expect(path, "top level", cfg, "object")
+    if version == 1:  # the architecture sat at the top level then
+        inner = "arch" if cfg.get("class") == "NeuralNetwork" else "layers"
+        if inner not in cfg:
+            raise ValueError(f"{path}: the model config lacks {inner!r} (a format version 1 file)")
+        cfg["config"] = cfg.pop("arch") if inner == "arch" else {"layers": cfg.pop("layers")}
+    _check_keys(path, "top level", cfg, ("class", "config", "seed", "dtype", "generator"),
+                ("backend", "epochs_trained", "compile"), about)
+    _expect(path, "'class'", cfg["class"], "string")
+    _expect(path, "'config'", cfg["config"], "object")
+    _expect(path, "'seed'", cfg["seed"], "count")
+    _expect(path, "'backend'", cfg.get("backend", ""), "string")  # where it was saved: informative only
+    _expect(path, "'epochs_trained'", cfg.get("epochs_trained", 0), "count")
+    if not isinstance(cfg["dtype"], str) or cfg["dtype"] not in FLOAT_DTYPES:
+        raise ValueError(f"{path}: the model config's 'dtype' must be one of {sorted(FLOAT_DTYPES)}, "
+                         f"found {_short(cfg['dtype'])}")
+    gen = _expect(path, "'generator'", cfg["generator"], "object")
+    _check_keys(path, "'generator'", gen, ("seed", "bit_generator"), (), about)
+    _expect(path, "'generator.seed'", gen["seed"], "count")
+    _expect(path, "'generator.bit_generator'", gen["bit_generator"], "object")
+    comp = cfg.get("compile")
+    if comp is not None:
+        _expect(path, "'compile'", comp, "object")
+        _check_keys(path, "'compile'", comp, ("loss", "optimizer", "optimizer_iterations", "metrics"),
+                    ("clip_norm",), about)
+        for key in ("loss", "optimizer"):
+            _expect(path, f"'compile.{key}.name'", _expect(path, f"'compile.{key}'", comp[key], "object").get("name"),
+                    "string")
+        _expect(path, "'compile.optimizer_iterations'", comp["optimizer_iterations"], "count")
+        for i, name in enumerate(_expect(path, "'compile.metrics'", comp["metrics"], "list")):
+            _expect(path, f"'compile.metrics[{i}]'", name, "string")
+    return cfg
+
+
+def _check_specs(path, config: dict, where: str, about: str, depth: int = 0) -> None:
+    """Every layer spec ``{"class": ..., "config": {...}}`` inside ``config`` names a known
+    layer and only arguments its constructor takes: said here, before anything is built,
+    as what it most likely means (a layer or an argument from a newer xpnn)."""
+    from .layers import LAYERS
+
+    for key, value in config.items():
+        items = value if isinstance(value, list) else [value]
+        for i, spec in enumerate(items):
+            if not (isinstance(spec, dict) and "class" in spec):
+                continue
+            at = f"{where}.{key}" + (f"[{i}]" if isinstance(value, list) else "")
+            if depth >= MAX_NESTING:
+                raise ValueError(f"{path}: layers nested more than {MAX_NESTING} deep (at {at}); "
+                                 f"no real model is, the file is damaged")
+            _check_keys(path, at, spec, ("class",), ("config",), about)
+            name, layer_config = spec["class"], spec.get("config", {})
+            _expect(path, f"{at}.class", name, "string")
+            _expect(path, f"{at}.config", layer_config, "object")
+            cls = LAYERS.get(name)
+            if cls is None:
+                raise ValueError(f"{path}: unknown layer class {_short(name)} at {at} (the file: {about}; known: "
+                                 f"{sorted(LAYERS)}): the file may come from a newer xpnn, or one with more layers "
+                                 f"registered")
+            _check_arguments(path, cls, layer_config, f"the layer at {at} ({name})", about)
+            _check_specs(path, layer_config, f"{at}.config", about, depth + 1)
+
+
+def _check_arguments(path, cls, config: dict, what: str, about: str, exclude=()) -> None:
+    from .layers.base import arguments, missing_arguments, unknown_arguments
+
+    unknown = unknown_arguments(cls, config) + [k for k in config if k in exclude]
+    if unknown:
+        takes = [a for a in arguments(cls) if a not in exclude]
+        raise ValueError(f"{path}: {what} has an argument {_short(unknown[0])} that {cls.__name__} does not take "
+                         f"in this xpnn (it takes {takes}); the file ({about}) may come from a newer xpnn version")
+    missing = missing_arguments(cls, config)
+    if missing:
+        raise ValueError(f"{path}: {what} lacks the required arguments {missing}")
+
+
+# ---- building: shapes first, then the model -----------------------------------------------------
+
+
+class _NoMemory:
+    """The NumPy namespace, but every array it creates is a read-only broadcast view of a
+    single zero: the shape and dtype asked for, and no memory whatever the size."""
+
+    def __init__(self, xp):
+        self._xp = xp
+
+    def __getattr__(self, name):
+        return getattr(self._xp, name)
+
+    def zeros(self, shape, dtype=None, device=None):
+        return _view(shape, dtype)
+
+    def ones(self, shape, dtype=None, device=None):
+        return _view(shape, dtype)
+
+    def empty(self, shape, dtype=None, device=None):
+        return _view(shape, dtype)
+
+    def full(self, shape, fill_value, dtype=None, device=None):
+        return _view(shape, dtype)
+
+    def astype(self, x, dtype, copy=True, device=None):  # a nested model's params cast to its parent's dtype
+        return _view(x.shape, dtype)
+
+
+def _view(shape, dtype=None):
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    try:
+        return np.broadcast_to(np.zeros((), dtype=dtype or np.float32), shape)
+    except ValueError:  # more elements than an array can index, or a negative size
+        raise ValueError(f"a param of shape {shape} cannot exist") from None
+
+
+class _NoMemoryGenerator(Generator):
+    """Random draws of the shape asked for, without drawing (or allocating) anything."""
+
+    def normal(self, shape, std=1.0, mean=0.0, dtype=None):
+        return _view(shape, self._dtype(dtype))
+
+    def uniform(self, shape, low=0.0, high=1.0, dtype=None):
+        return _view(shape, self._dtype(dtype))
+
+    def bernoulli(self, shape, p, dtype=None):
+        return _view(shape, self._dtype(dtype))
+
+
+class _ShapeOnly(NumpyBackend):
+    """A backend on which building a model costs nothing: its params are _view()s. Built
+    on it, a model from a file's config tells the param shapes that config implies."""
+
+    name = "shape-only"
+
+    def __init__(self):
+        import array_api_compat.numpy as xp
+
+        super().__init__(_NoMemory(xp), "cpu", np)
+
+    def rng(self, seed: int = 0) -> Generator:
+        return _NoMemoryGenerator(self, seed)
+
+
+def _build(cls, cfg, backend):
+    """The model ``cfg`` describes, uncompiled, on ``backend``; models nested in it (a
+    Sequential inside) are made on it too, as they take the default backend."""
+    with use_backend(backend):
+        return cls(**cfg["config"], backend=backend, seed=cfg["seed"], dtype=cfg["dtype"])
+
+
+def _compile(model, comp) -> None:
+    from .losses import get_loss
+    from .optimizers import get_optimizer
+
+    loss_cfg = dict(comp["loss"])
+    model.compile(get_loss(loss_cfg.pop("name"), **loss_cfg), get_optimizer(comp["optimizer"]), comp["metrics"],
+                  clip_norm=comp.get("clip_norm"))
+
+
+def _expected_tensors(model, comp) -> dict:
+    """{tensor name: shape} the file must hold for ``model`` (built and compiled on
+    _ShapeOnly): its params and buffers, and the optimizer state once it has stepped."""
+    expected = {f"layer.{k}": tuple(h.value.shape) for k, h in model.named_handles().items()}
+    opt = model.optimizer
+    if opt is not None and comp["optimizer_iterations"] > 0:  # state is made at the first step
+        shapes = [tuple(h.value.shape) for h in model.named_params().values()]
+        expected.update({f"optimizer.{s}.{i}": shape for s in opt.state_names for i, shape in enumerate(shapes)})
+    return expected
+
+
+def _compare(path, expected: dict, tensors: dict) -> None:
+    def names(keys):
+        keys = sorted(keys)
+        return str(keys) if len(keys) <= 8 else f"{keys[:8]} and {len(keys) - 8} more"
+
+    for key, shape in expected.items():
+        if key in tensors and tuple(tensors[key].shape) != shape:
+            raise ValueError(f"{path}: tensor {key!r} has shape {tuple(tensors[key].shape)}, "
+                             f"the model expects {shape}")
+    missing = [k for k in expected if k not in tensors]
+    if missing:  # they would silently keep their random initial values
+        raise ValueError(f"{path}: the model file lacks tensors {names(missing)}")
+    extra = [k for k in tensors if k not in expected]
+    if extra:
+        key = min(extra)
+        what = "nothing in the optimizer's state" if key.startswith("optimizer.") else "no param or buffer"
+        raise ValueError(f"{path}: tensor {_short(key)} matches {what} of the model its config describes"
+                         + (f" ({len(extra)} such tensors)" if len(extra) > 1 else ""))
 
 
 def load(path, backend=None, device=None):
     """Rebuild a model saved with ``model.save(path)`` on ``backend`` and ``device``
     (default: the current default backend), compiled and ready to predict or to resume
-    training."""
+    training. A damaged or crafted file gives a ValueError naming it (see the module
+    docstring); nothing is allocated before the file's contents have been checked."""
     from .layers import LAYERS
-    from .layers.base import build_layer
 
-    cfg, tensors = read(path)
+    b = get_backend(backend, device)  # the caller's arguments: their errors are not the file's
+    path = os.fspath(path)
+    cfg, tensors, about = _read(path)
     cls = LAYERS.get(cfg["class"])
     if cls is None or not hasattr(cls, "compile"):
-        raise ValueError(f"{path}: unknown model class {cfg['class']!r}")
-    config = dict(cfg["config"])
-    if "layers" in config:  # saved specs -> layers, with the file named in errors
-        config["layers"] = [build_layer(spec, str(path)) for spec in config["layers"]]
-    model = cls(**config, backend=backend, seed=cfg["seed"], dtype=cfg["dtype"], device=device)
-    b = model.backend
-    handles = model.named_handles()
-    missing = sorted(f"layer.{k}" for k in handles if f"layer.{k}" not in tensors)
-    if missing:  # they would silently keep their random initial values
-        raise ValueError(f"{path}: the model file lacks tensors {missing}")
-    for key, value in tensors.items():
-        if not key.startswith("layer."):
-            continue
-        h = handles.get(key[len("layer."):])
-        if h is None:
-            raise ValueError(f"{path}: tensor {key!r} matches no param or buffer of the model")
-        if tuple(h.value.shape) != tuple(value.shape):
-            raise ValueError(f"{path}: tensor {key!r} has shape {value.shape}, the model expects {tuple(h.value.shape)}")
-        h.value = b.asarray(value, copy=True)
+        raise ValueError(f"{path}: unknown model class {_short(cfg['class'])} (the file: {about}; known: "
+                         f"{sorted(k for k, c in LAYERS.items() if hasattr(c, 'compile'))})")
+    _check_arguments(path, cls, cfg["config"], f"the model ({cfg['class']})", about,
+                     exclude=("backend", "seed", "dtype", "device"))
+    _check_specs(path, cfg["config"], "config", about)
+    comp = cfg.get("compile")
+
+    try:  # the model on _ShapeOnly: any failure here is the config's
+        probe = _build(cls, cfg, _ShapeOnly())
+        if comp:
+            _compile(probe, comp)
+    except RecursionError:
+        raise ValueError(f"{path}: the model config nests layers too deeply to build") from None
+    except Exception as exc:  # whatever a constructor raises for a value it cannot take
+        raise ValueError(f"{path}: the model config cannot be built: {exc}") from exc
+    try:
+        probe.generator.set_state(cfg["generator"])
+    except Exception as exc:  # NumPy checks the bit generator's state
+        raise ValueError(f"{path}: the model config's 'generator' is not a valid generator state: {exc}") from exc
+    _compare(path, _expected_tensors(probe, comp), tensors)
+
+    model = _build(cls, cfg, b)  # the sizes are the tensors' now: at most the file's size
+    for key, h in model.named_handles().items():
+        h.value = b.asarray(tensors.pop(f"layer.{key}"), copy=True)
     model.generator.set_state(cfg["generator"])
     model.epochs_trained = cfg.get("epochs_trained", 0)
-    comp = cfg.get("compile")
     if comp:
-        from .losses import get_loss
-        from .optimizers import get_optimizer
-
-        loss_cfg = dict(comp["loss"])
-        model.compile(get_loss(loss_cfg.pop("name"), **loss_cfg), get_optimizer(comp["optimizer"]), comp["metrics"],
-                      clip_norm=comp.get("clip_norm"))
-        state = {k[len("optimizer."):]: b.asarray(v) for k, v in tensors.items() if k.startswith("optimizer.")}
+        _compile(model, comp)
+        state = {k[len("optimizer."):]: b.asarray(v, copy=True) for k, v in tensors.items()}
         model.optimizer.load_state_arrays(state, comp["optimizer_iterations"])
     return model
 

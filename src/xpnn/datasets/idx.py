@@ -38,19 +38,19 @@ _CODE_OF = {np.dtype(dt).newbyteorder("=").str: code for code, (dt, _) in _CODES
 _KNOWN = ", ".join(f"0x{code:02X} ({name})" for code, (_, name) in _CODES.items())
 
 _GZIP_MAGIC = b"\x1f\x8b"
+_CHUNK = 1 << 20  # read in pieces: memory grows with the data actually there, never with what a header claims
+_MAX_TRAILING = 1 << 26  # trailing bytes counted up to this (a gzip bomb must not keep us decompressing)
 
 
-def _read_bytes(path) -> bytes:
-    """The file's bytes, decompressed if it is gzip (judged by content, not by name)."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    if raw[:2] != _GZIP_MAGIC:
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as exc:
-        # A cut-off download ends here: gzip reports "Compressed file ended before ...".
-        raise ValueError(f"{os.fspath(path)}: damaged gzip data ({exc})") from None
+def _read_up_to(f, n: int) -> bytearray:
+    """At most ``n`` bytes from ``f``, fewer at the end of the data."""
+    out = bytearray()
+    while len(out) < n:
+        chunk = f.read(min(_CHUNK, n - len(out)))
+        if not chunk:
+            break
+        out += chunk
+    return out
 
 
 def read_idx(path) -> np.ndarray:
@@ -60,16 +60,31 @@ def read_idx(path) -> np.ndarray:
     and labels ``(n,)``.
 
     Raises ``ValueError`` naming the file and what is wrong when the magic number, type
-    code or number of dimensions is bad, or when the data is shorter or longer than the
-    header's sizes say; ``FileNotFoundError`` when there is no such file.
+    code or number of dimensions is bad, when the data is shorter or longer than the
+    header's sizes say, or when gzip data is damaged; ``FileNotFoundError`` when there is
+    no such file. Memory grows with the data read, never with the sizes a header claims.
     """
     name = os.fspath(path)
-    buf = _read_bytes(path)
+    with open(path, "rb") as raw:
+        if raw.read(2) != _GZIP_MAGIC:  # gzip is judged by content, not by name
+            raw.seek(0)
+            return _read_idx(name, raw)
+        raw.seek(0)
+        try:
+            with gzip.GzipFile(fileobj=raw, mode="rb") as f:
+                return _read_idx(name, f)
+        except (OSError, EOFError, zlib.error) as exc:
+            # A cut-off download ends here: gzip reports "Compressed file ended before ...".
+            raise ValueError(f"{name}: damaged gzip data ({exc})") from None
+
+
+def _read_idx(name, f) -> np.ndarray:
+    buf = _read_up_to(f, 4)
     if len(buf) < 4:
         raise ValueError(f"{name}: {len(buf)} bytes, too short for an IDX file (the header alone is at least 8)")
 
     magic = int.from_bytes(buf[:4], "big")
-    zero, code, ndim = buf[0:2], buf[2], buf[3]
+    zero, code, ndim = bytes(buf[0:2]), buf[2], buf[3]
     if zero != b"\x00\x00":
         raise ValueError(f"{name}: bad magic 0x{magic:08X}, not an IDX file (its first two bytes must be zero)")
     if code not in _CODES:
@@ -79,6 +94,7 @@ def read_idx(path) -> np.ndarray:
         raise ValueError(f"{name}: bad magic 0x{magic:08X}: the header says 0 dimensions, expected at least 1")
 
     header_len = 4 + 4 * ndim
+    buf += _read_up_to(f, header_len - 4)
     if len(buf) < header_len:
         raise ValueError(f"{name}: truncated header: {ndim} dimensions need {header_len} header bytes, "
                          f"found {len(buf)}")
@@ -86,18 +102,29 @@ def read_idx(path) -> np.ndarray:
 
     dtype, type_name = _CODES[code]
     expected = math.prod(shape) * dtype.itemsize
-    found = len(buf) - header_len
+    data = _read_up_to(f, expected)
+    found = len(data)
+    if found == expected:  # and nothing may follow: count what does, up to a bound
+        extra = len(_read_up_to(f, 1))
+        while extra and extra <= _MAX_TRAILING:
+            more = len(f.read(_CHUNK))
+            if not more:
+                break
+            extra += more
+        found += extra
     if found != expected:
         dims = "x".join(str(s) for s in shape)
         what = "bytes" if dtype.itemsize == 1 else f"bytes ({type_name}, {dtype.itemsize} bytes each)"
         says = f"header says {dims} = {expected} {what} of data, found {found}"
         if found < expected:
             raise ValueError(f"{name}: truncated: {says}")
-        raise ValueError(f"{name}: {found - expected} trailing bytes after the data: {says}")
+        more = " or more" if found - expected > _MAX_TRAILING else ""
+        raise ValueError(f"{name}: {found - expected}{more} trailing bytes after the data: {says}{more}")
 
-    data = np.frombuffer(buf, dtype=dtype, count=math.prod(shape), offset=header_len)
-    # astype copies: the result is writable, native-endian, and owns its memory.
-    return data.astype(dtype.newbyteorder("="), copy=True).reshape(shape)
+    try:  # astype copies: the result is writable, native-endian, and owns its memory.
+        return np.frombuffer(data, dtype=dtype).astype(dtype.newbyteorder("="), copy=True).reshape(shape)
+    except ValueError as exc:  # more dimensions than NumPy allows (64)
+        raise ValueError(f"{name}: the header's shape {shape} cannot be a NumPy array ({exc})") from None
 
 
 def write_idx(path, array) -> None:

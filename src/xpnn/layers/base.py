@@ -20,6 +20,7 @@ path ("1.0.W": child 1, its child 0, its W).
 
 from __future__ import annotations
 
+import inspect
 import math
 
 from ..backends import Backend, Generator, backend_of
@@ -56,11 +57,40 @@ def build_layer(spec, where: str) -> "Layer":
     if isinstance(spec, Layer):
         return spec
     if isinstance(spec, dict) and "class" in spec:
-        cls = LAYERS.get(spec["class"])
+        name, config = spec["class"], spec.get("config", {})
+        if not isinstance(name, str) or not isinstance(config, dict):
+            raise ValueError(f"{where}: a layer spec needs a class name (a string) and a config (a dict), "
+                             f"found class {type(name).__name__} and config {type(config).__name__}")
+        cls = LAYERS.get(name)
         if cls is None:
-            raise ValueError(f"{where}: unknown layer class {spec['class']!r} (known: {sorted(LAYERS)})")
-        return cls(**spec.get("config", {}))
+            raise ValueError(f"{where}: unknown layer class {name!r} (known: {sorted(LAYERS)})")
+        unknown, missing = unknown_arguments(cls, config), missing_arguments(cls, config)
+        if unknown or missing:  # said so, rather than a TypeError from the call
+            problem = f"no argument {unknown[0]!r}" if unknown else f"the required arguments {missing}"
+            raise ValueError(f"{where}: the spec of {name} has {problem}; {name} takes {arguments(cls)}")
+        return cls(**config)
     raise TypeError(f"{where}: expected a Layer or a {{'class': ..., 'config': ...}} spec, found {type(spec).__name__}")
+
+
+def arguments(cls) -> list:
+    """The names ``cls``'s constructor takes by keyword (what a saved config may hold)."""
+    return [p.name for p in inspect.signature(cls).parameters.values()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def unknown_arguments(cls, config: dict) -> list:
+    """The keys of ``config`` that ``cls``'s constructor does not take (none if it takes
+    ``**kwargs``)."""
+    params = inspect.signature(cls).parameters.values()
+    if any(p.kind == p.VAR_KEYWORD for p in params):
+        return []
+    return [k for k in config if k not in arguments(cls)]
+
+
+def missing_arguments(cls, config: dict) -> list:
+    """The required constructor arguments of ``cls`` that ``config`` lacks."""
+    return [p.name for p in inspect.signature(cls).parameters.values()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.default is p.empty and p.name not in config]
 
 
 class Layer:
