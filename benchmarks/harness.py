@@ -16,6 +16,7 @@ Nothing here imports xpnn, torch or scikit-learn: workers import only what they 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -258,15 +259,23 @@ def peak_rss() -> int:
 
 
 class GpuMemory:
-    """Peak device memory of one library's allocator: CuPy's pool or torch's caching allocator.
+    """Peak device memory of one library's allocator, the same two numbers for each:
+
+    - reserved: what the allocator holds from the device (CuPy's pool ``total_bytes``,
+      torch's ``max_memory_reserved``): what another process could not use.
+    - live: the most bytes held by arrays at one time (torch's ``max_memory_allocated``;
+      for CuPy, which keeps no such mark, a memory hook that counts the pool's mallocs
+      and frees). The hook is a Python call per allocation, so it runs only during the
+      warm-up (``live_tracking``), never during a timed run: same steps, same peak.
 
     CuPy's pool keeps every block it has handed out until ``free_all_blocks``, so its
-    ``total_bytes()`` after a run is the peak the pool reached since the reset.
+    ``total_bytes()`` after a run is the most it reserved since the reset.
     """
 
     def __init__(self, kind: str):
         self.kind = kind
         self.base = 0
+        self._hook = None
 
     def reset(self):
         if self.kind == "cupy":
@@ -281,19 +290,56 @@ class GpuMemory:
             torch.cuda.reset_peak_memory_stats()
             self.base = torch.cuda.memory_allocated()
 
+    def live_tracking(self):
+        """A context manager for the warm-up: counts CuPy's live bytes (a no-op elsewhere)."""
+        if self.kind != "cupy":
+            return contextlib.nullcontext()
+        import cupy
+
+        self._hook = _live_peak_hook(cupy.cuda.MemoryHook, cupy.get_default_memory_pool().used_bytes())
+        return self._hook
+
     def read(self) -> dict:
         if self.kind == "cupy":
             import cupy
 
-            peak = cupy.get_default_memory_pool().total_bytes()
+            reserved = cupy.get_default_memory_pool().total_bytes()
+            live = None if self._hook is None else self._hook.peak
+            allocator = "cupy memory pool"
+            live_covers = "warm-up run (memory hook)"
         elif self.kind == "torch-cuda":
             import torch
 
-            peak = torch.cuda.max_memory_allocated()
+            reserved, live = torch.cuda.max_memory_reserved(), torch.cuda.max_memory_allocated()
+            allocator = "torch caching allocator"
+            live_covers = "warm-up and timed runs"
         else:
             return {}
-        return {"gpu_peak_mib": peak / 2**20, "gpu_extra_mib": (peak - self.base) / 2**20,
-                "gpu_allocator": "cupy memory pool" if self.kind == "cupy" else "torch caching allocator"}
+        mib = (lambda b: None if b is None else b / 2**20)
+        return {"gpu_reserved_peak_mib": mib(reserved), "gpu_live_peak_mib": mib(live),
+                "gpu_live_extra_mib": mib(None if live is None else live - self.base),
+                "gpu_live_peak_covers": live_covers, "gpu_allocator": allocator}
+
+
+def _live_peak_hook(base, start: int):
+    """A CuPy MemoryHook (``base`` is cupy.cuda.MemoryHook) whose ``peak`` is the most bytes
+    live at once, starting from ``start`` bytes already in use."""
+
+    class LivePeak(base):
+        name = "xpnn_benchmark_live_peak"
+
+        def __init__(self):
+            self.live = self.peak = start
+
+        def malloc_postprocess(self, **kw):
+            if kw.get("mem_ptr"):  # 0: the allocation failed
+                self.live += kw["mem_size"]
+                self.peak = max(self.peak, self.live)
+
+        def free_postprocess(self, **kw):
+            self.live -= kw["mem_size"]
+
+    return LivePeak()
 
 
 # ---- the machine ----------------------------------------------------------------------------

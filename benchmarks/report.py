@@ -6,7 +6,9 @@ One table per device class (CPU, GPU): for each case, xpnn on each backend besid
 with min and median time per timed run, the time per optimizer step, the time scaled to one
 epoch (or to 10,000 steps for XOR), throughput, achieved TFLOP/s, the same-run ratios of each
 row to torch autograd and to the hand-written loop (of the minima: above 1 is slower), and
-peak extra host memory (plus the GPU allocator's peak on the GPU). Below each table, what
+peak extra host memory, and on the GPU the allocator's peak reserved bytes and peak live
+bytes (the same two measures for CuPy and torch: reserved against reserved, live
+against live). Below each table, what
 each xpnn backend's per-step cost adds over the first one (numpy on the CPU).
 """
 
@@ -114,8 +116,8 @@ def render(data) -> str:
         mine = list(dict.fromkeys(r["backend"] for r in rows if r["impl"] == "xpnn"))
         out += [f"### {device.upper()}: xpnn on {', '.join(mine) or 'nothing'}", "",
                 f"| case | timed run | implementation | min | median | per step | per epoch* | samples/s** "
-                f"| TFLOP/s | ÷ torch | ÷ {loop} | extra RSS MiB | GPU peak MiB |",
-                "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                f"| TFLOP/s | ÷ torch | ÷ {loop} | extra RSS MiB | GPU reserved MiB | GPU live MiB |",
+                "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         skipped, overhead = [], []
         for case in dict.fromkeys(r["case"] for r in rows):
             group = [r for r in rows if r["case"] == case]
@@ -133,18 +135,25 @@ def render(data) -> str:
                     f"| {_f(r.get('tflops'), '{:.3f}')} "
                     f"| {_f(r['min_s'] / torch['min_s'] if torch else None, '{:.2f}')} "
                     f"| {_f(r['min_s'] / ref['min_s'] if ref else None, '{:.2f}')} "
-                    f"| {_f(mem.get('extra_rss_mib'), '{:.0f}')} | {_f(mem.get('gpu_peak_mib'), '{:.0f}')} |")
+                    f"| {_f(mem.get('extra_rss_mib'), '{:.0f}')} | {_f(mem.get('gpu_reserved_peak_mib'), '{:.0f}')} "
+                    f"| {_f(mem.get('gpu_live_peak_mib'), '{:.0f}')} |")
             xs = [r for r in ok if r["impl"] == "xpnn"]
             if len(xs) > 1 and xs[0]["backend"] == mine[0]:  # what each library adds to the first one's step
                 overhead.append(f"{case}: " + ", ".join(
                     f"{r['backend']} {_signed(_per_step(r) - _per_step(xs[0]))}" for r in xs[1:]))
         if not any(r["status"] == "ok" for r in rows):
-            out.append("| (nothing ran on this device: see below) |" + " |" * 12)
+            out.append("| (nothing ran on this device: see below) |" + " |" * 13)
         out.append("")
         out.append("\\* per epoch = min time scaled to 60,000 samples (XOR: to 10,000 steps); per step = min time "
                    "÷ optimizer steps (one per batch). ÷ torch and ÷ loop divide the row's min by torch autograd's "
                    f"and the hand-written {loop}'s from the same run: above 1 the row is slower. "
                    "\\*\\* from the min time.")
+        if device == "gpu":
+            out.append("")
+            out.append("GPU reserved = the most device memory the allocator held (CuPy's pool total_bytes, torch's "
+                       "max_memory_reserved); GPU live = the most held by arrays at once (torch's "
+                       "max_memory_allocated; CuPy's counted by a memory hook over the warm-up run only, as the hook "
+                       "would slow the timed runs).")
         if overhead:
             out.append("")
             out.append(f"Per-step cost of each xpnn backend over xpnn ({mine[0]}), same run: "

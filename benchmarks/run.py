@@ -141,7 +141,8 @@ def _worker_case(job) -> None:
     gpu = harness.GpuMemory(runner.timer)
     gpu.reset()
     clear = harness.reset_peak_rss()
-    warm = harness.time_once(runner, job["warmup"])
+    with gpu.live_tracking():  # CuPy's live-bytes hook costs time: the warm-up only, never a timed run
+        warm = harness.time_once(runner, job["warmup"])
     _reply({"status": "ready", "warmup_s": warm["seconds"]})
     for line in sys.stdin:
         if line.strip() != "run":

@@ -8,12 +8,19 @@ XPNN_TEST_BACKEND=NAME runs the backend tests on those only.
 
 XPNN_REQUIRE_ORACLES=1 (set by .ci/run) turns a skip for a missing comparison library
 (PyTorch, scikit-learn, ...) or a missing CPU backend into a failure: in CI every oracle
-test must run.
+test must run. XPNN_REQUIRE_GPU=1 (for runs on a GPU machine; or a list such as
+``cupy,torch-cuda``) makes a GPU backend that cannot start an error, never a skip.
+
+The GPU probe never deselects quietly: why each GPU backend cannot start is one line of
+the summary, and a failure other than the expected ones (library not installed, no
+device: the RuntimeError of ``Backend.create``) is flagged there as unexpected, with its
+type and message.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -43,6 +50,44 @@ REQUIRE_ORACLES = os.environ.get("XPNN_REQUIRE_ORACLES") == "1"
 _UNAVAILABLE = "backend unavailable: "
 
 
+def required_gpu_backends(value) -> tuple:
+    """The GPU backends XPNN_REQUIRE_GPU names: "1" all of them, "" or "0" none, else a
+    comma-separated list of GPU_BACKENDS ids."""
+    value = (value or "").strip()
+    if value in ("", "0"):
+        return ()
+    if value == "1":
+        return tuple(GPU_BACKENDS)
+    names = tuple(n.strip() for n in value.split(",") if n.strip())
+    for n in names:
+        if n not in GPU_BACKENDS:
+            raise pytest.UsageError(f"XPNN_REQUIRE_GPU must be 1, 0 or GPU backends among {tuple(GPU_BACKENDS)}, "
+                                    f"found {n!r}")
+    return names
+
+
+def probe_gpu(start) -> tuple:
+    """Call ``start()`` (which makes a GPU backend) and say how it went:
+    ``(problem, unexpected, noted)``. problem: None if it started, else the exception's
+    type and message. Expected failures are the RuntimeError that Backend.create raises
+    when the library or the device is missing; anything else (a bug, a broken install, a
+    warning an error filter turned into an exception) is unexpected: it must be shown,
+    not folded into a quiet skip. noted: the warnings raised while probing (recorded,
+    never raised, so that a warning cannot turn into a skip), or ""."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            start()
+            problem = None
+        except Exception as exc:
+            problem = exc
+    noted = "; ".join(f"{w.category.__name__}: {w.message}" for w in caught)
+    if problem is None:
+        return None, False, noted
+    unexpected = not isinstance(problem, RuntimeError) or isinstance(problem, Warning)
+    return f"{type(problem).__name__}: {problem}", unexpected, noted
+
+
 def pytest_addoption(parser):
     parser.addoption("--backend", action="store", default=None,
                      help=f"run backend-parametrized tests on these only (comma-separated: {', '.join(ALL_BACKENDS)})")
@@ -69,17 +114,29 @@ def pytest_generate_tests(metafunc):
 
 
 _GPU_MISSING: dict = {}  # GPU backend id -> why it cannot run here
+_GPU_UNEXPECTED: set = set()  # GPU backend ids whose probe failed in an unexpected way
+_GPU_NOTES: dict = {}  # GPU backend id -> warnings seen while it started
+REQUIRED_GPU: tuple = ()
 
 
 def pytest_configure(config):
     """Find out once which GPU backends cannot start here (no CuPy, no CUDA device)."""
+    global REQUIRED_GPU
+    REQUIRED_GPU = required_gpu_backends(os.environ.get("XPNN_REQUIRE_GPU"))
     if config.getoption("--backend") or os.environ.get("XPNN_TEST_BACKEND"):
-        return  # asked for by name: each test reports its own skip
+        return  # asked for by name: each test reports its own skip (or failure, if required)
     for name, (registry_name, device) in GPU_BACKENDS.items():
-        try:
-            xpnn.get_backend(registry_name, device)
-        except Exception as exc:
-            _GPU_MISSING[name] = f"{type(exc).__name__}: {exc}"
+        problem, unexpected, noted = probe_gpu(lambda r=registry_name, d=device: xpnn.get_backend(r, d))
+        if noted:
+            _GPU_NOTES[name] = noted
+        if problem is not None:
+            _GPU_MISSING[name] = problem
+            if unexpected:
+                _GPU_UNEXPECTED.add(name)
+    missing = [n for n in REQUIRED_GPU if n in _GPU_MISSING]
+    if missing:
+        raise pytest.UsageError("XPNN_REQUIRE_GPU is set, but these GPU backends cannot start here: "
+                                + "; ".join(f"{n}: {_GPU_MISSING[n]}" for n in missing))
 
 
 def pytest_collection_modifyitems(config, items):
@@ -96,10 +153,25 @@ def pytest_collection_modifyitems(config, items):
         items[:] = keep
 
 
+def gpu_summary_lines() -> list:
+    """What the terminal summary says about the GPU backends: (text, is it a problem)."""
+    lines = []
+    expected = {k: v for k, v in _GPU_MISSING.items() if k not in _GPU_UNEXPECTED}
+    if expected:
+        reasons = "; ".join(f"{k}: {v}" for k, v in expected.items())
+        lines.append((f"GPU backends not run here (their tests were deselected): {reasons}", False))
+    for k in sorted(_GPU_UNEXPECTED):
+        text = (f"GPU backend {k}: its probe FAILED UNEXPECTEDLY, so its tests were deselected: "
+                f"{_GPU_MISSING[k]} (not a missing library or device: look at this)")
+        lines.append((text, True))
+    for k, v in _GPU_NOTES.items():
+        lines.append((f"GPU backend {k}: warnings while it started: {v}", True))
+    return lines
+
+
 def pytest_terminal_summary(terminalreporter):
-    if _GPU_MISSING:
-        reasons = "; ".join(f"{k}: {v}" for k, v in _GPU_MISSING.items())
-        terminalreporter.write_line(f"GPU backends not run here (their tests were deselected): {reasons}")
+    for text, problem in gpu_summary_lines():
+        terminalreporter.write_line(text, red=problem, bold=problem)
 
 
 @pytest.fixture
@@ -110,7 +182,10 @@ def backend(backend_name):
     try:
         return xpnn.get_backend(name, device)
     except Exception as exc:  # any failure to start (import error, no device) is a visible skip
-        pytest.skip(f"{_UNAVAILABLE}{backend_name}: {type(exc).__name__}: {exc}")
+        reason = f"{_UNAVAILABLE}{backend_name}: {type(exc).__name__}: {exc}"
+        if backend_name in REQUIRED_GPU:
+            pytest.fail(f"XPNN_REQUIRE_GPU is set, but {reason}")
+        pytest.skip(reason)
 
 
 @pytest.fixture

@@ -8,7 +8,10 @@ the CPU suite exercises on array_api_strict.
 
 from __future__ import annotations
 
+import importlib
 import os
+import types
+import warnings
 
 import array_api_compat
 import numpy as np
@@ -16,6 +19,12 @@ import numpy as np
 from .base import InPlaceBackend, import_library
 
 HELP = 'backend "cupy" needs CuPy: pip install "xpnn[cuda12]" (or "xpnn[cuda13]" for CUDA 13)'
+NCCL_HELP = ('pip install nvidia-nccl-cu12 (nvidia-nccl-cu13 for CUDA 13), which "xpnn[cuda12]" / '
+             '"xpnn[cuda13]" bring')
+
+# the namespace functions that make a new array: CuPy puts it on the *current* device
+CREATION = ("asarray", "zeros", "ones", "empty", "full", "arange", "eye", "linspace",
+            "zeros_like", "ones_like", "empty_like", "full_like")
 
 
 class CupyBackend(InPlaceBackend):
@@ -41,7 +50,9 @@ class CupyBackend(InPlaceBackend):
                              f'0 to {count - 1}')
         import array_api_compat.cupy as xp
 
-        return cls(xp, cupy.cuda.Device(index), cupy)
+        backend = cls(xp, cupy.cuda.Device(index), cupy)
+        backend.xp = on_device_namespace(xp, backend.on_device)
+        return backend
 
     @classmethod
     def is_array(cls, a) -> bool:
@@ -56,12 +67,17 @@ class CupyBackend(InPlaceBackend):
     def device_name(self) -> str:
         return f"cuda:{self.device.id}"
 
+    def on_device(self):
+        """A context manager that makes this backend's GPU the current one: array-api-compat
+        ignores ``device=`` for CuPy, and CuPy creates arrays on the current device. A new
+        Device object each time: a shared one keeps its enter/exit stack across threads."""
+        return self.native.cuda.Device(self.device.id)
+
     def asarray(self, x, dtype=None, copy=None):
         dtype = None if dtype is None else self.dtype(dtype)
         if isinstance(x, (list, tuple)):
             x = np.asarray(x)
-        with self.device:  # CuPy places new arrays on the current device
-            return self.xp.asarray(x, dtype=dtype, copy=copy)
+        return self.xp.asarray(x, dtype=dtype, copy=copy)  # on this device: see on_device_namespace
 
     def to_numpy(self, a) -> np.ndarray:
         return a.get() if self.is_array(a) else np.asarray(a)
@@ -85,21 +101,23 @@ class CupyBackend(InPlaceBackend):
 
     def allreducer(self, comm, MPI):
         """NCCL if CuPy has it on every rank, else CUDA-aware MPI if XPNN_CUDA_AWARE_MPI=1
-        says the MPI library is one, else host staging."""
+        says the MPI library is one, else host staging; a warning (once) says when NCCL
+        is missing, what the fallback costs and what to install."""
         cupy = self.native
-        nccl_comm = None
-        try:
-            from cupy.cuda import nccl
-
-            uid = nccl.get_unique_id() if comm.Get_rank() == 0 and getattr(nccl, "available", False) else None
-        except Exception:  # no NCCL in this CuPy
-            uid = None
+        nccl, missing = _load_nccl()
+        uid = None
+        if nccl is not None and comm.Get_rank() == 0:
+            try:
+                uid = nccl.get_unique_id()
+            except Exception as exc:  # rank 0 must still reach the bcast, or the others wait forever
+                missing = f"nccl.get_unique_id() failed: {type(exc).__name__}: {exc}"
         uid = comm.bcast(uid, root=0)  # every rank joins this bcast, whatever rank 0 found
-        if uid is not None:
+        nccl_comm = None
+        if uid is not None and nccl is not None:
             try:
                 nccl_comm = nccl.NcclCommunicator(comm.Get_size(), uid, comm.Get_rank())
-            except Exception:
-                nccl_comm = None
+            except Exception as exc:
+                missing = f"NcclCommunicator failed: {type(exc).__name__}: {exc}"
         # all ranks must take the same path, or their collectives would never meet
         if comm.allreduce(int(nccl_comm is not None), op=MPI.MIN):
             def reduce(flat):
@@ -114,8 +132,70 @@ class CupyBackend(InPlaceBackend):
                 cupy.cuda.get_current_stream().synchronize()  # MPI reads device memory: kernels must be done
                 comm.Allreduce(MPI.IN_PLACE, flat, op=MPI.SUM)
                 return flat
-            return reduce, "cuda-aware-mpi"
-        return super().allreducer(comm, MPI)
+            reducer = reduce, "cuda-aware-mpi"
+            cost = ("through CUDA-aware MPI (XPNN_CUDA_AWARE_MPI=1), which waits for the GPU to finish "
+                    "every step before the sum starts")
+        else:
+            reducer = super().allreducer(comm, MPI)
+            cost = ("through host memory: every step waits for the GPU, copies all gradients to the host, "
+                    "sums them with MPI on the CPU and copies them back")
+        _warn_no_nccl(missing or "another rank has no NCCL", cost)
+        return reducer
+
+
+_warned_no_nccl = False
+
+
+def _load_nccl():
+    """``(cupy.cuda.nccl, None)``, or ``(None, why it is unusable)``: the pip CuPy wheels do
+    not bring NCCL itself."""
+    try:
+        nccl = importlib.import_module("cupy.cuda.nccl")
+    except Exception as exc:
+        return None, f"import cupy.cuda.nccl failed: {type(exc).__name__}: {exc}"
+    if not getattr(nccl, "available", False):
+        return None, "CuPy finds no NCCL library (cupy.cuda.nccl.available is False)"
+    return nccl, None
+
+
+def _warn_no_nccl(reason: str, cost: str) -> None:
+    """Say once per process that DataParallel falls back from NCCL, what it costs and how to fix it."""
+    global _warned_no_nccl
+    if _warned_no_nccl:
+        return
+    _warned_no_nccl = True
+    warnings.warn(f"DataParallel on CuPy: NCCL is not available ({reason}), so gradients are summed {cost}. "
+                  f"To use NCCL: {NCCL_HELP}", RuntimeWarning, stacklevel=3)
+
+
+def on_device_namespace(xp, on_device):
+    """``xp`` with its array-creating functions (CREATION) run inside ``on_device()``, a
+    context manager that makes the backend's GPU current: array-api-compat drops
+    ``device=`` for CuPy, so without this a model on cuda:1 would create its arrays on
+    the current GPU (usually 0). Everything else is ``xp``'s own function.
+
+    Kernels, too, run on the current device: a process that uses a GPU other than the
+    current one must make it current (``cupy.cuda.Device(i).use()``; DataParallel does,
+    one GPU per rank).
+    """
+    ns = types.ModuleType(f"{xp.__name__}[on device]")
+
+    def __getattr__(name):
+        found = getattr(xp, name)
+        if name in CREATION:
+            make = found
+
+            def found(*args, **kwargs):
+                with on_device():
+                    return make(*args, **kwargs)
+
+            found.__name__ = found.__qualname__ = name
+            found.__doc__ = make.__doc__
+        setattr(ns, name, found)  # looked up once: later accesses read the module's dict
+        return found
+
+    ns.__getattr__ = __getattr__
+    return ns
 
 
 def _device_index(device) -> int:

@@ -37,9 +37,12 @@ class Generator:
         return self.backend.asarray(host, dtype=self._dtype(dtype))
 
     def bernoulli(self, shape, p, dtype=None):
-        """0/1 draws of ``shape`` in ``dtype``, each 1 with probability ``p``."""
+        """0/1 draws of ``shape`` in ``dtype``, each 1 with probability ``p``.
+
+        The mask crosses to the device as booleans and is cast there: one byte per
+        element over the bus instead of four (dropout draws one mask per batch)."""
         host = self._np.random(size=shape, dtype=np.float32) < p
-        return self.backend.asarray(host, dtype=self._dtype(dtype))
+        return self.backend.xp.astype(self.backend.asarray(host), self._dtype(dtype))
 
     def permutation(self, n):
         """A random permutation of ``range(n)`` as an int64 backend array."""

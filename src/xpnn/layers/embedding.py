@@ -20,6 +20,12 @@ class Embedding(Layer):
     the row of dW its id picked. An id used k times gets the sum of its k rows (a
     scatter-add, never an overwrite). The ids themselves are not differentiable, so
     ``backward`` returns None: put Embedding first in a model.
+
+    Ids outside the table are an IndexError naming the first one (NumPy would raise an
+    obscure error, a GPU gather reads a wrong row without a word). Checking costs a host
+    sync, so it happens once per call of fit, evaluate and predict, on the whole id array
+    (``check_inputs``), not on every batch: ``check_ids`` (whether ``forward`` checks the
+    ids it is given, one sync a call) is off only inside those loops.
     """
 
     takes_indices = True  # fit/predict keep integer inputs as they are for this layer
@@ -30,6 +36,7 @@ class Embedding(Layer):
         self.embedding_dim = _checks.positive_int(embedding_dim, "embedding_dim", "Embedding")
         self.init = initializers.get(init)  # default U(-0.05, 0.05), as Keras
         self.init_name = init if isinstance(init, str) else initializers.name_of(init)
+        self.check_ids = True
 
     def build(self, X=None) -> None:
         self.params["W"] = self.init(self.generator, (self.num_embeddings, self.embedding_dim), self.dtype)
@@ -42,7 +49,8 @@ class Embedding(Layer):
             raise TypeError(f"{self._where()}: X must be integer ids in [0, {self.num_embeddings}), "
                             f"found dtype {dtype_name(X.dtype)}; convert with xp.astype(X, xp.int64)")
         ids = xp.reshape(X, (-1,))
-        self._check_range(ids, tuple(X.shape))
+        if self.check_ids:
+            self._check_range(ids, tuple(X.shape), f"{self._where()}: X")
         self.saved = ids if training else None  # dW scatters dY back by id
         Y = xp.take(self.params["W"], ids, axis=0)  # (X.size, embedding_dim)
         return xp.reshape(Y, (*X.shape, self.embedding_dim))
@@ -54,9 +62,19 @@ class Embedding(Layer):
         self.grads["W"] = self.backend.scatter_add(self.xp.zeros_like(self.params["W"]), ids, dY)
         return None
 
-    def _check_range(self, ids, shape) -> None:
-        """Raise a clear error for an id outside the table (NumPy would raise an obscure
-        IndexError, a GPU gather would silently read a wrong row). One host sync."""
+    def check_inputs(self, X, argname: str = "X", where: str = "") -> None:
+        """Check every id of ``X`` (the whole input of fit, evaluate or predict) at once:
+        one host sync. The loops then turn ``check_ids`` off while they run: their batches
+        are all cut from this X, so checking each again would only add a sync per batch."""
+        self.prepare(X)
+        if not self.xp.isdtype(X.dtype, "integral"):
+            return  # forward refuses non-integer ids with its own TypeError
+        prefix = f"{where}: " if where else ""
+        self._check_range(self.xp.reshape(X, (-1,)), tuple(X.shape), f"{prefix}{argname}", f" (the ids of {self!r})")
+
+    def _check_range(self, ids, shape, what: str, note: str = "") -> None:
+        """Raise an IndexError that names ``what`` and the first id outside the table.
+        One host sync (and two more to read the culprit)."""
         xp = self.xp
         if ids.shape[0] == 0:
             return
@@ -69,7 +87,7 @@ class Embedding(Layer):
         for size in reversed(shape):  # the flat position as an index of X
             where.append(flat % size)
             flat //= size
-        raise IndexError(f"{self._where()}: X must hold ids in [0, {self.num_embeddings}), "
+        raise IndexError(f"{what} must hold ids in [0, {self.num_embeddings}){note}, "
                          f"found {value} at index {tuple(reversed(where))}")
 
     def config(self) -> dict:

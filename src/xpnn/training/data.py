@@ -9,6 +9,8 @@ must have one entry per sample and a layer that takes them.
 
 from __future__ import annotations
 
+import contextlib
+
 import array_api_compat
 
 from .batches import Batch
@@ -63,6 +65,32 @@ def targets(model, y, argname: str, where: str, allow_nonfinite: bool = False):
         return xp.astype(y, xp.int64)
     y = y if y.dtype == model.dtype else xp.astype(y, model.dtype)
     return xp.reshape(y, (y.shape[0], 1)) if y.ndim == 1 else y
+
+
+def check_inputs(model, X, argname: str, where: str) -> None:
+    """The first layer's check of the whole input, where it has one (an Embedding's id
+    range): one host sync per fit, evaluate or predict instead of one per batch in forward."""
+    first = model
+    while first.children():
+        first = first.children()[0]
+    check = getattr(first, "check_inputs", None)
+    if check is not None:
+        check(X, argname, where)
+
+
+@contextlib.contextmanager
+def trusted_inputs(model):
+    """Inside fit's and inference's loops, whose input ``check_inputs`` checked whole:
+    layers skip their own per-forward input checks (``check_ids``: a sync per batch),
+    and check again afterwards (a direct ``forward`` call)."""
+    layers = [layer for layer in model.walk() if getattr(layer, "check_ids", False)]
+    for layer in layers:
+        layer.check_ids = False
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.check_ids = True
 
 
 def check_finite(model, a, argname: str, where: str) -> None:
@@ -125,6 +153,7 @@ def prepare(model, X, y, inputs, where: str, prefix: str = "", allow_nonfinite: 
     one Batch of all the samples. NaN or inf anywhere is an error unless
     ``allow_nonfinite``."""
     X = features(model, X, f"{prefix}X" if not prefix else f"{prefix}[0]", where)
+    check_inputs(model, X, f"{prefix}X" if not prefix else f"{prefix}[0]", where)
     if not allow_nonfinite:
         check_finite(model, X, f"{prefix}X" if not prefix else f"{prefix}[0]", where)
     if y is not None:

@@ -14,7 +14,8 @@ def outputs(model, ds, batch_size, where: str):
     """The raw outputs for the samples of Batch ``ds`` on the model's device, batch by batch."""
     batch_size = _checks.optional_positive_int(batch_size, "batch_size", where, "all samples at once")
     batches = Batches(ds.X, None, ds.inputs, batch_size)
-    with model.backend.threads_for(largest_matmul(model, (batches.batch_size, *ds.X.shape[1:]))):
+    macs = largest_matmul(model, (batches.batch_size, *ds.X.shape[1:]))
+    with model.backend.threads_for(macs), data.trusted_inputs(model):
         outs = [model.run(b.X, False, b.inputs) for b in batches]
     return outs[0] if len(outs) == 1 else model.backend.xp.concat(outs, axis=0)
 

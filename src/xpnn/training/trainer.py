@@ -118,7 +118,8 @@ class Trainer:
         for h in hooks:
             h.on_train_begin()
         macs = largest_matmul(model, (batches.batch_size, *train.X.shape[1:]))
-        with model.backend.threads_for(macs):  # small products: one BLAS thread (NumPy)
+        # small products: one BLAS thread (NumPy); the input was checked whole in prepare
+        with model.backend.threads_for(macs), data.trusted_inputs(model):
             for epoch in range(initial_epoch, epochs):
                 if not self._epoch(epoch, batches, validation, hooks, unchecked,
                                    max(batches.batch_size, INFERENCE_BATCH)):
