@@ -7,18 +7,22 @@ which is what bounds small networks on a GPU.
 import cupy
 
 _adam = cupy.ElementwiseKernel(
-    "T g, T step_size, T beta1, T beta2, T inv_bias2_sqrt, T eps",
+    "T g, T step_size, T one_minus_beta1, T one_minus_beta2, T bias2_sqrt, T eps",
     "T param, T m, T v",
     """
-    m += (1 - beta1) * (g - m);
-    v += (1 - beta2) * (g * g - v);
-    param -= step_size * m / (sqrt(v) * inv_bias2_sqrt + eps);
+    m += one_minus_beta1 * (g - m);
+    v += one_minus_beta2 * (g * g - v);
+    param -= step_size * (m / (sqrt(v) / bias2_sqrt + eps));
     """,
     "xpnn_adam_update",
 )
 
 
 def adam_update(param, grad, m, v, step_size, beta1, beta2, bias2_sqrt, eps):
-    """In-place Adam step on CuPy arrays (see Backend.adam_update for the formula)."""
+    """In-place Adam step on CuPy arrays (see Backend.adam_update for the formula).
+
+    The same operations in the same order as ``base.adam_math``, with 1 - beta taken on the
+    host in double precision as the generic code does (1 - float32(0.999) in the kernel
+    would be 1.3e-5 off: about 200 ulps in v)."""
     dt = param.dtype.type
-    _adam(grad, dt(step_size), dt(beta1), dt(beta2), dt(1.0 / bias2_sqrt), dt(eps), param, m, v)
+    _adam(grad, dt(step_size), dt(1.0 - beta1), dt(1.0 - beta2), dt(bias2_sqrt), dt(eps), param, m, v)
