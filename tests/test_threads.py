@@ -41,7 +41,7 @@ def test_largest_matmul_from_output_shapes():
 
 def small_fit(record):
     X = np.random.default_rng(0).normal(size=(64, 8)).astype(np.float32)
-    model = xpnn.Sequential([xpnn.Dense(8, 16), xpnn.ReLU(), xpnn.Dense(16, 3)]).compile()
+    model = xpnn.Sequential([xpnn.Dense(8, 16), xpnn.ReLU(), xpnn.Dense(16, 3)], backend="numpy").compile()
     model.fit(X, np.arange(64) % 3, epochs=2, batch_size=16, verbose=0, callbacks=[record])
     return model, X
 

