@@ -69,3 +69,25 @@ def test_padded_sequences_data():
     again = np.array([(row[1:][m[1:]] == row[0]).any() for row, m in zip(X, M)])
     np.testing.assert_array_equal(again, y == 1)
     assert ((X[:, 1:] == X[:, :1]) & ~M[:, 1:]).any(axis=1).mean() > 0.5
+
+
+def test_sequence_classification_runs_quick(capsys):
+    """The LSTM-vs-MLP example, shortened: both models train and are evaluated."""
+    results = load_example("sequence_classification").main(["--quick"])
+    assert set(results) == {"LSTM", "MLP"}
+    assert all(0.0 <= a <= 1.0 for a in results.values())
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("LSTM  test accuracy") and lines[1].startswith("MLP ")
+
+
+def test_sequence_classification_data():
+    """One marker per sequence, never last; the label is the token after it; the one-hot
+    encoding matches the ids."""
+    example = load_example("sequence_classification")
+    X, y, ids = example.make_sequences(500, np.random.default_rng(3))
+    assert X.shape == (500, example.LENGTH, example.VOCAB + 1) and X.dtype == np.float32
+    np.testing.assert_array_equal(X.argmax(axis=2), ids)
+    assert ((ids == example.MARKER).sum(axis=1) == 1).all() and (ids[:, -1] != example.MARKER).all()
+    where = (ids == example.MARKER).argmax(axis=1)
+    np.testing.assert_array_equal(ids[np.arange(500), where + 1], y)
+    assert set(np.unique(y)) == set(range(example.VOCAB)) and len(set(where)) == example.LENGTH - 1

@@ -22,10 +22,10 @@ import numpy as np
 import pytest
 
 import xpnn
-from xpnn.layers import (LAYERS, ELU, GELU, AvgPool2D, BatchNorm1D, BatchNorm2D, Container, Conv1D, Conv2D, Dense,
-                         Dropout, Embedding, Flatten, GlobalAvgPool2D, Identity, LayerNorm, LeakyReLU, MaxPool2D,
-                         MultiHeadSelfAttention, PositionalEncoding, ReLU, Residual, SequencePool, Sigmoid, Softmax,
-                         Tanh, TimeDistributed, TransformerEncoderBlock)
+from xpnn.layers import (LAYERS, ELU, GELU, GRU, LSTM, AvgPool2D, BatchNorm1D, BatchNorm2D, Container, Conv1D, Conv2D,
+                         Dense, Dropout, Embedding, Flatten, GlobalAvgPool2D, Identity, LayerNorm, LeakyReLU, MaxPool2D,
+                         MultiHeadSelfAttention, PositionalEncoding, ReLU, Residual, SequencePool, Sigmoid, SimpleRNN,
+                         Softmax, Tanh, TimeDistributed, TransformerEncoderBlock)
 
 TOL = 1e-6
 
@@ -73,6 +73,10 @@ CASES = {
     "AvgPool2D": (lambda b, d: AvgPool2D(2, stride=1), _floats((2, 2, 3, 3)), ()),
     "GlobalAvgPool2D": (lambda b, d: GlobalAvgPool2D(), _floats((2, 3, 3, 3)), ()),
     "SequencePool": (lambda b, d: SequencePool("max"), _floats((2, 4, 3)), ()),
+    # both return_sequences modes between them (with initial states: tests/test_recurrent.py)
+    "SimpleRNN": (lambda b, d: SimpleRNN(3, 4), _floats((2, 3, 3)), ()),
+    "LSTM": (lambda b, d: LSTM(3, 4, return_sequences=True), _floats((2, 3, 3)), ()),
+    "GRU": (lambda b, d: GRU(3, 4), _floats((2, 3, 3)), ()),
     "Sequential": (lambda b, d: xpnn.Sequential([Dense(4, 5), ReLU(), Residual(Dense(5, 5), Tanh())], backend=b,
                                                    dtype=d),
                    _floats((3, 4)), ()),

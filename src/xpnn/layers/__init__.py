@@ -6,7 +6,7 @@ registry ``LAYERS``. Adding a layer: write its file and import the module below.
 """
 
 from . import (activations, attention, conv, dense, dropout, embedding, flatten,  # noqa: F401 (registers them)
-               normalization, pooling, residual, sequence)
+               normalization, pooling, recurrent, residual, sequence)
 from .activations import ACTIVATIONS, get_activation
 from .base import LAYERS, Layer, build_layer, layer_name, register_layer
 from .container import Container
