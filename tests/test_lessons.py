@@ -73,6 +73,12 @@ def test_lesson_7_tuning(tmp_path, capsys):
     f = run("7_tuning", tmp_path)
     assert f["grid"]["trials"] == 4 and f["random"]["trials"] == 4
     assert all(0.0 <= f[k]["best_score"] <= 1.0 for k in ("grid", "random"))
+    pytest.importorskip("optuna")
+    pytest.importorskip("cmaes")
+    assert f["evolution (CMA-ES)"]["trials"] == 4 and f["pareto (NSGA-II)"]["trials"] == 4
+    front = f["pareto (NSGA-II)"]["front"]
+    assert front and [p["score"] for p in front] == sorted((p["score"] for p in front), reverse=True)
+    assert [p["n_params"] for p in front] == sorted((p["n_params"] for p in front), reverse=True)
 
 
 def test_lesson_8_gradcheck_on_array_api_strict(tmp_path, capsys):
@@ -82,3 +88,14 @@ def test_lesson_8_gradcheck_on_array_api_strict(tmp_path, capsys):
     assert f["gradcheck_buggy"]["b"] == pytest.approx(0.6, abs=1e-6)  # (4 - 1) / (4 + 1)
     assert f["gradcheck_buggy"]["W"] < 1e-8
     assert f["one_weight"]["numeric"] == pytest.approx(f["one_weight"]["analytic"], rel=1e-8)
+
+
+def test_lesson_9_underfitting(tmp_path, capsys):
+    f = run("9_underfitting", tmp_path)
+    runs = [k for k in f if k != "seconds"]
+    assert len(runs) == 5 and runs[0] == "linear (no hidden layer)" and runs[-1].startswith("the fix")
+    linear = f["linear (no hidden layer)"]
+    assert linear["params"] == 2 * 3 + 3 and linear["train_accuracy"] < 0.75  # no line separates the arms
+    assert f["too few epochs (1)"]["epochs"] == 1
+    assert all(0.0 <= r["val_accuracy"] <= 1.0 and r["train_loss"] > 0 for k, r in f.items() if k != "seconds")
+    assert "cannot fit even the points it trains on" in capsys.readouterr().out

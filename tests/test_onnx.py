@@ -207,3 +207,60 @@ def test_cli_train_export_onnx(tmp_path):
     _, (X_test, _) = xpnn.load_digits(flatten=True)
     # the CLI exports probabilities: what `xpnn predict` prints
     np.testing.assert_allclose(run_onnx(out / "model.onnx", X_test), model.predict(X_test), atol=ATOL, rtol=0)
+
+
+# ---- the input shape, from the model when it knows it ------------------------------------------
+
+
+def small_cnn(seed=0):
+    return xpnn.Sequential([Conv2D(2, 3, 3, padding=1), ReLU(), MaxPool2D(2), Flatten(), Dense(3)], seed=seed)
+
+
+def test_cnn_input_shape_comes_from_the_data_it_has_seen(rng, tmp_path):
+    model = small_cnn()
+    X, y = rng.normal(size=(16, 2, 6, 8)).astype(np.float32), rng.integers(0, 3, size=16)
+    train_briefly(model, X, y)
+    if getattr(model, "input_shape_", None) is None:  # recorded by training.data.prepare
+        pytest.skip("fit does not record model.input_shape_ yet (training/data.py prepare)")
+    assert model.input_shape_ == (2, 6, 8)
+    path = tmp_path / "cnn.onnx"
+    proto = export(model, path, probabilities=True)  # no input_shape=
+    assert [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim[1:]] == [2, 6, 8]
+    check_against_model(model, path, (2, 6, 8), rng, probabilities=True)
+
+
+def test_a_recorded_input_shape_is_used_and_an_explicit_one_wins(rng, tmp_path):
+    model = small_cnn()
+    model.input_shape_ = (2, 4, 6)  # what fit/predict record
+    path = tmp_path / "cnn.onnx"
+    proto = export(model, path)
+    assert [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim[1:]] == [2, 4, 6]
+    check_against_model(model, path, (2, 4, 6), rng)
+    # input_shape= overrides it (the model's lazily built Dense then refuses another size)
+    with pytest.raises(ValueError, match=r"input_shape \(2, 6, 6\) does not fit the model: Dense\(18, 3\)"):
+        export(model, path, input_shape=(2, 6, 6))
+
+
+def test_dense_first_inside_containers_and_lazily_built(rng, tmp_path):
+    # a nested Sequential and a Residual whose first layer is a Dense: its in_features
+    inner = xpnn.Sequential([Dense(5, 4), ReLU()])
+    model = xpnn.Sequential([inner, Residual(Dense(4, 4)), Dense(4, 2)])
+    path = tmp_path / "nested.onnx"
+    export(model, path)
+    check_against_model(model, path, (5,), rng)
+    # Dense(out) learns in_features from its first input: once built, the export knows it
+    lazy = xpnn.Sequential([Dense(6), ReLU(), Dense(2)])
+    with pytest.raises(ValueError, match=r"input_shape is needed for a model starting with Dense\(None, 6\): it "
+                                         r"has seen no data yet .*model.input_shape_.*e.g. input_shape="):
+        export(lazy, path)
+    lazy.forward(lazy.backend.asarray(rng.normal(size=(2, 7)).astype(np.float32)))
+    export(lazy, path)
+    check_against_model(lazy, path, (7,), rng)
+
+
+def test_cnn_without_data_names_input_shape(tmp_path):
+    with pytest.raises(ValueError, match=r"xpnn.onnx.export: input_shape is needed for a model starting with "
+                                         r"Conv2D\(.*pass the shape of one sample without the batch axis, e.g. "
+                                         r"input_shape=\(1, 28, 28\)"):
+        export(small_cnn(), tmp_path / "no.onnx")
+    assert not (tmp_path / "no.onnx").exists()

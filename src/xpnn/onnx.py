@@ -1,9 +1,13 @@
 """Export a trained model to ONNX, to run it where xpnn is not installed (onnxruntime,
 TensorRT, a browser, ...).
 
-    import xpnn.onnx
+    import xpnn
     xpnn.onnx.export(model, "model.onnx")                      # raw outputs (logits)
     xpnn.onnx.export(model, "model.onnx", probabilities=True)  # what model.predict returns
+
+(``xpnn.onnx`` loads on first use: ``import xpnn`` does not import the onnx package.) The
+input shape comes from the model when it knows it (see ``export``), else from
+``input_shape=``.
 
 Every xpnn layer maps onto one standard ONNX operator (or a few), in inference mode:
 
@@ -90,8 +94,10 @@ def export(model, path, input_shape=None, opset: int = MIN_OPSET, probabilities:
             module docstring for the list).
         path: the .onnx file to write (written to a temporary file, then moved into place).
         input_shape: the shape of ONE sample, without the batch axis: ``(784,)`` for an
-            MLP, ``(1, 28, 28)`` for a CNN on MNIST. Optional when the first layer is a Dense
-            with a known ``in_features``.
+            MLP, ``(1, 28, 28)`` for a CNN on MNIST. Optional when the model knows it: the
+            sample shape it recorded when it first saw data (``model.input_shape_``, set
+            by fit, evaluate or predict), else a first Dense's ``in_features``. A CNN that
+            has seen no data needs it: a Conv2D knows its channels but not the image size.
         opset: the ONNX opset version, at least 17.
         probabilities: False exports the model's raw output (logits for a model trained
             with softmax_cross_entropy or bce_with_logits). True appends the loss's predict
@@ -150,14 +156,39 @@ def export(model, path, input_shape=None, opset: int = MIN_OPSET, probabilities:
 # ---- shapes -------------------------------------------------------------------------------
 
 
+def _first_leaf(model):
+    """The layer that meets the input first (inside nested Sequentials and Residuals)."""
+    first = model
+    while first.children():
+        first = first.children()[0]
+    return first
+
+
+def _known_shape(model):
+    """The sample shape the model knows without being told, or None: the one it recorded
+    when it first saw data (``input_shape_``), else a first Dense's ``in_features``
+    (built, or given when it was made). Other first layers fix only part of the shape
+    (a Conv2D its channels, not the height and width), so they give nothing."""
+    recorded = getattr(model, "input_shape_", None)
+    if recorded is not None:
+        return tuple(recorded)
+    first = _first_leaf(model)
+    if getattr(first, "in_features", None) is not None:  # a Dense
+        return (first.in_features,)
+    return None
+
+
 def _sample_shape(model, input_shape, where) -> tuple:
-    """The shape of one sample as a tuple of positive ints."""
+    """The shape of one sample as a tuple of positive ints: ``input_shape`` if given,
+    else what the model knows (``_known_shape``)."""
     if input_shape is None:
-        first = model.layers[0]
-        if getattr(first, "in_features", None) is not None:
-            return (first.in_features,)
-        raise ValueError(f"{where}: input_shape is needed for a model starting with {first!r}: pass the "
-                         f"shape of one sample without the batch axis, e.g. input_shape=(1, 28, 28)")
+        input_shape = _known_shape(model)
+        if input_shape is None:
+            first = _first_leaf(model)
+            raise ValueError(f"{where}: input_shape is needed for a model starting with {first!r}: it has seen "
+                             f"no data yet (fit, evaluate or predict record the sample shape as "
+                             f"model.input_shape_) and its first layer does not fix the shape of a sample; pass "
+                             f"the shape of one sample without the batch axis, e.g. input_shape=(1, 28, 28)")
     try:
         shape = tuple(input_shape)
     except TypeError:

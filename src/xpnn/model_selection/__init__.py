@@ -2,7 +2,8 @@
 
 Laid out as scikit-learn's: ``splits`` (KFold, StratifiedKFold), ``validation``
 (cross_validate and scoring), ``distributions`` (Choice, Uniform, LogUniform, IntUniform)
-and ``search`` (GridSearch, RandomSearch, BayesSearch); every name is importable from here.
+and ``search`` (GridSearch, RandomSearch, BayesSearch, EvolutionSearch); every name is
+importable from here.
 
 Folds are host-side bookkeeping: a splitter yields pairs of NumPy int64 index arrays
 ``(train_idx, test_idx)`` (scikit-learn's semantics), and the data are cut with them where
@@ -33,12 +34,15 @@ cross-entropies), both on the model's device.
 BayesSearch needs Optuna (``pip install "xpnn[tune]"``): its TPE sampler proposes the
 next trial from the scores so far, a pruner stops hopeless trials early (see BayesSearch),
 and ``storage="sqlite:///study.db"`` lets several processes work on one study.
+EvolutionSearch runs Optuna's CMA-ES (which also needs the ``cmaes`` package, in the same
+extra), or with ``objectives=("score", "n_params")`` NSGA-II, which trades the score
+against the model's size and keeps the Pareto front (``search.pareto_front_``).
 """
 
 from __future__ import annotations
 
 from .distributions import Choice, Distribution, IntUniform, LogUniform, Uniform
-from .search import BayesSearch, GridSearch, RandomSearch
+from .search import BayesSearch, EvolutionSearch, GridSearch, RandomSearch
 from .splits import KFold, StratifiedKFold
 from .validation import cross_validate
 
@@ -54,4 +58,5 @@ __all__ = [
     "GridSearch",
     "RandomSearch",
     "BayesSearch",
+    "EvolutionSearch",
 ]

@@ -1,4 +1,5 @@
-"""Hyper-parameter searches: GridSearch, RandomSearch and BayesSearch (Optuna's TPE).
+"""Hyper-parameter searches: GridSearch, RandomSearch, BayesSearch (Optuna's TPE) and
+EvolutionSearch (Optuna's CMA-ES, or NSGA-II for score vs model size).
 
 Each candidate is cross-validated on the same folds (see validation.py), the best mean
 score wins, and the winner is refit on all the data; see the package docstring.
@@ -8,16 +9,17 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 
 import numpy as np
 
-from .._checks import non_negative_int, positive_int
+from .._checks import integer, non_negative_int, positive_int
 from ..callbacks import Callback
 from .distributions import Choice, Distribution, python_value
 from .splits import check_cv, check_data, cv_splits
 from .validation import Scorer, build_model, check_fit_kwargs, model_scores, run_folds
 
-__all__ = ["GridSearch", "RandomSearch", "BayesSearch"]
+__all__ = ["GridSearch", "RandomSearch", "BayesSearch", "EvolutionSearch"]
 
 _TUNE_HELP = 'needs Optuna: pip install "xpnn[tune]" (or pip install "optuna>=3")'
 
@@ -132,10 +134,11 @@ class _Search:
         check_data(X, y, where)
         self._folds = cv_splits(self.cv, X, y, where)
 
-    def _evaluate(self, params, X, y, watch_first_fold=None) -> dict:
-        """Cross-validate one candidate: its results_ entry."""
-        runs = run_folds(self.build_fn, params, X, y, self._folds, self.fit_kwargs, [self._scorer],
-                          self._where("fit"), watch_first_fold)
+    def _evaluate(self, params, X, y, watch_first_fold=None, build_fn=None) -> dict:
+        """Cross-validate one candidate: its results_ entry. (``build_fn`` stands in for
+        self.build_fn: EvolutionSearch wraps it to see the models it builds.)"""
+        runs = run_folds(build_fn or self.build_fn, params, X, y, self._folds, self.fit_kwargs, [self._scorer],
+                         self._where("fit"), watch_first_fold)
         scores = runs[f"test_{self._scorer.name}"]
         mean = sum(scores) / len(scores)
         std = math.sqrt(sum((s - mean) ** 2 for s in scores) / len(scores))  # population std, as sklearn
@@ -159,13 +162,18 @@ class _Search:
             print(f"[{type(self).__name__} {i + 1}/{total}] {result['params']}: {score} "
                   f"({result['fit_time']:.2f}s)", flush=True)
 
-    def _finish(self, X, y):
-        """Pick the best finite score (the earliest on ties) and refit it on all the data."""
+    def _best_index(self):
+        """The index in results_ of the best finite score (the earliest on ties), or None."""
         best = None
         for i, r in enumerate(self.results_):
             if _finite(r["mean_score"]) and (best is None or self._scorer.better(r["mean_score"],
                                                                                  self.results_[best]["mean_score"])):
                 best = i
+        return best
+
+    def _finish(self, X, y):
+        """Pick the best trial (``_best_index``) and refit it on all the data."""
+        best = self._best_index()
         if best is None:
             raise RuntimeError(f"{self._where('fit')}: no trial finished with a finite score "
                                f"({len(self.results_)} trials: all pruned or diverged); check the data, "
@@ -192,10 +200,11 @@ class _Search:
         for r in self.results_:
             names += [k for k in r["params"] if k not in names]
         with_trial = any("number" in r for r in self.results_)
+        extra = self._extra_columns()
         direction = "higher" if self.mode == "max" else "lower"
         head = (["trial"] if with_trial else []) + ["rank", *names,
                                                     f"mean {self._scorer.name} ({direction} is better)",
-                                                    "std", "fit time (s)"]
+                                                    "std", *extra, "fit time (s)"]
         lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
         rank = 0
         for r in self._sorted():
@@ -209,9 +218,13 @@ class _Search:
                 score, std = f"{r['mean_score']}", ""
             cells = ([str(r["number"])] if with_trial else []) + [str(rank) if scored else "-"]
             cells += [_fmt(r["params"][k]) if k in r["params"] else "" for k in names]
-            cells += [score, std, f"{r['fit_time']:.3f}"]
+            cells += [score, std, *(cell(r) for cell in extra.values()), f"{r['fit_time']:.3f}"]
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines)
+
+    def _extra_columns(self) -> dict:
+        """More columns for to_markdown, between std and fit time: {header: cell(result)}."""
+        return {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(scoring={self.scoring!r}, cv={self.cv!r})"
@@ -309,7 +322,128 @@ class _Pruning(Callback):
             raise self.optuna.TrialPruned(f"pruned after epoch {self.pruned_at + 1}")
 
 
-class BayesSearch(_Search):
+
+class _OptunaSearch(_Search):
+    """What BayesSearch and EvolutionSearch share: an Optuna study (in memory or in a
+    storage), trials proposed by a sampler, each cross-validated on the same folds.
+
+    A subclass gives its sampler (``_sampler``) and may add objectives (``_directions``,
+    ``_values``), a pruner (``_pruner``) and a per-trial callback (``_watch``).
+    """
+
+    # what a finished trial keeps in its user attributes besides fit_time
+    _RESULT_KEYS = ("mean_score", "std_score", "scores")
+
+    def __init__(self, build_fn, param_distributions, n_iter, cv, seed, fit_kwargs, scoring, storage, study_name,
+                 verbose):
+        where = type(self).__name__
+        self._optuna = _import_optuna(where)
+        super().__init__(build_fn, cv, fit_kwargs, scoring, verbose)
+        self.param_distributions = param_distributions
+        self._dists = _space(param_distributions, where)
+        self.n_iter = positive_int(n_iter, "n_iter", where)
+        self.seed = non_negative_int(seed, "seed", where)
+        if storage is not None and not isinstance(storage, str) and \
+                not isinstance(storage, self._optuna.storages.BaseStorage):
+            raise TypeError(f"{where}: storage must be None, an Optuna storage URL such as "
+                            f"'sqlite:///study.db' or an optuna storage, found {storage!r}")
+        if study_name is not None and not isinstance(study_name, str):
+            raise TypeError(f"{where}: study_name must be a string, found {study_name!r}")
+        self.storage = storage
+        self.study_name = study_name if study_name is not None or storage is None else "xpnn"
+
+    # ---- what a subclass says ----
+
+    def _sampler(self, seed):
+        raise NotImplementedError
+
+    def _directions(self) -> list:
+        """One Optuna direction per objective; the score's comes first."""
+        return ["maximize" if self.mode == "max" else "minimize"]
+
+    def _values(self, result):
+        """What the objective returns for a scored candidate (one value per direction)."""
+        return result["mean_score"]
+
+    def _pruner(self):
+        return self._optuna.pruners.NopPruner()
+
+    def _watch(self, trial, where):
+        """``watch_first_fold`` for run_folds (BayesSearch's pruning), or None."""
+        return None
+
+    # ---- the search ----
+
+    def fit(self, X, y):
+        """Run n_iter trials on the study, then refit the best trial of the whole study on
+        all of (X, y). Returns self."""
+        optuna = self._optuna
+        where = self._where("fit")
+        self.prepare(X, y)
+        directions = self._directions()
+        verbosity = optuna.logging.get_verbosity()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # it logs every trial; verbose=1 prints ours
+        try:
+            study = optuna.create_study(storage=self.storage, study_name=self.study_name, directions=directions,
+                                        sampler=self._sampler(self.seed), pruner=self._pruner(),
+                                        load_if_exists=True)
+            self._check_directions(study, directions, where)
+            already = len(study.trials)
+            if already:  # a continued study must not propose its first candidates again
+                study.sampler = self._sampler(self.seed + already)
+
+            def objective(trial):
+                params = {name: d.suggest(trial, name) for name, d in self._dists.items()}
+                result = self._evaluate(params, X, y, self._watch(trial, where))
+                for key, value in result.items():
+                    if key != "params":
+                        trial.set_user_attr(key, value)
+                return self._values(result)
+
+            def report(study, trial):
+                entry = self._result(trial)
+                if entry is not None:
+                    self._report(trial.number - already, self.n_iter, entry)
+
+            study.optimize(objective, n_trials=self.n_iter, callbacks=[report])
+        finally:
+            optuna.logging.set_verbosity(verbosity)
+        self.study_ = study
+        self.results_ = [r for r in (self._result(t) for t in study.trials) if r is not None]
+        return self._finish(X, y)
+
+    def _check_directions(self, study, directions, where):
+        found = [d.name.lower() for d in study.directions]
+        if found == directions:
+            return
+        if len(found) == len(directions) == 1:
+            raise ValueError(f"{where}: study {self.study_name!r} in {self.storage!r} is set to {found[0]}, but "
+                             f"scoring={self.scoring!r} must be {directions[0]}d; use another study_name")
+        raise ValueError(f"{where}: study {self.study_name!r} in {self.storage!r} has the directions {found}, but "
+                         f"this search needs {directions}; use another study_name")
+
+    def _result(self, trial):
+        """The results_ entry of a finished trial, None for a running or failed one."""
+        state = self._optuna.trial.TrialState
+        attrs = trial.user_attrs
+        if trial.state == state.PRUNED:
+            score = {"mean_score": None, "std_score": None, "scores": [], "pruned": True,
+                     "pruned_at_epoch": attrs.get("pruned_at_epoch", trial.last_step or 0)}
+        elif "mean_score" in attrs and trial.state in (state.COMPLETE, state.FAIL):  # FAIL: a NaN score
+            score = {k: attrs[k] for k in self._RESULT_KEYS if k in attrs}
+            score["pruned"] = False
+        else:
+            return None
+        missing = [name for name in self._dists if name not in trial.params]
+        if missing:
+            raise ValueError(f"{self._where('fit')}: trial {trial.number} of study {self.study_name!r} has no "
+                             f"value for {missing}: the study was made with other param_distributions "
+                             f"({sorted(trial.params)}); use another study_name")
+        params = {name: d.decode(trial.params[name]) for name, d in self._dists.items()}
+        return {"number": trial.number, "params": params, **score, "fit_time": attrs.get("fit_time", 0.0)}
+
+
+class BayesSearch(_OptunaSearch):
     """Bayesian optimisation with Optuna's TPE sampler: each trial's candidate is proposed
     from the scores of the trials before it. Needs Optuna: ``pip install "xpnn[tune]"``.
 
@@ -341,23 +475,15 @@ class BayesSearch(_Search):
 
     def __init__(self, build_fn, param_distributions, n_iter: int = 10, cv=3, seed: int = 0, fit_kwargs=None,
                  scoring="accuracy", storage=None, study_name=None, pruning=True, verbose: int = 0):
-        where = type(self).__name__
-        self._optuna = _import_optuna(where)
-        super().__init__(build_fn, cv, fit_kwargs, scoring, verbose)
-        self.param_distributions = param_distributions
-        self._dists = _space(param_distributions, where)
-        self.n_iter = positive_int(n_iter, "n_iter", where)
-        self.seed = non_negative_int(seed, "seed", where)
-        if storage is not None and not isinstance(storage, str) and \
-                not isinstance(storage, self._optuna.storages.BaseStorage):
-            raise TypeError(f"{where}: storage must be None, an Optuna storage URL such as "
-                            f"'sqlite:///study.db' or an optuna storage, found {storage!r}")
-        if study_name is not None and not isinstance(study_name, str):
-            raise TypeError(f"{where}: study_name must be a string, found {study_name!r}")
+        super().__init__(build_fn, param_distributions, n_iter, cv, seed, fit_kwargs, scoring, storage, study_name,
+                         verbose)
         if not isinstance(pruning, bool) and not isinstance(pruning, self._optuna.pruners.BasePruner):
-            raise TypeError(f"{where}: pruning must be True, False or an optuna pruner, found {pruning!r}")
-        self.storage, self.pruning = storage, pruning
-        self.study_name = study_name if study_name is not None or storage is None else "xpnn"
+            raise TypeError(f"{type(self).__name__}: pruning must be True, False or an optuna pruner, "
+                            f"found {pruning!r}")
+        self.pruning = pruning
+
+    def _sampler(self, seed):
+        return self._optuna.samplers.TPESampler(seed=seed)
 
     def _pruner(self):
         pruners = self._optuna.pruners
@@ -365,66 +491,172 @@ class BayesSearch(_Search):
             return pruners.MedianPruner()
         return pruners.NopPruner() if self.pruning is False else self.pruning
 
-    def fit(self, X, y):
-        """Run n_iter trials on the study, then refit the best trial of the whole study on
-        all of (X, y). Returns self."""
-        optuna = self._optuna
-        where = self._where("fit")
-        self.prepare(X, y)
-        direction = "maximize" if self.mode == "max" else "minimize"
-        verbosity = optuna.logging.get_verbosity()
-        optuna.logging.set_verbosity(optuna.logging.WARNING)  # it logs every trial; verbose=1 prints ours
-        try:
-            study = optuna.create_study(storage=self.storage, study_name=self.study_name, direction=direction,
-                                        sampler=optuna.samplers.TPESampler(seed=self.seed),
-                                        pruner=self._pruner(), load_if_exists=True)
-            if study.direction.name.lower() != direction:
-                raise ValueError(f"{where}: study {self.study_name!r} in {self.storage!r} is set to "
-                                 f"{study.direction.name.lower()}, but scoring={self.scoring!r} must be "
-                                 f"{direction}d; use another study_name")
-            already = len(study.trials)
-            if already:
-                study.sampler = optuna.samplers.TPESampler(seed=self.seed + already)
-
-            def objective(trial):
-                params = {name: d.suggest(trial, name) for name, d in self._dists.items()}
-                watch = None
-                if self.pruning is not False:
-                    def watch(X_test, y_test):
-                        return _Pruning(optuna, trial, self._scorer, X_test, y_test, where)
-                result = self._evaluate(params, X, y, watch)
-                for key in ("mean_score", "std_score", "scores", "fit_time"):
-                    trial.set_user_attr(key, result[key])
-                return result["mean_score"]
-
-            def report(study, trial):
-                entry = self._result(trial)
-                if entry is not None:
-                    self._report(trial.number - already, self.n_iter, entry)
-
-            study.optimize(objective, n_trials=self.n_iter, callbacks=[report])
-        finally:
-            optuna.logging.set_verbosity(verbosity)
-        self.study_ = study
-        self.results_ = [r for r in (self._result(t) for t in study.trials) if r is not None]
-        return self._finish(X, y)
-
-    def _result(self, trial):
-        """The results_ entry of a finished trial, None for a running or failed one."""
-        state = self._optuna.trial.TrialState
-        attrs = trial.user_attrs
-        if trial.state == state.PRUNED:
-            score = {"mean_score": None, "std_score": None, "scores": [], "pruned": True,
-                     "pruned_at_epoch": attrs.get("pruned_at_epoch", trial.last_step or 0)}
-        elif "mean_score" in attrs and trial.state in (state.COMPLETE, state.FAIL):  # FAIL: a NaN score
-            score = {k: attrs[k] for k in ("mean_score", "std_score", "scores")}
-            score["pruned"] = False
-        else:
+    def _watch(self, trial, where):
+        if self.pruning is False:
             return None
-        missing = [name for name in self._dists if name not in trial.params]
-        if missing:
-            raise ValueError(f"{self._where('fit')}: trial {trial.number} of study {self.study_name!r} has no "
-                             f"value for {missing}: the study was made with other param_distributions "
-                             f"({sorted(trial.params)}); use another study_name")
-        params = {name: d.decode(trial.params[name]) for name, d in self._dists.items()}
-        return {"number": trial.number, "params": params, **score, "fit_time": attrs.get("fit_time", 0.0)}
+
+        def watch(X_test, y_test):
+            return _Pruning(self._optuna, trial, self._scorer, X_test, y_test, where)
+        return watch
+
+
+_OBJECTIVES = (("score",), ("score", "n_params"))
+
+
+class EvolutionSearch(_OptunaSearch):
+    """Evolutionary search with Optuna: CMA-ES for the score alone, or NSGA-II for the
+    score against the model's size. Needs Optuna, and the ``cmaes`` package for CMA-ES:
+    ``pip install "xpnn[tune]"``.
+
+    CMA-ES (``objectives=("score",)``, Optuna's CmaEsSampler) keeps a multivariate normal
+    distribution over the numeric parameters (Uniform, LogUniform on a log scale,
+    IntUniform rounded): each generation of ``population_size`` trials is drawn from it,
+    and its mean, step size and covariance move towards the generation's best trials. It
+    starts at the centre of the space with a step of a sixth of each range. CMA-ES cannot
+    model a categorical parameter: every Choice (list) parameter is drawn by an
+    independent TPE sampler instead, which learns which option scores well, one parameter
+    at a time (Optuna's fallback; its warning about it is switched off). For ordered
+    numbers (layer widths) prefer IntUniform, which CMA-ES does model; a space of Choice
+    parameters only is TPE alone, warned about (BayesSearch does the same). The first
+    trial is drawn at random; a generation counts only trials that finished with a finite
+    score, so n_iter should be a few times population_size. Nothing is pruned: both
+    samplers rank whole generations by their final scores.
+
+    NSGA-II (``objectives=("score", "n_params")``, Optuna's NSGAIISampler) maximizes the
+    score (minimizes it for a loss) and minimizes the number of trained parameters
+    (``model.count_params()`` of the fitted model), a genetic algorithm that handles every
+    kind of parameter (Choice included): the first generation is random, the later ones
+    are bred from the non-dominated trials by crossover and mutation. ``pareto_front_``
+    then holds the trade-offs, and ``best_params_`` (refit as ``best_model_``) is the
+    front's best score (the fewest parameters on ties).
+
+    Args:
+        param_distributions: as in RandomSearch (Choice, Uniform, LogUniform, IntUniform
+            or lists).
+        n_iter: the trials this ``fit`` adds to the study.
+        seed: seeds the samplers: the same seed gives the same trials and scores
+            (offset by the trials already in a loaded study, as in BayesSearch).
+        objectives: ``("score",)`` (CMA-ES) or ``("score", "n_params")`` (NSGA-II).
+        population_size: trials per generation, at least 4. None: CMA-ES's own default,
+            4 + floor(3 ln d) for d numeric parameters (6 for two); for NSGA-II
+            n_iter // 4, between 4 and 50 (Optuna's default of 50 would leave a budget of
+            20 trials all random).
+        storage, study_name: as in BayesSearch.
+        The other arguments are as in GridSearch.
+
+    After fit, besides the shared attributes: ``study_`` (the Optuna study), in each
+    results_ entry "number" (the trial in the study) and "n_params" (the model's trained
+    parameters), and ``pareto_front_``: a list of ``(params, score, n_params)``, the
+    trials that no other trial beats on both score and size, best score first (one
+    entry for trials tied on both); for a single objective, the best trial alone.
+    """
+
+    _RESULT_KEYS = ("mean_score", "std_score", "scores", "n_params")
+
+    def __init__(self, build_fn, param_distributions, n_iter: int = 20, cv=3, seed: int = 0, fit_kwargs=None,
+                 scoring="accuracy", objectives=("score",), population_size=None, storage=None, study_name=None,
+                 verbose: int = 0):
+        where = type(self).__name__
+        super().__init__(build_fn, param_distributions, n_iter, cv, seed, fit_kwargs, scoring, storage, study_name,
+                         verbose)
+        given = (objectives,) if isinstance(objectives, str) else objectives
+        if not isinstance(given, (tuple, list)) or tuple(given) not in _OBJECTIVES:
+            raise ValueError(f"{where}: objectives must be ('score',) (CMA-ES) or ('score', 'n_params') "
+                             f"(NSGA-II: score against model size), found {objectives!r}")
+        self.objectives = tuple(given)
+        # below 4, CMA-ES's covariance update has a zero learning rate (and divides by it)
+        self.population_size = None if population_size is None else \
+            integer(population_size, "population_size", where, 4)
+        if self.multi_objective:
+            return
+        numeric = [name for name, d in self._dists.items() if not isinstance(d, Choice)]
+        if not numeric:
+            warnings.warn(f"{where}: every parameter is a Choice, which CMA-ES cannot model: the search is "
+                          f"Optuna's TPE alone (as BayesSearch); give ranges (Uniform, LogUniform, IntUniform) "
+                          f"for CMA-ES to work on", UserWarning, stacklevel=2)
+        else:
+            try:
+                import cmaes  # noqa: F401  Optuna's CmaEsSampler imports it only when it first samples
+            except ImportError:
+                raise ImportError(f'{where} needs the cmaes package for CMA-ES: pip install "xpnn[tune]" (or pip '
+                                  f'install cmaes); objectives=("score", "n_params") (NSGA-II) does not') from None
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objectives) > 1
+
+    def _sampler(self, seed):
+        samplers = self._optuna.samplers
+        if self.multi_objective:
+            size = self.population_size or min(max(self.n_iter // 4, 4), 50)
+            return samplers.NSGAIISampler(population_size=size, seed=seed)
+        # Choice parameters fall to the independent sampler: TPE, so that they still learn
+        # from the scores (Optuna's default there is random sampling)
+        return samplers.CmaEsSampler(seed=seed, popsize=self.population_size,
+                                     independent_sampler=samplers.TPESampler(seed=seed),
+                                     warn_independent_sampling=False)
+
+    def _directions(self) -> list:
+        return super()._directions() + (["minimize"] if self.multi_objective else [])
+
+    def _values(self, result):
+        if self.multi_objective:
+            return result["mean_score"], result["n_params"]
+        return result["mean_score"]
+
+    def _evaluate(self, params, X, y, watch_first_fold=None, build_fn=None) -> dict:
+        """Cross-validate one candidate, and count the trained parameters of its models."""
+        built = []
+
+        def build(**kwargs):
+            model = self.build_fn(**kwargs)
+            built.append(model)
+            return model
+
+        result = super()._evaluate(params, X, y, watch_first_fold, build)
+        # every fold builds the same architecture: its first model, fitted (so lazily sized
+        # layers are built), gives the size
+        count = getattr(built[0], "count_params", None)
+        if not callable(count):
+            raise TypeError(f"{self._where('fit')}: build_fn must return a model with count_params() (a "
+                            f"Sequential), found {type(built[0]).__name__}")
+        result["n_params"] = int(count())
+        return result
+
+    def _pareto(self) -> list:
+        """Indices into results_ of the non-dominated trials with a finite score, best
+        score first (then fewest parameters); of trials tied on both, the earliest."""
+        sign = 1.0 if self.mode == "max" else -1.0
+        # both "larger is better": the score's sign, and minus the size
+        key = {i: (sign * r["mean_score"], -r["n_params"]) for i, r in enumerate(self.results_)
+               if _finite(r["mean_score"]) and "n_params" in r}
+        front, taken = [], set()
+        for i, a in key.items():
+            dominated = any(b[0] >= a[0] and b[1] >= a[1] and b != a for b in key.values())
+            if not dominated and a not in taken:
+                taken.add(a)
+                front.append(i)
+        return sorted(front, key=lambda i: (-key[i][0], -key[i][1], i))
+
+    def _best_index(self):
+        if not self.multi_objective:
+            return super()._best_index()
+        front = self._pareto()
+        return front[0] if front else None
+
+    def _finish(self, X, y):
+        super()._finish(X, y)
+        front = self._pareto() if self.multi_objective else [self.best_index_]
+        self.pareto_front_ = [(dict(self.results_[i]["params"]), self.results_[i]["mean_score"],
+                               self.results_[i]["n_params"]) for i in front]
+        return self
+
+    def _extra_columns(self) -> dict:
+        columns = {"n_params": lambda r: f"{r['n_params']:,}" if "n_params" in r else ""}
+        if self.multi_objective and hasattr(self, "pareto_front_"):
+            on_front = {self.results_[i]["number"] for i in self._pareto()}
+            columns["Pareto front"] = lambda r: "yes" if r.get("number") in on_front else ""
+        return columns
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(scoring={self.scoring!r}, cv={self.cv!r}, objectives={self.objectives!r})"

@@ -153,6 +153,8 @@ def prepare(model, X, y, inputs, where: str, prefix: str = "", allow_nonfinite: 
     one Batch of all the samples. NaN or inf anywhere is an error unless
     ``allow_nonfinite``."""
     X = features(model, X, f"{prefix}X" if not prefix else f"{prefix}[0]", where)
+    if getattr(model, "input_shape_", None) is None:  # the first sample shape seen: the ONNX export reads it
+        model.input_shape_ = tuple(int(d) for d in X.shape[1:])
     check_inputs(model, X, f"{prefix}X" if not prefix else f"{prefix}[0]", where)
     if not allow_nonfinite:
         check_finite(model, X, f"{prefix}X" if not prefix else f"{prefix}[0]", where)
