@@ -289,3 +289,149 @@ def test_main_turns_memory_error_and_ctrl_c_into_one_line(monkeypatch, capsys, e
     monkeypatch.setattr("xpnn.cli.cmd_info", raise_it)
     assert main(["info"]) == code
     assert capsys.readouterr().err == message
+
+
+# ---- missing cells: --impute -----------------------------------------------------------------------
+
+
+def csv_with_holes(path, holes, n=50, label_holes=()):
+    """A CSV (header a,b,c,label; 50 samples of 3 features) with the cells in ``holes``
+    ({(row, column): text}, rows and columns from 0) replaced by that text (a missing value)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(n, 3)) + [0, 5, -5]
+    y = (X[:, 0] > 0).astype(int)
+    rows = []
+    for i in range(n):
+        cells = [f"{v:.4f}" for v in X[i]] + [str(y[i])]
+        for (r, c), text in holes.items():
+            if r == i:
+                cells[c] = text
+        rows.append(",".join(cells))
+    path.write_text("a,b,c,label\n" + "\n".join(rows) + "\n")
+    return path
+
+
+HOLES = {(3, 0): "", (4, 2): "NA", (10, 0): "nan", (11, 2): " n/a ", (20, 0): "", (30, 2): "NULL", (41, 0): "NaN"}
+
+
+def test_load_csv_reads_missing_cells_as_nan_when_asked(tmp_path):
+    path = csv_with_holes(tmp_path / "holes.csv", HOLES)
+    X, y = load_csv(path, missing=True)
+    assert X.shape == (50, 3) and y.shape == (50,)
+    assert sorted(map(tuple, np.argwhere(np.isnan(X)).tolist())) == sorted(HOLES)
+    with pytest.raises(ValueError, match=r"line 5, column 1: expected a number, found an empty cell \(a missing "
+                                         r"value\)"):  # the first one, in file order (line 1 is the header)
+        load_csv(path)
+    (tmp_path / "inf.csv").write_text("1,,0\n2,inf,1\n")  # a first row with an empty cell is data, not a header
+    with pytest.raises(ValueError, match="line 2, column 2: expected a finite number, found 'inf'"):
+        load_csv(tmp_path / "inf.csv", missing=True)
+    (tmp_path / "first.csv").write_text("1,,0\n2,3,1\n")
+    X, y = load_csv(tmp_path / "first.csv", missing=True)
+    assert np.isnan(X[0, 1]) and X[1].tolist() == [2, 3] and y.tolist() == [0, 1]
+
+
+def test_train_imputes_missing_cells_from_the_training_split(tmp_path):
+    data = csv_with_holes(tmp_path / "holes.csv", HOLES)
+    out = tmp_path / "run"
+    done = xpnn_cli("train", "--data", data, "--impute", "mean", "--epochs", 1, "--hidden", 4, "--verbose", 0,
+                    "--out", out)
+    assert done.returncode == 0, done.stderr
+    # which cells landed in which split: the CLI's split (seed 0, 20% test)
+    X, y = load_csv(data, missing=True)
+    X_train, X_test, _, _ = xpnn.train_test_split(X, y, test_size=0.2, seed=0)
+    n_train, n_test = int(np.isnan(X_train).sum()), int(np.isnan(X_test).sum())
+    assert n_train + n_test == len(HOLES) and n_test > 0
+    assert done.stdout.splitlines()[0] == (
+        f"xpnn: {data}: imputed {len(HOLES)} missing cells ({n_train} in the training split, {n_test} in the test "
+        f"split; columns 1, 3) with each column's mean over the training split (--impute mean)")
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["impute"] == "mean" and metrics["imputed_cells"] == {"train": n_train, "test": n_test}
+    # the fill values are the training split's means: the test samples did not leak into them
+    fill = np.array(metrics["imputer"]["stats"]["statistics_"])
+    np.testing.assert_allclose(fill, np.nanmean(X_train, axis=0), rtol=1e-6)
+    assert not np.allclose(fill, np.nanmean(X, axis=0), rtol=1e-4)
+    assert 0 <= metrics["test_accuracy"] <= 1
+
+
+def test_train_refuses_missing_cells_without_impute(tmp_path):
+    data = csv_with_holes(tmp_path / "holes.csv", HOLES)
+    line = one_error_line(xpnn_cli("train", "--data", data, "--epochs", 1, "--out", tmp_path / "run"))
+    assert line == (f"xpnn train: error: {data}, line 5, column 1: expected a number, found an empty cell (a missing "
+                    f"value); pass --impute mean, median or most_frequent to fill missing feature cells from the "
+                    f"training split")
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_refuses_a_missing_label_even_with_impute(tmp_path):
+    data = csv_with_holes(tmp_path / "nolabel.csv", {(7, 3): "", (12, 0): ""})
+    line = one_error_line(xpnn_cli("train", "--data", data, "--impute", "median", "--epochs", 1,
+                                   "--out", tmp_path / "run"))
+    assert line == (f"xpnn train: error: {data}, line 9, column 4: the label is missing; every sample needs one "
+                    f"(only feature cells may be missing)")
+    # without --impute: the same cell, and no advice to impute it
+    line = one_error_line(xpnn_cli("train", "--data", data, "--epochs", 1, "--out", tmp_path / "run"))
+    assert line == (f"xpnn train: error: {data}, line 9, column 4: expected a number, found an empty cell "
+                    f"(a missing value)")
+
+
+def test_train_refuses_a_column_without_values_in_the_training_split(tmp_path):
+    data = csv_with_holes(tmp_path / "empty.csv", {(i, 1): "" for i in range(50)})
+    line = one_error_line(xpnn_cli("train", "--data", data, "--impute", "median", "--epochs", 1,
+                                   "--out", tmp_path / "run"))
+    assert line == (f"xpnn train: error: {data}: column 2 has no value in any of the 40 samples of the training "
+                    f"split, so --impute median has nothing to fill it from; remove that column")
+
+
+def test_impute_on_data_without_missing_cells_says_so(tmp_path):
+    done = xpnn_cli("train", "--impute", "most_frequent", "--epochs", 1, "--hidden", 8, "--verbose", 0,
+                    "--out", tmp_path / "run")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == "xpnn: --impute most_frequent: digits has no missing cells; nothing imputed"
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["imputed_cells"] == {"train": 0, "test": 0} and "imputer" not in metrics
+
+
+# ---- --augment, and the defaults per data set --------------------------------------------------------
+
+
+def test_train_augment(tmp_path):
+    runs = {}
+    for name, flags in (("plain", []), ("augmented", ["--augment"])):
+        done = xpnn_cli("train", *flags, "--epochs", 2, "--hidden", 16, "--verbose", 1, "--out", tmp_path / name)
+        assert done.returncode == 0, done.stderr
+        runs[name] = json.loads((tmp_path / name / "metrics.json").read_text()), done.stdout
+    metrics, stdout = runs["augmented"]
+    assert "xpnn: augmenting the training images: random shifts of up to 1 pixel (seed 0)" in stdout
+    assert metrics["augment"] == {"shift": 1, "flip": False, "noise": 0.0} and runs["plain"][0]["augment"] is None
+    assert metrics["test_loss"] != runs["plain"][0]["test_loss"]  # the training images were changed
+
+    data = labelled_csv(tmp_path / "my.csv", [0, 1] * 10)
+    line = one_error_line(xpnn_cli("train", "--data", data, "--augment", "--out", tmp_path / "run"))
+    assert line == f"xpnn train: error: --augment needs image data (digits, fashion-mnist, mnist), found --data {data}"
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--data", "fashion-mnist"], ([128], 20, 128)),
+    (["--data", "mnist", "--model", "cnn"], ([128], 20, 128)),
+    (["--data", "digits"], ([256, 128], 30, 32)),
+    (["--data", "my.csv"], ([256, 128], 30, 32)),
+    (["--data", "mnist", "--batch-size", "32", "--hidden", "64", "64", "--epochs", "3"], ([64, 64], 3, 32)),
+])
+def test_train_defaults_per_data_set(argv, expected):
+    from xpnn.cli import _parser, _resolve_defaults
+
+    args = _parser().parse_args(["train", *argv])
+    _resolve_defaults(args)
+    assert (args.hidden, args.epochs, args.batch_size) == expected
+
+
+def test_train_help_states_the_defaults_per_data_set(monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "400")  # argparse's width: no line breaks inside the phrases
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for default in (("default: 128 for fashion-mnist and mnist, as examples/fashion_mnist_mlp.py; 256 128 for "
+                     "digits and CSV files"), "default: 20 for fashion-mnist and mnist", "30 for digits and CSV files",
+                    "default: 128 for fashion-mnist and mnist, as examples/fashion_mnist_mlp.py; 32 for digits"):
+        assert default in text, text
+    assert "--impute {none,mean,median,most_frequent}" in text and "--augment" in text

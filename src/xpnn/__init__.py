@@ -2,6 +2,10 @@
 
 Every layer, loss and optimizer is written once against the array API standard and gets
 its array namespace from a Backend; forward and backward are written by hand side by side.
+
+The submodules with optional dependencies (``xpnn.onnx``, ``xpnn.sklearn``,
+``xpnn.augmentation``, ``xpnn.cli``) load on first use (PEP 562), so ``import xpnn`` stays
+light (NumPy only) and ``xpnn.onnx.export(...)`` works without ``import xpnn.onnx``.
 """
 
 from . import (architectures, backends, callbacks, datasets, init, layers, losses, metrics, model_selection,
@@ -18,14 +22,40 @@ from .losses import (MAE, MSE, BCEWithLogits, BinaryCrossEntropy, CrossEntropy, 
                      get_loss)
 from .architectures import NeuralNetwork
 from .model import Sequential
-from .model_selection import (BayesSearch, Choice, GridSearch, IntUniform, KFold, LogUniform, RandomSearch,
-                              StratifiedKFold, Uniform, cross_validate)
+from .model_selection import (BayesSearch, Choice, EvolutionSearch, GridSearch, IntUniform, KFold, LogUniform,
+                              RandomSearch, StratifiedKFold, Uniform, cross_validate)
 from .optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, clip_grad_norm, get_optimizer
 from .param import Param
-from .preprocessing import MinMaxScaler, StandardScaler, one_hot, train_test_split
+from .preprocessing import (MinMaxScaler, OutlierClipper, RobustScaler, SimpleImputer, StandardScaler, one_hot,
+                            train_test_split)
 from .training import Trainer
 
 __version__ = "0.1.0"
+
+# Submodules imported on first attribute access (PEP 562), for their optional dependencies
+# (onnx, scikit-learn) or their cost: ``import xpnn`` must not pull them in. (distributed,
+# io and gradcheck are imported above; ``xpnn.gradcheck`` is the function.)
+_LAZY_SUBMODULES = ("augmentation", "cli", "onnx", "sklearn")
+
+
+def __getattr__(name):
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        try:
+            module = importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":  # the module is there but needs a missing package
+                raise
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r} (no module "
+                                 f"{__name__}.{name} in this install)") from None
+        return module  # the import set it as an attribute too: __getattr__ is not asked again
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY_SUBMODULES))
+
 
 __all__ = [
     # backend
@@ -41,11 +71,12 @@ __all__ = [
     "LearningRateScheduler", "ReduceLROnPlateau", "CSVLogger", "TerminateOnNaN", "ClipGradNorm",
     # data
     "load_digits", "load_fashion_mnist", "load_mnist", "load_csv", "read_idx", "write_idx",
-    "StandardScaler", "MinMaxScaler", "one_hot", "train_test_split",
+    "StandardScaler", "MinMaxScaler", "RobustScaler", "SimpleImputer", "OutlierClipper", "one_hot", "train_test_split",
     # model selection
-    "KFold", "StratifiedKFold", "cross_validate", "GridSearch", "RandomSearch", "BayesSearch",
+    "KFold", "StratifiedKFold", "cross_validate", "GridSearch", "RandomSearch", "BayesSearch", "EvolutionSearch",
     "Choice", "Uniform", "LogUniform", "IntUniform",
-    # checks and modules
+    # checks and modules (the lazy ones, _LAZY_SUBMODULES, are left out: ``from xpnn import *``
+    # would import them and their optional dependencies)
     "gradcheck", "backends", "init", "layers", "losses", "optimizers", "schedules", "metrics", "preprocessing",
     "callbacks", "datasets", "model_selection", "plotting", "architectures", "training",
 ]

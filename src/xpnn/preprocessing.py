@@ -1,22 +1,25 @@
-"""Data preparation: feature scaling, one-hot labels, train/test splits, mini-batches.
+"""Data preparation: feature scaling, missing values, outliers, one-hot labels,
+train/test splits, mini-batches.
 
 Everything works on NumPy arrays or arrays of any xpnn backend and returns arrays of the
 same backend (a host NumPy array next to a device array is copied to that device).
 Random choices (the split, the batch order) come from the backend's seeded generator,
 whose draws are made on the host, so a seed gives the same split on every backend.
 
-The scalers follow scikit-learn's conventions: ``fit`` learns statistics and stores them
-in attributes with a trailing underscore (``mean_``, ``scale_``, ...), ``transform``
-applies them, ``inverse_transform`` undoes them, and ``to_dict``/``from_dict`` round-trip
-a fitted scaler through JSON (so it can be saved next to a model: the model must see its
-inputs scaled the way they were at training time).
+The scalers, the imputer and the clipper follow scikit-learn's conventions: ``fit``
+learns statistics and stores them in attributes with a trailing underscore (``mean_``,
+``scale_``, ...), ``transform`` applies them, ``inverse_transform`` undoes them (scalers
+only), and ``to_dict``/``from_dict`` round-trip a fitted one through JSON (so it can be
+saved next to a model: the model must see its inputs prepared the way they were at
+training time). Missing values are NaN: SimpleImputer fills them, RobustScaler and
+OutlierClipper ignore them when fitting and keep them when transforming.
 """
 
 from __future__ import annotations
 
 import math
 
-from ._checks import is_integer, is_number, non_negative_int, optional_positive_int
+from ._checks import boolean, is_integer, is_number, non_negative_int, number, optional_positive_int, positive_number
 from .backends import backend_of, common_backend, get_backend
 from .functional import bincount
 
@@ -24,12 +27,16 @@ __all__ = [
     "NotFittedError",
     "StandardScaler",
     "MinMaxScaler",
+    "RobustScaler",
+    "SimpleImputer",
+    "OutlierClipper",
     "one_hot",
     "train_test_split",
 ]
 
 class NotFittedError(ValueError, AttributeError):
-    """A scaler was used before ``fit`` (a ValueError and an AttributeError, as in scikit-learn)."""
+    """A scaler, imputer or clipper was used before ``fit`` (a ValueError and an
+    AttributeError, as in scikit-learn)."""
 
 
 _FLOAT_NAMES = ("float16", "float32", "float64")
@@ -56,19 +63,21 @@ def _array(a, argname, where):
 # ---- scalers ----------------------------------------------------------------------------
 
 
-class _Scaler:
+class _Transformer:
     """Shared plumbing: input checks, fitted statistics on any backend, JSON round trip.
 
-    Subclasses list their fitted array attributes in ``_stats`` and implement ``_fit``,
-    ``_transform`` and ``_inverse`` on a float array X: (samples, features).
+    Subclasses list their fitted array attributes in ``_stats`` (and fitted plain Python
+    values, JSON-able as they are, in ``_host_stats``) and implement ``_fit`` and
+    ``_transform`` on a float array X: (samples, features).
     """
 
     _stats: tuple = ()
+    _host_stats: tuple = ()
 
     def __init__(self):
         self.n_features_in_ = None
         self.n_samples_seen_ = None
-        for name in self._stats:
+        for name in self._stats + self._host_stats:
             setattr(self, name, None)
 
     def config(self) -> dict:
@@ -143,11 +152,6 @@ class _Scaler:
     def fit_transform(self, X):
         return self.fit(X).transform(X)
 
-    def inverse_transform(self, X):
-        """Undo ``transform``: X: (samples, features) back in the original units."""
-        be, X = self._input(X, "inverse_transform")
-        return self._inverse(be, X)
-
     # ---- saving -------------------------------------------------------------------------------
 
     def to_dict(self) -> dict:
@@ -160,6 +164,7 @@ class _Scaler:
             d["dtype"] = self._stat_dtype_name()
             d["stats"] = {name: backend_of(getattr(self, name)).to_numpy(getattr(self, name)).tolist()
                           for name in self._stats}
+            d["stats"].update({name: getattr(self, name) for name in self._host_stats})
         return d
 
     @classmethod
@@ -175,9 +180,20 @@ class _Scaler:
             be = get_backend(backend)
             for name in cls._stats:
                 setattr(scaler, name, be.asarray(d["stats"][name], dtype=d["dtype"]))
+            for name in cls._host_stats:
+                setattr(scaler, name, d["stats"][name])
             scaler.n_features_in_ = int(d["n_features_in_"])
             scaler.n_samples_seen_ = int(d["n_samples_seen_"])
         return scaler
+
+
+class _Scaler(_Transformer):
+    """A transformer that can be undone: subclasses also implement ``_inverse``."""
+
+    def inverse_transform(self, X):
+        """Undo ``transform``: X: (samples, features) back in the original units."""
+        be, X = self._input(X, "inverse_transform")
+        return self._inverse(be, X)
 
 
 class StandardScaler(_Scaler):
@@ -265,6 +281,288 @@ class MinMaxScaler(_Scaler):
 
     def _inverse(self, be, X):
         return (X - self._stat("min_", be, X.dtype)) / self._stat("scale_", be, X.dtype)
+
+
+# ---- statistics that skip NaN (missing values) -------------------------------------------
+
+
+def _quantile_range(value, where, default):
+    """(low, high) percentages with 0 <= low < high <= 100, as floats."""
+    try:
+        low, high = value
+    except (TypeError, ValueError):  # not a pair
+        low = high = None
+    ok = all(is_number(v) and math.isfinite(v) for v in (low, high)) and 0 <= low < high <= 100
+    if not ok:
+        raise ValueError(f"{where}: quantile_range must be a pair (low, high) of percentages with "
+                         f"0 <= low < high <= 100, such as {default}, found {value!r}")
+    return float(low), float(high)
+
+
+def _value_counts(be, missing, where, what) -> list:
+    """How many values (not NaN) each column holds, as a Python list; a column with none
+    is an error naming it, since ``what`` cannot be computed from nothing."""
+    counts = be.to_numpy(be.xp.sum(be.xp.astype(~missing, be.xp.int64), axis=0)).tolist()
+    empty = [j for j, c in enumerate(counts) if c == 0]
+    if empty:
+        one = len(empty) == 1
+        which = f"column {empty[0]}" if one else f"columns {', '.join(map(str, empty))}"
+        raise ValueError(f"{where}: {which} of X (counting from 0) {'has' if one else 'have'} no values, only "
+                         f"NaN (missing), so {what} cannot be computed; drop {'it' if one else 'them'} from X")
+    return counts
+
+
+class _Columns:
+    """The values of each column of X (samples, features) without its NaNs, sorted, for
+    quantiles and modes: ``sorted`` holds each column's values in ascending order with
+    its NaNs (as +inf) after them; ``counts`` (a Python list) says how many values each
+    column has (never 0: checked)."""
+
+    def __init__(self, be, X, where, what):
+        xp = be.xp
+        self.be, self.n = be, X.shape[0]
+        missing = xp.isnan(X)
+        self.counts = _value_counts(be, missing, where, what)
+        # NaN sorts as +inf, after every value (a real +inf ties with it, harmlessly: the
+        # first counts[j] entries are still the column's values)
+        inf = xp.asarray(math.inf, dtype=X.dtype, device=be.device)
+        self.sorted = xp.sort(xp.where(missing, inf, X), axis=0)
+
+    def take(self, rows):
+        """``sorted[rows[j], j]`` for every column j: rows is a Python list of row indices."""
+        be, xp = self.be, self.be.xp
+        k = self.sorted.shape[1]
+        flat = [r * k + j for j, r in enumerate(rows)]  # row-major: entry (i, j) is at i * k + j
+        return xp.take(xp.reshape(self.sorted, (-1,)), be.asarray(flat, dtype="int64"))
+
+    def quantile(self, q: float):
+        """Each column's q-quantile (q in [0, 1]) of its values, interpolated linearly
+        between the two nearest ranks: NumPy's default method (np.nanquantile)."""
+        xp = self.be.xp
+        positions = [(c - 1) * q for c in self.counts]  # Python floats: float64, as NumPy
+        below = [math.floor(p) for p in positions]
+        above = [min(b + 1, c - 1) for b, c in zip(below, self.counts)]
+        a, b = self.take(below), self.take(above)
+        t = self.be.asarray([p - lo for p, lo in zip(positions, below)], dtype=a.dtype)
+        # NumPy's lerp: from the nearer end, so that t = 1 gives b exactly; equal ends give a
+        diff = b - a
+        found = xp.where(t >= 0.5, b - diff * (1 - t), a + diff * t)
+        return xp.where(a == b, a, found)
+
+    def mode(self):
+        """Each column's most frequent value; the smallest of those tied (scikit-learn's rule).
+
+        Dense, with no shape that depends on the data (JAX compiles each new shape): the
+        runs of equal values are numbered down each column, and the length of the run
+        holding each entry is found by binary search in those numbers."""
+        be, xp = self.be, self.be.xp
+        S, n = self.sorted, self.n
+        k = S.shape[1]
+        rows = xp.arange(n, dtype=xp.int64, device=be.device)[:, None]
+        valid = rows < be.asarray(self.counts, dtype="int64")[None, :]
+        first = xp.ones((1, k), dtype=xp.bool, device=be.device)
+        starts = valid & xp.concat([first, S[1:, :] != S[:-1, :]], axis=0)
+        # runs 1, 2, ... down each column; the NaN tail (invalid) gets n, above every run
+        run = xp.where(valid, xp.cumulative_sum(xp.astype(starts, xp.int64), axis=0), n)
+        # one ascending key per entry, column after column: key = column * (n + 1) + run
+        column = xp.arange(k, dtype=xp.int64, device=be.device)[None, :]
+        keys = xp.reshape(xp.permute_dims(column * (n + 1) + run, (1, 0)), (-1,))
+        length = xp.searchsorted(keys, keys, side="right") - xp.searchsorted(keys, keys, side="left")
+        length = xp.where(valid, xp.permute_dims(xp.reshape(length, (k, n)), (1, 0)), -1)
+        # argmax takes the first of the longest runs: the smallest value, as the column is sorted
+        best = xp.argmax(length, axis=0)
+        return xp.take(xp.reshape(S, (-1,)), best * k + column[0, :])
+
+
+# ---- robust scaling, missing values, outliers ---------------------------------------------
+
+
+class RobustScaler(_Scaler):
+    """Each feature centred on its median and divided by its interquartile range:
+    ``(X - center_) / scale_``; robust to outliers, which barely move either statistic.
+
+    quantile_range: (low, high) percentages whose distance is the scale (default (25, 75),
+        the interquartile range). with_centering / with_scaling: subtract the median /
+        divide by the range (off: center_ is 0 / scale_ is 1). unit_variance: also divide
+        the scale by the distance between those quantiles of a standard normal
+        distribution (1.349 for (25, 75)), so normally distributed features end with
+        variance 1.
+
+    Fitted attributes ((features,) each): center_ (the medians), scale_ (the ranges; 1 for
+    a feature whose range is zero, less than 10 machine epsilons: a constant feature maps
+    to 0). NaN values are skipped when fitting and stay NaN in ``transform``; a feature
+    with no values at all is an error. Matches scikit-learn's RobustScaler.
+
+    Example: a feature [1, 2, 3, 4, 100] has median 3 and quartiles 2 and 4, so it maps
+    to [-1, -0.5, 0, 0.5, 48.5].
+    """
+
+    _stats = ("center_", "scale_")
+
+    def __init__(self, with_centering: bool = True, with_scaling: bool = True, quantile_range=(25.0, 75.0),
+                 unit_variance: bool = False):
+        where = "RobustScaler"
+        super().__init__()
+        self.with_centering = boolean(with_centering, "with_centering", where)
+        self.with_scaling = boolean(with_scaling, "with_scaling", where)
+        self.quantile_range = _quantile_range(quantile_range, where, "(25, 75)")
+        self.unit_variance = boolean(unit_variance, "unit_variance", where)
+        if self.unit_variance and not 0 < self.quantile_range[0] < self.quantile_range[1] < 100:
+            raise ValueError(f"{where}: unit_variance=True needs quantile_range inside (0, 100) (a normal "
+                             f"distribution has no 0th or 100th percentile), found {quantile_range!r}")
+
+    def config(self):
+        return {"with_centering": self.with_centering, "with_scaling": self.with_scaling,
+                "quantile_range": list(self.quantile_range), "unit_variance": self.unit_variance}
+
+    def _fit(self, be, X):
+        xp = be.xp
+        columns = _Columns(be, X, self._where("fit"), "the median and the quantiles")
+        k = X.shape[1]
+        self.center_ = columns.quantile(0.5) if self.with_centering else xp.zeros(k, dtype=X.dtype, device=be.device)
+        if not self.with_scaling:
+            self.scale_ = xp.ones(k, dtype=X.dtype, device=be.device)
+            return
+        low, high = self.quantile_range
+        scale = columns.quantile(high / 100) - columns.quantile(low / 100)
+        # scikit-learn's rule for a constant feature: a scale under 10 epsilons counts as zero
+        scale = xp.where(scale < 10 * xp.finfo(X.dtype).eps, xp.ones_like(scale), scale)
+        if self.unit_variance:
+            from statistics import NormalDist
+
+            normal = NormalDist()
+            scale = scale / (normal.inv_cdf(high / 100) - normal.inv_cdf(low / 100))
+        self.scale_ = scale
+
+    def _transform(self, be, X):
+        return (X - self._stat("center_", be, X.dtype)) / self._stat("scale_", be, X.dtype)
+
+    def _inverse(self, be, X):
+        return X * self._stat("scale_", be, X.dtype) + self._stat("center_", be, X.dtype)
+
+
+IMPUTE_STRATEGIES = ("mean", "median", "most_frequent", "constant")
+
+
+class SimpleImputer(_Transformer):
+    """Missing values (NaN) replaced, column by column, by a value learnt in ``fit``.
+
+    strategy: "mean" or "median" of the column's values, "most_frequent" (the smallest
+        of the most frequent ones when several tie), or "constant" (``fill_value``).
+    fill_value: the number for strategy "constant" (default 0); only with that strategy.
+    add_indicator: also append one 0/1 column per feature that had missing values in
+        ``fit`` (1 where the value was missing): a model can then learn from the fact
+        that a value was missing, not only from the value filled in.
+
+    Fitted attributes: statistics_ (features,) the fill values, on the backend and dtype
+    of the fitted X; indicator_features_ (with add_indicator) the indices of the features
+    that had missing values in fit, a list; n_features_in_, n_samples_seen_.
+
+    Fit the imputer on the training data only and transform the test data with it: the
+    test data's own means would leak into the model's inputs. A column without any value
+    in fit is an error (except with "constant"): there is nothing to compute its fill
+    value from. Matches scikit-learn's SimpleImputer (whose default is to drop such
+    columns instead).
+
+    Example: a column [1, NaN, 3, 3] is filled with 7/3 ("mean"), 3 ("median" and
+    "most_frequent") or fill_value ("constant").
+    """
+
+    _stats = ("statistics_",)
+    _host_stats = ("indicator_features_",)
+
+    def __init__(self, strategy: str = "mean", fill_value=None, add_indicator: bool = False):
+        where = "SimpleImputer"
+        if strategy not in IMPUTE_STRATEGIES:
+            raise ValueError(f"{where}: strategy must be one of {', '.join(map(repr, IMPUTE_STRATEGIES))}, "
+                             f"found {strategy!r}")
+        if fill_value is not None and strategy != "constant":
+            raise ValueError(f"{where}: fill_value is used only with strategy='constant', found strategy "
+                             f"{strategy!r} and fill_value={fill_value!r}")
+        super().__init__()
+        self.strategy = strategy
+        self.fill_value = None if fill_value is None else number(fill_value, "fill_value", where)
+        self.add_indicator = boolean(add_indicator, "add_indicator", where)
+
+    def config(self):
+        return {"strategy": self.strategy, "fill_value": self.fill_value, "add_indicator": self.add_indicator}
+
+    def _fit(self, be, X):
+        xp = be.xp
+        missing = xp.isnan(X)
+        if self.strategy == "constant":
+            fill = 0.0 if self.fill_value is None else self.fill_value
+            self.statistics_ = xp.full(X.shape[1], fill, dtype=X.dtype, device=be.device)
+        elif self.strategy == "mean":
+            _value_counts(be, missing, self._where("fit"), "strategy 'mean'")
+            present = xp.astype(~missing, X.dtype)
+            self.statistics_ = xp.sum(xp.where(missing, xp.zeros_like(X), X), axis=0) / xp.sum(present, axis=0)
+        else:
+            columns = _Columns(be, X, self._where("fit"), f"strategy {self.strategy!r}")
+            self.statistics_ = columns.quantile(0.5) if self.strategy == "median" else columns.mode()
+        if self.add_indicator:
+            found = be.to_numpy(xp.any(missing, axis=0)).tolist()
+            self.indicator_features_ = [j for j, m in enumerate(found) if m]
+
+    def _transform(self, be, X):
+        xp = be.xp
+        missing = xp.isnan(X)
+        Y = xp.where(missing, self._stat("statistics_", be, X.dtype)[None, :], X)
+        if not self.add_indicator:
+            return Y
+        columns = be.asarray(self.indicator_features_, dtype="int64")
+        return xp.concat([Y, xp.astype(xp.take(missing, columns, axis=1), X.dtype)], axis=1)
+
+
+class OutlierClipper(_Transformer):
+    """Each feature clipped to bounds learnt in ``fit``: values below ``lower_`` become
+    ``lower_``, values above ``upper_`` become ``upper_`` (winsorizing).
+
+    method: "quantile": the bounds are the ``quantile_range`` percentiles of the feature
+        (default (1, 99)); "zscore": they are ``threshold`` standard deviations (default
+        3) either side of the mean.
+
+    Fitted attributes ((features,) each): lower_, upper_. NaN values are skipped when
+    fitting and stay NaN in ``transform``; a feature with no values at all is an error.
+
+    Example: with method "zscore" and threshold 1, a feature [0, 0, 0, 4] (mean 1, std
+    sqrt(3)) is clipped to [-0.732, 2.732]: [0, 0, 0, 2.732].
+    """
+
+    _stats = ("lower_", "upper_")
+
+    def __init__(self, method: str = "quantile", quantile_range=(1.0, 99.0), threshold: float = 3.0):
+        where = "OutlierClipper"
+        if method not in ("quantile", "zscore"):
+            raise ValueError(f"{where}: method must be 'quantile' or 'zscore', found {method!r}")
+        super().__init__()
+        self.method = method
+        self.quantile_range = _quantile_range(quantile_range, where, "(1, 99)")
+        self.threshold = positive_number(threshold, "threshold", where)
+
+    def config(self):
+        return {"method": self.method, "quantile_range": list(self.quantile_range), "threshold": self.threshold}
+
+    def _fit(self, be, X):
+        xp = be.xp
+        if self.method == "quantile":
+            columns = _Columns(be, X, self._where("fit"), "the quantiles")
+            low, high = self.quantile_range
+            self.lower_, self.upper_ = columns.quantile(low / 100), columns.quantile(high / 100)
+            return
+        missing = xp.isnan(X)
+        _value_counts(be, missing, self._where("fit"), "the mean and standard deviation")
+        count = xp.sum(xp.astype(~missing, X.dtype), axis=0)
+        mean = xp.sum(xp.where(missing, xp.zeros_like(X), X), axis=0) / count
+        centred = xp.where(missing, xp.zeros_like(X), X - mean)
+        std = xp.sqrt(xp.sum(centred * centred, axis=0) / count)  # population std (ddof 0), as StandardScaler
+        self.lower_, self.upper_ = mean - self.threshold * std, mean + self.threshold * std
+
+    def _transform(self, be, X):
+        xp = be.xp
+        # minimum/maximum rather than clip: clip with array bounds is not in every library
+        # the backends wrap; a NaN stays NaN in both
+        return xp.minimum(xp.maximum(X, self._stat("lower_", be, X.dtype)), self._stat("upper_", be, X.dtype))
 
 
 # ---- labels -----------------------------------------------------------------------------

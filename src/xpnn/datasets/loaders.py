@@ -14,7 +14,7 @@ import numpy as np
 
 from .._checks import integer
 
-__all__ = ["load_digits", "load_csv"]
+__all__ = ["load_digits", "load_csv", "MissingValueError", "MISSING_CELLS"]
 
 DIGITS_SEED = 0          # fixes the train/test split of load_digits forever
 DIGITS_TEST_FRACTION = 0.2
@@ -73,6 +73,24 @@ def load_digits(flatten: bool = False):
 MAX_LABEL = 2**53
 
 
+# What a missing value looks like in a CSV file (compared in lower case, without the
+# spaces around it): an empty cell, and the spellings of pandas, R and spreadsheets.
+# float() reads "nan" (and "-nan") too: NaN is missing wherever it comes from.
+MISSING_CELLS = ("", "na", "nan", "n/a", "null")
+
+
+class MissingValueError(ValueError):
+    """A CSV cell is missing (empty, NA, nan, ...) where a number is required: raised by
+    :func:`read_numeric_csv` unless it was asked to read missing cells as NaN.
+
+    ``line`` and ``column`` (from 1) say where, ``width`` how many cells the row has (so
+    ``column == width`` is the last column: a label, for ``xpnn train``)."""
+
+    def __init__(self, message, line=None, column=None, width=None):
+        super().__init__(message)
+        self.line, self.column, self.width = line, column, width
+
+
 def _is_number(cell: str) -> bool:
     try:
         float(cell)
@@ -81,19 +99,35 @@ def _is_number(cell: str) -> bool:
     return True
 
 
-def _number(name: str, lineno: int, col: int, cell: str) -> float:
-    """The finite float in ``cell``, or a ValueError naming the file, line, column and cell."""
+def _is_missing(cell: str) -> bool:
+    return cell.strip().lower() in MISSING_CELLS or (_is_number(cell) and math.isnan(float(cell)))
+
+
+def _found(cell: str) -> str:
+    return "an empty cell" if not cell.strip() else repr(cell)
+
+
+def _number(name: str, lineno: int, col: int, cell: str, missing: bool = False, width=None) -> float:
+    """The finite float in ``cell`` (NaN for a missing cell if ``missing``), or a
+    ValueError naming the file, line, column and cell."""
     try:
         value = float(cell)
     except ValueError:
-        found = "an empty cell" if not cell.strip() else repr(cell)
-        raise ValueError(f"{name}, line {lineno}, column {col}: expected a number, found {found}") from None
+        value = None
+    if cell.strip().lower() in MISSING_CELLS or (value is not None and math.isnan(value)):
+        if missing:
+            return math.nan
+        expected = "a number" if value is None else "a finite number"
+        raise MissingValueError(f"{name}, line {lineno}, column {col}: expected {expected}, found {_found(cell)} "
+                                f"(a missing value)", lineno, col, width)
+    if value is None:
+        raise ValueError(f"{name}, line {lineno}, column {col}: expected a number, found {_found(cell)}")
     if not math.isfinite(value):
         raise ValueError(f"{name}, line {lineno}, column {col}: expected a finite number, found {cell!r}")
     return value
 
 
-def _scan_csv(name: str, rows: list[tuple[int, str]]) -> np.ndarray:
+def _scan_csv(name: str, rows: list[tuple[int, str]], missing: bool = False) -> np.ndarray:
     """Parse with the csv module (handles quoted cells), raising ValueError at the first bad row.
 
     The slow path: used when NumPy's fast parser fails, to name the line to blame.
@@ -107,11 +141,11 @@ def _scan_csv(name: str, rows: list[tuple[int, str]]) -> np.ndarray:
         elif len(row) != width:
             raise ValueError(f"{name}, line {lineno}: expected {width} comma-separated values "
                              f"(like line {first_line}), found {len(row)}")
-        table.append([_number(name, lineno, col, cell) for col, cell in enumerate(row, start=1)])
+        table.append([_number(name, lineno, col, cell, missing, width) for col, cell in enumerate(row, start=1)])
     return np.array(table, dtype=np.float64).reshape(len(table), width or 0)
 
 
-def read_numeric_csv(path) -> tuple[np.ndarray, np.ndarray]:
+def read_numeric_csv(path, missing: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """``(table, lines)``: every cell of a numeric CSV file as float64 (rows, columns), and
     the file's line number (from 1) of each row, for error messages.
 
@@ -119,6 +153,10 @@ def read_numeric_csv(path) -> tuple[np.ndarray, np.ndarray]:
     is a number; a first row mixing numbers and text is an error, not a header, so that a
     typo in the first sample does not silently drop it. Raises ValueError naming the file,
     the line and what was found for ragged rows and non-numeric or non-finite cells.
+
+    missing: read missing cells (empty, or one of MISSING_CELLS such as NA and nan, in any
+    case) as NaN. Without it they are an error too, a MissingValueError. Infinities are
+    an error either way.
     """
     name = os.fspath(path)
     with open(path, newline="", encoding="utf-8-sig") as f:  # utf-8-sig: skip a BOM from Excel
@@ -128,26 +166,28 @@ def read_numeric_csv(path) -> tuple[np.ndarray, np.ndarray]:
     if not rows:
         raise ValueError(f"{name}: no data (the file is empty)")
     first_line, first = rows[0][0], next(csv.reader([rows[0][1]]))
-    numeric = [_is_number(cell) for cell in first]
+    # a header has no number in it (a missing cell is no number: ",name,label" is a header)
+    numeric = [_is_number(cell) and not _is_missing(cell) for cell in first]
     has_header = not any(numeric)
-    if not has_header and not all(numeric):
-        col = numeric.index(False) + 1
-        cell = first[col - 1]
-        found = "an empty cell" if not cell.strip() else f"{cell!r} (a header row must have no numbers in it)"
-        raise ValueError(f"{name}, line {first_line}, column {col}: expected a number, found {found}")
+    if not has_header:
+        for col, cell in enumerate(first, start=1):
+            if not numeric[col - 1] and not _is_missing(cell):
+                raise ValueError(f"{name}, line {first_line}, column {col}: expected a number, found {cell!r} "
+                                 f"(a header row must have no numbers in it)")
     if has_header:
         rows = rows[1:]
         if not rows:
             raise ValueError(f"{name}: no data rows after the header on line {first_line}")
 
     # Fast path: NumPy's C parser. On any problem the slow scan finds the line to blame.
+    # ("nan" cells parse as NaN: missing values when they are allowed)
     try:
         table = np.loadtxt([line for _, line in rows], delimiter=",", dtype=np.float64, ndmin=2, comments=None)
-        ok = bool(np.isfinite(table).all())
+        ok = bool((~np.isinf(table) if missing else np.isfinite(table)).all())
     except ValueError:
         ok = False
     if not ok:
-        table = _scan_csv(name, rows)
+        table = _scan_csv(name, rows, missing)
     return table, np.array([i for i, _ in rows], dtype=np.int64)
 
 
@@ -156,11 +196,11 @@ def _show(value: float) -> str:
     return str(int(value)) if value.is_integer() and abs(value) < 1e16 else f"{value:g}"
 
 
-def load_labelled_csv(path, label_column: int = -1):
+def load_labelled_csv(path, label_column: int = -1, missing: bool = False):
     """``(X, y, lines)``: :func:`load_csv` plus the file's line number of each sample."""
     label_column = integer(label_column, "label_column", "load_csv")
     name = os.fspath(path)
-    table, lines = read_numeric_csv(path)
+    table, lines = read_numeric_csv(path, missing)
     n_cols = table.shape[1]
     if n_cols < 2:
         raise ValueError(f"{name}: expected at least 2 comma-separated columns (features and a label), "
@@ -172,6 +212,10 @@ def load_labelled_csv(path, label_column: int = -1):
 
     # checked as floats, converted only once in range: 1e300 must not become -2**63
     y_float = table[:, col]
+    unlabelled = np.flatnonzero(np.isnan(y_float))
+    if unlabelled.size:  # only features may be missing: a sample without its label teaches nothing
+        raise ValueError(f"{name}, line {lines[unlabelled[0]]}, column {col + 1}: the label is missing; every "
+                         f"sample needs one (only feature cells may be missing)")
     bad = np.flatnonzero((y_float != np.floor(y_float)) | (y_float < 0) | (y_float >= MAX_LABEL))
     if bad.size:
         i = int(bad[0])
@@ -183,7 +227,7 @@ def load_labelled_csv(path, label_column: int = -1):
     return X, y_float.astype(np.int64), lines
 
 
-def load_csv(path, label_column: int = -1):
+def load_csv(path, label_column: int = -1, missing: bool = False):
     """Read a numeric CSV file: one sample per line, one column of integer class labels.
 
     The first row is a header (skipped) if none of its cells is a number; a first row
@@ -191,7 +235,10 @@ def load_csv(path, label_column: int = -1):
     commas.
 
     path: the file. label_column: index of the label column (Python-style, so -1 is the
-        last column).
+        last column). missing: read missing feature cells (empty, NA, nan, N/A, null;
+        any case) as NaN, for an imputer to fill (``xpnn.preprocessing.SimpleImputer``);
+        without it they are an error (a MissingValueError, a ValueError). A missing label
+        is an error either way.
 
     Returns ``(X, y)``: X float32 (n, columns - 1), y int64 (n,). The caller splits.
 
@@ -199,5 +246,5 @@ def load_csv(path, label_column: int = -1):
     non-numeric or non-finite cells, and labels that are not non-negative integers
     (below 2**53).
     """
-    X, y, _ = load_labelled_csv(path, label_column)
+    X, y, _ = load_labelled_csv(path, label_column, missing)
     return X, y
