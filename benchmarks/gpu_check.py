@@ -59,13 +59,28 @@ SITE = "/tmp/site"  # where --install puts the carried wheels (the device's imag
 
 # (distribution, module): pyproject.toml's [project].dependencies, then the test tools the GPU
 # suite needs (tests/test_gpu_check.py checks these lists against pyproject.toml)
-RUNTIME_DEPS = [("numpy", "numpy"), ("array-api-compat", "array_api_compat"), ("array-api-extra", "array_api_extra"),
-                ("safetensors", "safetensors"), ("tqdm", "tqdm"), ("threadpoolctl", "threadpoolctl")]
-TEST_DEPS = [("pytest", "pytest"), ("array-api-strict", "array_api_strict"), ("hypothesis", "hypothesis"),
-             ("pytest-xdist", "xdist")]
+RUNTIME_DEPS = [
+    ("numpy", "numpy"),
+    ("array-api-compat", "array_api_compat"),
+    ("array-api-extra", "array_api_extra"),
+    ("safetensors", "safetensors"),
+    ("tqdm", "tqdm"),
+    ("threadpoolctl", "threadpoolctl"),
+]
+TEST_DEPS = [
+    ("pytest", "pytest"),
+    ("array-api-strict", "array_api_strict"),
+    ("hypothesis", "hypothesis"),
+    ("pytest-xdist", "xdist"),
+]
 # reported, never required: the GPU libraries and the optional extras the GPU image should have
-EXTRAS = [("cupy-cuda13x", "cupy"), ("cupy-cuda12x", "cupy"), ("torch", "torch"), ("onnxruntime", "onnxruntime"),
-          ("mpi4py", "mpi4py")]
+EXTRAS = [
+    ("cupy-cuda13x", "cupy"),
+    ("cupy-cuda12x", "cupy"),
+    ("torch", "torch"),
+    ("onnxruntime", "onnxruntime"),
+    ("mpi4py", "mpi4py"),
+]
 GPU_WHEELS_TOOL = "../shared/tools/gpu-wheels"  # fetches array-api-compat and array-api-strict by itself
 GPU_WHEELS_DEFAULT = {"array-api-compat", "array-api-strict"}
 
@@ -106,15 +121,35 @@ def install_wheels(missing, folder: str = WHEELS) -> dict:
     if not wheels:
         out = {"ran": False, "note": f"no wheels in {folder}"}
         if missing:  # harmless when everything is there already (the dev machine)
-            out["error"] = (f"no wheels in {folder}: on the dev machine run `{wheels_command(missing)}` "
-                            f"and name \".whl\" in the run tool's carry")
+            out["error"] = (
+                f"no wheels in {folder}: on the dev machine run `{wheels_command(missing)}` "
+                f'and name ".whl" in the run tool\'s carry'
+            )
         return out
-    cmd = [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile", "--no-cache-dir",
-           "--upgrade", "--target", SITE, *wheels]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--no-index",
+        "--no-deps",
+        "--no-compile",
+        "--no-cache-dir",
+        "--upgrade",
+        "--target",
+        SITE,
+        *wheels,
+    ]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    out = {"ran": True, "wheels": [os.path.basename(w) for w in wheels], "target": SITE, "rc": proc.returncode,
-           "seconds": round(time.perf_counter() - t0, 2)}
+    out = {
+        "ran": True,
+        "wheels": [os.path.basename(w) for w in wheels],
+        "target": SITE,
+        "rc": proc.returncode,
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
     if proc.returncode != 0:
         out["error"] = f"pip install failed (exit {proc.returncode}): {(proc.stderr or proc.stdout)[-1500:]}"
     return out
@@ -136,9 +171,13 @@ def find_gpu() -> tuple:
     if count == 0:
         return "no CUDA device: CuPy sees 0 devices", {}
     name = cupy.cuda.runtime.getDeviceProperties(0)["name"]
-    return None, {"devices": count, "name": name.decode() if isinstance(name, bytes) else str(name),
-                  "cupy": cupy.__version__, "cuda_runtime": cupy.cuda.runtime.runtimeGetVersion(),
-                  "cuda_driver": cupy.cuda.runtime.driverGetVersion()}
+    return None, {
+        "devices": count,
+        "name": name.decode() if isinstance(name, bytes) else str(name),
+        "cupy": cupy.__version__,
+        "cuda_runtime": cupy.cuda.runtime.runtimeGetVersion(),
+        "cuda_driver": cupy.cuda.runtime.driverGetVersion(),
+    }
 
 
 # ---- running a subprocess with a deadline --------------------------------------------------------------
@@ -148,8 +187,9 @@ def run_command(cmd, timeout, env=None) -> dict:
     """Run ``cmd`` in the repo root; {"rc", "output" (stdout+stderr), "seconds", "timed_out"}.
     Its own process group, so that a timeout also ends what it started (xdist's workers)."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     try:
         output, _ = proc.communicate(timeout=timeout)
         timed_out = False
@@ -157,8 +197,12 @@ def run_command(cmd, timeout, env=None) -> dict:
         os.killpg(proc.pid, signal.SIGKILL)
         output, _ = proc.communicate()
         timed_out = True
-    return {"rc": proc.returncode, "output": output or "", "seconds": round(time.perf_counter() - t0, 2),
-            "timed_out": timed_out}
+    return {
+        "rc": proc.returncode,
+        "output": output or "",
+        "seconds": round(time.perf_counter() - t0, 2),
+        "timed_out": timed_out,
+    }
 
 
 # ---- pytest's output --------------------------------------------------------------------------------------
@@ -218,13 +262,22 @@ def check_dependencies(install: dict | None) -> dict:
             if dist.startswith("cupy") and importlib.util.find_spec(module) is not None:
                 continue  # the other CuPy wheel
             extras[dist] = None
-    result = {"name": "dependencies", "status": "fail" if missing else "pass", "versions": found, "missing": missing,
-              "extras": extras, "install": install,
-              "python": sys.version.split()[0], "executable": sys.executable}
+    result = {
+        "name": "dependencies",
+        "status": "fail" if missing else "pass",
+        "versions": found,
+        "missing": missing,
+        "extras": extras,
+        "install": install,
+        "python": sys.version.split()[0],
+        "executable": sys.executable,
+    }
     have = ", ".join(f"{k} {v}" for k, v in extras.items() if v) or "none"
     if missing:
-        result["reason"] = (f"missing: {', '.join(missing)}; on the dev machine run `{wheels_command(missing)}`, "
-                            f"carry [\".whl\"] and pass --install")
+        result["reason"] = (
+            f"missing: {', '.join(missing)}; on the dev machine run `{wheels_command(missing)}`, "
+            f'carry [".whl"] and pass --install'
+        )
         result["summary"] = result["reason"]
     else:
         result["summary"] = f"all {len(found)} importable; GPU/extras: {have}"
@@ -247,9 +300,17 @@ def check_gpu_tests(log_path: str, timeout: float, workers: int) -> dict:
         f.write(f"$ XPNN_REQUIRE_GPU=1 {' '.join(cmd)}\n{run['output']}")
     counts = parse_pytest_counts(run["output"])
     skips = parse_skip_reasons(run["output"])
-    result = {"name": "gpu-tests", "command": " ".join(cmd), "env": {"XPNN_REQUIRE_GPU": "1"}, "rc": run["rc"],
-              "wall_seconds": run["seconds"], "counts": counts, "skips": skips, "log": log_path,
-              "output_tail": run["output"][-3000:]}
+    result = {
+        "name": "gpu-tests",
+        "command": " ".join(cmd),
+        "env": {"XPNN_REQUIRE_GPU": "1"},
+        "rc": run["rc"],
+        "wall_seconds": run["seconds"],
+        "counts": counts,
+        "skips": skips,
+        "log": log_path,
+        "output_tail": run["output"][-3000:],
+    }
     if run["timed_out"]:
         result.update(status="fail", reason=f"timed out after {timeout:.0f} s (see {os.path.basename(log_path)})")
     elif counts is None:
@@ -265,8 +326,10 @@ def check_gpu_tests(log_path: str, timeout: float, workers: int) -> dict:
         else:
             result["status"] = "pass"
     if counts:
-        result["summary"] = (f"{counts['passed']} passed, {counts['failed']} failed, {counts['errors']} errors, "
-                             f"{counts['skipped']} skipped in {counts['seconds']:.0f} s")
+        result["summary"] = (
+            f"{counts['passed']} passed, {counts['failed']} failed, {counts['errors']} errors, "
+            f"{counts['skipped']} skipped in {counts['seconds']:.0f} s"
+        )
         if result["status"] == "fail":
             result["summary"] += f" ({result['reason']})"
     return result
@@ -275,8 +338,9 @@ def check_gpu_tests(log_path: str, timeout: float, workers: int) -> dict:
 def _mlp(backend, xpnn):
     from xpnn.layers import Dense, Dropout, ReLU
 
-    return xpnn.Sequential([Dense(32, 64), ReLU(), Dropout(0.2), Dense(64, 64), ReLU(), Dense(64, 5)],
-                           backend=backend, seed=0)
+    return xpnn.Sequential(
+        [Dense(32, 64), ReLU(), Dropout(0.2), Dense(64, 64), ReLU(), Dense(64, 5)], backend=backend, seed=0
+    )
 
 
 def check_sync_probe() -> dict:
@@ -318,15 +382,17 @@ def check_sync_probe() -> dict:
             with cupyx.allow_synchronize(False):
                 loss = step()
     except Exception as exc:
-        result.update(status="fail", reason=f"{type(exc).__name__}: {exc}",
-                      traceback=traceback.format_exc()[-3000:])
+        result.update(status="fail", reason=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()[-3000:])
         synced = isinstance(exc, getattr(cupyx, "DeviceSynchronized", ()))
         what = "a device->host sync inside the step" if synced else "the step raised"
         result["summary"] = f"{what}: {result['reason']}"
         return result
     value = b.to_float(loss)
-    result.update(loss=value, status="pass" if np.isfinite(value) else "fail",
-                  summary=f"no sync in one step (loss {first:.4f} -> {value:.4f})")
+    result.update(
+        loss=value,
+        status="pass" if np.isfinite(value) else "fail",
+        summary=f"no sync in one step (loss {first:.4f} -> {value:.4f})",
+    )
     if not np.isfinite(value):
         result["reason"] = f"the step's loss is {value}"
     return result
@@ -370,8 +436,13 @@ def check_adam_ulps(gpu: bool, steps: int = 5) -> dict:
     worst = {"param": 0.0, "m": 0.0, "v": 0.0}
     for t in range(1, steps + 1):
         grad = (rng.standard_normal(n) * 10.0 ** rng.uniform(-6, 0, n)).astype(f32)
-        hyper = {"step_size": lr / (1.0 - beta1 ** t), "beta1": beta1, "beta2": beta2,
-                 "bias2_sqrt": math.sqrt(1.0 - beta2 ** t), "eps": eps}
+        hyper = {
+            "step_size": lr / (1.0 - beta1**t),
+            "beta1": beta1,
+            "beta2": beta2,
+            "bias2_sqrt": math.sqrt(1.0 - beta2**t),
+            "eps": eps,
+        }
         inputs = (param, grad, m, v)  # fresh device copies for each side: both update in place
         fused = fast.adam_update(*(fast.asarray(a, copy=True) for a in inputs), **hyper, scratch={})
         generic = adam_math(fast.xp, *(fast.asarray(a, copy=True) for a in inputs), **hyper)
@@ -380,12 +451,22 @@ def check_adam_ulps(gpu: bool, steps: int = 5) -> dict:
             worst[name] = max(worst[name], ulp_error(a, b, old))
         param, m, v = (np.array(a) for a in generic)  # the next step starts both sides from one state
     biggest = max(worst.values())
-    what = ("CuPy's fused kernel vs the generic formula on CuPy" if gpu else
-            "NumPy's in-place path vs the generic formula on NumPy (CPU smoke test of the comparison)")
-    result = {"name": "adam-ulps", "compared": what, "elements": n, "steps": steps, "max_ulps": worst,
-              "bound_ulps": ADAM_MAX_ULPS, "status": "pass" if biggest <= ADAM_MAX_ULPS else "fail",
-              "summary": f"max ulps param {worst['param']:g}, m {worst['m']:g}, v {worst['v']:g} "
-                         f"(bound {ADAM_MAX_ULPS}; {'CuPy fused vs generic' if gpu else 'NumPy fast path vs generic'})"}
+    what = (
+        "CuPy's fused kernel vs the generic formula on CuPy"
+        if gpu
+        else "NumPy's in-place path vs the generic formula on NumPy (CPU smoke test of the comparison)"
+    )
+    result = {
+        "name": "adam-ulps",
+        "compared": what,
+        "elements": n,
+        "steps": steps,
+        "max_ulps": worst,
+        "bound_ulps": ADAM_MAX_ULPS,
+        "status": "pass" if biggest <= ADAM_MAX_ULPS else "fail",
+        "summary": f"max ulps param {worst['param']:g}, m {worst['m']:g}, v {worst['v']:g} "
+        f"(bound {ADAM_MAX_ULPS}; {'CuPy fused vs generic' if gpu else 'NumPy fast path vs generic'})",
+    }
     if result["status"] == "fail":
         result["reason"] = f"{what}: {biggest:g} ulps > {ADAM_MAX_ULPS}"
     return result
@@ -419,10 +500,16 @@ def _round_trip(target: str, workdir: str) -> dict:
     back = xpnn.load(second, backend="numpy")
     diff_back = float(np.max(np.abs(back.predict(X) - ref)))
     ok = diff_there <= ROUND_TRIP_TOL and diff_back <= ROUND_TRIP_TOL
-    result = {"name": "save-load", "path": f"numpy -> {target} -> numpy", "max_abs_diff_on_target": diff_there,
-              "max_abs_diff_back_on_numpy": diff_back, "tolerance": ROUND_TRIP_TOL, "status": "pass" if ok else "fail",
-              "summary": f"numpy -> {target}: {diff_there:.2e}, {target} -> numpy: {diff_back:.2e} "
-                         f"(tolerance {ROUND_TRIP_TOL:g})"}
+    result = {
+        "name": "save-load",
+        "path": f"numpy -> {target} -> numpy",
+        "max_abs_diff_on_target": diff_there,
+        "max_abs_diff_back_on_numpy": diff_back,
+        "tolerance": ROUND_TRIP_TOL,
+        "status": "pass" if ok else "fail",
+        "summary": f"numpy -> {target}: {diff_there:.2e}, {target} -> numpy: {diff_back:.2e} "
+        f"(tolerance {ROUND_TRIP_TOL:g})",
+    }
     if not ok:
         result["reason"] = f"predictions differ by more than {ROUND_TRIP_TOL:g} after the round trip"
     return result
@@ -430,33 +517,67 @@ def _round_trip(target: str, workdir: str) -> dict:
 
 def check_benchmarks(bench_json: str, timeout: float, full: bool) -> dict:
     """benchmarks/run.py on the GPU: xpnn on CuPy against torch on CUDA and the CuPy loop."""
-    cmd = [sys.executable, "benchmarks/run.py", "--backend", "cupy", "--peers", "torch,numpy-ref", "--synthetic",
-           "--out", bench_json]
+    cmd = [
+        sys.executable,
+        "benchmarks/run.py",
+        "--backend",
+        "cupy",
+        "--peers",
+        "torch,numpy-ref",
+        "--synthetic",
+        "--out",
+        bench_json,
+    ]
     if not full:
         cmd.append("--quick")
     run = run_command(cmd, timeout)
-    result = {"name": "benchmarks", "command": " ".join(cmd), "rc": run["rc"], "wall_seconds": run["seconds"],
-              "json": bench_json}
+    result = {
+        "name": "benchmarks",
+        "command": " ".join(cmd),
+        "rc": run["rc"],
+        "wall_seconds": run["seconds"],
+        "json": bench_json,
+    }
     if run["timed_out"] or run["rc"] != 0 or not os.path.exists(bench_json):
         why = f"timed out after {timeout:.0f} s" if run["timed_out"] else f"exit {run['rc']}"
         result.update(status="fail", reason=f"{why}: {run['output'].strip()[-500:]}", summary=f"run.py failed: {why}")
         return result
     with open(bench_json) as f:
         data = json.load(f)
-    keys = ("case", "label", "status", "min_s", "per_step_min_s", "per_unit_min_s", "unit", "samples_per_s",
-            "tflops", "reason")
+    keys = (
+        "case",
+        "label",
+        "status",
+        "min_s",
+        "per_step_min_s",
+        "per_unit_min_s",
+        "unit",
+        "samples_per_s",
+        "tflops",
+        "reason",
+    )
     rows = [{k: r[k] for k in keys if k in r} for r in data.get("results", [])]
-    gemm = [{k: g.get(k) for k in ("library", "status", "n", "tflops", "reason") if k in g}
-            for g in data.get("gemm_peak", [])]
+    gemm = [
+        {k: g.get(k) for k in ("library", "status", "n", "tflops", "reason") if k in g}
+        for g in data.get("gemm_peak", [])
+    ]
     for r, full_row in zip(rows, data.get("results", [])):
         if r["status"] == "skipped" and _no_such_case(full_row):
             r["status"] = "n/a"
-    bad = [f"{r['case']} / {r['label']}: {r['status']}: {r.get('reason', '')}" for r in rows
-           if r["status"] not in ("ok", "n/a")]
+    bad = [
+        f"{r['case']} / {r['label']}: {r['status']}: {r.get('reason', '')}"
+        for r in rows
+        if r["status"] not in ("ok", "n/a")
+    ]
     counted = [r for r in rows if r["status"] != "n/a"]
-    report = run["output"][run["output"].find("## xpnn benchmarks"):] if "## xpnn benchmarks" in run["output"] else ""
-    result.update(rows=rows, gemm_peak=gemm, report=report, status="fail" if bad or not counted else "pass",
-                  summary=f"{len(counted) - len(bad)}/{len(counted)} rows ok in {run['seconds']:.0f} s")
+    report = run["output"][run["output"].find("## xpnn benchmarks") :] if "## xpnn benchmarks" in run["output"] else ""
+    result.update(
+        rows=rows,
+        gemm_peak=gemm,
+        report=report,
+        status="fail" if bad or not counted else "pass",
+        summary=f"{len(counted) - len(bad)}/{len(counted)} rows ok in {run['seconds']:.0f} s",
+    )
     if bad or not counted:
         result["reason"] = "; ".join(bad[:4]) or "no result rows"
         result["summary"] += f" ({result['reason']})"
@@ -483,8 +604,12 @@ def run_check(fn, *args) -> dict:
     try:
         result = fn(*args)
     except Exception as exc:
-        result = {"name": name, "status": "fail", "reason": f"{type(exc).__name__}: {exc}",
-                  "traceback": traceback.format_exc()[-3000:]}
+        result = {
+            "name": name,
+            "status": "fail",
+            "reason": f"{type(exc).__name__}: {exc}",
+            "traceback": traceback.format_exc()[-3000:],
+        }
         result["summary"] = result["reason"]
     result["seconds"] = round(time.perf_counter() - t0, 2)
     result.setdefault("summary", result.get("reason", ""))
@@ -500,12 +625,20 @@ def skipped(name: str, reason: str) -> dict:
 
 def render_markdown(report: dict) -> str:
     gpu = report["gpu"]
-    where = (f"{gpu['name']} (CuPy {gpu['cupy']}, CUDA runtime {gpu['cuda_runtime']})" if gpu.get("name")
-             else f"none ({gpu['reason']})")
+    where = (
+        f"{gpu['name']} (CuPy {gpu['cupy']}, CUDA runtime {gpu['cuda_runtime']})"
+        if gpu.get("name")
+        else f"none ({gpu['reason']})"
+    )
     run = "dry run" if report["dry_run"] else "real run"
-    out = [f"## xpnn GPU check, {report['date']}", "",
-           f"GPU: {where}; Python {report['python']}; {run}; {report['seconds']:.0f} s", "",
-           "| check | status | seconds | details |", "|---|---|---:|---|"]
+    out = [
+        f"## xpnn GPU check, {report['date']}",
+        "",
+        f"GPU: {where}; Python {report['python']}; {run}; {report['seconds']:.0f} s",
+        "",
+        "| check | status | seconds | details |",
+        "|---|---|---:|---|",
+    ]
     for c in report["checks"]:
         status = f"skipped: {c['reason']}" if c["status"] == "skipped" else c["status"]
         details = (c.get("summary") or "").replace("|", "\\|").replace("\n", " ")
@@ -532,20 +665,33 @@ def verdict(checks, dry_run: bool) -> tuple:
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                epilog="Device run: PYTHONUNBUFFERED=1 python3 benchmarks/gpu_check.py --install "
-                                       "--out $OUT/gpu-check.json  (carry [\".whl\"])")
-    p.add_argument("--install", action="store_true",
-                   help=f"pip-install .whl/*.whl into {SITE} first (done anyway when a dependency is missing)")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="Device run: PYTHONUNBUFFERED=1 python3 benchmarks/gpu_check.py --install "
+        '--out $OUT/gpu-check.json  (carry [".whl"])',
+    )
+    p.add_argument(
+        "--install",
+        action="store_true",
+        help=f"pip-install .whl/*.whl into {SITE} first (done anyway when a dependency is missing)",
+    )
     p.add_argument("--wheels", default=WHEELS, help="the folder of wheels --install installs (default .whl/)")
-    p.add_argument("--dry-run", action="store_true",
-                   help="skip every GPU part; run the CPU parts (exit 0 if they pass)")
-    p.add_argument("--out", default=None,
-                   help="the JSON to write (default benchmarks/results/gpu-check-DATE.json); the .md, "
-                        "-bench.json and -pytest.log go beside it")
+    p.add_argument(
+        "--dry-run", action="store_true", help="skip every GPU part; run the CPU parts (exit 0 if they pass)"
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        help="the JSON to write (default benchmarks/results/gpu-check-DATE.json); the .md, "
+        "-bench.json and -pytest.log go beside it",
+    )
     p.add_argument("--skip", default="", help=f"comma-separated checks not to run: {', '.join(CHECKS[1:])}")
-    p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1),
-                   help="pytest-xdist workers for the GPU suite (default min(8, cpus); 1: no xdist)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=min(8, os.cpu_count() or 1),
+        help="pytest-xdist workers for the GPU suite (default min(8, cpus); 1: no xdist)",
+    )
     p.add_argument("--tests-timeout", type=float, default=270, help="seconds for the GPU suite (default 270)")
     p.add_argument("--bench-timeout", type=float, default=150, help="seconds for the benchmarks (default 150)")
     p.add_argument("--full-bench", action="store_true", help="benchmarks without --quick (minutes more)")
@@ -574,31 +720,47 @@ def main(argv=None) -> int:
     # why the GPU parts are skipped (None: they run), naming the missing piece where one is
     skip_gpu = "; ".join(r for r in ("--dry-run" if args.dry_run else None, gpu_reason) if r) or None
     dry_run = skip_gpu is not None
-    print(f"gpu_check: GPU: {gpu_info.get('name') or gpu_reason}; "
-          f"{'GPU parts skipped: ' + skip_gpu if dry_run else 'running every check'}", file=sys.stderr, flush=True)
+    print(
+        f"gpu_check: GPU: {gpu_info.get('name') or gpu_reason}; "
+        f"{'GPU parts skipped: ' + skip_gpu if dry_run else 'running every check'}",
+        file=sys.stderr,
+        flush=True,
+    )
 
     # name -> (needs the GPU, the check and its arguments)
-    plan = {"gpu-tests": (True, check_gpu_tests, f"{stem}-pytest.log", args.tests_timeout, args.workers),
-            "sync-probe": (True, check_sync_probe),
-            "adam-ulps": (False, check_adam_ulps, not dry_run),
-            "save-load": (False, check_save_load, "numpy" if dry_run else "cupy"),
-            "benchmarks": (True, check_benchmarks, f"{stem}-bench.json", args.bench_timeout, args.full_bench)}
+    plan = {
+        "gpu-tests": (True, check_gpu_tests, f"{stem}-pytest.log", args.tests_timeout, args.workers),
+        "sync-probe": (True, check_sync_probe),
+        "adam-ulps": (False, check_adam_ulps, not dry_run),
+        "save-load": (False, check_save_load, "numpy" if dry_run else "cupy"),
+        "benchmarks": (True, check_benchmarks, f"{stem}-bench.json", args.bench_timeout, args.full_bench),
+    }
     checks = [run_check(check_dependencies, install)]
     for name, (gpu_only, fn, *fn_args) in plan.items():
         reason = "--skip" if name in args.skip_set else skip_gpu if gpu_only else None
         print(f"gpu_check: {name} ...", file=sys.stderr, flush=True)
         c = skipped(name, reason) if reason else run_check(fn, *fn_args)
         checks.append(c)
-        print(f"gpu_check: {name}: {c['status']}{': ' + c['reason'] if c.get('reason') else ''}",
-              file=sys.stderr, flush=True)
+        print(
+            f"gpu_check: {name}: {c['status']}{': ' + c['reason'] if c.get('reason') else ''}",
+            file=sys.stderr,
+            flush=True,
+        )
 
     code, words = verdict(checks, args.dry_run)
-    report = {"tool": "benchmarks/gpu_check.py", "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-              "command": [os.path.relpath(__file__, ROOT), *(sys.argv[1:] if argv is None else argv)],
-              "dry_run": dry_run, "dry_run_reason": skip_gpu, "python": sys.version.split()[0],
-              "gpu": {"visible": gpu_reason is None, "reason": gpu_reason, **gpu_info},
-              "checks": checks, "exit_code": code, "verdict": words,
-              "seconds": round(time.perf_counter() - started, 1)}
+    report = {
+        "tool": "benchmarks/gpu_check.py",
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "command": [os.path.relpath(__file__, ROOT), *(sys.argv[1:] if argv is None else argv)],
+        "dry_run": dry_run,
+        "dry_run_reason": skip_gpu,
+        "python": sys.version.split()[0],
+        "gpu": {"visible": gpu_reason is None, "reason": gpu_reason, **gpu_info},
+        "checks": checks,
+        "exit_code": code,
+        "verdict": words,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
     with open(out, "w") as f:
         json.dump(report, f, indent=1, default=str)
     markdown = render_markdown(report)

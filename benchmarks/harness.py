@@ -56,16 +56,56 @@ class Case:
 
 
 CASES = [
-    Case("mlp-b128", "mlp", "mlp", "MLP 784-128-10 ReLU, Adam, batch 128, one Fashion-MNIST epoch",
-         sizes=(784, 128, 10), batch_size=128),
-    Case("mlp-b1024", "mlp", "mlp", "MLP 784-128-10 ReLU, Adam, batch 1024, one Fashion-MNIST epoch",
-         sizes=(784, 128, 10), batch_size=1024, warmup_batches=5, quick_batches=2),
-    Case("mlp-wide", "mlp-wide", "mlp", "MLP 784-4096-4096-10 ReLU, Adam, batch 1024",
-         sizes=(784, 4096, 4096, 10), batch_size=1024, n_batches=8, warmup_batches=1, quick_batches=1, repeats=3),
-    Case("cnn", "cnn", "cnn", "CNN conv32-pool-conv64-pool-128-10, Adam, batch 128",
-         batch_size=128, n_batches=50, warmup_batches=2, quick_batches=2, repeats=3),
-    Case("xor", "xor", "xor", "XOR 2-4-1 sigmoid, BCE, SGD lr 0.1, full batch of 4",
-         steps=10_000, quick_steps=500, repeats=5),
+    Case(
+        "mlp-b128",
+        "mlp",
+        "mlp",
+        "MLP 784-128-10 ReLU, Adam, batch 128, one Fashion-MNIST epoch",
+        sizes=(784, 128, 10),
+        batch_size=128,
+    ),
+    Case(
+        "mlp-b1024",
+        "mlp",
+        "mlp",
+        "MLP 784-128-10 ReLU, Adam, batch 1024, one Fashion-MNIST epoch",
+        sizes=(784, 128, 10),
+        batch_size=1024,
+        warmup_batches=5,
+        quick_batches=2,
+    ),
+    Case(
+        "mlp-wide",
+        "mlp-wide",
+        "mlp",
+        "MLP 784-4096-4096-10 ReLU, Adam, batch 1024",
+        sizes=(784, 4096, 4096, 10),
+        batch_size=1024,
+        n_batches=8,
+        warmup_batches=1,
+        quick_batches=1,
+        repeats=3,
+    ),
+    Case(
+        "cnn",
+        "cnn",
+        "cnn",
+        "CNN conv32-pool-conv64-pool-128-10, Adam, batch 128",
+        batch_size=128,
+        n_batches=50,
+        warmup_batches=2,
+        quick_batches=2,
+        repeats=3,
+    ),
+    Case(
+        "xor",
+        "xor",
+        "xor",
+        "XOR 2-4-1 sigmoid, BCE, SGD lr 0.1, full batch of 4",
+        steps=10_000,
+        quick_steps=500,
+        repeats=5,
+    ),
 ]
 SUITES = sorted({c.suite for c in CASES}, key=[c.suite for c in CASES].index)
 
@@ -114,8 +154,13 @@ def plan(case: Case, device: str, quick: bool) -> dict:
     """How much one timed run covers for this case on this device class ("cpu" or "gpu")."""
     if case.kind == "xor":
         steps = case.quick_steps if quick else case.steps
-        return {"n": steps, "warmup": max(steps // 10, 1), "samples_per_run": 4 * steps, "unit": "10k steps",
-                "unit_scale": 10_000 / steps}
+        return {
+            "n": steps,
+            "warmup": max(steps // 10, 1),
+            "samples_per_run": 4 * steps,
+            "unit": "10k steps",
+            "unit_scale": 10_000 / steps,
+        }
     n_full = FASHION_TRAIN // case.batch_size + (FASHION_TRAIN % case.batch_size > 0)
     if quick:
         n = case.quick_batches
@@ -123,14 +168,29 @@ def plan(case: Case, device: str, quick: bool) -> dict:
         n = case.gpu_batches if device == "gpu" else case.n_batches
     n = n_full if n is None else min(n, n_full)
     samples = FASHION_TRAIN if n == n_full else n * case.batch_size
-    return {"n": n, "warmup": min(case.warmup_batches, n), "samples_per_run": samples, "unit": "epoch",
-            "unit_scale": FASHION_TRAIN / samples}
+    return {
+        "n": n,
+        "warmup": min(case.warmup_batches, n),
+        "samples_per_run": samples,
+        "unit": "epoch",
+        "unit_scale": FASHION_TRAIN / samples,
+    }
 
 
 def cnn_layers():
     """The CNN as (kind, args) rows, shared by xpnn and torch so both build the same net."""
-    return [("conv", 1, 32), ("relu",), ("pool",), ("conv", 32, 64), ("relu",), ("pool",),
-            ("flatten",), ("dense", 64 * 7 * 7, 128), ("relu",), ("dense", 128, 10)]
+    return [
+        ("conv", 1, 32),
+        ("relu",),
+        ("pool",),
+        ("conv", 32, 64),
+        ("relu",),
+        ("pool",),
+        ("flatten",),
+        ("dense", 64 * 7 * 7, 128),
+        ("relu",),
+        ("dense", 128, 10),
+    ]
 
 
 def train_flops_per_sample(case: Case) -> int | None:
@@ -170,7 +230,8 @@ def load_data(synthetic: bool, n_samples: int, seed: int = 0):
     except FileNotFoundError as exc:
         raise SystemExit(
             f"Fashion-MNIST not found ({exc}).\nInstall it (Debian: apt-get install dataset-fashion-mnist), "
-            f"set XPNN_DATA, or run with --synthetic for random data of the same shape.") from None
+            f"set XPNN_DATA, or run with --synthetic for random data of the same shape."
+        ) from None
     return np.ascontiguousarray(X[:n_samples], dtype=np.float32), np.asarray(y[:n_samples], dtype=np.int64)
 
 
@@ -315,10 +376,14 @@ class GpuMemory:
             live_covers = "warm-up and timed runs"
         else:
             return {}
-        mib = (lambda b: None if b is None else b / 2**20)
-        return {"gpu_reserved_peak_mib": mib(reserved), "gpu_live_peak_mib": mib(live),
-                "gpu_live_extra_mib": mib(None if live is None else live - self.base),
-                "gpu_live_peak_covers": live_covers, "gpu_allocator": allocator}
+        mib = lambda b: None if b is None else b / 2**20
+        return {
+            "gpu_reserved_peak_mib": mib(reserved),
+            "gpu_live_peak_mib": mib(live),
+            "gpu_live_extra_mib": mib(None if live is None else live - self.base),
+            "gpu_live_peak_covers": live_covers,
+            "gpu_allocator": allocator,
+        }
 
 
 def _live_peak_hook(base, start: int):
@@ -362,9 +427,21 @@ def thread_info() -> dict:
     try:
         from threadpoolctl import threadpool_info
 
-        info["threadpools"] = [{k: p.get(k) for k in ("user_api", "internal_api", "num_threads", "version",
-                                                      "threading_layer", "architecture", "filepath")}
-                               for p in threadpool_info()]
+        info["threadpools"] = [
+            {
+                k: p.get(k)
+                for k in (
+                    "user_api",
+                    "internal_api",
+                    "num_threads",
+                    "version",
+                    "threading_layer",
+                    "architecture",
+                    "filepath",
+                )
+            }
+            for p in threadpool_info()
+        ]
     except ImportError:
         info["threadpools"] = "threadpoolctl not installed"
     if "torch" in sys.modules:
@@ -438,8 +515,20 @@ def machine_info(load_torch: bool) -> dict:
         affinity = len(os.sched_getaffinity(0))
     except AttributeError:
         affinity = None
-    libs = ["xpnn", "numpy", "array-api-compat", "torch", "jax", "jaxlib", "scikit-learn", "scipy", "cupy",
-            "cupy-cuda12x", "cupy-cuda13x", "threadpoolctl"]
+    libs = [
+        "xpnn",
+        "numpy",
+        "array-api-compat",
+        "torch",
+        "jax",
+        "jaxlib",
+        "scikit-learn",
+        "scipy",
+        "cupy",
+        "cupy-cuda12x",
+        "cupy-cuda13x",
+        "threadpoolctl",
+    ]
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "hostname": platform.node(),

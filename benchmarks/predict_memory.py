@@ -52,11 +52,26 @@ def _torch_cnn():
     import torch
     from torch import nn
 
-    return nn.Sequential(
-        nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Dropout(0.25), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Dropout(0.25),
-        nn.Linear(128, 10)).eval().to(torch.float32)
+    return (
+        nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1),
+            nn.BatchNorm2d(32),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.BatchNorm2d(64),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Dropout(0.25),
+            nn.Linear(64 * 7 * 7, 128),
+            nn.ReLU(),
+            nn.Dropout(0.25),
+            nn.Linear(128, 10),
+        )
+        .eval()
+        .to(torch.float32)
+    )
 
 
 def worker(impl: str, batch: int, synthetic: bool, threads: int) -> dict:
@@ -68,7 +83,7 @@ def worker(impl: str, batch: int, synthetic: bool, threads: int) -> dict:
 
         model = cnn((1, 28, 28), 10, seed=0)
         model.predict(X[:8], batch_size=8)  # warm: lazily made state exists before the baseline
-        run = (lambda: model.predict(X, batch_size=batch))
+        run = lambda: model.predict(X, batch_size=batch)
     else:
         import torch
 
@@ -78,7 +93,7 @@ def worker(impl: str, batch: int, synthetic: bool, threads: int) -> dict:
 
         def run():
             with torch.no_grad():
-                return torch.cat([net(Xt[i:i + batch]) for i in range(0, len(Xt), batch)]).numpy()
+                return torch.cat([net(Xt[i : i + batch]) for i in range(0, len(Xt), batch)]).numpy()
 
         with torch.no_grad():
             net(Xt[:8])
@@ -86,8 +101,14 @@ def worker(impl: str, batch: int, synthetic: bool, threads: int) -> dict:
     start = time.perf_counter()
     out = run()
     seconds = time.perf_counter() - start
-    return {"impl": impl, "batch": batch, "peak_over_baseline_mib": round(_peak_mib() - before, 1),
-            "baseline_mib": round(before, 1), "seconds": round(seconds, 3), "outputs": list(out.shape)}
+    return {
+        "impl": impl,
+        "batch": batch,
+        "peak_over_baseline_mib": round(_peak_mib() - before, 1),
+        "baseline_mib": round(before, 1),
+        "seconds": round(seconds, 3),
+        "outputs": list(out.shape),
+    }
 
 
 def main(argv=None) -> int:
@@ -104,8 +125,15 @@ def main(argv=None) -> int:
     results = []
     for batch in (int(b) for b in args.batch_sizes.split(",")):
         for impl in ("xpnn", "torch"):
-            cmd = [sys.executable, os.path.abspath(__file__), "--worker", impl, str(batch),
-                   "--threads", str(args.threads)] + (["--synthetic"] if args.synthetic else [])
+            cmd = [
+                sys.executable,
+                os.path.abspath(__file__),
+                "--worker",
+                impl,
+                str(batch),
+                "--threads",
+                str(args.threads),
+            ] + (["--synthetic"] if args.synthetic else [])
             done = subprocess.run(cmd, capture_output=True, text=True)
             if done.returncode != 0:
                 print(f"{impl} batch {batch}: failed\n{done.stderr[-2000:]}", file=sys.stderr)
@@ -116,12 +144,17 @@ def main(argv=None) -> int:
     for batch in sorted({r["batch"] for r in results}):
         row = {r["impl"]: r for r in results if r["batch"] == batch}
         x, t = row.get("xpnn", {}), row.get("torch", {})
-        print(f"| {batch} | {x.get('peak_over_baseline_mib', '-')} | {t.get('peak_over_baseline_mib', '-')} | "
-              f"{x.get('seconds', '-')} | {t.get('seconds', '-')} |")
+        print(
+            f"| {batch} | {x.get('peak_over_baseline_mib', '-')} | {t.get('peak_over_baseline_mib', '-')} | "
+            f"{x.get('seconds', '-')} | {t.get('seconds', '-')} |"
+        )
     if args.out:
         with open(args.out, "w") as fh:
-            json.dump({"images": 10_000, "synthetic": args.synthetic, "threads": args.threads, "results": results},
-                      fh, indent=2)
+            json.dump(
+                {"images": 10_000, "synthetic": args.synthetic, "threads": args.threads, "results": results},
+                fh,
+                indent=2,
+            )
     return 0
 
 

@@ -53,16 +53,21 @@ def machine_lines(data) -> list:
     m = data.get("machine", {})
     th = m.get("threads", {})
     pools = th.get("threadpools")
-    pool_text = ", ".join(f"{p.get('internal_api')} {p.get('version')} ({p.get('num_threads')} threads)"
-                          for p in pools) if isinstance(pools, list) else str(pools)
+    pool_text = (
+        ", ".join(f"{p.get('internal_api')} {p.get('version')} ({p.get('num_threads')} threads)" for p in pools)
+        if isinstance(pools, list)
+        else str(pools)
+    )
     versions = ", ".join(f"{k} {v}" for k, v in m.get("versions", {}).items())
     cfg = data.get("config", {})
     load = data.get("load_average", {})
     busy = []
     before, cores = load.get("before"), m.get("cpu_count") or 1
     if before and before[0] > 0.25 * cores:
-        busy = [f"- **Warning**: load average {before[0]} on {cores} cores when the run began: other processes "
-                f"competed for the CPU, and multi-threaded timings (torch's OpenMP above all) suffer most."]
+        busy = [
+            f"- **Warning**: load average {before[0]} on {cores} cores when the run began: other processes "
+            f"competed for the CPU, and multi-threaded timings (torch's OpenMP above all) suffer most."
+        ]
     return busy + [
         f"- Machine: {m.get('cpu_model')}, {m.get('cpu_count')} cores, {m.get('memory_gib')} GiB, "
         f"GPU: {m.get('gpu') or 'none'}; {m.get('platform')}",
@@ -108,16 +113,20 @@ def _signed(s) -> str:
 def render(data) -> str:
     out = ["## xpnn benchmarks", ""] + machine_lines(data) + [""]
     results = data.get("results", [])
-    peaks = {(g.get("device") or _device(g), g["library"]): g for g in data.get("gemm_peak", [])
-             if g.get("status") == "ok"}
+    peaks = {
+        (g.get("device") or _device(g), g["library"]): g for g in data.get("gemm_peak", []) if g.get("status") == "ok"
+    }
     for device in dict.fromkeys(_device(r) for r in results):
         rows = [r for r in results if _device(r) == device]
         loop = "CuPy loop" if device == "gpu" else "NumPy loop"
         mine = list(dict.fromkeys(r["backend"] for r in rows if r["impl"] == "xpnn"))
-        out += [f"### {device.upper()}: xpnn on {', '.join(mine) or 'nothing'}", "",
-                f"| case | timed run | implementation | min | median | per step | per epoch* | samples/s** "
-                f"| TFLOP/s | ÷ torch | ÷ {loop} | extra RSS MiB | GPU reserved MiB | GPU live MiB |",
-                "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        out += [
+            f"### {device.upper()}: xpnn on {', '.join(mine) or 'nothing'}",
+            "",
+            f"| case | timed run | implementation | min | median | per step | per epoch* | samples/s** "
+            f"| TFLOP/s | ÷ torch | ÷ {loop} | extra RSS MiB | GPU reserved MiB | GPU live MiB |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
         skipped, overhead = [], []
         for case in dict.fromkeys(r["case"] for r in rows):
             group = [r for r in rows if r["case"] == case]
@@ -136,36 +145,48 @@ def render(data) -> str:
                     f"| {_f(r['min_s'] / torch['min_s'] if torch else None, '{:.2f}')} "
                     f"| {_f(r['min_s'] / ref['min_s'] if ref else None, '{:.2f}')} "
                     f"| {_f(mem.get('extra_rss_mib'), '{:.0f}')} | {_f(mem.get('gpu_reserved_peak_mib'), '{:.0f}')} "
-                    f"| {_f(mem.get('gpu_live_peak_mib'), '{:.0f}')} |")
+                    f"| {_f(mem.get('gpu_live_peak_mib'), '{:.0f}')} |"
+                )
             xs = [r for r in ok if r["impl"] == "xpnn"]
             if len(xs) > 1 and xs[0]["backend"] == mine[0]:  # what each library adds to the first one's step
-                overhead.append(f"{case}: " + ", ".join(
-                    f"{r['backend']} {_signed(_per_step(r) - _per_step(xs[0]))}" for r in xs[1:]))
+                overhead.append(
+                    f"{case}: "
+                    + ", ".join(f"{r['backend']} {_signed(_per_step(r) - _per_step(xs[0]))}" for r in xs[1:])
+                )
         if not any(r["status"] == "ok" for r in rows):
             out.append("| (nothing ran on this device: see below) |" + " |" * 13)
         out.append("")
-        out.append("\\* per epoch = min time scaled to 60,000 samples (XOR: to 10,000 steps); per step = min time "
-                   "÷ optimizer steps (one per batch). ÷ torch and ÷ loop divide the row's min by torch autograd's "
-                   f"and the hand-written {loop}'s from the same run: above 1 the row is slower. "
-                   "\\*\\* from the min time.")
+        out.append(
+            "\\* per epoch = min time scaled to 60,000 samples (XOR: to 10,000 steps); per step = min time "
+            "÷ optimizer steps (one per batch). ÷ torch and ÷ loop divide the row's min by torch autograd's "
+            f"and the hand-written {loop}'s from the same run: above 1 the row is slower. "
+            "\\*\\* from the min time."
+        )
         if device == "gpu":
             out.append("")
-            out.append("GPU reserved = the most device memory the allocator held (CuPy's pool total_bytes, torch's "
-                       "max_memory_reserved); GPU live = the most held by arrays at once (torch's "
-                       "max_memory_allocated; CuPy's counted by a memory hook over the warm-up run only, as the hook "
-                       "would slow the timed runs).")
+            out.append(
+                "GPU reserved = the most device memory the allocator held (CuPy's pool total_bytes, torch's "
+                "max_memory_reserved); GPU live = the most held by arrays at once (torch's "
+                "max_memory_allocated; CuPy's counted by a memory hook over the warm-up run only, as the hook "
+                "would slow the timed runs)."
+            )
         if overhead:
             out.append("")
-            out.append(f"Per-step cost of each xpnn backend over xpnn ({mine[0]}), same run: "
-                       + "; ".join(overhead) + ". The same xpnn code runs on every backend, so where the arrays are "
-                       "small (XOR above all, whose arithmetic is negligible) the difference is each library's "
-                       "per-operation overhead: dispatch, allocation, asynchronous queueing; where they are large "
-                       "(mlp-wide) it is the speed of its kernels.")
+            out.append(
+                f"Per-step cost of each xpnn backend over xpnn ({mine[0]}), same run: "
+                + "; ".join(overhead)
+                + ". The same xpnn code runs on every backend, so where the arrays are "
+                "small (XOR above all, whose arithmetic is negligible) the difference is each library's "
+                "per-operation overhead: dispatch, allocation, asynchronous queueing; where they are large "
+                "(mlp-wide) it is the speed of its kernels."
+            )
         gem = [g for (d, _), g in peaks.items() if d == device]
         if gem:
             out.append("")
-            out.append("fp32 GEMM peak measured in the same run: " + "; ".join(
-                f"{g['library']} {g['n']}×{g['n']}: {g['tflops']:.3f} TFLOP/s" for g in gem))
+            out.append(
+                "fp32 GEMM peak measured in the same run: "
+                + "; ".join(f"{g['library']} {g['n']}×{g['n']}: {g['tflops']:.3f} TFLOP/s" for g in gem)
+            )
             parts = []
             for r in rows:
                 g = peaks.get((device, _library(r)))

@@ -54,23 +54,41 @@ SCHEMA = 2  # 2: xpnn rows per backend ("backend"), every row with its "device" 
 def parse_args(argv=None):
     from peers import PEERS
 
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="Results: JSON (--out) and a "
-                                "markdown table on stdout; progress on stderr.")
-    p.add_argument("--suite", default=",".join(harness.SUITES),
-                   help=f"comma-separated suites (default: all): {','.join(harness.SUITES)}")
-    p.add_argument("--backend", default="numpy",
-                   help="comma-separated xpnn backends, name or name:device (default numpy): numpy, torch, jax, "
-                        "cupy, torch:cuda, jax:gpu, ... (a bare name is the CPU; cupy is GPU 0)")
-    p.add_argument("--peers", default=",".join(PEERS),
-                   help=f"comma-separated peers (default: all; missing ones are skipped): {','.join(PEERS)}; "
-                        f"'none' for xpnn alone")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="Results: JSON (--out) and a markdown table on stdout; progress on stderr.",
+    )
+    p.add_argument(
+        "--suite",
+        default=",".join(harness.SUITES),
+        help=f"comma-separated suites (default: all): {','.join(harness.SUITES)}",
+    )
+    p.add_argument(
+        "--backend",
+        default="numpy",
+        help="comma-separated xpnn backends, name or name:device (default numpy): numpy, torch, jax, "
+        "cupy, torch:cuda, jax:gpu, ... (a bare name is the CPU; cupy is GPU 0)",
+    )
+    p.add_argument(
+        "--peers",
+        default=",".join(PEERS),
+        help=f"comma-separated peers (default: all; missing ones are skipped): {','.join(PEERS)}; "
+        f"'none' for xpnn alone",
+    )
     p.add_argument("--out", default="results.json", help="where to write the JSON (default results.json)")
-    p.add_argument("--repeats", type=int, default=None,
-                   help="timed runs per implementation (default: per case, 3-5; 2 with --quick)")
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="timed runs per implementation (default: per case, 3-5; 2 with --quick)",
+    )
     p.add_argument("--threads", type=int, default=None, help="BLAS/OpenMP/torch threads (default os.cpu_count())")
     p.add_argument("--quick", action="store_true", help="a few batches per case: a smoke run of seconds")
-    p.add_argument("--synthetic", action="store_true",
-                   help="random data shaped like Fashion-MNIST instead of the data set (timings barely change)")
+    p.add_argument(
+        "--synthetic",
+        action="store_true",
+        help="random data shaped like Fashion-MNIST instead of the data set (timings barely change)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-report", action="store_true", help="do not print the markdown table")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -83,8 +101,10 @@ def parse_args(argv=None):
     args.backends = list(dict.fromkeys(split(args.backend)))
     bad = [f"{b}: {harness.backend_error(b)}" for b in args.backends if harness.backend_error(b)]
     if bad:
-        p.error(f"--backend: {'; '.join(bad)}; choose from {', '.join(harness.BACKEND_DEVICES)}, "
-                f"optionally with :device (torch:cuda, jax:gpu)")
+        p.error(
+            f"--backend: {'; '.join(bad)}; choose from {', '.join(harness.BACKEND_DEVICES)}, "
+            f"optionally with :device (torch:cuda, jax:gpu)"
+        )
     args.peer_list = [] if args.peers.strip() == "none" else split(args.peers)
     bad = [x for x in args.peer_list if x not in PEERS]
     if bad:
@@ -113,8 +133,9 @@ def worker_main() -> int:
             return 0
         _worker_case(job)
     except Exception as exc:
-        _reply({"status": "error", "reason": f"{type(exc).__name__}: {exc}",
-                "traceback": traceback.format_exc()[-3000:]})
+        _reply(
+            {"status": "error", "reason": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()[-3000:]}
+        )
     return 0
 
 
@@ -149,13 +170,23 @@ def _worker_case(job) -> None:
             break
         _reply(harness.time_once(runner, job["n"]))
     peak = harness.peak_rss()
-    memory = {"peak_rss_mib": peak / 2**20, "rss_before_model_mib": None if base_rss is None else base_rss / 2**20,
-              "peak_rss_covers": "warm-up and timed runs" if clear else "whole process (clear_refs unavailable)"}
+    memory = {
+        "peak_rss_mib": peak / 2**20,
+        "rss_before_model_mib": None if base_rss is None else base_rss / 2**20,
+        "peak_rss_covers": "warm-up and timed runs" if clear else "whole process (clear_refs unavailable)",
+    }
     if base_rss is not None:
         memory["extra_rss_mib"] = (peak - base_rss) / 2**20
     memory.update(gpu.read())
-    _reply({"status": "ok", "loss": runner.loss(), "memory": memory, "threads": harness.thread_info(),
-            "timer": "time.perf_counter" if runner.timer == "cpu" else "CUDA events"})
+    _reply(
+        {
+            "status": "ok",
+            "loss": runner.loss(),
+            "memory": memory,
+            "threads": harness.thread_info(),
+            "timer": "time.perf_counter" if runner.timer == "cpu" else "CUDA events",
+        }
+    )
     del limiter
 
 
@@ -211,6 +242,7 @@ def gemm_peak(job) -> dict:
             xp.matmul(A, A, out=out)
             if lib == "cupy":
                 xp.cuda.get_current_stream().synchronize()
+
     harness.limit_threads(job["threads"])
     mm()
     times = []
@@ -219,8 +251,14 @@ def gemm_peak(job) -> dict:
         mm()
         times.append(time.perf_counter() - t0)
     best = min(times)
-    return {"status": "ok", "library": lib, "device": job["device"], "n": n, "min_s": best,
-            "tflops": 2 * n**3 / best / 1e12}
+    return {
+        "status": "ok",
+        "library": lib,
+        "device": job["device"],
+        "n": n,
+        "min_s": best,
+        "tflops": 2 * n**3 / best / 1e12,
+    }
 
 
 # ---- the parent: start workers, interleave their timed runs ----------------------------------
@@ -233,8 +271,15 @@ class Worker:
         self.job = job
         # JAX would otherwise take 75% of the GPU's memory up front, starving the other workers
         env = dict(os.environ, PYTHONUNBUFFERED="1", XLA_PYTHON_CLIENT_PREALLOCATE="false")
-        self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True, bufsize=1, env=env, cwd=os.getcwd())
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), "--worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+            env=env,
+            cwd=os.getcwd(),
+        )
         self.send(json.dumps(job))
 
     def send(self, line: str) -> None:
@@ -251,7 +296,7 @@ class Worker:
                 code = self.proc.wait()
                 return {"status": "error", "reason": f"worker exited with code {code} without answering"}
             if line.startswith(PREFIX):
-                return json.loads(line[len(PREFIX):])
+                return json.loads(line[len(PREFIX) :])
             sys.stderr.write(line)  # a library printed something: pass it on
 
     def close(self) -> None:
@@ -276,8 +321,16 @@ def run_case(case, device: str, backends: list, peers: list, args, data_dir) -> 
     p = harness.plan(case, device, args.quick)
     repeats = args.repeats or (2 if args.quick else case.repeats)
     threads = args.threads or os.cpu_count()
-    job = {"kind": "case", "case": case.name, "device": device, "n": p["n"], "warmup": p["warmup"],
-           "threads": threads, "seed": args.seed, "data": None if case.kind == "xor" else data_dir}
+    job = {
+        "kind": "case",
+        "case": case.name,
+        "device": device,
+        "n": p["n"],
+        "warmup": p["warmup"],
+        "threads": threads,
+        "seed": args.seed,
+        "data": None if case.kind == "xor" else data_dir,
+    }
     # label -> (implementation, where it runs): xpnn per backend, each peer per device class
     entries = {f"xpnn ({b})": ("xpnn", b) for b in backends}
     entries.update({name: (name, device) for name in peers})
@@ -288,7 +341,7 @@ def run_case(case, device: str, backends: list, peers: list, args, data_dir) -> 
     times = {label: [] for label in live}
     walls = {label: [] for label in live}
     for r in range(repeats):
-        order = live[r % len(live):] + live[:r % len(live)] if live else []
+        order = live[r % len(live) :] + live[: r % len(live)] if live else []
         for label in order:  # round-robin, starting one further each repeat
             time.sleep(0.02 if args.quick else 0.1)  # let the last worker's spinning BLAS threads go idle
             workers[label].send("run")
@@ -309,12 +362,24 @@ def run_case(case, device: str, backends: list, peers: list, args, data_dir) -> 
     rows = []
     for label, (impl, target) in entries.items():
         ans = answers[label]
-        row = {"case": case.name, "suite": case.suite, "description": case.description, "device": device,
-               "impl": impl, "backend": target if impl == "xpnn" else None, "label": label,
-               "status": ans.get("status", "error"), "batch_size": case.batch_size,
-               "n_per_run": p["n"], "n_kind": "steps" if case.kind == "xor" else "batches",
-               "samples_per_run": p["samples_per_run"], "unit": p["unit"], "unit_scale": p["unit_scale"],
-               "repeats": repeats, "warmup": p["warmup"]}
+        row = {
+            "case": case.name,
+            "suite": case.suite,
+            "description": case.description,
+            "device": device,
+            "impl": impl,
+            "backend": target if impl == "xpnn" else None,
+            "label": label,
+            "status": ans.get("status", "error"),
+            "batch_size": case.batch_size,
+            "n_per_run": p["n"],
+            "n_kind": "steps" if case.kind == "xor" else "batches",
+            "samples_per_run": p["samples_per_run"],
+            "unit": p["unit"],
+            "unit_scale": p["unit_scale"],
+            "repeats": repeats,
+            "warmup": p["warmup"],
+        }
         if row["status"] != "ok":
             row["reason"] = ans.get("reason", "unknown")
             if "traceback" in ans:
@@ -325,17 +390,28 @@ def run_case(case, device: str, backends: list, peers: list, args, data_dir) -> 
         ts = times[label]
         s = harness.summarize(ts)
         # one optimizer step per batch (per XOR step): the time a step costs, dispatch included
-        row.update(times_s=ts, wall_times_s=walls[label], **s, per_step_min_s=s["min_s"] / p["n"],
-                   per_unit_min_s=s["min_s"] * p["unit_scale"], per_unit_median_s=s["median_s"] * p["unit_scale"],
-                   samples_per_s=p["samples_per_run"] / s["min_s"], loss=ans["loss"], memory=ans["memory"],
-                   threads=ans["threads"], timer=ans["timer"])
+        row.update(
+            times_s=ts,
+            wall_times_s=walls[label],
+            **s,
+            per_step_min_s=s["min_s"] / p["n"],
+            per_unit_min_s=s["min_s"] * p["unit_scale"],
+            per_unit_median_s=s["median_s"] * p["unit_scale"],
+            samples_per_s=p["samples_per_run"] / s["min_s"],
+            loss=ans["loss"],
+            memory=ans["memory"],
+            threads=ans["threads"],
+            timer=ans["timer"],
+        )
         if flops:
             row["train_flops_per_sample"] = flops
             row["tflops"] = flops * p["samples_per_run"] / s["min_s"] / 1e12
         rows.append(row)
-        log(f"  {case.name:10s} {device:4s} {label:20s} min {s['min_s']:.4f}s median {s['median_s']:.4f}s "
+        log(
+            f"  {case.name:10s} {device:4s} {label:20s} min {s['min_s']:.4f}s median {s['median_s']:.4f}s "
             f"({row['per_unit_min_s']:.3f}s per {p['unit']}, {row['per_step_min_s'] * 1e6:.0f} µs per step) "
-            f"loss {ans['loss']:.4f} peak+{ans['memory'].get('extra_rss_mib', float('nan')):.0f} MiB")
+            f"loss {ans['loss']:.4f} peak+{ans['memory'].get('extra_rss_mib', float('nan')):.0f} MiB"
+        )
     return rows
 
 
@@ -355,8 +431,16 @@ def gemm_jobs(device: str, backends: list, peers: list, args) -> list:
         n, repeats = (8192 if device == "gpu" else 2048), 5
     out = []
     for lib in libs:
-        w = Worker({"kind": "gemm", "library": lib, "device": device, "n": n, "repeats": repeats,
-                    "threads": args.threads or os.cpu_count()})
+        w = Worker(
+            {
+                "kind": "gemm",
+                "library": lib,
+                "device": device,
+                "n": n,
+                "repeats": repeats,
+                "threads": args.threads or os.cpu_count(),
+            }
+        )
         ans = w.recv()
         w.close()
         ans.setdefault("library", lib)
@@ -380,8 +464,10 @@ def main(argv=None) -> int:
     devices: dict = {}  # device class -> its xpnn backends; the peers run once per class
     for b in args.backends:
         devices.setdefault(harness.device_class(b), []).append(b)
-    log(f"xpnn benchmarks: suites {args.suites}, backends {devices}, implementations {impls}, "
-        f"load average {load_before}")
+    log(
+        f"xpnn benchmarks: suites {args.suites}, backends {devices}, implementations {impls}, "
+        f"load average {load_before}"
+    )
     uses_torch = "torch" in args.peer_list or any(harness.split_backend(b)[0] == "torch" for b in args.backends)
     machine = harness.machine_info(load_torch=uses_torch)
     threads = args.threads or os.cpu_count()
@@ -390,8 +476,9 @@ def main(argv=None) -> int:
         if any(c.kind != "xor" for c in cases):  # one copy of the data, loaded by every worker
             import numpy as np
 
-            need = max(harness.plan(c, d, args.quick)["samples_per_run"]
-                       for c in cases if c.kind != "xor" for d in devices)
+            need = max(
+                harness.plan(c, d, args.quick)["samples_per_run"] for c in cases if c.kind != "xor" for d in devices
+            )
             X, y = harness.load_data(args.synthetic, need, args.seed)
             np.save(os.path.join(data_dir, "X.npy"), X)
             np.save(os.path.join(data_dir, "y.npy"), y)
@@ -404,14 +491,23 @@ def main(argv=None) -> int:
     out = {
         "schema": SCHEMA,
         "command": ["benchmarks/run.py", *(sys.argv[1:] if argv is None else argv)],
-        "config": {"suites": args.suites, "backends": args.backends, "devices": devices, "implementations": impls,
-                   "repeats": args.repeats, "threads": threads, "quick": args.quick, "synthetic": args.synthetic,
-                   "seed": args.seed, "isolation": "one worker process per implementation and case"},
+        "config": {
+            "suites": args.suites,
+            "backends": args.backends,
+            "devices": devices,
+            "implementations": impls,
+            "repeats": args.repeats,
+            "threads": threads,
+            "quick": args.quick,
+            "synthetic": args.synthetic,
+            "seed": args.seed,
+            "isolation": "one worker process per implementation and case",
+        },
         "machine": machine,
         "load_average": {"before": load_before, "after": harness.loadavg()},
         "wall_seconds": time.perf_counter() - started,
         "flops_formula": "training FLOPs per sample ~= 6 x multiply-adds of the forward pass "
-                         "(2 forward + 4 backward for dX and dW); MLP: 6 x number of weights",
+        "(2 forward + 4 backward for dX and dW); MLP: 6 x number of weights",
         "gemm_peak": gemm,
         "results": results,
     }

@@ -58,7 +58,7 @@ def make_sequences(n: int, rng: np.random.Generator, length: int = LENGTH, vocab
     """n random sequences and whether their first token occurs again (about half do, and
     then exactly once). Returns X (n, length) int64 token ids and y (n,) int64 labels."""
     X = rng.integers(0, vocab, (n, length))
-    query, rest = X[:, :1], X[:, 1:]                      # views: writing rest writes X
+    query, rest = X[:, :1], X[:, 1:]  # views: writing rest writes X
     # remove the query from the rest: swap each copy for another uniformly drawn token
     copies = rest == query
     rest[copies] = ((query + rng.integers(1, vocab, rest.shape)) % vocab)[copies]
@@ -84,17 +84,31 @@ def build_models(backend, seed: int) -> dict:
     E = 32
 
     def mlp(hidden):
-        return [Embedding(VOCAB, 16, init=EMBED_INIT), Flatten(),     # (batch, 12 * 16)
-                Dense(LENGTH * 16, hidden), ReLU(), Dense(hidden, hidden), ReLU(), Dense(hidden, 2)]
+        return [
+            Embedding(VOCAB, 16, init=EMBED_INIT),
+            Flatten(),  # (batch, 12 * 16)
+            Dense(LENGTH * 16, hidden),
+            ReLU(),
+            Dense(hidden, hidden),
+            ReLU(),
+            Dense(hidden, 2),
+        ]
 
-    bag = [Embedding(VOCAB, E, init=EMBED_INIT), SequencePool("mean"),  # (batch, 32): order gone
-           Dense(E, 48), ReLU(), Dense(48, 48), ReLU(), Dense(48, 2)]
+    bag = [
+        Embedding(VOCAB, E, init=EMBED_INIT),
+        SequencePool("mean"),  # (batch, 32): order gone
+        Dense(E, 48),
+        ReLU(),
+        Dense(48, 48),
+        ReLU(),
+        Dense(48, 2),
+    ]
     transformer = [
-        Embedding(VOCAB, E, init=EMBED_INIT),          # (batch, 12) ids -> (batch, 12, 32)
-        PositionalEncoding(LENGTH),                    # so position 0 can tell it is the query
+        Embedding(VOCAB, E, init=EMBED_INIT),  # (batch, 12) ids -> (batch, 12, 32)
+        PositionalEncoding(LENGTH),  # so position 0 can tell it is the query
         TransformerEncoderBlock(E, num_heads=4, ff_dim=2 * E),
-        LayerNorm(E),                                  # pre-norm blocks leave their output unnormalised
-        SequencePool("first"),                         # (batch, 12, 32) -> (batch, 32): the query's vector
+        LayerNorm(E),  # pre-norm blocks leave their output unnormalised
+        SequencePool("first"),  # (batch, 12, 32) -> (batch, 32): the query's vector
         Dense(E, 2),
     ]
     specs = {"MLP": mlp(48), "MLP wide": mlp(256), "bag of tokens": bag, "Transformer": transformer}
@@ -126,9 +140,11 @@ def main(argv=None):
         args.epochs, args.train, args.test = 1, 256, 128
 
     (X, y), (X_test, y_test) = make_split(args.train, args.test, args.seed)
-    print(f"Does the first token occur again? {LENGTH} tokens from 0..{VOCAB - 1}; {len(X)} training and "
-          f"{len(X_test)} held-out sequences ({y.mean():.0%} / {y_test.mean():.0%} yes); "
-          f"{args.epochs} epochs each, backend {args.backend}, seed {args.seed}")
+    print(
+        f"Does the first token occur again? {LENGTH} tokens from 0..{VOCAB - 1}; {len(X)} training and "
+        f"{len(X_test)} held-out sequences ({y.mean():.0%} / {y_test.mean():.0%} yes); "
+        f"{args.epochs} epochs each, backend {args.backend}, seed {args.seed}"
+    )
     rows = []
     with one_blas_thread():
         for name, model in build_models(args.backend, args.seed).items():
@@ -136,15 +152,23 @@ def main(argv=None):
             start = time.perf_counter()
             model.fit(X, y, epochs=args.epochs, batch_size=args.batch_size, verbose=0)
             seconds = time.perf_counter() - start
-            rows.append({"model": name, "params": model.count_params(),
-                         "train_acc": model.evaluate(X, y)["accuracy"],
-                         "test_acc": model.evaluate(X_test, y_test)["accuracy"], "seconds": seconds})
+            rows.append(
+                {
+                    "model": name,
+                    "params": model.count_params(),
+                    "train_acc": model.evaluate(X, y)["accuracy"],
+                    "test_acc": model.evaluate(X_test, y_test)["accuracy"],
+                    "seconds": seconds,
+                }
+            )
 
     width = max(len(r["model"]) for r in rows)
     print(f"{'model':<{width}}  {'params':>8}  {'train acc':>9}  {'test acc':>8}  {'seconds':>7}")
     for r in rows:
-        print(f"{r['model']:<{width}}  {r['params']:>8,}  {r['train_acc']:>9.3f}  {r['test_acc']:>8.3f}  "
-              f"{r['seconds']:>7.1f}")
+        print(
+            f"{r['model']:<{width}}  {r['params']:>8,}  {r['train_acc']:>9.3f}  {r['test_acc']:>8.3f}  "
+            f"{r['seconds']:>7.1f}"
+        )
     print("chance level is about 0.5 (the classes are balanced); seconds are training time")
     return rows
 

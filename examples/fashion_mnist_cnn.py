@@ -39,26 +39,34 @@ def main(argv=None):
 
     (X, y), (X_test, y_test) = xpnn.load_fashion_mnist(data_home=args.data_home)  # (n, 1, 28, 28)
     if args.limit:
-        X, y = X[:args.limit], y[:args.limit]
+        X, y = X[: args.limit], y[: args.limit]
     model = cnn(X.shape[1:], 10, backend=args.backend, seed=args.seed)
     model.compile("softmax_cross_entropy", xpnn.Adam(lr=args.lr), metrics=["accuracy"])
     # one callback for the whole run: its generator goes on from epoch to epoch
     callbacks = [Augment(shift=2, seed=args.seed)] if args.augment else []
-    print(f"{model.count_params():,} params, {X.shape[0]} training images, backend {model.backend.name}, "
-          f"{'augmented: ' + repr(callbacks[0]) if callbacks else 'no augmentation'}")
+    print(
+        f"{model.count_params():,} params, {X.shape[0]} training images, backend {model.backend.name}, "
+        f"{'augmented: ' + repr(callbacks[0]) if callbacks else 'no augmentation'}"
+    )
     best = 0.0
     for epoch in range(args.epochs):
         start = time.perf_counter()
-        logs = model.fit(X, y, epochs=epoch + 1, initial_epoch=epoch, batch_size=args.batch_size, verbose=0,
-                         callbacks=callbacks)
+        logs = model.fit(
+            X, y, epochs=epoch + 1, initial_epoch=epoch, batch_size=args.batch_size, verbose=0, callbacks=callbacks
+        )
         seconds = time.perf_counter() - start
         test = model.evaluate(X_test, y_test)
         best = max(best, test["accuracy"])
-        print(f"epoch {epoch + 1:2d}: {seconds:6.1f} s, train loss {logs.history['loss'][-1]:.4f}, "
-              f"train acc {logs.history['accuracy'][-1]:.4f}, test acc {test['accuracy']:.4f}", flush=True)
+        print(
+            f"epoch {epoch + 1:2d}: {seconds:6.1f} s, train loss {logs.history['loss'][-1]:.4f}, "
+            f"train acc {logs.history['accuracy'][-1]:.4f}, test acc {test['accuracy']:.4f}",
+            flush=True,
+        )
     gap = logs.history["accuracy"][-1] - test["accuracy"]
-    print(f"final test accuracy {test['accuracy']:.4f} (best epoch {best:.4f}); train - test accuracy {gap:+.4f}"
-          f"{' (train accuracy measured on augmented images)' if callbacks else ''}")
+    print(
+        f"final test accuracy {test['accuracy']:.4f} (best epoch {best:.4f}); train - test accuracy {gap:+.4f}"
+        f"{' (train accuracy measured on augmented images)' if callbacks else ''}"
+    )
     return test["accuracy"]
 
 

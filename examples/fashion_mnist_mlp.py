@@ -21,16 +21,18 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     (X, y), (X_test, y_test) = xpnn.load_fashion_mnist(data_home=args.data_home, flatten=True)  # (n, 784)
-    model = xpnn.NeuralNetwork(784, 128, 10, activation="relu", init="he_uniform",
-                               backend=args.backend, seed=args.seed)
+    model = xpnn.NeuralNetwork(784, 128, 10, activation="relu", init="he_uniform", backend=args.backend, seed=args.seed)
     model.compile("softmax_cross_entropy", xpnn.Adam(lr=args.lr), metrics=["accuracy"])
     for epoch in range(args.epochs):
         start = time.perf_counter()
         h = model.fit(X, y, epochs=epoch + 1, initial_epoch=epoch, batch_size=args.batch_size, verbose=0)
         seconds = time.perf_counter() - start
         test = model.evaluate(X_test, y_test)
-        print(f"epoch {epoch + 1:2d}: {seconds:5.2f} s, train loss {h.history['loss'][-1]:.4f}, "
-              f"test acc {test['accuracy']:.4f}", flush=True)
+        print(
+            f"epoch {epoch + 1:2d}: {seconds:5.2f} s, train loss {h.history['loss'][-1]:.4f}, "
+            f"test acc {test['accuracy']:.4f}",
+            flush=True,
+        )
     print(f"final test accuracy {test['accuracy']:.4f}")
     return test["accuracy"]
 

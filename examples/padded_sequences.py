@@ -39,7 +39,7 @@ def make_sequences(n: int, rng: np.random.Generator):
     ids = rng.integers(1, VOCAB, (n, LENGTH))
     query = ids[:, :1]
     real_rest = mask[:, 1:]
-    rest = ids[:, 1:]                                   # a view: writing it writes ids
+    rest = ids[:, 1:]  # a view: writing it writes ids
     # no copy of the query among the real tokens ...
     copies = (rest == query) & real_rest
     other = (query - 1 + rng.integers(1, VOCAB - 1, rest.shape)) % (VOCAB - 1) + 1  # 1..15, never the query
@@ -56,8 +56,13 @@ def make_sequences(n: int, rng: np.random.Generator):
 
 
 def build(backend, seed):
-    layers = [Embedding(VOCAB, 32, init="normal(std=1.0)"), PositionalEncoding(LENGTH),
-              TransformerEncoderBlock(32, 4, 64), SequencePool("first"), Dense(32, 2)]
+    layers = [
+        Embedding(VOCAB, 32, init="normal(std=1.0)"),
+        PositionalEncoding(LENGTH),
+        TransformerEncoderBlock(32, 4, 64),
+        SequencePool("first"),
+        Dense(32, 2),
+    ]
     model = xpnn.Sequential(layers, backend=backend, seed=seed)
     return model.compile("softmax_cross_entropy", xpnn.Adam(lr=3e-3), metrics=["accuracy"])
 
@@ -85,8 +90,10 @@ def main(argv=None):
         test_inputs = {"mask": M_test} if use_mask else {}
         accuracy = model.evaluate(X_test, y_test, **test_inputs)["accuracy"]
         results[label] = accuracy
-        print(f"{label:14s} test accuracy {accuracy:.3f}  ({time.perf_counter() - start:.1f} s, "
-              f"{args.epochs} epochs of {args.train} sequences on {model.backend})")
+        print(
+            f"{label:14s} test accuracy {accuracy:.3f}  ({time.perf_counter() - start:.1f} s, "
+            f"{args.epochs} epochs of {args.train} sequences on {model.backend})"
+        )
     return results
 
 

@@ -29,7 +29,7 @@ def main(argv=None):
 
     X, y = make_data(args.n, args.seed)
     X_train, X_test, y_train, y_test = xpnn.train_test_split(X, y, test_size=0.25, seed=args.seed)
-    scaler = xpnn.StandardScaler().fit(X_train)   # the third feature has 10x the spread
+    scaler = xpnn.StandardScaler().fit(X_train)  # the third feature has 10x the spread
     model = xpnn.NeuralNetwork(3, [64, 64], 1, activation="tanh", backend=args.backend, seed=args.seed)
     model.compile("mse", xpnn.Adam(lr=3e-3), metrics=["r2"])
     model.fit(scaler.transform(X_train), y_train, epochs=args.epochs, batch_size=64, verbose=0)

@@ -80,9 +80,11 @@ def main(argv=None):
         history = model.fit(X, y, epochs=args.epochs, batch_size=64, verbose=0)
         accuracy = model.evaluate(X_test, y_test)["accuracy"]
         results[kind] = accuracy
-        print(f"{kind:4s}  test accuracy {accuracy:.3f}  (train {history.history['accuracy'][-1]:.3f}; "
-              f"{model.count_params()} params; {time.perf_counter() - start:.1f} s, {args.epochs} epochs of "
-              f"{args.train} sequences on {model.backend})")
+        print(
+            f"{kind:4s}  test accuracy {accuracy:.3f}  (train {history.history['accuracy'][-1]:.3f}; "
+            f"{model.count_params()} params; {time.perf_counter() - start:.1f} s, {args.epochs} epochs of "
+            f"{args.train} sequences on {model.backend})"
+        )
     return results
 
 

@@ -22,13 +22,15 @@ def main(argv=None):
     X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
     y = np.array([[0], [1], [1], [0]], dtype=np.float32)
 
-    model = xpnn.NeuralNetwork(2, 4, 1, activation="sigmoid", output_activation="sigmoid",
-                               backend=args.backend, seed=args.seed)
+    model = xpnn.NeuralNetwork(
+        2, 4, 1, activation="sigmoid", output_activation="sigmoid", backend=args.backend, seed=args.seed
+    )
     model.compile(loss="bce", optimizer=xpnn.SGD(lr=args.lr))
     every = max(1, args.epochs // 10)
     for start in range(0, args.epochs, every):
-        history = model.fit(X, y, epochs=min(start + every, args.epochs), initial_epoch=start,
-                            batch_size=None, shuffle=False, verbose=0)
+        history = model.fit(
+            X, y, epochs=min(start + every, args.epochs), initial_epoch=start, batch_size=None, shuffle=False, verbose=0
+        )
         print(f"epoch {start + every:>6}: loss {history.history['loss'][-1]:.4f}")
     preds = model.predict(X).reshape(-1)
     print("predictions:", np.round(preds, 2).tolist(), " targets:", y.reshape(-1).tolist())

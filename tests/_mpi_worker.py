@@ -34,7 +34,9 @@ def mlp(seed, backend):
 
 
 def with_batchnorm(seed, backend):
-    model = xpnn.Sequential([Dense(6, 8), BatchNorm1D(8), ReLU(), Dropout(0.3), Dense(8, 3)], seed=seed, backend=backend)
+    model = xpnn.Sequential(
+        [Dense(6, 8), BatchNorm1D(8), ReLU(), Dropout(0.3), Dense(8, 3)], seed=seed, backend=backend
+    )
     return model.compile("softmax_cross_entropy", xpnn.SGD(lr=0.1, momentum=0.9))
 
 
@@ -68,8 +70,15 @@ def main(out, backend):
 
     np.savez(os.path.join(out, f"rank{rank}.npz"), **saved)
     with open(os.path.join(out, f"rank{rank}.json"), "w") as fh:
-        json.dump({"history": history.history, "world_size": dp.world_size, "reducer": dp.reducer,
-                   "dropout_model_generator": model3.generator.state}, fh)
+        json.dump(
+            {
+                "history": history.history,
+                "world_size": dp.world_size,
+                "reducer": dp.reducer,
+                "dropout_model_generator": model3.generator.state,
+            },
+            fh,
+        )
 
 
 if __name__ == "__main__":

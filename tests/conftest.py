@@ -42,8 +42,12 @@ except ImportError:
     pass
 
 # fixture id -> (registry name, device)
-CPU_BACKENDS = {"numpy": ("numpy", None), "array_api_strict": ("array_api_strict", None),
-                "torch": ("torch", "cpu"), "jax": ("jax", None)}
+CPU_BACKENDS = {
+    "numpy": ("numpy", None),
+    "array_api_strict": ("array_api_strict", None),
+    "torch": ("torch", "cpu"),
+    "jax": ("jax", None),
+}
 GPU_BACKENDS = {"cupy": ("cupy", None), "torch-cuda": ("torch", "cuda")}
 ALL_BACKENDS = {**CPU_BACKENDS, **GPU_BACKENDS}
 REQUIRE_ORACLES = os.environ.get("XPNN_REQUIRE_ORACLES") == "1"
@@ -61,8 +65,9 @@ def required_gpu_backends(value) -> tuple:
     names = tuple(n.strip() for n in value.split(",") if n.strip())
     for n in names:
         if n not in GPU_BACKENDS:
-            raise pytest.UsageError(f"XPNN_REQUIRE_GPU must be 1, 0 or GPU backends among {tuple(GPU_BACKENDS)}, "
-                                    f"found {n!r}")
+            raise pytest.UsageError(
+                f"XPNN_REQUIRE_GPU must be 1, 0 or GPU backends among {tuple(GPU_BACKENDS)}, found {n!r}"
+            )
     return names
 
 
@@ -89,8 +94,12 @@ def probe_gpu(start) -> tuple:
 
 
 def pytest_addoption(parser):
-    parser.addoption("--backend", action="store", default=None,
-                     help=f"run backend-parametrized tests on these only (comma-separated: {', '.join(ALL_BACKENDS)})")
+    parser.addoption(
+        "--backend",
+        action="store",
+        default=None,
+        help=f"run backend-parametrized tests on these only (comma-separated: {', '.join(ALL_BACKENDS)})",
+    )
 
 
 def _selected(config):
@@ -135,8 +144,10 @@ def pytest_configure(config):
                 _GPU_UNEXPECTED.add(name)
     missing = [n for n in REQUIRED_GPU if n in _GPU_MISSING]
     if missing:
-        raise pytest.UsageError("XPNN_REQUIRE_GPU is set, but these GPU backends cannot start here: "
-                                + "; ".join(f"{n}: {_GPU_MISSING[n]}" for n in missing))
+        raise pytest.UsageError(
+            "XPNN_REQUIRE_GPU is set, but these GPU backends cannot start here: "
+            + "; ".join(f"{n}: {_GPU_MISSING[n]}" for n in missing)
+        )
 
 
 def pytest_collection_modifyitems(config, items):
@@ -161,8 +172,10 @@ def gpu_summary_lines() -> list:
         reasons = "; ".join(f"{k}: {v}" for k, v in expected.items())
         lines.append((f"GPU backends not run here (their tests were deselected): {reasons}", False))
     for k in sorted(_GPU_UNEXPECTED):
-        text = (f"GPU backend {k}: its probe FAILED UNEXPECTEDLY, so its tests were deselected: "
-                f"{_GPU_MISSING[k]} (not a missing library or device: look at this)")
+        text = (
+            f"GPU backend {k}: its probe FAILED UNEXPECTEDLY, so its tests were deselected: "
+            f"{_GPU_MISSING[k]} (not a missing library or device: look at this)"
+        )
         lines.append((text, True))
     for k, v in _GPU_NOTES.items():
         lines.append((f"GPU backend {k}: warnings while it started: {v}", True))
@@ -206,8 +219,12 @@ def pytest_runtest_call(item):
     test = getattr(item, "obj", None)
     spec = getattr(item, "callspec", None)
     current = getattr(test, "_hypothesis_internal_use_settings", None)
-    fewer = (current is not None and spec is not None and spec.params.get("backend_name") == "jax"
-             and current.max_examples > JAX_EXAMPLES)
+    fewer = (
+        current is not None
+        and spec is not None
+        and spec.params.get("backend_name") == "jax"
+        and current.max_examples > JAX_EXAMPLES
+    )
     if fewer:  # hypothesis reads this attribute when the test runs
         from hypothesis import settings
 

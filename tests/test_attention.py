@@ -86,8 +86,16 @@ def check_attention_grads(layer, X, **kw):
 
 
 @SETTINGS
-@given(batch=st.integers(1, 3), seq=st.integers(1, 5), heads=st.integers(1, 2), head_dim=st.integers(1, 3),
-       causal=st.booleans(), dropout=st.sampled_from([0.0, 0.3]), use_mask=st.booleans(), seed=st.integers(0, 10**6))
+@given(
+    batch=st.integers(1, 3),
+    seq=st.integers(1, 5),
+    heads=st.integers(1, 2),
+    head_dim=st.integers(1, 3),
+    causal=st.booleans(),
+    dropout=st.sampled_from([0.0, 0.3]),
+    use_mask=st.booleans(),
+    seed=st.integers(0, 10**6),
+)
 def test_mhsa_gradcheck(backend, batch, seq, heads, head_dim, causal, dropout, use_mask, seed):
     E = heads * head_dim
     layer = MultiHeadSelfAttention(E, heads, causal=causal, dropout=dropout).bind(backend, backend.rng(seed), "float64")
@@ -112,7 +120,9 @@ def test_mhsa_dropout_gradcheck_uses_a_real_mask(backend):
 # ---- MultiHeadSelfAttention: values ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("heads,causal,masked", [(1, False, False), (2, False, True), (4, True, False), (2, True, True)])
+@pytest.mark.parametrize(
+    "heads,causal,masked", [(1, False, False), (2, False, True), (4, True, False), (2, True, True)]
+)
 def test_mhsa_matches_numpy_reference(backend, heads, causal, masked):
     layer = MultiHeadSelfAttention(8, heads, causal=causal).bind(backend, backend.rng(0), "float64")
     p = randomize(layer, backend, 1)
@@ -159,11 +169,11 @@ def test_causal_output_ignores_the_future(backend, seq, cut, seed):
     layer = MultiHeadSelfAttention(4, 2, causal=True).bind(backend, backend.rng(0), "float64")
     Xh, X = data(backend, seed, (2, seq, 4))
     Xh2 = Xh.copy()
-    Xh2[:, cut + 1:, :] += np.random.default_rng(seed).standard_normal(Xh2[:, cut + 1:, :].shape) * 3.0
+    Xh2[:, cut + 1 :, :] += np.random.default_rng(seed).standard_normal(Xh2[:, cut + 1 :, :].shape) * 3.0
     Y1 = backend.to_numpy(layer.forward(X))
     Y2 = backend.to_numpy(layer.forward(backend.asarray(Xh2)))
     np.testing.assert_allclose(Y1[:, : cut + 1], Y2[:, : cut + 1], rtol=1e-12, atol=1e-12)
-    assert not np.allclose(Y1[:, cut + 1:], Y2[:, cut + 1:])
+    assert not np.allclose(Y1[:, cut + 1 :], Y2[:, cut + 1 :])
     # and without the causal mask the past does see the future
     full = MultiHeadSelfAttention(4, 2).bind(backend, backend.rng(0), "float64")
     Z1 = backend.to_numpy(full.forward(X))
@@ -229,16 +239,23 @@ def test_mhsa_float32_and_config(backend):
     assert layer.backward(Y).dtype == backend.xp.float32
     assert sorted(layer.grads) == sorted(NAMES) and all(g.dtype == backend.xp.float32 for g in layer.grads.values())
     config = json.loads(json.dumps(layer.config()))
-    assert MultiHeadSelfAttention(**config).config() == config == {"embed_dim": 4, "num_heads": 2, "causal": True, "dropout": 0.1}
+    assert (
+        MultiHeadSelfAttention(**config).config()
+        == config
+        == {"embed_dim": 4, "num_heads": 2, "causal": True, "dropout": 0.1}
+    )
 
 
-@pytest.mark.parametrize("args,message", [
-    ((6, 4), "embed_dim (6) must be divisible by num_heads (4)"),
-    ((0, 1), "embed_dim must be a positive integer, found 0"),
-    ((4, 2.0), "num_heads must be a positive integer, found 2.0"),
-    ((4, 2, 1), "causal must be True or False, found 1"),
-    ((4, 2, False, 1.0), "dropout must be a number in [0, 1), found 1.0"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        ((6, 4), "embed_dim (6) must be divisible by num_heads (4)"),
+        ((0, 1), "embed_dim must be a positive integer, found 0"),
+        ((4, 2.0), "num_heads must be a positive integer, found 2.0"),
+        ((4, 2, 1), "causal must be True or False, found 1"),
+        ((4, 2, False, 1.0), "dropout must be a number in [0, 1), found 1.0"),
+    ],
+)
 def test_mhsa_bad_arguments(args, message):
     with pytest.raises(ValueError) as info:
         MultiHeadSelfAttention(*args)
@@ -380,11 +397,16 @@ def test_residual_config_round_trips_through_the_registry(backend, monkeypatch):
     monkeypatch.setitem(layers_module.LAYERS, "Residual", Residual)
     layer = Residual(Dense(3, 3), ReLU(), LayerNorm(3))
     config = json.loads(json.dumps(layer.config()))
-    assert config == {"layers_config": [
-        {"class": "Dense", "config": {"in_features": 3, "out_features": 3, "init": Dense(3, 3).config()["init"], "bias": True}},
-        {"class": "ReLU", "config": {}},
-        {"class": "LayerNorm", "config": {"normalized_shape": 3, "eps": 1e-5}},
-    ]}
+    assert config == {
+        "layers_config": [
+            {
+                "class": "Dense",
+                "config": {"in_features": 3, "out_features": 3, "init": Dense(3, 3).config()["init"], "bias": True},
+            },
+            {"class": "ReLU", "config": {}},
+            {"class": "LayerNorm", "config": {"normalized_shape": 3, "eps": 1e-5}},
+        ]
+    }
     again = Residual(**config)
     assert [type(c) for c in again.layers] == [Dense, ReLU, LayerNorm]
     assert repr(again) == repr(layer) == "Residual(Dense(3, 3), ReLU(), LayerNorm(normalized_shape=3, eps=1e-05))"
@@ -407,7 +429,9 @@ def test_residual_errors(backend):
         Residual(layers_config=[{"class": "Nope", "config": {}}])
     with pytest.raises(ValueError, match=r"either as arguments or as layers_config=\[...\], not both"):
         Residual(ReLU(), layers_config=[ReLU()])
-    with pytest.raises(ValueError, match=r"the inner layers map shape \(2, 3\) to \(2, 4\); a residual connection needs"):
+    with pytest.raises(
+        ValueError, match=r"the inner layers map shape \(2, 3\) to \(2, 4\); a residual connection needs"
+    ):
         Residual(Dense(3, 4)).forward(data(backend, 0, (2, 3))[1])
 
 
@@ -428,8 +452,15 @@ def test_encoder_block_matches_torch(backend):
     E, H, F = 4, 2, 6
     layer = TransformerEncoderBlock(E, H, F).bind(backend, backend.rng(0), "float64")
     p = randomize(layer, backend, 1)
-    ref = torch.nn.TransformerEncoderLayer(E, H, F, dropout=0.0, batch_first=True, norm_first=True,
-                                           activation=lambda x: torch.nn.functional.gelu(x, approximate="tanh")).double()
+    ref = torch.nn.TransformerEncoderLayer(
+        E,
+        H,
+        F,
+        dropout=0.0,
+        batch_first=True,
+        norm_first=True,
+        activation=lambda x: torch.nn.functional.gelu(x, approximate="tanh"),
+    ).double()
     t = lambda a: torch.from_numpy(np.ascontiguousarray(a))  # noqa: E731
     with torch.no_grad():
         ref.self_attn.in_proj_weight.copy_(t(np.concatenate([p["0.1.Wq"].T, p["0.1.Wk"].T, p["0.1.Wv"].T])))
@@ -446,13 +477,17 @@ def test_encoder_block_matches_torch(backend):
     Xh, X = data(backend, 3, (2, 5, E))
     Xt = torch.tensor(Xh, requires_grad=True)
     Yt = ref(Xt)
-    np.testing.assert_allclose(backend.to_numpy(layer.forward(X, training=True)), Yt.detach().numpy(),
-                               rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(
+        backend.to_numpy(layer.forward(X, training=True)), Yt.detach().numpy(), rtol=1e-9, atol=1e-12
+    )
     R = np.random.default_rng(0).standard_normal(Xh.shape)
     (Yt * t(R)).sum().backward()
-    np.testing.assert_allclose(backend.to_numpy(layer.backward(backend.asarray(R))), Xt.grad.numpy(), rtol=1e-8, atol=1e-12)
-    np.testing.assert_allclose(backend.to_numpy(layer.named_params()["1.1.0.W"].grad),
-                               ref.linear1.weight.grad.numpy().T, rtol=1e-8)
+    np.testing.assert_allclose(
+        backend.to_numpy(layer.backward(backend.asarray(R))), Xt.grad.numpy(), rtol=1e-8, atol=1e-12
+    )
+    np.testing.assert_allclose(
+        backend.to_numpy(layer.named_params()["1.1.0.W"].grad), ref.linear1.weight.grad.numpy().T, rtol=1e-8
+    )
 
 
 def test_encoder_block_causal_mask_and_config(backend):

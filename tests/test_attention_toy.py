@@ -34,7 +34,7 @@ def test_label_says_whether_the_first_token_occurs_again(toy):
     assert X.dtype == y.dtype == np.int64
     assert X.min() >= 0 and X.max() < toy.VOCAB
     later = (X[:, 1:] == X[:, :1]).sum(axis=1)
-    np.testing.assert_array_equal(later, y)                 # once for label 1, never for label 0
+    np.testing.assert_array_equal(later, y)  # once for label 1, never for label 0
     assert 0.45 < y.mean() < 0.55
     # the match sits at every later position and every token is a query: nothing fixed to learn
     positions = np.argmax(X[y == 1, 1:] == X[y == 1, :1], axis=1)
@@ -48,7 +48,9 @@ def test_label_says_whether_the_first_token_occurs_again(toy):
 
 def test_split_is_seeded_and_the_test_set_is_held_out(toy):
     (X, y), (Xt, yt) = toy.make_split(3000, 1000, seed=5)
-    assert X.shape == (3000, toy.LENGTH) and y.shape == (3000,) and Xt.shape == (1000, toy.LENGTH) and yt.shape == (1000,)
+    assert (
+        X.shape == (3000, toy.LENGTH) and y.shape == (3000,) and Xt.shape == (1000, toy.LENGTH) and yt.shape == (1000,)
+    )
     assert not {r.tobytes() for r in X} & {r.tobytes() for r in Xt}
     (X2, _), (Xt2, _) = toy.make_split(3000, 1000, seed=5)
     np.testing.assert_array_equal(X, X2)
@@ -64,8 +66,12 @@ def test_quick_run_prints_the_table_on_every_backend(toy, backend, capsys):
     assert out[0].startswith("Does the first token occur again?") and f"backend {backend.name}" in out[0]
     assert out[1].split() == ["model", "params", "train", "acc", "test", "acc", "seconds"]
     for r, line in zip(rows, out[2:6]):
-        assert line.split()[-4:] == [f"{r['params']:,}", f"{r['train_acc']:.3f}", f"{r['test_acc']:.3f}",
-                                     f"{r['seconds']:.1f}"]
+        assert line.split()[-4:] == [
+            f"{r['params']:,}",
+            f"{r['train_acc']:.3f}",
+            f"{r['test_acc']:.3f}",
+            f"{r['seconds']:.1f}",
+        ]
         assert 0.0 <= r["train_acc"] <= 1.0 and 0.0 <= r["test_acc"] <= 1.0 and r["seconds"] > 0
     # the comparison is not won by size: the Transformer has fewer params than either MLP
     params = {r["model"]: r["params"] for r in rows}
@@ -75,9 +81,9 @@ def test_quick_run_prints_the_table_on_every_backend(toy, backend, capsys):
 def test_attention_generalises_where_the_others_guess(toy, capsys):
     rows = {r["model"]: r for r in toy.main(REDUCED)}
     for name in ("MLP", "MLP wide"):
-        assert rows[name]["train_acc"] > 0.9          # they fit the training set...
+        assert rows[name]["train_acc"] > 0.9  # they fit the training set...
     for name in ("MLP", "MLP wide", "bag of tokens"):
-        assert rows[name]["test_acc"] < 0.62          # ...and guess on new sequences
+        assert rows[name]["test_acc"] < 0.62  # ...and guess on new sequences
     assert rows["Transformer"]["test_acc"] > 0.75
 
 

@@ -92,6 +92,7 @@ def test_augment_shifts_by_the_seeded_draws(backend):
 
 def test_augment_is_seeded_and_the_same_on_every_backend(backend):
     X = images(n=16, c=3, h=8, w=8)
+
     def make(seed):
         return Augment(shift=2, flip=True, noise=0.1, seed=seed)
 
@@ -159,8 +160,15 @@ def test_training_with_augment(backend):
     mlp = xpnn.NeuralNetwork(64, [16], 10, backend=backend, seed=0)
     mlp.compile("softmax_cross_entropy", "adam", metrics=["accuracy"])
     flat = X.reshape(128, 64)
-    h = mlp.fit(flat, y, epochs=1, batch_size=64, verbose=0, validation_split=0.25,
-                callbacks=[Augment(shift=1, image_shape=(8, 8))])
+    h = mlp.fit(
+        flat,
+        y,
+        epochs=1,
+        batch_size=64,
+        verbose=0,
+        validation_split=0.25,
+        callbacks=[Augment(shift=1, image_shape=(8, 8))],
+    )
     assert np.isfinite(h.history["val_loss"]).all()
 
 
@@ -171,20 +179,34 @@ def test_augment_errors(backend):
         ({"flip": "yes"}, "Augment: flip must be True or False, found 'yes'"),
         ({"noise": -0.1}, "Augment: noise must be a number >= 0, found -0.1"),
         ({"seed": -2}, "Augment: seed must be a non-negative integer, found -2"),
-        ({"image_shape": (28,)}, (r"Augment: image_shape must be \(H, W\) or \(C, H, W\) of positive integers, "
-                                  r"found \(28,\)")),
+        (
+            {"image_shape": (28,)},
+            (
+                r"Augment: image_shape must be \(H, W\) or \(C, H, W\) of positive integers, "
+                r"found \(28,\)"
+            ),
+        ),
     ]:
         with pytest.raises(ValueError, match=message):
             Augment(**kwargs)
     flat = np.zeros((2, 30), dtype=np.float32)
-    with pytest.raises(ValueError, match=r"Augment: flat inputs \(2, 30\) need image_shape=\(H, W\) or \(C, H, W\), "
-                                         r"found image_shape=None"):
+    with pytest.raises(
+        ValueError,
+        match=r"Augment: flat inputs \(2, 30\) need image_shape=\(H, W\) or \(C, H, W\), "
+        r"found image_shape=None",
+    ):
         augmented(backend, Augment(), flat)
-    with pytest.raises(ValueError, match=r"Augment: image_shape \(1, 5, 5\) holds 25 values, but the inputs have "
-                                         r"30 features per sample"):
+    with pytest.raises(
+        ValueError,
+        match=r"Augment: image_shape \(1, 5, 5\) holds 25 values, but the inputs have "
+        r"30 features per sample",
+    ):
         augmented(backend, Augment(image_shape=(5, 5)), flat)
-    with pytest.raises(ValueError, match=r"Augment: image_shape is \(1, 5, 5\), but the images have shape "
-                                         r"\(1, 5, 6\) \(C, H, W\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"Augment: image_shape is \(1, 5, 5\), but the images have shape "
+        r"\(1, 5, 6\) \(C, H, W\)",
+    ):
         augmented(backend, Augment(image_shape=(5, 5)), images(n=2))
     with pytest.raises(ValueError, match=r"Augment: shift must be smaller than the images \(5x6\), found 5"):
         augmented(backend, Augment(shift=5), images(n=2))

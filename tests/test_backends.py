@@ -77,10 +77,15 @@ def test_get_backend_jax():
         get_backend("jax", "cpu:5")
 
 
-@pytest.mark.parametrize("spelling, name", [
-    ("NumPy", "numpy"), ("array-api-strict", "array_api_strict"), ("ARRAY_API_STRICT", "array_api_strict"),
-    (" torch ", "torch"),
-])
+@pytest.mark.parametrize(
+    "spelling, name",
+    [
+        ("NumPy", "numpy"),
+        ("array-api-strict", "array_api_strict"),
+        ("ARRAY_API_STRICT", "array_api_strict"),
+        (" torch ", "torch"),
+    ],
+)
 def test_get_backend_normalizes_names(spelling, name):
     assert get_backend(spelling) is get_backend(name)
 
@@ -96,10 +101,17 @@ def test_numpy_has_only_the_cpu():
         get_backend("numpy", "cuda")
 
 
-@pytest.mark.parametrize("module_name, name", [
-    ("numpy", "numpy"), ("array_api_compat.numpy", "numpy"), ("array_api_strict", "array_api_strict"),
-    ("torch", "torch"), ("array_api_compat.torch", "torch"), ("jax.numpy", "jax"),
-])
+@pytest.mark.parametrize(
+    "module_name, name",
+    [
+        ("numpy", "numpy"),
+        ("array_api_compat.numpy", "numpy"),
+        ("array_api_strict", "array_api_strict"),
+        ("torch", "torch"),
+        ("array_api_compat.torch", "torch"),
+        ("jax.numpy", "jax"),
+    ],
+)
 def test_get_backend_from_namespace_module(module_name, name):
     module = pytest.importorskip(module_name)
     assert get_backend(module) is get_backend(name)
@@ -390,8 +402,11 @@ def test_check_compares_devices_on_every_backend():
         strict.check(array_api_strict.asarray([1.0]), "X")
     torch = pytest.importorskip("torch")
     meta = get_backend("torch", "meta")
-    with pytest.raises(TypeError, match=r"X is a torch.Tensor \(backend 'torch', device 'cpu'\) of shape \(2,\), "
-                                        r"but this model runs on backend 'torch' \(device 'meta'\)"):
+    with pytest.raises(
+        TypeError,
+        match=r"X is a torch.Tensor \(backend 'torch', device 'cpu'\) of shape \(2,\), "
+        r"but this model runs on backend 'torch' \(device 'meta'\)",
+    ):
         meta.check(torch.zeros(2), "X")
     model = xpnn.NeuralNetwork(2, 3, 1, backend="torch", device="meta")
     with pytest.raises(TypeError, match=r"fit: X is a torch.Tensor \(backend 'torch', device 'cpu'\)"):
@@ -414,7 +429,9 @@ def test_check_non_arrays(backend, thing, described):
 
 
 GEOMETRIES = [  # kernel, stride, padding, dilation
-    ((3, 3), (1, 1), (1, 1), (1, 1)), ((2, 3), (2, 1), (0, 2), (1, 2)), ((2, 2), (2, 2), (0, 0), (1, 1)),
+    ((3, 3), (1, 1), (1, 1), (1, 1)),
+    ((2, 3), (2, 1), (0, 2), (1, 2)),
+    ((2, 2), (2, 2), (0, 0), (1, 1)),
     ((3, 2), (1, 2), (1, 0), (2, 1)),
 ]
 
@@ -446,8 +463,9 @@ def test_elementwise_and_scatter_fast_paths_match_the_generic_reference(backend)
     rng = np.random.default_rng(1)
     a = backend.asarray(rng.normal(size=(4, 5)), dtype="float64")
     mask = a > 0.2
-    np.testing.assert_array_equal(backend.to_numpy(backend.mask_multiply(a, mask)),
-                                  backend.to_numpy(Backend.mask_multiply(backend, a, mask)))
+    np.testing.assert_array_equal(
+        backend.to_numpy(backend.mask_multiply(a, mask)), backend.to_numpy(Backend.mask_multiply(backend, a, mask))
+    )
     np.testing.assert_array_equal(backend.to_numpy(backend.match_layout(a, a)), backend.to_numpy(a))
     idx = backend.asarray([3, 0, 3, 1, 3], dtype="int64")
     values = backend.asarray(rng.normal(size=(5, 2)), dtype="float64")
@@ -538,8 +556,9 @@ _LOST_WRITE = _wrapping_namespace("lost_write_strict", _LostWriteArray)
 
 
 def _train(backend_spec, X, y, epochs=3):
-    model = xpnn.Sequential([xpnn.Dense(4, 8), xpnn.BatchNorm1D(8), xpnn.ReLU(), xpnn.Dense(8, 3)],
-                            backend=backend_spec, seed=1)
+    model = xpnn.Sequential(
+        [xpnn.Dense(4, 8), xpnn.BatchNorm1D(8), xpnn.ReLU(), xpnn.Dense(8, 3)], backend=backend_spec, seed=1
+    )
     model.compile("softmax_cross_entropy", xpnn.SGD(lr=0.1, momentum=0.9), metrics=["accuracy"])
     b = model.backend
     model.fit(b.asarray(X), b.asarray(y), epochs=epochs, batch_size=16, verbose=0)
@@ -563,8 +582,11 @@ def test_a_namespace_whose_updates_rebind_trains_correctly():
 
 
 def test_a_namespace_that_loses_writes_is_refused():
-    with pytest.raises(RuntimeError, match=r"backend 'lost_write_strict' cannot train xpnn models: slice assignment "
-                                           r"\(x\[i:j\] = v, or x.at\[i:j\].set\(v\)\) does not work \(it gave"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"backend 'lost_write_strict' cannot train xpnn models: slice assignment "
+        r"\(x\[i:j\] = v, or x.at\[i:j\].set\(v\)\) does not work \(it gave",
+    ):
         get_backend(_LOST_WRITE)
 
 
@@ -669,8 +691,9 @@ def test_scatter_add_sums_repeated_indices(backend):
 
 def test_scatter_add_1d_float32(backend):
     target = backend.zeros((4,))
-    out = backend.scatter_add(target, backend.asarray([3, 3, 1], dtype="int64"),
-                              backend.asarray([1.0, 2.0, 5.0], dtype="float32"))
+    out = backend.scatter_add(
+        target, backend.asarray([3, 3, 1], dtype="int64"), backend.asarray([1.0, 2.0, 5.0], dtype="float32")
+    )
     assert out.dtype == backend.xp.float32
     np.testing.assert_array_equal(backend.to_numpy(out), [0.0, 5.0, 0.0, 3.0])
 
@@ -680,8 +703,11 @@ def test_scatter_add_3d_values(backend):
     idx = np.array([1, 1, 0, 1, 0])
     expected = np.zeros((3, 2, 3))
     np.add.at(expected, idx, values)
-    out = backend.scatter_add(backend.zeros((3, 2, 3), "float64"), backend.asarray(idx, dtype="int64"),
-                              backend.asarray(values, dtype="float64"))
+    out = backend.scatter_add(
+        backend.zeros((3, 2, 3), "float64"),
+        backend.asarray(idx, dtype="int64"),
+        backend.asarray(values, dtype="float64"),
+    )
     np.testing.assert_allclose(backend.to_numpy(out), expected, rtol=1e-12)
 
 

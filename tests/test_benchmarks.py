@@ -23,9 +23,26 @@ REPORT = os.path.join(ROOT, "benchmarks", "report.py")
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench") / "results.json"
-    proc = subprocess.run([sys.executable, RUN, "--quick", "--synthetic", "--suite", "xor,mlp", "--peers",
-                           "numpy-ref", "--repeats", "2", "--out", str(out)],
-                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            RUN,
+            "--quick",
+            "--synthetic",
+            "--suite",
+            "xor,mlp",
+            "--peers",
+            "numpy-ref",
+            "--repeats",
+            "2",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     with open(out) as f:
         data = json.load(f)
@@ -116,9 +133,29 @@ def test_xpnn_runs_on_torch_and_jax_arrays(tmp_path):
     if len(backends) == 1:
         pytest.skip("neither torch nor jax installed")
     out = tmp_path / "r.json"
-    proc = subprocess.run([sys.executable, RUN, "--quick", "--synthetic", "--suite", "xor", "--peers", "numpy-ref",
-                           "--repeats", "1", "--backend", ",".join(backends), "--no-report", "--out", str(out)],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            RUN,
+            "--quick",
+            "--synthetic",
+            "--suite",
+            "xor",
+            "--peers",
+            "numpy-ref",
+            "--repeats",
+            "1",
+            "--backend",
+            ",".join(backends),
+            "--no-report",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = {r["label"]: r for r in json.loads(out.read_text())["results"]}
     assert set(rows) == {f"xpnn ({b})" for b in backends} | {"numpy-ref"}
@@ -134,12 +171,19 @@ def _importable(name):
 
 
 def test_bad_arguments_are_named():
-    proc = subprocess.run([sys.executable, RUN, "--suite", "nope", "--no-report"], capture_output=True, text=True,
-                          timeout=60, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, RUN, "--suite", "nope", "--no-report"], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
     assert proc.returncode != 0 and "nope" in proc.stderr and "mlp-wide" in proc.stderr
-    proc = subprocess.run([sys.executable, RUN, "--peers", "tensorflow"], capture_output=True, text=True,
-                          timeout=60, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, RUN, "--peers", "tensorflow"], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
     assert proc.returncode == 2 and "tensorflow" in proc.stderr and "numpy-ref" in proc.stderr
-    proc = subprocess.run([sys.executable, RUN, "--backend", "numpy,torch:tpu,mxnet"], capture_output=True,
-                          text=True, timeout=60, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, RUN, "--backend", "numpy,torch:tpu,mxnet"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
     assert proc.returncode == 2 and "'tpu'" in proc.stderr and "mxnet" in proc.stderr

@@ -12,8 +12,17 @@ import numpy as np
 import pytest
 
 import xpnn
-from xpnn import (CSVLogger, Dense, EarlyStopping, LearningRateScheduler, ModelCheckpoint, ReduceLROnPlateau,
-                  ReLU, Sequential, TerminateOnNaN)
+from xpnn import (
+    CSVLogger,
+    Dense,
+    EarlyStopping,
+    LearningRateScheduler,
+    ModelCheckpoint,
+    ReduceLROnPlateau,
+    ReLU,
+    Sequential,
+    TerminateOnNaN,
+)
 from xpnn.callbacks import Callback, ProgressBar
 
 
@@ -69,8 +78,14 @@ def test_early_stopping_without_restore_keeps_last_weights():
     X, y = blobs()
     script = Script([1.0, 2.0, 3.0])
     model = mlp()
-    model.fit(X, y, epochs=3, batch_size=8, verbose=0,
-              callbacks=[script, EarlyStopping(monitor="score", patience=0, restore_best_weights=False)])
+    model.fit(
+        X,
+        y,
+        epochs=3,
+        batch_size=8,
+        verbose=0,
+        callbacks=[script, EarlyStopping(monitor="score", patience=0, restore_best_weights=False)],
+    )
     assert len(script.snapshots) == 2  # patience 0: stops at the first epoch without improvement
     assert equal(weights(model), script.snapshots[1])
 
@@ -100,8 +115,9 @@ def test_early_stopping_restores_best_weights_when_epochs_run_out():
     # without restore_best_weights the last epoch's weights stay
     script = Script([3.0, 2.0, 2.5])
     model = mlp()
-    model.fit(X, y, epochs=3, verbose=0,
-              callbacks=[script, EarlyStopping("score", patience=5, restore_best_weights=False)])
+    model.fit(
+        X, y, epochs=3, verbose=0, callbacks=[script, EarlyStopping("score", patience=5, restore_best_weights=False)]
+    )
     assert equal(weights(model), script.snapshots[-1])
 
 
@@ -197,11 +213,12 @@ def test_learning_rate_scheduler_sets_lr_each_epoch(backend):
     X, y = blobs()
 
     def schedule(epoch, lr):
-        return 0.2 * 0.5 ** epoch
+        return 0.2 * 0.5**epoch
 
     model = mlp(backend, optimizer=xpnn.SGD(lr=1.0))
-    history = model.fit(X, y, epochs=3, batch_size=8, shuffle=False, verbose=0,
-                        callbacks=[LearningRateScheduler(schedule)])
+    history = model.fit(
+        X, y, epochs=3, batch_size=8, shuffle=False, verbose=0, callbacks=[LearningRateScheduler(schedule)]
+    )
     assert history.history["lr"] == [0.2, 0.1, 0.05]
     # the same run, lr set by hand before each epoch
     manual = mlp(backend, optimizer=xpnn.SGD(lr=1.0))
@@ -258,8 +275,9 @@ def test_reduce_lr_on_plateau_errors():
 def test_csv_logger_writes_one_row_per_epoch(tmp_path, backend):
     X, y = blobs()
     path = tmp_path / "history.csv"
-    history = mlp(backend).fit(X, y, epochs=3, batch_size=8, validation_split=0.25, verbose=0,
-                               callbacks=[CSVLogger(path)])
+    history = mlp(backend).fit(
+        X, y, epochs=3, batch_size=8, validation_split=0.25, verbose=0, callbacks=[CSVLogger(path)]
+    )
     with open(path, newline="") as fh:
         rows = list(csv.reader(fh))
     assert rows[0] == ["epoch", "accuracy", "loss", "seconds", "val_accuracy", "val_loss"]
@@ -291,8 +309,9 @@ def test_terminate_on_nan_from_the_data(backend, capsys):
     stop = TerminateOnNaN()
     model = mlp(backend)
     with np.errstate(all="ignore"):
-        history = model.fit(X, y, epochs=3, batch_size=4, shuffle=False, verbose=0, callbacks=[stop],
-                            allow_nonfinite=True)  # by default fit refuses the inf before training
+        history = model.fit(
+            X, y, epochs=3, batch_size=4, shuffle=False, verbose=0, callbacks=[stop], allow_nonfinite=True
+        )  # by default fit refuses the inf before training
     assert stop.stopped_at == (1, 3)
     assert "epoch 1, batch 3" in stop.message
     assert capsys.readouterr().err.strip() == stop.message
@@ -326,8 +345,9 @@ def test_terminate_on_nan_at_the_first_batch(backend, bad):
     before = weights(model)
     stop = TerminateOnNaN()
     with np.errstate(all="ignore"):
-        history = model.fit(X, y, epochs=2, batch_size=4, shuffle=False, verbose=0, callbacks=[stop],
-                            allow_nonfinite=True)
+        history = model.fit(
+            X, y, epochs=2, batch_size=4, shuffle=False, verbose=0, callbacks=[stop], allow_nonfinite=True
+        )
     assert stop.stopped_at == (1, 1)
     assert history.history == {} and model.epochs_trained == 0
     assert equal(weights(model), before)

@@ -52,7 +52,12 @@ def test_train_writes_model_history_metrics_and_plots(trained, digits_test):
     code, out, stdout, stderr = trained
     assert code == 0 and stderr == ""
     assert sorted(p.name for p in out.iterdir()) == [
-        "confusion_matrix.png", "curves.png", "history.csv", "metrics.json", "model.safetensors"]
+        "confusion_matrix.png",
+        "curves.png",
+        "history.csv",
+        "metrics.json",
+        "model.safetensors",
+    ]
     lines = stdout.splitlines()
     assert lines[0].startswith("xpnn: digits: 1438 training and 359 test samples, 10 classes")
     assert [line.split(" - ")[0] for line in lines[1:4]] == ["Epoch 1/3", "Epoch 2/3", "Epoch 3/3"]
@@ -83,8 +88,23 @@ def test_train_writes_model_history_metrics_and_plots(trained, digits_test):
 def test_train_is_reproducible_from_its_seed(tmp_path):
     results = []
     for seed, name in ((3, "a"), (3, "b"), (4, "c")):
-        code, _, stderr = run(["train", "--epochs", 2, "--hidden", 16, "--batch-size", 64, "--seed", seed,
-                               "--out", tmp_path / name, "--verbose", 0])
+        code, _, stderr = run(
+            [
+                "train",
+                "--epochs",
+                2,
+                "--hidden",
+                16,
+                "--batch-size",
+                64,
+                "--seed",
+                seed,
+                "--out",
+                tmp_path / name,
+                "--verbose",
+                0,
+            ]
+        )
         assert code == 0, stderr
         metrics = json.loads((tmp_path / name / "metrics.json").read_text())
         results.append((metrics["test_accuracy"], metrics["test_loss"]))
@@ -92,8 +112,23 @@ def test_train_is_reproducible_from_its_seed(tmp_path):
 
 
 def test_train_on_array_api_strict(tmp_path):
-    code, stdout, stderr = run(["train", "--backend", "array_api_strict", "--epochs", 1, "--hidden", 16,
-                                "--batch-size", 128, "--out", tmp_path, "--verbose", 0])
+    code, stdout, stderr = run(
+        [
+            "train",
+            "--backend",
+            "array_api_strict",
+            "--epochs",
+            1,
+            "--hidden",
+            16,
+            "--batch-size",
+            128,
+            "--out",
+            tmp_path,
+            "--verbose",
+            0,
+        ]
+    )
     assert code == 0, stderr
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["backend"] == "array_api_strict" and metrics["hidden"] == [16]
@@ -101,8 +136,9 @@ def test_train_on_array_api_strict(tmp_path):
 
 
 def test_train_cnn_on_digits_then_evaluate(tmp_path):
-    code, _, stderr = run(["train", "--model", "cnn", "--epochs", 2, "--batch-size", 64, "--out", tmp_path,
-                           "--verbose", 0])
+    code, _, stderr = run(
+        ["train", "--model", "cnn", "--epochs", 2, "--batch-size", 64, "--out", tmp_path, "--verbose", 0]
+    )
     assert code == 0, stderr
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["model"] == "cnn" and metrics["test_accuracy"] > 0.8  # two epochs of a 38K-param CNN
@@ -117,8 +153,9 @@ def test_train_on_a_csv_file(tmp_path):
     y = (X[:, 0] + X[:, 1] > 0).astype(int)
     path = tmp_path / "data.csv"
     np.savetxt(path, np.c_[X, y], delimiter=",", fmt="%.5f", header="a,b,c,label", comments="")
-    code, _, stderr = run(["train", "--data", path, "--epochs", 5, "--hidden", 8, "--out", tmp_path / "run",
-                           "--verbose", 0])
+    code, _, stderr = run(
+        ["train", "--data", path, "--epochs", 5, "--hidden", 8, "--out", tmp_path / "run", "--verbose", 0]
+    )
     assert code == 0, stderr
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["data"] == str(path) and metrics["test_accuracy"] >= 0.5
@@ -160,11 +197,13 @@ def test_predict_npy_to_stdout(trained, digits_test, tmp_path):
 def test_predict_csv_to_a_file(trained, digits_test, tmp_path):
     _, out, _, _ = trained
     X = digits_test[0][:9]
-    np.savetxt(tmp_path / "x.csv", X, delimiter=",", fmt="%.9g", header=",".join(f"px{i}" for i in range(64)),
-               comments="")
+    np.savetxt(
+        tmp_path / "x.csv", X, delimiter=",", fmt="%.9g", header=",".join(f"px{i}" for i in range(64)), comments=""
+    )
     target = tmp_path / "pred.csv"
-    code, stdout, stderr = run(["predict", out / "model.safetensors", tmp_path / "x.csv", "--out", target,
-                                "--backend", "array_api_strict"])
+    code, stdout, stderr = run(
+        ["predict", out / "model.safetensors", tmp_path / "x.csv", "--out", target, "--backend", "array_api_strict"]
+    )
     assert code == 0 and stderr == ""
     assert stdout.strip() == f"wrote 9 predictions to {target}"
     _check_predictions(target.read_text(), xpnn.load(out / "model.safetensors"), X)
@@ -268,11 +307,14 @@ def test_train_evaluate_predict_on_another_library(tmp_path, backend, device):
     assert code == 0 and len(stdout.splitlines()) == 4, stderr
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--backend", "tensorflow"], "backend must be one of"),
-    (["--backend", "numpy", "--device", "cuda"], 'backend "numpy" runs on the CPU only'),
-    (["--backend", "array_api_strict", "--device", "gpu"], 'backend "array_api_strict": device must be one of'),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--backend", "tensorflow"], "backend must be one of"),
+        (["--backend", "numpy", "--device", "cuda"], 'backend "numpy" runs on the CPU only'),
+        (["--backend", "array_api_strict", "--device", "gpu"], 'backend "array_api_strict": device must be one of'),
+    ],
+)
 def test_bad_backend_or_device_is_one_line_and_exit_2(tmp_path, argv, message):
     for command in (["train", "--epochs", 1, "--out", tmp_path], ["evaluate", tmp_path / "none.safetensors"]):
         code, stdout, stderr = run([*command, *argv])
@@ -289,6 +331,10 @@ def test_info_console_script():
 
 
 def test_python_dash_m():
-    done = subprocess.run([sys.executable, "-m", "xpnn.cli", "evaluate", "missing.safetensors"],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "xpnn.cli", "evaluate", "missing.safetensors"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr

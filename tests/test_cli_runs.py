@@ -23,8 +23,14 @@ TIMEOUT = 120
 
 def xpnn_cli(*argv, cwd=None):
     """The finished ``python -m xpnn.cli ARGV`` (returncode, stdout, stderr)."""
-    return subprocess.run([sys.executable, "-m", "xpnn.cli", *map(str, argv)], capture_output=True, text=True,
-                          timeout=TIMEOUT, cwd=cwd, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "xpnn.cli", *map(str, argv)],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        cwd=cwd,
+        check=False,
+    )
 
 
 def one_error_line(done, code=2):
@@ -46,12 +52,15 @@ def labelled_csv(path, labels, header=True):
 # ---- labels ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("label, message", [
-    ("1000000", f"line 7: label 1000000 would make 1,000,001 classes; xpnn train supports at most {MAX_CLASSES:,}"),
-    ("1e300", "line 7, column 3: labels must be non-negative integers, found 1e+300 (too large"),
-    ("2.5", "line 7, column 3: labels must be non-negative integers, found 2.5"),
-    ("-3", "line 7, column 3: labels must be non-negative integers, found -3"),
-])
+@pytest.mark.parametrize(
+    "label, message",
+    [
+        ("1000000", f"line 7: label 1000000 would make 1,000,001 classes; xpnn train supports at most {MAX_CLASSES:,}"),
+        ("1e300", "line 7, column 3: labels must be non-negative integers, found 1e+300 (too large"),
+        ("2.5", "line 7, column 3: labels must be non-negative integers, found 2.5"),
+        ("-3", "line 7, column 3: labels must be non-negative integers, found -3"),
+    ],
+)
 def test_train_checks_labels_before_building_a_model(tmp_path, label, message):
     labels = [0, 1, 2, 0, 1, label, 2, 0, 1, 2]  # line 1 is the header: the bad label is on line 7
     data = labelled_csv(tmp_path / "my.csv", labels)
@@ -65,8 +74,11 @@ def test_train_checks_labels_before_building_a_model(tmp_path, label, message):
 
 def test_load_csv_refuses_a_label_too_large_for_int64(tmp_path):
     path = labelled_csv(tmp_path / "big.csv", [0, 1, "1e300"], header=False)
-    with pytest.raises(ValueError, match=r"big\.csv, line 3, column 3: labels must be non-negative integers, "
-                                         r"found 1e\+300 \(too large"):
+    with pytest.raises(
+        ValueError,
+        match=r"big\.csv, line 3, column 3: labels must be non-negative integers, "
+        r"found 1e\+300 \(too large",
+    ):
         load_csv(path)
     _, y = load_csv(labelled_csv(tmp_path / "ok.csv", [0, 1, "9007199254740991"], header=False))  # 2**53 - 1
     assert y.tolist() == [0, 1, 2**53 - 1]
@@ -76,18 +88,22 @@ def test_train_warns_about_classes_without_samples(tmp_path):
     data = labelled_csv(tmp_path / "gaps.csv", [0, 1, 5] * 10)
     done = xpnn_cli("train", "--data", data, "--epochs", 1, "--hidden", 4, "--verbose", 0, "--out", tmp_path / "run")
     assert done.returncode == 0, done.stderr
-    assert done.stderr == (f"xpnn train: warning: {data}: no sample has label 2, 3, 4; the model has 6 outputs "
-                           f"anyway (labels 0 to 5)\n")
+    assert done.stderr == (
+        f"xpnn train: warning: {data}: no sample has label 2, 3, 4; the model has 6 outputs anyway (labels 0 to 5)\n"
+    )
 
 
 # ---- a CSV file's first row -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text, message", [
-    ("1,abc,0\n2,3,1\n", "line 1, column 2: expected a number, found 'abc' (a header row must have no numbers"),
-    ("\nx1,2020,label\n1,2,0\n", "line 2, column 1: expected a number, found 'x1'"),
-    ("1,,0\n2,3,1\n", "line 1, column 2: expected a number, found an empty cell"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("1,abc,0\n2,3,1\n", "line 1, column 2: expected a number, found 'abc' (a header row must have no numbers"),
+        ("\nx1,2020,label\n1,2,0\n", "line 2, column 1: expected a number, found 'x1'"),
+        ("1,,0\n2,3,1\n", "line 1, column 2: expected a number, found an empty cell"),
+    ],
+)
 def test_load_csv_first_row_with_some_numbers_is_not_a_header(tmp_path, text, message):
     path = tmp_path / "first.csv"
     path.write_text(text)
@@ -106,8 +122,10 @@ def test_train_and_predict_refuse_a_first_row_that_mixes_numbers_and_text(tmp_pa
     data = tmp_path / "train.csv"
     data.write_text("0.5,oops,1\n" + "".join(f"{i},{i % 2},{i % 2}\n" for i in range(20)))
     line = one_error_line(xpnn_cli("train", "--data", data, "--epochs", 1, "--out", tmp_path / "run"))
-    assert line == (f"xpnn train: error: {data}, line 1, column 2: expected a number, found 'oops' "
-                    f"(a header row must have no numbers in it)")
+    assert line == (
+        f"xpnn train: error: {data}, line 1, column 2: expected a number, found 'oops' "
+        f"(a header row must have no numbers in it)"
+    )
 
     inputs = tmp_path / "inputs.csv"
     inputs.write_text(",".join(["0"] * 63 + ["x"]) + "\n" + ",".join(["0"] * 64) + "\n")
@@ -149,8 +167,10 @@ def test_out_holding_a_previous_run_needs_force(tmp_path):
     (out / "model.onnx").write_bytes(b"an older export")
     (out / "notes.txt").write_text("mine")
     line = one_error_line(xpnn_cli("train", "--epochs", 1, "--hidden", 8, "--out", out))
-    assert line == (f"xpnn train: error: --out {out} already holds a previous run (metrics.json, model.onnx); "
-                    f"choose another folder, or pass --force to replace that run")
+    assert line == (
+        f"xpnn train: error: --out {out} already holds a previous run (metrics.json, model.onnx); "
+        f"choose another folder, or pass --force to replace that run"
+    )
     assert (out / "metrics.json").read_text() == '{"test_accuracy": 0.5}'
 
     done = xpnn_cli("train", "--epochs", 1, "--hidden", 8, "--verbose", 0, "--out", out, "--force")
@@ -165,9 +185,25 @@ def test_out_holding_a_previous_run_needs_force(tmp_path):
 
 def start_training(out):
     """A long `xpnn train` (stdout and stderr together), read until its first epoch ended."""
-    proc = subprocess.Popen([sys.executable, "-m", "xpnn.cli", "train", "--epochs", "1000", "--verbose", "2",
-                             "--hidden", "16", "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "xpnn.cli",
+            "train",
+            "--epochs",
+            "1000",
+            "--verbose",
+            "2",
+            "--hidden",
+            "16",
+            "--out",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     seen = []
     for line in proc.stdout:
         seen.append(line)
@@ -250,8 +286,9 @@ def test_predict_out_overwrites_only_with_force(model_file, inputs, tmp_path):
     target = tmp_path / "pred.csv"
     target.write_text("keep me\n")
     line = one_error_line(xpnn_cli("predict", model_file, inputs, "--out", target))
-    assert line == (f"xpnn predict: error: --out {target} already exists; choose another file, "
-                    f"or pass --force to overwrite it")
+    assert line == (
+        f"xpnn predict: error: --out {target} already exists; choose another file, or pass --force to overwrite it"
+    )
     assert target.read_text() == "keep me\n"
     done = xpnn_cli("predict", model_file, inputs, "--out", target, "--force")
     assert done.returncode == 0, done.stderr
@@ -278,10 +315,13 @@ def test_out_of_memory_is_one_line(tmp_path):
     assert line.endswith("try a smaller --batch-size, --hidden or data set")
 
 
-@pytest.mark.parametrize("exc, code, message", [
-    (MemoryError(), 2, "xpnn info: error: out of memory; try a smaller input\n"),
-    (KeyboardInterrupt(), 130, "xpnn info: interrupted (Ctrl-C)\n"),
-])
+@pytest.mark.parametrize(
+    "exc, code, message",
+    [
+        (MemoryError(), 2, "xpnn info: error: out of memory; try a smaller input\n"),
+        (KeyboardInterrupt(), 130, "xpnn info: interrupted (Ctrl-C)\n"),
+    ],
+)
 def test_main_turns_memory_error_and_ctrl_c_into_one_line(monkeypatch, capsys, exc, code, message):
     def raise_it(args):
         raise exc
@@ -319,8 +359,11 @@ def test_load_csv_reads_missing_cells_as_nan_when_asked(tmp_path):
     X, y = load_csv(path, missing=True)
     assert X.shape == (50, 3) and y.shape == (50,)
     assert sorted(map(tuple, np.argwhere(np.isnan(X)).tolist())) == sorted(HOLES)
-    with pytest.raises(ValueError, match=r"line 5, column 1: expected a number, found an empty cell \(a missing "
-                                         r"value\)"):  # the first one, in file order (line 1 is the header)
+    with pytest.raises(
+        ValueError,
+        match=r"line 5, column 1: expected a number, found an empty cell \(a missing "
+        r"value\)",
+    ):  # the first one, in file order (line 1 is the header)
         load_csv(path)
     (tmp_path / "inf.csv").write_text("1,,0\n2,inf,1\n")  # a first row with an empty cell is data, not a header
     with pytest.raises(ValueError, match="line 2, column 2: expected a finite number, found 'inf'"):
@@ -333,8 +376,9 @@ def test_load_csv_reads_missing_cells_as_nan_when_asked(tmp_path):
 def test_train_imputes_missing_cells_from_the_training_split(tmp_path):
     data = csv_with_holes(tmp_path / "holes.csv", HOLES)
     out = tmp_path / "run"
-    done = xpnn_cli("train", "--data", data, "--impute", "mean", "--epochs", 1, "--hidden", 4, "--verbose", 0,
-                    "--out", out)
+    done = xpnn_cli(
+        "train", "--data", data, "--impute", "mean", "--epochs", 1, "--hidden", 4, "--verbose", 0, "--out", out
+    )
     assert done.returncode == 0, done.stderr
     # which cells landed in which split: the CLI's split (seed 0, 20% test)
     X, y = load_csv(data, missing=True)
@@ -343,7 +387,8 @@ def test_train_imputes_missing_cells_from_the_training_split(tmp_path):
     assert n_train + n_test == len(HOLES) and n_test > 0
     assert done.stdout.splitlines()[0] == (
         f"xpnn: {data}: imputed {len(HOLES)} missing cells ({n_train} in the training split, {n_test} in the test "
-        f"split; columns 1, 3) with each column's mean over the training split (--impute mean)")
+        f"split; columns 1, 3) with each column's mean over the training split (--impute mean)"
+    )
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["impute"] == "mean" and metrics["imputed_cells"] == {"train": n_train, "test": n_test}
     # the fill values are the training split's means: the test samples did not leak into them
@@ -356,35 +401,45 @@ def test_train_imputes_missing_cells_from_the_training_split(tmp_path):
 def test_train_refuses_missing_cells_without_impute(tmp_path):
     data = csv_with_holes(tmp_path / "holes.csv", HOLES)
     line = one_error_line(xpnn_cli("train", "--data", data, "--epochs", 1, "--out", tmp_path / "run"))
-    assert line == (f"xpnn train: error: {data}, line 5, column 1: expected a number, found an empty cell (a missing "
-                    f"value); pass --impute mean, median or most_frequent to fill missing feature cells from the "
-                    f"training split")
+    assert line == (
+        f"xpnn train: error: {data}, line 5, column 1: expected a number, found an empty cell (a missing "
+        f"value); pass --impute mean, median or most_frequent to fill missing feature cells from the "
+        f"training split"
+    )
     assert not (tmp_path / "run").exists()
 
 
 def test_train_refuses_a_missing_label_even_with_impute(tmp_path):
     data = csv_with_holes(tmp_path / "nolabel.csv", {(7, 3): "", (12, 0): ""})
-    line = one_error_line(xpnn_cli("train", "--data", data, "--impute", "median", "--epochs", 1,
-                                   "--out", tmp_path / "run"))
-    assert line == (f"xpnn train: error: {data}, line 9, column 4: the label is missing; every sample needs one "
-                    f"(only feature cells may be missing)")
+    line = one_error_line(
+        xpnn_cli("train", "--data", data, "--impute", "median", "--epochs", 1, "--out", tmp_path / "run")
+    )
+    assert line == (
+        f"xpnn train: error: {data}, line 9, column 4: the label is missing; every sample needs one "
+        f"(only feature cells may be missing)"
+    )
     # without --impute: the same cell, and no advice to impute it
     line = one_error_line(xpnn_cli("train", "--data", data, "--epochs", 1, "--out", tmp_path / "run"))
-    assert line == (f"xpnn train: error: {data}, line 9, column 4: expected a number, found an empty cell "
-                    f"(a missing value)")
+    assert line == (
+        f"xpnn train: error: {data}, line 9, column 4: expected a number, found an empty cell (a missing value)"
+    )
 
 
 def test_train_refuses_a_column_without_values_in_the_training_split(tmp_path):
     data = csv_with_holes(tmp_path / "empty.csv", {(i, 1): "" for i in range(50)})
-    line = one_error_line(xpnn_cli("train", "--data", data, "--impute", "median", "--epochs", 1,
-                                   "--out", tmp_path / "run"))
-    assert line == (f"xpnn train: error: {data}: column 2 has no value in any of the 40 samples of the training "
-                    f"split, so --impute median has nothing to fill it from; remove that column")
+    line = one_error_line(
+        xpnn_cli("train", "--data", data, "--impute", "median", "--epochs", 1, "--out", tmp_path / "run")
+    )
+    assert line == (
+        f"xpnn train: error: {data}: column 2 has no value in any of the 40 samples of the training "
+        f"split, so --impute median has nothing to fill it from; remove that column"
+    )
 
 
 def test_impute_on_data_without_missing_cells_says_so(tmp_path):
-    done = xpnn_cli("train", "--impute", "most_frequent", "--epochs", 1, "--hidden", 8, "--verbose", 0,
-                    "--out", tmp_path / "run")
+    done = xpnn_cli(
+        "train", "--impute", "most_frequent", "--epochs", 1, "--hidden", 8, "--verbose", 0, "--out", tmp_path / "run"
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0] == "xpnn: --impute most_frequent: digits has no missing cells; nothing imputed"
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
@@ -410,13 +465,16 @@ def test_train_augment(tmp_path):
     assert line == f"xpnn train: error: --augment needs image data (digits, fashion-mnist, mnist), found --data {data}"
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["--data", "fashion-mnist"], ([128], 20, 128)),
-    (["--data", "mnist", "--model", "cnn"], ([128], 20, 128)),
-    (["--data", "digits"], ([256, 128], 30, 32)),
-    (["--data", "my.csv"], ([256, 128], 30, 32)),
-    (["--data", "mnist", "--batch-size", "32", "--hidden", "64", "64", "--epochs", "3"], ([64, 64], 3, 32)),
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--data", "fashion-mnist"], ([128], 20, 128)),
+        (["--data", "mnist", "--model", "cnn"], ([128], 20, 128)),
+        (["--data", "digits"], ([256, 128], 30, 32)),
+        (["--data", "my.csv"], ([256, 128], 30, 32)),
+        (["--data", "mnist", "--batch-size", "32", "--hidden", "64", "64", "--epochs", "3"], ([64, 64], 3, 32)),
+    ],
+)
 def test_train_defaults_per_data_set(argv, expected):
     from xpnn.cli import _parser, _resolve_defaults
 
@@ -430,8 +488,14 @@ def test_train_help_states_the_defaults_per_data_set(monkeypatch, capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    for default in (("default: 128 for fashion-mnist and mnist, as examples/fashion_mnist_mlp.py; 256 128 for "
-                     "digits and CSV files"), "default: 20 for fashion-mnist and mnist", "30 for digits and CSV files",
-                    "default: 128 for fashion-mnist and mnist, as examples/fashion_mnist_mlp.py; 32 for digits"):
+    for default in (
+        (
+            "default: 128 for fashion-mnist and mnist, as examples/fashion_mnist_mlp.py; 256 128 for "
+            "digits and CSV files"
+        ),
+        "default: 20 for fashion-mnist and mnist",
+        "30 for digits and CSV files",
+        "default: 128 for fashion-mnist and mnist, as examples/fashion_mnist_mlp.py; 32 for digits",
+    ):
         assert default in text, text
     assert "--impute {none,mean,median,most_frequent}" in text and "--augment" in text

@@ -25,7 +25,7 @@ def loops_conv2d(x, w, b, stride, padding, dilation):
     N, C, H, W = x.shape
     O, _, kh, kw = w.shape
     xp = np.zeros((N, C, H + 2 * ph, W + 2 * pw))
-    xp[:, :, ph:ph + H, pw:pw + W] = x
+    xp[:, :, ph : ph + H, pw : pw + W] = x
     OH = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
     OW = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
     y = np.zeros((N, O, OH, OW))
@@ -51,12 +51,23 @@ def geometries(draw, max_channels=2):
     dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
     size = (draw(st.integers(3, 6)), draw(st.integers(3, 6)))
     assume(all(s + 2 * p >= d * (k - 1) + 1 for s, p, d, k in zip(size, padding, dilation, kernel)))
-    return dict(N=draw(st.integers(1, 2)), C=draw(st.integers(1, max_channels)), O=draw(st.integers(1, max_channels)),
-                size=size, kernel=kernel, stride=stride, padding=padding, dilation=dilation, seed=draw(st.integers(0, 2**16)))
+    return dict(
+        N=draw(st.integers(1, 2)),
+        C=draw(st.integers(1, max_channels)),
+        O=draw(st.integers(1, max_channels)),
+        size=size,
+        kernel=kernel,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        seed=draw(st.integers(0, 2**16)),
+    )
 
 
 def make_conv(g, bias=True):
-    return Conv2D(g["C"], g["O"], g["kernel"], stride=g["stride"], padding=g["padding"], dilation=g["dilation"], bias=bias)
+    return Conv2D(
+        g["C"], g["O"], g["kernel"], stride=g["stride"], padding=g["padding"], dilation=g["dilation"], bias=bias
+    )
 
 
 def random_input(g):
@@ -88,8 +99,17 @@ def test_conv2d_gradcheck(backend, g, bias):
 
 
 @SETTINGS
-@given(N=st.integers(1, 2), C=st.integers(1, 2), O=st.integers(1, 2), L=st.integers(3, 9), k=st.integers(1, 3),
-       s=st.integers(1, 3), p=st.integers(0, 2), d=st.integers(1, 2), seed=st.integers(0, 2**16))
+@given(
+    N=st.integers(1, 2),
+    C=st.integers(1, 2),
+    O=st.integers(1, 2),
+    L=st.integers(3, 9),
+    k=st.integers(1, 3),
+    s=st.integers(1, 3),
+    p=st.integers(0, 2),
+    d=st.integers(1, 2),
+    seed=st.integers(0, 2**16),
+)
 def test_conv1d_forward_and_gradcheck(backend, N, C, O, L, k, s, p, d, seed):
     assume(L + 2 * p >= d * (k - 1) + 1)
     x = np.random.default_rng(seed).standard_normal((N, C, L))
@@ -103,7 +123,10 @@ def test_conv1d_forward_and_gradcheck(backend, N, C, O, L, k, s, p, d, seed):
     expected = loops_conv2d(x[:, :, None, :], w[:, :, None, :], b, (1, s), (0, p), (1, d))[:, :, 0, :]
     assert tuple(Y.shape) == expected.shape == layer.output_shape(x.shape)
     np.testing.assert_allclose(backend.to_numpy(Y), expected, rtol=1e-12, atol=1e-12)
-    assert xpnn.gradcheck(Conv1D(C, O, k, stride=s, padding=p, dilation=d), backend.asarray(x, "float64"), seed=seed) < 1e-6
+    assert (
+        xpnn.gradcheck(Conv1D(C, O, k, stride=s, padding=p, dilation=d), backend.asarray(x, "float64"), seed=seed)
+        < 1e-6
+    )
 
 
 @settings(max_examples=15, deadline=None)
@@ -137,8 +160,14 @@ def test_conv1d_matches_torch():
     x = np.random.default_rng(0).standard_normal((2, 3, 11))
     layer = Conv1D(3, 4, 3, stride=2, padding=2, dilation=2)
     Y = layer.forward(x)
-    ref = torch.nn.functional.conv1d(torch.tensor(x), torch.tensor(np.array(layer.params["W"])),
-                                     torch.tensor(np.array(layer.params["b"])), stride=2, padding=2, dilation=2)
+    ref = torch.nn.functional.conv1d(
+        torch.tensor(x),
+        torch.tensor(np.array(layer.params["W"])),
+        torch.tensor(np.array(layer.params["b"])),
+        stride=2,
+        padding=2,
+        dilation=2,
+    )
     np.testing.assert_allclose(Y, ref.numpy(), rtol=1e-12, atol=1e-12)
 
 
@@ -147,7 +176,14 @@ def test_float32_stays_float32(backend):
     layer = Conv2D(3, 4, (3, 2), stride=(2, 1), padding=1, dilation=(1, 2))
     Y = layer.forward(X, training=True)
     dX = layer.backward(backend.xp.ones_like(Y))
-    assert Y.dtype == dX.dtype == layer.params["W"].dtype == layer.grads["W"].dtype == layer.grads["b"].dtype == backend.xp.float32
+    assert (
+        Y.dtype
+        == dX.dtype
+        == layer.params["W"].dtype
+        == layer.grads["W"].dtype
+        == layer.grads["b"].dtype
+        == backend.xp.float32
+    )
     assert tuple(dX.shape) == (2, 3, 6, 5)
     assert backend.owns(Y) and backend.owns(dX) and backend.owns(layer.grads["W"])
     X1 = backend.asarray(np.random.default_rng(0).standard_normal((2, 3, 7)), "float32")
@@ -177,6 +213,7 @@ def test_default_init_is_he_uniform_with_conv_fan_in():
 
 
 # ---- the window primitives on the backend -------------------------------------------------
+
 
 @SETTINGS
 @given(g=geometries())
@@ -209,11 +246,20 @@ def test_window_output_size_is_pytorch_formula():
 
 # ---- description and errors ---------------------------------------------------------------
 
+
 def test_config_round_trip_and_repr():
     layer = Conv2D(3, 16, (3, 5), stride=2, padding=(1, 2), dilation=1, bias=False, init="he_normal")
     config = json.loads(json.dumps(layer.config()))
-    assert config == {"in_channels": 3, "out_channels": 16, "kernel_size": [3, 5], "stride": 2,
-                      "padding": [1, 2], "dilation": 1, "bias": False, "init": "he_normal"}
+    assert config == {
+        "in_channels": 3,
+        "out_channels": 16,
+        "kernel_size": [3, 5],
+        "stride": 2,
+        "padding": [1, 2],
+        "dilation": 1,
+        "bias": False,
+        "init": "he_normal",
+    }
     assert Conv2D(**config).config() == config
     assert repr(Conv2D(3, 16, 3)) == "Conv2D(3, 16, 3)"
     assert repr(layer) == "Conv2D(3, 16, [3, 5], stride=2, padding=[1, 2], bias=False, init='he_normal')"
@@ -224,17 +270,23 @@ def test_config_round_trip_and_repr():
     assert Conv2D(1, 32, 3, padding=1).output_shape((None, 1, 28, 28)) == (None, 32, 28, 28)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(in_channels=0, out_channels=4, kernel_size=3), "in_channels must be a positive integer, found 0"),
-    (dict(in_channels=3, out_channels=2.0, kernel_size=3), "out_channels must be a positive integer, found 2.0"),
-    (dict(in_channels=3, out_channels=4, kernel_size=0), "kernel_size must be a positive integer or a pair"),
-    (dict(in_channels=3, out_channels=4, kernel_size=(3, 3, 3)), "kernel_size must be a positive integer or a pair"),
-    (dict(in_channels=3, out_channels=4, kernel_size=3, stride=0), "stride must be a positive integer"),
-    (dict(in_channels=3, out_channels=4, kernel_size=3, padding=-1), "padding must be a non-negative integer"),
-    (dict(in_channels=3, out_channels=4, kernel_size=3, dilation=(1, 0)), "dilation must be a positive integer"),
-    (dict(in_channels=3, out_channels=4, kernel_size=3, bias="yes"), "bias must be True or False"),
-    (dict(in_channels=3, out_channels=4, kernel_size=3, init="nope"), "init must be a callable or one of"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(in_channels=0, out_channels=4, kernel_size=3), "in_channels must be a positive integer, found 0"),
+        (dict(in_channels=3, out_channels=2.0, kernel_size=3), "out_channels must be a positive integer, found 2.0"),
+        (dict(in_channels=3, out_channels=4, kernel_size=0), "kernel_size must be a positive integer or a pair"),
+        (
+            dict(in_channels=3, out_channels=4, kernel_size=(3, 3, 3)),
+            "kernel_size must be a positive integer or a pair",
+        ),
+        (dict(in_channels=3, out_channels=4, kernel_size=3, stride=0), "stride must be a positive integer"),
+        (dict(in_channels=3, out_channels=4, kernel_size=3, padding=-1), "padding must be a non-negative integer"),
+        (dict(in_channels=3, out_channels=4, kernel_size=3, dilation=(1, 0)), "dilation must be a positive integer"),
+        (dict(in_channels=3, out_channels=4, kernel_size=3, bias="yes"), "bias must be True or False"),
+        (dict(in_channels=3, out_channels=4, kernel_size=3, init="nope"), "init must be a callable or one of"),
+    ],
+)
 def test_constructor_errors(kwargs, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
         Conv2D(**kwargs)
@@ -253,7 +305,9 @@ def test_forward_errors(backend):
         Conv2D(3, 16, 3).forward(X)
     with pytest.raises(ValueError, match=r"X has shape \(2, 4, 8\), expected \(batch, 4, height, width\)"):
         Conv2D(4, 16, 3).forward(backend.asarray(np.zeros((2, 4, 8)), "float32"))
-    with pytest.raises(ValueError, match=r"the 5x5 kernel is larger than the padded input 4x4 \(input 4x4, padding 0x0\)"):
+    with pytest.raises(
+        ValueError, match=r"the 5x5 kernel is larger than the padded input 4x4 \(input 4x4, padding 0x0\)"
+    ):
         Conv2D(4, 2, 5).forward(backend.asarray(np.zeros((1, 4, 4, 4)), "float32"))
     with pytest.raises(ValueError, match=r"the 3x3 kernel \(dilated to 5x5\) is larger than the padded input 6x4"):
         Conv2D(4, 2, 3, padding=(1, 0), dilation=2).forward(backend.asarray(np.zeros((1, 4, 4, 4)), "float32"))

@@ -89,8 +89,9 @@ def test_the_data_is_checked_once_per_call_not_per_batch_or_epoch(monkeypatch):
     however many batches and epochs."""
     calls = []
     real = data_module.check_finite
-    monkeypatch.setattr(data_module, "check_finite", lambda model, a, name, where: calls.append(name) or
-                        real(model, a, name, where))
+    monkeypatch.setattr(
+        data_module, "check_finite", lambda model, a, name, where: calls.append(name) or real(model, a, name, where)
+    )
     X, y = blobs()
     model = classifier()
     model.fit(X, y, epochs=3, batch_size=4, validation_data=(X[:8], y[:8]), verbose=0)
@@ -115,8 +116,11 @@ def test_binary_losses_refuse_targets_outside_0_1(backend, loss, bad):
     y[11] = bad
     layers = [Dense(4, 1)] + ([xpnn.Sigmoid()] if loss == "bce" else [])
     model = classifier(backend, loss, outputs=1, layers=layers)
-    with pytest.raises(ValueError, match=rf"targets \(0/1 labels or probabilities\) must be in \[0, 1\], "
-                                         rf"found {bad} in sample 11; for class labels 0..C-1 use softmax_cross"):
+    with pytest.raises(
+        ValueError,
+        match=rf"targets \(0/1 labels or probabilities\) must be in \[0, 1\], "
+        rf"found {bad} in sample 11; for class labels 0..C-1 use softmax_cross",
+    ):
         model.fit(X, y, epochs=1, verbose=0)
     y[11] = 1
     model.fit(X, y, epochs=1, verbose=0)  # 0/1 labels train
@@ -130,8 +134,11 @@ def test_cross_entropy_rows_outside_0_1_are_refused(backend):
     X, y = blobs()
     T = np.eye(3, dtype=np.float32)[y]
     T[4] = [2.0, -1.0, 0.0]
-    with pytest.raises(ValueError, match=r"target rows \(one-hot or class probabilities\) must be in \[0, 1\], "
-                                         r"found 2 in sample 4"):
+    with pytest.raises(
+        ValueError,
+        match=r"target rows \(one-hot or class probabilities\) must be in \[0, 1\], "
+        r"found 2 in sample 4",
+    ):
         classifier(backend).fit(X, T, verbose=0)
 
 
@@ -153,8 +160,11 @@ def test_one_dimensional_float_labels(backend):
     assert a == b
     y_bad = y.astype(np.float32)
     y_bad[6] = 2.5
-    with pytest.raises(ValueError, match=r"fit: y is 1-D, so it holds class labels for softmax_cross_entropy, "
-                                         r"which must be whole numbers; found 2.5 at index 6"):
+    with pytest.raises(
+        ValueError,
+        match=r"fit: y is 1-D, so it holds class labels for softmax_cross_entropy, "
+        r"which must be whole numbers; found 2.5 at index 6",
+    ):
         classifier(backend).fit(X, y_bad, verbose=0)
 
 

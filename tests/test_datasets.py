@@ -15,8 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xpnn.datasets import load_csv, load_digits, load_fashion_mnist, load_mnist, read_idx, write_idx
-from xpnn.datasets import loaders, mnist
+from xpnn.datasets import load_csv, load_digits, load_fashion_mnist, load_mnist, loaders, mnist, read_idx, write_idx
 
 # ---- IDX ---------------------------------------------------------------------------------
 
@@ -24,9 +23,12 @@ IDX_DTYPES = [np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64]
 
 
 @settings(max_examples=15, deadline=None)
-@given(dtype=st.sampled_from(IDX_DTYPES),
-       shape=st.lists(st.integers(0, 4), min_size=1, max_size=4).map(tuple),
-       gz=st.booleans(), seed=st.integers(0, 2**31 - 1))
+@given(
+    dtype=st.sampled_from(IDX_DTYPES),
+    shape=st.lists(st.integers(0, 4), min_size=1, max_size=4).map(tuple),
+    gz=st.booleans(),
+    seed=st.integers(0, 2**31 - 1),
+)
 def test_idx_round_trip(tmp_path_factory, dtype, shape, gz, seed):
     rng = np.random.default_rng(seed)
     info = np.iinfo(dtype) if np.issubdtype(dtype, np.integer) else None
@@ -47,8 +49,9 @@ def test_idx_round_trip(tmp_path_factory, dtype, shape, gz, seed):
 def test_idx_bytes_are_big_endian_with_the_standard_header(tmp_path):
     path = tmp_path / "x.idx"
     write_idx(path, np.array([[1, 258, -2]], dtype=np.int16))
-    assert path.read_bytes() == (b"\x00\x00\x0b\x02" + b"\x00\x00\x00\x01" + b"\x00\x00\x00\x03"
-                                 + b"\x00\x01" + b"\x01\x02" + b"\xff\xfe")
+    assert path.read_bytes() == (
+        b"\x00\x00\x0b\x02" + b"\x00\x00\x00\x01" + b"\x00\x00\x00\x03" + b"\x00\x01" + b"\x01\x02" + b"\xff\xfe"
+    )
     # ... and a hand-made MNIST-style label file reads back.
     (tmp_path / "labels").write_bytes(b"\x00\x00\x08\x01\x00\x00\x00\x03" + bytes([7, 0, 9]))
     labels = read_idx(tmp_path / "labels")
@@ -75,21 +78,29 @@ def _header(code, dims):
     return bytes([0, 0, code, len(dims)]) + b"".join(struct.pack(">I", d) for d in dims)
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"\x12\x34\x08\x01\x00\x00\x00\x01\x00", "bad magic 0x12340801, not an IDX file"),
-    (b"\x00\x00\x00\x00\x00\x00\x00\x01\x00", "bad magic 0x00000000, not an IDX file (unknown data type code 0x00"),
-    (b"\x00\x00\x07\x01\x00\x00\x00\x01\x00", "unknown data type code 0x07"),
-    (b"\x00\x00\x08\x00", "0 dimensions"),
-    (b"\x00\x00", "2 bytes, too short"),
-    (b"", "0 bytes, too short"),
-    (b"\x00\x00\x08\x03\x00\x00\x00\x02\x00\x00", "truncated header: 3 dimensions need 16 header bytes, found 10"),
-    (_header(0x08, [3, 4, 5]) + bytes(59), "truncated: header says 3x4x5 = 60 bytes of data, found 59"),
-    (_header(0x08, [60000, 28, 28]) + bytes(1234),
-     "truncated: header says 60000x28x28 = 47040000 bytes of data, found 1234"),
-    (_header(0x0C, [2, 3]) + bytes(20), "truncated: header says 2x3 = 24 bytes (int, 4 bytes each) of data, found 20"),
-    (_header(0x08, [3, 4, 5]) + bytes(61), "1 trailing bytes after the data: header says 3x4x5 = 60 bytes"),
-    (_header(0x0E, [2]) + bytes(17), "1 trailing bytes after the data: header says 2 = 16 bytes (double"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"\x12\x34\x08\x01\x00\x00\x00\x01\x00", "bad magic 0x12340801, not an IDX file"),
+        (b"\x00\x00\x00\x00\x00\x00\x00\x01\x00", "bad magic 0x00000000, not an IDX file (unknown data type code 0x00"),
+        (b"\x00\x00\x07\x01\x00\x00\x00\x01\x00", "unknown data type code 0x07"),
+        (b"\x00\x00\x08\x00", "0 dimensions"),
+        (b"\x00\x00", "2 bytes, too short"),
+        (b"", "0 bytes, too short"),
+        (b"\x00\x00\x08\x03\x00\x00\x00\x02\x00\x00", "truncated header: 3 dimensions need 16 header bytes, found 10"),
+        (_header(0x08, [3, 4, 5]) + bytes(59), "truncated: header says 3x4x5 = 60 bytes of data, found 59"),
+        (
+            _header(0x08, [60000, 28, 28]) + bytes(1234),
+            "truncated: header says 60000x28x28 = 47040000 bytes of data, found 1234",
+        ),
+        (
+            _header(0x0C, [2, 3]) + bytes(20),
+            "truncated: header says 2x3 = 24 bytes (int, 4 bytes each) of data, found 20",
+        ),
+        (_header(0x08, [3, 4, 5]) + bytes(61), "1 trailing bytes after the data: header says 3x4x5 = 60 bytes"),
+        (_header(0x0E, [2]) + bytes(17), "1 trailing bytes after the data: header says 2 = 16 bytes (double"),
+    ],
+)
 @pytest.mark.parametrize("gz", [False, True])
 def test_read_idx_rejects_damaged_files_naming_the_file(tmp_path, content, message, gz):
     path = tmp_path / ("train-images-idx3-ubyte" + (".gz" if gz else ""))
@@ -113,11 +124,14 @@ def test_read_idx_missing_file(tmp_path):
         read_idx(tmp_path / "nope")
 
 
-@pytest.mark.parametrize("array, message", [
-    (np.zeros(3, dtype=np.int64), "found int64"),
-    (np.zeros(3, dtype=bool), "found bool"),
-    (np.float32(1.0), "0-d array"),
-])
+@pytest.mark.parametrize(
+    "array, message",
+    [
+        (np.zeros(3, dtype=np.int64), "found int64"),
+        (np.zeros(3, dtype=bool), "found bool"),
+        (np.float32(1.0), "0-d array"),
+    ],
+)
 def test_write_idx_rejects_arrays_it_cannot_store(tmp_path, array, message):
     with pytest.raises(ValueError, match=message):
         write_idx(tmp_path / "x.idx", array)
@@ -125,6 +139,7 @@ def test_write_idx_rejects_arrays_it_cannot_store(tmp_path, array, message):
 
 
 # ---- digits ------------------------------------------------------------------------------
+
 
 def test_load_digits_shapes_dtypes_and_range():
     (X_train, y_train), (X_test, y_test) = load_digits()
@@ -148,8 +163,12 @@ def test_load_digits_is_the_bundled_uci_data_split_without_loss():
     # The first image of the UCI file is a 0 (the copy scikit-learn distributes).
     assert labels[0] == 0 and pixels[0, :8].tolist() == [0, 0, 5, 13, 9, 1, 0, 0]
     (X_train, y_train), (X_test, y_test) = load_digits(flatten=True)
-    got = sorted(zip(map(bytes, (np.concatenate([X_train, X_test]) * 16).astype(np.uint8)),
-                     np.concatenate([y_train, y_test]).tolist()))
+    got = sorted(
+        zip(
+            map(bytes, (np.concatenate([X_train, X_test]) * 16).astype(np.uint8)),
+            np.concatenate([y_train, y_test]).tolist(),
+        )
+    )
     want = sorted(zip(map(bytes, pixels), labels.tolist()))
     assert got == want  # every image exactly once, with its label
 
@@ -196,15 +215,18 @@ def test_stratified_split_helper_on_a_skewed_label_set():
 
 
 def test_load_digits_needs_no_sklearn():
-    code = ("import sys; sys.modules['sklearn'] = None\n"
-            "from xpnn.datasets import load_digits\n"
-            "(X, y), _ = load_digits(); print(X.shape)")
+    code = (
+        "import sys; sys.modules['sklearn'] = None\n"
+        "from xpnn.datasets import load_digits\n"
+        "(X, y), _ = load_digits(); print(X.shape)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "(1438, 1, 8, 8)"
 
 
 # ---- MNIST-style search, download and errors ----------------------------------------------
+
 
 def _write_set(directory, marker, gz=False, n_train=3, n_test=2, skip=()):
     """Four tiny IDX files in ``directory``; every label equals ``marker`` so tests can tell sets apart."""
@@ -274,7 +296,7 @@ def test_loader_scales_shapes_and_flattens(places):
     assert X.shape == (3, 1, 4, 5) and Xt.shape == (2, 1, 4, 5)
     assert X.dtype == np.float32 and Xt.dtype == np.float32 and y.dtype == np.int64 and yt.dtype == np.int64
     np.testing.assert_allclose(X, 0.2, rtol=1e-6)  # 51 / 255
-    np.testing.assert_array_equal(Xt, 1.0)          # 255 / 255
+    np.testing.assert_array_equal(Xt, 1.0)  # 255 / 255
     (F, _), (Ft, _) = load_mnist(data_home=places / "arg", flatten=True, download=False)
     assert F.shape == (3, 20) and Ft.shape == (2, 20)
 
@@ -287,10 +309,14 @@ def test_not_found_error_lists_files_dirs_and_what_to_do(places, monkeypatch):
     text = str(err.value)
     for base in mnist.FILES:
         assert f"{base}  (or {base}.gz)" in text
-    searched = [str(places / "arg" / "fashion-mnist"), str(places / "arg"),
-                str(places / "env" / "fashion-mnist"), str(places / "env"),
-                str(places / "home" / ".cache" / "xpnn" / "fashion-mnist"),
-                str(places / "system" / "fashion-mnist")]
+    searched = [
+        str(places / "arg" / "fashion-mnist"),
+        str(places / "arg"),
+        str(places / "env" / "fashion-mnist"),
+        str(places / "env"),
+        str(places / "home" / ".cache" / "xpnn" / "fashion-mnist"),
+        str(places / "system" / "fashion-mnist"),
+    ]
     positions = [text.index(f"  {d}\n") if f"  {d}\n" in text else text.index(f"  {d}  (") for d in searched]
     assert positions == sorted(positions)  # listed in search order
     assert "(has 3 of 4; missing train-images-idx3-ubyte)" in text
@@ -326,8 +352,9 @@ def test_download_verifies_sha256_and_caches(places, monkeypatch):
 def test_download_with_wrong_sha256_keeps_nothing(places, monkeypatch):
     url, sha = _serve(places, 8)
     sha["t10k-images-idx3-ubyte.gz"] = "0" * 64
-    monkeypatch.setitem(mnist.SPECS, "fashion-mnist",
-                        dataclasses.replace(mnist.SPECS["fashion-mnist"], mirrors=(url,), sha256=sha))
+    monkeypatch.setitem(
+        mnist.SPECS, "fashion-mnist", dataclasses.replace(mnist.SPECS["fashion-mnist"], mirrors=(url,), sha256=sha)
+    )
     with pytest.raises(FileNotFoundError) as err:
         load_fashion_mnist()
     assert "Download failed:" in str(err.value)
@@ -348,11 +375,20 @@ def test_download_failure_without_network_is_a_clear_error(places, monkeypatch):
     assert "file:///nonexistent/b/train-images-idx3-ubyte.gz" in text
 
 
-@pytest.mark.parametrize("bad, message", [
-    ({"train-labels-idx1-ubyte": np.full(3, 10, dtype=np.uint8)}, "labels must be integers in [0, 10), found 10 at index 0"),
-    ({"t10k-labels-idx1-ubyte": np.zeros(5, dtype=np.uint8)}, "5 labels for 2 images"),
-    ({"train-images-idx3-ubyte": np.zeros((3, 20), dtype=np.uint8)}, "expected uint8 images of shape (n, height, width)"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (
+            {"train-labels-idx1-ubyte": np.full(3, 10, dtype=np.uint8)},
+            "labels must be integers in [0, 10), found 10 at index 0",
+        ),
+        ({"t10k-labels-idx1-ubyte": np.zeros(5, dtype=np.uint8)}, "5 labels for 2 images"),
+        (
+            {"train-images-idx3-ubyte": np.zeros((3, 20), dtype=np.uint8)},
+            "expected uint8 images of shape (n, height, width)",
+        ),
+    ],
+)
 def test_loader_rejects_inconsistent_files(places, bad, message):
     directory = _write_set(places / "arg", 0)
     for base, a in bad.items():
@@ -400,6 +436,7 @@ def test_debian_fashion_mnist_loads():
 
 # ---- CSV ---------------------------------------------------------------------------------
 
+
 def test_load_csv_with_and_without_header(tmp_path):
     (tmp_path / "h.csv").write_text("a,b,label\n0.5,1,2\n\n-3,4e-1,0\n")
     X, y = load_csv(tmp_path / "h.csv")
@@ -433,7 +470,7 @@ def test_load_csv_round_trip(tmp_path_factory, n, d, seed, header):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, d)).astype(np.float32)
     y = rng.integers(0, 5, size=n)
-    lines = ([",".join(f"f{j}" for j in range(d)) + ",label"] if header else [])
+    lines = [",".join(f"f{j}" for j in range(d)) + ",label"] if header else []
     lines += [",".join(repr(float(v)) for v in row) + f",{label}" for row, label in zip(X, y)]
     path = tmp_path_factory.mktemp("csv") / "data.csv"
     path.write_text("\n".join(lines) + "\n")
@@ -442,21 +479,24 @@ def test_load_csv_round_trip(tmp_path_factory, n, d, seed, header):
     np.testing.assert_array_equal(y2, y)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("a,b,c\n1,2,3\n4,5\n", "line 3: expected 3 comma-separated values (like line 2), found 2"),
-    ("1,2,3\n4,5,6,7\n", "line 2: expected 3 comma-separated values (like line 1), found 4"),
-    ("1,2,0\n\n4,abc,1\n", "line 3, column 2: expected a number, found 'abc'"),
-    ("1,2,0\n4,,1\n", "line 2, column 2: expected a number, found an empty cell"),
-    ("1,2,0\n,,\n", "line 2, column 1: expected a number, found an empty cell"),
-    ("1,nan,0\n", "line 1, column 2: expected a finite number, found 'nan'"),
-    ("x,y\n1,2\n3,inf\n", "line 3, column 2: expected a finite number, found 'inf'"),
-    ("x,y\n1,2\n3,1.5\n", "line 3, column 2: labels must be non-negative integers, found 1.5"),
-    ("1,-1\n", "line 1, column 2: labels must be non-negative integers, found -1"),
-    ("", "no data (the file is empty)"),
-    ("\n\n", "no data (the file is empty)"),
-    ("a,b,label\n", "no data rows after the header on line 1"),
-    ("1\n2\n", "expected at least 2 comma-separated columns"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("a,b,c\n1,2,3\n4,5\n", "line 3: expected 3 comma-separated values (like line 2), found 2"),
+        ("1,2,3\n4,5,6,7\n", "line 2: expected 3 comma-separated values (like line 1), found 4"),
+        ("1,2,0\n\n4,abc,1\n", "line 3, column 2: expected a number, found 'abc'"),
+        ("1,2,0\n4,,1\n", "line 2, column 2: expected a number, found an empty cell"),
+        ("1,2,0\n,,\n", "line 2, column 1: expected a number, found an empty cell"),
+        ("1,nan,0\n", "line 1, column 2: expected a finite number, found 'nan'"),
+        ("x,y\n1,2\n3,inf\n", "line 3, column 2: expected a finite number, found 'inf'"),
+        ("x,y\n1,2\n3,1.5\n", "line 3, column 2: labels must be non-negative integers, found 1.5"),
+        ("1,-1\n", "line 1, column 2: labels must be non-negative integers, found -1"),
+        ("", "no data (the file is empty)"),
+        ("\n\n", "no data (the file is empty)"),
+        ("a,b,label\n", "no data rows after the header on line 1"),
+        ("1\n2\n", "expected at least 2 comma-separated columns"),
+    ],
+)
 def test_load_csv_bad_input_names_file_line_and_content(tmp_path, text, message):
     path = tmp_path / "bad.csv"
     path.write_text(text)
@@ -466,14 +506,17 @@ def test_load_csv_bad_input_names_file_line_and_content(tmp_path, text, message)
     assert message in str(err.value)
 
 
-@pytest.mark.parametrize("label_column, message", [
-    (3, "load_csv: label_column must be in [-3, 3)"),
-    (-4, "load_csv: label_column must be in [-3, 3)"),
-    (np.int64(3), "load_csv: label_column must be in [-3, 3)"),
-    (1.0, "load_csv: label_column must be an integer, found 1.0"),
-    (np.float64(1.0), "load_csv: label_column must be an integer, found"),
-    (True, "load_csv: label_column must be an integer, found True"),
-])
+@pytest.mark.parametrize(
+    "label_column, message",
+    [
+        (3, "load_csv: label_column must be in [-3, 3)"),
+        (-4, "load_csv: label_column must be in [-3, 3)"),
+        (np.int64(3), "load_csv: label_column must be in [-3, 3)"),
+        (1.0, "load_csv: label_column must be an integer, found 1.0"),
+        (np.float64(1.0), "load_csv: label_column must be an integer, found"),
+        (True, "load_csv: label_column must be an integer, found True"),
+    ],
+)
 def test_load_csv_bad_label_column(tmp_path, label_column, message):
     (tmp_path / "d.csv").write_text("1,2,3\n")
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):

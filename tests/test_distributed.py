@@ -81,8 +81,9 @@ def test_two_ranks_equal_one_process(backend, tmp_path):
     single = worker.mlp(0, backend)
     history = single.fit(X, y, epochs=3, batch_size=16, verbose=0)
     for name, value in single.named_arrays().items():
-        np.testing.assert_allclose(ranks[0][f"mlp.{name}"], single.backend.to_numpy(value), rtol=1e-4, atol=1e-5,
-                                   err_msg=name)
+        np.testing.assert_allclose(
+            ranks[0][f"mlp.{name}"], single.backend.to_numpy(value), rtol=1e-4, atol=1e-5, err_msg=name
+        )
     # the logged loss and accuracy cover both ranks' samples
     np.testing.assert_allclose(logs[0]["history"]["loss"], history.history["loss"], rtol=1e-5)
     assert logs[0]["history"]["accuracy"] == history.history["accuracy"]
@@ -91,8 +92,9 @@ def test_two_ranks_equal_one_process(backend, tmp_path):
 @needs_mpi
 def test_cli_distributed_writes_once_and_records_world_size(tmp_path):
     out = tmp_path / "run"
-    result = launch("-m", "xpnn.cli", "train", "--distributed", "--epochs", 2, "--hidden", 16, "--batch-size", 64,
-                    "--out", out)
+    result = launch(
+        "-m", "xpnn.cli", "train", "--distributed", "--epochs", 2, "--hidden", 16, "--batch-size", 64, "--out", out
+    )
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["world_size"] == 2
     assert metrics["epochs"] == 2
@@ -134,8 +136,9 @@ def test_shards_cover_each_batch_once():
             rows = [p.X[:, 0].tolist() for p in parts]
             assert sum(rows, []) == list(range(m))  # every sample once, in order: contiguous, no overlap
             assert max(p.size for p in parts) - min(p.size for p in parts) <= 1  # near-equal
-            assert all(p.y.tolist() == r and p.inputs["mask"].tolist() == [v % 2 == 0 for v in r]
-                       for p, r in zip(parts, rows))  # y and the inputs go with X
+            assert all(
+                p.y.tolist() == r and p.inputs["mask"].tolist() == [v % 2 == 0 for v in r] for p, r in zip(parts, rows)
+            )  # y and the inputs go with X
             assert sum(h.share for h in hooks) == pytest.approx(1.0)
         if size > 1:  # fewer samples than ranks: every rank skips the batch
             small = Batch(np.zeros((size - 1, 1)), np.zeros(size - 1))

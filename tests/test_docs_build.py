@@ -29,8 +29,13 @@ def _require_docs_tools() -> None:
 def test_mkdocs_build_strict(tmp_path):
     _require_docs_tools()
     site = tmp_path / "site"
-    run = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     log = (run.stdout + run.stderr)[-6000:]
     assert run.returncode == 0, f"mkdocs build --strict failed (exit {run.returncode}):\n{log}"
 
@@ -65,14 +70,20 @@ def test_every_layer_loss_and_optimizer_has_its_page_entry():
     from xpnn.optimizers import OPTIMIZERS
 
     layers_page = _named("layers.md")
-    missing = [name for name, cls in sorted(LAYERS.items())
-               if not hasattr(cls, "compile")  # models (Sequential, NeuralNetwork) are not layers here
-               and not re.search(rf"`{re.escape(name)}\b", layers_page)]
+    missing = [
+        name
+        for name, cls in sorted(LAYERS.items())
+        if not hasattr(cls, "compile")  # models (Sequential, NeuralNetwork) are not layers here
+        and not re.search(rf"`{re.escape(name)}\b", layers_page)
+    ]
     assert not missing, f"docs/layers.md does not describe the registered layers {missing}"
 
     losses_page = _named("losses.md")
-    missing = [f"{cls.__name__} ({name!r})" for name, cls in sorted(LOSSES.items())
-               if f'`"{name}"`' not in losses_page or f"## {cls.__name__}" not in losses_page]
+    missing = [
+        f"{cls.__name__} ({name!r})"
+        for name, cls in sorted(LOSSES.items())
+        if f'`"{name}"`' not in losses_page or f"## {cls.__name__}" not in losses_page
+    ]
     assert not missing, f"docs/losses.md has no section or compile name for {missing}"
 
     optimizers_page = _named("optimizers.md")

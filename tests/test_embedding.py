@@ -25,8 +25,12 @@ def table(layer, backend):
 
 
 @SETTINGS
-@given(shape=st.lists(st.integers(1, 3), min_size=0, max_size=3), num=st.integers(1, 6), dim=st.integers(1, 4),
-       seed=st.integers(0, 10**6))
+@given(
+    shape=st.lists(st.integers(1, 3), min_size=0, max_size=3),
+    num=st.integers(1, 6),
+    dim=st.integers(1, 4),
+    seed=st.integers(0, 10**6),
+)
 def test_gradcheck(backend, shape, num, dim, seed):
     X = ids(backend, np.random.default_rng(seed).integers(0, num, size=tuple(shape)))
     errors = xpnn.gradcheck(Embedding(num, dim), X, check_input=False, details=True)
@@ -108,12 +112,15 @@ def test_same_seed_same_table(backend):
 # ---- errors -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("args,message", [
-    ((0, 3), "Embedding: num_embeddings must be a positive integer, found 0"),
-    ((5, 2.0), "Embedding: embedding_dim must be a positive integer, found 2.0"),
-    ((True, 2), "Embedding: num_embeddings must be a positive integer, found True"),
-    ((4, np.int64(-2)), f"Embedding: embedding_dim must be a positive integer, found {np.int64(-2)!r}"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        ((0, 3), "Embedding: num_embeddings must be a positive integer, found 0"),
+        ((5, 2.0), "Embedding: embedding_dim must be a positive integer, found 2.0"),
+        ((True, 2), "Embedding: num_embeddings must be a positive integer, found True"),
+        ((4, np.int64(-2)), f"Embedding: embedding_dim must be a positive integer, found {np.int64(-2)!r}"),
+    ],
+)
 def test_bad_arguments(args, message):
     with pytest.raises(ValueError) as info:
         Embedding(*args)
@@ -133,11 +140,14 @@ def test_float_ids_are_refused(backend):
     assert "X must be integer ids in [0, 5), found dtype float64" in str(info.value)
 
 
-@pytest.mark.parametrize("values,bad,where", [
-    ([[0, 1], [5, 2]], 5, (1, 0)),
-    ([[0, -1]], -1, (0, 1)),
-    ([1, 2, 7, 9], 7, (2,)),
-])
+@pytest.mark.parametrize(
+    "values,bad,where",
+    [
+        ([[0, 1], [5, 2]], 5, (1, 0)),
+        ([[0, -1]], -1, (0, 1)),
+        ([1, 2, 7, 9], 7, (2,)),
+    ],
+)
 def test_out_of_range_ids_are_refused(backend, values, bad, where):
     layer = Embedding(5, 2)
     with pytest.raises(IndexError) as info:

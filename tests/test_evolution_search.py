@@ -71,8 +71,14 @@ def test_same_seed_same_trials_and_another_seed_others(digits):
     a, b, c = ([(r["params"], r["scores"]) for r in run.results_] for run in runs)
     assert a == b
     assert [p for p, _ in a] != [p for p, _ in c]
-    front = [EvolutionSearch(build, SPACE, n_iter=6, cv=2, seed=1, fit_kwargs=FIT, objectives=("score", "n_params"),
-                             population_size=4).fit(X, y).pareto_front_ for _ in range(2)]
+    front = [
+        EvolutionSearch(
+            build, SPACE, n_iter=6, cv=2, seed=1, fit_kwargs=FIT, objectives=("score", "n_params"), population_size=4
+        )
+        .fit(X, y)
+        .pareto_front_
+        for _ in range(2)
+    ]
     assert front[0] == front[1]
 
 
@@ -94,8 +100,9 @@ def test_choice_parameters_fall_back_to_tpe(digits):
 def test_nsga2_pareto_front_is_non_dominated_and_sorted(digits):
     X, y = digits
     space = {"hidden": IntUniform(1, 32), "lr": LogUniform(1e-3, 0.3)}
-    search = EvolutionSearch(build, space, n_iter=16, cv=2, seed=0, fit_kwargs=FIT, objectives=("score", "n_params"),
-                             population_size=4).fit(X, y)
+    search = EvolutionSearch(
+        build, space, n_iter=16, cv=2, seed=0, fit_kwargs=FIT, objectives=("score", "n_params"), population_size=4
+    ).fit(X, y)
     assert len(search.study_.directions) == 2
     points = [(r["mean_score"], r["n_params"]) for r in search.results_]
     front = search.pareto_front_
@@ -117,8 +124,10 @@ def test_nsga2_pareto_front_is_non_dominated_and_sorted(digits):
     assert search.best_model_.count_params() == front[0][2]
     # the table shows the sizes and marks the front
     lines = search.to_markdown().splitlines()
-    assert lines[0] == ("| trial | rank | hidden | lr | mean accuracy (higher is better) | std | n_params | "
-                        "Pareto front | fit time (s) |")
+    assert lines[0] == (
+        "| trial | rank | hidden | lr | mean accuracy (higher is better) | std | n_params | "
+        "Pareto front | fit time (s) |"
+    )
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
     assert sum(r[7] == "yes" for r in rows) == len(front)
 
@@ -126,8 +135,17 @@ def test_nsga2_pareto_front_is_non_dominated_and_sorted(digits):
 def test_multi_objective_minimizes_a_loss_and_needs_no_cmaes(monkeypatch, digits):
     monkeypatch.setitem(sys.modules, "cmaes", None)  # NSGA-II does not use it
     X, y = digits
-    search = EvolutionSearch(build, {"hidden": IntUniform(1, 16)}, n_iter=6, cv=2, seed=0, fit_kwargs=FIT,
-                             scoring="loss", objectives=("score", "n_params"), population_size=4).fit(X, y)
+    search = EvolutionSearch(
+        build,
+        {"hidden": IntUniform(1, 16)},
+        n_iter=6,
+        cv=2,
+        seed=0,
+        fit_kwargs=FIT,
+        scoring="loss",
+        objectives=("score", "n_params"),
+        population_size=4,
+    ).fit(X, y)
     assert [d.name for d in search.study_.directions] == ["MINIMIZE", "MINIMIZE"]
     scores = [s for _, s, _ in search.pareto_front_]
     assert scores == sorted(scores) and search.best_score_ == min(r["mean_score"] for r in search.results_)
@@ -137,23 +155,39 @@ def test_a_shared_study_continues_and_checks_its_directions(tmp_path, digits):
     pytest.importorskip("cmaes")
     X, y = digits
     url = f"sqlite:///{tmp_path / 'study.db'}"
-    make = lambda **kw: EvolutionSearch(build, SPACE, n_iter=5, cv=2, seed=0, fit_kwargs=FIT,  # noqa: E731
-                                        storage=url, study_name="evo", population_size=4, **kw)
+    make = lambda **kw: EvolutionSearch(
+        build,
+        SPACE,
+        n_iter=5,
+        cv=2,
+        seed=0,
+        fit_kwargs=FIT,  # noqa: E731
+        storage=url,
+        study_name="evo",
+        population_size=4,
+        **kw,
+    )
     first = make().fit(X, y)
     second = make().fit(X, y)  # loads the study: the CMA-ES state travels in the trials
     assert [r["number"] for r in second.results_] == list(range(10))
     assert [r["params"] for r in second.results_[:5]] == [r["params"] for r in first.results_]
     # the first fit: a random trial, then generation 0; the second goes on with generation 1
     assert generations(second) == [None, 0, 0, 0, 0, 1, 1, 1, 1, 2]
-    with pytest.raises(ValueError, match=re.escape("study 'evo' in") + ".*has the directions \\['maximize'\\], "
-                                         "but this search needs \\['maximize', 'minimize'\\]"):
+    with pytest.raises(
+        ValueError,
+        match=re.escape("study 'evo' in") + ".*has the directions \\['maximize'\\], "
+        "but this search needs \\['maximize', 'minimize'\\]",
+    ):
         make(objectives=("score", "n_params")).fit(X, y)
 
 
 def test_missing_packages_are_named(monkeypatch):
     monkeypatch.setitem(sys.modules, "cmaes", None)
-    with pytest.raises(ImportError, match=r'EvolutionSearch needs the cmaes package for CMA-ES: pip install '
-                                          r'"xpnn\[tune\]" \(or pip install cmaes\)'):
+    with pytest.raises(
+        ImportError,
+        match=r"EvolutionSearch needs the cmaes package for CMA-ES: pip install "
+        r'"xpnn\[tune\]" \(or pip install cmaes\)',
+    ):
         EvolutionSearch(build, SPACE)
     monkeypatch.setitem(sys.modules, "optuna", None)
     with pytest.raises(ImportError, match=r'EvolutionSearch needs Optuna: pip install "xpnn\[tune\]"'):
@@ -163,14 +197,18 @@ def test_missing_packages_are_named(monkeypatch):
 def test_errors():
     pytest.importorskip("cmaes")
     for bad in (("n_params",), ("score", "size"), ("score", "n_params", "score"), (), 3, "n_params"):
-        with pytest.raises(ValueError, match=r"EvolutionSearch: objectives must be \('score',\) \(CMA-ES\) or "
-                                             r"\('score', 'n_params'\) .* found"):
+        with pytest.raises(
+            ValueError,
+            match=r"EvolutionSearch: objectives must be \('score',\) \(CMA-ES\) or "
+            r"\('score', 'n_params'\) .* found",
+        ):
             EvolutionSearch(build, SPACE, objectives=bad)
     assert EvolutionSearch(build, SPACE, objectives="score").objectives == ("score",)
     assert EvolutionSearch(build, SPACE, objectives=["score", "n_params"]).multi_objective
     for bad in (3, 0, 4.0, True):
-        with pytest.raises(ValueError, match=re.escape(f"EvolutionSearch: population_size must be an integer >= 4, "
-                                                       f"found {bad!r}")):
+        with pytest.raises(
+            ValueError, match=re.escape(f"EvolutionSearch: population_size must be an integer >= 4, found {bad!r}")
+        ):
             EvolutionSearch(build, SPACE, population_size=bad)
     with pytest.raises(ValueError, match="EvolutionSearch: n_iter must be a positive integer, found 0"):
         EvolutionSearch(build, SPACE, n_iter=0)

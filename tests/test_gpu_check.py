@@ -32,8 +32,14 @@ CPU_CHECKS = ("dependencies", "adam-ulps", "save-load")
 @pytest.fixture(scope="module")
 def dry_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("gpu-check") / "check.json"
-    proc = subprocess.run([sys.executable, SCRIPT, "--dry-run", "--out", str(out)], capture_output=True, text=True,
-                          timeout=120, cwd=ROOT, check=False)
+    proc = subprocess.run(
+        [sys.executable, SCRIPT, "--dry-run", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        check=False,
+    )
     with open(out) as f:
         return proc, json.load(f), out
 
@@ -120,8 +126,17 @@ ERROR: XPNN_REQUIRE_GPU is set, but these GPU backends cannot start here: cupy: 
 
 def test_summary_line_counts():
     counts = gpu_check.parse_pytest_counts(QUIET)
-    assert counts == {"passed": 17, "failed": 1, "skipped": 3, "errors": 0, "deselected": 703, "xfailed": 0,
-                      "xpassed": 0, "warnings": 2, "seconds": 12.34}
+    assert counts == {
+        "passed": 17,
+        "failed": 1,
+        "skipped": 3,
+        "errors": 0,
+        "deselected": 703,
+        "xfailed": 0,
+        "xpassed": 0,
+        "warnings": 2,
+        "seconds": 12.34,
+    }
 
 
 def test_summary_line_between_equals_signs_and_with_minutes():
@@ -144,10 +159,16 @@ def test_no_summary_line_is_none():
 def test_skip_lines_with_their_counts_and_reasons():
     skips = gpu_check.parse_skip_reasons(QUIET)
     assert skips == [
-        {"count": 2, "where": "tests/test_layers.py:41",
-         "reason": 'backend unavailable: cupy: RuntimeError: backend "cupy" needs CuPy'},
-        {"count": 1, "where": "tests/test_onnx.py:12",
-         "reason": "could not import 'onnxruntime': No module named 'onnxruntime'"},
+        {
+            "count": 2,
+            "where": "tests/test_layers.py:41",
+            "reason": 'backend unavailable: cupy: RuntimeError: backend "cupy" needs CuPy',
+        },
+        {
+            "count": 1,
+            "where": "tests/test_onnx.py:12",
+            "reason": "could not import 'onnxruntime': No module named 'onnxruntime'",
+        },
     ]
     assert sum(s["count"] for s in skips) == gpu_check.parse_pytest_counts(QUIET)["skipped"]
     assert gpu_check.parse_skip_reasons(VERBOSE) == []

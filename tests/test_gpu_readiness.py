@@ -97,6 +97,7 @@ def _counting_namespace():
             if attr == "asarray" and isinstance(args[0], (np.ndarray, np.generic)):
                 COUNTS["to_device"] += 1
             return wrap(found(*args, **kwargs))
+
         return call
 
     module.__getattr__ = __getattr__
@@ -171,8 +172,11 @@ def test_losses_and_optimizers_never_call_clip():
         path = os.path.join(ROOT, "src", "xpnn", name)
         with open(path) as f:
             tree = ast.parse(f.read())
-        calls = [node.lineno for node in ast.walk(tree)
-                 if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "clip"]
+        calls = [
+            node.lineno
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "clip"
+        ]
         assert calls == [], f"{name} calls clip at lines {calls}"
 
 
@@ -199,13 +203,24 @@ def test_fit_names_a_bad_id_with_its_sample():
     model = _embedder().compile("softmax_cross_entropy", "sgd")
     X = np.zeros((6, 5), dtype=np.int64)
     X[4, 2] = 10
-    with pytest.raises(IndexError, match=r"^fit: X must hold ids in \[0, 10\) \(the ids of Embedding\(num_embeddings="
-                                         r"10.*\), found 10 at index \(4, 2\)$"):
+    with pytest.raises(
+        IndexError,
+        match=r"^fit: X must hold ids in \[0, 10\) \(the ids of Embedding\(num_embeddings="
+        r"10.*\), found 10 at index \(4, 2\)$",
+    ):
         model.fit(X, np.zeros(6, dtype=np.int64), epochs=1, verbose=0)
-    with pytest.raises(IndexError, match=r"^fit: validation_data\[0\] must hold ids in \[0, 10\).* found -1 at index "
-                                         r"\(0, 0\)$"):
-        model.fit(np.zeros((6, 5), dtype=np.int64), np.zeros(6, dtype=np.int64), epochs=1, verbose=0,
-                  validation_data=(-np.ones((2, 5), dtype=np.int64), np.zeros(2, dtype=np.int64)))
+    with pytest.raises(
+        IndexError,
+        match=r"^fit: validation_data\[0\] must hold ids in \[0, 10\).* found -1 at index "
+        r"\(0, 0\)$",
+    ):
+        model.fit(
+            np.zeros((6, 5), dtype=np.int64),
+            np.zeros(6, dtype=np.int64),
+            epochs=1,
+            verbose=0,
+            validation_data=(-np.ones((2, 5), dtype=np.int64), np.zeros(2, dtype=np.int64)),
+        )
     with pytest.raises(IndexError, match=r"^predict: X must hold ids in \[0, 10\)"):
         model.predict(X)
 
@@ -243,7 +258,7 @@ def test_bernoulli_copies_booleans_and_casts_on_the_device(backend):
     assert seen == [(np.dtype(bool), None)]  # one byte per element crosses, not four
     assert mask.dtype == backend.dtype("float32")
     # the same numbers as drawing a float mask on the host (and so on every backend)
-    expected = (np.random.Generator(np.random.PCG64(5)).random(size=(50, 7), dtype=np.float32) < 0.8)
+    expected = np.random.Generator(np.random.PCG64(5)).random(size=(50, 7), dtype=np.float32) < 0.8
     np.testing.assert_array_equal(backend.to_numpy(mask), expected.astype(np.float32))
 
 
@@ -303,8 +318,7 @@ def fake_cupy(monkeypatch):
     _FakeDevice.current = 0
     cupy = types.ModuleType("cupy")
     cupy.ndarray = _FakeArray
-    cupy.cuda = types.SimpleNamespace(Device=_FakeDevice,
-                                      runtime=types.SimpleNamespace(getDeviceCount=lambda: 2))
+    cupy.cuda = types.SimpleNamespace(Device=_FakeDevice, runtime=types.SimpleNamespace(getDeviceCount=lambda: 2))
     xp = types.ModuleType("array_api_compat.cupy")
     for name in ("zeros", "ones", "empty", "full", "arange", "asarray"):
         make = getattr(array_api_compat.numpy, name)
@@ -323,9 +337,16 @@ def fake_cupy(monkeypatch):
 def test_cupy_backend_creates_arrays_on_its_own_gpu(fake_cupy):
     b1 = xpnn.get_backend("cupy", "cuda:1")
     assert b1.device_name == "cuda:1" and _FakeDevice.current == 0
-    made = [b1.asarray(np.ones(3)), b1.zeros((2,)), b1.xp.zeros((2,), device=b1.device),
-            b1.xp.ones((2,)), b1.xp.arange(3), b1.rng(0).normal((2, 2)), b1.rng(0).bernoulli((4,), 0.5),
-            b1.rng(0).permutation(4)]
+    made = [
+        b1.asarray(np.ones(3)),
+        b1.zeros((2,)),
+        b1.xp.zeros((2,), device=b1.device),
+        b1.xp.ones((2,)),
+        b1.xp.arange(3),
+        b1.rng(0).normal((2, 2)),
+        b1.rng(0).bernoulli((4,), 0.5),
+        b1.rng(0).permutation(4),
+    ]
     assert [a.device.id for a in made] == [1] * len(made)
     assert _FakeDevice.current == 0  # each creation restores the current device
     assert b1.xp.reshape is fake_cupy.reshape  # what creates nothing is the library's own function
@@ -340,8 +361,15 @@ def test_backend_of_a_cupy_array_is_the_backend_of_its_gpu(fake_cupy):
 
 
 def test_cupy_device_index_resolution():
-    assert [cupy_mod._device_index(d) for d in (None, 1, "1", "cuda", "cuda:1", "gpu:0", _FakeDevice(1))] == \
-        [0, 1, 1, 0, 1, 0, 1]
+    assert [cupy_mod._device_index(d) for d in (None, 1, "1", "cuda", "cuda:1", "gpu:0", _FakeDevice(1))] == [
+        0,
+        1,
+        1,
+        0,
+        1,
+        0,
+        1,
+    ]
     for bad in ("cuda:x", True, -1, "tpu"):
         with pytest.raises(ValueError, match="device must be a GPU index"):
             cupy_mod._device_index(bad)
@@ -418,8 +446,9 @@ def test_rank0_whose_unique_id_fails_still_joins_the_bcast(monkeypatch, fresh_nc
 
 def test_nccl_on_every_rank_is_used_without_a_warning(monkeypatch, fresh_nccl_warning):
     made = []
-    nccl = types.SimpleNamespace(available=True, get_unique_id=lambda: b"id",
-                                 NcclCommunicator=lambda *args: made.append(args) or object())
+    nccl = types.SimpleNamespace(
+        available=True, get_unique_id=lambda: b"id", NcclCommunicator=lambda *args: made.append(args) or object()
+    )
     monkeypatch.setattr(cupy_mod, "_load_nccl", lambda: (nccl, None))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -467,11 +496,17 @@ def test_probe_expected_failures_are_quiet_and_others_are_flagged():
         raise DeprecationWarning("turned into an error by filterwarnings")
 
     assert conftest.probe_gpu(lambda: None) == (None, False, "")
-    assert conftest.probe_gpu(missing) == ('RuntimeError: backend "cupy" needs CuPy: pip install "xpnn[cuda12]"',
-                                           False, "")
+    assert conftest.probe_gpu(missing) == (
+        'RuntimeError: backend "cupy" needs CuPy: pip install "xpnn[cuda12]"',
+        False,
+        "",
+    )
     assert conftest.probe_gpu(broken) == ("AttributeError: module 'cupy' has no attribute 'cuda'", True, "")
-    assert conftest.probe_gpu(raises_a_warning) == ("DeprecationWarning: turned into an error by filterwarnings",
-                                                    True, "")
+    assert conftest.probe_gpu(raises_a_warning) == (
+        "DeprecationWarning: turned into an error by filterwarnings",
+        True,
+        "",
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # as the suite's filterwarnings: the probe must not turn it into a skip
         assert conftest.probe_gpu(warns_then_works) == (None, False, "UserWarning: CUDA path could not be detected")
@@ -506,9 +541,23 @@ def test_require_gpu_makes_a_missing_gpu_an_error(tmp_path):
         pytest.skip("CuPy starts here: nothing to refuse")
     env = dict(os.environ, XPNN_REQUIRE_GPU="cupy")
     env.pop("XPNN_TEST_BACKEND", None)
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--co",
-                           os.path.join(ROOT, "tests", "test_gpu_readiness.py")],
-                          capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--co",
+            os.path.join(ROOT, "tests", "test_gpu_readiness.py"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env=env,
+    )
     assert proc.returncode == 4, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "XPNN_REQUIRE_GPU is set, but these GPU backends cannot start here: cupy: RuntimeError" in proc.stderr
 
@@ -533,8 +582,12 @@ def harness(monkeypatch):
 
 
 def test_benchmark_reports_reserved_and_live_for_torch(harness, monkeypatch):
-    cuda = types.SimpleNamespace(reset_peak_memory_stats=lambda: None, memory_allocated=lambda: 2**20,
-                                 max_memory_reserved=lambda: 64 * 2**20, max_memory_allocated=lambda: 40 * 2**20)
+    cuda = types.SimpleNamespace(
+        reset_peak_memory_stats=lambda: None,
+        memory_allocated=lambda: 2**20,
+        max_memory_reserved=lambda: 64 * 2**20,
+        max_memory_allocated=lambda: 40 * 2**20,
+    )
     monkeypatch.setitem(sys.modules, "torch", types.SimpleNamespace(cuda=cuda))
     gpu = harness.GpuMemory("torch-cuda")
     gpu.reset()
@@ -555,8 +608,7 @@ def test_benchmark_reports_reserved_and_live_for_cupy(harness, monkeypatch):
         def __exit__(self, *exc):
             Hook.active.remove(self)
 
-    pool = types.SimpleNamespace(free_all_blocks=lambda: None, used_bytes=lambda: 2**20,
-                                 total_bytes=lambda: 96 * 2**20)
+    pool = types.SimpleNamespace(free_all_blocks=lambda: None, used_bytes=lambda: 2**20, total_bytes=lambda: 96 * 2**20)
     cupy = types.SimpleNamespace(get_default_memory_pool=lambda: pool, cuda=types.SimpleNamespace(MemoryHook=Hook))
     monkeypatch.setitem(sys.modules, "cupy", cupy)
     gpu = harness.GpuMemory("cupy")
@@ -580,8 +632,13 @@ def test_benchmark_report_shows_both_gpu_memory_columns(monkeypatch):
     with open(os.path.join(ROOT, "benchmarks", "results", "cpu-2core-2026-11-29.json")) as f:
         data = json.load(f)  # a real record, its one xpnn row moved to a GPU
     row = next(r for r in data["results"] if r["impl"] == "xpnn" and r["status"] == "ok" and r["case"] == "mlp-b128")
-    row = dict(row, device="gpu", backend="cupy", label="xpnn (cupy)",
-               memory={"extra_rss_mib": 10.0, "gpu_reserved_peak_mib": 96.0, "gpu_live_peak_mib": 41.0})
+    row = dict(
+        row,
+        device="gpu",
+        backend="cupy",
+        label="xpnn (cupy)",
+        memory={"extra_rss_mib": 10.0, "gpu_reserved_peak_mib": 96.0, "gpu_live_peak_mib": 41.0},
+    )
     text = report.render(dict(data, results=[row], gemm_peak=[]))
     header = next(line for line in text.splitlines() if line.startswith("| case |"))
     assert header.endswith("| extra RSS MiB | GPU reserved MiB | GPU live MiB |")

@@ -12,12 +12,21 @@ from hypothesis import strategies as st
 import xpnn
 from xpnn import gradcheck
 from xpnn.layers import (
-    ELU, GELU, Dense, Dropout, Flatten, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh,
+    ELU,
+    GELU,
+    Dense,
+    Dropout,
+    Flatten,
+    Identity,
+    LeakyReLU,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
 )
 
 TOL = 1e-6
-SHAPE_SETTINGS = settings(max_examples=10, deadline=None,
-                          suppress_health_check=[HealthCheck.function_scoped_fixture])
+SHAPE_SETTINGS = settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 # name -> factory taking the feature count (every layer of xpnn.layers is also checked
 # in test_layer_contract.py; these add the variants and shapes of the 2-D layers)

@@ -83,7 +83,8 @@ def test_update_ratio_is_the_step_actually_taken():
     # the weight norm is that of all the layer's params after the step
     W, b = (np.array(model.backend.to_numpy(model.layers[2].params[k])) for k in ("W", "b"))
     assert monitor.history["weight_norm"]["2:Dense(8, 2)"][-1] == pytest.approx(
-        math.sqrt((W ** 2).sum() + (b ** 2).sum()), rel=1e-5)
+        math.sqrt((W**2).sum() + (b**2).sum()), rel=1e-5
+    )
 
 
 def test_every_records_every_nth_batch_and_still_measures_one_step():
@@ -104,8 +105,9 @@ def test_every_records_every_nth_batch_and_still_measures_one_step():
 def test_dead_relus_are_detected(backend):
     X, y = data()
     # a bias of -20 puts every pre-activation far below 0: the ReLU never fires
-    model = Sequential([Dense(16, 32, bias_init=init.normal(1e-3, mean=-20.0)), ReLU(), Dense(32, 2)],
-                       backend=backend).compile("softmax_cross_entropy", xpnn.SGD(lr=0.1))
+    model = Sequential(
+        [Dense(16, 32, bias_init=init.normal(1e-3, mean=-20.0)), ReLU(), Dense(32, 2)], backend=backend
+    ).compile("softmax_cross_entropy", xpnn.SGD(lr=0.1))
     monitor = GradientMonitor()
     with pytest.warns(GradientWarning) as caught:
         model.fit(X, y, epochs=1, batch_size=32, callbacks=[monitor], verbose=0)
@@ -120,8 +122,9 @@ def test_dead_relus_are_detected(backend):
 
 def test_dead_fraction_matches_the_relu_mask():
     X, y = data()
-    model = Sequential([Dense(16, 64, bias_init=init.normal(1.0, mean=-1.5)), ReLU(), Dense(64, 2)],
-                       seed=3).compile("softmax_cross_entropy", xpnn.SGD(lr=0.01))
+    model = Sequential([Dense(16, 64, bias_init=init.normal(1.0, mean=-1.5)), ReLU(), Dense(64, 2)], seed=3).compile(
+        "softmax_cross_entropy", xpnn.SGD(lr=0.01)
+    )
     before = model.get_weights()
     monitor = GradientMonitor()
     model.fit(X, y, epochs=1, batch_size=None, callbacks=[monitor], verbose=0, shuffle=False)  # one step
@@ -150,7 +153,8 @@ def test_exploding_gradients_are_detected():
 def test_a_steady_run_does_not_trip_the_growth_check():
     X, y = data()
     model = Sequential([Dense(16, 16, init="he_normal"), ReLU(), Dense(16, 2)]).compile(
-        "softmax_cross_entropy", xpnn.Adam(lr=0.01))
+        "softmax_cross_entropy", xpnn.Adam(lr=0.01)
+    )
     monitor = GradientMonitor(window=2)
     model.fit(X, y, epochs=5, batch_size=16, callbacks=[monitor], verbose=0)
     assert monitor.warnings == []
@@ -191,13 +195,16 @@ def test_plot_before_training_is_a_clear_error():
         GradientMonitor().plot()
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"every": 0}, "every must be a positive integer, found 0"),
-    ({"every": 1.5}, "every must be a positive integer"),
-    ({"vanish_ratio": -1}, "vanish_ratio must be a number > 0"),
-    ({"dead_fraction": 1.5}, r"dead_fraction must be a number in \(0, 1\]"),
-    ({"window": 0}, "window must be a positive integer"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"every": 0}, "every must be a positive integer, found 0"),
+        ({"every": 1.5}, "every must be a positive integer"),
+        ({"vanish_ratio": -1}, "vanish_ratio must be a number > 0"),
+        ({"dead_fraction": 1.5}, r"dead_fraction must be a number in \(0, 1\]"),
+        ({"window": 0}, "window must be a positive integer"),
+    ],
+)
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         GradientMonitor(**kwargs)

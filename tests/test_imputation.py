@@ -32,8 +32,9 @@ def with_nans(rng, n, k, fraction=0.25, values=None):
 # ---- SimpleImputer ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("strategy, fill", [("mean", 7 / 3), ("median", 3.0), ("most_frequent", 3.0),
-                                             ("constant", -1.0)])
+@pytest.mark.parametrize(
+    "strategy, fill", [("mean", 7 / 3), ("median", 3.0), ("most_frequent", 3.0), ("constant", -1.0)]
+)
 def test_simple_imputer_by_hand(backend, strategy, fill):
     # column 0: [1, NaN, 3, 3]; column 1 has nothing missing and keeps its values
     X = backend.asarray(np.array([[1.0, 5.0], [np.nan, 6.0], [3.0, 7.0], [3.0, 8.0]]))
@@ -101,30 +102,41 @@ def test_simple_imputer_add_indicator_marks_the_missing_cells(backend):
 def test_simple_imputer_errors(backend):
     X = backend.asarray(np.array([[1.0, np.nan, np.nan], [2.0, np.nan, 3.0]]))
     for strategy in ("mean", "median", "most_frequent"):
-        with pytest.raises(ValueError, match=rf"SimpleImputer.fit: column 1 of X \(counting from 0\) has no values, "
-                                             rf"only NaN \(missing\), so strategy '{strategy}' cannot be computed; "
-                                             rf"drop it from X"):
+        with pytest.raises(
+            ValueError,
+            match=rf"SimpleImputer.fit: column 1 of X \(counting from 0\) has no values, "
+            rf"only NaN \(missing\), so strategy '{strategy}' cannot be computed; "
+            rf"drop it from X",
+        ):
             SimpleImputer(strategy).fit(X)
     both = backend.asarray(np.full((2, 3), np.nan))
     with pytest.raises(ValueError, match=r"columns 0, 1, 2 of X \(counting from 0\) have no values"):
         SimpleImputer().fit(both)
-    with pytest.raises(ValueError, match="SimpleImputer: strategy must be one of 'mean', 'median', 'most_frequent', "
-                                         "'constant', found 'mode'"):
+    with pytest.raises(
+        ValueError,
+        match="SimpleImputer: strategy must be one of 'mean', 'median', 'most_frequent', 'constant', found 'mode'",
+    ):
         SimpleImputer("mode")
-    with pytest.raises(ValueError, match="SimpleImputer: fill_value is used only with strategy='constant', "
-                                         "found strategy 'mean' and fill_value=0"):
+    with pytest.raises(
+        ValueError,
+        match="SimpleImputer: fill_value is used only with strategy='constant', found strategy 'mean' and fill_value=0",
+    ):
         SimpleImputer("mean", fill_value=0)
     with pytest.raises(ValueError, match="SimpleImputer: fill_value must be a finite number, found nan"):
         SimpleImputer("constant", fill_value=float("nan"))
     with pytest.raises(ValueError, match="SimpleImputer: add_indicator must be True or False, found 1"):
         SimpleImputer(add_indicator=1)
     imputer = SimpleImputer()
-    with pytest.raises(NotFittedError, match=r"SimpleImputer.transform: this SimpleImputer is not fitted yet; "
-                                             r"call fit\(X\)"):
+    with pytest.raises(
+        NotFittedError,
+        match=r"SimpleImputer.transform: this SimpleImputer is not fitted yet; "
+        r"call fit\(X\)",
+    ):
         imputer.transform(X)
     imputer.fit(backend.asarray(np.ones((3, 2))))
-    with pytest.raises(ValueError, match="SimpleImputer.transform: X has 3 features, but SimpleImputer was fitted "
-                                         "with 2 features"):
+    with pytest.raises(
+        ValueError, match="SimpleImputer.transform: X has 3 features, but SimpleImputer was fitted with 2 features"
+    ):
         imputer.transform(X)
     assert not hasattr(imputer, "inverse_transform")  # nothing to undo: which values were filled is lost
 
@@ -162,8 +174,10 @@ def test_robust_scaler_by_hand(backend):
     np.testing.assert_allclose(host(backend, scaler.inverse_transform(Y)), host(backend, X))
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"quantile_range": (10, 90)}, {"with_centering": False},
-                                    {"with_scaling": False}, {"unit_variance": True}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"quantile_range": (10, 90)}, {"with_centering": False}, {"with_scaling": False}, {"unit_variance": True}],
+)
 def test_robust_scaler_matches_sklearn(backend, kwargs):
     rng = np.random.default_rng(3)
     for n, k in ((1, 1), (2, 2), (7, 3), (50, 5)):
@@ -177,14 +191,18 @@ def test_robust_scaler_matches_sklearn(backend, kwargs):
             np.testing.assert_allclose(host(backend, ours.scale_), theirs.scale_, rtol=1e-13)
         Z = with_nans(rng, 4, k)
         # NaN is kept by both
-        np.testing.assert_allclose(host(backend, ours.transform(backend.asarray(Z))), theirs.transform(Z),
-                                   rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(
+            host(backend, ours.transform(backend.asarray(Z))), theirs.transform(Z), rtol=1e-12, atol=1e-12
+        )
 
 
 def test_robust_scaler_errors(backend):
     for bad in [(75, 25), (0, 101), (-1, 50), (50, 50), (1, 2, 3), "25-75", None]:
-        with pytest.raises(ValueError, match=r"RobustScaler: quantile_range must be a pair \(low, high\) of "
-                                             r"percentages with 0 <= low < high <= 100, such as \(25, 75\)"):
+        with pytest.raises(
+            ValueError,
+            match=r"RobustScaler: quantile_range must be a pair \(low, high\) of "
+            r"percentages with 0 <= low < high <= 100, such as \(25, 75\)",
+        ):
             RobustScaler(quantile_range=bad)
     with pytest.raises(ValueError, match=r"RobustScaler: unit_variance=True needs quantile_range inside \(0, 100\)"):
         RobustScaler(quantile_range=(0, 100), unit_variance=True)
@@ -193,8 +211,9 @@ def test_robust_scaler_errors(backend):
     with pytest.raises(NotFittedError, match="RobustScaler.inverse_transform: this RobustScaler is not fitted yet"):
         RobustScaler().inverse_transform(backend.asarray(np.ones((2, 2))))
     scaler = RobustScaler().fit(backend.asarray(np.ones((2, 2))))
-    with pytest.raises(ValueError, match="RobustScaler.transform: X has 3 features, but RobustScaler was fitted "
-                                         "with 2 features"):
+    with pytest.raises(
+        ValueError, match="RobustScaler.transform: X has 3 features, but RobustScaler was fitted with 2 features"
+    ):
         scaler.transform(backend.asarray(np.ones((2, 3))))
 
 
@@ -251,8 +270,9 @@ def test_outlier_clipper_errors_and_saving(backend):
         OutlierClipper().transform(backend.asarray(np.ones((2, 2))))
     X = backend.asarray(np.arange(12.0).reshape(6, 2))
     clipper = OutlierClipper("zscore", threshold=0.5).fit(X)
-    with pytest.raises(ValueError, match="OutlierClipper.transform: X has 1 features, but OutlierClipper was "
-                                         "fitted with 2 features"):
+    with pytest.raises(
+        ValueError, match="OutlierClipper.transform: X has 1 features, but OutlierClipper was fitted with 2 features"
+    ):
         clipper.transform(X[:, :1])
     restored = OutlierClipper.from_dict(json.loads(json.dumps(clipper.to_dict())), backend=backend)
     assert restored.config() == {"method": "zscore", "quantile_range": [1.0, 99.0], "threshold": 0.5}

@@ -13,17 +13,19 @@ import xpnn
 from xpnn import init
 from xpnn.backends import get_backend
 
-
 # ---- fans ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("shape, expected", [
-    ((784, 128), (784, 128)),          # Dense W: (in, out)
-    ((16, 3, 5, 5), (3 * 25, 16 * 25)),  # conv2d W: (out, in, kh, kw)
-    ((8, 4, 3), (4 * 3, 8 * 3)),       # conv1d W: (out, in, k)
-    ((2, 6, 3, 3, 3), (6 * 27, 2 * 27)),  # conv3d
-    ((10,), (10, 10)),
-])
+@pytest.mark.parametrize(
+    "shape, expected",
+    [
+        ((784, 128), (784, 128)),  # Dense W: (in, out)
+        ((16, 3, 5, 5), (3 * 25, 16 * 25)),  # conv2d W: (out, in, kh, kw)
+        ((8, 4, 3), (4 * 3, 8 * 3)),  # conv1d W: (out, in, k)
+        ((2, 6, 3, 3, 3), (6 * 27, 2 * 27)),  # conv3d
+        ((10,), (10, 10)),
+    ],
+)
 def test_fans(shape, expected):
     assert init.fans(shape) == expected
 
@@ -64,14 +66,16 @@ def test_name_of_round_trips(name):
     assert init.get(init.name_of(fn)) is fn
 
 
-@pytest.mark.parametrize("fn", [init.normal(0.05), init.normal(0.1, mean=2.0), init.uniform(0.3), init.normal()],
-                         ids=lambda f: f.__name__)
+@pytest.mark.parametrize(
+    "fn", [init.normal(0.05), init.normal(0.1, mean=2.0), init.uniform(0.3), init.normal()], ids=lambda f: f.__name__
+)
 def test_factory_names_load_back(fn):
     """A saved config names ``normal(0.05)`` as "normal(std=0.05)": get() must rebuild it."""
     again = init.get(init.name_of(fn))
     b = get_backend("numpy")
-    np.testing.assert_array_equal(np.asarray(again(b.rng(0), (4, 3), "float64")),
-                                  np.asarray(fn(b.rng(0), (4, 3), "float64")))
+    np.testing.assert_array_equal(
+        np.asarray(again(b.rng(0), (4, 3), "float64")), np.asarray(fn(b.rng(0), (4, 3), "float64"))
+    )
     layer = xpnn.Dense(3, 2, init=fn)
     assert xpnn.Dense(**layer.config()).config() == layer.config()
 
@@ -111,8 +115,9 @@ STATS = [
 ]
 
 
-@pytest.mark.parametrize("fn, shape, kind, scale", STATS,
-                         ids=[f"{getattr(f, '__name__', f)}-{len(s)}d" for f, s, _, _ in STATS])
+@pytest.mark.parametrize(
+    "fn, shape, kind, scale", STATS, ids=[f"{getattr(f, '__name__', f)}-{len(s)}d" for f, s, _, _ in STATS]
+)
 def test_draw_statistics(fn, shape, kind, scale):
     backend = get_backend("numpy")
     W = np.asarray(fn(backend.rng(0), shape, "float64"))
@@ -154,8 +159,9 @@ def test_dense_weights_same_on_every_backend(backend):
 
 def test_different_seeds_differ():
     b = get_backend("numpy")
-    assert not np.array_equal(np.asarray(init.he_normal(b.rng(1), (5, 5), "float32")),
-                              np.asarray(init.he_normal(b.rng(2), (5, 5), "float32")))
+    assert not np.array_equal(
+        np.asarray(init.he_normal(b.rng(1), (5, 5), "float32")), np.asarray(init.he_normal(b.rng(2), (5, 5), "float32"))
+    )
 
 
 # ---- callables and bad names ---------------------------------------------------------------

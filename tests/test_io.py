@@ -72,8 +72,9 @@ def test_round_trip_gives_identical_predictions(tmp_path, backend):
 
 def test_neural_network_round_trip(tmp_path):
     X, y = blobs()
-    model = NeuralNetwork(4, [6, 5], 3, activation=LeakyReLU(0.2), output_activation="softmax",
-                          seed=2).compile("cross_entropy", xpnn.SGD(lr=0.1, momentum=0.9))
+    model = NeuralNetwork(4, [6, 5], 3, activation=LeakyReLU(0.2), output_activation="softmax", seed=2).compile(
+        "cross_entropy", xpnn.SGD(lr=0.1, momentum=0.9)
+    )
     model.fit(X, y, epochs=2, verbose=0)
     model.save(tmp_path / "nn.safetensors")
     loaded = xpnn.load(tmp_path / "nn.safetensors")
@@ -134,8 +135,9 @@ def test_exact_resume(tmp_path, backend, how):
         first.fit(X, y, epochs=k, batch_size=8, shuffle=True, verbose=0)
         first.save(path)
     else:
-        first.fit(X, y, epochs=k, batch_size=8, shuffle=True, verbose=0,
-                  callbacks=[ModelCheckpoint(path, monitor="loss")])
+        first.fit(
+            X, y, epochs=k, batch_size=8, shuffle=True, verbose=0, callbacks=[ModelCheckpoint(path, monitor="loss")]
+        )
     resumed = xpnn.load(path, backend=backend)
     assert resumed.epochs_trained == k
     h_rest = resumed.fit(X, y, epochs=N, initial_epoch=k, batch_size=8, shuffle=True, verbose=0)
@@ -173,15 +175,20 @@ def test_file_is_plain_safetensors_without_pickle(tmp_path):
     raw = path.read_bytes()
     # safetensors layout: 8-byte little-endian header length, a JSON header, raw tensor bytes
     (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + n])
+    header = json.loads(raw[8 : 8 + n])
     assert not raw.startswith(b"\x80")  # a pickle starts with the PROTO opcode
     assert header["__metadata__"]["format"] == "xpnn-2"
     with safe_open(str(path), framework="numpy") as fh:
         keys = set(fh.keys())
         meta = fh.metadata()
         W = fh.get_tensor("layer.0.W")
-    assert keys == {"layer.0.W", "layer.0.b", "layer.3.W", "layer.3.b", *(f"optimizer.{s}.{i}"
-                    for s in ("m", "v") for i in range(4))}
+    assert keys == {
+        "layer.0.W",
+        "layer.0.b",
+        "layer.3.W",
+        "layer.3.b",
+        *(f"optimizer.{s}.{i}" for s in ("m", "v") for i in range(4)),
+    }
     np.testing.assert_array_equal(W, weights(model)[0])
     config = json.loads(meta["xpnn"])
     assert config["class"] == "Sequential" and config["seed"] == 5
@@ -259,8 +266,12 @@ def test_damaged_model_files(tmp_path):
 
     def unknown_layer(config):
         config["class"] = "Sequential"
-        config["config"] = {"layers": [{"class": "Dense", "config": {"in_features": 4, "out_features": 3}},
-                                       {"class": "Mystery", "config": {}}]}
+        config["config"] = {
+            "layers": [
+                {"class": "Dense", "config": {"in_features": 4, "out_features": 3}},
+                {"class": "Mystery", "config": {}},
+            ]
+        }
 
     _rewrite(good, bad, change_config=unknown_layer)
     with pytest.raises(ValueError, match="unknown layer class 'Mystery'"):
@@ -300,6 +311,8 @@ def test_a_model_class_whose_config_does_not_rebuild_it_is_refused_at_save(tmp_p
             super().__init__([Dense(4, width), ReLU(), Dense(width, 3)], **kw)
 
     monkeypatch.setitem(xpnn.layers.LAYERS, "Wide", Wide)
-    with pytest.raises(ValueError, match=r"Wide\.config\(\) returns .* its constructor cannot take them.*override config"):
+    with pytest.raises(
+        ValueError, match=r"Wide\.config\(\) returns .* its constructor cannot take them.*override config"
+    ):
         Wide(8).save(tmp_path / "m.safetensors")
     assert list(tmp_path.iterdir()) == []

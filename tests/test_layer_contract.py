@@ -22,24 +22,56 @@ import numpy as np
 import pytest
 
 import xpnn
-from xpnn.layers import (LAYERS, ELU, GELU, GRU, LSTM, AvgPool2D, BatchNorm1D, BatchNorm2D, Container, Conv1D, Conv2D,
-                         Dense, Dropout, Embedding, Flatten, GlobalAvgPool2D, Identity, LayerNorm, LeakyReLU, MaxPool2D,
-                         MultiHeadSelfAttention, PositionalEncoding, ReLU, Residual, SequencePool, Sigmoid, SimpleRNN,
-                         Softmax, Tanh, TimeDistributed, TransformerEncoderBlock)
+from xpnn.layers import (
+    ELU,
+    GELU,
+    GRU,
+    LAYERS,
+    LSTM,
+    AvgPool2D,
+    BatchNorm1D,
+    BatchNorm2D,
+    Container,
+    Conv1D,
+    Conv2D,
+    Dense,
+    Dropout,
+    Embedding,
+    Flatten,
+    GlobalAvgPool2D,
+    Identity,
+    LayerNorm,
+    LeakyReLU,
+    MaxPool2D,
+    MultiHeadSelfAttention,
+    PositionalEncoding,
+    ReLU,
+    Residual,
+    SequencePool,
+    Sigmoid,
+    SimpleRNN,
+    Softmax,
+    Tanh,
+    TimeDistributed,
+    TransformerEncoderBlock,
+)
 
 TOL = 1e-6
 
 
 def _floats(shape):
     """Inputs with |x| in [0.2, 2]: away from the kinks of ReLU-like layers at 0."""
+
     def make(rng):
         return rng.uniform(0.2, 2.0, size=shape) * rng.choice([-1.0, 1.0], size=shape)
+
     return make
 
 
 def _ids(shape, high):
     def make(rng):
         return rng.integers(0, high, size=shape)
+
     return make
 
 
@@ -77,10 +109,16 @@ CASES = {
     "SimpleRNN": (lambda b, d: SimpleRNN(3, 4), _floats((2, 3, 3)), ()),
     "LSTM": (lambda b, d: LSTM(3, 4, return_sequences=True), _floats((2, 3, 3)), ()),
     "GRU": (lambda b, d: GRU(3, 4), _floats((2, 3, 3)), ()),
-    "Sequential": (lambda b, d: xpnn.Sequential([Dense(4, 5), ReLU(), Residual(Dense(5, 5), Tanh())], backend=b,
-                                                   dtype=d),
-                   _floats((3, 4)), ()),
-    "NeuralNetwork": (lambda b, d: xpnn.NeuralNetwork(4, [5], 3, activation="tanh", backend=b, dtype=d), _floats((3, 4)), ()),
+    "Sequential": (
+        lambda b, d: xpnn.Sequential([Dense(4, 5), ReLU(), Residual(Dense(5, 5), Tanh())], backend=b, dtype=d),
+        _floats((3, 4)),
+        (),
+    ),
+    "NeuralNetwork": (
+        lambda b, d: xpnn.NeuralNetwork(4, [5], 3, activation="tanh", backend=b, dtype=d),
+        _floats((3, 4)),
+        (),
+    ),
 }
 NAMES = sorted(CASES)
 
@@ -222,5 +260,6 @@ def test_inside_nested_containers_it_computes_the_same(backend, name):
         np.testing.assert_allclose(backend.to_numpy(dX_nested), backend.to_numpy(dX_top), rtol=1e-12, atol=1e-12)
     nested_params = nested.named_params()
     for key, h in top.named_params().items():
-        np.testing.assert_allclose(backend.to_numpy(nested_params[f"0.0.{key}"].grad), backend.to_numpy(h.grad),
-                                   rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(
+            backend.to_numpy(nested_params[f"0.0.{key}"].grad), backend.to_numpy(h.grad), rtol=1e-12, atol=1e-12
+        )

@@ -17,14 +17,25 @@ from hypothesis import strategies as st
 
 import xpnn
 from xpnn.backends import get_backend
-from xpnn.layers import (
-    ACTIVATIONS, ELU, GELU, Dense, Dropout, Flatten, Identity, Layer, LeakyReLU, ReLU, Sigmoid,
-    Softmax, Tanh, get_activation,
-)
 from xpnn.functional import log_softmax, sigmoid, softmax
+from xpnn.layers import (
+    ACTIVATIONS,
+    ELU,
+    GELU,
+    Dense,
+    Dropout,
+    Flatten,
+    Identity,
+    Layer,
+    LeakyReLU,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+    get_activation,
+)
 
-SHAPE_SETTINGS = settings(max_examples=10, deadline=None,
-                          suppress_health_check=[HealthCheck.function_scoped_fixture])
+SHAPE_SETTINGS = settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def np_softmax(x):
@@ -283,19 +294,24 @@ def test_dense_shape_mismatch_message(backend):
 def test_dense_rank_mismatch_messages(backend):
     with pytest.raises(ValueError, match=r"^Dense\(3, 2\)\.forward: X has shape \(4, 3, 1\), expected \(batch, 3\)$"):
         Dense(3, 2).forward(backend.asarray(np.zeros((4, 3, 1)), dtype="float32"))
-    with pytest.raises(ValueError, match=r"^Dense\(None, 2\)\.forward: X has shape \(3,\), expected \(batch, in_features\)$"):
+    with pytest.raises(
+        ValueError, match=r"^Dense\(None, 2\)\.forward: X has shape \(3,\), expected \(batch, in_features\)$"
+    ):
         Dense(2).forward(backend.asarray(np.zeros(3), dtype="float32"))
 
 
-@pytest.mark.parametrize("args, message", [
-    ((0,), "out_features must be a positive integer, found 0"),
-    ((3, -1), "out_features must be a positive integer, found -1"),
-    ((2.5,), "out_features must be a positive integer, found 2.5"),
-    ((True, 3), "in_features must be a positive integer or None (taken from the first input), found True"),
-    ((0, 3), "in_features must be a positive integer or None (taken from the first input), found 0"),
-    ((3, np.int64(0)), f"out_features must be a positive integer, found {np.int64(0)!r}"),
-    (("10",), "out_features must be a positive integer, found '10'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ((0,), "out_features must be a positive integer, found 0"),
+        ((3, -1), "out_features must be a positive integer, found -1"),
+        ((2.5,), "out_features must be a positive integer, found 2.5"),
+        ((True, 3), "in_features must be a positive integer or None (taken from the first input), found True"),
+        ((0, 3), "in_features must be a positive integer or None (taken from the first input), found 0"),
+        ((3, np.int64(0)), f"out_features must be a positive integer, found {np.int64(0)!r}"),
+        (("10",), "out_features must be a positive integer, found '10'"),
+    ],
+)
 def test_dense_bad_sizes(args, message):
     with pytest.raises(ValueError) as err:
         Dense(*args)
@@ -380,8 +396,9 @@ def test_dropout_inference_draws_no_mask(backend):
     X = backend.asarray(np.ones((8, 10)), dtype="float32")
     a, b = _dropout(backend, 0.5, seed=5, dtype="float32"), _dropout(backend, 0.5, seed=5, dtype="float32")
     a.forward(X)
-    np.testing.assert_array_equal(backend.to_numpy(a.forward(X, training=True)),
-                                  backend.to_numpy(b.forward(X, training=True)))
+    np.testing.assert_array_equal(
+        backend.to_numpy(a.forward(X, training=True)), backend.to_numpy(b.forward(X, training=True))
+    )
 
 
 def test_dropout_rate_zero_is_identity_in_training(backend):
@@ -447,8 +464,9 @@ def test_dropout_backward_draws_nothing(backend):
     a.forward(X, training=True)
     a.backward(backend.xp.ones_like(X))
     b.forward(X, training=True)
-    np.testing.assert_array_equal(backend.to_numpy(a.forward(X, training=True)),
-                                  backend.to_numpy(b.forward(X, training=True)))
+    np.testing.assert_array_equal(
+        backend.to_numpy(a.forward(X, training=True)), backend.to_numpy(b.forward(X, training=True))
+    )
 
 
 def test_dropout_rate_zero_backward_passes_dY(backend):

@@ -15,8 +15,7 @@ import pytest
 
 import xpnn
 
-HEAVY = ("onnx", "onnxruntime", "torch", "jax", "matplotlib", "optuna", "cmaes", "sklearn", "scipy", "mpi4py",
-         "cupy")
+HEAVY = ("onnx", "onnxruntime", "torch", "jax", "matplotlib", "optuna", "cmaes", "sklearn", "scipy", "mpi4py", "cupy")
 
 
 def fresh_python(code: str) -> dict:
@@ -36,7 +35,8 @@ def test_import_xpnn_imports_no_optional_dependency():
         "print(json.dumps({'after_import': after_import, 'lazy_loaded': 'xpnn.onnx' in sys.modules,\n"
         "                  'has_export': callable(onnx_module.export),\n"
         "                  'after_onnx': [m for m in heavy if m in sys.modules],\n"
-        "                  'same': onnx_module is sys.modules['xpnn.onnx']}))\n")
+        "                  'same': onnx_module is sys.modules['xpnn.onnx']}))\n"
+    )
     assert found["after_import"] == []
     # the module loads on access, and the onnx package still waits for export itself
     assert found["lazy_loaded"] and found["has_export"] and found["same"]
@@ -50,14 +50,25 @@ def test_readme_export_works_after_a_plain_import(tmp_path):
         "import json, xpnn\n"
         "model = xpnn.NeuralNetwork(4, 3, 2)\n"
         f"proto = xpnn.onnx.export(model, {str(path)!r})\n"
-        "print(json.dumps({'nodes': len(proto.graph.node)}))\n")
+        "print(json.dumps({'nodes': len(proto.graph.node)}))\n"
+    )
     assert found["nodes"] > 0 and path.exists()
 
 
 def test_dir_lists_the_lazy_submodules_and_the_eager_ones_still_work():
     names = dir(xpnn)
-    for name in ("onnx", "cli", "sklearn", "augmentation", "distributed", "io", "gradcheck", "model_selection",
-                 "EvolutionSearch", "DataParallel"):
+    for name in (
+        "onnx",
+        "cli",
+        "sklearn",
+        "augmentation",
+        "distributed",
+        "io",
+        "gradcheck",
+        "model_selection",
+        "EvolutionSearch",
+        "DataParallel",
+    ):
         assert name in names
     assert xpnn.distributed.DataParallel is xpnn.DataParallel  # imported eagerly, as before
     assert callable(xpnn.gradcheck) and callable(xpnn.io.load)

@@ -152,8 +152,11 @@ def test_gradcheck_classwise(backend, loss, batch, feat, labels, normalized, see
 # ---- values ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("loss, labels", [(loss, False) for loss in ALL] + [(loss, True) for loss in CLASSWISE],
-                         ids=lambda v: repr(v) if isinstance(v, Loss) else ("labels" if v else "rows"))
+@pytest.mark.parametrize(
+    "loss, labels",
+    [(loss, False) for loss in ALL] + [(loss, True) for loss in CLASSWISE],
+    ids=lambda v: repr(v) if isinstance(v, Loss) else ("labels" if v else "rows"),
+)
 def test_values_and_gradients_match_numpy(backend, loss, labels, rng):
     p, t = make_data(loss, rng, 7, 4, labels=labels, normalized=False)
     value = loss.forward(on(backend, p), on(backend, t))
@@ -235,10 +238,18 @@ def test_against_torch(backend, rng):
         (BinaryCrossEntropy(), rng.uniform(0.05, 0.95, (5, 3)), rng.uniform(0, 1, (5, 3)), F.binary_cross_entropy),
         (BCEWithLogits(), 5 * n((5, 3)), rng.uniform(0, 1, (5, 3)), F.binary_cross_entropy_with_logits),
         (SoftmaxCrossEntropy(), 3 * n((5, 4)), rng.integers(0, 4, 5), F.cross_entropy),
-        (SoftmaxCrossEntropy(0.2), 3 * n((5, 4)), rng.integers(0, 4, 5),
-         lambda x, y: F.cross_entropy(x, y, label_smoothing=0.2)),
-        (SoftmaxCrossEntropy(0.2), 3 * n((5, 4)), np_softmax(n((5, 4))),
-         lambda x, y: F.cross_entropy(x, y, label_smoothing=0.2)),
+        (
+            SoftmaxCrossEntropy(0.2),
+            3 * n((5, 4)),
+            rng.integers(0, 4, 5),
+            lambda x, y: F.cross_entropy(x, y, label_smoothing=0.2),
+        ),
+        (
+            SoftmaxCrossEntropy(0.2),
+            3 * n((5, 4)),
+            np_softmax(n((5, 4))),
+            lambda x, y: F.cross_entropy(x, y, label_smoothing=0.2),
+        ),
         (CrossEntropy(), np_softmax(n((5, 4))), rng.integers(0, 4, 5), lambda x, y: F.nll_loss(torch.log(x), y)),
     ]
     for loss, p, t, torch_fn in cases:
@@ -280,7 +291,7 @@ def test_logits_of_1000_are_stable(backend, dtype):
 @pytest.mark.parametrize("loss", ALL, ids=repr)
 def test_float32_stays_float32(backend, loss, rng):
     # a float64 target (and int64 labels) must not upcast a float32 prediction
-    for labels in ([False, True] if loss in CLASSWISE else [False]):
+    for labels in [False, True] if loss in CLASSWISE else [False]:
         p, t = make_data(loss, rng, 4, 3, labels=labels)
         pred = on(backend, p, "float32")
         value = loss.forward(pred, on(backend, t))
@@ -305,11 +316,18 @@ def test_predict(backend, rng):
 # ---- names and config --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name, cls", [
-    ("mse", MSE), ("mae", MAE), ("huber", Huber), ("bce", BinaryCrossEntropy),
-    ("bce_with_logits", BCEWithLogits), ("softmax_cross_entropy", SoftmaxCrossEntropy),
-    ("cross_entropy", CrossEntropy),
-])
+@pytest.mark.parametrize(
+    "name, cls",
+    [
+        ("mse", MSE),
+        ("mae", MAE),
+        ("huber", Huber),
+        ("bce", BinaryCrossEntropy),
+        ("bce_with_logits", BCEWithLogits),
+        ("softmax_cross_entropy", SoftmaxCrossEntropy),
+        ("cross_entropy", CrossEntropy),
+    ],
+)
 def test_get_loss_by_name(name, cls):
     loss = get_loss(name)
     assert type(loss) is cls and loss.name == name
@@ -319,20 +337,33 @@ def test_get_loss_by_name(name, cls):
     assert type(get_loss(cls)) is cls
 
 
-@pytest.mark.parametrize("loss", [MSE(), Huber(2.5), BinaryCrossEntropy(1e-5), BCEWithLogits(),
-                                  SoftmaxCrossEntropy(0.1), CrossEntropy(1e-6)], ids=repr)
+@pytest.mark.parametrize(
+    "loss",
+    [MSE(), Huber(2.5), BinaryCrossEntropy(1e-5), BCEWithLogits(), SoftmaxCrossEntropy(0.1), CrossEntropy(1e-6)],
+    ids=repr,
+)
 def test_config_round_trip(loss):
     config = json.loads(json.dumps(loss.config()))
     rebuilt = get_loss(loss.name, **config)
     assert type(rebuilt) is type(loss) and rebuilt.config() == loss.config()
     assert repr(rebuilt) == repr(loss)
     assert isinstance(rebuilt, Loss) and set(LOSSES) == {
-        "mse", "mae", "huber", "bce", "bce_with_logits", "softmax_cross_entropy", "cross_entropy"}
+        "mse",
+        "mae",
+        "huber",
+        "bce",
+        "bce_with_logits",
+        "softmax_cross_entropy",
+        "cross_entropy",
+    }
 
 
 def test_get_loss_errors():
-    with pytest.raises(ValueError, match=r"loss must be one of \['bce', 'bce_with_logits', 'cross_entropy', "
-                                         r"'huber', 'mae', 'mse', 'softmax_cross_entropy'\].*found 'hinge'"):
+    with pytest.raises(
+        ValueError,
+        match=r"loss must be one of \['bce', 'bce_with_logits', 'cross_entropy', "
+        r"'huber', 'mae', 'mse', 'softmax_cross_entropy'\].*found 'hinge'",
+    ):
         get_loss("hinge")
     with pytest.raises(ValueError, match="found 3"):
         get_loss(3)
@@ -351,11 +382,17 @@ def test_shape_mismatch_names_both_shapes(backend):
             loss.forward(pred, target)
     logits = backend.zeros((4, 3), "float64")
     for loss in CLASSWISE:
-        with pytest.raises(ValueError, match=r"pred has shape \(4, 3\) but target has shape \(4, 2\); expected "
-                                             r"integer labels of shape \(4,\) or probability rows of shape \(4, 3\)"):
+        with pytest.raises(
+            ValueError,
+            match=r"pred has shape \(4, 3\) but target has shape \(4, 2\); expected "
+            r"integer labels of shape \(4,\) or probability rows of shape \(4, 3\)",
+        ):
             loss.forward(logits, backend.zeros((4, 2), "float64"))
-        with pytest.raises(ValueError, match=r"pred has shape \(4, 3\) but target has shape \(5,\); "
-                                             r"labels need shape \(4,\)"):
+        with pytest.raises(
+            ValueError,
+            match=r"pred has shape \(4, 3\) but target has shape \(5,\); "
+            r"labels need shape \(4,\)",
+        ):
             loss.forward(logits, backend.zeros((5,), "int64"))
         with pytest.raises(ValueError, match=r"pred has shape \(4,\), expected \(batch, classes\)"):
             loss.forward(backend.zeros((4,), "float64"), backend.zeros((4,), "int64"))
@@ -371,15 +408,20 @@ def test_labels_out_of_range(backend, loss, dtype):
         with pytest.raises(ValueError, match=r"labels must be integers in \[0, 3\), found -1 at index 1"):
             loss.forward(logits, backend.asarray(np.array([0, -1, 2, 3, 1]), dtype))
     # in range: no error, and the right value (uniform logits: log 3)
-    ok = loss.forward(logits if isinstance(loss, SoftmaxCrossEntropy) else logits + 1 / 3,
-                      backend.asarray(np.array([0, 1, 2, 2, 1]), dtype))
+    ok = loss.forward(
+        logits if isinstance(loss, SoftmaxCrossEntropy) else logits + 1 / 3,
+        backend.asarray(np.array([0, 1, 2, 2, 1]), dtype),
+    )
     assert backend.to_float(ok) == pytest.approx(np.log(3.0))
 
 
 @pytest.mark.parametrize("loss", CLASSWISE, ids=repr)
 def test_float_labels_are_rejected(backend, loss):
-    with pytest.raises(TypeError, match=r"1-D target holds class labels, which must be integers, found dtype "
-                                        r".*float32.*pass rows of shape \(4, 3\)"):
+    with pytest.raises(
+        TypeError,
+        match=r"1-D target holds class labels, which must be integers, found dtype "
+        r".*float32.*pass rows of shape \(4, 3\)",
+    ):
         loss.forward(backend.zeros((4, 3), "float64"), backend.zeros((4,), "float32"))
 
 
@@ -397,8 +439,11 @@ def test_bad_pred_and_target(backend, loss):
         loss.forward([[0.5, 0.5]], backend.zeros((1, 2), "float64"))
     # a target from another backend (host NumPy on a device backend, or the other way round)
     other = xpnn.get_backend("array_api_strict" if backend.name == "numpy" else "numpy")
-    with pytest.raises(TypeError, match=rf"{name}.forward: target is an? .* but this model runs on backend "
-                                        rf"'{backend.name}'"):
+    with pytest.raises(
+        TypeError,
+        match=rf"{name}.forward: target is an? .* but this model runs on backend "
+        rf"'{backend.name}'",
+    ):
         loss.forward(backend.zeros((2, 3), "float64"), other.zeros((2, 3), "float64"))
 
 
@@ -409,16 +454,19 @@ def test_backward_before_forward(loss):
         fresh.backward()
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda: Huber(0.0), r"Huber: delta must be a number > 0, found 0.0"),
-    (lambda: Huber(-1), r"Huber: delta must be a number > 0, found -1"),
-    (lambda: Huber("1"), r"Huber: delta must be a number > 0, found '1'"),
-    (lambda: Huber(True), r"Huber: delta must be a number .* found True"),
-    (lambda: SoftmaxCrossEntropy(1.0), r"label_smoothing must be a number in \[0, 1\), found 1.0"),
-    (lambda: SoftmaxCrossEntropy(-0.1), r"label_smoothing must be a number in \[0, 1\), found -0.1"),
-    (lambda: BinaryCrossEntropy(0), r"BinaryCrossEntropy: eps must be a number in \(0, 0.5\), found 0"),
-    (lambda: CrossEntropy(0.5), r"CrossEntropy: eps must be a number in \(0, 0.5\), found 0.5"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: Huber(0.0), r"Huber: delta must be a number > 0, found 0.0"),
+        (lambda: Huber(-1), r"Huber: delta must be a number > 0, found -1"),
+        (lambda: Huber("1"), r"Huber: delta must be a number > 0, found '1'"),
+        (lambda: Huber(True), r"Huber: delta must be a number .* found True"),
+        (lambda: SoftmaxCrossEntropy(1.0), r"label_smoothing must be a number in \[0, 1\), found 1.0"),
+        (lambda: SoftmaxCrossEntropy(-0.1), r"label_smoothing must be a number in \[0, 1\), found -0.1"),
+        (lambda: BinaryCrossEntropy(0), r"BinaryCrossEntropy: eps must be a number in \(0, 0.5\), found 0"),
+        (lambda: CrossEntropy(0.5), r"CrossEntropy: eps must be a number in \(0, 0.5\), found 0.5"),
+    ],
+)
 def test_bad_constructor_arguments(make, message):
     """(NumPy scalars are numbers too: Huber(np.float32(2.0)) is accepted, see below.)"""
     with pytest.raises(ValueError, match=message):

@@ -147,10 +147,14 @@ def test_auto_average_is_binary_for_two_classes_and_macro_beyond(backend):
 
 
 def test_top_k_accuracy_by_hand(backend):
-    scores = np.array([[0.5, 0.3, 0.2],    # true 1: one higher score -> in top 2, not top 1
-                       [0.1, 0.2, 0.7],    # true 0: two higher -> in top 3 only
-                       [0.3, 0.3, 0.4]],   # true 1: tied with class 0, only 2 strictly higher... 1
-                      dtype=np.float32)
+    scores = np.array(
+        [
+            [0.5, 0.3, 0.2],  # true 1: one higher score -> in top 2, not top 1
+            [0.1, 0.2, 0.7],  # true 0: two higher -> in top 3 only
+            [0.3, 0.3, 0.4],
+        ],  # true 1: tied with class 0, only 2 strictly higher... 1
+        dtype=np.float32,
+    )
     t, s = on(backend, [1, 0, 1], scores)
     assert top_k_accuracy(t, s, k=1) == 0.0
     # row 3: one class (2) scores strictly higher; the tie with class 0 counts in its favour
@@ -406,8 +410,11 @@ def test_get_metric_errors():
 
 def test_label_errors_name_the_value_and_index(backend):
     t, s = on(backend, [0, 2, 3, 1], np.zeros((4, 3), dtype=np.float32))
-    with pytest.raises(ValueError, match=r"accuracy: y_true labels must be integers in \[0, 3\) "
-                                         r"\(y_pred has 3 columns\), found 3 at index 2"):
+    with pytest.raises(
+        ValueError,
+        match=r"accuracy: y_true labels must be integers in \[0, 3\) "
+        r"\(y_pred has 3 columns\), found 3 at index 2",
+    ):
         accuracy(t, s)
     t, p = on(backend, [0, -1, 1], [0, 1, 1])
     with pytest.raises(ValueError, match=r"y_true holds class labels, which must be >= 0, found -1 at index 1"):
@@ -416,15 +423,21 @@ def test_label_errors_name_the_value_and_index(backend):
     with pytest.raises(ValueError, match=r"whole numbers >= 0, found 0.5 at index 2"):
         accuracy(t, p)
     t, p = on(backend, [0, 1, 1], np.array([0.2, 1.5, 0.7], dtype=np.float32))
-    with pytest.raises(ValueError, match=r"y_pred is 1-D floats, read as probabilities of class 1, which must lie "
-                                         r"in \[0, 1\] \(pass class labels as integers\), found 1.5 at index 1"):
+    with pytest.raises(
+        ValueError,
+        match=r"y_pred is 1-D floats, read as probabilities of class 1, which must lie "
+        r"in \[0, 1\] \(pass class labels as integers\), found 1.5 at index 1",
+    ):
         accuracy(t, p)
     t, p = on(backend, [0, 1, 1], np.array([0.2, np.nan, 0.7]))
     with pytest.raises(ValueError, match="found nan at index 1"):
         accuracy(t, p)
     t, p = on(backend, [0, 2, 1], np.array([0.2, 0.1, 0.7], dtype=np.float32))
-    with pytest.raises(ValueError, match=r"y_true labels must be integers in \[0, 2\) \(y_pred holds probabilities "
-                                         r"of class 1\), found 2 at index 1"):
+    with pytest.raises(
+        ValueError,
+        match=r"y_true labels must be integers in \[0, 2\) \(y_pred holds probabilities "
+        r"of class 1\), found 2 at index 1",
+    ):
         accuracy(t, p)
     t, p = on(backend, np.eye(3)[[0, 1]], np.eye(4)[[0, 1]])
     with pytest.raises(ValueError, match="y_true has 3 columns but y_pred has 4 columns"):
@@ -454,11 +467,17 @@ def test_shape_and_type_errors(backend):
 
 def test_average_errors(backend):
     t, p = on(backend, [0, 1, 2], [0, 1, 2])
-    with pytest.raises(ValueError, match=r"precision: average='binary' needs two classes.*found 3 classes; "
-                                         r"use average='macro'"):
+    with pytest.raises(
+        ValueError,
+        match=r"precision: average='binary' needs two classes.*found 3 classes; "
+        r"use average='macro'",
+    ):
         precision(t, p)
-    with pytest.raises(ValueError, match=r"f1: average must be one of \('binary', 'macro', 'micro', 'weighted', "
-                                         r"'auto'\), found 'samples'"):
+    with pytest.raises(
+        ValueError,
+        match=r"f1: average must be one of \('binary', 'macro', 'micro', 'weighted', "
+        r"'auto'\), found 'samples'",
+    ):
         f1(t, p, average="samples")
     t, p = on(backend, [0, 1], [0, 1])
     with pytest.raises(ValueError, match="pos_label must be 0 or 1, found 2"):
@@ -533,19 +552,26 @@ def test_float32_scores_give_python_floats(backend):
 def test_numpy_integer_arguments_are_accepted_and_bool_is_refused():
     t, s = [0, 1, 2], softmax(np.array([[3.0, 2.0, 1.0], [1.0, 3.0, 2.0], [3.0, 2.0, 1.0]]))
     assert top_k_accuracy(t, s, k=np.int64(2)) == top_k_accuracy(t, s, k=2) == 2 / 3
-    np.testing.assert_array_equal(confusion_matrix([0, 1], [0, 1], num_classes=np.int32(3)),
-                                  confusion_matrix([0, 1], [0, 1], num_classes=3))
+    np.testing.assert_array_equal(
+        confusion_matrix([0, 1], [0, 1], num_classes=np.int32(3)), confusion_matrix([0, 1], [0, 1], num_classes=3)
+    )
     assert classification_report(t, [0, 1, 1], digits=np.int64(3)) == classification_report(t, [0, 1, 1], digits=3)
     assert precision([0, 1, 1], [0, 0, 1], pos_label=np.int64(0)) == precision([0, 1, 1], [0, 0, 1], pos_label=0)
     for call, message in [
         (lambda: top_k_accuracy(t, s, k=True), "top_k_accuracy: k must be a positive integer, found True"),
         (lambda: top_k_accuracy(t, s, k=2.0), "top_k_accuracy: k must be a positive integer, found 2.0"),
-        (lambda: confusion_matrix(t, t, num_classes=True),
-         "confusion_matrix: num_classes must be a positive integer or None, found True"),
-        (lambda: classification_report(t, t, digits=False),
-         "classification_report: digits must be a non-negative integer, found False"),
-        (lambda: classification_report(t, t, digits=-1),
-         "classification_report: digits must be a non-negative integer, found -1"),
+        (
+            lambda: confusion_matrix(t, t, num_classes=True),
+            "confusion_matrix: num_classes must be a positive integer or None, found True",
+        ),
+        (
+            lambda: classification_report(t, t, digits=False),
+            "classification_report: digits must be a non-negative integer, found False",
+        ),
+        (
+            lambda: classification_report(t, t, digits=-1),
+            "classification_report: digits must be a non-negative integer, found -1",
+        ),
         (lambda: recall([0, 1], [0, 1], pos_label=True), "recall: pos_label must be 0 or 1, found True"),
         (lambda: recall([0, 1], [0, 1], pos_label=1.0), "recall: pos_label must be 0 or 1, found 1.0"),
     ]:

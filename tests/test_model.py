@@ -80,7 +80,7 @@ def test_history_loss_is_the_mean_batch_loss(backend):
     history = model.fit(X, y, epochs=1, batch_size=4, shuffle=False, verbose=0)
     total = 0.0
     for lo in range(0, 10, 4):
-        Xb, yb = backend.asarray(X[lo:lo + 4]), backend.asarray(y[lo:lo + 4])
+        Xb, yb = backend.asarray(X[lo : lo + 4]), backend.asarray(y[lo : lo + 4])
         loss = replay.loss.forward(replay.forward(Xb, training=True), yb)
         total += backend.to_float(loss) * Xb.shape[0]
         replay.backward(replay.loss.backward())
@@ -101,7 +101,7 @@ def test_gd_sgd_and_minibatch_are_one_loop(backend, batch_size, steps):
     bs = 10 if batch_size is None else min(batch_size, 10)
     for _ in range(2):
         for lo in range(0, 10, bs):
-            Xb, yb = backend.asarray(X[lo:lo + bs]), backend.asarray(y[lo:lo + bs])
+            Xb, yb = backend.asarray(X[lo : lo + bs]), backend.asarray(y[lo : lo + bs])
             manual.loss.forward(manual.forward(Xb, training=True), yb)
             manual.backward(manual.loss.backward())
             manual.optimizer.step(manual.parameters())
@@ -234,8 +234,14 @@ def test_numpy_and_backend_inputs_give_the_same_run(backend):
     a = mlp(backend, seed=3)
     b = mlp(backend, seed=3)
     ha = a.fit(X, y, epochs=2, batch_size=8, validation_data=(X, y), verbose=0)
-    hb = b.fit(backend.asarray(X), backend.asarray(y), epochs=2, batch_size=8,
-               validation_data=(backend.asarray(X), backend.asarray(y)), verbose=0)
+    hb = b.fit(
+        backend.asarray(X),
+        backend.asarray(y),
+        epochs=2,
+        batch_size=8,
+        validation_data=(backend.asarray(X), backend.asarray(y)),
+        verbose=0,
+    )
     assert no_seconds(ha) == no_seconds(hb)
     assert same_weights(a, b)
     assert a.evaluate(X, y) == b.evaluate(backend.asarray(X), backend.asarray(y))
@@ -248,8 +254,13 @@ def test_an_array_of_another_backend_is_a_clear_error():
     Xs, ys = strict.asarray(X), strict.asarray(y)
     model = mlp("numpy")
     pattern = r"X is an array_api_strict\.Array \(backend 'array_api_strict'.*this model runs on backend 'numpy'"
-    for call in (lambda: model.fit(Xs, y, verbose=0), lambda: model.predict(Xs),
-                 lambda: model.evaluate(Xs, y), lambda: model.forward(Xs), lambda: model.predict_classes(Xs)):
+    for call in (
+        lambda: model.fit(Xs, y, verbose=0),
+        lambda: model.predict(Xs),
+        lambda: model.evaluate(Xs, y),
+        lambda: model.forward(Xs),
+        lambda: model.predict_classes(Xs),
+    ):
         with pytest.raises(TypeError, match=pattern):
             call()
     with pytest.raises(TypeError, match=r"fit: y is .*backend 'array_api_strict'"):
@@ -258,8 +269,11 @@ def test_an_array_of_another_backend_is_a_clear_error():
         model.fit(X, y, validation_data=(Xs, y), verbose=0)
 
     smodel = mlp("array_api_strict")
-    with pytest.raises(TypeError, match=r"forward: X is a numpy\.ndarray \(backend 'numpy', device 'cpu'\).*"
-                                        r"this model runs on backend 'array_api_strict'"):
+    with pytest.raises(
+        TypeError,
+        match=r"forward: X is a numpy\.ndarray \(backend 'numpy', device 'cpu'\).*"
+        r"this model runs on backend 'array_api_strict'",
+    ):
         smodel.forward(X)
     # ... while fit/evaluate/predict take host NumPy data and copy it to the device
     smodel.fit(X, y, epochs=1, verbose=0)
@@ -446,22 +460,31 @@ def test_neural_network_hidden_sizes_int_or_list():
     assert [repr(layer) for layer in one.layers] == ["Dense(4, 8)", "ReLU()", "Dense(8, 3)"]
     two = NeuralNetwork(4, [8, 6], 3, activation="tanh", output_activation="softmax")
     assert [repr(layer) for layer in two.layers] == [
-        "Dense(4, 8)", "Tanh()", "Dense(8, 6)", "Tanh()", "Dense(6, 3)", "Softmax()"]
+        "Dense(4, 8)",
+        "Tanh()",
+        "Dense(8, 6)",
+        "Tanh()",
+        "Dense(6, 3)",
+        "Softmax()",
+    ]
     assert repr(NeuralNetwork(4, (8, 6), 3).layers) == repr(NeuralNetwork(4, [8, 6], 3).layers)
     assert [repr(layer) for layer in NeuralNetwork(4, [], 3).layers] == ["Dense(4, 3)"]
 
 
-@pytest.mark.parametrize("args, error, message", [
-    ((4, None, 3), TypeError, "hidden_sizes must be an int or a list of ints, found None"),
-    ((4, 4.0, 3), TypeError, "hidden_sizes must be an int or a list of ints, found 4.0"),
-    ((4, [8, 0], 3), ValueError, "hidden_sizes[1] must be a positive integer, found 0"),
-    ((4, ["8"], 3), ValueError, "hidden_sizes[0] must be a positive integer, found '8'"),
-    ((4, True, 3), TypeError, "hidden_sizes must be an int or a list of ints, found True"),
-    ((4, [np.int64(8), np.int32(4)], np.int64(3)), None, None),  # NumPy integers are integers
-    ((0, 8, 3), ValueError, "input_size must be a positive integer, found 0"),
-    ((4, 8, None), ValueError, "output_size must be a positive integer, found None"),
-    ((4.5, 8, 3), ValueError, "input_size must be a positive integer, found 4.5"),
-])
+@pytest.mark.parametrize(
+    "args, error, message",
+    [
+        ((4, None, 3), TypeError, "hidden_sizes must be an int or a list of ints, found None"),
+        ((4, 4.0, 3), TypeError, "hidden_sizes must be an int or a list of ints, found 4.0"),
+        ((4, [8, 0], 3), ValueError, "hidden_sizes[1] must be a positive integer, found 0"),
+        ((4, ["8"], 3), ValueError, "hidden_sizes[0] must be a positive integer, found '8'"),
+        ((4, True, 3), TypeError, "hidden_sizes must be an int or a list of ints, found True"),
+        ((4, [np.int64(8), np.int32(4)], np.int64(3)), None, None),  # NumPy integers are integers
+        ((0, 8, 3), ValueError, "input_size must be a positive integer, found 0"),
+        ((4, 8, None), ValueError, "output_size must be a positive integer, found None"),
+        ((4.5, 8, 3), ValueError, "input_size must be a positive integer, found 4.5"),
+    ],
+)
 def test_neural_network_bad_sizes(args, error, message):
     if error is None:
         assert NeuralNetwork(*args).arch["hidden_sizes"] == [8, 4]
@@ -533,8 +556,11 @@ def test_fit_checks_validation_labels_too(backend):
 
 def test_the_same_layer_object_twice_anywhere_in_the_tree_is_refused():
     d = Dense(4, 4)
-    with pytest.raises(ValueError, match=r"Sequential: the layer at 1\.0 \(Dense\(4, 4\)\) is the same object as "
-                                         r"the one at 0; use a new instance for each position"):
+    with pytest.raises(
+        ValueError,
+        match=r"Sequential: the layer at 1\.0 \(Dense\(4, 4\)\) is the same object as "
+        r"the one at 0; use a new instance for each position",
+    ):
         Sequential([d, xpnn.Residual(d)])
 
 

@@ -22,8 +22,20 @@ from safetensors import safe_open
 from safetensors.numpy import save_file
 
 import xpnn
-from xpnn import (BatchNorm2D, Conv2D, Dense, Embedding, Flatten, LeakyReLU, MaxPool2D, ModelCheckpoint,
-                  NeuralNetwork, ReLU, SequencePool, Sequential)
+from xpnn import (
+    BatchNorm2D,
+    Conv2D,
+    Dense,
+    Embedding,
+    Flatten,
+    LeakyReLU,
+    MaxPool2D,
+    ModelCheckpoint,
+    NeuralNetwork,
+    ReLU,
+    SequencePool,
+    Sequential,
+)
 from xpnn.datasets import read_idx, write_idx
 from xpnn.io import remove_stale_temporaries
 
@@ -46,8 +58,9 @@ def _cnn():
     rng = np.random.default_rng(1)
     X = rng.normal(size=(12, 1, 8, 8)).astype(np.float32)
     y = np.arange(12) % 3
-    model = Sequential([Conv2D(1, 4, 3, padding=1), BatchNorm2D(4), ReLU(), MaxPool2D(2), Flatten(),
-                        Dense(4 * 4 * 4, 3)], seed=2).compile(optimizer=xpnn.SGD(lr=0.05, momentum=0.9))
+    model = Sequential(
+        [Conv2D(1, 4, 3, padding=1), BatchNorm2D(4), ReLU(), MaxPool2D(2), Flatten(), Dense(4 * 4 * 4, 3)], seed=2
+    ).compile(optimizer=xpnn.SGD(lr=0.05, momentum=0.9))
     model.fit(X, y, epochs=1, batch_size=6, verbose=0)
     return model, X
 
@@ -84,7 +97,7 @@ def scratch(tmp_path_factory):
 def split(raw: bytes):
     """(safetensors header as a dict, the data bytes after it)."""
     (n,) = struct.unpack("<Q", raw[:8])
-    return json.loads(raw[8:8 + n]), raw[8 + n:]
+    return json.loads(raw[8 : 8 + n]), raw[8 + n :]
 
 
 def craft(src, dst, config=None, tensors=None, meta=None, sign=False):
@@ -149,19 +162,62 @@ def refused(path, *messages):
 # ---- hand-made cases ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("change, expects", [
-    (lambda c: c["config"].__setitem__("hidden_sizes", [10**6]), "the model expects (4, 1000000)"),
-    (lambda c: c["config"].__setitem__("hidden_sizes", [10**6, 10**6, 10**6]), "the model expects (4, 1000000)"),
-    (lambda c: c.update({"class": "Sequential", "config": {"layers": [
-        {"class": "Dense", "config": {"in_features": 10**12, "out_features": 6}}]}}), "(1000000000000, 6)"),
-    (lambda c: c.update({"class": "Sequential", "config": {"layers": [
-        {"class": "Embedding", "config": {"num_embeddings": 10**11, "embedding_dim": 6}}]}}), "(100000000000, 6)"),
-    (lambda c: c.update({"class": "Sequential", "config": {"layers": [  # a nested model builds on its own
-        {"class": "Sequential", "config": {"layers": [
-            {"class": "Dense", "config": {"in_features": 10**12, "out_features": 6}}]}}]}}), "(1000000000000, 6)"),
-    (lambda c: c.update({"class": "Sequential", "config": {"layers": [
-        {"class": "Dense", "config": {"in_features": 10**12, "out_features": 10**12}}]}}), "cannot exist"),
-])
+@pytest.mark.parametrize(
+    "change, expects",
+    [
+        (lambda c: c["config"].__setitem__("hidden_sizes", [10**6]), "the model expects (4, 1000000)"),
+        (lambda c: c["config"].__setitem__("hidden_sizes", [10**6, 10**6, 10**6]), "the model expects (4, 1000000)"),
+        (
+            lambda c: c.update(
+                {
+                    "class": "Sequential",
+                    "config": {"layers": [{"class": "Dense", "config": {"in_features": 10**12, "out_features": 6}}]},
+                }
+            ),
+            "(1000000000000, 6)",
+        ),
+        (
+            lambda c: c.update(
+                {
+                    "class": "Sequential",
+                    "config": {
+                        "layers": [{"class": "Embedding", "config": {"num_embeddings": 10**11, "embedding_dim": 6}}]
+                    },
+                }
+            ),
+            "(100000000000, 6)",
+        ),
+        (
+            lambda c: c.update(
+                {
+                    "class": "Sequential",
+                    "config": {
+                        "layers": [  # a nested model builds on its own
+                            {
+                                "class": "Sequential",
+                                "config": {
+                                    "layers": [{"class": "Dense", "config": {"in_features": 10**12, "out_features": 6}}]
+                                },
+                            }
+                        ]
+                    },
+                }
+            ),
+            "(1000000000000, 6)",
+        ),
+        (
+            lambda c: c.update(
+                {
+                    "class": "Sequential",
+                    "config": {
+                        "layers": [{"class": "Dense", "config": {"in_features": 10**12, "out_features": 10**12}}]
+                    },
+                }
+            ),
+            "cannot exist",
+        ),
+    ],
+)
 def test_huge_sizes_in_the_config_are_refused_before_anything_is_allocated(mlp_file, tmp_path, change, expects):
     path, _, _ = mlp_file
     refused(craft(path, tmp_path / "huge.safetensors", config=change), expects)
@@ -171,42 +227,59 @@ def test_a_nested_model_cast_to_its_parent_s_dtype_allocates_nothing_big(mlp_fil
     """A Sequential inside a float64 model is built in float32, then cast: on the shape-only
     backend that cast must not allocate either."""
     path, _, _ = mlp_file
-    inner = {"class": "Sequential", "config": {"layers": [
-        {"class": "Dense", "config": {"in_features": 10**8, "out_features": 6}}]}}
-    bad = craft(path, tmp_path / "nested.safetensors",
-                config=lambda c: c.update({"class": "Sequential", "dtype": "float64", "config": {"layers": [inner]}}),
-                tensors=lambda t: t.update({k: v.astype(np.float64) for k, v in t.items()}))
+    inner = {
+        "class": "Sequential",
+        "config": {"layers": [{"class": "Dense", "config": {"in_features": 10**8, "out_features": 6}}]},
+    }
+    bad = craft(
+        path,
+        tmp_path / "nested.safetensors",
+        config=lambda c: c.update({"class": "Sequential", "dtype": "float64", "config": {"layers": [inner]}}),
+        tensors=lambda t: t.update({k: v.astype(np.float64) for k, v in t.items()}),
+    )
     refused(bad, "the model expects (100000000, 6)")
 
 
 def test_a_1kb_file_claiming_a_huge_model_allocates_nothing_big(tmp_path):
     path = tmp_path / "tiny.safetensors"
-    cfg = {"class": "NeuralNetwork", "config": {"input_size": 10**6, "hidden_sizes": [10**6] * 4, "output_size": 10},
-           "seed": 0, "dtype": "float32", "generator": xpnn.get_backend("numpy").rng(0).state}
+    cfg = {
+        "class": "NeuralNetwork",
+        "config": {"input_size": 10**6, "hidden_sizes": [10**6] * 4, "output_size": 10},
+        "seed": 0,
+        "dtype": "float32",
+        "generator": xpnn.get_backend("numpy").rng(0).state,
+    }
     save_file({}, str(path), metadata={"format": "xpnn-2", "xpnn": json.dumps(cfg)})
     assert path.stat().st_size < 1024
     refused(path, "lacks tensors ['layer.0.W', 'layer.0.b', 'layer.2.W'")
 
 
-@pytest.mark.parametrize("dtype, found", [(np.int32, "I32"), (np.int64, "I64"), (np.bool_, "BOOL"),
-                                          (np.uint8, "U8")])
+@pytest.mark.parametrize("dtype, found", [(np.int32, "I32"), (np.int64, "I64"), (np.bool_, "BOOL"), (np.uint8, "U8")])
 def test_integer_and_boolean_tensors_are_refused(mlp_file, tmp_path, dtype, found):
     path, _, _ = mlp_file
-    bad = craft(path, tmp_path / "int.safetensors", tensors=lambda t: t.__setitem__("layer.0.W", t["layer.0.W"].astype(dtype)))
+    bad = craft(
+        path, tmp_path / "int.safetensors", tensors=lambda t: t.__setitem__("layer.0.W", t["layer.0.W"].astype(dtype))
+    )
     refused(bad, f"tensor 'layer.0.W' has dtype {found}, expected a floating-point dtype")
 
 
 def test_optimizer_state_of_integers_is_refused(mlp_file, tmp_path):
     path, _, _ = mlp_file
-    bad = craft(path, tmp_path / "opt.safetensors",
-                tensors=lambda t: t.__setitem__("optimizer.m.0", t["optimizer.m.0"].astype(np.int64)))
+    bad = craft(
+        path,
+        tmp_path / "opt.safetensors",
+        tensors=lambda t: t.__setitem__("optimizer.m.0", t["optimizer.m.0"].astype(np.int64)),
+    )
     refused(bad, "tensor 'optimizer.m.0' has dtype I64")
 
 
 def test_a_tensor_in_another_float_dtype_than_the_model_is_refused(mlp_file, tmp_path):
     path, _, _ = mlp_file
-    bad = craft(path, tmp_path / "f64.safetensors",
-                tensors=lambda t: t.__setitem__("layer.0.W", t["layer.0.W"].astype(np.float64)))
+    bad = craft(
+        path,
+        tmp_path / "f64.safetensors",
+        tensors=lambda t: t.__setitem__("layer.0.W", t["layer.0.W"].astype(np.float64)),
+    )
     refused(bad, "tensor 'layer.0.W' has dtype F64, but the model's dtype is float32")
 
 
@@ -219,13 +292,17 @@ def test_a_model_dtype_that_is_not_a_float_is_refused(mlp_file, tmp_path, dtype)
 
 def test_a_tensor_key_of_a_layer_that_does_not_exist(mlp_file, tmp_path):
     path, _, _ = mlp_file
-    bad = craft(path, tmp_path / "k.safetensors", tensors=lambda t: t.__setitem__("layer.99.W", np.zeros(3, np.float32)))
+    bad = craft(
+        path, tmp_path / "k.safetensors", tensors=lambda t: t.__setitem__("layer.99.W", np.zeros(3, np.float32))
+    )
     refused(bad, "tensor 'layer.99.W' matches no param or buffer of the model")
 
 
 def test_an_optimizer_tensor_the_optimizer_does_not_keep(mlp_file, tmp_path):
     path, _, _ = mlp_file
-    bad = craft(path, tmp_path / "o.safetensors", tensors=lambda t: t.__setitem__("optimizer.zzz", np.zeros(3, np.float32)))
+    bad = craft(
+        path, tmp_path / "o.safetensors", tensors=lambda t: t.__setitem__("optimizer.zzz", np.zeros(3, np.float32))
+    )
     refused(bad, "tensor 'optimizer.zzz' matches nothing in the optimizer's state")
 
 
@@ -249,17 +326,22 @@ def test_optimizer_state_missing_after_steps_is_refused(mlp_file, tmp_path):
 
 def test_a_wrong_shape(mlp_file, tmp_path):
     path, _, _ = mlp_file
-    bad = craft(path, tmp_path / "s.safetensors", tensors=lambda t: t.__setitem__("optimizer.m.1", np.zeros(7, np.float32)))
+    bad = craft(
+        path, tmp_path / "s.safetensors", tensors=lambda t: t.__setitem__("optimizer.m.1", np.zeros(7, np.float32))
+    )
     refused(bad, "tensor 'optimizer.m.1' has shape (7,), the model expects (6,)")
 
 
-@pytest.mark.parametrize("text, expects", [
-    ("{not json", "the model config is not valid JSON (JSONDecodeError"),
-    ("", "not valid JSON"),
-    ("[" * 50000 + "]" * 50000, "not valid JSON (RecursionError"),
-    ('{"class": 1' + "0" * 5000 + "}", "not valid JSON"),  # an int beyond Python's digit limit
-    ("[1, 2]", "the model config's top level must be a JSON object, found a list"),
-])
+@pytest.mark.parametrize(
+    "text, expects",
+    [
+        ("{not json", "the model config is not valid JSON (JSONDecodeError"),
+        ("", "not valid JSON"),
+        ("[" * 50000 + "]" * 50000, "not valid JSON (RecursionError"),
+        ('{"class": 1' + "0" * 5000 + "}", "not valid JSON"),  # an int beyond Python's digit limit
+        ("[1, 2]", "the model config's top level must be a JSON object, found a list"),
+    ],
+)
 def test_invalid_json_names_the_file(mlp_file, tmp_path, text, expects):
     path, _, _ = mlp_file
     refused(craft(path, tmp_path / "j.safetensors", meta=lambda m: m.__setitem__("xpnn", text)), expects)
@@ -272,26 +354,41 @@ def test_an_unknown_layer_argument_names_layer_argument_and_version(mlp_file, tm
         c["config"]["activation"]["config"]["slope_schedule"] = "cosine"
 
     bad = craft(path, tmp_path / "arg.safetensors", config=newer, sign=True)
-    text = refused(bad, "the layer at config.activation (LeakyReLU) has an argument 'slope_schedule'",
-                   "(it takes ['alpha'])", f"format version 2, written by xpnn {xpnn.__version__}",
-                   "may come from a newer xpnn version")
+    text = refused(
+        bad,
+        "the layer at config.activation (LeakyReLU) has an argument 'slope_schedule'",
+        "(it takes ['alpha'])",
+        f"format version 2, written by xpnn {xpnn.__version__}",
+        "may come from a newer xpnn version",
+    )
     # in a Sequential's layers too, and the model's own arguments
     seq = tmp_path / "seq.safetensors"
     dense = {"class": "Dense", "config": {"in_features": 4, "out_features": 3, "groups": 2}}
-    craft(path, seq, config=lambda c: c.update({"class": "Sequential", "config": {"layers": [dense]}}),
-          meta=lambda m: m.pop("xpnn_version"))  # a file of an earlier xpnn: its format version only
+    craft(
+        path,
+        seq,
+        config=lambda c: c.update({"class": "Sequential", "config": {"layers": [dense]}}),
+        meta=lambda m: m.pop("xpnn_version"),
+    )  # a file of an earlier xpnn: its format version only
     refused(seq, "the layer at config.layers[0] (Dense) has an argument 'groups'", "the file (format version 2) may")
-    refused(craft(path, seq, config=lambda c: c["config"].__setitem__("seed", 3)),
-            "the model (NeuralNetwork) has an argument 'seed'")
+    refused(
+        craft(path, seq, config=lambda c: c["config"].__setitem__("seed", 3)),
+        "the model (NeuralNetwork) has an argument 'seed'",
+    )
     assert text.count("\n") == 0
 
 
 def test_unknown_keys_are_refused_as_possibly_newer(mlp_file, tmp_path):
     path, _, _ = mlp_file
-    refused(craft(path, tmp_path / "u.safetensors", config=lambda c: c.__setitem__("mixed_precision", True)),
-            "the model config's top level has unknown keys ['mixed_precision']", "may come from a newer xpnn")
-    refused(craft(path, tmp_path / "u.safetensors", config=lambda c: c["compile"].__setitem__("ema", 0.99)),
-            "'compile' has unknown keys ['ema']")
+    refused(
+        craft(path, tmp_path / "u.safetensors", config=lambda c: c.__setitem__("mixed_precision", True)),
+        "the model config's top level has unknown keys ['mixed_precision']",
+        "may come from a newer xpnn",
+    )
+    refused(
+        craft(path, tmp_path / "u.safetensors", config=lambda c: c["compile"].__setitem__("ema", 0.99)),
+        "'compile' has unknown keys ['ema']",
+    )
 
 
 def test_a_file_of_a_newer_format_version(mlp_file, tmp_path):
@@ -303,43 +400,73 @@ def test_a_file_of_a_newer_format_version(mlp_file, tmp_path):
 @pytest.mark.parametrize("fmt", ["xpnn-0", "xpnn-02", "xpnn-", "xpnn-2x", "keras"])
 def test_a_format_that_is_not_xpnn(mlp_file, tmp_path, fmt):
     path, _, _ = mlp_file
-    refused(craft(path, tmp_path / "f.safetensors", meta=lambda m: m.__setitem__("format", fmt)),
-            "a safetensors file, but not an xpnn model")
+    refused(
+        craft(path, tmp_path / "f.safetensors", meta=lambda m: m.__setitem__("format", fmt)),
+        "a safetensors file, but not an xpnn model",
+    )
 
 
-@pytest.mark.parametrize("change, expects", [
-    (lambda c: c["config"].__setitem__("input_size", "4"), "input_size must be a positive integer, found '4'"),
-    (lambda c: c["config"].__setitem__("input_size", -4), "input_size must be a positive integer, found -4"),
-    (lambda c: c["config"].__setitem__("output_size", True), "output_size must be a positive integer, found True"),
-    (lambda c: c["config"].__setitem__("hidden_sizes", "six"), "hidden_sizes"),
-    (lambda c: c["config"].__setitem__("activation", "swish9"), "activation must be one of"),
-    (lambda c: c.__setitem__("seed", -1), "'seed' must be a non-negative integer, found an integer -1"),
-    (lambda c: c.__setitem__("seed", True), "'seed' must be a non-negative integer, found a boolean True"),
-    (lambda c: c.__setitem__("epochs_trained", 1.5), "'epochs_trained' must be a non-negative integer"),
-    (lambda c: c.__setitem__("class", "Mystery"), "unknown model class 'Mystery'"),
-    (lambda c: c.__setitem__("class", "Dense"), "unknown model class 'Dense'"),
-    (lambda c: c.__setitem__("class", ["x"]), "'class' must be a string, found a list"),
-    (lambda c: c.__setitem__("config", [1]), "'config' must be a JSON object"),
-    (lambda c: c.pop("generator"), "the model config's top level lacks ['generator']"),
-    (lambda c: c["generator"].__setitem__("bit_generator", {"state": 1}), "'generator' is not a valid generator state"),
-    (lambda c: c["compile"].__setitem__("optimizer", {"name": "adam", "lr": "fast"}), "cannot be built"),
-    (lambda c: c["compile"].__setitem__("optimizer_iterations", -2), "'compile.optimizer_iterations' must be"),
-    (lambda c: c["compile"].__setitem__("metrics", "accuracy"), "'compile.metrics' must be a list"),
-    (lambda c: c["compile"].__setitem__("metrics", ["no_such_metric"]), "unknown metric 'no_such_metric'"),
-    (lambda c: c["compile"]["loss"].__setitem__("name", 3), "'compile.loss.name' must be a string"),
-    (lambda c: c.update({"class": "Sequential", "config": {"layers": [{"class": "Mystery"}]}}),
-     "unknown layer class 'Mystery' at config.layers[0]"),
-    (lambda c: c.update({"class": "Sequential", "config": {"layers": [{"class": "Dense", "config": {
-        "in_features": 4, "out_features": "3"}}]}}), "Dense: out_features must be a positive integer, found '3'"),
-    (lambda c: c.update({"class": "Sequential", "config": {"layers": [{"class": "Dense", "config": {
-        "out_features": 3, "in_features": 4, "bias": "yes"}}]}}), "Dense: bias must be True or False"),
-    (lambda c: c.update({"class": "Sequential", "config": {"layers": [{"class": "Embedding"}]}}),
-     "lacks the required arguments"),
-    (lambda c: c.update({"class": "Sequential", "config": {"layers": [{"class": "Dense", "config": [4, 3]}]}}),
-     "config.layers[0].config must be a JSON object"),
-    (lambda c: c.update({"class": "Sequential", "config": {"layers": []}}), "cannot be built"),
-    (lambda c: c.update({"class": "Sequential", "config": {"layers": ["Dense"]}}), "cannot be built"),
-])
+@pytest.mark.parametrize(
+    "change, expects",
+    [
+        (lambda c: c["config"].__setitem__("input_size", "4"), "input_size must be a positive integer, found '4'"),
+        (lambda c: c["config"].__setitem__("input_size", -4), "input_size must be a positive integer, found -4"),
+        (lambda c: c["config"].__setitem__("output_size", True), "output_size must be a positive integer, found True"),
+        (lambda c: c["config"].__setitem__("hidden_sizes", "six"), "hidden_sizes"),
+        (lambda c: c["config"].__setitem__("activation", "swish9"), "activation must be one of"),
+        (lambda c: c.__setitem__("seed", -1), "'seed' must be a non-negative integer, found an integer -1"),
+        (lambda c: c.__setitem__("seed", True), "'seed' must be a non-negative integer, found a boolean True"),
+        (lambda c: c.__setitem__("epochs_trained", 1.5), "'epochs_trained' must be a non-negative integer"),
+        (lambda c: c.__setitem__("class", "Mystery"), "unknown model class 'Mystery'"),
+        (lambda c: c.__setitem__("class", "Dense"), "unknown model class 'Dense'"),
+        (lambda c: c.__setitem__("class", ["x"]), "'class' must be a string, found a list"),
+        (lambda c: c.__setitem__("config", [1]), "'config' must be a JSON object"),
+        (lambda c: c.pop("generator"), "the model config's top level lacks ['generator']"),
+        (
+            lambda c: c["generator"].__setitem__("bit_generator", {"state": 1}),
+            "'generator' is not a valid generator state",
+        ),
+        (lambda c: c["compile"].__setitem__("optimizer", {"name": "adam", "lr": "fast"}), "cannot be built"),
+        (lambda c: c["compile"].__setitem__("optimizer_iterations", -2), "'compile.optimizer_iterations' must be"),
+        (lambda c: c["compile"].__setitem__("metrics", "accuracy"), "'compile.metrics' must be a list"),
+        (lambda c: c["compile"].__setitem__("metrics", ["no_such_metric"]), "unknown metric 'no_such_metric'"),
+        (lambda c: c["compile"]["loss"].__setitem__("name", 3), "'compile.loss.name' must be a string"),
+        (
+            lambda c: c.update({"class": "Sequential", "config": {"layers": [{"class": "Mystery"}]}}),
+            "unknown layer class 'Mystery' at config.layers[0]",
+        ),
+        (
+            lambda c: c.update(
+                {
+                    "class": "Sequential",
+                    "config": {"layers": [{"class": "Dense", "config": {"in_features": 4, "out_features": "3"}}]},
+                }
+            ),
+            "Dense: out_features must be a positive integer, found '3'",
+        ),
+        (
+            lambda c: c.update(
+                {
+                    "class": "Sequential",
+                    "config": {
+                        "layers": [{"class": "Dense", "config": {"out_features": 3, "in_features": 4, "bias": "yes"}}]
+                    },
+                }
+            ),
+            "Dense: bias must be True or False",
+        ),
+        (
+            lambda c: c.update({"class": "Sequential", "config": {"layers": [{"class": "Embedding"}]}}),
+            "lacks the required arguments",
+        ),
+        (
+            lambda c: c.update({"class": "Sequential", "config": {"layers": [{"class": "Dense", "config": [4, 3]}]}}),
+            "config.layers[0].config must be a JSON object",
+        ),
+        (lambda c: c.update({"class": "Sequential", "config": {"layers": []}}), "cannot be built"),
+        (lambda c: c.update({"class": "Sequential", "config": {"layers": ["Dense"]}}), "cannot be built"),
+    ],
+)
 def test_bad_values_in_the_config(mlp_file, tmp_path, change, expects):
     path, _, _ = mlp_file
     refused(craft(path, tmp_path / "b.safetensors", config=change), expects)
@@ -350,8 +477,11 @@ def test_layers_nested_absurdly_deep(mlp_file, tmp_path):
     for _ in range(200):
         spec = {"class": "Residual", "config": {"layers_config": [spec]}}
     path, _, _ = mlp_file
-    bad = craft(path, tmp_path / "deep.safetensors",
-                config=lambda c: c.update({"class": "Sequential", "config": {"layers": [spec]}}))
+    bad = craft(
+        path,
+        tmp_path / "deep.safetensors",
+        config=lambda c: c.update({"class": "Sequential", "config": {"layers": [spec]}}),
+    )
     refused(bad, "layers nested more than 64 deep")
 
 
@@ -387,10 +517,17 @@ def test_saved_files_record_version_and_digest(mlp_file):
 
 def test_cli_predict_on_a_crafted_file_is_one_line_exit_2(mlp_file, tmp_path):
     path, _, X = mlp_file
-    bad = craft(path, tmp_path / "crafted.safetensors", config=lambda c: c["config"].__setitem__("hidden_sizes", [10**9]))
+    bad = craft(
+        path, tmp_path / "crafted.safetensors", config=lambda c: c["config"].__setitem__("hidden_sizes", [10**9])
+    )
     np.save(tmp_path / "x.npy", X)
-    run = subprocess.run([sys.executable, "-m", "xpnn.cli", "predict", str(bad), str(tmp_path / "x.npy")],
-                         capture_output=True, text=True, timeout=120, check=False)
+    run = subprocess.run(
+        [sys.executable, "-m", "xpnn.cli", "predict", str(bad), str(tmp_path / "x.npy")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert run.returncode == 2, run.stderr
     assert "Traceback" not in run.stderr and "crafted.safetensors" in run.stderr
     assert run.stderr.strip().count("\n") == 0 and "xpnn predict: error:" in run.stderr
@@ -448,14 +585,17 @@ def idx_refused(path, *messages):
 
 
 @pytest.mark.parametrize("gz", [False, True])
-@pytest.mark.parametrize("content, message", [
-    (_idx_header(0x08, [2**32 - 1] * 3) + bytes(100), "truncated: header says 4294967295x4294967295x4294967295"),
-    (_idx_header(0x0E, [60000, 60000]) + bytes(64), "truncated"),
-    (_idx_header(0x08, [1] * 255) + b"\x07", "cannot be a NumPy array"),
-    (_idx_header(0x08, [0, 5]) + b"\x01", "1 trailing bytes"),
-    (bytes([0, 0, 0x08, 200]) + bytes(12), "truncated header: 200 dimensions need 804 header bytes"),
-    (b"\x00\x00\x0f\x01" + bytes(8), "unknown data type code 0x0F"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (_idx_header(0x08, [2**32 - 1] * 3) + bytes(100), "truncated: header says 4294967295x4294967295x4294967295"),
+        (_idx_header(0x0E, [60000, 60000]) + bytes(64), "truncated"),
+        (_idx_header(0x08, [1] * 255) + b"\x07", "cannot be a NumPy array"),
+        (_idx_header(0x08, [0, 5]) + b"\x01", "1 trailing bytes"),
+        (bytes([0, 0, 0x08, 200]) + bytes(12), "truncated header: 200 dimensions need 804 header bytes"),
+        (b"\x00\x00\x0f\x01" + bytes(8), "unknown data type code 0x0F"),
+    ],
+)
 def test_idx_headers_claiming_more_than_the_file_holds(tmp_path, content, message, gz):
     path = tmp_path / ("x.idx.gz" if gz else "x.idx")
     path.write_bytes(gzip.compress(content) if gz else content)
@@ -499,14 +639,14 @@ def mutations(size: int, header_end: int):
 def mutate(raw: bytes, how) -> bytes:
     kind, at, arg = how
     if kind == "flip":
-        return raw[:at] + bytes([raw[at] ^ (1 << arg)]) + raw[at + 1:]
+        return raw[:at] + bytes([raw[at] ^ (1 << arg)]) + raw[at + 1 :]
     if kind == "truncate":
         return raw[:at]
     if kind == "insert":
         return raw[:at] + arg + raw[at:]
     if kind == "delete":
-        return raw[:at] + raw[at + arg:]
-    return raw[:at] + arg + raw[at + len(arg):]  # overwrite
+        return raw[:at] + raw[at + arg :]
+    return raw[:at] + arg + raw[at + len(arg) :]  # overwrite
 
 
 def _header_end(raw: bytes, idx: bool) -> int:
@@ -532,11 +672,16 @@ def test_fuzz_damaged_model_files(originals, scratch, data):
 
 
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.sampled_from([0, 1, -1, 10**6, 10**12, 2**63])
-    | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=8)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.sampled_from([0, 1, -1, 10**6, 10**12, 2**63])
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=8)
     | st.sampled_from(["Dense", "relu", "float64", "int64", "adam", "Sequential", "layers"]),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["class", "config", "x"]), inner,
-                                                                max_size=2),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["class", "config", "x"]), inner, max_size=2)
+    ),
     max_leaves=6,
 )
 
@@ -577,8 +722,12 @@ def test_fuzz_crafted_configs(originals, scratch, data):
     where = data.draw(st.sampled_from(places))
     delete = data.draw(st.booleans())
     value = None if delete else data.draw(JSON_VALUES)
-    path = craft(src, scratch / f"{name}-crafted.safetensors", config=lambda c: _set(c, where, value, delete),
-                 sign=data.draw(st.booleans()))
+    path = craft(
+        src,
+        scratch / f"{name}-crafted.safetensors",
+        config=lambda c: _set(c, where, value, delete),
+        sign=data.draw(st.booleans()),
+    )
     result, peak = bounded(xpnn.load, path)
     assert peak < MEMORY_BOUND, (where, value, peak)
     if isinstance(result, Exception):

@@ -18,8 +18,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import xpnn
-from xpnn.model_selection import (BayesSearch, Choice, GridSearch, IntUniform, KFold, LogUniform, RandomSearch,
-                                  StratifiedKFold, Uniform, cross_validate)
+from xpnn.model_selection import (
+    BayesSearch,
+    Choice,
+    GridSearch,
+    IntUniform,
+    KFold,
+    LogUniform,
+    RandomSearch,
+    StratifiedKFold,
+    Uniform,
+    cross_validate,
+)
 
 hyp = settings(max_examples=15, deadline=None)
 
@@ -209,8 +219,9 @@ def test_cross_validate_keys_lengths_and_scores(backend, digits):
     assert out["test_accuracy"][0] == xpnn.metrics.accuracy(y[test], model.predict(X[test]))
     assert out["test_loss"][0] == pytest.approx(model.evaluate(X[test], y[test])["loss"], rel=1e-6)
     # arrays already on the backend give the same scores
-    again = cross_validate(build, backend.asarray(X), backend.asarray(y), cv=4, fit_kwargs=FIT,
-                           metrics=("accuracy", "loss", "f1"))
+    again = cross_validate(
+        build, backend.asarray(X), backend.asarray(y), cv=4, fit_kwargs=FIT, metrics=("accuracy", "loss", "f1")
+    )
     for key in ("test_accuracy", "test_loss", "test_f1"):
         assert again[key] == pytest.approx(out[key], rel=1e-5)
 
@@ -238,10 +249,12 @@ def test_cross_validate_picks_stratified_for_labels_and_kfold_otherwise(digits):
 def test_cross_validate_with_a_splitter_and_params(digits):
     X, y = digits
     build = classifier()
-    a = cross_validate(build, X, y, cv=KFold(3, shuffle=True, seed=1), fit_kwargs=FIT, metrics="accuracy",
-                       params={"hidden": 5})
-    b = cross_validate(build, X, y, cv=KFold(3, shuffle=True, seed=1), fit_kwargs=FIT, metrics="accuracy",
-                       params={"hidden": 5})
+    a = cross_validate(
+        build, X, y, cv=KFold(3, shuffle=True, seed=1), fit_kwargs=FIT, metrics="accuracy", params={"hidden": 5}
+    )
+    b = cross_validate(
+        build, X, y, cv=KFold(3, shuffle=True, seed=1), fit_kwargs=FIT, metrics="accuracy", params={"hidden": 5}
+    )
     assert len(a["test_accuracy"]) == 3 and a["test_accuracy"] == b["test_accuracy"]  # reproducible
     assert all(c["hidden"] == 5 for c in build.calls)
 
@@ -301,10 +314,19 @@ def test_grid_search_enumerates_the_grid_and_picks_the_best(backend, digits):
 
 def test_grid_search_minimises_mse_and_takes_a_list_of_grids():
     X, y = regression()
-    search = GridSearch(regressor, [{"lr": [0.0001, 0.05]}, {"lr": [0.02], "hidden": [2, 8]}], cv=3,
-                        fit_kwargs={"epochs": 3}, scoring="mse").fit(X, y)
-    assert [r["params"] for r in search.results_] == [{"lr": 0.0001}, {"lr": 0.05}, {"lr": 0.02, "hidden": 2},
-                                                     {"lr": 0.02, "hidden": 8}]
+    search = GridSearch(
+        regressor,
+        [{"lr": [0.0001, 0.05]}, {"lr": [0.02], "hidden": [2, 8]}],
+        cv=3,
+        fit_kwargs={"epochs": 3},
+        scoring="mse",
+    ).fit(X, y)
+    assert [r["params"] for r in search.results_] == [
+        {"lr": 0.0001},
+        {"lr": 0.05},
+        {"lr": 0.02, "hidden": 2},
+        {"lr": 0.02, "hidden": 8},
+    ]
     means = [r["mean_score"] for r in search.results_]
     assert search.mode == "min" and search.best_score_ == min(means) and max(means) > min(means)
     assert search.best_params_ != {"lr": 0.0001}  # the slowest learner has the largest error
@@ -339,8 +361,11 @@ def test_grid_search_errors(digits):
         GridSearch(build, [])
     with pytest.raises(ValueError, match=r"GridSearch: param_grid\['lr'\] is an empty list"):
         GridSearch(build, {"lr": []})
-    with pytest.raises(TypeError, match=r"param_grid\['lr'\] must be a list of values, found float 0.1 "
-                                        r"\(for a fixed value use \[0.1\]\)"):
+    with pytest.raises(
+        TypeError,
+        match=r"param_grid\['lr'\] must be a list of values, found float 0.1 "
+        r"\(for a fixed value use \[0.1\]\)",
+    ):
         GridSearch(build, {"lr": 0.1})
     with pytest.raises(TypeError, match=r"param_grid\[1\]\['lr'\] is Uniform\(0.0, 1.0\), a range a grid cannot"):
         GridSearch(build, [{"hidden": [4]}, {"lr": Uniform(0, 1)}])
@@ -401,15 +426,20 @@ def test_random_search_tries_a_small_discrete_space_once_each(digits):
     assert drawn == [(4, 1), (4, 2), (8, 1), (8, 2)]
     # a space just larger than n_iter is sampled, and still without repeats
     for seed in range(3):
-        hidden = [c["hidden"] for c in RandomSearch(classifier(), {"hidden": IntUniform(1, 6)}, n_iter=5,
-                                                    seed=seed).candidates]
+        hidden = [
+            c["hidden"]
+            for c in RandomSearch(classifier(), {"hidden": IntUniform(1, 6)}, n_iter=5, seed=seed).candidates
+        ]
         assert len(hidden) == 5 and len(set(hidden)) == 5
 
 
 def test_random_search_errors():
     build = classifier()
-    with pytest.raises(TypeError, match=r"RandomSearch: param_distributions\['lr'\] must be Choice, Uniform, "
-                                        r"LogUniform, IntUniform or a list of values, found str 'uniform'"):
+    with pytest.raises(
+        TypeError,
+        match=r"RandomSearch: param_distributions\['lr'\] must be Choice, Uniform, "
+        r"LogUniform, IntUniform or a list of values, found str 'uniform'",
+    ):
         RandomSearch(build, {"lr": "uniform"})
     with pytest.raises(TypeError, match=r"param_distributions\['lr'\] .* found float 0.1 .*use a list: \[0.1\]"):
         RandomSearch(build, {"lr": 0.1})
@@ -440,15 +470,17 @@ def test_random_search_errors():
 def test_numpy_scalars_are_accepted_like_python_numbers_and_bool_is_refused():
     folds = KFold(np.int64(3), shuffle=True, seed=np.uint8(1))
     assert (folds.n_splits, folds.seed) == (3, 1) and type(folds.n_splits) is int and type(folds.seed) is int
-    assert [te.tolist() for _, te in folds.split(np.zeros(7))] == \
-        [te.tolist() for _, te in KFold(3, shuffle=True, seed=1).split(np.zeros(7))]
+    assert [te.tolist() for _, te in folds.split(np.zeros(7))] == [
+        te.tolist() for _, te in KFold(3, shuffle=True, seed=1).split(np.zeros(7))
+    ]
     assert StratifiedKFold(np.int32(2)).n_splits == 2
     ints = IntUniform(np.int64(1), np.int32(3))
     assert ints.values() == [1, 2, 3] and repr(ints) == "IntUniform(1, 3)"
     floats = LogUniform(np.float32(0.5), np.float64(2.0))
     assert (floats.low, floats.high) == (0.5, 2.0) and type(floats.low) is float
-    search = RandomSearch(classifier(), {"lr": Uniform(np.float64(0.01), 0.1)}, n_iter=np.int64(2),
-                          cv=np.int64(2), seed=np.int16(4))
+    search = RandomSearch(
+        classifier(), {"lr": Uniform(np.float64(0.01), 0.1)}, n_iter=np.int64(2), cv=np.int64(2), seed=np.int16(4)
+    )
     assert (search.n_iter, search.seed, search.cv) == (2, 4, 2) and len(search.candidates) == 2
     assert type(search.cv) is int
     assert GridSearch(classifier(), {"hidden": np.array([4, 8])}, cv=np.int8(3)).cv == 3
@@ -460,10 +492,14 @@ def test_numpy_scalars_are_accepted_like_python_numbers_and_bool_is_refused():
         (lambda: KFold(3, shuffle=1), "KFold: shuffle must be True or False"),
         (lambda: IntUniform(False, 3), "IntUniform: low must be an integer, found False"),
         (lambda: Uniform(0, True), "Uniform: high must be a finite number, found True"),
-        (lambda: RandomSearch(classifier(), {"lr": [0.1]}, n_iter=True),
-         "RandomSearch: n_iter must be a positive integer, found True"),
-        (lambda: RandomSearch(classifier(), {"lr": [0.1]}, seed=False),
-         "RandomSearch: seed must be a non-negative integer, found False"),
+        (
+            lambda: RandomSearch(classifier(), {"lr": [0.1]}, n_iter=True),
+            "RandomSearch: n_iter must be a positive integer, found True",
+        ),
+        (
+            lambda: RandomSearch(classifier(), {"lr": [0.1]}, seed=False),
+            "RandomSearch: seed must be a non-negative integer, found False",
+        ),
     ]:
         with pytest.raises(ValueError, match=re.escape(message)):
             make()
@@ -486,8 +522,12 @@ SPACE = {"hidden": IntUniform(3, 24), "lr": LogUniform(1e-4, 0.1)}
 def test_bayes_search_runs_and_is_reproducible(backend, digits):
     pytest.importorskip("optuna")
     X, y = digits
-    runs = [BayesSearch(classifier(backend), {**SPACE, "width": [None, (6, 6)]}, n_iter=6, cv=2, seed=3,
-                        fit_kwargs=FIT).fit(X, y) for _ in range(2)]
+    runs = [
+        BayesSearch(
+            classifier(backend), {**SPACE, "width": [None, (6, 6)]}, n_iter=6, cv=2, seed=3, fit_kwargs=FIT
+        ).fit(X, y)
+        for _ in range(2)
+    ]
     a, b = runs
     assert len(a.results_) == 6 and [r["number"] for r in a.results_] == list(range(6))
     assert [r["params"] for r in a.results_] == [r["params"] for r in b.results_]
@@ -516,16 +556,19 @@ def test_bayes_search_prunes_hopeless_trials(digits):
         assert trial.state == optuna.trial.TrialState.PRUNED and trial.last_step == r["pruned_at_epoch"]
         # the median rule: its score at that epoch was below the median of the earlier trials'
         step = r["pruned_at_epoch"]
-        earlier = [t.intermediate_values[step] for t in search.study_.trials[:r["number"]]
-                   if t.state == optuna.trial.TrialState.COMPLETE]
+        earlier = [
+            t.intermediate_values[step]
+            for t in search.study_.trials[: r["number"]]
+            if t.state == optuna.trial.TrialState.COMPLETE
+        ]
         assert trial.intermediate_values[step] < np.median(earlier)
     # the first fold's reports are the held-out scores after each epoch: the last equals the fold's score
     done = next(r for r in search.results_ if not r["pruned"])
     assert search.study_.trials[done["number"]].intermediate_values[2] == done["scores"][0]
     # pruned trials come last in the table
     rows = search.to_markdown().splitlines()[2:]
-    assert all("pruned (epoch" in row for row in rows[-len(pruned):])
-    assert not any("pruned" in row for row in rows[:-len(pruned)])
+    assert all("pruned (epoch" in row for row in rows[-len(pruned) :])
+    assert not any("pruned" in row for row in rows[: -len(pruned)])
     assert rows[0].split("|")[2].strip() == "1"
     unpruned = BayesSearch(classifier(), SPACE, n_iter=12, cv=2, seed=0, fit_kwargs=fit, pruning=False).fit(X, y)
     assert not any(r["pruned"] for r in unpruned.results_)
@@ -535,8 +578,17 @@ def test_bayes_search_minimises_loss_and_shares_a_sqlite_study(tmp_path, digits)
     optuna = pytest.importorskip("optuna")
     X, y = digits
     url = f"sqlite:///{tmp_path / 'study.db'}"
-    make = lambda scoring="loss": BayesSearch(classifier(), SPACE, n_iter=3, cv=2, seed=0,  # noqa: E731
-                                              fit_kwargs=FIT, scoring=scoring, storage=url, study_name="s")
+    make = lambda scoring="loss": BayesSearch(
+        classifier(),
+        SPACE,
+        n_iter=3,
+        cv=2,
+        seed=0,  # noqa: E731
+        fit_kwargs=FIT,
+        scoring=scoring,
+        storage=url,
+        study_name="s",
+    )
     first = make().fit(X, y)
     assert first.study_.direction == optuna.study.StudyDirection.MINIMIZE
     assert first.best_score_ == min(r["mean_score"] for r in first.results_ if not r["pruned"])

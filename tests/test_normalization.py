@@ -77,8 +77,7 @@ def test_batchnorm1d_gradcheck(backend, n, c, seed):
 
 
 @SETTINGS
-@given(n=st.integers(1, 3), c=st.integers(1, 3), h=st.integers(1, 3), w=st.integers(3, 4),
-       seed=st.integers(0, 10**6))
+@given(n=st.integers(1, 3), c=st.integers(1, 3), h=st.integers(1, 3), w=st.integers(3, 4), seed=st.integers(0, 10**6))
 def test_batchnorm2d_gradcheck(backend, n, c, h, w, seed):
     layer = BatchNorm2D(c).bind(backend, backend.rng(0), "float64")
     set_affine(layer, backend, seed)
@@ -192,7 +191,9 @@ def test_batchnorm_stores_running_stats_back(backend):
 def test_batchnorm_matches_torch_over_several_steps(backend, dims):
     torch = pytest.importorskip("torch")
     shape = (5, 3) if dims == 1 else (4, 3, 2, 3)
-    ours = (BatchNorm1D if dims == 1 else BatchNorm2D)(3, momentum=0.2, eps=1e-4).bind(backend, backend.rng(0), "float64")
+    ours = (BatchNorm1D if dims == 1 else BatchNorm2D)(3, momentum=0.2, eps=1e-4).bind(
+        backend, backend.rng(0), "float64"
+    )
     gamma, beta = set_affine(ours, backend, 11)
     ref = (torch.nn.BatchNorm1d if dims == 1 else torch.nn.BatchNorm2d)(3, momentum=0.2, eps=1e-4).double()
     with torch.no_grad():
@@ -217,8 +218,12 @@ def test_batchnorm_matches_torch_over_several_steps(backend, dims):
     np.testing.assert_allclose(backend.to_numpy(ours.buffers["running_var"]), ref.running_var.numpy(), rtol=1e-10)
     ref.eval()
     Xh, X = data(backend, 50, shape)
-    np.testing.assert_allclose(backend.to_numpy(ours.forward(X, training=False)),
-                               ref(torch.from_numpy(Xh)).detach().numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(
+        backend.to_numpy(ours.forward(X, training=False)),
+        ref(torch.from_numpy(Xh)).detach().numpy(),
+        rtol=1e-9,
+        atol=1e-12,
+    )
 
 
 def test_layernorm_matches_torch(backend):
@@ -232,18 +237,24 @@ def test_layernorm_matches_torch(backend):
     Xh, X = data(backend, 2, (2, 3, 4))
     Xt = torch.tensor(Xh, requires_grad=True)
     Yt = ref(Xt)
-    np.testing.assert_allclose(backend.to_numpy(ours.forward(X, training=True)), Yt.detach().numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(
+        backend.to_numpy(ours.forward(X, training=True)), Yt.detach().numpy(), rtol=1e-9, atol=1e-12
+    )
     R = np.random.default_rng(3).standard_normal((2, 3, 4))
     (Yt * torch.from_numpy(R)).sum().backward()
-    np.testing.assert_allclose(backend.to_numpy(ours.backward(backend.asarray(R))), Xt.grad.numpy(), rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(
+        backend.to_numpy(ours.backward(backend.asarray(R))), Xt.grad.numpy(), rtol=1e-8, atol=1e-12
+    )
     np.testing.assert_allclose(backend.to_numpy(ours.grads["gamma"]), ref.weight.grad.numpy(), rtol=1e-8)
 
 
 # ---- dtype, config, shapes --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("make,shape", [(lambda: BatchNorm1D(3), (4, 3)), (lambda: BatchNorm2D(3), (2, 3, 2, 2)),
-                                        (lambda: LayerNorm(3), (2, 5, 3))])
+@pytest.mark.parametrize(
+    "make,shape",
+    [(lambda: BatchNorm1D(3), (4, 3)), (lambda: BatchNorm2D(3), (2, 3, 2, 2)), (lambda: LayerNorm(3), (2, 5, 3))],
+)
 def test_float32_stays_float32(backend, make, shape):
     layer = make()
     _, X = data(backend, 0, shape, np.float32)
@@ -282,29 +293,38 @@ def test_params_and_buffers_are_made_on_bind(backend):
 # ---- errors -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("make,message", [
-    (lambda: BatchNorm1D(0), "BatchNorm1D: num_features must be a positive integer, found 0"),
-    (lambda: BatchNorm2D(2.5), "BatchNorm2D: num_features must be a positive integer, found 2.5"),
-    (lambda: BatchNorm1D(3, momentum=1.5), "momentum must be a number in [0, 1], found 1.5"),
-    (lambda: BatchNorm1D(3, eps=0), "BatchNorm1D: eps must be a number > 0, found 0"),
-    (lambda: BatchNorm2D(3, momentum=True), "BatchNorm2D: momentum must be a number in [0, 1], found True"),
-    (lambda: LayerNorm(-2), "LayerNorm: normalized_shape (the size of the last axis) must be a positive integer, found -2"),
-    (lambda: LayerNorm(4, eps=-1.0), "LayerNorm: eps must be a number > 0, found -1.0"),
-    (lambda: LayerNorm(4, eps=0), "LayerNorm: eps must be a number > 0, found 0"),
-])
+@pytest.mark.parametrize(
+    "make,message",
+    [
+        (lambda: BatchNorm1D(0), "BatchNorm1D: num_features must be a positive integer, found 0"),
+        (lambda: BatchNorm2D(2.5), "BatchNorm2D: num_features must be a positive integer, found 2.5"),
+        (lambda: BatchNorm1D(3, momentum=1.5), "momentum must be a number in [0, 1], found 1.5"),
+        (lambda: BatchNorm1D(3, eps=0), "BatchNorm1D: eps must be a number > 0, found 0"),
+        (lambda: BatchNorm2D(3, momentum=True), "BatchNorm2D: momentum must be a number in [0, 1], found True"),
+        (
+            lambda: LayerNorm(-2),
+            "LayerNorm: normalized_shape (the size of the last axis) must be a positive integer, found -2",
+        ),
+        (lambda: LayerNorm(4, eps=-1.0), "LayerNorm: eps must be a number > 0, found -1.0"),
+        (lambda: LayerNorm(4, eps=0), "LayerNorm: eps must be a number > 0, found 0"),
+    ],
+)
 def test_bad_arguments(make, message):
     with pytest.raises(ValueError) as info:
         make()
     assert message in str(info.value)
 
 
-@pytest.mark.parametrize("layer,shape,expected", [
-    (BatchNorm1D(3), (4, 5), "X has shape (4, 5), expected (batch, 3)"),
-    (BatchNorm1D(3), (4, 3, 1, 1), "X has shape (4, 3, 1, 1), expected (batch, 3)"),
-    (BatchNorm2D(3), (4, 3), "X has shape (4, 3), expected (batch, 3, height, width)"),
-    (BatchNorm2D(3), (4, 2, 5, 5), "expected (batch, 3, height, width)"),
-    (LayerNorm(3), (2, 4), "X has shape (2, 4), expected (..., 3)"),
-])
+@pytest.mark.parametrize(
+    "layer,shape,expected",
+    [
+        (BatchNorm1D(3), (4, 5), "X has shape (4, 5), expected (batch, 3)"),
+        (BatchNorm1D(3), (4, 3, 1, 1), "X has shape (4, 3, 1, 1), expected (batch, 3)"),
+        (BatchNorm2D(3), (4, 3), "X has shape (4, 3), expected (batch, 3, height, width)"),
+        (BatchNorm2D(3), (4, 2, 5, 5), "expected (batch, 3, height, width)"),
+        (LayerNorm(3), (2, 4), "X has shape (2, 4), expected (..., 3)"),
+    ],
+)
 def test_bad_input_shapes(backend, layer, shape, expected):
     _, X = data(backend, 0, shape)
     with pytest.raises(ValueError) as info:

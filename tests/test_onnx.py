@@ -15,9 +15,25 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 import xpnn
-from xpnn.layers import (ELU, GELU, BatchNorm1D, BatchNorm2D, Dense, Dropout, Embedding, Flatten,
-                         Identity, LayerNorm, LeakyReLU, MultiHeadSelfAttention, ReLU, Residual, Sigmoid,
-                         Softmax, Tanh)
+from xpnn.layers import (
+    ELU,
+    GELU,
+    BatchNorm1D,
+    BatchNorm2D,
+    Dense,
+    Dropout,
+    Embedding,
+    Flatten,
+    Identity,
+    LayerNorm,
+    LeakyReLU,
+    MultiHeadSelfAttention,
+    ReLU,
+    Residual,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
 from xpnn.layers.conv import Conv1D, Conv2D
 from xpnn.layers.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from xpnn.onnx import export
@@ -82,9 +98,11 @@ def test_graph_passes_checker_with_a_dynamic_batch_axis(rng, tmp_path):
     assert {n.op_type for n in loaded.graph.node} >= {"Gemm", "Relu"}
 
 
-@pytest.mark.parametrize("make", [ReLU, lambda: LeakyReLU(0.2), lambda: ELU(0.5), GELU, Sigmoid, Tanh, Softmax,
-                                  Identity, lambda: Dropout(0.5)],
-                         ids=["relu", "leaky_relu", "elu", "gelu", "sigmoid", "tanh", "softmax", "identity", "dropout"])
+@pytest.mark.parametrize(
+    "make",
+    [ReLU, lambda: LeakyReLU(0.2), lambda: ELU(0.5), GELU, Sigmoid, Tanh, Softmax, Identity, lambda: Dropout(0.5)],
+    ids=["relu", "leaky_relu", "elu", "gelu", "sigmoid", "tanh", "softmax", "identity", "dropout"],
+)
 def test_each_activation(make, rng, tmp_path):
     # scaled inputs reach both sides of every kink and the saturated tails
     model = xpnn.Sequential([Dense(5, 7), make()], seed=1)
@@ -108,12 +126,21 @@ def test_gelu_is_one_node_from_opset_20(rng, tmp_path):
 
 
 def test_cnn_matches_predict(backend, rng, tmp_path):
-    model = xpnn.Sequential([
-        Conv2D(2, 4, 3, stride=2, padding=1), BatchNorm2D(4), ReLU(),
-        MaxPool2D(2, stride=1, padding=1),            # padding: ONNX must not let it win
-        Conv2D(4, 3, (3, 2), dilation=(2, 1)), AvgPool2D(2, padding=1),  # padding counted in the mean
-        Conv2D(3, 5, 1), GlobalAvgPool2D(), Dense(5, 3),
-    ], backend=backend, seed=2)
+    model = xpnn.Sequential(
+        [
+            Conv2D(2, 4, 3, stride=2, padding=1),
+            BatchNorm2D(4),
+            ReLU(),
+            MaxPool2D(2, stride=1, padding=1),  # padding: ONNX must not let it win
+            Conv2D(4, 3, (3, 2), dilation=(2, 1)),
+            AvgPool2D(2, padding=1),  # padding counted in the mean
+            Conv2D(3, 5, 1),
+            GlobalAvgPool2D(),
+            Dense(5, 3),
+        ],
+        backend=backend,
+        seed=2,
+    )
     X, y = rng.normal(size=(24, 2, 11, 10)).astype(np.float32), rng.integers(0, 3, size=24)
     train_briefly(model, X, y)
     path = tmp_path / "cnn.onnx"
@@ -144,8 +171,9 @@ def test_batchnorm_exports_its_running_statistics(rng, tmp_path):
 
 
 def test_layernorm_and_residual(backend, rng, tmp_path):
-    model = xpnn.Sequential([Dense(6, 8), Residual(LayerNorm(8), Dense(8, 8), GELU()), LayerNorm(8), Dense(8, 3)],
-                            backend=backend, seed=5)
+    model = xpnn.Sequential(
+        [Dense(6, 8), Residual(LayerNorm(8), Dense(8, 8), GELU()), LayerNorm(8), Dense(8, 3)], backend=backend, seed=5
+    )
     X, y = rng.normal(size=(32, 6)).astype(np.float32), rng.integers(0, 3, size=32)
     train_briefly(model, X, y)
     path = tmp_path / "res.onnx"
@@ -157,8 +185,12 @@ def test_layernorm_and_residual(backend, rng, tmp_path):
 @pytest.mark.parametrize("loss, op", [("bce_with_logits", "Sigmoid"), ("mse", None)])
 def test_probabilities_follow_the_loss(loss, op, rng, tmp_path):
     model = xpnn.Sequential([Dense(4, 2)])
-    train_briefly(model, rng.normal(size=(16, 4)).astype(np.float32),
-                  rng.integers(0, 2, size=(16, 2)).astype(np.float32), loss=loss)
+    train_briefly(
+        model,
+        rng.normal(size=(16, 4)).astype(np.float32),
+        rng.integers(0, 2, size=(16, 2)).astype(np.float32),
+        loss=loss,
+    )
     path = tmp_path / "p.onnx"
     proto = export(model, path, probabilities=True)
     ops = [n.op_type for n in proto.graph.node]
@@ -168,7 +200,10 @@ def test_probabilities_follow_the_loss(loss, op, rng, tmp_path):
 
 def test_unsupported_layers_are_named(tmp_path):
     path = tmp_path / "no.onnx"
-    with pytest.raises(NotImplementedError, match=r"layers\[0\] Embedding\(.*cannot be exported.*exportable layers: .*Dense.*not yet: Embedding"):
+    with pytest.raises(
+        NotImplementedError,
+        match=r"layers\[0\] Embedding\(.*cannot be exported.*exportable layers: .*Dense.*not yet: Embedding",
+    ):
         export(xpnn.Sequential([Embedding(10, 4)]), path, input_shape=(3,))
     # inside a container the message names both levels
     model = xpnn.Sequential([LayerNorm(4), Residual(LayerNorm(4), MultiHeadSelfAttention(4, 2))])
@@ -250,8 +285,11 @@ def test_dense_first_inside_containers_and_lazily_built(rng, tmp_path):
     check_against_model(model, path, (5,), rng)
     # Dense(out) learns in_features from its first input: once built, the export knows it
     lazy = xpnn.Sequential([Dense(6), ReLU(), Dense(2)])
-    with pytest.raises(ValueError, match=r"input_shape is needed for a model starting with Dense\(None, 6\): it "
-                                         r"has seen no data yet .*model.input_shape_.*e.g. input_shape="):
+    with pytest.raises(
+        ValueError,
+        match=r"input_shape is needed for a model starting with Dense\(None, 6\): it "
+        r"has seen no data yet .*model.input_shape_.*e.g. input_shape=",
+    ):
         export(lazy, path)
     lazy.forward(lazy.backend.asarray(rng.normal(size=(2, 7)).astype(np.float32)))
     export(lazy, path)
@@ -259,8 +297,11 @@ def test_dense_first_inside_containers_and_lazily_built(rng, tmp_path):
 
 
 def test_cnn_without_data_names_input_shape(tmp_path):
-    with pytest.raises(ValueError, match=r"xpnn.onnx.export: input_shape is needed for a model starting with "
-                                         r"Conv2D\(.*pass the shape of one sample without the batch axis, e.g. "
-                                         r"input_shape=\(1, 28, 28\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"xpnn.onnx.export: input_shape is needed for a model starting with "
+        r"Conv2D\(.*pass the shape of one sample without the batch axis, e.g. "
+        r"input_shape=\(1, 28, 28\)",
+    ):
         export(small_cnn(), tmp_path / "no.onnx")
     assert not (tmp_path / "no.onnx").exists()

@@ -15,7 +15,14 @@ from hypothesis import strategies as st
 import xpnn
 from xpnn.backends import InPlaceBackend
 from xpnn.optimizers import (
-    SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, clip_grad_norm, get_optimizer,
+    SGD,
+    Adagrad,
+    Adam,
+    AdamW,
+    Optimizer,
+    RMSprop,
+    clip_grad_norm,
+    get_optimizer,
 )
 from xpnn.param import Param
 from xpnn.schedules import CosineDecay, StepDecay
@@ -69,8 +76,8 @@ def ref_adam(params, grads, lr, b1, b2, eps, wd=0.0, decoupled=False):
                 g = g + wd * params[i]
             m[i] = b1 * m[i] + (1 - b1) * g
             v[i] = b2 * v[i] + (1 - b2) * g * g
-            m_hat = m[i] / (1 - b1 ** t)
-            v_hat = v[i] / (1 - b2 ** t)
+            m_hat = m[i] / (1 - b1**t)
+            v_hat = v[i] / (1 - b2**t)
             # eps added to sqrt(v_hat), as torch (not to sqrt(v) before the correction)
             params[i] = params[i] - lr * m_hat / (np.sqrt(v_hat) + eps)
     return params
@@ -106,17 +113,24 @@ CASES = {
     "sgd": (lambda: SGD(lr=0.1), lambda p, g: ref_sgd(p, g, 0.1)),
     "sgd_wd": (lambda: SGD(lr=0.1, weight_decay=0.3), lambda p, g: ref_sgd(p, g, 0.1, wd=0.3)),
     "momentum": (lambda: SGD(lr=0.1, momentum=0.9), lambda p, g: ref_sgd(p, g, 0.1, 0.9)),
-    "nesterov": (lambda: SGD(lr=0.1, momentum=0.8, nesterov=True, weight_decay=0.2),
-                 lambda p, g: ref_sgd(p, g, 0.1, 0.8, nesterov=True, wd=0.2)),
-    "adam": (lambda: Adam(lr=0.05, beta1=0.8, beta2=0.9, eps=0.1),
-             lambda p, g: ref_adam(p, g, 0.05, 0.8, 0.9, 0.1)),
-    "adam_wd": (lambda: Adam(lr=0.05, beta1=0.8, beta2=0.9, eps=0.1, weight_decay=0.5),
-                lambda p, g: ref_adam(p, g, 0.05, 0.8, 0.9, 0.1, wd=0.5)),
-    "adamw": (lambda: AdamW(lr=0.05, beta1=0.8, beta2=0.9, eps=0.1, weight_decay=0.5),
-              lambda p, g: ref_adam(p, g, 0.05, 0.8, 0.9, 0.1, wd=0.5, decoupled=True)),
+    "nesterov": (
+        lambda: SGD(lr=0.1, momentum=0.8, nesterov=True, weight_decay=0.2),
+        lambda p, g: ref_sgd(p, g, 0.1, 0.8, nesterov=True, wd=0.2),
+    ),
+    "adam": (lambda: Adam(lr=0.05, beta1=0.8, beta2=0.9, eps=0.1), lambda p, g: ref_adam(p, g, 0.05, 0.8, 0.9, 0.1)),
+    "adam_wd": (
+        lambda: Adam(lr=0.05, beta1=0.8, beta2=0.9, eps=0.1, weight_decay=0.5),
+        lambda p, g: ref_adam(p, g, 0.05, 0.8, 0.9, 0.1, wd=0.5),
+    ),
+    "adamw": (
+        lambda: AdamW(lr=0.05, beta1=0.8, beta2=0.9, eps=0.1, weight_decay=0.5),
+        lambda p, g: ref_adam(p, g, 0.05, 0.8, 0.9, 0.1, wd=0.5, decoupled=True),
+    ),
     "rmsprop": (lambda: RMSprop(lr=0.05, rho=0.8, eps=0.1), lambda p, g: ref_rmsprop(p, g, 0.05, 0.8, 0.1)),
-    "rmsprop_momentum": (lambda: RMSprop(lr=0.05, rho=0.8, eps=0.1, momentum=0.7),
-                         lambda p, g: ref_rmsprop(p, g, 0.05, 0.8, 0.1, 0.7)),
+    "rmsprop_momentum": (
+        lambda: RMSprop(lr=0.05, rho=0.8, eps=0.1, momentum=0.7),
+        lambda p, g: ref_rmsprop(p, g, 0.05, 0.8, 0.1, 0.7),
+    ),
     "adagrad": (lambda: Adagrad(lr=0.3, eps=0.1), lambda p, g: ref_adagrad(p, g, 0.3, 0.1)),
 }
 
@@ -151,13 +165,22 @@ TORCH_CASES = {
     "sgd": (dict(lr=0.1), "SGD", dict(lr=0.1)),
     "sgd_wd": (dict(lr=0.1, weight_decay=0.3), "SGD", dict(lr=0.1, weight_decay=0.3)),
     "momentum": (dict(lr=0.1, momentum=0.9), "SGD", dict(lr=0.1, momentum=0.9)),
-    "nesterov": (dict(lr=0.1, momentum=0.8, nesterov=True, weight_decay=0.2), "SGD",
-                 dict(lr=0.1, momentum=0.8, nesterov=True, weight_decay=0.2)),
+    "nesterov": (
+        dict(lr=0.1, momentum=0.8, nesterov=True, weight_decay=0.2),
+        "SGD",
+        dict(lr=0.1, momentum=0.8, nesterov=True, weight_decay=0.2),
+    ),
     "adam": (dict(lr=0.05, beta1=0.8, beta2=0.9, eps=0.1), "Adam", dict(lr=0.05, betas=(0.8, 0.9), eps=0.1)),
-    "adam_wd": (dict(lr=0.05, beta1=0.8, beta2=0.9, eps=0.1, weight_decay=0.5), "Adam",
-                dict(lr=0.05, betas=(0.8, 0.9), eps=0.1, weight_decay=0.5)),
-    "adamw": (dict(lr=0.05, beta1=0.8, beta2=0.9, eps=0.1, weight_decay=0.5), "AdamW",
-              dict(lr=0.05, betas=(0.8, 0.9), eps=0.1, weight_decay=0.5)),
+    "adam_wd": (
+        dict(lr=0.05, beta1=0.8, beta2=0.9, eps=0.1, weight_decay=0.5),
+        "Adam",
+        dict(lr=0.05, betas=(0.8, 0.9), eps=0.1, weight_decay=0.5),
+    ),
+    "adamw": (
+        dict(lr=0.05, beta1=0.8, beta2=0.9, eps=0.1, weight_decay=0.5),
+        "AdamW",
+        dict(lr=0.05, betas=(0.8, 0.9), eps=0.1, weight_decay=0.5),
+    ),
     "adam_defaults": (dict(), "Adam", dict()),
     "adamw_defaults": (dict(), "AdamW", dict()),
     "adagrad": (dict(lr=0.3, eps=0.1), "Adagrad", dict(lr=0.3, eps=0.1)),
@@ -296,8 +319,11 @@ def test_tuples_are_refused_where_updates_are_not_in_place():
     not update in place the step must fail, not leave the caller's array unchanged."""
     jax_backend = xpnn.get_backend("jax")
     p, g = jax_backend.asarray(np.ones(3)), jax_backend.asarray(np.ones(3))
-    with pytest.raises(TypeError, match=r"Adam.step: pairs\[0\] is a \(param, grad\) tuple, but this backend "
-                                        r"updated a copy.*pass model.parameters\(\)"):
+    with pytest.raises(
+        TypeError,
+        match=r"Adam.step: pairs\[0\] is a \(param, grad\) tuple, but this backend "
+        r"updated a copy.*pass model.parameters\(\)",
+    ):
         Adam().step([(p, g)])
     store = {"p": p}
     Adam(lr=0.5).step([Param(store, "p", grad=g)])  # the same step through a handle works
@@ -341,7 +367,9 @@ def test_step_checks_params(backend):
     opt = Adam()
     with pytest.raises(ValueError, match=r"params\[0\] has param shape \(2, 3\) but grad shape \(3,\)"):
         opt.step([Param({"p": p}, "p", grad=backend.zeros((3,)))])
-    with pytest.raises(TypeError, match=r"params\[0\] must be a Param \(from model.parameters\(\)\) or a \(param, grad\) tuple"):
+    with pytest.raises(
+        TypeError, match=r"params\[0\] must be a Param \(from model.parameters\(\)\) or a \(param, grad\) tuple"
+    ):
         opt.step([p])
     with pytest.raises(ValueError, match=r"params\[0\] \('p'\) has no gradient yet"):
         opt.step([Param({"p": p}, "p", grads={})])
@@ -375,8 +403,13 @@ def test_lr_float_schedule_and_assignment():
 
 
 def test_config_is_json_and_round_trips():
-    for opt in [SGD(0.1, momentum=0.9, nesterov=True, weight_decay=1e-4), RMSprop(momentum=0.1),
-                Adagrad(eps=1e-6), Adam(beta2=0.99), AdamW(lr=CosineDecay(0.01, 50), weight_decay=0.1)]:
+    for opt in [
+        SGD(0.1, momentum=0.9, nesterov=True, weight_decay=1e-4),
+        RMSprop(momentum=0.1),
+        Adagrad(eps=1e-6),
+        Adam(beta2=0.99),
+        AdamW(lr=CosineDecay(0.01, 50), weight_decay=0.1),
+    ]:
         cfg = opt.config()
         assert cfg["name"] == opt.name
         again = get_optimizer(json.loads(json.dumps(cfg)))
@@ -390,14 +423,23 @@ def test_config_is_json_and_round_trips():
 
 
 def test_get_optimizer_names():
-    for name, cls in [("sgd", SGD), ("adam", Adam), ("adamw", AdamW), ("rmsprop", RMSprop),
-                      ("adagrad", Adagrad), ("Adam", Adam), ("SGD", SGD)]:
+    for name, cls in [
+        ("sgd", SGD),
+        ("adam", Adam),
+        ("adamw", AdamW),
+        ("rmsprop", RMSprop),
+        ("adagrad", Adagrad),
+        ("Adam", Adam),
+        ("SGD", SGD),
+    ]:
         assert type(get_optimizer(name)) is cls
     opt = Adam()
     assert get_optimizer(opt) is opt
     assert get_optimizer("sgd", lr=0.5, momentum=0.9).momentum == 0.9
     assert isinstance(get_optimizer(), Adam)
-    with pytest.raises(ValueError, match=r"optimizer must be one of \['adagrad', 'adam', 'adamw', 'rmsprop', 'sgd'\].*found 'adamax'"):
+    with pytest.raises(
+        ValueError, match=r"optimizer must be one of \['adagrad', 'adam', 'adamw', 'rmsprop', 'sgd'\].*found 'adamax'"
+    ):
         get_optimizer("adamax")
     with pytest.raises(ValueError, match="optimizer must be one of"):
         get_optimizer(3)
@@ -407,28 +449,31 @@ def test_get_optimizer_names():
         get_optimizer("adam", momentum=0.9)
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda: SGD(lr=0), r"SGD: lr must be a number > 0 or a schedule, found 0"),
-    (lambda: Adam(lr=-1e-3), r"Adam: lr must be a number > 0 or a schedule, found -0.001"),
-    (lambda: SGD(lr=True), r"SGD: lr must be a number > 0 or a schedule, found True"),
-    (lambda: SGD(lr=float("nan")), r"SGD: lr must be a number > 0 or a schedule, found nan"),
-    (lambda: SGD(lr="0.1"), r"SGD: lr must be a number > 0 or a schedule, found '0.1'"),
-    (lambda: SGD(momentum=-0.1), r"SGD: momentum must be a number >= 0, found -0.1"),
-    (lambda: SGD(momentum=True), r"SGD: momentum must be a number >= 0, found True"),
-    (lambda: SGD(nesterov=True), r"SGD: nesterov=True needs momentum > 0"),
-    (lambda: SGD(momentum=0.9, nesterov=1), r"SGD: nesterov must be True or False, found 1"),
-    (lambda: SGD(weight_decay=-1), r"SGD: weight_decay must be a number >= 0, found -1"),
-    (lambda: Adam(beta1=1.0), r"Adam: beta1 must be a number in \[0, 1\), found 1.0"),
-    (lambda: Adam(beta2=-0.1), r"Adam: beta2 must be a number in \[0, 1\), found -0.1"),
-    (lambda: Adam(beta1=False), r"Adam: beta1 must be a number in \[0, 1\), found False"),
-    (lambda: AdamW(beta1=1.5), r"AdamW: beta1 must be a number in \[0, 1\), found 1.5"),
-    (lambda: Adam(eps=-1e-8), r"Adam: eps must be a number >= 0, found -1e-08"),
-    (lambda: AdamW(weight_decay=-0.01), r"AdamW: weight_decay must be a number >= 0, found -0.01"),
-    (lambda: RMSprop(rho=1.0), r"RMSprop: rho must be a number in \[0, 1\), found 1.0"),
-    (lambda: RMSprop(momentum=-1), r"RMSprop: momentum must be a number >= 0, found -1"),
-    (lambda: Adagrad(eps=-1), r"Adagrad: eps must be a number >= 0, found -1"),
-    (lambda: Adagrad(eps=float("inf")), r"Adagrad: eps must be a number >= 0, found inf"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: SGD(lr=0), r"SGD: lr must be a number > 0 or a schedule, found 0"),
+        (lambda: Adam(lr=-1e-3), r"Adam: lr must be a number > 0 or a schedule, found -0.001"),
+        (lambda: SGD(lr=True), r"SGD: lr must be a number > 0 or a schedule, found True"),
+        (lambda: SGD(lr=float("nan")), r"SGD: lr must be a number > 0 or a schedule, found nan"),
+        (lambda: SGD(lr="0.1"), r"SGD: lr must be a number > 0 or a schedule, found '0.1'"),
+        (lambda: SGD(momentum=-0.1), r"SGD: momentum must be a number >= 0, found -0.1"),
+        (lambda: SGD(momentum=True), r"SGD: momentum must be a number >= 0, found True"),
+        (lambda: SGD(nesterov=True), r"SGD: nesterov=True needs momentum > 0"),
+        (lambda: SGD(momentum=0.9, nesterov=1), r"SGD: nesterov must be True or False, found 1"),
+        (lambda: SGD(weight_decay=-1), r"SGD: weight_decay must be a number >= 0, found -1"),
+        (lambda: Adam(beta1=1.0), r"Adam: beta1 must be a number in \[0, 1\), found 1.0"),
+        (lambda: Adam(beta2=-0.1), r"Adam: beta2 must be a number in \[0, 1\), found -0.1"),
+        (lambda: Adam(beta1=False), r"Adam: beta1 must be a number in \[0, 1\), found False"),
+        (lambda: AdamW(beta1=1.5), r"AdamW: beta1 must be a number in \[0, 1\), found 1.5"),
+        (lambda: Adam(eps=-1e-8), r"Adam: eps must be a number >= 0, found -1e-08"),
+        (lambda: AdamW(weight_decay=-0.01), r"AdamW: weight_decay must be a number >= 0, found -0.01"),
+        (lambda: RMSprop(rho=1.0), r"RMSprop: rho must be a number in \[0, 1\), found 1.0"),
+        (lambda: RMSprop(momentum=-1), r"RMSprop: momentum must be a number >= 0, found -1"),
+        (lambda: Adagrad(eps=-1), r"Adagrad: eps must be a number >= 0, found -1"),
+        (lambda: Adagrad(eps=float("inf")), r"Adagrad: eps must be a number >= 0, found inf"),
+    ],
+)
 def test_bad_arguments(make, message):
     with pytest.raises(ValueError, match=message):
         make()
@@ -438,9 +483,13 @@ def test_numpy_scalars_are_accepted_as_python_numbers():
     opt = SGD(lr=np.float32(0.1), momentum=np.float64(0.9), weight_decay=np.int64(0))
     assert all(type(v) is float for v in (opt.lr, opt.momentum, opt.weight_decay))
     assert (opt.momentum, opt.weight_decay) == (0.9, 0.0)
-    for made in [Adam(np.float64(1e-3), beta1=np.float32(0.5), beta2=np.float64(0.99), eps=np.float64(1e-8)),
-                 AdamW(weight_decay=np.float32(0.25)), RMSprop(rho=np.float64(0.9), momentum=np.int32(1)),
-                 Adagrad(eps=np.float32(1e-10)), opt]:
+    for made in [
+        Adam(np.float64(1e-3), beta1=np.float32(0.5), beta2=np.float64(0.99), eps=np.float64(1e-8)),
+        AdamW(weight_decay=np.float32(0.25)),
+        RMSprop(rho=np.float64(0.9), momentum=np.int32(1)),
+        Adagrad(eps=np.float32(1e-10)),
+        opt,
+    ]:
         json.dumps(made.config())  # plain Python numbers
     # float32 params stay float32 under NumPy-scalar hyper-parameters (no float64 upcast)
     p = np.ones(3, dtype=np.float32)
@@ -450,7 +499,9 @@ def test_numpy_scalars_are_accepted_as_python_numbers():
     adam = Adam()
     adam.load_state_arrays({}, np.int64(3))
     assert adam.iterations == 3 and type(adam.iterations) is int
-    with pytest.raises(ValueError, match="Adam.load_state_arrays: iterations must be a non-negative integer, found True"):
+    with pytest.raises(
+        ValueError, match="Adam.load_state_arrays: iterations must be a non-negative integer, found True"
+    ):
         adam.load_state_arrays({}, True)
 
 
@@ -466,15 +517,19 @@ def test_base_class_needs_update():
 
 
 @settings(max_examples=12, deadline=None)
-@given(sizes=st.lists(st.integers(1, 5), min_size=1, max_size=3),
-       max_norm=st.floats(0.1, 10.0), scale=st.floats(0.01, 10.0), seed=st.integers(0, 2**16))
+@given(
+    sizes=st.lists(st.integers(1, 5), min_size=1, max_size=3),
+    max_norm=st.floats(0.1, 10.0),
+    scale=st.floats(0.01, 10.0),
+    seed=st.integers(0, 2**16),
+)
 def test_clip_grad_norm_property(sizes, max_norm, scale, seed):
     backend = xpnn.get_backend("array_api_strict")  # hypothesis and fixtures don't mix; strict is the harder one
     rng = np.random.default_rng(seed)
     host = [scale * rng.normal(size=(n, 2)) for n in sizes]
     pairs = [(backend.zeros((n, 2)), backend.asarray(g, dtype="float32")) for n, g in zip(sizes, host)]
     clipped, norm = clip_grad_norm(pairs, max_norm)
-    total = math.sqrt(sum(float(np.sum(g ** 2)) for g in host))
+    total = math.sqrt(sum(float(np.sum(g**2)) for g in host))
     assert norm.shape == () and backend.owns(norm)
     assert backend.to_float(norm) == pytest.approx(total, rel=1e-5)
     factor = min(1.0, max_norm / (total + 1e-6))

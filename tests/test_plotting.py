@@ -50,8 +50,13 @@ def trained(k=3, backend="numpy", epochs=30):
 
 
 def test_plot_history(tmp_path):
-    h = {"loss": [1.0, 0.5, 0.3], "val_loss": [1.1, 0.7, 0.6], "accuracy": [0.5, 0.8, 0.9],
-         "val_accuracy": [0.4, 0.7, 0.8], "seconds": [0.1, 0.1, 0.1]}
+    h = {
+        "loss": [1.0, 0.5, 0.3],
+        "val_loss": [1.1, 0.7, 0.6],
+        "accuracy": [0.5, 0.8, 0.9],
+        "val_accuracy": [0.4, 0.7, 0.8],
+        "seconds": [0.1, 0.1, 0.1],
+    }
     fig = P.plot_history(h, tmp_path / "h.png")
     check_png(tmp_path / "h.png")
     assert len(fig.axes) == 2  # loss and accuracy; seconds is not a curve
@@ -117,13 +122,16 @@ def test_plot_roc_skips_a_class_without_samples():
     assert f"macro AUC {roc_auc(y, scores):.3f}" in fig.axes[0].get_title()
 
 
-@pytest.mark.parametrize("y, scores, match", [
-    (np.array([0, 1, 1]), np.array([0.1, 0.2]), r"scores must be \(n,\) or \(n, k\) with n = 3"),
-    (np.array([0, 1, 2]), np.array([0.1, 0.2, 0.3]), r"y_true must be integers in \[0, 2\), found 2 at index 2"),
-    (np.array([1, 1, 1]), np.array([0.1, 0.2, 0.3]), "needs both classes 0 and 1"),
-    (np.array([0.0, 1.0]), np.array([0.1, 0.2]), r"y_true must be \(n,\) integer labels"),
-    (np.array([0, 1]), np.array([0.1, np.nan]), "scores must be finite, found nan at index 1"),
-])
+@pytest.mark.parametrize(
+    "y, scores, match",
+    [
+        (np.array([0, 1, 1]), np.array([0.1, 0.2]), r"scores must be \(n,\) or \(n, k\) with n = 3"),
+        (np.array([0, 1, 2]), np.array([0.1, 0.2, 0.3]), r"y_true must be integers in \[0, 2\), found 2 at index 2"),
+        (np.array([1, 1, 1]), np.array([0.1, 0.2, 0.3]), "needs both classes 0 and 1"),
+        (np.array([0.0, 1.0]), np.array([0.1, 0.2]), r"y_true must be \(n,\) integer labels"),
+        (np.array([0, 1]), np.array([0.1, np.nan]), "scores must be finite, found nan at index 1"),
+    ],
+)
 def test_plot_roc_bad_input(y, scores, match):
     with pytest.raises(ValueError, match=match):
         P.plot_roc(y, scores)
@@ -234,11 +242,14 @@ def test_plot_curves(tmp_path):
 
 
 def test_plot_gradient_history(tmp_path):
-    h = {"step": [1, 2, 3], "epoch": [0, 0, 0],
-         "grad_norm": {"0:Dense(2, 2)": [1e-6, 1e-6, 2e-6], "2:Dense(2, 1)": [0.1, 0.2, 0.1]},
-         "weight_norm": {"0:Dense(2, 2)": [1, 1, 1], "2:Dense(2, 1)": [1, 1, 1]},
-         "update_ratio": {"0:Dense(2, 2)": [float("nan"), 1e-8, 1e-8], "2:Dense(2, 1)": [float("nan"), 1e-3, 1e-3]},
-         "dead_relu": {"1:ReLU()": [0.0, 0.5, 1.0]}}
+    h = {
+        "step": [1, 2, 3],
+        "epoch": [0, 0, 0],
+        "grad_norm": {"0:Dense(2, 2)": [1e-6, 1e-6, 2e-6], "2:Dense(2, 1)": [0.1, 0.2, 0.1]},
+        "weight_norm": {"0:Dense(2, 2)": [1, 1, 1], "2:Dense(2, 1)": [1, 1, 1]},
+        "update_ratio": {"0:Dense(2, 2)": [float("nan"), 1e-8, 1e-8], "2:Dense(2, 1)": [float("nan"), 1e-3, 1e-3]},
+        "dead_relu": {"1:ReLU()": [0.0, 0.5, 1.0]},
+    }
     fig = P.plot_gradient_history(h, tmp_path / "g.png")
     check_png(tmp_path / "g.png")
     assert len(fig.axes) == 3

@@ -24,14 +24,14 @@ def loops_pool2d(x, kernel, stride, padding, kind):
     N, C, H, W = x.shape
     fill = -np.inf if kind == "max" else 0.0
     xp = np.full((N, C, H + 2 * ph, W + 2 * pw), fill)
-    xp[:, :, ph:ph + H, pw:pw + W] = x
+    xp[:, :, ph : ph + H, pw : pw + W] = x
     OH, OW = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
     y = np.zeros((N, C, OH, OW))
     for n in range(N):
         for c in range(C):
             for r in range(OH):
                 for q in range(OW):
-                    window = xp[n, c, r * sh:r * sh + kh, q * sw:q * sw + kw]
+                    window = xp[n, c, r * sh : r * sh + kh, q * sw : q * sw + kw]
                     y[n, c, r, q] = window.max() if kind == "max" else window.sum() / (kh * kw)
     return y
 
@@ -43,8 +43,15 @@ def geometries(draw):
     padding = tuple(draw(st.integers(0, k // 2)) for k in kernel)
     size = (draw(st.integers(3, 7)), draw(st.integers(3, 7)))
     assume(all(s + 2 * p >= k for s, p, k in zip(size, padding, kernel)))
-    return dict(N=draw(st.integers(1, 2)), C=draw(st.integers(1, 3)), size=size,
-                kernel=kernel, stride=stride, padding=padding, seed=draw(st.integers(0, 2**16)))
+    return dict(
+        N=draw(st.integers(1, 2)),
+        C=draw(st.integers(1, 3)),
+        size=size,
+        kernel=kernel,
+        stride=stride,
+        padding=padding,
+        seed=draw(st.integers(0, 2**16)),
+    )
 
 
 def distinct_input(g):
@@ -133,8 +140,11 @@ def test_matches_torch(kind, g, dtype, ties):
     np.testing.assert_allclose(dX, tx.grad.numpy(), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("make", [lambda: MaxPool2D(2), lambda: AvgPool2D(3, stride=2, padding=1), GlobalAvgPool2D],
-                         ids=["MaxPool2D", "AvgPool2D", "GlobalAvgPool2D"])
+@pytest.mark.parametrize(
+    "make",
+    [lambda: MaxPool2D(2), lambda: AvgPool2D(3, stride=2, padding=1), GlobalAvgPool2D],
+    ids=["MaxPool2D", "AvgPool2D", "GlobalAvgPool2D"],
+)
 def test_float32_stays_float32(backend, make):
     layer = make()
     X = backend.asarray(np.random.default_rng(0).standard_normal((2, 3, 6, 5)), "float32")
@@ -157,20 +167,29 @@ def test_config_round_trip_and_repr():
     assert MaxPool2D(2).output_shape((None, 32, 27, 27)) == (None, 32, 13, 13)
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda: MaxPool2D(0), "MaxPool2D: kernel_size must be a positive integer or a pair of them, found 0"),
-    (lambda: AvgPool2D(2, stride=0), "AvgPool2D: stride must be a positive integer or a pair of them, found 0"),
-    (lambda: MaxPool2D(2, padding=-1), "padding must be a non-negative integer or a pair of them, found -1"),
-    (lambda: MaxPool2D(3, padding=2), "padding must be at most half of kernel_size, found padding 2 with kernel_size 3"),
-    (lambda: AvgPool2D((2, 4), padding=(1, 3)), "padding must be at most half of kernel_size"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: MaxPool2D(0), "MaxPool2D: kernel_size must be a positive integer or a pair of them, found 0"),
+        (lambda: AvgPool2D(2, stride=0), "AvgPool2D: stride must be a positive integer or a pair of them, found 0"),
+        (lambda: MaxPool2D(2, padding=-1), "padding must be a non-negative integer or a pair of them, found -1"),
+        (
+            lambda: MaxPool2D(3, padding=2),
+            "padding must be at most half of kernel_size, found padding 2 with kernel_size 3",
+        ),
+        (lambda: AvgPool2D((2, 4), padding=(1, 3)), "padding must be at most half of kernel_size"),
+    ],
+)
 def test_constructor_errors(make, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
         make()
 
 
 def test_forward_errors(backend):
-    with pytest.raises(ValueError, match=r"MaxPool2D\(2\)\.forward: X has shape \(2, 3, 4\), expected \(batch, channels, height, width\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"MaxPool2D\(2\)\.forward: X has shape \(2, 3, 4\), expected \(batch, channels, height, width\)",
+    ):
         MaxPool2D(2).forward(backend.asarray(np.zeros((2, 3, 4)), "float32"))
     with pytest.raises(ValueError, match=r"the 5x5 pooling window is larger than the padded input 4x4"):
         AvgPool2D(5).forward(backend.asarray(np.zeros((1, 1, 4, 4)), "float32"))

@@ -74,8 +74,9 @@ def test_standard_scaler_matches_sklearn(backend, n, k, seed):
     for name in ("mean_", "var_", "scale_"):
         np.testing.assert_allclose(host(backend, getattr(ours, name)), getattr(theirs, name), rtol=1e-12, atol=1e-14)
     Z = rng.normal(size=(4, k))
-    np.testing.assert_allclose(host(backend, ours.inverse_transform(backend.asarray(Z))),
-                               theirs.inverse_transform(Z), rtol=1e-12)
+    np.testing.assert_allclose(
+        host(backend, ours.inverse_transform(backend.asarray(Z))), theirs.inverse_transform(Z), rtol=1e-12
+    )
 
 
 def test_scaler_fitted_on_the_host_transforms_device_arrays(backend):
@@ -139,16 +140,25 @@ def test_scaler_errors(backend, cls):
     X = backend.asarray(np.ones((4, 3), dtype=np.float32))
     scaler = cls()
     for method in ("transform", "inverse_transform"):
-        with pytest.raises(NotFittedError, match=rf"{cls.__name__}.{method}: this {cls.__name__} is not fitted "
-                                                 rf"yet; call fit\(X\)"):
+        with pytest.raises(
+            NotFittedError,
+            match=rf"{cls.__name__}.{method}: this {cls.__name__} is not fitted "
+            rf"yet; call fit\(X\)",
+        ):
             getattr(scaler, method)(X)
     assert issubclass(NotFittedError, ValueError)
     scaler.fit(X)
-    with pytest.raises(ValueError, match=rf"{cls.__name__}.transform: X has 4 features, but {cls.__name__} was "
-                                         rf"fitted with 3 features"):
+    with pytest.raises(
+        ValueError,
+        match=rf"{cls.__name__}.transform: X has 4 features, but {cls.__name__} was "
+        rf"fitted with 3 features",
+    ):
         scaler.transform(backend.asarray(np.ones((2, 4), dtype=np.float32)))
-    with pytest.raises(ValueError, match=r"X must be 2-D \(samples, features\), found shape \(4,\); for a single "
-                                         r"feature use X\[:, None\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"X must be 2-D \(samples, features\), found shape \(4,\); for a single "
+        r"feature use X\[:, None\]",
+    ):
         cls().fit(X[:, 0])
     with pytest.raises(ValueError, match=r"fit: X has no samples \(shape \(0, 3\)\)"):
         cls().fit(X[:0, :])
@@ -160,7 +170,9 @@ def test_minmax_scaler_bad_feature_range():
     with pytest.raises(ValueError, match=r"feature_range must have low < high, found \(1, 1\)"):
         MinMaxScaler(feature_range=(1, 1))
     for bad in [(0, 1, 2), ("0", "1"), (0, True), (0, float("inf")), 5, None]:
-        with pytest.raises(ValueError, match="MinMaxScaler: feature_range must be a pair .low, high. of finite numbers"):
+        with pytest.raises(
+            ValueError, match="MinMaxScaler: feature_range must be a pair .low, high. of finite numbers"
+        ):
             MinMaxScaler(feature_range=bad)
     # NumPy scalars (and a NumPy pair) are numbers like any other
     assert MinMaxScaler(feature_range=(np.int64(-1), np.float32(2.0))).feature_range == (-1.0, 2.0)
@@ -184,8 +196,10 @@ def test_scaler_json_round_trip(backend, rng, cls, kwargs):
 
 def test_scaler_from_dict_checks_the_class():
     d = StandardScaler().fit(np.ones((2, 2))).to_dict()
-    with pytest.raises(ValueError, match="MinMaxScaler.from_dict: expected a dict from MinMaxScaler.to_dict\\(\\), "
-                                         "found class 'StandardScaler'"):
+    with pytest.raises(
+        ValueError,
+        match="MinMaxScaler.from_dict: expected a dict from MinMaxScaler.to_dict\\(\\), found class 'StandardScaler'",
+    ):
         MinMaxScaler.from_dict(d)
 
 
@@ -282,8 +296,11 @@ def test_stratified_split_keeps_class_proportions(backend):
 
 
 @hyp
-@given(sizes=st.lists(st.integers(2, 30), min_size=2, max_size=5), test_size=st.floats(0.1, 0.5),
-       seed=st.integers(0, 2**16))
+@given(
+    sizes=st.lists(st.integers(2, 30), min_size=2, max_size=5),
+    test_size=st.floats(0.1, 0.5),
+    seed=st.integers(0, 2**16),
+)
 def test_stratified_split_matches_sklearn_class_counts(backend, sizes, test_size, seed):
     skms = pytest.importorskip("sklearn.model_selection")
     y = np.repeat(np.arange(len(sizes)), sizes)
@@ -292,8 +309,9 @@ def test_stratified_split_matches_sklearn_class_counts(backend, sizes, test_size
     if n_test < len(sizes) or n - n_test < len(sizes):
         return  # both functions refuse these
     X = np.arange(n)[:, None]
-    _, _, y_train, y_test = train_test_split(backend.asarray(X), backend.asarray(y), test_size=test_size,
-                                             stratify=True, seed=seed)
+    _, _, y_train, y_test = train_test_split(
+        backend.asarray(X), backend.asarray(y), test_size=test_size, stratify=True, seed=seed
+    )
     ours = np.bincount(host(backend, y_test), minlength=len(sizes))
     assert ours.sum() == n_test and np.bincount(host(backend, y_train), minlength=len(sizes)).min() >= 1
     _, _, _, sk_test = skms.train_test_split(X, y, test_size=test_size, stratify=y, random_state=seed)
@@ -311,8 +329,11 @@ def test_train_test_split_errors(backend):
     with pytest.raises(ValueError, match="train_test_split: X has 10 samples but y has 9; they must be the same"):
         train_test_split(X, y)
     for bad in (0.0, 1.0, 1.5, -0.1):
-        with pytest.raises(ValueError, match=rf"test_size must be a fraction in \(0, 1\) or a count in \[1, 9\], "
-                                             rf"found {bad}"):
+        with pytest.raises(
+            ValueError,
+            match=rf"test_size must be a fraction in \(0, 1\) or a count in \[1, 9\], "
+            rf"found {bad}",
+        ):
             train_test_split(X, test_size=bad)
     for bad in (0, 10):
         with pytest.raises(ValueError, match=rf"test_size={bad} gives {bad} test and {10 - bad} training samples"):
@@ -323,8 +344,11 @@ def test_train_test_split_errors(backend):
     with pytest.raises(ValueError, match="stratify class 1 has only 1 sample; every class needs at least 2"):
         train_test_split(X, labels, stratify=True)
     labels = backend.asarray(np.array([0, 1, 2, 3, 4] * 2))
-    with pytest.raises(ValueError, match="with 5 classes both parts need at least 5 samples to hold every class, "
-                                         "found 8 training and 2 test samples"):
+    with pytest.raises(
+        ValueError,
+        match="with 5 classes both parts need at least 5 samples to hold every class, "
+        "found 8 training and 2 test samples",
+    ):
         train_test_split(X, labels, stratify=True)
     with pytest.raises(ValueError, match="a stratified split needs shuffle=True"):
         train_test_split(X, labels, stratify=labels, shuffle=False)
@@ -342,10 +366,12 @@ def test_train_test_split_errors(backend):
 def test_train_test_split_takes_numpy_scalars_as_python_numbers(backend):
     X = backend.asarray(np.arange(20.0).reshape(10, 2))
     y = backend.asarray(np.arange(10) % 2)
-    for args, plain in [(dict(test_size=np.float64(0.25), seed=np.int64(3)), dict(test_size=0.25, seed=3)),
-                        (dict(test_size=np.float32(0.5), seed=np.uint8(1)), dict(test_size=0.5, seed=1)),
-                        (dict(test_size=np.int64(3), seed=np.int32(2)), dict(test_size=3, seed=2)),
-                        (dict(test_size=np.int8(4), stratify=True), dict(test_size=4, stratify=True))]:
+    for args, plain in [
+        (dict(test_size=np.float64(0.25), seed=np.int64(3)), dict(test_size=0.25, seed=3)),
+        (dict(test_size=np.float32(0.5), seed=np.uint8(1)), dict(test_size=0.5, seed=1)),
+        (dict(test_size=np.int64(3), seed=np.int32(2)), dict(test_size=3, seed=2)),
+        (dict(test_size=np.int8(4), stratify=True), dict(test_size=4, stratify=True)),
+    ]:
         got, expected = train_test_split(X, y, **args), train_test_split(X, y, **plain)
         assert [a.shape for a in got] == [a.shape for a in expected]
         for a, b in zip(got, expected):

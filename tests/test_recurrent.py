@@ -101,9 +101,11 @@ def np_recurrent(kind, X, p, h0=None, c0=None):
 
 # ---- gradients ---------------------------------------------------------------------------
 
+
 # each kind in one return_sequences mode here, the other in the contract test
-@pytest.mark.parametrize("kind,return_sequences", [("rnn_tanh", True), ("rnn_relu", False), ("lstm", False),
-                                                   ("gru", True)])
+@pytest.mark.parametrize(
+    "kind,return_sequences", [("rnn_tanh", True), ("rnn_relu", False), ("lstm", False), ("gru", True)]
+)
 def test_gradcheck_of_input_initial_states_and_every_param(backend, kind, return_sequences):
     layer = make(backend, kind, return_sequences)
     _, X = data(backend, 1, (B, T, I))
@@ -116,6 +118,7 @@ def test_gradcheck_of_input_initial_states_and_every_param(backend, kind, return
     R = np.random.default_rng(2).standard_normal(tuple(Y.shape))
     layer.backward(backend.asarray(R))
     for name, host in host_states.items():
+
         def loss(value, name=name):
             Y = layer.forward(X, **{**states, name: backend.asarray(value)})
             return float(np.sum(backend.to_numpy(Y) * R))
@@ -140,6 +143,7 @@ def test_initial_state_gradients_only_for_states_given():
 
 # ---- values ------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_forward_matches_a_numpy_loop(backend, kind):
     every, last = make(backend, kind, True), make(backend, kind, False, seed=1)
@@ -160,10 +164,12 @@ def test_forward_matches_a_numpy_loop(backend, kind):
 
 
 def torch_reference(torch, kind):
-    make_ref = {"rnn_tanh": lambda: torch.nn.RNN(I, H, batch_first=True),
-                "rnn_relu": lambda: torch.nn.RNN(I, H, nonlinearity="relu", batch_first=True),
-                "lstm": lambda: torch.nn.LSTM(I, H, batch_first=True),
-                "gru": lambda: torch.nn.GRU(I, H, batch_first=True)}[kind]
+    make_ref = {
+        "rnn_tanh": lambda: torch.nn.RNN(I, H, batch_first=True),
+        "rnn_relu": lambda: torch.nn.RNN(I, H, nonlinearity="relu", batch_first=True),
+        "lstm": lambda: torch.nn.LSTM(I, H, batch_first=True),
+        "gru": lambda: torch.nn.GRU(I, H, batch_first=True),
+    }[kind]
     return make_ref().double()
 
 
@@ -197,17 +203,23 @@ def test_matches_torch_forward_and_autograd(backend, kind, return_sequences):
     close = {"rtol": 1e-9, "atol": 1e-12}
     np.testing.assert_allclose(backend.to_numpy(dX), Xt.grad.numpy(), **close)
     for name, torch_name in TORCH_NAMES.items():
-        np.testing.assert_allclose(backend.to_numpy(layer.grads[name]), getattr(ref, torch_name).grad.numpy(),
-                                   err_msg=name, **close)
+        np.testing.assert_allclose(
+            backend.to_numpy(layer.grads[name]), getattr(ref, torch_name).grad.numpy(), err_msg=name, **close
+        )
     for name, t in st.items():
-        np.testing.assert_allclose(backend.to_numpy(getattr(layer, f"d{name}")), t.grad.numpy()[0],
-                                   err_msg=name, **close)
+        np.testing.assert_allclose(
+            backend.to_numpy(getattr(layer, f"d{name}")), t.grad.numpy()[0], err_msg=name, **close
+        )
 
 
 def test_initialization_is_uniform_within_torch_bound():
     layer = GRU(5, 16).bind(xpnn.get_backend("numpy"), xpnn.get_backend("numpy").rng(0), "float64")
-    assert {k: v.shape for k, v in layer.params.items()} == {"W_ih": (48, 5), "W_hh": (48, 16), "b_ih": (48,),
-                                                             "b_hh": (48,)}
+    assert {k: v.shape for k, v in layer.params.items()} == {
+        "W_ih": (48, 5),
+        "W_hh": (48, 16),
+        "b_ih": (48,),
+        "b_hh": (48,),
+    }
     values = np.concatenate([v.ravel() for v in layer.params.values()])
     assert np.abs(values).max() <= 0.25 and np.abs(values).max() > 0.24  # 1 / sqrt(16)
     again = GRU(5, 16).bind(xpnn.get_backend("numpy"), xpnn.get_backend("numpy").rng(0), "float64")
@@ -216,6 +228,7 @@ def test_initialization_is_uniform_within_torch_bound():
 
 
 # ---- in a model --------------------------------------------------------------------------
+
 
 def sign_of_sum_task(n, rng):
     """Label 1 when the first feature sums to more than 0 over the sequence."""
@@ -260,6 +273,7 @@ def test_config_repr_and_output_shape(kind):
 
 # ---- errors ------------------------------------------------------------------------------
 
+
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="SimpleRNN: nonlinearity must be one of .*'tanh', 'relu'.*found 'sigmoid'"):
         SimpleRNN(3, 4, nonlinearity="sigmoid")
@@ -275,8 +289,11 @@ def test_bad_arguments_are_named():
 
 def test_bad_inputs_are_clear_errors(backend):
     layer = make(backend, "lstm", False)
-    with pytest.raises(ValueError, match=r"LSTM\(3, 4\)\.forward: X has shape \(2, 3\), expected \(batch, seq, "
-                                         r"input_size=3\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"LSTM\(3, 4\)\.forward: X has shape \(2, 3\), expected \(batch, seq, "
+        r"input_size=3\)",
+    ):
         layer.forward(backend.asarray(np.zeros((2, 3))))
     with pytest.raises(ValueError, match=r"X has shape \(2, 3, 5\), expected \(batch, seq, input_size=3\)"):
         layer.forward(backend.asarray(np.zeros((2, 3, 5))))
@@ -285,8 +302,11 @@ def test_bad_inputs_are_clear_errors(backend):
     with pytest.raises(TypeError, match="X has dtype int64, expected a floating-point array"):
         layer.forward(backend.asarray(np.zeros((2, 3, 3), dtype=np.int64)))
     X = backend.asarray(np.zeros((2, 3, 3)))
-    with pytest.raises(ValueError, match=r"c0 must be a floating-point array of shape \(batch, hidden_size\) = "
-                                         r"\(2, 4\); found dtype float64 and shape \(2, 3\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"c0 must be a floating-point array of shape \(batch, hidden_size\) = "
+        r"\(2, 4\); found dtype float64 and shape \(2, 3\)",
+    ):
         layer.forward(X, c0=backend.asarray(np.zeros((2, 3))))
     with pytest.raises(TypeError, match="unexpected keyword argument 'c0'"):
         make(backend, "gru", False).forward(X, c0=backend.asarray(np.zeros((2, 4))))

@@ -11,7 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from xpnn.schedules import (
-    CosineDecay, ExponentialDecay, LinearWarmup, Schedule, StepDecay, get_schedule,
+    CosineDecay,
+    ExponentialDecay,
+    LinearWarmup,
+    Schedule,
+    StepDecay,
+    get_schedule,
 )
 
 
@@ -30,7 +35,8 @@ def test_cosine_decay_values():
     s = CosineDecay(1.0, total_steps=4, min_lr=0.2)
     # 0.2 + 0.8 * (1 + cos(pi * t / 4)) / 2
     assert [s(t) for t in range(6)] == pytest.approx(
-        [1.0, 0.2 + 0.4 * (1 + math.sqrt(0.5)), 0.6, 0.2 + 0.4 * (1 - math.sqrt(0.5)), 0.2, 0.2])
+        [1.0, 0.2 + 0.4 * (1 + math.sqrt(0.5)), 0.6, 0.2 + 0.4 * (1 - math.sqrt(0.5)), 0.2, 0.2]
+    )
     assert CosineDecay(0.5, 10)(10) == 0.0
 
 
@@ -45,8 +51,12 @@ def test_linear_warmup_values():
 @settings(max_examples=15, deadline=None)
 @given(step=st.integers(0, 10_000), lr=st.floats(1e-5, 1.0), total=st.integers(1, 500))
 def test_values_are_floats_in_range(step, lr, total):
-    for s in [StepDecay(lr, 7, 0.5), ExponentialDecay(lr, 0.99), CosineDecay(lr, total, lr / 10),
-              LinearWarmup(CosineDecay(lr, total), 5)]:
+    for s in [
+        StepDecay(lr, 7, 0.5),
+        ExponentialDecay(lr, 0.99),
+        CosineDecay(lr, total, lr / 10),
+        LinearWarmup(CosineDecay(lr, total), 5),
+    ]:
         value = s(step)
         assert type(value) is float
         assert 0.0 <= value <= lr * (1 + 1e-12)
@@ -72,11 +82,17 @@ def test_numpy_scalar_arguments_are_accepted_as_python_numbers():
     assert warm.config() == LinearWarmup(0.4, 4).config() and type(warm.schedule) is float
 
 
-@pytest.mark.parametrize("schedule", [
-    StepDecay(0.1, 5, 0.3), ExponentialDecay(0.01, 0.95), CosineDecay(0.1, 100, 0.001),
-    LinearWarmup(0.01, 10), LinearWarmup(CosineDecay(0.1, 50), 5),
-    LinearWarmup(LinearWarmup(ExponentialDecay(0.1, 0.9), 2), 3),
-])
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        StepDecay(0.1, 5, 0.3),
+        ExponentialDecay(0.01, 0.95),
+        CosineDecay(0.1, 100, 0.001),
+        LinearWarmup(0.01, 10),
+        LinearWarmup(CosineDecay(0.1, 50), 5),
+        LinearWarmup(LinearWarmup(ExponentialDecay(0.1, 0.9), 2), 3),
+    ],
+)
 def test_config_round_trip(schedule):
     cfg = schedule.config()
     again = get_schedule(json.loads(json.dumps(cfg)))
@@ -87,22 +103,28 @@ def test_config_round_trip(schedule):
     assert type(schedule).__name__ in repr(schedule)
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda: StepDecay(0, 5), r"StepDecay: lr must be a number > 0, found 0"),
-    (lambda: StepDecay(True, 5), r"StepDecay: lr must be a number > 0, found True"),
-    (lambda: StepDecay(0.1, 0), r"StepDecay: step_size must be a positive integer, found 0"),
-    (lambda: StepDecay(0.1, 2.5), r"StepDecay: step_size must be a positive integer, found 2.5"),
-    (lambda: StepDecay(0.1, True), r"StepDecay: step_size must be a positive integer, found True"),
-    (lambda: StepDecay(0.1, 2, gamma=-1), r"StepDecay: gamma must be a number > 0, found -1"),
-    (lambda: ExponentialDecay(0.1, 0), r"ExponentialDecay: gamma must be a number > 0, found 0"),
-    (lambda: ExponentialDecay(float("inf"), 0.9), r"ExponentialDecay: lr must be a number > 0, found inf"),
-    (lambda: CosineDecay(0.1, 0), r"CosineDecay: total_steps must be a positive integer, found 0"),
-    (lambda: CosineDecay(0.1, 10, min_lr=0.2), r"CosineDecay: min_lr must be a number in \[0, 0.1\], found 0.2"),
-    (lambda: CosineDecay(0.1, 10, min_lr=-0.1), r"CosineDecay: min_lr must be a number in \[0, 0.1\], found -0.1"),
-    (lambda: LinearWarmup(0.1, 0), r"LinearWarmup: warmup_steps must be a positive integer, found 0"),
-    (lambda: LinearWarmup(0.1, np.float64(2.0)), r"LinearWarmup: warmup_steps must be a positive integer, found"),
-    (lambda: LinearWarmup("x", 3), r"LinearWarmup: schedule_or_lr \(a Schedule or an lr\) must be a number > 0, found 'x'"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: StepDecay(0, 5), r"StepDecay: lr must be a number > 0, found 0"),
+        (lambda: StepDecay(True, 5), r"StepDecay: lr must be a number > 0, found True"),
+        (lambda: StepDecay(0.1, 0), r"StepDecay: step_size must be a positive integer, found 0"),
+        (lambda: StepDecay(0.1, 2.5), r"StepDecay: step_size must be a positive integer, found 2.5"),
+        (lambda: StepDecay(0.1, True), r"StepDecay: step_size must be a positive integer, found True"),
+        (lambda: StepDecay(0.1, 2, gamma=-1), r"StepDecay: gamma must be a number > 0, found -1"),
+        (lambda: ExponentialDecay(0.1, 0), r"ExponentialDecay: gamma must be a number > 0, found 0"),
+        (lambda: ExponentialDecay(float("inf"), 0.9), r"ExponentialDecay: lr must be a number > 0, found inf"),
+        (lambda: CosineDecay(0.1, 0), r"CosineDecay: total_steps must be a positive integer, found 0"),
+        (lambda: CosineDecay(0.1, 10, min_lr=0.2), r"CosineDecay: min_lr must be a number in \[0, 0.1\], found 0.2"),
+        (lambda: CosineDecay(0.1, 10, min_lr=-0.1), r"CosineDecay: min_lr must be a number in \[0, 0.1\], found -0.1"),
+        (lambda: LinearWarmup(0.1, 0), r"LinearWarmup: warmup_steps must be a positive integer, found 0"),
+        (lambda: LinearWarmup(0.1, np.float64(2.0)), r"LinearWarmup: warmup_steps must be a positive integer, found"),
+        (
+            lambda: LinearWarmup("x", 3),
+            r"LinearWarmup: schedule_or_lr \(a Schedule or an lr\) must be a number > 0, found 'x'",
+        ),
+    ],
+)
 def test_bad_arguments(make, message):
     with pytest.raises(ValueError, match=message):
         make()
@@ -116,7 +138,10 @@ def test_bad_steps_and_configs():
         s(1.5)
     with pytest.raises(ValueError, match=r"StepDecay: step must be a non-negative integer, found True"):
         s(True)
-    with pytest.raises(ValueError, match=r"'name' one of \['cosine_decay', 'exponential_decay', 'linear_warmup', 'step_decay'\], found 'poly'"):
+    with pytest.raises(
+        ValueError,
+        match=r"'name' one of \['cosine_decay', 'exponential_decay', 'linear_warmup', 'step_decay'\], found 'poly'",
+    ):
         get_schedule({"name": "poly"})
     with pytest.raises(ValueError, match="found 0.1"):
         get_schedule(0.1)

@@ -18,8 +18,12 @@ shapes = st.tuples(st.integers(1, 3), st.integers(1, 5), st.integers(1, 4))
 
 
 def reference(x, mode):
-    return {"mean": lambda: x.mean(axis=1), "max": lambda: x.max(axis=1),
-            "first": lambda: x[:, 0], "last": lambda: x[:, -1]}[mode]()
+    return {
+        "mean": lambda: x.mean(axis=1),
+        "max": lambda: x.max(axis=1),
+        "first": lambda: x[:, 0],
+        "last": lambda: x[:, -1],
+    }[mode]()
 
 
 def distinct(shape, seed):
@@ -50,7 +54,7 @@ def test_gradcheck(backend, mode, shape, seed):
 
 def test_backward_routes_the_gradient(backend):
     """The exact dX of each mode on a small case, ties included (max: the first maximum)."""
-    x = np.array([[[1.0, 5.0], [3.0, 5.0], [3.0, 0.0]]])           # (1, 3, 2): ties in both columns
+    x = np.array([[[1.0, 5.0], [3.0, 5.0], [3.0, 0.0]]])  # (1, 3, 2): ties in both columns
     dY = np.array([[10.0, 20.0]])
     expected = {
         "mean": np.full((1, 3, 2), [10.0 / 3, 20.0 / 3]),
@@ -80,8 +84,9 @@ def test_in_a_model_learns_a_bag_of_tokens_task(backend):
     rng = np.random.default_rng(0)
     X = rng.integers(0, 6, (256, 5))
     y = (X == 0).any(axis=1).astype(np.int64)
-    model = xpnn.Sequential([Embedding(6, 8, init="normal(std=1.0)"), SequencePool("mean"), Dense(8, 2)],
-                            backend=backend, seed=0)
+    model = xpnn.Sequential(
+        [Embedding(6, 8, init="normal(std=1.0)"), SequencePool("mean"), Dense(8, 2)], backend=backend, seed=0
+    )
     model.compile("softmax_cross_entropy", xpnn.Adam(lr=0.05), metrics=["accuracy"])
     before = model.evaluate(X, y)["loss"]
     model.fit(X, y, epochs=20, batch_size=64, verbose=0)

@@ -29,13 +29,14 @@ from xpnn.sklearn import NNClassifier, NNRegressor
 # expected_failed_checks. Skipped by scikit-learn itself here: check_array_api_input
 # (SCIPY_ARRAY_API unset) and the pandas half of check_*_data_not_an_array and
 # check_dataframe_column_names_consistency (pandas not installed).
-CHECKED = [NNClassifier(hidden_sizes=(8,), epochs=10, lr=0.02),
-           NNRegressor(hidden_sizes=(8,), epochs=10, lr=0.02)]
+CHECKED = [NNClassifier(hidden_sizes=(8,), epochs=10, lr=0.02), NNRegressor(hidden_sizes=(8,), epochs=10, lr=0.02)]
 
 
 # before 1.6 the checks read other tags (_more_tags) and had other names: run on 1.6 and later
-@pytest.mark.skipif(tuple(int(p) for p in sklearn.__version__.split(".")[:2]) < (1, 6),
-                    reason="the estimator checks are run with scikit-learn >= 1.6")
+@pytest.mark.skipif(
+    tuple(int(p) for p in sklearn.__version__.split(".")[:2]) < (1, 6),
+    reason="the estimator checks are run with scikit-learn >= 1.6",
+)
 @parametrize_with_checks(CHECKED)
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
@@ -103,8 +104,15 @@ def test_calibrated_classifier():
 
 
 def test_clone_keeps_params_and_drops_the_fit():
-    clf = NNClassifier(hidden_sizes=(7, 3), activation="tanh", optimizer={"name": "sgd", "momentum": 0.9},
-                       lr=0.05, epochs=3, batch_size=None, seed=4)
+    clf = NNClassifier(
+        hidden_sizes=(7, 3),
+        activation="tanh",
+        optimizer={"name": "sgd", "momentum": 0.9},
+        lr=0.05,
+        epochs=3,
+        batch_size=None,
+        seed=4,
+    )
     clf.fit(*blobs(n=30))
     copy = clone(clf)
     assert copy.get_params() == clf.get_params()
@@ -210,14 +218,17 @@ def test_regressor_predicts_in_the_shape_of_y(shape):
 # ---- errors -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("params, message", [
-    ({"lr": 0}, r"NNClassifier\.fit: lr must be a number > 0, found 0"),
-    ({"epochs": -1}, r"NNClassifier\.fit: epochs must be a non-negative integer, found -1"),
-    ({"validation_split": 1.0}, r"validation_split must be a number in \[0, 1\), found 1\.0"),
-    ({"optimizer": {"name": "sgd", "lr": 0.1}}, r"sets 'lr'; give the learning rate as lr="),
-    ({"seed": -2}, r"seed must be a non-negative integer, found -2"),
-    ({"hidden_sizes": (8, 0)}, r"hidden_sizes\[1\] must be a positive integer, found 0"),
-])
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"lr": 0}, r"NNClassifier\.fit: lr must be a number > 0, found 0"),
+        ({"epochs": -1}, r"NNClassifier\.fit: epochs must be a non-negative integer, found -1"),
+        ({"validation_split": 1.0}, r"validation_split must be a number in \[0, 1\), found 1\.0"),
+        ({"optimizer": {"name": "sgd", "lr": 0.1}}, r"sets 'lr'; give the learning rate as lr="),
+        ({"seed": -2}, r"seed must be a non-negative integer, found -2"),
+        ({"hidden_sizes": (8, 0)}, r"hidden_sizes\[1\] must be a positive integer, found 0"),
+    ],
+)
 def test_bad_params_are_named_at_fit(params, message):
     clf = NNClassifier(**params)  # stored as given: scikit-learn checks nothing in __init__
     assert clf.get_params()[next(iter(params))] == next(iter(params.values()))
@@ -231,8 +242,11 @@ def test_optimizer_instance_is_refused():
 
 
 def test_regressor_loss_must_be_a_regression_loss():
-    with pytest.raises(ValueError, match=r"NNRegressor\.fit: loss must be one of \['mse', 'mae', 'huber'\], "
-                                         r"found 'softmax_cross_entropy'"):
+    with pytest.raises(
+        ValueError,
+        match=r"NNRegressor\.fit: loss must be one of \['mse', 'mae', 'huber'\], "
+        r"found 'softmax_cross_entropy'",
+    ):
         NNRegressor(loss="softmax_cross_entropy").fit(*regression(n=20))
 
 

@@ -9,8 +9,16 @@ import pytest
 
 import xpnn
 from xpnn import Callback
-from xpnn.layers import (Dense, Embedding, PositionalEncoding, ReLU, Residual, SequencePool,
-                         Tanh, TransformerEncoderBlock)
+from xpnn.layers import (
+    Dense,
+    Embedding,
+    PositionalEncoding,
+    ReLU,
+    Residual,
+    SequencePool,
+    Tanh,
+    TransformerEncoderBlock,
+)
 from xpnn.training import Batches, Trainer, batches
 
 
@@ -122,8 +130,9 @@ class Recorder(Callback):
 
     def after_backward(self, params):
         dense = self.model.layers[0]
-        self.calls.append(f"after_backward grads={all(p.grad is not None for p in params)} "
-                          f"saved={dense.saved is not None}")
+        self.calls.append(
+            f"after_backward grads={all(p.grad is not None for p in params)} saved={dense.saved is not None}"
+        )
         self.weights = self.model.backend.to_numpy(dense.params["W"]).copy()
         return params
 
@@ -144,12 +153,20 @@ def test_hooks_run_in_order_at_their_points(backend):
     rec = Recorder()
     model.fit(X, y, epochs=1, batch_size=6, shuffle=False, callbacks=[rec], verbose=0)
     assert rec.calls == [
-        "train_begin", "epoch_begin 0",
-        "batch_begin 0 size=6", "loss 0 shape=(6, 3) relu_mask=True", "batch_loss 0 float",
-        "after_backward grads=True saved=False", "batch_end 0 stepped=True",
-        "batch_begin 1 size=4", "loss 1 shape=(4, 3) relu_mask=True", "batch_loss 1 float",
-        "after_backward grads=True saved=False", "batch_end 1 stepped=True",
-        "epoch_end 0 ['accuracy', 'loss', 'seconds']", "train_end",
+        "train_begin",
+        "epoch_begin 0",
+        "batch_begin 0 size=6",
+        "loss 0 shape=(6, 3) relu_mask=True",
+        "batch_loss 0 float",
+        "after_backward grads=True saved=False",
+        "batch_end 0 stepped=True",
+        "batch_begin 1 size=4",
+        "loss 1 shape=(4, 3) relu_mask=True",
+        "batch_loss 1 float",
+        "after_backward grads=True saved=False",
+        "batch_end 1 stepped=True",
+        "epoch_end 0 ['accuracy', 'loss', 'seconds']",
+        "train_end",
     ]
 
 
@@ -251,8 +268,13 @@ def padded_sequences(n=64, T=6, vocab=8, seed=0):
 
 
 def attention_model(backend, seed=0):
-    layers = [Embedding(8, 8), PositionalEncoding(6), TransformerEncoderBlock(8, 2, 16), SequencePool("first"),
-              Dense(8, 2)]
+    layers = [
+        Embedding(8, 8),
+        PositionalEncoding(6),
+        TransformerEncoderBlock(8, 2, 16),
+        SequencePool("first"),
+        Dense(8, 2),
+    ]
     return xpnn.Sequential(layers, backend=backend, seed=seed).compile("softmax_cross_entropy", xpnn.Adam(0.01))
 
 
@@ -287,7 +309,8 @@ def test_mask_is_batched_and_shuffled_with_x_and_reaches_the_attention(backend):
     # predict and evaluate in batches equal one batch (the mask is cut with X)
     np.testing.assert_allclose(model.predict(ids, batch_size=5, mask=mask), a, rtol=1e-5, atol=1e-6)
     assert model.evaluate(ids, y, batch_size=5, mask=mask)["loss"] == pytest.approx(
-        model.evaluate(ids, y, batch_size=None, mask=mask)["loss"], rel=1e-5)
+        model.evaluate(ids, y, batch_size=None, mask=mask)["loss"], rel=1e-5
+    )
 
 
 def test_padding_does_not_change_predictions_when_masked(backend):
@@ -301,8 +324,15 @@ def test_padding_does_not_change_predictions_when_masked(backend):
 def test_validation_data_with_a_mask_and_input_errors(backend):
     ids, mask, y = padded_sequences(n=24)
     model = attention_model(backend)
-    history = model.fit(ids[:16], y[:16], epochs=1, batch_size=8, mask=mask[:16], verbose=0,
-                        validation_data=(ids[16:], y[16:], {"mask": mask[16:]}))
+    history = model.fit(
+        ids[:16],
+        y[:16],
+        epochs=1,
+        batch_size=8,
+        mask=mask[:16],
+        verbose=0,
+        validation_data=(ids[16:], y[16:], {"mask": mask[16:]}),
+    )
     assert "val_loss" in history.history
     with pytest.raises(ValueError, match="fit: unknown argument 'maks'"):
         model.fit(ids, y, maks=mask, verbose=0)
@@ -372,8 +402,11 @@ def test_an_epoch_whose_batches_were_all_skipped_logs_nan(backend):
 
 def test_a_misspelled_argument_is_named_as_such():
     X, y = blobs()
-    with pytest.raises(ValueError, match=r"fit: unknown argument 'epoch': not an argument of fit, and no layer "
-                                         r"of this model takes an input of that name"):
+    with pytest.raises(
+        ValueError,
+        match=r"fit: unknown argument 'epoch': not an argument of fit, and no layer "
+        r"of this model takes an input of that name",
+    ):
         mlp("numpy").fit(X, y, epoch=3, verbose=0)
     with pytest.raises(ValueError, match="predict: unknown argument 'batchsize'"):
         mlp("numpy").predict(X, batchsize=3)
@@ -381,6 +414,13 @@ def test_a_misspelled_argument_is_named_as_such():
 
 def test_fit_takes_numpy_scalars_like_python_numbers():
     X, y = blobs(n=16)
-    history = mlp("numpy").fit(X, y, epochs=np.int64(2), batch_size=np.int32(8), validation_split=np.float64(0.25),
-                               shuffle=np.bool_(False), verbose=0)
+    history = mlp("numpy").fit(
+        X,
+        y,
+        epochs=np.int64(2),
+        batch_size=np.int32(8),
+        validation_split=np.float64(0.25),
+        shuffle=np.bool_(False),
+        verbose=0,
+    )
     assert len(history.epoch) == 2 and "val_loss" in history.history

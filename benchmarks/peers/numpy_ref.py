@@ -100,7 +100,7 @@ class MlpRef(_Runner):
         mode = {} if xp.__name__ == "cupy" else {"mode": "clip"}
         total = xp.zeros((), dtype=xp.float32)  # the pass's mean loss, summed on the device as fit does
         for lo in range(0, n, self.bs):
-            idx = order[lo:lo + self.bs]
+            idx = order[lo : lo + self.bs]
             B = idx.shape[0]
             Xb, yb = self.Xb[:B], self.yb[:B]
             xp.take(self.X, idx, axis=0, out=Xb, **mode)
@@ -152,8 +152,8 @@ class MlpRef(_Runner):
         xp = self.xp
         self.t += 1
         b1, b2 = self.beta1, self.beta2
-        step = self.lr / (1.0 - b1 ** self.t)
-        root = 1.0 / math.sqrt(1.0 - b2 ** self.t)
+        step = self.lr / (1.0 - b1**self.t)
+        root = 1.0 / math.sqrt(1.0 - b2**self.t)
         for p, g, m, v, tmp in zip(self.params, self.grads, self.m, self.v, self.tmp):
             m *= b1
             xp.multiply(g, 1.0 - b1, out=tmp)

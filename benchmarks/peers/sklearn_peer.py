@@ -39,9 +39,16 @@ class SklearnRunner:
         self.case = case
         self.X, self.y = X, y
         self.classes = np.arange(10)
-        self.clf = MLPClassifier(hidden_layer_sizes=tuple(case.sizes[1:-1]), activation="relu", solver="adam",
-                                 alpha=0.0, batch_size=case.batch_size, learning_rate_init=1e-3, shuffle=True,
-                                 random_state=seed)
+        self.clf = MLPClassifier(
+            hidden_layer_sizes=tuple(case.sizes[1:-1]),
+            activation="relu",
+            solver="adam",
+            alpha=0.0,
+            batch_size=case.batch_size,
+            learning_rate_init=1e-3,
+            shuffle=True,
+            random_state=seed,
+        )
 
     def sync(self):
         pass

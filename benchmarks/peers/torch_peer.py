@@ -43,8 +43,13 @@ def _net(case):
     if case.kind == "cnn":
         from harness import cnn_layers
 
-        make = {"conv": lambda cin, cout: nn.Conv2d(cin, cout, 3, padding=1), "relu": nn.ReLU,
-                "pool": lambda: nn.MaxPool2d(2), "flatten": nn.Flatten, "dense": nn.Linear}
+        make = {
+            "conv": lambda cin, cout: nn.Conv2d(cin, cout, 3, padding=1),
+            "relu": nn.ReLU,
+            "pool": lambda: nn.MaxPool2d(2),
+            "flatten": nn.Flatten,
+            "dense": nn.Linear,
+        }
         return nn.Sequential(*[make[kind](*args) for kind, *args in cnn_layers()])
     layers = []
     for i, (a, b) in enumerate(zip(case.sizes[:-1], case.sizes[1:])):
@@ -99,7 +104,7 @@ class TorchRunner:
         m = min(self.X.shape[0], n * bs)
         order = torch.randperm(m, device=self.device)  # reshuffled every pass, as fit does
         for lo in range(0, m, bs):
-            idx = order[lo:lo + bs]
+            idx = order[lo : lo + bs]
             self._step(self.X[idx], self.y[idx])
 
     def loss(self):

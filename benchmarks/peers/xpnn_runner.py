@@ -16,8 +16,9 @@ NAME = "xpnn"
 
 
 def _backend(spec: str):
-    import xpnn
     from harness import split_backend
+
+    import xpnn
 
     return xpnn.get_backend(*split_backend(spec))
 
@@ -36,7 +37,9 @@ def supports(case):
             from xpnn.layers.conv import Conv2D  # noqa: F401
             from xpnn.layers.pooling import MaxPool2D  # noqa: F401
         except Exception as exc:  # not written yet, or broken
-            return f"xpnn.layers.conv.Conv2D / xpnn.layers.pooling.MaxPool2D not importable ({type(exc).__name__}: {exc})"
+            return (
+                f"xpnn.layers.conv.Conv2D / xpnn.layers.pooling.MaxPool2D not importable ({type(exc).__name__}: {exc})"
+            )
     return None
 
 
@@ -50,11 +53,17 @@ def build_model(case, backend, seed: int = 0):
         return model.compile("bce", xpnn.SGD(lr=0.1))
     if case.kind == "cnn":
         from harness import cnn_layers
+
         from xpnn.layers.conv import Conv2D
         from xpnn.layers.pooling import MaxPool2D
 
-        make = {"conv": lambda cin, cout: Conv2D(cin, cout, 3, padding=1), "relu": xpnn.ReLU,
-                "pool": lambda: MaxPool2D(2), "flatten": xpnn.Flatten, "dense": xpnn.Dense}
+        make = {
+            "conv": lambda cin, cout: Conv2D(cin, cout, 3, padding=1),
+            "relu": xpnn.ReLU,
+            "pool": lambda: MaxPool2D(2),
+            "flatten": xpnn.Flatten,
+            "dense": xpnn.Dense,
+        }
         layers = [make[kind](*args) for kind, *args in cnn_layers()]
     else:
         sizes = case.sizes

@@ -46,8 +46,10 @@ def main(argv=None):
     h = 1e-5
     findings = {}
     print("f'(x) from layer.backward; 'fd error' is the largest gap to (f(x+h) - f(x-h)) / 2h")
-    print(f"{'activation':<11} {'fd error':>9} {'max f_':>7} {'f_(-4)':>7} {'f_(4)':>7} "
-          f"{'E f_(z)':>8} {'(E f_)^10':>10}".replace("f_", "f'"))
+    print(
+        f"{'activation':<11} {'fd error':>9} {'max f_':>7} {'f_(-4)':>7} {'f_(4)':>7} "
+        f"{'E f_(z)':>8} {'(E f_)^10':>10}".replace("f_", "f'")
+    )
     for name in NAMES:
         f, d = derivative(backend, name, x)
         f_plus, _ = derivative(backend, name, x + h)
@@ -57,17 +59,28 @@ def main(argv=None):
         _, dz = derivative(backend, name, z)
         mean_slope = float(dz.mean())
         at = {v: float(d[np.argmin(np.abs(x - v))]) for v in (-4.0, 4.0)}
-        findings[name] = {"max_slope": float(d.max()), "mean_slope": mean_slope, "fd_error": fd_error,
-                          "slope_at_-4": at[-4.0], "slope_at_4": at[4.0]}
-        print(f"{name:<11} {fd_error:9.1e} {d.max():7.3f} {at[-4.0]:7.3f} {at[4.0]:7.3f} "
-              f"{mean_slope:8.3f} {mean_slope ** 10:10.2e}")
+        findings[name] = {
+            "max_slope": float(d.max()),
+            "mean_slope": mean_slope,
+            "fd_error": fd_error,
+            "slope_at_-4": at[-4.0],
+            "slope_at_4": at[4.0],
+        }
+        print(
+            f"{name:<11} {fd_error:9.1e} {d.max():7.3f} {at[-4.0]:7.3f} {at[4.0]:7.3f} "
+            f"{mean_slope:8.3f} {mean_slope**10:10.2e}"
+        )
     s = findings["sigmoid"]
-    print(f"\nsigmoid's slope is at most {s['max_slope']:.3f}; averaged over z ~ N(0, 1) it is "
-          f"{s['mean_slope']:.3f}, so 10 sigmoid layers shrink a gradient by about {s['mean_slope'] ** 10:.0e} "
-          f"from the slopes alone.")
-    print(f"tanh saturates too (slope {findings['tanh']['slope_at_4']:.4f} at x = 4); relu's slope is 1 "
-          f"for active units and 0 otherwise (mean {findings['relu']['mean_slope']:.2f}, which He init's "
-          f"factor 2 in the weight variance makes up for).")
+    print(
+        f"\nsigmoid's slope is at most {s['max_slope']:.3f}; averaged over z ~ N(0, 1) it is "
+        f"{s['mean_slope']:.3f}, so 10 sigmoid layers shrink a gradient by about {s['mean_slope'] ** 10:.0e} "
+        f"from the slopes alone."
+    )
+    print(
+        f"tanh saturates too (slope {findings['tanh']['slope_at_4']:.4f} at x = 4); relu's slope is 1 "
+        f"for active units and 0 otherwise (mean {findings['relu']['mean_slope']:.2f}, which He init's "
+        f"factor 2 in the weight variance makes up for)."
+    )
     fig = plot_activations(names=NAMES)
     save(fig, args, "1_activations")
     findings["seconds"] = done(args)

@@ -27,8 +27,8 @@ from _common import digits, done, parse_args, save  # noqa: E402
 
 import xpnn  # noqa: E402
 from xpnn import Dense, ReLU, Sequential, Sigmoid, init  # noqa: E402
-from xpnn.layers import BatchNorm1D  # noqa: E402
 from xpnn.callbacks import GradientMonitor, GradientWarning  # noqa: E402
+from xpnn.layers import BatchNorm1D  # noqa: E402
 from xpnn.plotting import _plt  # noqa: E402
 
 DEPTH, WIDTH = 10, 64
@@ -64,15 +64,21 @@ def main(argv=None):
         monitor = GradientMonitor(every=1)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", GradientWarning)
-            history = model.fit(X, y, epochs=epochs, batch_size=32, validation_data=(Xv, yv),
-                                callbacks=[monitor], verbose=0)
+            history = model.fit(
+                X, y, epochs=epochs, batch_size=32, validation_data=(Xv, yv), callbacks=[monitor], verbose=0
+            )
         names = [n for n in monitor.history["grad_norm"] if ":Dense" in n]
         steps_epoch1 = [i for i, e in enumerate(monitor.history["epoch"]) if e == 0]
         # the mean gradient norm of each Dense layer over the first epoch
         per_layer = [float(np.mean([monitor.history["grad_norm"][n][i] for i in steps_epoch1])) for n in names]
-        results[kind] = {"monitor": monitor, "history": history.history, "per_layer": per_layer,
-                         "ratio": per_layer[0] / per_layer[-1], "warnings": [str(w.message) for w in caught],
-                         "val_accuracy": history.history["val_accuracy"][-1]}
+        results[kind] = {
+            "monitor": monitor,
+            "history": history.history,
+            "per_layer": per_layer,
+            "ratio": per_layer[0] / per_layer[-1],
+            "warnings": [str(w.message) for w in caught],
+            "val_accuracy": history.history["val_accuracy"][-1],
+        }
 
     print(f"{'network':<24} {'first/last layer grad':>22} {'val acc':>8}  warnings")
     for kind, r in results.items():
@@ -82,8 +88,10 @@ def main(argv=None):
         print(f"  {LABELS[kind]:<24} " + " ".join(f"{g:8.1e}" for g in r["per_layer"]))
     sig = results["sigmoid"]
     if sig["warnings"]:
-        print(f"\nthe GradientMonitor warned {len(sig['warnings'])} times for the sigmoid net, e.g.:\n  "
-              + sig["warnings"][0])
+        print(
+            f"\nthe GradientMonitor warned {len(sig['warnings'])} times for the sigmoid net, e.g.:\n  "
+            + sig["warnings"][0]
+        )
 
     plt = _plt()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
@@ -113,8 +121,10 @@ def main(argv=None):
     fig = sig["monitor"].plot(title="Sigmoid net, N(0, 0.1²) init: gradient norms")
     save(fig, args, "2_vanishing_gradients_monitor")
 
-    findings = {kind: {k: v for k, v in r.items() if k in ("per_layer", "ratio", "val_accuracy", "warnings")}
-                for kind, r in results.items()}
+    findings = {
+        kind: {k: v for k, v in r.items() if k in ("per_layer", "ratio", "val_accuracy", "warnings")}
+        for kind, r in results.items()
+    }
     findings["seconds"] = done(args)
     return findings
 

@@ -48,39 +48,56 @@ def main(argv=None):
     hidden = 32 if args.quick else HIDDEN  # --quick only checks that the lesson runs
     runs = {
         "no regularization": dict(dropout=0.0, optimizer=lambda: xpnn.Adam(lr=LR), callbacks=lambda: []),
-        "L2 (AdamW, weight_decay 1.0)": dict(dropout=0.0, optimizer=lambda: xpnn.AdamW(lr=LR, weight_decay=1.0),
-                                             callbacks=lambda: []),
+        "L2 (AdamW, weight_decay 1.0)": dict(
+            dropout=0.0, optimizer=lambda: xpnn.AdamW(lr=LR, weight_decay=1.0), callbacks=lambda: []
+        ),
         "dropout 0.5": dict(dropout=0.5, optimizer=lambda: xpnn.Adam(lr=LR), callbacks=lambda: []),
-        "early stopping (patience 10)": dict(dropout=0.0, optimizer=lambda: xpnn.Adam(lr=LR),
-                                             callbacks=lambda: [EarlyStopping("val_loss", patience=10)]),
+        "early stopping (patience 10)": dict(
+            dropout=0.0, optimizer=lambda: xpnn.Adam(lr=LR), callbacks=lambda: [EarlyStopping("val_loss", patience=10)]
+        ),
     }
     results = {}
     for name, run in runs.items():
         model = network(run["dropout"], args.backend, args.seed, hidden)
         model.compile("softmax_cross_entropy", run["optimizer"](), metrics=["accuracy"])
         callbacks = run["callbacks"]()
-        h = model.fit(X, y, epochs=epochs, batch_size=32, validation_data=(Xv, yv), callbacks=callbacks,
-                      verbose=0).history
+        h = model.fit(
+            X, y, epochs=epochs, batch_size=32, validation_data=(Xv, yv), callbacks=callbacks, verbose=0
+        ).history
         final = model.evaluate(Xv, yv)  # after early stopping: the restored best weights
         train = model.evaluate(X, y)
         best = int(np.argmin(h["val_loss"]))
-        results[name] = {"history": h, "epochs": len(h["loss"]), "train_loss": train["loss"],
-                         "train_accuracy": train["accuracy"], "val_loss": final["loss"],
-                         "val_accuracy": final["accuracy"], "best_epoch": best + 1,
-                         "best_val_loss": h["val_loss"][best],
-                         "stopped_at": getattr(callbacks[0], "stopped_epoch", None) if callbacks else None}
+        results[name] = {
+            "history": h,
+            "epochs": len(h["loss"]),
+            "train_loss": train["loss"],
+            "train_accuracy": train["accuracy"],
+            "val_loss": final["loss"],
+            "val_accuracy": final["accuracy"],
+            "best_epoch": best + 1,
+            "best_val_loss": h["val_loss"][best],
+            "stopped_at": getattr(callbacks[0], "stopped_epoch", None) if callbacks else None,
+        }
 
-    print(f"{N_TRAIN} training digits, 359 validation digits, network 64-{hidden}-{hidden}-10 "
-          f"({network(0, 'numpy', 0, hidden).count_params():,} params)\n")
-    print(f"{'run':<30} {'epochs':>6} {'train loss':>10} {'val loss':>9} {'best val loss (epoch)':>22} "
-          f"{'train acc':>9} {'val acc':>8}")
+    print(
+        f"{N_TRAIN} training digits, 359 validation digits, network 64-{hidden}-{hidden}-10 "
+        f"({network(0, 'numpy', 0, hidden).count_params():,} params)\n"
+    )
+    print(
+        f"{'run':<30} {'epochs':>6} {'train loss':>10} {'val loss':>9} {'best val loss (epoch)':>22} "
+        f"{'train acc':>9} {'val acc':>8}"
+    )
     for name, r in results.items():
-        print(f"{name:<30} {r['epochs']:6d} {r['train_loss']:10.1e} {r['val_loss']:9.4f} "
-              f"{r['best_val_loss']:14.4f} ({r['best_epoch']:3d}) {r['train_accuracy']:9.3f} {r['val_accuracy']:8.3f}")
+        print(
+            f"{name:<30} {r['epochs']:6d} {r['train_loss']:10.1e} {r['val_loss']:9.4f} "
+            f"{r['best_val_loss']:14.4f} ({r['best_epoch']:3d}) {r['train_accuracy']:9.3f} {r['val_accuracy']:8.3f}"
+        )
     base = results["no regularization"]
-    print(f"\nwithout regularization the validation loss is lowest at epoch {base['best_epoch']} "
-          f"({base['best_val_loss']:.3f}) and ends at {base['val_loss']:.3f}, while the training loss falls to "
-          f"{base['train_loss']:.1e}: the network memorizes its {N_TRAIN} digits.")
+    print(
+        f"\nwithout regularization the validation loss is lowest at epoch {base['best_epoch']} "
+        f"({base['best_val_loss']:.3f}) and ends at {base['val_loss']:.3f}, while the training loss falls to "
+        f"{base['train_loss']:.1e}: the network memorizes its {N_TRAIN} digits."
+    )
 
     plt = _plt()
     # shared axes: the early-stopping run visibly ends early, and the gaps compare directly
@@ -92,9 +109,14 @@ def main(argv=None):
         ax.plot(ep, h["val_loss"], label="validation loss")
         ax.axvline(r["best_epoch"], color="grey", ls=":", lw=1, label=f"best validation (epoch {r['best_epoch']})")
         if r["stopped_at"] is not None:
-            ax.annotate(f"stopped after epoch {r['epochs']},\nbest weights restored", (r["epochs"], h["val_loss"][-1]),
-                        xytext=(0.45, 0.62), textcoords="axes fraction", fontsize=8,
-                        arrowprops=dict(arrowstyle="->", color="grey"))
+            ax.annotate(
+                f"stopped after epoch {r['epochs']},\nbest weights restored",
+                (r["epochs"], h["val_loss"][-1]),
+                xytext=(0.45, 0.62),
+                textcoords="axes fraction",
+                fontsize=8,
+                arrowprops=dict(arrowstyle="->", color="grey"),
+            )
         ax.set_yscale("log")
         ax.set_xlabel("epoch")
         ax.set_title(f"{name}\nval acc {r['val_accuracy']:.3f}", fontsize=10)

@@ -52,21 +52,30 @@ def main(argv=None):
         model.compile("softmax_cross_entropy", make_optimizer(), metrics=["accuracy"])
         batch_losses = BatchLosses()
         # validation_data=(X, y): "val_loss" is then the loss on the whole training set after each epoch
-        h = model.fit(X, y, epochs=epochs, batch_size=batch_size, validation_data=(X, y),
-                      callbacks=[batch_losses], verbose=0).history
-        results[name] = {"batch_losses": batch_losses.losses, "epoch_loss": h["val_loss"],
-                         "accuracy": h["val_accuracy"][-1], "steps": len(batch_losses.losses),
-                         "seconds": float(np.sum(h["seconds"]))}
+        h = model.fit(
+            X, y, epochs=epochs, batch_size=batch_size, validation_data=(X, y), callbacks=[batch_losses], verbose=0
+        ).history
+        results[name] = {
+            "batch_losses": batch_losses.losses,
+            "epoch_loss": h["val_loss"],
+            "accuracy": h["val_accuracy"][-1],
+            "steps": len(batch_losses.losses),
+            "seconds": float(np.sum(h["seconds"])),
+        }
 
     print(f"{len(X)} training digits, {epochs} epochs each (the same data, the same initial weights)\n")
     print(f"{'optimizer':<30} {'steps':>6} {'loss after 1 epoch':>18} {'final loss':>10} {'train acc':>9} {'time':>6}")
     for name, r in results.items():
-        print(f"{name:<30} {r['steps']:6d} {r['epoch_loss'][0]:18.4f} {r['epoch_loss'][-1]:10.4f} "
-              f"{r['accuracy']:9.3f} {r['seconds']:5.1f}s")
+        print(
+            f"{name:<30} {r['steps']:6d} {r['epoch_loss'][0]:18.4f} {r['epoch_loss'][-1]:10.4f} "
+            f"{r['accuracy']:9.3f} {r['seconds']:5.1f}s"
+        )
     best = min(results, key=lambda k: results[k]["epoch_loss"][-1])
     worst = max(results, key=lambda k: results[k]["epoch_loss"][-1])
-    print(f"\nlowest final training loss: {best}; highest: {worst} "
-          f"({results[worst]['epoch_loss'][-1] / results[best]['epoch_loss'][-1]:.0f}x higher).")
+    print(
+        f"\nlowest final training loss: {best}; highest: {worst} "
+        f"({results[worst]['epoch_loss'][-1] / results[best]['epoch_loss'][-1]:.0f}x higher)."
+    )
 
     plt = _plt()
     fig, (ax_step, ax_epoch) = plt.subplots(1, 2, figsize=(13, 4.6))
@@ -77,8 +86,7 @@ def main(argv=None):
         window = max(1, v.size // 50)
         c = np.cumsum(np.r_[0.0, v])
         smooth = (c[1:] - c[np.maximum(steps - window, 0)]) / np.minimum(steps, window)
-        ax_step.plot(steps, smooth, color=f"C{i}", lw=1.6, label=name,
-                     marker="o" if v.size < 50 else None, ms=3)
+        ax_step.plot(steps, smooth, color=f"C{i}", lw=1.6, label=name, marker="o" if v.size < 50 else None, ms=3)
     ax_step.set_xscale("log")
     ax_step.set_yscale("log")
     ax_step.set_xlabel("update step (log scale)")
@@ -86,9 +94,14 @@ def main(argv=None):
     ax_step.set_title("Loss vs update steps")
     ax_step.grid(alpha=0.3, which="both")
     ax_step.legend(fontsize=8)
-    plot_curves({name: r["epoch_loss"] for name, r in results.items()}, ax=ax_epoch, logy=True,
-                title="Loss on the whole training set vs epochs (data passes)", xlabel="epoch",
-                ylabel="training-set loss")
+    plot_curves(
+        {name: r["epoch_loss"] for name, r in results.items()},
+        ax=ax_epoch,
+        logy=True,
+        title="Loss on the whole training set vs epochs (data passes)",
+        xlabel="epoch",
+        ylabel="training-set loss",
+    )
     fig.tight_layout()
     save(fig, args, "4_optimizers")
     findings = {name: {k: v for k, v in r.items() if k != "batch_losses"} for name, r in results.items()}

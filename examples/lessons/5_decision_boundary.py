@@ -48,8 +48,9 @@ def main(argv=None):
     snapshots = [1, 3] if args.quick else [1, 5, 20, 100]
     problems = {"moons": make_moons(seed=args.seed), "circles": make_circles(seed=args.seed)}
     plt = _plt()
-    fig, axes = plt.subplots(len(problems), len(snapshots), figsize=(3.9 * len(snapshots), 3.6 * len(problems)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(problems), len(snapshots), figsize=(3.9 * len(snapshots), 3.6 * len(problems)), squeeze=False
+    )
     findings = {}
     for row, (name, (X, y)) in enumerate(problems.items()):
         model = xpnn.NeuralNetwork(2, [32, 32], 2, init="he_uniform", backend=args.backend, seed=args.seed)
@@ -64,16 +65,18 @@ def main(argv=None):
             g = np.stack(np.meshgrid(np.linspace(lo[0], hi[0], 100), np.linspace(lo[1], hi[1], 100)), -1)
             p1 = model.predict(g.reshape(-1, 2).astype(np.float32))[:, 1]
             unsure[epoch] = float(np.mean((p1 > 0.1) & (p1 < 0.9)))
-            plot_decision_boundary(model, X, y, ax=axes[row, col], resolution=150,
-                                   title=f"{name}, epoch {epoch}")
+            plot_decision_boundary(model, X, y, ax=axes[row, col], resolution=150, title=f"{name}, epoch {epoch}")
             if col:
                 axes[row, col].set_ylabel("")
         findings[name] = {"accuracy": accuracies, "unsure_area": unsure}
-        print(f"{name:<8} " + "; ".join(f"epoch {e}: acc {a:.1%}, unsure {unsure[e]:.0%}"
-                                        for e, a in accuracies.items()))
+        print(
+            f"{name:<8} " + "; ".join(f"epoch {e}: acc {a:.1%}, unsure {unsure[e]:.0%}" for e, a in accuracies.items())
+        )
     print("\n(acc: training accuracy; unsure: the share of the plotted plane where 0.1 < P(class 1) < 0.9)")
-    print("After one epoch (13 steps) the moons boundary is a bent line and the circle a faint blob; once the "
-          "points are all separated, training goes on sharpening the boundary: the unsure band narrows.")
+    print(
+        "After one epoch (13 steps) the moons boundary is a bent line and the circle a faint blob; once the "
+        "points are all separated, training goes on sharpening the boundary: the unsure band narrows."
+    )
     fig.suptitle("Decision regions of a 2-32-32-2 ReLU network as training proceeds (Adam, lr 0.01)")
     fig.tight_layout()
     save(fig, args, "5_decision_boundary")

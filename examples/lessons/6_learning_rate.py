@@ -60,7 +60,7 @@ def range_test(X, y, backend, seed, steps, lr_min=1e-4, lr_max=10.0):
     model = network(backend, seed)
     growth = (lr_max / lr_min) ** (1.0 / (steps - 1))
     # a schedule is any callable step -> lr (xpnn.schedules has named ones)
-    model.compile("softmax_cross_entropy", xpnn.SGD(lr=lambda step: lr_min * growth ** step))
+    model.compile("softmax_cross_entropy", xpnn.SGD(lr=lambda step: lr_min * growth**step))
     losses, stopper = BatchLosses(), StopWhenExploding()
     epochs = -(-steps * 32 // X.shape[0])
     model.fit(X, y, epochs=epochs, batch_size=32, callbacks=[stopper, losses], verbose=0)
@@ -80,18 +80,27 @@ def main(argv=None):
         monitor = GradientMonitor(every=5)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", GradientWarning)
-            h = model.fit(X, y, epochs=epochs, batch_size=32, validation_data=(Xv, yv), callbacks=[monitor],
-                          verbose=0).history
+            h = model.fit(
+                X, y, epochs=epochs, batch_size=32, validation_data=(Xv, yv), callbacks=[monitor], verbose=0
+            ).history
         dead = {k: v[-1] for k, v in monitor.history["dead_relu"].items()}
-        results[name] = {"lr": lr, "history": h, "loss": h["loss"][-1], "val_accuracy": h["val_accuracy"][-1],
-                         "dead_relu": dead, "warnings": [str(w.message) for w in caught]}
+        results[name] = {
+            "lr": lr,
+            "history": h,
+            "loss": h["loss"][-1],
+            "val_accuracy": h["val_accuracy"][-1],
+            "dead_relu": dead,
+            "warnings": [str(w.message) for w in caught],
+        }
 
     print(f"mini-batch SGD (32), {epochs} epochs, 64-64-10 ReLU network on the digits\n")
     print(f"{'':<12} {'lr':>6} {'loss epoch 1':>12} {'final loss':>10} {'val acc':>8} {'dead ReLUs':>10}  warnings")
     for name, r in results.items():
         dead = max(r["dead_relu"].values())
-        print(f"{name:<12} {r['lr']:6g} {r['history']['loss'][0]:12.4f} {r['loss']:10.4f} {r['val_accuracy']:8.3f} "
-              f"{dead:10.0%}  {len(r['warnings'])}")
+        print(
+            f"{name:<12} {r['lr']:6g} {r['history']['loss'][0]:12.4f} {r['loss']:10.4f} {r['val_accuracy']:8.3f} "
+            f"{dead:10.0%}  {len(r['warnings'])}"
+        )
     for w in results["too large"]["warnings"][:2]:
         print("  too large:", w)
 
@@ -103,9 +112,11 @@ def main(argv=None):
     smooth = (c[1:] - c[np.maximum(n - window, 0)]) / np.minimum(n, window)
     lowest = int(np.argmin(smooth))
     suggestion = float(lrs[lowest] / 10)
-    print(f"\nrange test: {losses.size} steps, lr from {lrs[0]:.0e} to {lrs[-1]:.2g}; the smoothed loss is lowest "
-          f"({smooth[lowest]:.3f}) at lr {lrs[lowest]:.2g}; a tenth of that, {suggestion:.2g}, is a good lr "
-          f"(the 'about right' run used 0.1).")
+    print(
+        f"\nrange test: {losses.size} steps, lr from {lrs[0]:.0e} to {lrs[-1]:.2g}; the smoothed loss is lowest "
+        f"({smooth[lowest]:.3f}) at lr {lrs[lowest]:.2g}; a tenth of that, {suggestion:.2g}, is a good lr "
+        f"(the 'about right' run used 0.1)."
+    )
 
     plt = _plt()
     from matplotlib.ticker import MaxNLocator

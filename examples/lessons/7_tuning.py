@@ -38,8 +38,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import digits, done, parse_args, save  # noqa: E402
 
 import xpnn  # noqa: E402
-from xpnn.model_selection import (BayesSearch, Choice, EvolutionSearch, GridSearch, IntUniform,  # noqa: E402
-                                  LogUniform, RandomSearch)
+from xpnn.model_selection import (
+    BayesSearch,
+    Choice,
+    EvolutionSearch,
+    GridSearch,
+    IntUniform,  # noqa: E402
+    LogUniform,
+    RandomSearch,
+)
 from xpnn.plotting import _plt  # noqa: E402
 
 WIDTHS = [16, 32, 64, 128]
@@ -72,8 +79,9 @@ def main(argv=None):
     }
     optional = {  # Optuna (and cmaes for CMA-ES) are an optional extra
         "Bayesian (TPE)": lambda: BayesSearch(build, space, n_iter=n_trials, cv=CV, seed=seed, fit_kwargs=fit_kwargs),
-        "evolution (CMA-ES)": lambda: EvolutionSearch(build, space, n_iter=n_trials, cv=CV, seed=seed,
-                                                      fit_kwargs=fit_kwargs),
+        "evolution (CMA-ES)": lambda: EvolutionSearch(
+            build, space, n_iter=n_trials, cv=CV, seed=seed, fit_kwargs=fit_kwargs
+        ),
     }
     for name, make in optional.items():
         try:
@@ -92,18 +100,26 @@ def main(argv=None):
         order = [r.get("number", i) for i, r in enumerate(search.results_)]
         trials = [s for _, s in sorted(zip(order, scores))]
         best_so_far = np.fmax.accumulate(np.nan_to_num(trials, nan=0.0))
-        findings[name] = {"best_params": search.best_params_, "best_score": search.best_score_,
-                          "trials": len(search.results_), "pruned": sum(bool(r.get("pruned")) for r in search.results_),
-                          "seconds": seconds, "best_so_far": best_so_far.tolist(),
-                          "points": [(r["params"]["lr"], r["params"]["hidden"], r["mean_score"])
-                                     for r in search.results_]}
-        print(f"\n{name} search: {len(search.results_)} trials in {seconds:.1f} s; best "
-              f"{search.best_params_} with accuracy {search.best_score_:.4f}")
+        findings[name] = {
+            "best_params": search.best_params_,
+            "best_score": search.best_score_,
+            "trials": len(search.results_),
+            "pruned": sum(bool(r.get("pruned")) for r in search.results_),
+            "seconds": seconds,
+            "best_so_far": best_so_far.tolist(),
+            "points": [(r["params"]["lr"], r["params"]["hidden"], r["mean_score"]) for r in search.results_],
+        }
+        print(
+            f"\n{name} search: {len(search.results_)} trials in {seconds:.1f} s; best "
+            f"{search.best_params_} with accuracy {search.best_score_:.4f}"
+        )
         table = search.to_markdown().splitlines()
         print("\n".join(table[:8]) + (f"\n| ... {len(table) - 8} more rows |" if len(table) > 8 else ""))
 
-    print(f"\n{'search':<18} {'best accuracy':>13} {'found at trial':>14} {'distinct lrs':>12} {'pruned':>7} "
-          f"{'time (s)':>8}")
+    print(
+        f"\n{'search':<18} {'best accuracy':>13} {'found at trial':>14} {'distinct lrs':>12} {'pruned':>7} "
+        f"{'time (s)':>8}"
+    )
     for name, f in findings.items():
         found = int(np.argmax(np.asarray(f["best_so_far"]) >= f["best_score"] - 1e-12)) + 1
         f["found_at_trial"] = found
@@ -122,7 +138,7 @@ def main(argv=None):
     axes = axes.ravel()
     scatter_axes = [axes[0], axes[1], axes[2], axes[3]]
     searched = [(name, f) for name, f in findings.items() if "points" in f]
-    for ax in scatter_axes[len(searched):]:
+    for ax in scatter_axes[len(searched) :]:
         ax.set_visible(False)
     finite = [p[2] for _, f in searched for p in f["points"] if p[2] is not None]
     vmin, vmax = (min(finite), max(finite)) if finite else (0, 1)
@@ -133,15 +149,36 @@ def main(argv=None):
         # a little vertical jitter: trials with the same width and lr would hide each other
         jitter = lambda n: rng.uniform(-0.06, 0.06, n)  # noqa: E731
         if pts:
-            sc = ax.scatter([p[0] for p in pts], np.log2([p[1] for p in pts]) + jitter(len(pts)),
-                            c=[p[2] for p in pts], cmap="viridis", vmin=vmin, vmax=vmax, s=45, edgecolors="k")
+            sc = ax.scatter(
+                [p[0] for p in pts],
+                np.log2([p[1] for p in pts]) + jitter(len(pts)),
+                c=[p[2] for p in pts],
+                cmap="viridis",
+                vmin=vmin,
+                vmax=vmax,
+                s=45,
+                edgecolors="k",
+            )
         if pruned:
-            ax.scatter([p[0] for p in pruned], np.log2([p[1] for p in pruned]) + jitter(len(pruned)), marker="x",
-                       color="C3", s=40, label="pruned")
+            ax.scatter(
+                [p[0] for p in pruned],
+                np.log2([p[1] for p in pruned]) + jitter(len(pruned)),
+                marker="x",
+                color="C3",
+                s=40,
+                label="pruned",
+            )
             ax.legend(fontsize=8, loc="lower left")
         best = f["best_params"]
-        ax.scatter([best["lr"]], [np.log2(best["hidden"])], marker="*", s=300, facecolors="none", edgecolors="C3",
-                   linewidths=1.5)
+        ax.scatter(
+            [best["lr"]],
+            [np.log2(best["hidden"])],
+            marker="*",
+            s=300,
+            facecolors="none",
+            edgecolors="C3",
+            linewidths=1.5,
+        )
         ax.set_xscale("log")
         ax.set_xlim(7e-5, 1.4)  # the whole range searched, the same in every panel
         ax.set_yticks(np.log2(WIDTHS), [str(w) for w in WIDTHS])
@@ -170,11 +207,23 @@ def main(argv=None):
         sizes, accs = zip(*[(n, a) for n, a in pareto["points"] if a is not None and np.isfinite(a)])
         ax.scatter(sizes, accs, s=30, color="C7", alpha=0.7, label="NSGA-II trials")
         front = pareto["front"]
-        ax.step([p["n_params"] for p in front][::-1], [p["score"] for p in front][::-1], where="post", color="C3",
-                marker="o", label="Pareto front")
+        ax.step(
+            [p["n_params"] for p in front][::-1],
+            [p["score"] for p in front][::-1],
+            where="post",
+            color="C3",
+            marker="o",
+            label="Pareto front",
+        )
         for p in front:
-            ax.annotate(f"{p['params']['hidden']}", (p["n_params"], p["score"]), textcoords="offset points",
-                        xytext=(4, -10), fontsize=7, color="C3")
+            ax.annotate(
+                f"{p['params']['hidden']}",
+                (p["n_params"], p["score"]),
+                textcoords="offset points",
+                xytext=(4, -10),
+                fontsize=7,
+                color="C3",
+            )
         ax.set_xscale("log")
         ax.set_xlabel("parameters (log scale); labels: hidden units")
         ax.set_ylabel(f"{CV}-fold CV accuracy")
@@ -199,17 +248,32 @@ def pareto_search(build, X, y, n_trials, seed, fit_kwargs) -> dict:
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", module="optuna")
-        search = EvolutionSearch(build, space, n_iter=n_trials, cv=CV, seed=seed, fit_kwargs=fit_kwargs,
-                                 objectives=("score", "n_params"), population_size=max(4, n_trials // 4)).fit(X, y)
+        search = EvolutionSearch(
+            build,
+            space,
+            n_iter=n_trials,
+            cv=CV,
+            seed=seed,
+            fit_kwargs=fit_kwargs,
+            objectives=("score", "n_params"),
+            population_size=max(4, n_trials // 4),
+        ).fit(X, y)
     seconds = time.perf_counter() - start
     front = [{"params": params, "score": score, "n_params": n} for params, score, n in search.pareto_front_]
-    print(f"\nEvolutionSearch(objectives=('score', 'n_params')), NSGA-II: {len(search.results_)} trials in "
-          f"{seconds:.1f} s; the Pareto front (no other trial is both more accurate and smaller):")
+    print(
+        f"\nEvolutionSearch(objectives=('score', 'n_params')), NSGA-II: {len(search.results_)} trials in "
+        f"{seconds:.1f} s; the Pareto front (no other trial is both more accurate and smaller):"
+    )
     print(f"{'hidden':>6} {'lr':>9} {'params':>7} {'accuracy':>9}")
     for p in front:
         print(f"{p['params']['hidden']:6d} {p['params']['lr']:9.4g} {p['n_params']:7,d} {p['score']:9.4f}")
-    return {"front": front, "trials": len(search.results_), "seconds": seconds, "best_score": search.best_score_,
-            "points": [(r["n_params"], r["mean_score"]) for r in search.results_]}
+    return {
+        "front": front,
+        "trials": len(search.results_),
+        "seconds": seconds,
+        "best_score": search.best_score_,
+        "points": [(r["n_params"], r["mean_score"]) for r in search.results_],
+    }
 
 
 if __name__ == "__main__":

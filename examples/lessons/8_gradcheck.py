@@ -122,8 +122,11 @@ def main(argv=None):
         act.forward(dense.forward(X, training=True), training=True)
         dense.backward(act.backward(R))
         exact = float(np.array(backend.to_numpy(dense.grads["W"]))[i, j])
-        for label, dtype, central in (("central, float64", "float64", True), ("forward, float64", "float64", False),
-                                      ("central, float32", "float32", True)):
+        for label, dtype, central in (
+            ("central, float64", "float64", True),
+            ("forward, float64", "float64", False),
+            ("central, float32", "float32", True),
+        ):
             # a copy of the layer in ``dtype``: the loss is computed in that precision throughout
             f = Dense(3, 2).bind(backend, backend.rng(args.seed), dtype)
             g = xpnn.Tanh() if curved else xpnn.Identity()
@@ -144,17 +147,22 @@ def main(argv=None):
                 errors.append(abs(estimate - exact) / abs(exact) + 1e-17)  # + 1e-17: exact hits stay on a log plot
             curves[(curved, label)] = errors
             best = int(np.argmin(errors))
-            print(f"  {'with tanh' if curved else 'linear':<9} {label:<17} best h = {hs[best]:.0e} "
-                  f"(error {errors[best]:.1e}); at h = 1e-2: {errors[1]:.1e}; at h = 1e-10: {errors[9]:.1e}")
-    findings["best_h"] = {f"{'tanh' if c else 'linear'}, {k}": float(hs[int(np.argmin(v))])
-                          for (c, k), v in curves.items()}
+            print(
+                f"  {'with tanh' if curved else 'linear':<9} {label:<17} best h = {hs[best]:.0e} "
+                f"(error {errors[best]:.1e}); at h = 1e-2: {errors[1]:.1e}; at h = 1e-10: {errors[9]:.1e}"
+            )
+    findings["best_h"] = {
+        f"{'tanh' if c else 'linear'}, {k}": float(hs[int(np.argmin(v))]) for (c, k), v in curves.items()
+    }
     f32, f64 = min(curves[(True, "central, float32")]), min(curves[(True, "central, float64")])
     f32_at_gradcheck_h = curves[(True, "central, float32")][5]  # hs[5] = 1e-6
-    print("  Truncation error falls with h (~h^2 central, ~h forward); rounding error grows as h shrinks (about\n"
-          f"  1e-16 / h in float64, 1e-7 / h in float32). With the tanh, float32 at best reaches {f32:.0e}, float64\n"
-          f"  {f64:.0e}; at gradcheck's h = 1e-6 the float32 error is {f32_at_gradcheck_h:.1g} (L(w + h) "
-          "and L(w - h)\n  round to nearly or exactly the same float32). So gradcheck runs in float64 with h = 1e-6,\n"
-          "  near the bottom of the central float64 curve.")
+    print(
+        "  Truncation error falls with h (~h^2 central, ~h forward); rounding error grows as h shrinks (about\n"
+        f"  1e-16 / h in float64, 1e-7 / h in float32). With the tanh, float32 at best reaches {f32:.0e}, float64\n"
+        f"  {f64:.0e}; at gradcheck's h = 1e-6 the float32 error is {f32_at_gradcheck_h:.1g} (L(w + h) "
+        "and L(w - h)\n  round to nearly or exactly the same float32). So gradcheck runs in float64 with h = 1e-6,\n"
+        "  near the bottom of the central float64 curve."
+    )
 
     print("\nStep 7. xpnn.gradcheck does all of this for the input and every parameter:")
     report = xpnn.gradcheck(Dense(3, 2), X, details=True)
@@ -169,8 +177,10 @@ def main(argv=None):
 
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.4), sharey=True)
-    for ax, curved, what in ((axes[0], False, "L = sum((X @ W + b) * R): linear in W"),
-                             (axes[1], True, "L = sum(tanh(X @ W + b) * R): curved")):
+    for ax, curved, what in (
+        (axes[0], False, "L = sum((X @ W + b) * R): linear in W"),
+        (axes[1], True, "L = sum(tanh(X @ W + b) * R): curved"),
+    ):
         for k, label in enumerate(("central, float64", "forward, float64", "central, float32")):
             ax.loglog(hs, curves[(curved, label)], marker="o", ms=4, color=f"C{k}", label=label)
         ax.axvline(1e-6, color="grey", ls=":", lw=1, label="gradcheck's h = 1e-6")

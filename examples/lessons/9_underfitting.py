@@ -70,10 +70,12 @@ def main(argv=None):
         "linear (no hidden layer)": dict(hidden=[], optimizer=adam, epochs=epochs),
         "too small (2 hidden units)": dict(hidden=[2], optimizer=adam, epochs=epochs),
         f"too strong L2 (AdamW, wd {WEIGHT_DECAY:g})": dict(
-            hidden=[HIDDEN, HIDDEN], optimizer=lambda: xpnn.AdamW(lr=LR, weight_decay=WEIGHT_DECAY), epochs=epochs),
+            hidden=[HIDDEN, HIDDEN], optimizer=lambda: xpnn.AdamW(lr=LR, weight_decay=WEIGHT_DECAY), epochs=epochs
+        ),
         f"too few epochs ({few})": dict(hidden=[HIDDEN, HIDDEN], optimizer=adam, epochs=few),
-        f"the fix: 2-{HIDDEN}-{HIDDEN}-3, {epochs} epochs": dict(hidden=[HIDDEN, HIDDEN], optimizer=adam,
-                                                                  epochs=epochs),
+        f"the fix: 2-{HIDDEN}-{HIDDEN}-3, {epochs} epochs": dict(
+            hidden=[HIDDEN, HIDDEN], optimizer=adam, epochs=epochs
+        ),
     }
     results, models = {}, {}
     for name, run in runs.items():
@@ -81,25 +83,40 @@ def main(argv=None):
         model.compile("softmax_cross_entropy", run["optimizer"](), metrics=["accuracy"])
         h = model.fit(X, y, epochs=run["epochs"], batch_size=32, validation_data=(Xv, yv), verbose=0).history
         train, val = model.evaluate(X, y), model.evaluate(Xv, yv)
-        results[name] = {"history": h, "epochs": run["epochs"], "params": model.count_params(),
-                         "train_loss": train["loss"], "val_loss": val["loss"], "gap": val["loss"] - train["loss"],
-                         "train_accuracy": train["accuracy"], "val_accuracy": val["accuracy"]}
+        results[name] = {
+            "history": h,
+            "epochs": run["epochs"],
+            "params": model.count_params(),
+            "train_loss": train["loss"],
+            "val_loss": val["loss"],
+            "gap": val["loss"] - train["loss"],
+            "train_accuracy": train["accuracy"],
+            "val_accuracy": val["accuracy"],
+        }
         models[name] = model
 
-    print(f"{CLASSES} spiral arms, {len(y)} training and {len(yv)} validation points; Adam, lr {LR}, batch 32 "
-          f"(chance: loss ln 3 = {np.log(3):.3f}, accuracy 0.333)\n")
-    print(f"{'run':<38} {'params':>6} {'epochs':>6} {'train loss':>10} {'val loss':>8} {'gap':>7} "
-          f"{'train acc':>9} {'val acc':>7}")
+    print(
+        f"{CLASSES} spiral arms, {len(y)} training and {len(yv)} validation points; Adam, lr {LR}, batch 32 "
+        f"(chance: loss ln 3 = {np.log(3):.3f}, accuracy 0.333)\n"
+    )
+    print(
+        f"{'run':<38} {'params':>6} {'epochs':>6} {'train loss':>10} {'val loss':>8} {'gap':>7} "
+        f"{'train acc':>9} {'val acc':>7}"
+    )
     for name, r in results.items():
-        print(f"{name:<38} {r['params']:6,d} {r['epochs']:6d} {r['train_loss']:10.4f} {r['val_loss']:8.4f} "
-              f"{r['gap']:7.4f} {r['train_accuracy']:9.3f} {r['val_accuracy']:7.3f}")
+        print(
+            f"{name:<38} {r['params']:6,d} {r['epochs']:6d} {r['train_loss']:10.4f} {r['val_loss']:8.4f} "
+            f"{r['gap']:7.4f} {r['train_accuracy']:9.3f} {r['val_accuracy']:7.3f}"
+        )
     fix = results[list(results)[-1]]
     worst = max(r["train_loss"] for r in list(results.values())[:-1])
-    print(f"\nThe four underfitting runs end with a training loss between "
-          f"{min(r['train_loss'] for r in list(results.values())[:-1]):.2f} and {worst:.2f} and a validation loss "
-          f"just beside it: the model cannot fit even the points it trains on, so more data or regularization "
-          f"would not help. The fix reaches a training loss of {fix['train_loss']:.3f} "
-          f"(validation {fix['val_loss']:.3f}, accuracy {fix['val_accuracy']:.3f}).")
+    print(
+        f"\nThe four underfitting runs end with a training loss between "
+        f"{min(r['train_loss'] for r in list(results.values())[:-1]):.2f} and {worst:.2f} and a validation loss "
+        f"just beside it: the model cannot fit even the points it trains on, so more data or regularization "
+        f"would not help. The fix reaches a training loss of {fix['train_loss']:.3f} "
+        f"(validation {fix['val_loss']:.3f}, accuracy {fix['val_accuracy']:.3f})."
+    )
 
     plt = _plt()
     n = len(results)
@@ -125,8 +142,10 @@ def main(argv=None):
             ax.set_ylabel("")
             ax.get_legend().remove()
     axes[0, 0].set_ylabel("cross-entropy loss")
-    fig.suptitle("Underfitting: training and validation loss stay high together (top); the decision regions "
-                 "on the validation points (bottom)")
+    fig.suptitle(
+        "Underfitting: training and validation loss stay high together (top); the decision regions "
+        "on the validation points (bottom)"
+    )
     fig.tight_layout()
     save(fig, args, "9_underfitting")
     findings = {name: {k: v for k, v in r.items() if k != "history"} for name, r in results.items()}

@@ -8,26 +8,79 @@ The submodules with optional dependencies (``xpnn.onnx``, ``xpnn.sklearn``,
 light (NumPy only) and ``xpnn.onnx.export(...)`` works without ``import xpnn.onnx``.
 """
 
-from . import (architectures, backends, callbacks, datasets, init, layers, losses, metrics, model_selection,
-               optimizers, plotting, preprocessing, schedules, training)
+from . import (
+    architectures,
+    backends,
+    callbacks,
+    datasets,
+    init,
+    layers,
+    losses,
+    metrics,
+    model_selection,
+    optimizers,
+    plotting,
+    preprocessing,
+    schedules,
+    training,
+)
+from .architectures import NeuralNetwork
 from .backends import Backend, available_backends, backend_of, get_backend, set_backend, use_backend
-from .callbacks import (Callback, ClipGradNorm, CSVLogger, EarlyStopping, GradientMonitor, GradientWarning, History,
-                        LearningRateScheduler, ModelCheckpoint, ProgressBar, ReduceLROnPlateau, TerminateOnNaN)
+from .callbacks import (
+    Callback,
+    ClipGradNorm,
+    CSVLogger,
+    EarlyStopping,
+    GradientMonitor,
+    GradientWarning,
+    History,
+    LearningRateScheduler,
+    ModelCheckpoint,
+    ProgressBar,
+    ReduceLROnPlateau,
+    TerminateOnNaN,
+)
 from .datasets import load_csv, load_digits, load_fashion_mnist, load_mnist, read_idx, write_idx
 from .distributed import DataParallel
 from .gradcheck import gradcheck
 from .io import load
 from .layers import *  # noqa: F403  every registered layer class, straight from the registry
-from .losses import (MAE, MSE, BCEWithLogits, BinaryCrossEntropy, CrossEntropy, Huber, Loss, SoftmaxCrossEntropy,
-                     get_loss)
-from .architectures import NeuralNetwork
+from .losses import (
+    MAE,
+    MSE,
+    BCEWithLogits,
+    BinaryCrossEntropy,
+    CrossEntropy,
+    Huber,
+    Loss,
+    SoftmaxCrossEntropy,
+    get_loss,
+)
 from .model import Sequential
-from .model_selection import (BayesSearch, Choice, EvolutionSearch, GridSearch, IntUniform, KFold, LogUniform,
-                              RandomSearch, StratifiedKFold, Uniform, cross_validate)
+from .model_selection import (
+    BayesSearch,
+    Choice,
+    EvolutionSearch,
+    GridSearch,
+    IntUniform,
+    KFold,
+    LogUniform,
+    RandomSearch,
+    StratifiedKFold,
+    Uniform,
+    cross_validate,
+)
 from .optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, clip_grad_norm, get_optimizer
 from .param import Param
-from .preprocessing import (MinMaxScaler, OutlierClipper, RobustScaler, SimpleImputer, StandardScaler, one_hot,
-                            train_test_split)
+from .preprocessing import (
+    MinMaxScaler,
+    OutlierClipper,
+    RobustScaler,
+    SimpleImputer,
+    StandardScaler,
+    one_hot,
+    train_test_split,
+)
 from .training import Trainer
 
 __version__ = "0.1.0"
@@ -47,8 +100,9 @@ def __getattr__(name):
         except ModuleNotFoundError as exc:
             if exc.name != f"{__name__}.{name}":  # the module is there but needs a missing package
                 raise
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r} (no module "
-                                 f"{__name__}.{name} in this install)") from None
+            raise AttributeError(
+                f"module {__name__!r} has no attribute {name!r} (no module {__name__}.{name} in this install)"
+            ) from None
         return module  # the import set it as an attribute too: __getattr__ is not asked again
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
@@ -59,24 +113,92 @@ def __dir__():
 
 __all__ = [
     # backend
-    "Backend", "get_backend", "backend_of", "set_backend", "use_backend", "available_backends",
+    "Backend",
+    "get_backend",
+    "backend_of",
+    "set_backend",
+    "use_backend",
+    "available_backends",
     # models, layers (every registered layer, from xpnn.layers) and training
-    "Sequential", "NeuralNetwork", "load", "DataParallel", "Param", "Trainer",
+    "Sequential",
+    "NeuralNetwork",
+    "load",
+    "DataParallel",
+    "Param",
+    "Trainer",
     *layers.__all__,
     # losses and optimizers
-    "Loss", "MSE", "MAE", "Huber", "BinaryCrossEntropy", "BCEWithLogits", "SoftmaxCrossEntropy", "CrossEntropy",
-    "get_loss", "Optimizer", "SGD", "RMSprop", "Adagrad", "Adam", "AdamW", "get_optimizer", "clip_grad_norm",
+    "Loss",
+    "MSE",
+    "MAE",
+    "Huber",
+    "BinaryCrossEntropy",
+    "BCEWithLogits",
+    "SoftmaxCrossEntropy",
+    "CrossEntropy",
+    "get_loss",
+    "Optimizer",
+    "SGD",
+    "RMSprop",
+    "Adagrad",
+    "Adam",
+    "AdamW",
+    "get_optimizer",
+    "clip_grad_norm",
     # callbacks
-    "Callback", "ProgressBar", "GradientMonitor", "GradientWarning", "History", "EarlyStopping", "ModelCheckpoint",
-    "LearningRateScheduler", "ReduceLROnPlateau", "CSVLogger", "TerminateOnNaN", "ClipGradNorm",
+    "Callback",
+    "ProgressBar",
+    "GradientMonitor",
+    "GradientWarning",
+    "History",
+    "EarlyStopping",
+    "ModelCheckpoint",
+    "LearningRateScheduler",
+    "ReduceLROnPlateau",
+    "CSVLogger",
+    "TerminateOnNaN",
+    "ClipGradNorm",
     # data
-    "load_digits", "load_fashion_mnist", "load_mnist", "load_csv", "read_idx", "write_idx",
-    "StandardScaler", "MinMaxScaler", "RobustScaler", "SimpleImputer", "OutlierClipper", "one_hot", "train_test_split",
+    "load_digits",
+    "load_fashion_mnist",
+    "load_mnist",
+    "load_csv",
+    "read_idx",
+    "write_idx",
+    "StandardScaler",
+    "MinMaxScaler",
+    "RobustScaler",
+    "SimpleImputer",
+    "OutlierClipper",
+    "one_hot",
+    "train_test_split",
     # model selection
-    "KFold", "StratifiedKFold", "cross_validate", "GridSearch", "RandomSearch", "BayesSearch", "EvolutionSearch",
-    "Choice", "Uniform", "LogUniform", "IntUniform",
+    "KFold",
+    "StratifiedKFold",
+    "cross_validate",
+    "GridSearch",
+    "RandomSearch",
+    "BayesSearch",
+    "EvolutionSearch",
+    "Choice",
+    "Uniform",
+    "LogUniform",
+    "IntUniform",
     # checks and modules (the lazy ones, _LAZY_SUBMODULES, are left out: ``from xpnn import *``
     # would import them and their optional dependencies)
-    "gradcheck", "backends", "init", "layers", "losses", "optimizers", "schedules", "metrics", "preprocessing",
-    "callbacks", "datasets", "model_selection", "plotting", "architectures", "training",
+    "gradcheck",
+    "backends",
+    "init",
+    "layers",
+    "losses",
+    "optimizers",
+    "schedules",
+    "metrics",
+    "preprocessing",
+    "callbacks",
+    "datasets",
+    "model_selection",
+    "plotting",
+    "architectures",
+    "training",
 ]

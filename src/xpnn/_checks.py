@@ -29,9 +29,9 @@ def is_number(value) -> bool:
 def integer(value, name: str, where: str, minimum: int | None = None) -> int:
     """``value`` as an int >= ``minimum``, else a ValueError naming ``where`` and ``name``."""
     if not is_integer(value) or (minimum is not None and value < minimum):
-        kind = {1: "a positive integer", 0: "a non-negative integer"}.get(minimum, "an integer")
-        if minimum is not None and minimum not in (0, 1):
-            kind = f"an integer >= {minimum}"
+        kind = "an integer"
+        if minimum is not None:
+            kind = {1: "a positive integer", 0: "a non-negative integer"}.get(minimum, f"an integer >= {minimum}")
         raise ValueError(f"{where}: {name} must be {kind}, found {value!r}")
     return int(value)
 
@@ -54,8 +54,15 @@ def optional_positive_int(value, name: str, where: str, none_means: str = "") ->
     return int(value)
 
 
-def number(value, name: str, where: str, low: float | None = None, high: float | None = None,
-           low_open: bool = False, high_open: bool = False) -> float:
+def number(
+    value,
+    name: str,
+    where: str,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
     """``value`` as a finite float within the bounds given, else a ValueError.
 
     The interval is closed unless ``low_open`` / ``high_open``: ``number(v, "rate", "Dropout",

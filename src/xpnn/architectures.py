@@ -4,8 +4,17 @@ default CNN of ``xpnn train --model cnn``."""
 from __future__ import annotations
 
 from . import _checks
-from .layers import BatchNorm2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, get_activation
+from .layers import get_activation
+
+# the layer classes from their modules: xpnn.layers adds them at run time, where mypy cannot see them
+from .layers.activations import ReLU
 from .layers.base import Layer, build_layer, register_layer
+from .layers.conv import Conv2D
+from .layers.dense import Dense
+from .layers.dropout import Dropout
+from .layers.flatten import Flatten
+from .layers.normalization import BatchNorm2D
+from .layers.pooling import MaxPool2D
 from .model import Sequential
 
 
@@ -17,9 +26,19 @@ class NeuralNetwork(Sequential):
     XOR network; ``hidden_sizes`` is an int or a list of ints.
     """
 
-    def __init__(self, input_size: int, hidden_sizes, output_size: int, activation="relu",
-                 output_activation=None, init="glorot_uniform", backend=None, seed: int = 0, dtype="float32",
-                 device=None):
+    def __init__(
+        self,
+        input_size: int,
+        hidden_sizes,
+        output_size: int,
+        activation="relu",
+        output_activation=None,
+        init="glorot_uniform",
+        backend=None,
+        seed: int = 0,
+        dtype="float32",
+        device=None,
+    ):
         where = "NeuralNetwork"
         input_size = _checks.positive_int(input_size, "input_size", where)
         output_size = _checks.positive_int(output_size, "output_size", where)
@@ -29,8 +48,9 @@ class NeuralNetwork(Sequential):
             try:
                 hidden = list(hidden_sizes)
             except TypeError:
-                raise TypeError(f"{where}: hidden_sizes must be an int or a list of ints, "
-                                f"found {hidden_sizes!r}") from None
+                raise TypeError(
+                    f"{where}: hidden_sizes must be an int or a list of ints, found {hidden_sizes!r}"
+                ) from None
         hidden = [_checks.positive_int(h, f"hidden_sizes[{i}]", where) for i, h in enumerate(hidden)]
         make_act, act_spec = _activation_maker(activation, "activation")
         layers, fan_in = [], input_size
@@ -43,9 +63,14 @@ class NeuralNetwork(Sequential):
             make_out, out_spec = _activation_maker(output_activation, "output_activation")
             layers.append(make_out())
         super().__init__(layers, backend=backend, seed=seed, dtype=dtype, device=device)
-        self.arch = {"input_size": input_size, "hidden_sizes": hidden, "output_size": output_size,
-                     "activation": act_spec, "output_activation": out_spec,
-                     "init": init if isinstance(init, str) else "glorot_uniform"}
+        self.arch = {
+            "input_size": input_size,
+            "hidden_sizes": hidden,
+            "output_size": output_size,
+            "activation": act_spec,
+            "output_activation": out_spec,
+            "init": init if isinstance(init, str) else "glorot_uniform",
+        }
 
     def config(self) -> dict:
         return dict(self.arch)
@@ -89,6 +114,12 @@ def cnn(input_shape=(1, 28, 28), num_classes=10, backend=None, seed=0, dtype="fl
         height, width = height // 2, width // 2
     layers += [Conv2D(c1, c2, 3, padding=1), BatchNorm2D(c2), ReLU(), MaxPool2D(2)]
     height, width = height // 2, width // 2
-    layers += [Flatten(), Dropout(0.25), Dense(c2 * height * width, dense), ReLU(), Dropout(0.25),
-               Dense(dense, num_classes)]
+    layers += [
+        Flatten(),
+        Dropout(0.25),
+        Dense(c2 * height * width, dense),
+        ReLU(),
+        Dropout(0.25),
+        Dense(dense, num_classes),
+    ]
     return Sequential(layers, backend=backend, seed=seed, dtype=dtype)

@@ -175,19 +175,27 @@ class Augment(Callback):
         xp = backend_of(X).xp
         if X.ndim == 4:
             if self.image_shape is not None and tuple(X.shape[1:]) != self.image_shape:
-                raise ValueError(f"{where}: image_shape is {self.image_shape}, but the images have shape "
-                                 f"{tuple(X.shape[1:])} (C, H, W)")
+                raise ValueError(
+                    f"{where}: image_shape is {self.image_shape}, but the images have shape "
+                    f"{tuple(X.shape[1:])} (C, H, W)"
+                )
             return X
         if X.ndim == 2:
             if self.image_shape is None:
-                raise ValueError(f"{where}: flat inputs {tuple(X.shape)} need image_shape=(H, W) or (C, H, W), "
-                                 f"found image_shape=None")
+                raise ValueError(
+                    f"{where}: flat inputs {tuple(X.shape)} need image_shape=(H, W) or (C, H, W), "
+                    f"found image_shape=None"
+                )
             if X.shape[1] != math.prod(self.image_shape):
-                raise ValueError(f"{where}: image_shape {self.image_shape} holds {math.prod(self.image_shape)} "
-                                 f"values, but the inputs have {X.shape[1]} features per sample")
+                raise ValueError(
+                    f"{where}: image_shape {self.image_shape} holds {math.prod(self.image_shape)} "
+                    f"values, but the inputs have {X.shape[1]} features per sample"
+                )
             return xp.reshape(X, (X.shape[0], *self.image_shape))
-        raise ValueError(f"{where}: the inputs must be images (N, C, H, W) or flat (N, features) with image_shape, "
-                         f"found shape {tuple(X.shape)}")
+        raise ValueError(
+            f"{where}: the inputs must be images (N, C, H, W) or flat (N, features) with image_shape, "
+            f"found shape {tuple(X.shape)}"
+        )
 
 
 def _image_shape(value, where) -> tuple:

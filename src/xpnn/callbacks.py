@@ -203,7 +203,9 @@ class LearningRateScheduler(Callback):
 class ReduceLROnPlateau(Callback):
     """Multiply lr by ``factor`` when ``monitor`` has not improved for ``patience`` epochs."""
 
-    def __init__(self, monitor="val_loss", factor=0.1, patience=10, min_delta=1e-4, min_lr=0.0, cooldown=0, mode="auto"):
+    def __init__(
+        self, monitor="val_loss", factor=0.1, patience=10, min_delta=1e-4, min_lr=0.0, cooldown=0, mode="auto"
+    ):
         if not 0.0 < factor < 1.0:
             raise ValueError(f"ReduceLROnPlateau: factor must be in (0, 1), found {factor!r}")
         self.tracker = _Better(monitor, mode, min_delta)
@@ -265,8 +267,10 @@ class TerminateOnNaN(Callback):
     def on_batch_loss(self, epoch, batch, loss):
         if not math.isfinite(loss):
             self.stopped_at = (epoch + 1, batch + 1)
-            self.message = (f"TerminateOnNaN: loss is {loss} at epoch {epoch + 1}, batch {batch + 1}; "
-                            f"training stopped, weights are those before this batch")
+            self.message = (
+                f"TerminateOnNaN: loss is {loss} at epoch {epoch + 1}, batch {batch + 1}; "
+                f"training stopped, weights are those before this batch"
+            )
             print(self.message, file=sys.stderr)
             self.model.stop_training = True
 
@@ -289,8 +293,14 @@ class ProgressBar(Callback):
         if self.use_bar:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=self.steps, desc=f"Epoch {epoch + 1}/{self.epochs}", file=self.file,
-                            unit="batch", leave=True, dynamic_ncols=True)
+            self.bar = tqdm(
+                total=self.steps,
+                desc=f"Epoch {epoch + 1}/{self.epochs}",
+                file=self.file,
+                unit="batch",
+                leave=True,
+                dynamic_ncols=True,
+            )
 
     def on_batch_end(self, batch, running):
         if self.use_bar:
@@ -305,7 +315,9 @@ class ProgressBar(Callback):
             self.bar.close()
         elif self.verbose:
             shown = {k: v for k, v in logs.items() if k != "seconds"}
-            print(f"Epoch {epoch + 1}/{self.epochs} - {seconds:.2f}s - {_format_logs(shown)}", file=self.file, flush=True)
+            print(
+                f"Epoch {epoch + 1}/{self.epochs} - {seconds:.2f}s - {_format_logs(shown)}", file=self.file, flush=True
+            )
 
 
 # ---- gradient health ----------------------------------------------------------------------
@@ -358,8 +370,15 @@ class GradientMonitor(Callback):
         warnings: the warning messages, in order.
     """
 
-    def __init__(self, every: int = 1, vanish_ratio: float = 1e-3, explode_norm: float = 1e3,
-                 explode_growth: float = 10.0, window: int = 5, dead_fraction: float = 0.9):
+    def __init__(
+        self,
+        every: int = 1,
+        vanish_ratio: float = 1e-3,
+        explode_norm: float = 1e3,
+        explode_growth: float = 10.0,
+        window: int = 5,
+        dead_fraction: float = 0.9,
+    ):
         where = "GradientMonitor"
         self.every = _checks.positive_int(every, "every", where)
         self.window = _checks.positive_int(window, "window", where)
@@ -371,8 +390,14 @@ class GradientMonitor(Callback):
         self._reset()
 
     def _reset(self):
-        self.history = {"step": [], "epoch": [], "grad_norm": {}, "weight_norm": {}, "update_ratio": {},
-                        "dead_relu": {}}
+        self.history = {
+            "step": [],
+            "epoch": [],
+            "grad_norm": {},
+            "weight_norm": {},
+            "update_ratio": {},
+            "dead_relu": {},
+        }
         self.warnings: list = []
         self._warned: set = set()
         self._step = 0
@@ -418,8 +443,11 @@ class GradientMonitor(Callback):
     def _param_layers(self, with_grads=True):
         """(name, layer) for every layer with params of its own, nested ones included,
         named by path and repr ("2:Dense(64, 64)", "1.0:Dense(8, 8)")."""
-        return [(f"{path}:{layer!r}", layer) for path, layer in self.model.named_layers()
-                if path and layer.params and (not with_grads or all(k in layer.grads for k in layer.params))]
+        return [
+            (f"{path}:{layer!r}", layer)
+            for path, layer in self.model.named_layers()
+            if path and layer.params and (not with_grads or all(k in layer.grads for k in layer.params))
+        ]
 
     def _dead_fractions(self):
         """{name: 0-d array}: the fraction of each ReLU layer's units inactive for every
@@ -438,8 +466,10 @@ class GradientMonitor(Callback):
     def _snapshot_if_next_is_recorded(self):
         if (self._step + 1) % self.every == 0:
             xp = self.model.backend.xp
-            self._previous = {name: [xp.asarray(p, copy=True) for p in layer.params.values()]
-                              for name, layer in self._param_layers(with_grads=False)}
+            self._previous = {
+                name: [xp.asarray(p, copy=True) for p in layer.params.values()]
+                for name, layer in self._param_layers(with_grads=False)
+            }
         else:
             self._previous = None
 
@@ -477,7 +507,7 @@ class GradientMonitor(Callback):
         h["step"].append(self._step)
         h["epoch"].append(self._epoch)
         for j, (name, _) in enumerate(layers):
-            g, w, u = host[3 * j: 3 * j + 3]
+            g, w, u = host[3 * j : 3 * j + 3]
             h["grad_norm"].setdefault(name, []).append(g)
             h["weight_norm"].setdefault(name, []).append(w)
             h["update_ratio"].setdefault(name, []).append(u)
@@ -509,28 +539,47 @@ class GradientMonitor(Callback):
                     self._warn("explode", name, f"gradients explode in layer {name}: the gradient norm is {g}")
                     continue
                 if g > self.explode_norm:
-                    self._warn("explode", name, f"gradients explode in layer {name}: the gradient norm is "
-                                                f"{g:.3g} > {self.explode_norm:.3g}")
+                    self._warn(
+                        "explode",
+                        name,
+                        f"gradients explode in layer {name}: the gradient norm is {g:.3g} > {self.explode_norm:.3g}",
+                    )
                 w = self.window
                 if len(series) >= 2 * w:
                     first, recent = sum(series[:w]) / w, sum(series[-w:]) / w
                     if first > 0 and recent > self.explode_growth * first:
-                        self._warn("explode", name, f"gradients explode in layer {name}: the gradient norm grew "
-                                                    f"{recent / first:.3g}x, from {first:.3g} (mean of the first {w} "
-                                                    f"records) to {recent:.3g} (the last {w})")
+                        self._warn(
+                            "explode",
+                            name,
+                            f"gradients explode in layer {name}: the gradient norm grew "
+                            f"{recent / first:.3g}x, from {first:.3g} (mean of the first {w} "
+                            f"records) to {recent:.3g} (the last {w})",
+                        )
                 if name != last and math.isfinite(g_last) and g_last > 0 and g == 0.0:
-                    self._warn("vanish", name, f"no gradient reaches layer {name} (its gradient is exactly 0, the "
-                                               f"last layer's {g_last:.3g}): dead ReLUs or a path that passes "
-                                               f"no gradient in between")
+                    self._warn(
+                        "vanish",
+                        name,
+                        f"no gradient reaches layer {name} (its gradient is exactly 0, the "
+                        f"last layer's {g_last:.3g}): dead ReLUs or a path that passes "
+                        f"no gradient in between",
+                    )
                 elif name != last and math.isfinite(g_last) and g_last > 0 and g < self.vanish_ratio * g_last:
-                    self._warn("vanish", name, f"gradients vanish in layer {name}: the gradient norm {g:.3g} is "
-                                               f"{g / g_last:.2g}x that of the last layer {last} ({g_last:.3g}); "
-                                               f"try ReLU with He init, BatchNorm or residual connections")
+                    self._warn(
+                        "vanish",
+                        name,
+                        f"gradients vanish in layer {name}: the gradient norm {g:.3g} is "
+                        f"{g / g_last:.2g}x that of the last layer {last} ({g_last:.3g}); "
+                        f"try ReLU with He init, BatchNorm or residual connections",
+                    )
         for name in relus:
             dead = h["dead_relu"][name][-1]
             if dead > self.dead_fraction:
-                self._warn("dead", name, f"{dead:.0%} of the units of {name} are dead (inactive for every sample "
-                                         f"of the batch); try a smaller learning rate, LeakyReLU or He init")
+                self._warn(
+                    "dead",
+                    name,
+                    f"{dead:.0%} of the units of {name} are dead (inactive for every sample "
+                    f"of the batch); try a smaller learning rate, LeakyReLU or He init",
+                )
 
     # ---- reading ---------------------------------------------------------------------------
 
@@ -539,13 +588,21 @@ class GradientMonitor(Callback):
         h = self.history
         rows = [("layer", "grad norm", "weight norm", "update/weight", "dead ReLU")]
         for name in h["grad_norm"]:
-            rows.append((name, f"{h['grad_norm'][name][-1]:.3g}", f"{h['weight_norm'][name][-1]:.3g}",
-                         f"{h['update_ratio'][name][-1]:.3g}", ""))
+            rows.append(
+                (
+                    name,
+                    f"{h['grad_norm'][name][-1]:.3g}",
+                    f"{h['weight_norm'][name][-1]:.3g}",
+                    f"{h['update_ratio'][name][-1]:.3g}",
+                    "",
+                )
+            )
         for name in h["dead_relu"]:
             rows.append((name, "", "", "", f"{h['dead_relu'][name][-1]:.0%}"))
         widths = [max(len(r[i]) for r in rows) for i in range(5)]
-        lines = ["  ".join(f"{c:<{widths[i]}}" if i == 0 else f"{c:>{widths[i]}}" for i, c in enumerate(r))
-                 for r in rows]
+        lines = [
+            "  ".join(f"{c:<{widths[i]}}" if i == 0 else f"{c:>{widths[i]}}" for i, c in enumerate(r)) for r in rows
+        ]
         text = "\n".join([lines[0], "-" * len(lines[0]), *lines[1:]])
         print(text)
         return text

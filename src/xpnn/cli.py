@@ -11,7 +11,6 @@ import argparse
 import contextlib
 import csv
 import io
-import itertools
 import json
 import os
 import signal
@@ -29,8 +28,10 @@ IMAGES_28 = ("fashion-mnist", "mnist")
 # sets, those of examples/fashion_mnist_mlp.py (784-128-10, 20 epochs of batch 128). On
 # Fashion-MNIST (2026-11-29): test accuracy 0.8837 with the 10% validation hold-out, 0.8854
 # (the example's, to the digit) with --validation-split 0; 0.8848 in batches of 32 (4x the steps).
-TRAIN_DEFAULTS = {"28x28": {"hidden": [128], "epochs": 20, "batch_size": 128},
-                  "other": {"hidden": [256, 128], "epochs": 30, "batch_size": 32}}
+TRAIN_DEFAULTS = {
+    "28x28": {"hidden": [128], "epochs": 20, "batch_size": 128},
+    "other": {"hidden": [256, 128], "epochs": 30, "batch_size": 32},
+}
 IMPUTE_CHOICES = ("none", "mean", "median", "most_frequent")
 # --augment's largest shift in pixels: 2 on 28x28 images; 1 on the 8x8 digits, where 2
 # pixels would be a quarter of the image
@@ -39,8 +40,11 @@ MAX_CLASSES = 10_000  # a CSV label of 1e6 would otherwise build a million-outpu
 # What a run writes to its folder: --out refuses a folder holding any of them (--force replaces them)
 RUN_FILES = ("model.safetensors", "metrics.json", "history.csv", "model.onnx", "curves.png", "confusion_matrix.png")
 EXIT_INTERRUPTED = 130  # the shell's code for a process ended by SIGINT
-MEMORY_HINTS = {"train": "try a smaller --batch-size, --hidden or data set",
-                "predict": "try fewer inputs at a time", "evaluate": "try a smaller data set"}
+MEMORY_HINTS = {
+    "train": "try a smaller --batch-size, --hidden or data set",
+    "predict": "try fewer inputs at a time",
+    "evaluate": "try a smaller data set",
+}
 
 
 class UsageError(Exception):
@@ -67,8 +71,10 @@ def _load_data(name, data_home=None, flatten=True, max_classes=None, missing=Fal
         too_big = np.flatnonzero(y >= max_classes) if max_classes is not None else []
         if len(too_big):
             i = int(too_big[0])
-            raise UsageError(f"{name}, line {lines[i]}: label {y[i]} would make {y[i] + 1:,} classes; xpnn train "
-                             f"supports at most {max_classes:,} (labels 0 to {max_classes - 1:,})")
+            raise UsageError(
+                f"{name}, line {lines[i]}: label {y[i]} would make {y[i] + 1:,} classes; xpnn train "
+                f"supports at most {max_classes:,} (labels 0 to {max_classes - 1:,})"
+            )
         X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, seed=0)
         return (X_train, y_train), (X_test, y_test)
     raise UsageError(f"--data must be one of {', '.join(DATASETS)} or a path ending in .csv, found {name!r}")
@@ -80,11 +86,20 @@ def _build_model(args, sample_shape, n_classes):
 
     if args.model == "cnn":
         if len(sample_shape) != 3:
-            raise UsageError(f"--model cnn needs image data (digits, fashion-mnist, mnist), "
-                             f"found samples of shape {tuple(sample_shape)}; use --model mlp")
+            raise UsageError(
+                f"--model cnn needs image data (digits, fashion-mnist, mnist), "
+                f"found samples of shape {tuple(sample_shape)}; use --model mlp"
+            )
         return cnn(tuple(sample_shape), n_classes, backend=args.backend, seed=args.seed)
-    return NeuralNetwork(sample_shape[0], args.hidden, n_classes, activation=args.activation,
-                         init="he_uniform", backend=args.backend, seed=args.seed)
+    return NeuralNetwork(
+        sample_shape[0],
+        args.hidden,
+        n_classes,
+        activation=args.activation,
+        init="he_uniform",
+        backend=args.backend,
+        seed=args.seed,
+    )
 
 
 def _resolve_defaults(args) -> None:
@@ -110,18 +125,22 @@ def _impute(args, X_train, X_test, say=True):
         return X_train, X_test, done
     empty = np.flatnonzero(missing_train.all(axis=0))
     if empty.size:  # columns counted as in the file: from 1, the label being the last one
-        raise UsageError(f"{args.data}: column {empty[0] + 1} has no value in any of the {X_train.shape[0]} samples "
-                         f"of the training split, so --impute {args.impute} has nothing to fill it from; "
-                         f"remove that column")
+        raise UsageError(
+            f"{args.data}: column {empty[0] + 1} has no value in any of the {X_train.shape[0]} samples "
+            f"of the training split, so --impute {args.impute} has nothing to fill it from; "
+            f"remove that column"
+        )
     imputer = SimpleImputer(strategy=args.impute).fit(X_train)
     X_train, X_test = imputer.transform(X_train), imputer.transform(X_test)
     columns = np.flatnonzero(missing_train.any(axis=0) | missing_test.any(axis=0)) + 1
     shown = ", ".join(map(str, columns[:10])) + (f" and {columns.size - 10} more" if columns.size > 10 else "")
     what = {"mean": "mean", "median": "median", "most_frequent": "most frequent value"}[args.impute]
     if say:
-        print(f"xpnn: {args.data}: imputed {n_train + n_test} missing cells ({n_train} in the training split, {n_test} "
-              f"in the test split; column{'s' if columns.size > 1 else ''} {shown}) with each column's {what} "
-              f"over the training split (--impute {args.impute})")
+        print(
+            f"xpnn: {args.data}: imputed {n_train + n_test} missing cells ({n_train} in the training split, {n_test} "
+            f"in the test split; column{'s' if columns.size > 1 else ''} {shown}) with each column's {what} "
+            f"over the training split (--impute {args.impute})"
+        )
     done["imputer"] = imputer.to_dict()  # the fill values, to prepare new inputs the same way
     return X_train, X_test, done
 
@@ -168,13 +187,19 @@ def cmd_train(args) -> int:
     if root:
         _refuse_previous_run(args)  # before the work, not after
     try:
-        (X_train, y_train), (X_test, y_test) = _load_data(args.data, args.data_home, flatten=args.model == "mlp",
-                                                          max_classes=MAX_CLASSES, missing=args.impute != "none")
+        (X_train, y_train), (X_test, y_test) = _load_data(
+            args.data,
+            args.data_home,
+            flatten=args.model == "mlp",
+            max_classes=MAX_CLASSES,
+            missing=args.impute != "none",
+        )
     except MissingValueError as exc:
         if exc.column is not None and exc.column == exc.width:  # the label: never imputed
             raise
-        raise UsageError(f"{exc}; pass --impute mean, median or most_frequent to fill missing feature cells "
-                         f"from the training split") from None
+        raise UsageError(
+            f"{exc}; pass --impute mean, median or most_frequent to fill missing feature cells from the training split"
+        ) from None
     imputed = {}
     if args.impute != "none":  # every rank imputes the same way; rank 0 says so
         X_train, X_test, imputed = _impute(args, X_train, X_test, say=root)
@@ -186,15 +211,20 @@ def cmd_train(args) -> int:
         parallel = DataParallel(model)
         out = parallel.comm.bcast(out, root=0)  # the folder rank 0 made
         args.verbose = args.verbose if root else 0
+    assert out is not None  # made here on rank 0 (the only rank unless distributed), broadcast to the others
     if root:
         _warn_missing_classes(args.data, n_classes, y_train, y_test)
     if args.verbose:
-        print(f"xpnn: {args.data}: {X_train.shape[0]} training and {X_test.shape[0]} test samples, "
-              f"{n_classes} classes; {model.count_params():,} params on backend {model.backend}")
+        print(
+            f"xpnn: {args.data}: {X_train.shape[0]} training and {X_test.shape[0]} test samples, "
+            f"{n_classes} classes; {model.count_params():,} params on backend {model.backend}"
+        )
     augment = [_augmenter(args, X_train)] if args.augment else []
     if augment and args.verbose:
-        print(f"xpnn: augmenting the training images: random shifts of up to {augment[0].shift} "
-              f"pixel{'s' if augment[0].shift > 1 else ''} (seed {args.seed})")
+        print(
+            f"xpnn: augmenting the training images: random shifts of up to {augment[0].shift} "
+            f"pixel{'s' if augment[0].shift > 1 else ''} (seed {args.seed})"
+        )
     # Not under MPI: the ranks could stop at different batches and wait in mismatched
     # collectives. signal.signal works only in the main thread.
     stopper = None
@@ -202,24 +232,42 @@ def cmd_train(args) -> int:
         stopper = _StopOnInterrupt(model)
     start = time.perf_counter()
     with stopper or contextlib.nullcontext():
-        history = (parallel or model).fit(X_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
-                                          validation_split=args.validation_split, verbose=args.verbose,
-                                          callbacks=[CSVLogger(os.path.join(out, "history.csv")), *augment,
-                                                     *([stopper] if stopper else [])])
+        history = (parallel or model).fit(
+            X_train,
+            y_train,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            validation_split=args.validation_split,
+            verbose=args.verbose,
+            callbacks=[CSVLogger(os.path.join(out, "history.csv")), *augment, *([stopper] if stopper else [])],
+        )
     seconds = time.perf_counter() - start
     interrupted = bool(stopper and stopper.requested)
     test = model.evaluate(X_test, y_test)
     if not root:  # every rank holds the same model: rank 0 writes it
         return 0
     model.save(os.path.join(out, "model.safetensors"))
-    metrics = {"test_accuracy": test["accuracy"], "test_loss": test["loss"], "epochs": model.epochs_trained,
-               "seconds": round(seconds, 3), "backend": model.backend.name, "seed": args.seed,
-               "data": args.data, "model": args.model, "hidden": args.hidden, "batch_size": args.batch_size,
-               "optimizer": args.optimizer, "lr": args.lr, "params": model.count_params(),
-               "world_size": parallel.world_size if parallel else 1, "interrupted": interrupted,
-               "augment": ({"shift": augment[0].shift, "flip": augment[0].flip, "noise": augment[0].noise}
-                           if augment else None),
-               **(imputed or {"impute": "none"})}
+    metrics = {
+        "test_accuracy": test["accuracy"],
+        "test_loss": test["loss"],
+        "epochs": model.epochs_trained,
+        "seconds": round(seconds, 3),
+        "backend": model.backend.name,
+        "seed": args.seed,
+        "data": args.data,
+        "model": args.model,
+        "hidden": args.hidden,
+        "batch_size": args.batch_size,
+        "optimizer": args.optimizer,
+        "lr": args.lr,
+        "params": model.count_params(),
+        "world_size": parallel.world_size if parallel else 1,
+        "interrupted": interrupted,
+        "augment": (
+            {"shift": augment[0].shift, "flip": augment[0].flip, "noise": augment[0].noise} if augment else None
+        ),
+        **(imputed or {"impute": "none"}),
+    }
     atomic_write(os.path.join(out, "metrics.json"), json.dumps(metrics, indent=2).encode())
     written = ["model.safetensors", "history.csv", "metrics.json"]
     if args.export_onnx:  # outputs class probabilities, as xpnn predict does
@@ -232,8 +280,9 @@ def cmd_train(args) -> int:
 
         curves = plot_history(history, os.path.join(out, "curves.png"), title=args.data)
         cm = confusion_matrix(y_test, model.predict_classes(X_test))
-        matrix = plot_confusion_matrix(cm, path=os.path.join(out, "confusion_matrix.png"),
-                                       title=f"{args.data}: test set")
+        matrix = plot_confusion_matrix(
+            cm, path=os.path.join(out, "confusion_matrix.png"), title=f"{args.data}: test set"
+        )
         import matplotlib.pyplot as plt  # present: the plots above needed it
 
         plt.close(curves)  # written to their files: free them
@@ -241,12 +290,17 @@ def cmd_train(args) -> int:
         written += ["curves.png", "confusion_matrix.png"]
     except RuntimeError as exc:  # matplotlib missing: the run still counts
         print(f"xpnn: no plots ({exc})", file=sys.stderr)
-    print(f"test accuracy {test['accuracy']:.4f}, test loss {test['loss']:.4f}, "
-          f"{model.epochs_trained} epochs in {seconds:.1f} s on {model.backend}")
+    print(
+        f"test accuracy {test['accuracy']:.4f}, test loss {test['loss']:.4f}, "
+        f"{model.epochs_trained} epochs in {seconds:.1f} s on {model.backend}"
+    )
     print(f"wrote {', '.join(written)} to {out}")
     if interrupted:
-        print(f"xpnn train: interrupted after {model.epochs_trained} of {args.epochs} epochs; "
-              f"the model as it was is in {out}", file=sys.stderr)
+        print(
+            f"xpnn train: interrupted after {model.epochs_trained} of {args.epochs} epochs; "
+            f"the model as it was is in {out}",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
     return 0
 
@@ -262,8 +316,10 @@ def _refuse_previous_run(args) -> None:
     """--out must not mix a new run with an old one (an old model beside a new history)."""
     found = _previous_run(args.out) if args.out else []
     if found and not args.force:
-        raise UsageError(f"--out {args.out} already holds a previous run ({', '.join(found)}); "
-                         f"choose another folder, or pass --force to replace that run")
+        raise UsageError(
+            f"--out {args.out} already holds a previous run ({', '.join(found)}); "
+            f"choose another folder, or pass --force to replace that run"
+        )
 
 
 def _make_out(args) -> str:
@@ -283,11 +339,13 @@ def _new_run_folder(parent, stamp=None) -> str:
     fails if the folder exists, so two runs started in the same second get one each."""
     stamp = stamp or time.strftime("%Y%m%d-%H%M%S")
     os.makedirs(parent, exist_ok=True)
-    for n in itertools.count(1):
+    n = 1
+    while True:
         path = os.path.join(parent, stamp if n == 1 else f"{stamp}-{n}")
         try:
             os.mkdir(path)
         except FileExistsError:
+            n += 1
             continue
         return path
 
@@ -297,8 +355,11 @@ def _warn_missing_classes(data, n_classes, *labels) -> None:
     missing = np.setdiff1d(np.arange(n_classes), np.concatenate(labels))
     if missing.size:
         shown = ", ".join(str(c) for c in missing[:5]) + (f" and {missing.size - 5} more" if missing.size > 5 else "")
-        print(f"xpnn train: warning: {data}: no sample has label {shown}; the model has {n_classes} outputs "
-              f"anyway (labels 0 to {n_classes - 1})", file=sys.stderr)
+        print(
+            f"xpnn train: warning: {data}: no sample has label {shown}; the model has {n_classes} outputs "
+            f"anyway (labels 0 to {n_classes - 1})",
+            file=sys.stderr,
+        )
 
 
 class _StopOnInterrupt(Callback):
@@ -327,8 +388,11 @@ class _StopOnInterrupt(Callback):
         self.model.stop_training = True  # the Trainer checks it after every batch
         signal.signal(signal.SIGINT, signal.default_int_handler)
         # stderr: the progress bar writes stdout, which this handler may have interrupted
-        print("xpnn train: stopping after this batch; the model will be saved (Ctrl-C again to quit now, "
-              "saving nothing)", file=sys.stderr, flush=True)
+        print(
+            "xpnn train: stopping after this batch; the model will be saved (Ctrl-C again to quit now, saving nothing)",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _optimizer(args):
@@ -383,8 +447,10 @@ def _check_predict_out(args) -> None:
         return
     for what, path in (("INPUT", args.input), ("MODEL", args.model_path)):
         if os.path.exists(path) and os.path.samefile(out, path):
-            raise UsageError(f"--out {out} is the {what} file {path}; writing the predictions there would "
-                             f"destroy it: choose another file")
+            raise UsageError(
+                f"--out {out} is the {what} file {path}; writing the predictions there would "
+                f"destroy it: choose another file"
+            )
     if not args.force:
         raise UsageError(f"--out {out} already exists; choose another file, or pass --force to overwrite it")
 
@@ -430,53 +496,88 @@ def cmd_info(args) -> int:
 
 def _defaults_help(key) -> str:
     """The per-data-set default of a train option, for --help."""
+
     def show(v):
         return " ".join(map(str, v)) if isinstance(v, list) else str(v)
 
-    return (f"default: {show(TRAIN_DEFAULTS['28x28'][key])} for {' and '.join(IMAGES_28)}, as "
-            f"examples/fashion_mnist_mlp.py; {show(TRAIN_DEFAULTS['other'][key])} for digits and CSV files")
+    return (
+        f"default: {show(TRAIN_DEFAULTS['28x28'][key])} for {' and '.join(IMAGES_28)}, as "
+        f"examples/fashion_mnist_mlp.py; {show(TRAIN_DEFAULTS['other'][key])} for digits and CSV files"
+    )
 
 
 def _parser():
-    p = argparse.ArgumentParser(prog="xpnn", description="Neural networks from scratch on NumPy, CuPy or any array-API library")
+    p = argparse.ArgumentParser(
+        prog="xpnn", description="Neural networks from scratch on NumPy, CuPy or any array-API library"
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a network and write model, history, metrics and plots")
-    t.add_argument("--data", default="digits", help="digits (bundled), fashion-mnist, mnist or a PATH.csv (last column: label)")
+    t.add_argument(
+        "--data", default="digits", help="digits (bundled), fashion-mnist, mnist or a PATH.csv (last column: label)"
+    )
     t.add_argument("--data-home", default=None, help="folder holding the IDX files of fashion-mnist/mnist")
     t.add_argument("--model", default="mlp", choices=("mlp", "cnn"))
-    t.add_argument("--hidden", type=int, nargs="+", default=None,
-                   help=f"hidden layer sizes of the MLP ({_defaults_help('hidden')})")
+    t.add_argument(
+        "--hidden",
+        type=int,
+        nargs="+",
+        default=None,
+        help=f"hidden layer sizes of the MLP ({_defaults_help('hidden')})",
+    )
     t.add_argument("--activation", default="relu")
-    t.add_argument("--epochs", type=int, default=None,
-                   help=f"passes over the training set ({_defaults_help('epochs')})")
-    t.add_argument("--batch-size", type=int, default=None,
-                   help=f"samples per step ({_defaults_help('batch_size')})")
-    t.add_argument("--impute", default="none", choices=IMPUTE_CHOICES,
-                   help="fill missing feature cells of a CSV file (empty, NA, nan) with the column's mean, median "
-                        "or most frequent value, learnt on the training split only (default: none: a missing "
-                        "cell is an error naming its line and column); a missing label is always an error")
-    t.add_argument("--augment", action="store_true",
-                   help="shift each training image by a random 0 to 2 pixels (1 for the 8x8 digits) each way "
-                        "at every step, with --model mlp or cnn; no flips (digits must not be mirrored)")
+    t.add_argument(
+        "--epochs", type=int, default=None, help=f"passes over the training set ({_defaults_help('epochs')})"
+    )
+    t.add_argument("--batch-size", type=int, default=None, help=f"samples per step ({_defaults_help('batch_size')})")
+    t.add_argument(
+        "--impute",
+        default="none",
+        choices=IMPUTE_CHOICES,
+        help="fill missing feature cells of a CSV file (empty, NA, nan) with the column's mean, median "
+        "or most frequent value, learnt on the training split only (default: none: a missing "
+        "cell is an error naming its line and column); a missing label is always an error",
+    )
+    t.add_argument(
+        "--augment",
+        action="store_true",
+        help="shift each training image by a random 0 to 2 pixels (1 for the 8x8 digits) each way "
+        "at every step, with --model mlp or cnn; no flips (digits must not be mirrored)",
+    )
     t.add_argument("--lr", type=float, default=None, help="learning rate (default: the optimizer's)")
     t.add_argument("--optimizer", default="adam")
-    t.add_argument("--validation-split", type=float, default=0.1,
-                   help="fraction of the training split held out for validation (default: 0.1; 0 trains on all "
-                        "of it, as the examples do)")
+    t.add_argument(
+        "--validation-split",
+        type=float,
+        default=0.1,
+        help="fraction of the training split held out for validation (default: 0.1; 0 trains on all "
+        "of it, as the examples do)",
+    )
     t.add_argument("--backend", default=None, help="numpy (default), cupy, torch, jax or array_api_strict")
-    t.add_argument("--device", default=None, help='the backend\'s device: "cuda", "cuda:1", "mps", "cpu" '
-                                                  "(default: the library's default)")
+    t.add_argument(
+        "--device",
+        default=None,
+        help='the backend\'s device: "cuda", "cuda:1", "mps", "cpu" (default: the library\'s default)',
+    )
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--out", default=None, help="output folder (default: a new runs/<timestamp>); "
-                                               "one holding a previous run is refused without --force")
+    t.add_argument(
+        "--out",
+        default=None,
+        help="output folder (default: a new runs/<timestamp>); one holding a previous run is refused without --force",
+    )
     t.add_argument("--force", action="store_true", help="replace the previous run in --out (its files are deleted)")
     t.add_argument("--verbose", type=int, default=1)
-    t.add_argument("--export-onnx", action="store_true",
-                   help="also write model.onnx (outputs class probabilities; needs the onnx package)")
-    t.add_argument("--distributed", action="store_true",
-                   help="data-parallel training over MPI: mpiexec -n 2 xpnn train --distributed ... "
-                        "(--batch-size is the global batch, split over the ranks; needs mpi4py)")
+    t.add_argument(
+        "--export-onnx",
+        action="store_true",
+        help="also write model.onnx (outputs class probabilities; needs the onnx package)",
+    )
+    t.add_argument(
+        "--distributed",
+        action="store_true",
+        help="data-parallel training over MPI: mpiexec -n 2 xpnn train --distributed ... "
+        "(--batch-size is the global batch, split over the ranks; needs mpi4py)",
+    )
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="loss and metrics of a saved model on a data set's test split")
@@ -490,8 +591,11 @@ def _parser():
     r = sub.add_parser("predict", help="class probabilities and labels for inputs in a .csv or .npy file")
     r.add_argument("model_path")
     r.add_argument("input")
-    r.add_argument("--out", default=None, help="write predictions to this CSV (default: stdout); an existing "
-                                               "file is refused without --force")
+    r.add_argument(
+        "--out",
+        default=None,
+        help="write predictions to this CSV (default: stdout); an existing file is refused without --force",
+    )
     r.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     r.add_argument("--backend", default=None)
     r.add_argument("--device", default=None)

@@ -107,17 +107,30 @@ class DataParallel:
         self.world_size = self.comm.Get_size()
         self.is_root = self.rank == 0
         self.reducer = None
-        self._reduce = None     # flat buffer -> summed over ranks
+        self._reduce = None  # flat buffer -> summed over ranks
 
     def __repr__(self) -> str:
         return f"DataParallel({self.model!r}, rank={self.rank}, world_size={self.world_size})"
 
     # ---- training ---------------------------------------------------------------------
 
-    def fit(self, X, y, epochs: int = 1, batch_size: int | None = 32, shuffle: bool = True,
-            validation_split: float = 0.0, validation_data=None, callbacks=(), initial_epoch: int = 0,
-            verbose: int = 1, check_labels: bool = True, drop_last: bool = False, allow_nonfinite: bool = False,
-            **inputs):
+    def fit(
+        self,
+        X,
+        y,
+        epochs: int = 1,
+        batch_size: int | None = 32,
+        shuffle: bool = True,
+        validation_split: float = 0.0,
+        validation_data=None,
+        callbacks=(),
+        initial_epoch: int = 0,
+        verbose: int = 1,
+        check_labels: bool = True,
+        drop_last: bool = False,
+        allow_nonfinite: bool = False,
+        **inputs,
+    ):
         """``model.fit`` with every global batch of ``batch_size`` samples split over the
         ranks (see the module docstring). Every rank passes the same full ``X, y``.
         Returns the History (the same on every rank)."""
@@ -142,8 +155,19 @@ class DataParallel:
         self._bind_layers(model.backend.rng(_rank_seed(model.seed, self.rank)))
         try:
             trainer = Trainer(model, callbacks, hooks=[reducer], check_labels=check_labels, verbose=verbose)
-            history = trainer.fit(X, y, epochs, batch_size, shuffle, validation_split, validation_data,
-                                  initial_epoch, inputs, drop_last, allow_nonfinite)
+            history = trainer.fit(
+                X,
+                y,
+                epochs,
+                batch_size,
+                shuffle,
+                validation_split,
+                validation_data,
+                initial_epoch,
+                inputs,
+                drop_last,
+                allow_nonfinite,
+            )
         finally:
             self._bind_layers(model.generator)
         self.sync_buffers()  # also when training stopped in mid-epoch
@@ -155,8 +179,7 @@ class DataParallel:
         for layer in model.children():
             layer.bind(model.backend, generator, model.dtype)
 
-    def evaluate(self, X, y, batch_size: int | None = INFERENCE_BATCH, allow_nonfinite: bool = False,
-                 **inputs) -> dict:
+    def evaluate(self, X, y, batch_size: int | None = INFERENCE_BATCH, allow_nonfinite: bool = False, **inputs) -> dict:
         """``model.evaluate`` (the weights are the same on every rank, so is the result)."""
         return self.model.evaluate(X, y, batch_size, allow_nonfinite, **inputs)
 
@@ -186,13 +209,21 @@ class DataParallel:
         # optimizer state exists on some ranks but not others: the flat layouts would differ
         counts = self.comm.allgather(len(handles))
         if len(set(counts)) != 1:
-            raise RuntimeError(f"DataParallel: the ranks hold different numbers of arrays {counts}; "
-                               f"build and compile the same model on every rank")
+            raise RuntimeError(
+                f"DataParallel: the ranks hold different numbers of arrays {counts}; "
+                f"build and compile the same model on every rank"
+            )
         host = np.array(b.to_numpy(self._pack(handles)))  # a host copy MPI can write into
         self.comm.Bcast(host, root=0)
         self._unpack(b.asarray(host), handles, scale=1.0)
-        meta = self.comm.bcast({"generator": model.generator.state, "epochs": model.epochs_trained,
-                                "iterations": getattr(opt, "iterations", 0)}, root=0)
+        meta = self.comm.bcast(
+            {
+                "generator": model.generator.state,
+                "epochs": model.epochs_trained,
+                "iterations": getattr(opt, "iterations", 0),
+            },
+            root=0,
+        )
         model.generator.set_state(meta["generator"])
         model.epochs_trained = meta["epochs"]
         if opt is not None:
@@ -219,7 +250,7 @@ class DataParallel:
         for h in handles:
             a = h.value
             size = math.prod(a.shape)
-            h.value = xp.astype(xp.reshape(flat[off:off + size], a.shape) * scale, a.dtype)
+            h.value = xp.astype(xp.reshape(flat[off : off + size], a.shape) * scale, a.dtype)
             off += size
 
     def allgather(self, a):
@@ -232,8 +263,9 @@ class DataParallel:
         shapes = self.comm.allgather((tuple(getattr(X, "shape", ())), tuple(getattr(y, "shape", ()))))
         for r, s in enumerate(shapes):
             if s != shapes[0]:
-                raise ValueError(f"{where}: every rank must pass the same X and y; rank {r} has shapes {s}, "
-                                 f"rank 0 has {shapes[0]}")
+                raise ValueError(
+                    f"{where}: every rank must pass the same X and y; rank {r} has shapes {s}, rank 0 has {shapes[0]}"
+                )
 
 
 class GradientAllreduce(Callback):
@@ -280,7 +312,9 @@ class GradientAllreduce(Callback):
             flat = b.set_at(flat, slice(off, off + size), xp.reshape(p.grad, (size,)) * self.share)
         self._flat = flat = self.parallel.allreduce(flat)
         # views of the summed buffer (NumPy: no copy); the optimizer only reads them
-        return [p.with_grad(xp.reshape(flat[off:off + size], shape)) for p, (off, size, shape) in zip(params, self._slots)]
+        return [
+            p.with_grad(xp.reshape(flat[off : off + size], shape)) for p, (off, size, shape) in zip(params, self._slots)
+        ]
 
     def reduce_batch_loss(self, value):
         """The global batch's mean loss from this rank's (for TerminateOnNaN and the like)."""

@@ -48,8 +48,16 @@ def _numeric_grad(f, x_host: np.ndarray, eps: float) -> np.ndarray:
     return grad
 
 
-def gradcheck(layer_or_loss, X, target=None, eps: float = 1e-6, seed: int = 0,
-              check_input: bool = True, details: bool = False, **inputs):
+def gradcheck(
+    layer_or_loss,
+    X,
+    target=None,
+    eps: float = 1e-6,
+    seed: int = 0,
+    check_input: bool = True,
+    details: bool = False,
+    **inputs,
+):
     """Compare ``backward`` with central differences for the input and every parameter.
 
     Args:
@@ -86,15 +94,17 @@ def gradcheck(layer_or_loss, X, target=None, eps: float = 1e-6, seed: int = 0,
             return backend.to_float(loss.forward(backend.asarray(x_host, f64), target))
 
         loss.forward(X, target)
-        analytic = backend.to_numpy(loss.backward())
+        analytic_input = backend.to_numpy(loss.backward())
         x_host = np.array(backend.to_numpy(X), dtype=np.float64)
-        errors["input"] = _relative_error(np.asarray(analytic, np.float64), _numeric_grad(f_input, x_host, eps))
+        errors["input"] = _relative_error(np.asarray(analytic_input, np.float64), _numeric_grad(f_input, x_host, eps))
         return errors if details else max(errors.values())
 
     layer = layer_or_loss
     if "training" in inputs:
-        raise TypeError("gradcheck: there is no training argument any more: a layer is always checked in training "
-                        "mode, the only mode with a backward")
+        raise TypeError(
+            "gradcheck: there is no training argument any more: a layer is always checked in training "
+            "mode, the only mode with a backward"
+        )
     if layer.backend is None:  # a fresh standalone layer: bind it in float64
         layer.bind(backend, backend.rng(seed), "float64")
     if not all(part.built for part in layer.walk()):  # build lazily-sized layers inside (inference keeps nothing)
@@ -134,12 +144,15 @@ def gradcheck(layer_or_loss, X, target=None, eps: float = 1e-6, seed: int = 0,
 
         X_cur = [X]
         if check_input:
+
             def f_input(x_host):
                 X_cur[0] = backend.asarray(x_host, f64)
                 return objective()
 
             x_host = np.array(backend.to_numpy(X), dtype=np.float64)
-            errors["input"] = _relative_error(np.array(backend.to_numpy(dX), np.float64), _numeric_grad(f_input, x_host, eps))
+            errors["input"] = _relative_error(
+                np.array(backend.to_numpy(dX), np.float64), _numeric_grad(f_input, x_host, eps)
+            )
             X_cur[0] = X
 
         for name, h in params.items():

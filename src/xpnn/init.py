@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 
 
 def fans(shape: tuple) -> tuple[int, int]:
@@ -117,7 +118,8 @@ def get(init, argname: str = "init"):
     if match:
         try:
             kwargs = {k: float(v) for k, v in (kv.split("=") for kv in match.group(2).split(",") if kv)}
-            return {"normal": normal, "uniform": uniform}[match.group(1)](**kwargs)
+            factories: dict[str, Callable[..., Callable]] = {"normal": normal, "uniform": uniform}
+            return factories[match.group(1)](**kwargs)
         except (TypeError, ValueError):
             pass  # a bad argument: the error below
     raise ValueError(f"{argname} must be a callable or one of {sorted(INITIALIZERS)}, found {init!r}")

@@ -81,9 +81,11 @@ def save(model, path, epoch=None) -> None:
     try:  # a file that load could not rebuild must not be written
         inspect.signature(type(model)).bind(**config)
     except TypeError as exc:
-        raise ValueError(f"{type(model).__name__}.config() returns {sorted(config)}, but its constructor cannot take "
-                         f"them ({exc}); a model class with its own constructor must override config() to return "
-                         f"its arguments") from None
+        raise ValueError(
+            f"{type(model).__name__}.config() returns {sorted(config)}, but its constructor cannot take "
+            f"them ({exc}); a model class with its own constructor must override config() to return "
+            f"its arguments"
+        ) from None
 
     backend = model.backend
     tensors = {f"layer.{k}": np.ascontiguousarray(backend.to_numpy(v)) for k, v in model.named_arrays().items()}
@@ -105,7 +107,7 @@ def _digest(meta: dict, tensors: dict) -> str:
     for name in sorted(tensors):
         a = np.ascontiguousarray(tensors[name], dtype=tensors[name].dtype.newbyteorder("<"))
         h.update(f"\n{name} {a.dtype.str} {list(a.shape)}\n".encode())
-        h.update(a.reshape(-1).view(np.uint8))
+        h.update(a.reshape(-1).view(np.uint8))  # type: ignore[arg-type]  # a buffer; NumPy's stubs say so for 3.12+ only
     return h.hexdigest()
 
 
@@ -201,12 +203,16 @@ def _read(path):
     fmt = meta.get("format")
     match = re.fullmatch(r"xpnn-([1-9][0-9]{0,8})", fmt) if isinstance(fmt, str) else None
     if match is None or "xpnn" not in meta:
-        raise ValueError(f"{path}: a safetensors file, but not an xpnn model (metadata format {_short(fmt)}, "
-                         f"expected 'xpnn-1' to {FORMAT!r})")
+        raise ValueError(
+            f"{path}: a safetensors file, but not an xpnn model (metadata format {_short(fmt)}, "
+            f"expected 'xpnn-1' to {FORMAT!r})"
+        )
     version = int(match.group(1))
     if version > FORMAT_VERSION:
-        raise ValueError(f"{path}: was written by a newer xpnn (format version {version}; this xpnn reads up to "
-                         f"{FORMAT_VERSION}); upgrade xpnn")
+        raise ValueError(
+            f"{path}: was written by a newer xpnn (format version {version}; this xpnn reads up to "
+            f"{FORMAT_VERSION}); upgrade xpnn"
+        )
     writer = meta.get("xpnn_version")
     if writer is not None and not re.fullmatch(r"[\w.+!-]{1,40}", writer):
         writer = _short(writer)  # not a version number: shown as the odd string it is
@@ -214,16 +220,20 @@ def _read(path):
 
     for name, (dtype, _) in stored.items():  # before reading: NumPy cannot even hold some (bfloat16)
         if dtype not in FLOAT_DTYPES.values():
-            raise ValueError(f"{path}: tensor {_short(name)} has dtype {dtype}, expected a floating-point dtype "
-                             f"({', '.join(FLOAT_DTYPES.values())}); params and optimizer state are floats")
+            raise ValueError(
+                f"{path}: tensor {_short(name)} has dtype {dtype}, expected a floating-point dtype "
+                f"({', '.join(FLOAT_DTYPES.values())}); params and optimizer state are floats"
+            )
     try:
         with safe_open(path, framework="numpy") as fh:  # at most the file's size, checked above
             tensors = {k: fh.get_tensor(k) for k in stored}
     except Exception as exc:
         raise ValueError(f"{path}: its tensors could not be read ({exc})") from None
     if "sha256" in meta and _digest(meta, tensors) != meta["sha256"]:
-        raise ValueError(f"{path}: damaged: its contents do not match the SHA-256 digest saved with them "
-                         f"(a changed byte in the config or the weights); use another copy of the file")
+        raise ValueError(
+            f"{path}: damaged: its contents do not match the SHA-256 digest saved with them "
+            f"(a changed byte in the config or the weights); use another copy of the file"
+        )
 
     try:
         cfg = json.loads(meta["xpnn"])
@@ -233,32 +243,46 @@ def _read(path):
     want = FLOAT_DTYPES[cfg["dtype"]]
     for name, (dtype, _) in stored.items():
         if dtype != want:
-            raise ValueError(f"{path}: tensor {_short(name)} has dtype {dtype}, but the model's dtype is "
-                             f"{cfg['dtype']} ({want}); the file is inconsistent")
+            raise ValueError(
+                f"{path}: tensor {_short(name)} has dtype {dtype}, but the model's dtype is "
+                f"{cfg['dtype']} ({want}); the file is inconsistent"
+            )
     return cfg, tensors, about
 
 
 def _short(value, limit: int = 80) -> str:
     """repr(value), cut to ``limit`` characters: file contents in a one-line message."""
     text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # ---- the config's shape: keys, types, layer specs -------------------------------------------------
 
 
 def _kind(value) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
-            dict: "a JSON object", type(None): "null"}.get(type(value), type(value).__name__)
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a JSON object",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
 
 
 def _expect(path, where, value, kind):
     """``value`` (at ``where`` in the config) if it is of ``kind``, else a ValueError."""
-    ok = {"object": isinstance(value, dict), "string": isinstance(value, str), "list": isinstance(value, list),
-          "count": type(value) is int and value >= 0}[kind]
+    ok = {
+        "object": isinstance(value, dict),
+        "string": isinstance(value, str),
+        "list": isinstance(value, list),
+        "count": type(value) is int and value >= 0,
+    }[kind]
     if not ok:
-        wanted = {"object": "a JSON object", "string": "a string", "list": "a list",
-                  "count": "a non-negative integer"}[kind]
+        wanted = {"object": "a JSON object", "string": "a string", "list": "a list", "count": "a non-negative integer"}[
+            kind
+        ]
         raise ValueError(f"{path}: the model config's {where} must be {wanted}, found {_kind(value)} {_short(value)}")
     return value
 
@@ -269,9 +293,11 @@ def _check_keys(path, where, found: dict, required: tuple, optional: tuple, abou
         raise ValueError(f"{path}: the model config's {where} lacks {missing}")
     unknown = sorted(k for k in found if k not in required and k not in optional)
     if unknown:
-        raise ValueError(f"{path}: the model config's {where} has unknown keys {_short(unknown)} (the file: "
-                         f"{about}; this xpnn reads up to format version {FORMAT_VERSION}): the file may come "
-                         f"from a newer xpnn, or be damaged")
+        raise ValueError(
+            f"{path}: the model config's {where} has unknown keys {_short(unknown)} (the file: "
+            f"{about}; this xpnn reads up to format version {FORMAT_VERSION}): the file may come "
+            f"from a newer xpnn, or be damaged"
+        )
 
 
 def _check_config(path, cfg, version: int, about: str) -> dict:
@@ -282,16 +308,23 @@ def _check_config(path, cfg, version: int, about: str) -> dict:
         if inner not in cfg:
             raise ValueError(f"{path}: the model config lacks {inner!r} (a format version 1 file)")
         cfg["config"] = cfg.pop("arch") if inner == "arch" else {"layers": cfg.pop("layers")}
-    _check_keys(path, "top level", cfg, ("class", "config", "seed", "dtype", "generator"),
-                ("backend", "epochs_trained", "compile"), about)
+    _check_keys(
+        path,
+        "top level",
+        cfg,
+        ("class", "config", "seed", "dtype", "generator"),
+        ("backend", "epochs_trained", "compile"),
+        about,
+    )
     _expect(path, "'class'", cfg["class"], "string")
     _expect(path, "'config'", cfg["config"], "object")
     _expect(path, "'seed'", cfg["seed"], "count")
     _expect(path, "'backend'", cfg.get("backend", ""), "string")  # where it was saved: informative only
     _expect(path, "'epochs_trained'", cfg.get("epochs_trained", 0), "count")
     if not isinstance(cfg["dtype"], str) or cfg["dtype"] not in FLOAT_DTYPES:
-        raise ValueError(f"{path}: the model config's 'dtype' must be one of {sorted(FLOAT_DTYPES)}, "
-                         f"found {_short(cfg['dtype'])}")
+        raise ValueError(
+            f"{path}: the model config's 'dtype' must be one of {sorted(FLOAT_DTYPES)}, found {_short(cfg['dtype'])}"
+        )
     gen = _expect(path, "'generator'", cfg["generator"], "object")
     _check_keys(path, "'generator'", gen, ("seed", "bit_generator"), (), about)
     _expect(path, "'generator.seed'", gen["seed"], "count")
@@ -299,11 +332,16 @@ def _check_config(path, cfg, version: int, about: str) -> dict:
     comp = cfg.get("compile")
     if comp is not None:
         _expect(path, "'compile'", comp, "object")
-        _check_keys(path, "'compile'", comp, ("loss", "optimizer", "optimizer_iterations", "metrics"),
-                    ("clip_norm",), about)
+        _check_keys(
+            path, "'compile'", comp, ("loss", "optimizer", "optimizer_iterations", "metrics"), ("clip_norm",), about
+        )
         for key in ("loss", "optimizer"):
-            _expect(path, f"'compile.{key}.name'", _expect(path, f"'compile.{key}'", comp[key], "object").get("name"),
-                    "string")
+            _expect(
+                path,
+                f"'compile.{key}.name'",
+                _expect(path, f"'compile.{key}'", comp[key], "object").get("name"),
+                "string",
+            )
         _expect(path, "'compile.optimizer_iterations'", comp["optimizer_iterations"], "count")
         for i, name in enumerate(_expect(path, "'compile.metrics'", comp["metrics"], "list")):
             _expect(path, f"'compile.metrics[{i}]'", name, "string")
@@ -323,17 +361,21 @@ def _check_specs(path, config: dict, where: str, about: str, depth: int = 0) -> 
                 continue
             at = f"{where}.{key}" + (f"[{i}]" if isinstance(value, list) else "")
             if depth >= MAX_NESTING:
-                raise ValueError(f"{path}: layers nested more than {MAX_NESTING} deep (at {at}); "
-                                 f"no real model is, the file is damaged")
+                raise ValueError(
+                    f"{path}: layers nested more than {MAX_NESTING} deep (at {at}); "
+                    f"no real model is, the file is damaged"
+                )
             _check_keys(path, at, spec, ("class",), ("config",), about)
             name, layer_config = spec["class"], spec.get("config", {})
             _expect(path, f"{at}.class", name, "string")
             _expect(path, f"{at}.config", layer_config, "object")
             cls = LAYERS.get(name)
             if cls is None:
-                raise ValueError(f"{path}: unknown layer class {_short(name)} at {at} (the file: {about}; known: "
-                                 f"{sorted(LAYERS)}): the file may come from a newer xpnn, or one with more layers "
-                                 f"registered")
+                raise ValueError(
+                    f"{path}: unknown layer class {_short(name)} at {at} (the file: {about}; known: "
+                    f"{sorted(LAYERS)}): the file may come from a newer xpnn, or one with more layers "
+                    f"registered"
+                )
             _check_arguments(path, cls, layer_config, f"the layer at {at} ({name})", about)
             _check_specs(path, layer_config, f"{at}.config", about, depth + 1)
 
@@ -344,8 +386,10 @@ def _check_arguments(path, cls, config: dict, what: str, about: str, exclude=())
     unknown = unknown_arguments(cls, config) + [k for k in config if k in exclude]
     if unknown:
         takes = [a for a in arguments(cls) if a not in exclude]
-        raise ValueError(f"{path}: {what} has an argument {_short(unknown[0])} that {cls.__name__} does not take "
-                         f"in this xpnn (it takes {takes}); the file ({about}) may come from a newer xpnn version")
+        raise ValueError(
+            f"{path}: {what} has an argument {_short(unknown[0])} that {cls.__name__} does not take "
+            f"in this xpnn (it takes {takes}); the file ({about}) may come from a newer xpnn version"
+        )
     missing = missing_arguments(cls, config)
     if missing:
         raise ValueError(f"{path}: {what} lacks the required arguments {missing}")
@@ -428,8 +472,12 @@ def _compile(model, comp) -> None:
     from .optimizers import get_optimizer
 
     loss_cfg = dict(comp["loss"])
-    model.compile(get_loss(loss_cfg.pop("name"), **loss_cfg), get_optimizer(comp["optimizer"]), comp["metrics"],
-                  clip_norm=comp.get("clip_norm"))
+    model.compile(
+        get_loss(loss_cfg.pop("name"), **loss_cfg),
+        get_optimizer(comp["optimizer"]),
+        comp["metrics"],
+        clip_norm=comp.get("clip_norm"),
+    )
 
 
 def _expected_tensors(model, comp) -> dict:
@@ -450,8 +498,7 @@ def _compare(path, expected: dict, tensors: dict) -> None:
 
     for key, shape in expected.items():
         if key in tensors and tuple(tensors[key].shape) != shape:
-            raise ValueError(f"{path}: tensor {key!r} has shape {tuple(tensors[key].shape)}, "
-                             f"the model expects {shape}")
+            raise ValueError(f"{path}: tensor {key!r} has shape {tuple(tensors[key].shape)}, the model expects {shape}")
     missing = [k for k in expected if k not in tensors]
     if missing:  # they would silently keep their random initial values
         raise ValueError(f"{path}: the model file lacks tensors {names(missing)}")
@@ -459,8 +506,10 @@ def _compare(path, expected: dict, tensors: dict) -> None:
     if extra:
         key = min(extra)
         what = "nothing in the optimizer's state" if key.startswith("optimizer.") else "no param or buffer"
-        raise ValueError(f"{path}: tensor {_short(key)} matches {what} of the model its config describes"
-                         + (f" ({len(extra)} such tensors)" if len(extra) > 1 else ""))
+        raise ValueError(
+            f"{path}: tensor {_short(key)} matches {what} of the model its config describes"
+            + (f" ({len(extra)} such tensors)" if len(extra) > 1 else "")
+        )
 
 
 def load(path, backend=None, device=None):
@@ -475,10 +524,13 @@ def load(path, backend=None, device=None):
     cfg, tensors, about = _read(path)
     cls = LAYERS.get(cfg["class"])
     if cls is None or not hasattr(cls, "compile"):
-        raise ValueError(f"{path}: unknown model class {_short(cfg['class'])} (the file: {about}; known: "
-                         f"{sorted(k for k, c in LAYERS.items() if hasattr(c, 'compile'))})")
-    _check_arguments(path, cls, cfg["config"], f"the model ({cfg['class']})", about,
-                     exclude=("backend", "seed", "dtype", "device"))
+        raise ValueError(
+            f"{path}: unknown model class {_short(cfg['class'])} (the file: {about}; known: "
+            f"{sorted(k for k, c in LAYERS.items() if hasattr(c, 'compile'))})"
+        )
+    _check_arguments(
+        path, cls, cfg["config"], f"the model ({cfg['class']})", about, exclude=("backend", "seed", "dtype", "device")
+    )
     _check_specs(path, cfg["config"], "config", about)
     comp = cfg.get("compile")
 
@@ -503,7 +555,6 @@ def load(path, backend=None, device=None):
     model.epochs_trained = cfg.get("epochs_trained", 0)
     if comp:
         _compile(model, comp)
-        state = {k[len("optimizer."):]: b.asarray(v, copy=True) for k, v in tensors.items()}
+        state = {k[len("optimizer.") :]: b.asarray(v, copy=True) for k, v in tensors.items()}
         model.optimizer.load_state_arrays(state, comp["optimizer_iterations"])
     return model
-

@@ -124,15 +124,19 @@ class Loss:
 
     def _check_not_empty(self, pred) -> None:
         if pred.ndim == 0 or math.prod(pred.shape) == 0:
-            raise ValueError(f"{self._where()}: pred has shape {tuple(pred.shape)}; "
-                             f"a loss needs at least one prediction (batch is axis 0)")
+            raise ValueError(
+                f"{self._where()}: pred has shape {tuple(pred.shape)}; "
+                f"a loss needs at least one prediction (batch is axis 0)"
+            )
 
     def _same_shape_target(self, pred, target):
         """target checked to have pred's shape (no silent broadcasting: (32, 1) against
         (32,) would broadcast to (32, 32)) and cast to pred's dtype."""
         if tuple(target.shape) != tuple(pred.shape):
-            raise ValueError(f"{self._where()}: pred has shape {tuple(pred.shape)} but target has shape "
-                             f"{tuple(target.shape)}; they must be the same")
+            raise ValueError(
+                f"{self._where()}: pred has shape {tuple(pred.shape)} but target has shape "
+                f"{tuple(target.shape)}; they must be the same"
+            )
         if target.dtype != pred.dtype:
             target = self.xp.astype(target, pred.dtype)
         return target
@@ -149,10 +153,13 @@ class Loss:
             if not xp.isdtype(target.dtype, "integral"):
                 raise TypeError(
                     f"{self._where()}: a 1-D target holds class labels, which must be integers, found dtype "
-                    f"{target.dtype}; cast it with xp.astype(target, xp.int64), or pass rows of shape ({N}, {C})")
+                    f"{target.dtype}; cast it with xp.astype(target, xp.int64), or pass rows of shape ({N}, {C})"
+                )
             if target.shape[0] != N:
-                raise ValueError(f"{self._where()}: pred has shape {tuple(pred.shape)} but target has shape "
-                                 f"{tuple(target.shape)}; labels need shape ({N},)")
+                raise ValueError(
+                    f"{self._where()}: pred has shape {tuple(pred.shape)} but target has shape "
+                    f"{tuple(target.shape)}; labels need shape ({N},)"
+                )
             # int64 first: comparing uint8 labels with C = 300 would overflow the dtype
             target = xp.astype(target, xp.int64) if target.dtype != xp.int64 else target
             if check_labels:
@@ -160,9 +167,11 @@ class Loss:
             classes = xp.arange(C, dtype=target.dtype, device=self.backend.device)
             return xp.astype(target[:, None] == classes[None, :], pred.dtype)
         if tuple(target.shape) != (N, C):
-            raise ValueError(f"{self._where()}: pred has shape {tuple(pred.shape)} but target has shape "
-                             f"{tuple(target.shape)}; expected integer labels of shape ({N},) "
-                             f"or probability rows of shape ({N}, {C})")
+            raise ValueError(
+                f"{self._where()}: pred has shape {tuple(pred.shape)} but target has shape "
+                f"{tuple(target.shape)}; expected integer labels of shape ({N},) "
+                f"or probability rows of shape ({N}, {C})"
+            )
         if target.dtype != pred.dtype:
             target = xp.astype(target, pred.dtype)
         return target
@@ -177,8 +186,9 @@ class Loss:
         bad = (labels < 0) | (labels >= num_classes)
         if bool(xp.any(bad)):
             i = int(xp.argmax(xp.astype(bad, xp.int8)))  # argmax returns the first hit
-            raise ValueError(f"{self._where()}: labels must be integers in [0, {num_classes}), "
-                             f"found {int(labels[i])} at index {i}")
+            raise ValueError(
+                f"{self._where()}: labels must be integers in [0, {num_classes}), found {int(labels[i])} at index {i}"
+            )
 
     def check_targets(self, target, num_outputs: int) -> None:
         """Raise a clear ValueError if ``target`` (the whole target array, on the device)
@@ -294,8 +304,11 @@ class _BinaryLoss(Loss):
     """Base of the binary cross-entropies: targets are 0/1 labels or probabilities."""
 
     def check_targets(self, target, num_outputs: int) -> None:
-        self._check_unit_interval(target, "targets (0/1 labels or probabilities)",
-                                  "; for class labels 0..C-1 use softmax_cross_entropy with one output per class")
+        self._check_unit_interval(
+            target,
+            "targets (0/1 labels or probabilities)",
+            "; for class labels 0..C-1 use softmax_cross_entropy with one output per class",
+        )
 
 
 class BinaryCrossEntropy(_BinaryLoss):
@@ -398,8 +411,9 @@ class SoftmaxCrossEntropy(_ClassLoss):
 
     def __init__(self, label_smoothing: float = 0.0):
         super().__init__()
-        self.label_smoothing = _checks.number(label_smoothing, "label_smoothing", "SoftmaxCrossEntropy", 0.0, 1.0,
-                                              high_open=True)
+        self.label_smoothing = _checks.number(
+            label_smoothing, "label_smoothing", "SoftmaxCrossEntropy", 0.0, 1.0, high_open=True
+        )
 
     def forward(self, pred, target, check_labels: bool = True):
         self._bind(pred, target)
@@ -465,8 +479,9 @@ class CrossEntropy(_ClassLoss):
 
 # ---- lookup by name ------------------------------------------------------------------------
 
-LOSSES = {cls.name: cls for cls in (MSE, MAE, Huber, BinaryCrossEntropy, BCEWithLogits,
-                                     SoftmaxCrossEntropy, CrossEntropy)}
+LOSSES = {
+    cls.name: cls for cls in (MSE, MAE, Huber, BinaryCrossEntropy, BCEWithLogits, SoftmaxCrossEntropy, CrossEntropy)
+}
 
 
 def get_loss(loss, **config) -> Loss:
@@ -474,8 +489,10 @@ def get_loss(loss, **config) -> Loss:
     arguments (``get_loss("huber", delta=2.0)``), or a Loss instance, returned as is."""
     if isinstance(loss, Loss):
         if config:
-            raise ValueError(f"get_loss: arguments {sorted(config)} given with a Loss instance {loss!r}; "
-                             f"pass them to its constructor instead")
+            raise ValueError(
+                f"get_loss: arguments {sorted(config)} given with a Loss instance {loss!r}; "
+                f"pass them to its constructor instead"
+            )
         return loss
     if isinstance(loss, type) and issubclass(loss, Loss):
         return loss(**config)

@@ -66,11 +66,11 @@ _AVERAGES = ("binary", "macro", "micro", "weighted", "auto")
 def _check_lengths(where, y_true, y_pred):
     for argname, a in (("y_true", y_true), ("y_pred", y_pred)):
         if a.ndim == 0:
-            raise ValueError(f"{where}: {argname} must have one entry per sample (axis 0), "
-                             f"found a 0-d array")
+            raise ValueError(f"{where}: {argname} must have one entry per sample (axis 0), found a 0-d array")
     if y_true.shape[0] != y_pred.shape[0]:
-        raise ValueError(f"{where}: y_true has {y_true.shape[0]} samples but y_pred has "
-                         f"{y_pred.shape[0]}; they must be the same")
+        raise ValueError(
+            f"{where}: y_true has {y_true.shape[0]} samples but y_pred has {y_pred.shape[0]}; they must be the same"
+        )
     if y_true.shape[0] == 0:
         raise ValueError(f"{where}: y_true and y_pred are empty; a metric needs at least one sample")
 
@@ -103,17 +103,20 @@ def _read_labels(xp, y, argname, where, is_pred):
             raise ValueError(f"{where}: {argname} has shape {tuple(y.shape)}: no class columns")
         return _Labels(xp.astype(xp.argmax(y, axis=1), xp.int64), width=C, what=f"{argname} has {C} columns")
     if y.ndim != 1:
-        raise ValueError(f"{where}: {argname} has shape {tuple(y.shape)}; expected labels (n,) "
-                         f"or class scores (n, C)")
+        raise ValueError(f"{where}: {argname} has shape {tuple(y.shape)}; expected labels (n,) or class scores (n, C)")
     if xp.isdtype(y.dtype, "integral"):
-        return _Labels(xp.astype(y, xp.int64), bad=y < 0,
-                       rule="holds class labels, which must be >= 0", source=y)
+        return _Labels(xp.astype(y, xp.int64), bad=y < 0, rule="holds class labels, which must be >= 0", source=y)
     if is_pred:
         # NaN fails both comparisons, so it is caught too
-        return _Labels(xp.astype(y > 0.5, xp.int64), width=2, what="y_pred holds probabilities of class 1",
-                       bad=~((y >= 0.0) & (y <= 1.0)),
-                       rule="is 1-D floats, read as probabilities of class 1, which must lie in "
-                            "[0, 1] (pass class labels as integers)", source=y)
+        return _Labels(
+            xp.astype(y > 0.5, xp.int64),
+            width=2,
+            what="y_pred holds probabilities of class 1",
+            bad=~((y >= 0.0) & (y <= 1.0)),
+            rule="is 1-D floats, read as probabilities of class 1, which must lie in "
+            "[0, 1] (pass class labels as integers)",
+            source=y,
+        )
     bad = ~((y >= 0.0) & (y == xp.floor(y)))
     # zero the bad entries before the cast: casting NaN to an integer warns (an error in tests)
     values = xp.astype(xp.where(bad, xp.zeros_like(y), y), xp.int64)
@@ -153,17 +156,19 @@ def _validate(be, where, named, width=None, width_note=""):
     xp = be.xp
     flagged = [(argname, lab) for argname, lab in named if lab.bad is not None]
     host = _fetch(be, [xp.max(lab.values) for _, lab in named] + [xp.any(lab.bad) for _, lab in flagged])
-    for (argname, lab), any_bad in zip(flagged, host[len(named):]):
+    for (argname, lab), any_bad in zip(flagged, host[len(named) :]):
         if any_bad:
             i = _first(xp, lab.bad)
             raise ValueError(f"{where}: {argname} {lab.rule}, found {_item(lab.source[i])} at index {i}")
-    largest = [int(v) for v in host[:len(named)]]
+    largest = [int(v) for v in host[: len(named)]]
     if width is not None:
         for (argname, lab), top in zip(named, largest):
             if top >= width:
                 i = _first(xp, lab.values >= width)
-                raise ValueError(f"{where}: {argname} labels must be integers in [0, {width}){width_note}, "
-                                 f"found {_item(lab.values[i])} at index {i}")
+                raise ValueError(
+                    f"{where}: {argname} labels must be integers in [0, {width}){width_note}, "
+                    f"found {_item(lab.values[i])} at index {i}"
+                )
     return max(max(largest) + 1, width or 0)
 
 
@@ -210,8 +215,10 @@ def top_k_accuracy(y_true, y_pred, k: int = 5) -> float:
     _check_lengths(where, y_true, y_pred)
     xp = be.xp
     if y_pred.ndim != 2 or not xp.isdtype(y_pred.dtype, ("integral", "real floating")):
-        raise ValueError(f"{where}: y_pred must be class scores of shape (n, C), "
-                         f"found shape {tuple(y_pred.shape)} and dtype {y_pred.dtype}")
+        raise ValueError(
+            f"{where}: y_pred must be class scores of shape (n, C), "
+            f"found shape {tuple(y_pred.shape)} and dtype {y_pred.dtype}"
+        )
     n, C = y_pred.shape
     t = _read_labels(xp, y_true, "y_true", where, is_pred=False)
     _validate(be, where, [("y_true", t)], C, f" (y_pred has {C} columns)")
@@ -257,8 +264,10 @@ def _averaged(where, y_true, y_pred, average, pos_label):
         average = "binary" if K <= 2 else "macro"
     if average == "binary":
         if K > 2:
-            raise ValueError(f"{where}: average='binary' needs two classes (labels 0 and 1), found "
-                             f"{K} classes; use average='macro', 'micro' or 'weighted'")
+            raise ValueError(
+                f"{where}: average='binary' needs two classes (labels 0 and 1), found "
+                f"{K} classes; use average='macro', 'micro' or 'weighted'"
+            )
         if not is_integer(pos_label) or pos_label not in (0, 1):
             raise ValueError(f"{where}: pos_label must be 0 or 1, found {pos_label!r}")
         tp, predicted, support = ([*v, 0][:2] for v in (tp, predicted, support))  # K may be 1
@@ -330,8 +339,10 @@ def confusion_matrix(y_true, y_pred, num_classes: int | None = None):
     be, t, p, K = _class_labels(where, y_true, y_pred)
     if num_classes is not None:
         if K > num_classes:
-            raise ValueError(f"{where}: labels must be integers in [0, {num_classes}) for num_classes="
-                             f"{num_classes}, found label {K - 1}")
+            raise ValueError(
+                f"{where}: labels must be integers in [0, {num_classes}) for num_classes="
+                f"{num_classes}, found label {K - 1}"
+            )
         K = num_classes
     counts = bincount(be, t * K + p, K * K)  # the pair (i, j) as one index i * K + j
     return be.to_numpy(be.xp.reshape(counts, (K, K))).astype("int64", copy=True)
@@ -368,7 +379,8 @@ def classification_report(y_true, y_pred, target_names=None, digits: int = 2) ->
     report += "\n"
     blank = " " + " " * 9
     report += ("{:>{width}s} " + blank * 2 + " {:>9.{digits}f} {:>9}\n").format(
-        "accuracy", sum(tp) / n, n, width=width, digits=digits)
+        "accuracy", sum(tp) / n, n, width=width, digits=digits
+    )
     report += row_fmt.format("macro avg", *macro, n, width=width, digits=digits)
     report += row_fmt.format("weighted avg", *weighted, n, width=width, digits=digits)
     return report
@@ -447,12 +459,14 @@ def roc_auc(y_true, y_score, average: str = "macro") -> float:
     if floating and host[-1]:
         i = _first(xp, xp.isnan(xp.reshape(y_score, (-1,))))
         raise ValueError(f"{where}: y_score must not contain NaN, found one at flat index {i}")
-    rank_sums, n_pos = host[:len(classes)], [int(v) for v in host[len(classes):2 * len(classes)]]
+    rank_sums, n_pos = host[: len(classes)], [int(v) for v in host[len(classes) : 2 * len(classes)]]
     defined = [(r, p) for r, p in zip(rank_sums, n_pos) if 0 < p < n]
     if not defined:
         only = _item(t.values[0])
-        raise ValueError(f"{where}: y_true holds only class {only}; ROC AUC needs samples of at least "
-                         f"two classes (positives and negatives)")
+        raise ValueError(
+            f"{where}: y_true holds only class {only}; ROC AUC needs samples of at least "
+            f"two classes (positives and negatives)"
+        )
     aucs = [_auc_from_ranks(r, p, n) for r, p in defined]
     if binary or average == "macro":
         return sum(aucs) / len(aucs)
@@ -476,8 +490,10 @@ def _regression_pair(where, y_true, y_pred):
     t = y_true[:, None] if y_true.ndim == 1 else y_true
     p = y_pred[:, None] if y_pred.ndim == 1 else y_pred
     if tuple(t.shape) != tuple(p.shape):
-        raise ValueError(f"{where}: y_true has shape {tuple(y_true.shape)} but y_pred has shape "
-                         f"{tuple(y_pred.shape)}; they must be the same")
+        raise ValueError(
+            f"{where}: y_true has shape {tuple(y_true.shape)} but y_pred has shape "
+            f"{tuple(y_pred.shape)}; they must be the same"
+        )
     # compute in the floating dtype given (float32 stays float32); integers go to float64
     floats = [a.dtype for a in (p, t) if xp.isdtype(a.dtype, "real floating")]
     dtype = xp.result_type(*floats) if floats else xp.float64
@@ -564,7 +580,7 @@ METRIC_MODE = {name: ("min" if name in ("mse", "mae") else "max") for name in [*
 for _name, _fn in METRICS.items():
     _fn.higher_is_better = METRIC_MODE[_name] == "max"
 for _fn in (precision, recall, f1):
-    _fn.higher_is_better = True
+    _fn.higher_is_better = True  # type: ignore[attr-defined]  # a function attribute, read with getattr
 del _name, _fn
 
 
@@ -574,8 +590,9 @@ def get_metric(name_or_callable):
     if callable(name_or_callable):
         return name_or_callable
     if not isinstance(name_or_callable, str):
-        raise TypeError(f"metric must be a name or a callable metric(y_true, y_pred), "
-                        f"found {type(name_or_callable).__name__}")
+        raise TypeError(
+            f"metric must be a name or a callable metric(y_true, y_pred), found {type(name_or_callable).__name__}"
+        )
     key = name_or_callable.lower()
     key = _ALIASES.get(key, key)
     if key not in METRICS:

@@ -14,7 +14,7 @@ Training one batch is the whole of backprop:
 
 from __future__ import annotations
 
-from .backends import backend_of, dtype_name, get_backend
+from .backends import Backend, Generator, backend_of, dtype_name, get_backend
 from .layers.base import register_layer
 from .layers.container import Container
 from .training import INFERENCE_BATCH, Trainer, compile_model, inference
@@ -40,14 +40,20 @@ class Sequential(Container):
     builds nothing until the model that holds it is made.
     """
 
+    # never None on a model, unlike a fresh Layer: __init__ binds it and ``to`` rebinds it
+    backend: Backend
+    generator: Generator
+
     def __init__(self, layers, backend=None, seed: int = 0, dtype="float32", device=None):
         super().__init__(layers, type(self).__name__)
         where = type(self).__name__
-        seen = {}
+        seen: dict[int, str] = {}
         for path, layer in self.named_layers():  # one object at two places would share one saved activation
             if id(layer) in seen:
-                raise ValueError(f"{where}: the layer at {path} ({layer!r}) is the same object as the one at "
-                                 f"{seen[id(layer)]}; use a new instance for each position")
+                raise ValueError(
+                    f"{where}: the layer at {path} ({layer!r}) is the same object as the one at "
+                    f"{seen[id(layer)]}; use a new instance for each position"
+                )
             seen[id(layer)] = path
         backend = get_backend(backend, device)
         self.seed = seed
@@ -107,8 +113,9 @@ class Sequential(Container):
             raise ValueError(f"set_weights: expected {len(handles)} arrays, found {len(weights)}")
         for (name, h), w in zip(handles.items(), weights):
             if tuple(w.shape) != tuple(h.value.shape):
-                raise ValueError(f"set_weights: weights for {name!r} have shape {tuple(w.shape)}, "
-                                 f"expected {tuple(h.value.shape)}")
+                raise ValueError(
+                    f"set_weights: weights for {name!r} have shape {tuple(w.shape)}, expected {tuple(h.value.shape)}"
+                )
         b = self.backend
         for h, w in zip(handles.values(), weights):
             host = w if b.owns(w) else backend_of(w).to_numpy(w)  # another backend's arrays go via the host
@@ -134,10 +141,23 @@ class Sequential(Container):
         """
         return compile_model(self, loss, optimizer, metrics, clip_norm)
 
-    def fit(self, X, y, epochs: int = 1, batch_size: int | None = 32, shuffle: bool = True,
-            validation_split: float = 0.0, validation_data=None, callbacks=(), initial_epoch: int = 0,
-            verbose: int = 1, check_labels: bool = True, drop_last: bool = False, allow_nonfinite: bool = False,
-            **inputs):
+    def fit(
+        self,
+        X,
+        y,
+        epochs: int = 1,
+        batch_size: int | None = 32,
+        shuffle: bool = True,
+        validation_split: float = 0.0,
+        validation_data=None,
+        callbacks=(),
+        initial_epoch: int = 0,
+        verbose: int = 1,
+        check_labels: bool = True,
+        drop_last: bool = False,
+        allow_nonfinite: bool = False,
+        **inputs,
+    ):
         """Train for ``epochs - initial_epoch`` epochs; returns a History.
 
         X: (n, ...) NumPy or backend array; y: (n,) integer labels or (n, k) targets.
@@ -154,16 +174,26 @@ class Sequential(Container):
             error (it would turn every weight into NaN without a word).
         """
         trainer = Trainer(self, callbacks, check_labels=check_labels, verbose=verbose)
-        return trainer.fit(X, y, epochs, batch_size, shuffle, validation_split, validation_data, initial_epoch,
-                           inputs, drop_last, allow_nonfinite)
+        return trainer.fit(
+            X,
+            y,
+            epochs,
+            batch_size,
+            shuffle,
+            validation_split,
+            validation_data,
+            initial_epoch,
+            inputs,
+            drop_last,
+            allow_nonfinite,
+        )
 
     def infer(self, X, batch_size: int | None = INFERENCE_BATCH, allow_nonfinite: bool = False, **inputs):
         """The raw outputs for X on the model's device, in inference mode (in batches,
         keeping nothing): what predict and evaluate start from."""
         return inference.infer(self, X, batch_size, inputs, allow_nonfinite)
 
-    def evaluate(self, X, y, batch_size: int | None = INFERENCE_BATCH, allow_nonfinite: bool = False,
-                 **inputs) -> dict:
+    def evaluate(self, X, y, batch_size: int | None = INFERENCE_BATCH, allow_nonfinite: bool = False, **inputs) -> dict:
         """Loss and compiled metrics on (X, y) in inference mode: {"loss": ..., ...}.
         NaN or inf in the data is an error unless ``allow_nonfinite``."""
         return inference.evaluate(self, X, y, batch_size, inputs, allow_nonfinite)
@@ -174,8 +204,7 @@ class Sequential(Container):
         error unless ``allow_nonfinite``."""
         return inference.predict(self, X, batch_size, inputs, allow_nonfinite)
 
-    def predict_classes(self, X, batch_size: int | None = INFERENCE_BATCH, allow_nonfinite: bool = False,
-                        **inputs):
+    def predict_classes(self, X, batch_size: int | None = INFERENCE_BATCH, allow_nonfinite: bool = False, **inputs):
         """Class labels as a NumPy int64 array: argmax of the outputs, or output > 0.5 for
         a single output column."""
         probs = self.predict(X, batch_size, allow_nonfinite, **inputs)
@@ -195,8 +224,9 @@ class Sequential(Container):
                     shape = layer.output_shape(shape)
                 except Exception:
                     shape = None
-            rows.append((repr(layer), "?" if shape is None else str(("batch", *shape[1:])),
-                         f"{layer.count_params():,}"))
+            rows.append(
+                (repr(layer), "?" if shape is None else str(("batch", *shape[1:])), f"{layer.count_params():,}")
+            )
         widths = [max(len(r[i]) for r in rows) for i in range(3)]
         line = "-" * (sum(widths) + 4)
         out = [line]

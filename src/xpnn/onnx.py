@@ -55,8 +55,9 @@ def require_onnx():
     try:
         import onnx
     except ImportError:
-        raise ImportError('xpnn.onnx.export needs the onnx package: pip install "xpnn[onnx]" '
-                          '(or pip install onnx)') from None
+        raise ImportError(
+            'xpnn.onnx.export needs the onnx package: pip install "xpnn[onnx]" (or pip install onnx)'
+        ) from None
     return onnx
 
 
@@ -65,7 +66,8 @@ class _Graph:
 
     def __init__(self, onnx, opset: int):
         self.onnx, self.helper, self.opset = onnx, onnx.helper, opset
-        self.nodes, self.initializers = [], []
+        self.nodes: list = []  # onnx NodeProto
+        self.initializers: list = []  # onnx TensorProto
         self._count = 0
 
     def name(self, hint: str) -> str:
@@ -117,8 +119,10 @@ def export(model, path, input_shape=None, opset: int = MIN_OPSET, probabilities:
         raise ValueError(f"{where}: the model has no layers")
     max_opset = onnx.defs.onnx_opset_version()
     if not _checks.is_integer(opset) or not MIN_OPSET <= opset <= max_opset:
-        raise ValueError(f"{where}: opset must be an integer in [{MIN_OPSET}, {max_opset}] "
-                         f"(the onnx package installed supports up to {max_opset}), found {opset!r}")
+        raise ValueError(
+            f"{where}: opset must be an integer in [{MIN_OPSET}, {max_opset}] "
+            f"(the onnx package installed supports up to {max_opset}), found {opset!r}"
+        )
     opset = int(opset)
     if not isinstance(probabilities, bool):
         raise TypeError(f"{where}: probabilities must be True or False, found {probabilities!r}")
@@ -137,16 +141,23 @@ def export(model, path, input_shape=None, opset: int = MIN_OPSET, probabilities:
 
     float32 = onnx.TensorProto.FLOAT
     graph = g.helper.make_graph(
-        g.nodes, f"xpnn_{type(model).__name__}",
+        g.nodes,
+        f"xpnn_{type(model).__name__}",
         inputs=[g.helper.make_tensor_value_info("input", float32, ["batch", *shape])],
         outputs=[g.helper.make_tensor_value_info("output", float32, ["batch", *out_shape])],
-        initializer=g.initializers)
+        initializer=g.initializers,
+    )
     opsets = [g.helper.make_opsetid("", opset)]
     from . import __version__
 
-    proto = g.helper.make_model(graph, opset_imports=opsets, producer_name="xpnn", producer_version=__version__,
-                                # the oldest IR version that holds this opset: older runtimes can load it
-                                ir_version=g.helper.find_min_ir_version_for(opsets))
+    proto = g.helper.make_model(
+        graph,
+        opset_imports=opsets,
+        producer_name="xpnn",
+        producer_version=__version__,
+        # the oldest IR version that holds this opset: older runtimes can load it
+        ir_version=g.helper.find_min_ir_version_for(opsets),
+    )
     proto.doc_string = f"{model!r}; output: {'probabilities' if probabilities else 'raw model output'}"
     onnx.checker.check_model(proto, full_check=True)  # types and shapes inferred through every node
     _write(onnx, proto, path)
@@ -185,17 +196,21 @@ def _sample_shape(model, input_shape, where) -> tuple:
         input_shape = _known_shape(model)
         if input_shape is None:
             first = _first_leaf(model)
-            raise ValueError(f"{where}: input_shape is needed for a model starting with {first!r}: it has seen "
-                             f"no data yet (fit, evaluate or predict record the sample shape as "
-                             f"model.input_shape_) and its first layer does not fix the shape of a sample; pass "
-                             f"the shape of one sample without the batch axis, e.g. input_shape=(1, 28, 28)")
+            raise ValueError(
+                f"{where}: input_shape is needed for a model starting with {first!r}: it has seen "
+                f"no data yet (fit, evaluate or predict record the sample shape as "
+                f"model.input_shape_) and its first layer does not fix the shape of a sample; pass "
+                f"the shape of one sample without the batch axis, e.g. input_shape=(1, 28, 28)"
+            )
     try:
         shape = tuple(input_shape)
     except TypeError:
         shape = (input_shape,)
     if not shape or any(not _checks.is_integer(d) or d < 1 for d in shape):
-        raise ValueError(f"{where}: input_shape must be the shape of one sample (positive integers, no batch "
-                         f"axis), e.g. (784,) or (1, 28, 28), found {input_shape!r}")
+        raise ValueError(
+            f"{where}: input_shape must be the shape of one sample (positive integers, no batch "
+            f"axis), e.g. (784,) or (1, 28, 28), found {input_shape!r}"
+        )
     return tuple(int(d) for d in shape)
 
 
@@ -230,7 +245,8 @@ def _exporter_for(layer, where: str):
         raise NotImplementedError(
             f"xpnn.onnx.export: {where} {layer!r} ({name}) cannot be exported to ONNX; "
             f"exportable layers: {', '.join(sorted(_EXPORTERS))}; not yet: "
-            f"{', '.join(sorted(set(LAYERS) - set(_EXPORTERS))) or 'none'}")
+            f"{', '.join(sorted(set(LAYERS) - set(_EXPORTERS))) or 'none'}"
+        )
     return exporter
 
 
@@ -276,9 +292,13 @@ def _gelu(g, layer, X, where):
 
 def _batchnorm(g, layer, X, where):
     """Inference mode: (X - running_mean) / sqrt(running_var + eps) * gamma + beta."""
-    inputs = [X, g.weight("gamma", _host(layer, "gamma")), g.weight("beta", _host(layer, "beta")),
-              g.weight("running_mean", _host(layer, "running_mean", "buffers")),
-              g.weight("running_var", _host(layer, "running_var", "buffers"))]
+    inputs = [
+        X,
+        g.weight("gamma", _host(layer, "gamma")),
+        g.weight("beta", _host(layer, "beta")),
+        g.weight("running_mean", _host(layer, "running_mean", "buffers")),
+        g.weight("running_var", _host(layer, "running_var", "buffers")),
+    ]
     return g.op("BatchNormalization", inputs, hint="batchnorm", epsilon=layer.eps)
 
 
@@ -290,12 +310,20 @@ def _layernorm(g, layer, X, where):
 def _conv(g, layer, X, where):
     W = _host(layer, "W")  # (out, in, kh, kw), or (out, in, k) for Conv1D
     if W.ndim == 3:  # Conv1D: xpnn keeps a height-1 2-D geometry, ONNX has a 1-D Conv
-        attrs = {"kernel_shape": [layer.kernel_size[1]], "strides": [layer.stride[1]],
-                 "pads": [layer.padding[1]] * 2, "dilations": [layer.dilation[1]]}
+        attrs = {
+            "kernel_shape": [layer.kernel_size[1]],
+            "strides": [layer.stride[1]],
+            "pads": [layer.padding[1]] * 2,
+            "dilations": [layer.dilation[1]],
+        }
     else:
         ph, pw = layer.padding
-        attrs = {"kernel_shape": list(layer.kernel_size), "strides": list(layer.stride),
-                 "pads": [ph, pw, ph, pw], "dilations": list(layer.dilation)}
+        attrs = {
+            "kernel_shape": list(layer.kernel_size),
+            "strides": list(layer.stride),
+            "pads": [ph, pw, ph, pw],
+            "dilations": list(layer.dilation),
+        }
     inputs = [X, g.weight("W", W)]
     if layer.use_bias:
         inputs.append(g.weight("b", _host(layer, "b")))
@@ -368,15 +396,19 @@ def _predict_transform(g, model, Y, where) -> str:
 
     loss = getattr(model, "loss", None)
     if loss is None:
-        raise ValueError(f"{where}: probabilities=True needs a compiled model (its loss says whether to append "
-                         f"a Softmax or a Sigmoid); call model.compile(...) or pass probabilities=False")
+        raise ValueError(
+            f"{where}: probabilities=True needs a compiled model (its loss says whether to append "
+            f"a Softmax or a Sigmoid); call model.compile(...) or pass probabilities=False"
+        )
     if loss.name in _PREDICT_OPS:
         op, attrs = _PREDICT_OPS[loss.name]
         return g.op(op, [Y], hint="probabilities", **attrs)
     if type(loss).predict is Loss.predict:  # predict returns the output unchanged
         return Y
-    raise NotImplementedError(f"{where}: probabilities=True does not know the predict transform of loss "
-                              f"{loss.name!r}; export with probabilities=False and apply it yourself")
+    raise NotImplementedError(
+        f"{where}: probabilities=True does not know the predict transform of loss "
+        f"{loss.name!r}; export with probabilities=False and apply it yourself"
+    )
 
 
 def _write(onnx, proto, path) -> None:

@@ -34,8 +34,15 @@ from .param import Param
 from .schedules import get_schedule
 
 __all__ = [
-    "Optimizer", "SGD", "RMSprop", "Adagrad", "Adam", "AdamW",
-    "OPTIMIZERS", "get_optimizer", "clip_grad_norm",
+    "Optimizer",
+    "SGD",
+    "RMSprop",
+    "Adagrad",
+    "Adam",
+    "AdamW",
+    "OPTIMIZERS",
+    "get_optimizer",
+    "clip_grad_norm",
 ]
 
 
@@ -121,11 +128,13 @@ class Optimizer:
         for i, h in enumerate(handles):
             param, grad = h.value, h.grad
             if grad is None:
-                raise ValueError(f"{where}: params[{i}] ({h.key!r}) has no gradient yet; run the model's "
-                                 f"forward and backward first")
+                raise ValueError(
+                    f"{where}: params[{i}] ({h.key!r}) has no gradient yet; run the model's forward and backward first"
+                )
             if tuple(param.shape) != tuple(grad.shape):
-                raise ValueError(f"{where}: params[{i}] has param shape {tuple(param.shape)} "
-                                 f"but grad shape {tuple(grad.shape)}")
+                raise ValueError(
+                    f"{where}: params[{i}] has param shape {tuple(param.shape)} but grad shape {tuple(grad.shape)}"
+                )
         if not self.state_names:
             return
         if not self.state:
@@ -134,13 +143,17 @@ class Optimizer:
             return
         known = len(self.state[self.state_names[0]])
         if known != len(handles):
-            raise ValueError(f"{where}: got {len(handles)} params, but this optimizer's state "
-                             f"was made for {known}; use one optimizer per model (or a new one)")
+            raise ValueError(
+                f"{where}: got {len(handles)} params, but this optimizer's state "
+                f"was made for {known}; use one optimizer per model (or a new one)"
+            )
         for key in self.state_names:
             for i, (h, s) in enumerate(zip(handles, self.state[key])):
                 if tuple(s.shape) != tuple(h.value.shape):
-                    raise ValueError(f"{where}: state {key}.{i} has shape {tuple(s.shape)} "
-                                     f"but params[{i}] has shape {tuple(h.value.shape)}")
+                    raise ValueError(
+                        f"{where}: state {key}.{i} has shape {tuple(s.shape)} "
+                        f"but params[{i}] has shape {tuple(h.value.shape)}"
+                    )
 
     # ---- description, saving and moving ---------------------------------------------------
 
@@ -149,8 +162,10 @@ class Optimizer:
         lr = self._lr
         if callable(lr):
             if not hasattr(lr, "config"):
-                raise TypeError(f"{type(self).__name__}.config: lr is a callable without config(); "
-                                f"use a schedule from xpnn.schedules to save it")
+                raise TypeError(
+                    f"{type(self).__name__}.config: lr is a callable without config(); "
+                    f"use a schedule from xpnn.schedules to save it"
+                )
             lr = lr.config()
         return {"name": self.name, "lr": lr, **self._hyper()}
 
@@ -186,7 +201,9 @@ class Optimizer:
             lists[key] = [by_index[i] for i in range(n)]
         if lists and (set(lists) != set(self.state_names) or len({len(v) for v in lists.values()}) != 1):
             found = {k: len(v) for k, v in lists.items()}
-            raise ValueError(f"{where}: expected the same number of arrays for each of {self.state_names}, found {found}")
+            raise ValueError(
+                f"{where}: expected the same number of arrays for each of {self.state_names}, found {found}"
+            )
         self.state = lists
         self.iterations = iterations
         self._checked = None  # new state: check the params against it again
@@ -299,8 +316,8 @@ class RMSprop(Optimizer):
 class Adagrad(Optimizer):
     """Per-coordinate steps shrinking with the sum of squared gradients (torch's formula).
 
-        sum += g**2                                     (sum starts at 0)
-        param -= lr * g / (sqrt(sum) + eps)
+    sum += g**2                                     (sum starts at 0)
+    param -= lr * g / (sqrt(sum) + eps)
     """
 
     name = "adagrad"
@@ -338,8 +355,7 @@ class Adam(Optimizer):
     name = "adam"
     state_names = ("m", "v")
 
-    def __init__(self, lr=1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
-                 weight_decay: float = 0.0):
+    def __init__(self, lr=1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0):
         super().__init__(lr)
         where = type(self).__name__
         self.beta1 = number(beta1, "beta1", where, 0.0, 1.0, high_open=True)
@@ -359,9 +375,17 @@ class Adam(Optimizer):
         # CuPy, PyTorch's in-place ops); the formula is in Backend.adam_update.
         t = self.iterations
         param, self.state["m"][i], self.state["v"][i] = self._backend.adam_update(
-            param, grad, self.state["m"][i], self.state["v"][i],
-            step_size=lr / (1.0 - self.beta1 ** t), beta1=self.beta1, beta2=self.beta2,
-            bias2_sqrt=math.sqrt(1.0 - self.beta2 ** t), eps=self.eps, scratch=self.scratch)
+            param,
+            grad,
+            self.state["m"][i],
+            self.state["v"][i],
+            step_size=lr / (1.0 - self.beta1**t),
+            beta1=self.beta1,
+            beta2=self.beta2,
+            bias2_sqrt=math.sqrt(1.0 - self.beta2**t),
+            eps=self.eps,
+            scratch=self.scratch,
+        )
         return param
 
     def _hyper(self):
@@ -379,8 +403,9 @@ class AdamW(Adam):
 
     name = "adamw"
 
-    def __init__(self, lr=1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
-                 weight_decay: float = 0.01):
+    def __init__(
+        self, lr=1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.01
+    ):
         super().__init__(lr, beta1, beta2, eps, weight_decay)
 
     def update(self, i, param, grad, lr):
@@ -397,8 +422,10 @@ def get_optimizer(name_or_obj="adam", **kwargs) -> Optimizer:
     from a ``config()`` dict, or an Optimizer instance (returned as is)."""
     if isinstance(name_or_obj, Optimizer):
         if kwargs:
-            raise ValueError(f"get_optimizer: got an Optimizer instance and also arguments {sorted(kwargs)}; "
-                             f"set them on the instance instead")
+            raise ValueError(
+                f"get_optimizer: got an Optimizer instance and also arguments {sorted(kwargs)}; "
+                f"set them on the instance instead"
+            )
         return name_or_obj
     if isinstance(name_or_obj, dict):
         config = dict(name_or_obj)
@@ -436,8 +463,9 @@ def clip_grad_norm(params, max_norm: float):
         squares = s if squares is None else squares + s
     total_norm = xp.sqrt(squares)
     scale = xp.minimum(max_norm / (total_norm + 1e-6), 1.0)
-    clipped = [(h.value, h.grad * scale) if isinstance(h, _InPlaceOnly) else h.with_grad(h.grad * scale)
-               for h in handles]
+    clipped = [
+        (h.value, h.grad * scale) if isinstance(h, _InPlaceOnly) else h.with_grad(h.grad * scale) for h in handles
+    ]
     return clipped, total_norm
 
 
@@ -451,14 +479,19 @@ class _InPlaceOnly(Param):
         super().__init__({f"pairs[{i}]": param}, f"pairs[{i}]", grad=grad)
         self.where = where
 
-    @Param.value.setter
+    @property
+    def value(self):  # Param's getter, restated: mypy cannot see the setter of an inherited property
+        return self.store[self.key]
+
+    @value.setter
     def value(self, new) -> None:
         if new is not self.store[self.key]:
             raise TypeError(
                 f"{self.where}: {self.key} is a (param, grad) tuple, but this backend updated a copy, not "
                 f"the array itself (its arrays are immutable or its -= makes a new array), so the update "
                 f"could not reach the model; pass model.parameters(), or xpnn.Param(store, key, grad=...) "
-                f"handles, which store the new value back")
+                f"handles, which store the new value back"
+            )
 
 
 def _handles(params, where: str) -> list:
@@ -470,6 +503,8 @@ def _handles(params, where: str) -> list:
         elif isinstance(p, tuple) and len(p) == 2:
             handles.append(_InPlaceOnly(p[0], p[1], where, i))
         else:
-            raise TypeError(f"{where}: params[{i}] must be a Param (from model.parameters()) or a (param, grad) "
-                            f"tuple, found {type(p).__name__}")
+            raise TypeError(
+                f"{where}: params[{i}] must be a Param (from model.parameters()) or a (param, grad) "
+                f"tuple, found {type(p).__name__}"
+            )
     return handles

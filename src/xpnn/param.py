@@ -9,14 +9,16 @@ what makes the update reach the model at all.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class Param:
     """``store[key]``, read and written through: the value lives in the owner's dict.
 
     Args:
         store: the dict holding the array (``layer.params``, ``layer.buffers``, or a dict
-            of your own).
-        key: its name in that dict.
+            of your own), or a list (an optimizer's state buffers).
+        key: its name in that dict, or its index in that list.
         grads: the dict holding its gradient under the same key (``layer.grads``), or None.
         grad: a gradient to carry instead of ``grads[key]`` (``with_grad`` makes these).
 
@@ -25,7 +27,7 @@ class Param:
 
     __slots__ = ("store", "key", "grads", "_grad")
 
-    def __init__(self, store: dict, key: str, grads: dict | None = None, grad=None):
+    def __init__(self, store: dict | list, key: Any, grads: dict | None = None, grad=None):
         self.store, self.key, self.grads, self._grad = store, key, grads, grad
 
     @property

@@ -12,8 +12,17 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["plot_history", "plot_curves", "plot_gradient_history", "plot_confusion_matrix", "plot_roc",
-           "plot_decision_boundary", "plot_activations", "plot_histograms", "plot_first_layer_weights"]
+__all__ = [
+    "plot_history",
+    "plot_curves",
+    "plot_gradient_history",
+    "plot_confusion_matrix",
+    "plot_roc",
+    "plot_decision_boundary",
+    "plot_activations",
+    "plot_histograms",
+    "plot_first_layer_weights",
+]
 
 
 def _plt():
@@ -76,8 +85,15 @@ def plot_confusion_matrix(cm, class_names=None, path=None, title="Confusion matr
     threshold = cm.max() / 2 if cm.size else 0
     for i in range(k):
         for j in range(k):
-            ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8,
-                    color="white" if cm[i, j] > threshold else "black")
+            ax.text(
+                j,
+                i,
+                str(cm[i, j]),
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if cm[i, j] > threshold else "black",
+            )
     return _finish(fig, path)
 
 
@@ -104,15 +120,14 @@ def _depth_colors(plt, n):
     return [cmap(0.9 * i / max(n - 1, 1)) for i in range(n)]
 
 
-def plot_curves(curves, path=None, title="Curves", xlabel="step", ylabel="loss", logy=False, ax=None,
-                smooth: int = 1):
+def plot_curves(curves, path=None, title="Curves", xlabel="step", ylabel="loss", logy=False, ax=None, smooth: int = 1):
     """Several named series on one axis: ``curves`` maps a label to a list of values
     (x is 1, 2, ...) or to a pair ``(x, values)``. ``smooth`` > 1 draws a running mean of
     that many points over a faint raw line. Returns the Figure."""
     plt = _plt()
     if not isinstance(curves, dict) or not curves:
         raise ValueError(f"plot_curves: curves must be a non-empty dict label -> values, found {type(curves).__name__}")
-    fig, ax = (plt.subplots(figsize=(7, 4.2)) if ax is None else (ax.figure, ax))
+    fig, ax = plt.subplots(figsize=(7, 4.2)) if ax is None else (ax.figure, ax)
     for i, (label, series) in enumerate(curves.items()):
         if isinstance(series, tuple) and len(series) == 2:
             x, v = np.asarray(series[0], dtype=float), np.asarray(series[1], dtype=float)
@@ -123,7 +138,7 @@ def plot_curves(curves, path=None, title="Curves", xlabel="step", ylabel="loss",
         if smooth > 1 and v.size >= smooth:
             ax.plot(x, v, color=color, alpha=0.2, lw=0.8)
             kernel = np.ones(smooth) / smooth
-            ax.plot(x[smooth - 1:], np.convolve(v, kernel, mode="valid"), color=color, lw=1.8, label=label)
+            ax.plot(x[smooth - 1 :], np.convolve(v, kernel, mode="valid"), color=color, lw=1.8, label=label)
         else:
             ax.plot(x, v, color=color, lw=1.8, label=label)
     if logy:
@@ -168,8 +183,10 @@ def plot_roc(y_true, scores, path=None, class_names=None, title="ROC curve"):
     if s.ndim == 2 and s.shape[1] in (1, 2):
         s = s[:, -1]
     if s.ndim not in (1, 2) or s.shape[0] != y.shape[0]:
-        raise ValueError(f"{where}: scores must be (n,) or (n, k) with n = {y.shape[0]} (the length of y_true), "
-                         f"found shape {s.shape}")
+        raise ValueError(
+            f"{where}: scores must be (n,) or (n, k) with n = {y.shape[0]} (the length of y_true), "
+            f"found shape {s.shape}"
+        )
     bad_rows = np.flatnonzero(~np.isfinite(s.reshape(s.shape[0], -1)).all(axis=1))
     if bad_rows.size:
         raise ValueError(f"{where}: scores must be finite, found {s[bad_rows[0]]} at index {bad_rows[0]}")
@@ -239,14 +256,14 @@ def plot_decision_boundary(model, X, y, path=None, resolution: int = 200, title=
     probs = probs.reshape(probs.shape[0], -1)
     k = max(2, probs.shape[1], int(y.max()) + 1)
     own_figure = ax is None
-    fig, ax = (plt.subplots(figsize=(5.6, 4.8)) if own_figure else (ax.figure, ax))
+    fig, ax = plt.subplots(figsize=(5.6, 4.8)) if own_figure else (ax.figure, ax)
     if probs.shape[1] <= 2:
         p1 = (probs[:, -1]).reshape(gx.shape)
         filled = ax.contourf(gx, gy, p1, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.55)
         ax.contour(gx, gy, p1, levels=[0.5], colors="k", linewidths=1.5)
         if own_figure:  # in a grid of snapshots the caller adds one colour bar if wanted
             fig.colorbar(filled, ax=ax, fraction=0.046, label="P(class 1)")
-        pred_train = (np.asarray(model.predict(X.astype(np.float32))).reshape(X.shape[0], -1)[:, -1] > 0.5)
+        pred_train = np.asarray(model.predict(X.astype(np.float32))).reshape(X.shape[0], -1)[:, -1] > 0.5
         colors = {0: "#2166ac", 1: "#b2182b"}
     else:
         from matplotlib.colors import ListedColormap
@@ -260,8 +277,15 @@ def plot_decision_boundary(model, X, y, path=None, resolution: int = 200, title=
     acc = float(np.mean(pred_train.astype(np.int64) == y))
     for c in np.unique(y):
         pts = X[y == c]
-        ax.scatter(pts[:, 0], pts[:, 1], s=14, color=colors.get(int(c), "grey"), edgecolors="k", linewidths=0.4,
-                   label=f"class {int(c)}")
+        ax.scatter(
+            pts[:, 0],
+            pts[:, 1],
+            s=14,
+            color=colors.get(int(c), "grey"),
+            edgecolors="k",
+            linewidths=0.4,
+            label=f"class {int(c)}",
+        )
     ax.set_xlim(lo[0], hi[0])
     ax.set_ylim(lo[1], hi[1])
     ax.set_xlabel("$x_1$")
@@ -312,8 +336,9 @@ def plot_activations(path=None, names=("sigmoid", "tanh", "relu", "leaky_relu", 
     return _finish(fig, path)
 
 
-def plot_histograms(model, X=None, path=None, bins: int = 50, max_samples: int = 1000,
-                    title="Weights and activations per layer"):
+def plot_histograms(
+    model, X=None, path=None, bins: int = 50, max_samples: int = 1000, title="Weights and activations per layer"
+):
     """Histograms of each layer's weights (``W``, or all its params) and, given inputs X,
     of each activation layer's outputs (every layer's, if the model has no separate
     activation layers) on up to ``max_samples`` rows of X, in inference mode."""
@@ -343,8 +368,9 @@ def plot_histograms(model, X=None, path=None, bins: int = 50, max_samples: int =
     ncols = min(5, max(len(weights), len(acts), 1))
     n_w_rows = -(-len(weights) // ncols)
     n_a_rows = -(-len(acts) // ncols) if acts else 0
-    fig, axes = plt.subplots(n_w_rows + n_a_rows, ncols, figsize=(2.7 * ncols, 2.2 * (n_w_rows + n_a_rows) + 0.6),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        n_w_rows + n_a_rows, ncols, figsize=(2.7 * ncols, 2.2 * (n_w_rows + n_a_rows) + 0.6), squeeze=False
+    )
     for ax in axes.ravel():
         ax.set_visible(False)
     for kind, items, row0, color in (("weights", weights, 0, "C0"), ("outputs", acts, n_w_rows, "C1")):
@@ -377,8 +403,10 @@ def plot_first_layer_weights(model, image_shape, path=None, max_units: int = 64,
         shape = shape[1:]
     W = np.asarray(model.backend.to_numpy(dense.params["W"]), dtype=np.float64)
     if len(shape) != 2 or shape[0] * shape[1] != W.shape[0]:
-        raise ValueError(f"{where}: image_shape {tuple(image_shape)} must be (h, w) or (1, h, w) with h * w = "
-                         f"{W.shape[0]} (the first Dense layer's inputs), found {shape}")
+        raise ValueError(
+            f"{where}: image_shape {tuple(image_shape)} must be (h, w) or (1, h, w) with h * w = "
+            f"{W.shape[0]} (the first Dense layer's inputs), found {shape}"
+        )
     n = min(W.shape[1], max_units)
     ncols = int(np.ceil(np.sqrt(n)))
     nrows = -(-n // ncols)
@@ -407,8 +435,11 @@ def plot_gradient_history(history, path=None, title="Gradient norms per layer"):
         raise ValueError("plot_gradient_history: nothing recorded yet (train with the GradientMonitor first)")
     panels = ["grad_norm", "update_ratio"] + (["dead_relu"] if h.get("dead_relu") else [])
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels) + 1.8, 4.0), squeeze=False)
-    labels = {"grad_norm": ("gradient norm ||dL/dW||", True), "update_ratio": ("update / weight ||ΔW|| / ||W||", True),
-              "dead_relu": ("fraction of dead ReLU units", False)}
+    labels = {
+        "grad_norm": ("gradient norm ||dL/dW||", True),
+        "update_ratio": ("update / weight ||ΔW|| / ||W||", True),
+        "dead_relu": ("fraction of dead ReLU units", False),
+    }
     for ax, key in zip(axes[0], panels):
         series = h[key]
         colors = _depth_colors(plt, len(series))

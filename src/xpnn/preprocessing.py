@@ -34,6 +34,7 @@ __all__ = [
     "train_test_split",
 ]
 
+
 class NotFittedError(ValueError, AttributeError):
     """A scaler, imputer or clipper was used before ``fit`` (a ValueError and an
     AttributeError, as in scikit-learn)."""
@@ -56,8 +57,9 @@ def _array(a, argname, where):
     try:
         return backend_of(a), a
     except TypeError:
-        raise TypeError(f"{where}: {argname} must be an array (NumPy or an xpnn backend's), "
-                        f"found {type(a).__name__}") from None
+        raise TypeError(
+            f"{where}: {argname} must be an array (NumPy or an xpnn backend's), found {type(a).__name__}"
+        ) from None
 
 
 # ---- scalers ----------------------------------------------------------------------------
@@ -113,8 +115,10 @@ class _Transformer:
                 name = type(self).__name__
                 raise NotFittedError(f"{where}: this {name} is not fitted yet; call fit(X) (or fit_transform) first")
             if X.shape[1] != self.n_features_in_:
-                raise ValueError(f"{where}: X has {X.shape[1]} features, but {type(self).__name__} was fitted "
-                                 f"with {self.n_features_in_} features")
+                raise ValueError(
+                    f"{where}: X has {X.shape[1]} features, but {type(self).__name__} was fitted "
+                    f"with {self.n_features_in_} features"
+                )
         if not xp.isdtype(X.dtype, "real floating"):
             fitted = self._stat_dtype_name() if self.fitted else "float32"
             X = xp.astype(X, be.dtype(fitted))
@@ -157,13 +161,14 @@ class _Transformer:
     def to_dict(self) -> dict:
         """A JSON-able description: the class, its arguments and, once fitted, the
         statistics as lists of floats (float32 values are exact in a JSON double)."""
-        d = {"class": type(self).__name__, "config": self.config()}
+        d: dict = {"class": type(self).__name__, "config": self.config()}
         if self.fitted:
             d["n_features_in_"] = self.n_features_in_
             d["n_samples_seen_"] = self.n_samples_seen_
             d["dtype"] = self._stat_dtype_name()
-            d["stats"] = {name: backend_of(getattr(self, name)).to_numpy(getattr(self, name)).tolist()
-                          for name in self._stats}
+            d["stats"] = {
+                name: backend_of(getattr(self, name)).to_numpy(getattr(self, name)).tolist() for name in self._stats
+            }
             d["stats"].update({name: getattr(self, name) for name in self._host_stats})
         return d
 
@@ -173,8 +178,9 @@ class _Transformer:
         default backend)."""
         if not isinstance(d, dict) or d.get("class") != cls.__name__:
             found = d.get("class") if isinstance(d, dict) else type(d).__name__
-            raise ValueError(f"{cls.__name__}.from_dict: expected a dict from {cls.__name__}.to_dict(), "
-                             f"found class {found!r}")
+            raise ValueError(
+                f"{cls.__name__}.from_dict: expected a dict from {cls.__name__}.to_dict(), found class {found!r}"
+            )
         scaler = cls(**d.get("config", {}))
         if "stats" in d:
             be = get_backend(backend)
@@ -251,8 +257,9 @@ class MinMaxScaler(_Scaler):
         except (TypeError, ValueError):  # not a pair
             low = high = None
         if not all(is_number(v) and math.isfinite(v) for v in (low, high)):
-            raise ValueError(f"MinMaxScaler: feature_range must be a pair (low, high) of finite numbers, "
-                             f"found {feature_range!r}")
+            raise ValueError(
+                f"MinMaxScaler: feature_range must be a pair (low, high) of finite numbers, found {feature_range!r}"
+            )
         low, high = float(low), float(high)
         if not low < high:
             raise ValueError(f"MinMaxScaler: feature_range must have low < high, found {feature_range!r}")
@@ -294,8 +301,10 @@ def _quantile_range(value, where, default):
         low = high = None
     ok = all(is_number(v) and math.isfinite(v) for v in (low, high)) and 0 <= low < high <= 100
     if not ok:
-        raise ValueError(f"{where}: quantile_range must be a pair (low, high) of percentages with "
-                         f"0 <= low < high <= 100, such as {default}, found {value!r}")
+        raise ValueError(
+            f"{where}: quantile_range must be a pair (low, high) of percentages with "
+            f"0 <= low < high <= 100, such as {default}, found {value!r}"
+        )
     return float(low), float(high)
 
 
@@ -307,8 +316,10 @@ def _value_counts(be, missing, where, what) -> list:
     if empty:
         one = len(empty) == 1
         which = f"column {empty[0]}" if one else f"columns {', '.join(map(str, empty))}"
-        raise ValueError(f"{where}: {which} of X (counting from 0) {'has' if one else 'have'} no values, only "
-                         f"NaN (missing), so {what} cannot be computed; drop {'it' if one else 'them'} from X")
+        raise ValueError(
+            f"{where}: {which} of X (counting from 0) {'has' if one else 'have'} no values, only "
+            f"NaN (missing), so {what} cannot be computed; drop {'it' if one else 'them'} from X"
+        )
     return counts
 
 
@@ -399,8 +410,13 @@ class RobustScaler(_Scaler):
 
     _stats = ("center_", "scale_")
 
-    def __init__(self, with_centering: bool = True, with_scaling: bool = True, quantile_range=(25.0, 75.0),
-                 unit_variance: bool = False):
+    def __init__(
+        self,
+        with_centering: bool = True,
+        with_scaling: bool = True,
+        quantile_range=(25.0, 75.0),
+        unit_variance: bool = False,
+    ):
         where = "RobustScaler"
         super().__init__()
         self.with_centering = boolean(with_centering, "with_centering", where)
@@ -408,12 +424,18 @@ class RobustScaler(_Scaler):
         self.quantile_range = _quantile_range(quantile_range, where, "(25, 75)")
         self.unit_variance = boolean(unit_variance, "unit_variance", where)
         if self.unit_variance and not 0 < self.quantile_range[0] < self.quantile_range[1] < 100:
-            raise ValueError(f"{where}: unit_variance=True needs quantile_range inside (0, 100) (a normal "
-                             f"distribution has no 0th or 100th percentile), found {quantile_range!r}")
+            raise ValueError(
+                f"{where}: unit_variance=True needs quantile_range inside (0, 100) (a normal "
+                f"distribution has no 0th or 100th percentile), found {quantile_range!r}"
+            )
 
     def config(self):
-        return {"with_centering": self.with_centering, "with_scaling": self.with_scaling,
-                "quantile_range": list(self.quantile_range), "unit_variance": self.unit_variance}
+        return {
+            "with_centering": self.with_centering,
+            "with_scaling": self.with_scaling,
+            "quantile_range": list(self.quantile_range),
+            "unit_variance": self.unit_variance,
+        }
 
     def _fit(self, be, X):
         xp = be.xp
@@ -474,11 +496,14 @@ class SimpleImputer(_Transformer):
     def __init__(self, strategy: str = "mean", fill_value=None, add_indicator: bool = False):
         where = "SimpleImputer"
         if strategy not in IMPUTE_STRATEGIES:
-            raise ValueError(f"{where}: strategy must be one of {', '.join(map(repr, IMPUTE_STRATEGIES))}, "
-                             f"found {strategy!r}")
+            raise ValueError(
+                f"{where}: strategy must be one of {', '.join(map(repr, IMPUTE_STRATEGIES))}, found {strategy!r}"
+            )
         if fill_value is not None and strategy != "constant":
-            raise ValueError(f"{where}: fill_value is used only with strategy='constant', found strategy "
-                             f"{strategy!r} and fill_value={fill_value!r}")
+            raise ValueError(
+                f"{where}: fill_value is used only with strategy='constant', found strategy "
+                f"{strategy!r} and fill_value={fill_value!r}"
+            )
         super().__init__()
         self.strategy = strategy
         self.fill_value = None if fill_value is None else number(fill_value, "fill_value", where)
@@ -582,8 +607,9 @@ def one_hot(labels, num_classes: int | None = None, dtype="float32"):
     if labels.ndim != 1:
         raise ValueError(f"{where}: labels must be 1-D (n,), found shape {tuple(labels.shape)}")
     if xp.isdtype(labels.dtype, "bool") or not xp.isdtype(labels.dtype, "integral"):
-        raise TypeError(f"{where}: labels must be integers, found dtype {labels.dtype}; "
-                        f"cast them with xp.astype(labels, xp.int64)")
+        raise TypeError(
+            f"{where}: labels must be integers, found dtype {labels.dtype}; cast them with xp.astype(labels, xp.int64)"
+        )
     num_classes = optional_positive_int(num_classes, "num_classes", where)
     labels = xp.astype(labels, xp.int64)  # a uint8 label compared with 300 classes would overflow
     n = labels.shape[0]
@@ -614,14 +640,17 @@ def _test_count(test_size, n, where):
         n_test = int(test_size)
     elif is_number(test_size):
         if not 0.0 < test_size < 1.0:
-            raise ValueError(f"{where}: test_size must be a fraction in (0, 1) or a count in [1, {n - 1}], "
-                             f"found {test_size!r}")
+            raise ValueError(
+                f"{where}: test_size must be a fraction in (0, 1) or a count in [1, {n - 1}], found {test_size!r}"
+            )
         n_test = math.ceil(float(test_size) * n)
     else:
         raise TypeError(f"{where}: test_size must be a fraction in (0, 1) or a count, found {test_size!r}")
     if not 1 <= n_test <= n - 1:
-        raise ValueError(f"{where}: test_size={test_size!r} gives {n_test} test and {n - n_test} training samples "
-                         f"out of {n}; both splits need at least one (a count must lie in [1, {n - 1}])")
+        raise ValueError(
+            f"{where}: test_size={test_size!r} gives {n_test} test and {n - n_test} training samples "
+            f"out of {n}; both splits need at least one (a count must lie in [1, {n - 1}])"
+        )
     return n_test
 
 
@@ -697,7 +726,7 @@ def train_test_split(X, y=None, test_size=0.2, stratify=None, seed: int = 0, shu
     for argname in ("X", "y") if y is not None else ("X",):
         a = arrays[argname]
         if train_idx is None:
-            out += [a[:n - n_test, ...], a[n - n_test:, ...]]
+            out += [a[: n - n_test, ...], a[n - n_test :, ...]]
         else:
             out += [xp.take(a, train_idx, axis=0), xp.take(a, test_idx, axis=0)]
     return tuple(out)
@@ -709,8 +738,9 @@ def _stratified(be, labels, n_test, seed, where):
     if labels.ndim == 2:  # a column (n, 1), or one-hot rows (n, C): the class of each row
         labels = labels[:, 0] if labels.shape[1] == 1 else xp.argmax(labels, axis=1)
     if labels.ndim != 1:
-        raise ValueError(f"{where}: stratify must be labels (n,) or one-hot rows (n, C), "
-                         f"found shape {tuple(labels.shape)}")
+        raise ValueError(
+            f"{where}: stratify must be labels (n,) or one-hot rows (n, C), found shape {tuple(labels.shape)}"
+        )
     n = labels.shape[0]
     values, codes = xp.unique_inverse(labels)  # codes: each sample's class as 0 .. K-1
     codes = xp.astype(codes, xp.int64)
@@ -718,11 +748,15 @@ def _stratified(be, labels, n_test, seed, where):
     counts = be.to_numpy(bincount(be, codes, K)).tolist()
     smallest = min(range(K), key=lambda k: counts[k])
     if counts[smallest] < 2:
-        raise ValueError(f"{where}: stratify class {_item(values[smallest])} has only {counts[smallest]} sample; "
-                         f"every class needs at least 2 to appear in both parts")
+        raise ValueError(
+            f"{where}: stratify class {_item(values[smallest])} has only {counts[smallest]} sample; "
+            f"every class needs at least 2 to appear in both parts"
+        )
     if n_test < K or n - n_test < K:
-        raise ValueError(f"{where}: with {K} classes both parts need at least {K} samples to hold every class, "
-                         f"found {n - n_test} training and {n_test} test samples; change test_size")
+        raise ValueError(
+            f"{where}: with {K} classes both parts need at least {K} samples to hold every class, "
+            f"found {n - n_test} training and {n_test} test samples; change test_size"
+        )
     alloc = _allocate(counts, n_test)
 
     rng = be.rng(seed)
@@ -731,8 +765,8 @@ def _stratified(be, labels, n_test, seed, where):
     grouped = xp.take(perm, xp.argsort(xp.take(codes, perm), stable=True))
     train_parts, test_parts, start = [], [], 0
     for count, k_test in zip(counts, alloc):
-        test_parts.append(grouped[start:start + k_test])
-        train_parts.append(grouped[start + k_test:start + count])
+        test_parts.append(grouped[start : start + k_test])
+        train_parts.append(grouped[start + k_test : start + count])
         start += count
     # the parts are class by class: shuffle them so a batch sees a mix of classes
     train_idx, test_idx = xp.concat(train_parts), xp.concat(test_parts)

@@ -11,8 +11,7 @@ import math
 
 from ._checks import non_negative_int, number, positive_int, positive_number
 
-__all__ = ["Schedule", "StepDecay", "ExponentialDecay", "CosineDecay", "LinearWarmup",
-           "SCHEDULES", "get_schedule"]
+__all__ = ["Schedule", "StepDecay", "ExponentialDecay", "CosineDecay", "LinearWarmup", "SCHEDULES", "get_schedule"]
 
 
 class Schedule:
@@ -64,7 +63,7 @@ class ExponentialDecay(Schedule):
         self.gamma = positive_number(gamma, "gamma", "ExponentialDecay")
 
     def value(self, step):
-        return self.lr * self.gamma ** step
+        return self.lr * self.gamma**step
 
     def _args(self):
         return {"lr": self.lr, "gamma": self.gamma}
@@ -73,7 +72,7 @@ class ExponentialDecay(Schedule):
 class CosineDecay(Schedule):
     """Half a cosine from ``lr`` down to ``min_lr`` over ``total_steps``, then ``min_lr``:
 
-        min_lr + (lr - min_lr) * (1 + cos(pi * min(step, total_steps) / total_steps)) / 2
+    min_lr + (lr - min_lr) * (1 + cos(pi * min(step, total_steps) / total_steps)) / 2
     """
 
     name = "cosine_decay"
@@ -135,8 +134,9 @@ def get_schedule(config) -> Schedule:
         return config
     if not isinstance(config, dict) or config.get("name") not in SCHEDULES:
         found = config.get("name") if isinstance(config, dict) else config
-        raise ValueError(f"get_schedule: expected a config dict with 'name' one of {sorted(SCHEDULES)}, "
-                         f"found {found!r}")
+        raise ValueError(
+            f"get_schedule: expected a config dict with 'name' one of {sorted(SCHEDULES)}, found {found!r}"
+        )
     args = {k: v for k, v in config.items() if k != "name"}
     if config["name"] == "linear_warmup" and "schedule" in args:
         args["schedule_or_lr"] = args.pop("schedule")

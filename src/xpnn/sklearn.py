@@ -39,8 +39,10 @@ except ImportError as exc:  # pragma: no cover - only without scikit-learn
 try:
     from sklearn.utils.validation import validate_data
 except ImportError:  # scikit-learn < 1.6: the estimator's own method did the same (deprecated since)
+
     def validate_data(estimator, /, *args, **kwargs):
         return estimator._validate_data(*args, **kwargs)
+
 
 from . import _checks
 from .architectures import NeuralNetwork
@@ -77,15 +79,29 @@ class _NNEstimator(BaseEstimator):
         validation = None
         if split > 0:
             X, targets, validation = self._split(X, targets, split, seed, stratify, where)
-        model = NeuralNetwork(X.shape[1], self.hidden_sizes, n_outputs, activation=self.activation,
-                              backend=self.backend, seed=seed, device=self.device)
+        model = NeuralNetwork(
+            X.shape[1],
+            self.hidden_sizes,
+            n_outputs,
+            activation=self.activation,
+            backend=self.backend,
+            seed=seed,
+            device=self.device,
+        )
         model.compile(self._loss(), self._optimizer(where))
         callbacks = []
         if early:  # without held-out data, stop when the training loss stalls (as MLPClassifier does)
             monitor = "val_loss" if validation is not None else "loss"
             callbacks.append(EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=True))
-        history = model.fit(X, targets, epochs=epochs, batch_size=batch_size, validation_data=validation,
-                            callbacks=callbacks, verbose=verbose)
+        history = model.fit(
+            X,
+            targets,
+            epochs=epochs,
+            batch_size=batch_size,
+            validation_data=validation,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
         self.model_ = model
         # the History callback holds the model: keep its plain per-epoch lists (they pickle)
         self.history_ = {k: list(v) for k, v in history.history.items()}
@@ -104,8 +120,10 @@ class _NNEstimator(BaseEstimator):
         would hold out the last samples, all of one class when the data is sorted)."""
         n_val = round(X.shape[0] * fraction)
         if n_val < 1 or n_val >= X.shape[0]:
-            raise ValueError(f"{where}: validation_split={fraction} leaves no data on one side of "
-                             f"{X.shape[0]} samples; use a larger fraction, more data or 0")
+            raise ValueError(
+                f"{where}: validation_split={fraction} leaves no data on one side of "
+                f"{X.shape[0]} samples; use a larger fraction, more data or 0"
+            )
         try:
             parts = train_test_split(X, targets, test_size=n_val, random_state=seed % 2**32, stratify=stratify)
         except ValueError:  # a class too small to be split both ways: an unstratified split
@@ -125,12 +143,16 @@ class _NNEstimator(BaseEstimator):
             if "lr" in spec:  # two learning rates: lr= is the one GridSearchCV tunes
                 raise ValueError(f"{where}: optimizer {spec!r} sets 'lr'; give the learning rate as lr= only")
             if "name" not in spec:
-                raise ValueError(f"{where}: an optimizer dict needs a 'name' (such as {{'name': 'sgd', "
-                                 f"'momentum': 0.9}}), found keys {sorted(spec)}")
+                raise ValueError(
+                    f"{where}: an optimizer dict needs a 'name' (such as {{'name': 'sgd', "
+                    f"'momentum': 0.9}}), found keys {sorted(spec)}"
+                )
             return get_optimizer({**spec, "lr": lr})
         # an Optimizer instance would carry its state from one fit (and one clone) to the next
-        raise TypeError(f"{where}: optimizer must be a name ('adam', 'sgd', 'adamw', 'rmsprop', 'adagrad') or a "
-                        f"dict such as {{'name': 'sgd', 'momentum': 0.9}}, found {type(spec).__name__}")
+        raise TypeError(
+            f"{where}: optimizer must be a name ('adam', 'sgd', 'adamw', 'rmsprop', 'adagrad') or a "
+            f"dict such as {{'name': 'sgd', 'momentum': 0.9}}, found {type(spec).__name__}"
+        )
 
     # ---- predict ----------------------------------------------------------------------
 
@@ -217,9 +239,22 @@ class NNClassifier(ClassifierMixin, _NNEstimator):
 
     _loss_name = "softmax_cross_entropy"
 
-    def __init__(self, hidden_sizes=(100,), activation="relu", optimizer="adam", lr=1e-3, epochs=100,
-                 batch_size=32, validation_split=0.0, early_stopping=False, patience=10, backend=None, device=None,
-                 seed=0, verbose=0):
+    def __init__(
+        self,
+        hidden_sizes=(100,),
+        activation="relu",
+        optimizer="adam",
+        lr=1e-3,
+        epochs=100,
+        batch_size=32,
+        validation_split=0.0,
+        early_stopping=False,
+        patience=10,
+        backend=None,
+        device=None,
+        seed=0,
+        verbose=0,
+    ):
         self.hidden_sizes = hidden_sizes
         self.activation = activation
         self.optimizer = optimizer
@@ -240,8 +275,10 @@ class NNClassifier(ClassifierMixin, _NNEstimator):
         check_classification_targets(y)  # continuous targets: "Unknown label type"
         classes, labels = np.unique(y, return_inverse=True)
         if len(classes) < 2:
-            raise ValueError(f"{type(self).__name__}.fit: y has one class only ({classes.tolist()[0]!r}); a classifier "
-                             f"needs at least 2 classes")
+            raise ValueError(
+                f"{type(self).__name__}.fit: y has one class only ({classes.tolist()[0]!r}); a classifier "
+                f"needs at least 2 classes"
+            )
         self.classes_ = classes
         labels = labels.reshape(-1).astype(np.int64)  # NumPy 2.0's return_inverse kept y's shape
         return self._train(X, labels, len(classes), stratify=labels)
@@ -272,9 +309,23 @@ class NNRegressor(RegressorMixin, _NNEstimator):
     ``model_``, ``history_`` and ``n_iter_``.
     """
 
-    def __init__(self, hidden_sizes=(100,), activation="relu", optimizer="adam", lr=1e-3, epochs=100,
-                 batch_size=32, validation_split=0.0, early_stopping=False, patience=10, backend=None, device=None,
-                 seed=0, verbose=0, loss="mse"):
+    def __init__(
+        self,
+        hidden_sizes=(100,),
+        activation="relu",
+        optimizer="adam",
+        lr=1e-3,
+        epochs=100,
+        batch_size=32,
+        validation_split=0.0,
+        early_stopping=False,
+        patience=10,
+        backend=None,
+        device=None,
+        seed=0,
+        verbose=0,
+        loss="mse",
+    ):
         self.hidden_sizes = hidden_sizes
         self.activation = activation
         self.optimizer = optimizer
@@ -292,8 +343,9 @@ class NNRegressor(RegressorMixin, _NNEstimator):
 
     def _loss(self):
         if not (isinstance(self.loss, str) and self.loss.lower() in REGRESSION_LOSSES):
-            raise ValueError(f"{type(self).__name__}.fit: loss must be one of {list(REGRESSION_LOSSES)}, "
-                             f"found {self.loss!r}")
+            raise ValueError(
+                f"{type(self).__name__}.fit: loss must be one of {list(REGRESSION_LOSSES)}, found {self.loss!r}"
+            )
         return get_loss(self.loss.lower())
 
     def fit(self, X, y):

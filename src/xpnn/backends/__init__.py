@@ -36,9 +36,21 @@ from .strict import StrictBackend
 from .torch import TorchBackend
 
 __all__ = [
-    "Backend", "InPlaceBackend", "Generator", "BACKENDS", "register_backend",
-    "get_backend", "backend_of", "common_backend", "set_backend", "use_backend", "available_backends",
-    "describe", "dtype_name", "window_output_size", "output_hw",
+    "Backend",
+    "InPlaceBackend",
+    "Generator",
+    "BACKENDS",
+    "register_backend",
+    "get_backend",
+    "backend_of",
+    "common_backend",
+    "set_backend",
+    "use_backend",
+    "available_backends",
+    "describe",
+    "dtype_name",
+    "window_output_size",
+    "output_hw",
 ]
 
 BACKENDS: dict[str, type[Backend]] = {}
@@ -83,8 +95,10 @@ def get_backend(spec: "str | ModuleType | Backend | None" = None, device=None) -
     if isinstance(spec, ModuleType):
         return _from_namespace(spec, device)
     if not isinstance(spec, str):
-        raise TypeError(f"backend must be a name {tuple(BACKENDS)}, an array namespace module or a Backend, "
-                        f"found {type(spec).__name__}")
+        raise TypeError(
+            f"backend must be a name {tuple(BACKENDS)}, an array namespace module or a Backend, "
+            f"found {type(spec).__name__}"
+        )
     name = spec.strip().lower().replace("-", "_")
     if name not in BACKENDS:
         raise ValueError(f"backend must be one of {tuple(BACKENDS)} or an array namespace module, found {spec!r}")
@@ -140,14 +154,16 @@ def common_backend(where: str, **arrays) -> tuple[Backend, list]:
         try:
             be = backend_of(a)
         except TypeError:
-            raise TypeError(f"{where}: {argname} must be an array (NumPy or an xpnn backend's), "
-                            f"found {type(a).__name__}") from None
+            raise TypeError(
+                f"{where}: {argname} must be an array (NumPy or an xpnn backend's), found {type(a).__name__}"
+            ) from None
         found[argname] = (a, be)
     devices = {be for _, be in found.values() if be.name != "numpy"}
     if len(devices) > 1:
         desc = ", ".join(f"{k} on {be!r}" for k, (_, be) in found.items())
-        raise TypeError(f"{where}: the arrays live on different backends ({desc}); "
-                        f"move them to one with backend.asarray(...)")
+        raise TypeError(
+            f"{where}: the arrays live on different backends ({desc}); move them to one with backend.asarray(...)"
+        )
     be = devices.pop() if devices else numpy_backend
     return be, [a if be.owns(a) else be.asarray(a) for a, _ in found.values()]
 
@@ -197,8 +213,11 @@ class NamespaceBackend(Backend):
             return backend.set_at(backend.zeros((4,)), slice(0, 4), backend.asarray(expected, dtype="float32"))
 
         def slice_add():
-            return backend.add_at(backend.asarray(expected - 1.0, dtype="float32"), slice(0, 4),
-                                  backend.asarray(np.ones(4), dtype="float32"))
+            return backend.add_at(
+                backend.asarray(expected - 1.0, dtype="float32"),
+                slice(0, 4),
+                backend.asarray(np.ones(4), dtype="float32"),
+            )
 
         fails("copying an array to the host (DLPack or __array__)", lambda: backend.asarray(expected), expected)
         fails("an in-place update (a -= b)", inplace_sub, expected)
@@ -207,7 +226,8 @@ class NamespaceBackend(Backend):
         fails("matrix product (a @ b)", lambda: backend.asarray(np.eye(4)) @ backend.asarray(expected), expected)
         return backend
 
-    def is_array(self, a) -> bool:
+    # per instance, not a classmethod: it needs the probed namespace (never in BACKENDS, never asked on the class)
+    def is_array(self, a) -> bool:  # type: ignore[override]
         try:
             return array_api_compat.array_namespace(a) is self.xp
         except TypeError:
@@ -247,7 +267,7 @@ def use_backend(spec, device=None):
 def available_backends() -> dict:
     """Each registered backend name mapped to its devices here (a list of strings), or to
     the reason it cannot be used (a string)."""
-    found = {}
+    found: dict[str, list | str] = {}
     for name, cls in BACKENDS.items():
         try:
             found[name] = cls.devices()

@@ -41,8 +41,7 @@ class Backend:
 
     name = "generic"
 
-    def __init__(self, xp: ModuleType, device: Any = None, native: ModuleType | None = None,
-                 name: str | None = None):
+    def __init__(self, xp: ModuleType, device: Any = None, native: ModuleType | None = None, name: str | None = None):
         self.xp = xp
         self.device = device
         self.native = native if native is not None else xp
@@ -146,7 +145,8 @@ class Backend:
         raise TypeError(
             f"{prefix}{argname} is {describe(a)}, but this model runs on backend {self.name!r} "
             f"(device {self.device_name!r}); convert it with backend.asarray({argname}) "
-            f"or move the model with model.to(...)")
+            f"or move the model with model.to(...)"
+        )
 
     def rng(self, seed: int = 0) -> Generator:
         """A seeded :class:`Generator` drawing arrays for this backend."""
@@ -247,8 +247,9 @@ class Backend:
         OH, OW = output_hw(X.shape, kernel_size, stride, padding, dilation)
         return [Xp[_window_index(i, j, stride, dilation, OH, OW)] for i in range(kh) for j in range(kw)]
 
-    def add_window_slices(self, pieces, X_shape, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1),
-                          masks=None):
+    def add_window_slices(
+        self, pieces, X_shape, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1), masks=None
+    ):
         """The adjoint of ``window_slices``: add each piece back where its slice came from.
 
         pieces: kh*kw arrays (N, C, OH, OW) -> dX: (N, C, H, W). Where windows overlap
@@ -269,7 +270,7 @@ class Backend:
         for k, piece in enumerate(pieces):
             index = _window_index(*divmod(k, kw), stride, dilation, OH, OW)
             dXp = self._place(dXp, index, piece, None if masks is None else masks[k], overlap)
-        return dXp[:, :, ph:ph + H, pw:pw + W] if ph or pw else dXp
+        return dXp[:, :, ph : ph + H, pw : pw + W] if ph or pw else dXp
 
     def _place(self, out, index, piece, mask, add: bool):
         """``out[index] (+)= piece`` (times ``mask`` where given); returns the updated ``out``."""
@@ -335,10 +336,12 @@ class Backend:
     def allreducer(self, comm, MPI):
         """``(reduce, name)``: ``reduce(flat)`` returns the 1-D buffer ``flat`` summed over the
         ranks of ``comm``. Generic path: through a host copy."""
+
         def staged(flat):
             host = np.array(self.to_numpy(flat))
             comm.Allreduce(MPI.IN_PLACE, host, op=MPI.SUM)
             return self.asarray(host)
+
         return staged, "mpi-host-staging"
 
     def for_local_rank(self, local_rank: int) -> "Backend":
@@ -379,15 +382,19 @@ def window_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0
 
 def output_hw(X_shape, kernel_size, stride, padding, dilation) -> tuple[int, int]:
     """(OH, OW) of a 2-D window operation on an (N, C, H, W) input."""
-    return tuple(window_output_size(X_shape[2 + a], kernel_size[a], stride[a], padding[a], dilation[a])
-                 for a in range(2))
+    OH, OW = (window_output_size(X_shape[2 + a], kernel_size[a], stride[a], padding[a], dilation[a]) for a in range(2))
+    return OH, OW
 
 
 def _window_index(i, j, stride, dilation, OH, OW) -> tuple:
     """The index of kernel offset (i, j)'s strided slice in the padded input."""
     (sh, sw), (dh, dw) = stride, dilation
-    return (slice(None), slice(None),
-            slice(i * dh, i * dh + sh * (OH - 1) + 1, sh), slice(j * dw, j * dw + sw * (OW - 1) + 1, sw))
+    return (
+        slice(None),
+        slice(None),
+        slice(i * dh, i * dh + sh * (OH - 1) + 1, sh),
+        slice(j * dw, j * dw + sw * (OW - 1) + 1, sw),
+    )
 
 
 def describe(a) -> str:

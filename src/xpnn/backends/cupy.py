@@ -16,15 +16,26 @@ import warnings
 import array_api_compat
 import numpy as np
 
-from .base import InPlaceBackend, import_library
+from .base import Backend, InPlaceBackend, import_library
 
 HELP = 'backend "cupy" needs CuPy: pip install "xpnn[cuda12]" (or "xpnn[cuda13]" for CUDA 13)'
-NCCL_HELP = ('pip install nvidia-nccl-cu12 (nvidia-nccl-cu13 for CUDA 13), which "xpnn[cuda12]" / '
-             '"xpnn[cuda13]" bring')
+NCCL_HELP = 'pip install nvidia-nccl-cu12 (nvidia-nccl-cu13 for CUDA 13), which "xpnn[cuda12]" / "xpnn[cuda13]" bring'
 
 # the namespace functions that make a new array: CuPy puts it on the *current* device
-CREATION = ("asarray", "zeros", "ones", "empty", "full", "arange", "eye", "linspace",
-            "zeros_like", "ones_like", "empty_like", "full_like")
+CREATION = (
+    "asarray",
+    "zeros",
+    "ones",
+    "empty",
+    "full",
+    "arange",
+    "eye",
+    "linspace",
+    "zeros_like",
+    "ones_like",
+    "empty_like",
+    "full_like",
+)
 
 
 class CupyBackend(InPlaceBackend):
@@ -46,8 +57,9 @@ class CupyBackend(InPlaceBackend):
         cupy, count = cls._library()
         index = _device_index(device)
         if not 0 <= index < count:
-            raise ValueError(f'backend "cupy": device {device!r} does not exist; this machine has {count} GPU(s), '
-                             f'0 to {count - 1}')
+            raise ValueError(
+                f'backend "cupy": device {device!r} does not exist; this machine has {count} GPU(s), 0 to {count - 1}'
+            )
         import array_api_compat.cupy as xp
 
         backend = cls(xp, cupy.cuda.Device(index), cupy)
@@ -92,7 +104,7 @@ class CupyBackend(InPlaceBackend):
         adam_update(param, grad, m, v, step_size, beta1, beta2, bias2_sqrt, eps)  # one fused kernel, in place
         return param, m, v
 
-    def for_local_rank(self, local_rank: int) -> "CupyBackend":
+    def for_local_rank(self, local_rank: int) -> Backend:  # the registry's "cupy" backend
         from . import get_backend
 
         index = local_rank % self.native.cuda.runtime.getDeviceCount()
@@ -120,25 +132,34 @@ class CupyBackend(InPlaceBackend):
                 missing = f"NcclCommunicator failed: {type(exc).__name__}: {exc}"
         # all ranks must take the same path, or their collectives would never meet
         if comm.allreduce(int(nccl_comm is not None), op=MPI.MIN):
+
             def reduce(flat):
                 kind = {"float32": nccl.NCCL_FLOAT32, "float64": nccl.NCCL_FLOAT64}[str(flat.dtype)]
-                nccl_comm.allReduce(flat.data.ptr, flat.data.ptr, flat.size, kind, nccl.NCCL_SUM,
-                                    cupy.cuda.get_current_stream().ptr)
+                nccl_comm.allReduce(
+                    flat.data.ptr, flat.data.ptr, flat.size, kind, nccl.NCCL_SUM, cupy.cuda.get_current_stream().ptr
+                )
                 return flat
+
             return reduce, "nccl"
 
         if os.environ.get("XPNN_CUDA_AWARE_MPI") == "1":
+
             def reduce(flat):
                 cupy.cuda.get_current_stream().synchronize()  # MPI reads device memory: kernels must be done
                 comm.Allreduce(MPI.IN_PLACE, flat, op=MPI.SUM)
                 return flat
+
             reducer = reduce, "cuda-aware-mpi"
-            cost = ("through CUDA-aware MPI (XPNN_CUDA_AWARE_MPI=1), which waits for the GPU to finish "
-                    "every step before the sum starts")
+            cost = (
+                "through CUDA-aware MPI (XPNN_CUDA_AWARE_MPI=1), which waits for the GPU to finish "
+                "every step before the sum starts"
+            )
         else:
             reducer = super().allreducer(comm, MPI)
-            cost = ("through host memory: every step waits for the GPU, copies all gradients to the host, "
-                    "sums them with MPI on the CPU and copies them back")
+            cost = (
+                "through host memory: every step waits for the GPU, copies all gradients to the host, "
+                "sums them with MPI on the CPU and copies them back"
+            )
         _warn_no_nccl(missing or "another rank has no NCCL", cost)
         return reducer
 
@@ -164,8 +185,12 @@ def _warn_no_nccl(reason: str, cost: str) -> None:
     if _warned_no_nccl:
         return
     _warned_no_nccl = True
-    warnings.warn(f"DataParallel on CuPy: NCCL is not available ({reason}), so gradients are summed {cost}. "
-                  f"To use NCCL: {NCCL_HELP}", RuntimeWarning, stacklevel=3)
+    warnings.warn(
+        f"DataParallel on CuPy: NCCL is not available ({reason}), so gradients are summed {cost}. "
+        f"To use NCCL: {NCCL_HELP}",
+        RuntimeWarning,
+        stacklevel=3,
+    )
 
 
 def on_device_namespace(xp, on_device):
@@ -209,7 +234,7 @@ def _device_index(device) -> int:
         return 0
     for prefix in ("cuda:", "gpu:"):
         if text.startswith(prefix):
-            text = text[len(prefix):]
+            text = text[len(prefix) :]
     if isinstance(device, bool) or not text.isdigit():
         raise ValueError(f'backend "cupy": device must be a GPU index, "cuda" or "cuda:<index>", found {device!r}')
     return int(text)

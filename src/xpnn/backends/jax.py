@@ -87,14 +87,17 @@ def _resolve_device(jax, device):
     platform, _, index = text.partition(":")
     platform = {"cuda": "gpu", "rocm": "gpu"}.get(platform, platform)
     if isinstance(device, bool) or (index and not index.isdigit()):
-        raise ValueError(f'backend "jax": device must be a jax Device, "cpu", "gpu", "cuda:<index>" or '
-                         f'"tpu:<index>", found {device!r}')
+        raise ValueError(
+            f'backend "jax": device must be a jax Device, "cpu", "gpu", "cuda:<index>" or '
+            f'"tpu:<index>", found {device!r}'
+        )
     try:
         found = jax.devices(platform)
     except RuntimeError as exc:
         raise RuntimeError(f'backend "jax": no {platform!r} devices are available ({exc})') from None
     i = int(index or 0)
     if i >= len(found):
-        raise RuntimeError(f'backend "jax": device {device!r} does not exist; JAX sees {len(found)} '
-                           f'{platform} device(s)')
+        raise RuntimeError(
+            f'backend "jax": device {device!r} does not exist; JAX sees {len(found)} {platform} device(s)'
+        )
     return found[i]

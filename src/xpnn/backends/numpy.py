@@ -18,7 +18,6 @@ import numpy as np
 
 from .base import InPlaceBackend, output_hw
 
-
 # Below this many multiply-adds per matrix product, a second OpenBLAS thread costs more
 # than it saves (measured on 2 cores: 0.5M: 15 us on one thread, 57 us on two), and far
 # more when another process keeps the cores busy (xpnn train on the digits: 0.7 s on one
@@ -106,10 +105,11 @@ class NumpyBackend(InPlaceBackend):
         OH, OW = output_hw(X.shape, kernel_size, stride, padding, dilation)
         K, M = C * kh * kw, OH * OW * N
         Xp = np.zeros((C, H + 2 * ph, W + 2 * pw, N), dtype=X.dtype)
-        Xp[:, ph:ph + H, pw:pw + W, :] = X.transpose(1, 2, 3, 0)
+        Xp[:, ph : ph + H, pw : pw + W, :] = X.transpose(1, 2, 3, 0)
         sC, sH, sW, sN = Xp.strides
         view = np.lib.stride_tricks.as_strided(
-            Xp, (C, kh, kw, OH, OW, N), (sC, sH * dh, sW * dw, sH * sh, sW * sw, sN), writeable=False)
+            Xp, (C, kh, kw, OH, OW, N), (sC, sH * dh, sW * dw, sH * sh, sW * sw, sN), writeable=False
+        )
         cols = np.empty((K + ones_row, M), dtype=X.dtype)
         cols[:K].reshape(C, kh, kw, OH, OW, N)[...] = view
         if ones_row:
@@ -144,6 +144,7 @@ class NumpyBackend(InPlaceBackend):
         def reduce(flat):  # MPI sums straight into the array's memory
             comm.Allreduce(MPI.IN_PLACE, flat, op=MPI.SUM)
             return flat
+
         return reduce, "mpi"
 
 

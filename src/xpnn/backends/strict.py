@@ -35,8 +35,9 @@ class StrictBackend(Backend):
                 raise ValueError(f'backend "array_api_strict": device must be one of {names}, found {device!r}')
             device = xp.Device(device)
         elif not isinstance(device, xp.Device):
-            raise ValueError(f'backend "array_api_strict": device must be a device name or '
-                             f'array_api_strict.Device, found {device!r}')
+            raise ValueError(
+                f'backend "array_api_strict": device must be a device name or array_api_strict.Device, found {device!r}'
+            )
         return cls(xp, device, xp)
 
     @classmethod

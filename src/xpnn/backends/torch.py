@@ -74,9 +74,10 @@ class TorchBackend(InPlaceBackend):
         def reduce(flat):  # a CPU tensor's numpy() shares its memory: MPI sums into it
             comm.Allreduce(MPI.IN_PLACE, flat.numpy(), op=MPI.SUM)
             return flat
+
         return reduce, "mpi"
 
-    def for_local_rank(self, local_rank: int) -> "TorchBackend":
+    def for_local_rank(self, local_rank: int) -> Backend:  # the registry's "torch" backend
         if self.device.type != "cuda":
             return self
         from . import get_backend
@@ -91,18 +92,23 @@ def _resolve_device(torch, device):
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError, ValueError):
-        raise ValueError(f'backend "torch": device must be "cpu", "cuda", "cuda:<index>", "mps" or "meta", '
-                         f'found {device!r}') from None
+        raise ValueError(
+            f'backend "torch": device must be "cpu", "cuda", "cuda:<index>", "mps" or "meta", found {device!r}'
+        ) from None
     if dev.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         index = torch.cuda.current_device() if dev.index is None and count else (dev.index or 0)
         if not 0 <= index < count:
-            raise RuntimeError(f'backend "torch": device {device!r} is not available: PyTorch sees {count} CUDA '
-                               f'device(s) (torch {torch.__version__}, CUDA build: {torch.version.cuda is not None})')
+            raise RuntimeError(
+                f'backend "torch": device {device!r} is not available: PyTorch sees {count} CUDA '
+                f"device(s) (torch {torch.__version__}, CUDA build: {torch.version.cuda is not None})"
+            )
         return torch.device("cuda", index)
     if dev.type == "mps" and not torch.backends.mps.is_available():
         raise RuntimeError(f'backend "torch": device {device!r} is not available (no Apple GPU on this machine)')
     if dev.type not in ("cpu", "cuda", "mps", "meta"):
-        raise ValueError(f'backend "torch": device type {dev.type!r} is not supported; use "cpu", "cuda", '
-                         f'"cuda:<index>", "mps" or "meta"')
+        raise ValueError(
+            f'backend "torch": device type {dev.type!r} is not supported; use "cpu", "cuda", '
+            f'"cuda:<index>", "mps" or "meta"'
+        )
     return dev

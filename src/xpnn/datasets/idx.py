@@ -26,7 +26,7 @@ import numpy as np
 __all__ = ["read_idx", "write_idx"]
 
 # type code -> (big-endian dtype, name used in messages)
-_CODES = {
+_CODES: dict[int, tuple[np.dtype, str]] = {
     0x08: (np.dtype(">u1"), "ubyte"),
     0x09: (np.dtype(">i1"), "byte"),
     0x0B: (np.dtype(">i2"), "short"),
@@ -88,17 +88,20 @@ def _read_idx(name, f) -> np.ndarray:
     if zero != b"\x00\x00":
         raise ValueError(f"{name}: bad magic 0x{magic:08X}, not an IDX file (its first two bytes must be zero)")
     if code not in _CODES:
-        raise ValueError(f"{name}: bad magic 0x{magic:08X}, not an IDX file "
-                         f"(unknown data type code 0x{code:02X}; expected one of {_KNOWN})")
+        raise ValueError(
+            f"{name}: bad magic 0x{magic:08X}, not an IDX file "
+            f"(unknown data type code 0x{code:02X}; expected one of {_KNOWN})"
+        )
     if ndim == 0:
         raise ValueError(f"{name}: bad magic 0x{magic:08X}: the header says 0 dimensions, expected at least 1")
 
     header_len = 4 + 4 * ndim
     buf += _read_up_to(f, header_len - 4)
     if len(buf) < header_len:
-        raise ValueError(f"{name}: truncated header: {ndim} dimensions need {header_len} header bytes, "
-                         f"found {len(buf)}")
-    shape = tuple(int.from_bytes(buf[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+        raise ValueError(
+            f"{name}: truncated header: {ndim} dimensions need {header_len} header bytes, found {len(buf)}"
+        )
+    shape = tuple(int.from_bytes(buf[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
 
     dtype, type_name = _CODES[code]
     expected = math.prod(shape) * dtype.itemsize
@@ -118,8 +121,8 @@ def _read_idx(name, f) -> np.ndarray:
         says = f"header says {dims} = {expected} {what} of data, found {found}"
         if found < expected:
             raise ValueError(f"{name}: truncated: {says}")
-        more = " or more" if found - expected > _MAX_TRAILING else ""
-        raise ValueError(f"{name}: {found - expected}{more} trailing bytes after the data: {says}{more}")
+        or_more = " or more" if found - expected > _MAX_TRAILING else ""
+        raise ValueError(f"{name}: {found - expected}{or_more} trailing bytes after the data: {says}{or_more}")
 
     try:  # astype copies: the result is writable, native-endian, and owns its memory.
         return np.frombuffer(data, dtype=dtype).astype(dtype.newbyteorder("="), copy=True).reshape(shape)
@@ -142,8 +145,9 @@ def write_idx(path, array) -> None:
     native = a.dtype.newbyteorder("=").str if a.dtype.byteorder != "|" else a.dtype.str
     code = _CODE_OF.get(native)
     if code is None:
-        raise ValueError(f"write_idx: array dtype must be uint8, int8, int16, int32, float32 or float64, "
-                         f"found {a.dtype}")
+        raise ValueError(
+            f"write_idx: array dtype must be uint8, int8, int16, int32, float32 or float64, found {a.dtype}"
+        )
     if any(s >= 2**32 for s in a.shape):
         raise ValueError(f"write_idx: each size must fit in 4 bytes, found shape {a.shape}")
 

@@ -16,7 +16,7 @@ from .._checks import integer
 
 __all__ = ["load_digits", "load_csv", "MissingValueError", "MISSING_CELLS"]
 
-DIGITS_SEED = 0          # fixes the train/test split of load_digits forever
+DIGITS_SEED = 0  # fixes the train/test split of load_digits forever
 DIGITS_TEST_FRACTION = 0.2
 
 
@@ -34,13 +34,13 @@ def _stratified_split(y: np.ndarray, test_fraction: float, seed: int) -> tuple[n
     Each sample gets a random key from PCG64(seed) (a stream NumPy keeps stable across
     versions); within a class the samples with the smallest keys go to the test set.
     """
-    keys = np.random.Generator(np.random.PCG64(seed)).random(y.shape[0])
-    test = []
+    keys = np.random.Generator(np.random.PCG64(seed)).random(int(y.shape[0]))  # int: picks the array overload
+    per_class = []
     for c in np.unique(y):
         members = np.flatnonzero(y == c)
         n_test = int(math.floor(test_fraction * members.size + 0.5))
-        test.append(members[np.argsort(keys[members], kind="stable")[:n_test]])
-    test = np.sort(np.concatenate(test))
+        per_class.append(members[np.argsort(keys[members], kind="stable")[:n_test]])
+    test = np.sort(np.concatenate(per_class))
     train = np.setdiff1d(np.arange(y.shape[0]), test)  # sorted
     return train, test
 
@@ -118,8 +118,12 @@ def _number(name: str, lineno: int, col: int, cell: str, missing: bool = False, 
         if missing:
             return math.nan
         expected = "a number" if value is None else "a finite number"
-        raise MissingValueError(f"{name}, line {lineno}, column {col}: expected {expected}, found {_found(cell)} "
-                                f"(a missing value)", lineno, col, width)
+        raise MissingValueError(
+            f"{name}, line {lineno}, column {col}: expected {expected}, found {_found(cell)} (a missing value)",
+            lineno,
+            col,
+            width,
+        )
     if value is None:
         raise ValueError(f"{name}, line {lineno}, column {col}: expected a number, found {_found(cell)}")
     if not math.isfinite(value):
@@ -139,8 +143,10 @@ def _scan_csv(name: str, rows: list[tuple[int, str]], missing: bool = False) -> 
         if width is None:
             width, first_line = len(row), lineno
         elif len(row) != width:
-            raise ValueError(f"{name}, line {lineno}: expected {width} comma-separated values "
-                             f"(like line {first_line}), found {len(row)}")
+            raise ValueError(
+                f"{name}, line {lineno}: expected {width} comma-separated values "
+                f"(like line {first_line}), found {len(row)}"
+            )
         table.append([_number(name, lineno, col, cell, missing, width) for col, cell in enumerate(row, start=1)])
     return np.array(table, dtype=np.float64).reshape(len(table), width or 0)
 
@@ -172,8 +178,10 @@ def read_numeric_csv(path, missing: bool = False) -> tuple[np.ndarray, np.ndarra
     if not has_header:
         for col, cell in enumerate(first, start=1):
             if not numeric[col - 1] and not _is_missing(cell):
-                raise ValueError(f"{name}, line {first_line}, column {col}: expected a number, found {cell!r} "
-                                 f"(a header row must have no numbers in it)")
+                raise ValueError(
+                    f"{name}, line {first_line}, column {col}: expected a number, found {cell!r} "
+                    f"(a header row must have no numbers in it)"
+                )
     if has_header:
         rows = rows[1:]
         if not rows:
@@ -203,26 +211,31 @@ def load_labelled_csv(path, label_column: int = -1, missing: bool = False):
     table, lines = read_numeric_csv(path, missing)
     n_cols = table.shape[1]
     if n_cols < 2:
-        raise ValueError(f"{name}: expected at least 2 comma-separated columns (features and a label), "
-                         f"found {n_cols}")
+        raise ValueError(f"{name}: expected at least 2 comma-separated columns (features and a label), found {n_cols}")
     if not -n_cols <= label_column < n_cols:
-        raise ValueError(f"load_csv: label_column must be in [{-n_cols}, {n_cols}) for {name} with {n_cols} "
-                         f"columns, found {label_column}")
+        raise ValueError(
+            f"load_csv: label_column must be in [{-n_cols}, {n_cols}) for {name} with {n_cols} "
+            f"columns, found {label_column}"
+        )
     col = label_column % n_cols
 
     # checked as floats, converted only once in range: 1e300 must not become -2**63
     y_float = table[:, col]
     unlabelled = np.flatnonzero(np.isnan(y_float))
     if unlabelled.size:  # only features may be missing: a sample without its label teaches nothing
-        raise ValueError(f"{name}, line {lines[unlabelled[0]]}, column {col + 1}: the label is missing; every "
-                         f"sample needs one (only feature cells may be missing)")
+        raise ValueError(
+            f"{name}, line {lines[unlabelled[0]]}, column {col + 1}: the label is missing; every "
+            f"sample needs one (only feature cells may be missing)"
+        )
     bad = np.flatnonzero((y_float != np.floor(y_float)) | (y_float < 0) | (y_float >= MAX_LABEL))
     if bad.size:
         i = int(bad[0])
         value = float(y_float[i])
         too_big = " (too large: labels must be below 2**53)" if value >= MAX_LABEL else ""
-        raise ValueError(f"{name}, line {lines[i]}, column {col + 1}: labels must be non-negative integers, "
-                         f"found {_show(value)}{too_big}")
+        raise ValueError(
+            f"{name}, line {lines[i]}, column {col + 1}: labels must be non-negative integers, "
+            f"found {_show(value)}{too_big}"
+        )
     X = np.delete(table, col, axis=1).astype(np.float32)
     return X, y_float.astype(np.int64), lines
 

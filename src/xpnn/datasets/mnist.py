@@ -47,17 +47,16 @@ ENV_VAR = "XPNN_DATA"
 SYSTEM_DIR = "/usr/share/datasets"
 
 # The four files of every MNIST-style data set, in the order they are returned.
-FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-         "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
 @dataclass(frozen=True)
 class _Spec:
-    name: str                  # directory name: ~/.cache/xpnn/<name>
-    title: str                 # for messages
-    mirrors: tuple             # base URLs, tried in order
-    sha256: dict               # "<file>.gz" -> hex digest
-    hint: str = ""             # extra line for the not-found message
+    name: str  # directory name: ~/.cache/xpnn/<name>
+    title: str  # for messages
+    mirrors: tuple  # base URLs, tried in order
+    sha256: dict  # "<file>.gz" -> hex digest
+    hint: str = ""  # extra line for the not-found message
 
 
 SPECS = {
@@ -73,14 +72,16 @@ SPECS = {
             "t10k-labels-idx1-ubyte.gz": "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
         },
         hint="On Debian or Ubuntu: sudo apt-get install dataset-fashion-mnist "
-             "(installs them under /usr/share/datasets/fashion-mnist).",
+        "(installs them under /usr/share/datasets/fashion-mnist).",
     ),
     "mnist": _Spec(
         name="mnist",
         title="MNIST",
         # yann.lecun.com often refuses downloads now; these mirrors serve the same files.
-        mirrors=("https://ossci-datasets.s3.amazonaws.com/mnist/",
-                 "https://storage.googleapis.com/cvdf-datasets/mnist/"),
+        mirrors=(
+            "https://ossci-datasets.s3.amazonaws.com/mnist/",
+            "https://storage.googleapis.com/cvdf-datasets/mnist/",
+        ),
         sha256={
             "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
             "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
@@ -168,8 +169,9 @@ def _download(spec: _Spec) -> tuple[list[str] | None, list[str]]:
                 _download_one(url, dest, spec.sha256[filename])
                 break
             except (OSError, ValueError) as exc:  # URLError, HTTPError and timeouts are OSErrors
-                plain_url_error = isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError)
-                reason = exc.reason if plain_url_error else exc
+                reason: object = exc
+                if isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError):
+                    reason = exc.reason
                 problems.append(f"{url}: {reason}")
         else:
             if not os.listdir(target):
@@ -181,16 +183,20 @@ def _download(spec: _Spec) -> tuple[list[str] | None, list[str]]:
 def _not_found(spec: _Spec, dirs: list[str], problems: list[str] | None) -> FileNotFoundError:
     """The error for files found nowhere; ``problems`` is None when no download was tried."""
     needed = "\n".join(f"  {base}  (or {base}.gz)" for base in FILES)
-    searched = []
+    searched_dirs = []
     for d in dirs:
         found, missing = _files_in(d)
         note = f"  (has {len(found)} of 4; missing {', '.join(missing)})" if found else ""
-        searched.append(f"  {d}{note}")
-    searched = "\n".join(searched)
-    lines = [f"{spec.title} not found. It needs these four files (raw IDX or gzip):", needed,
-             "Searched, in order:", searched,
-             f"Put the files in one of these, e.g. {cache_dir(spec.name)}, or in a directory you pass as "
-             f"data_home= or set in {ENV_VAR} (either <dir>/{spec.name}/ or <dir>/ itself)."]
+        searched_dirs.append(f"  {d}{note}")
+    searched = "\n".join(searched_dirs)
+    lines = [
+        f"{spec.title} not found. It needs these four files (raw IDX or gzip):",
+        needed,
+        "Searched, in order:",
+        searched,
+        f"Put the files in one of these, e.g. {cache_dir(spec.name)}, or in a directory you pass as "
+        f"data_home= or set in {ENV_VAR} (either <dir>/{spec.name}/ or <dir>/ itself).",
+    ]
     if spec.hint:
         lines.append(spec.hint)
     if problems is None:
@@ -218,8 +224,9 @@ def _locate(spec: _Spec, data_home, download: bool) -> list[str]:
 def _images(raw: np.ndarray, path: str, flatten: bool) -> np.ndarray:
     """uint8 (n, H, W) -> float32 in [0, 1]: (n, 1, H, W), or (n, H*W) when flatten."""
     if raw.ndim != 3 or raw.dtype != np.uint8:
-        raise ValueError(f"{path}: expected uint8 images of shape (n, height, width), "
-                         f"found {raw.dtype} of shape {raw.shape}")
+        raise ValueError(
+            f"{path}: expected uint8 images of shape (n, height, width), found {raw.dtype} of shape {raw.shape}"
+        )
     n, h, w = raw.shape
     X = raw.astype(np.float32)
     X /= np.float32(255.0)

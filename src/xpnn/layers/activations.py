@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import math
 
-from ..functional import sigmoid, softmax, softmax_backward
 from .. import _checks
+from ..functional import sigmoid, softmax, softmax_backward
 from .base import Layer, register_layer
 
 

@@ -88,9 +88,11 @@ class MultiHeadSelfAttention(Layer):
         if mask is not None:
             self.backend.check(mask, "mask", self._where())
             if mask.dtype != xp.bool or tuple(mask.shape) != (B, T):
-                raise ValueError(f"{self._where()}: mask must be a boolean key padding mask of shape "
-                                 f"(batch, seq) = {(B, T)}, True for tokens to attend to; "
-                                 f"found dtype {str(mask.dtype).rsplit('.', 1)[-1]} and shape {tuple(mask.shape)}")
+                raise ValueError(
+                    f"{self._where()}: mask must be a boolean key padding mask of shape "
+                    f"(batch, seq) = {(B, T)}, True for tokens to attend to; "
+                    f"found dtype {str(mask.dtype).rsplit('.', 1)[-1]} and shape {tuple(mask.shape)}"
+                )
             keys = mask[:, None, None, :]
             allowed = keys if allowed is None else (allowed & keys)
         return allowed
@@ -135,10 +137,10 @@ class MultiHeadSelfAttention(Layer):
         # Y = O Wo + bo
         self.grads["Wo"] = rows(O).T @ rows(dY)
         self.grads["bo"] = xp.sum(rows(dY), axis=0)
-        dO = self._split(dY @ p["Wo"].T)                        # (B, H, T, d)
+        dO = self._split(dY @ p["Wo"].T)  # (B, H, T, d)
         # O = A V
-        dA = dO @ xp.matrix_transpose(V)                        # (B, H, T, T)
-        dV = xp.matrix_transpose(A) @ dO                        # (B, H, T, d)
+        dA = dO @ xp.matrix_transpose(V)  # (B, H, T, T)
+        dV = xp.matrix_transpose(A) @ dO  # (B, H, T, d)
         # A = P * drop
         dP = dA if drop is None else dA * drop
         # P = softmax(S): masked entries have P = 0, so they get dS = 0
@@ -150,7 +152,7 @@ class MultiHeadSelfAttention(Layer):
         # Q = X Wq + bq, and likewise K, V: X feeds all three, so dX sums three terms
         dX = None
         for name, dZ in (("q", dQ), ("k", dK), ("v", dV)):
-            dZ = self._merge(dZ)                                # (B, T, E)
+            dZ = self._merge(dZ)  # (B, T, E)
             self.grads[f"W{name}"] = rows(X).T @ rows(dZ)
             self.grads[f"b{name}"] = xp.sum(rows(dZ), axis=0)
             term = dZ @ p[f"W{name}"].T
@@ -158,8 +160,12 @@ class MultiHeadSelfAttention(Layer):
         return dX
 
     def config(self) -> dict:
-        return {"embed_dim": self.embed_dim, "num_heads": self.num_heads, "causal": self.causal,
-                "dropout": self.dropout}
+        return {
+            "embed_dim": self.embed_dim,
+            "num_heads": self.num_heads,
+            "causal": self.causal,
+            "dropout": self.dropout,
+        }
 
     def output_shape(self, input_shape):
         return tuple(input_shape)
@@ -183,11 +189,13 @@ class PositionalEncoding(Layer):
 
     def table(self, T: int, E: int, dtype):
         """PE[:T]: (T, E) in ``dtype`` on this layer's device (computed in float64)."""
-        xp, dev = self.xp, self.backend.device
-        t = xp.arange(T, dtype=xp.float64, device=dev)[:, None]                 # (T, 1)
+        xp = self.xp
+        assert self.backend is not None  # bound: forward prepares the layer (and self.xp needs it)
+        dev = self.backend.device
+        t = xp.arange(T, dtype=xp.float64, device=dev)[:, None]  # (T, 1)
         j = xp.arange(E, device=dev)
-        pair = xp.astype(j - j % 2, xp.float64)                                 # 2i for columns 2i, 2i+1
-        angle = t * xp.exp(pair * (-math.log(10000.0) / E))[None, :]             # (T, E)
+        pair = xp.astype(j - j % 2, xp.float64)  # 2i for columns 2i, 2i+1
+        angle = t * xp.exp(pair * (-math.log(10000.0) / E))[None, :]  # (T, E)
         pe = xp.where((j % 2 == 0)[None, :], xp.sin(angle), xp.cos(angle))
         return xp.astype(pe, dtype)
 
@@ -197,8 +205,10 @@ class PositionalEncoding(Layer):
         if X.ndim != 3:
             raise ValueError(f"{self._where()}: X has shape {tuple(X.shape)}, expected (batch, seq, embed)")
         if X.shape[1] > self.max_len:
-            raise ValueError(f"{self._where()}: X has {X.shape[1]} positions (shape {tuple(X.shape)}), more than "
-                             f"max_len={self.max_len}; build it with PositionalEncoding(max_len={X.shape[1]}) or more")
+            raise ValueError(
+                f"{self._where()}: X has {X.shape[1]} positions (shape {tuple(X.shape)}), more than "
+                f"max_len={self.max_len}; build it with PositionalEncoding(max_len={X.shape[1]}) or more"
+            )
         return X + self.table(X.shape[1], X.shape[2], X.dtype)[None, :, :]
 
     def backward(self, dY, need_dX=True):

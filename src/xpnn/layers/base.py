@@ -36,9 +36,15 @@ def register_layer(cls):
     if not (isinstance(cls, type) and issubclass(cls, Layer)):
         raise TypeError(f"register_layer: expected a Layer subclass, found {cls!r}")
     known = LAYERS.get(cls.__name__)
-    if known is not None and known is not cls and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
-        raise ValueError(f"register_layer: a layer class named {cls.__name__!r} is already registered "
-                         f"({known.__module__}.{known.__qualname__}); give yours another name")
+    if (
+        known is not None
+        and known is not cls
+        and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__)
+    ):
+        raise ValueError(
+            f"register_layer: a layer class named {cls.__name__!r} is already registered "
+            f"({known.__module__}.{known.__qualname__}); give yours another name"
+        )
     LAYERS[cls.__name__] = cls
     return cls
 
@@ -47,8 +53,9 @@ def layer_name(layer) -> str:
     """The registry name of ``layer``'s class (what a saved model records)."""
     name = type(layer).__name__
     if LAYERS.get(name) is not type(layer):
-        raise ValueError(f"layer {layer!r} is not registered for saving: decorate its class with "
-                         f"xpnn.layers.register_layer")
+        raise ValueError(
+            f"layer {layer!r} is not registered for saving: decorate its class with xpnn.layers.register_layer"
+        )
     return name
 
 
@@ -59,8 +66,10 @@ def build_layer(spec, where: str) -> "Layer":
     if isinstance(spec, dict) and "class" in spec:
         name, config = spec["class"], spec.get("config", {})
         if not isinstance(name, str) or not isinstance(config, dict):
-            raise ValueError(f"{where}: a layer spec needs a class name (a string) and a config (a dict), "
-                             f"found class {type(name).__name__} and config {type(config).__name__}")
+            raise ValueError(
+                f"{where}: a layer spec needs a class name (a string) and a config (a dict), "
+                f"found class {type(name).__name__} and config {type(config).__name__}"
+            )
         cls = LAYERS.get(name)
         if cls is None:
             raise ValueError(f"{where}: unknown layer class {name!r} (known: {sorted(LAYERS)})")
@@ -74,8 +83,11 @@ def build_layer(spec, where: str) -> "Layer":
 
 def arguments(cls) -> list:
     """The names ``cls``'s constructor takes by keyword (what a saved config may hold)."""
-    return [p.name for p in inspect.signature(cls).parameters.values()
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    return [
+        p.name
+        for p in inspect.signature(cls).parameters.values()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
 
 
 def unknown_arguments(cls, config: dict) -> list:
@@ -89,8 +101,11 @@ def unknown_arguments(cls, config: dict) -> list:
 
 def missing_arguments(cls, config: dict) -> list:
     """The required constructor arguments of ``cls`` that ``config`` lacks."""
-    return [p.name for p in inspect.signature(cls).parameters.values()
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.default is p.empty and p.name not in config]
+    return [
+        p.name
+        for p in inspect.signature(cls).parameters.values()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.default is p.empty and p.name not in config
+    ]
 
 
 class Layer:
@@ -169,8 +184,10 @@ class Layer:
         holds no activations (a clear error if there is nothing to take)."""
         saved, self.saved = self.saved, None
         if saved is None:
-            raise RuntimeError(f"{self!r}.backward needs a forward(X, training=True) first "
-                               f"(inference keeps nothing, and each forward serves one backward)")
+            raise RuntimeError(
+                f"{self!r}.backward needs a forward(X, training=True) first "
+                f"(inference keeps nothing, and each forward serves one backward)"
+            )
         return saved
 
     def release_saved(self) -> None:

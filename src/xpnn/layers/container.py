@@ -29,8 +29,10 @@ class Container(Layer):
         for i, layer in enumerate(layers):
             for j in range(i):
                 if layers[j] is layer:  # it would keep one forward's activations for two positions
-                    raise ValueError(f"{where}: layers[{i}] is the same object as layers[{j}] ({layer!r}); "
-                                     f"use a new instance for each position")
+                    raise ValueError(
+                        f"{where}: layers[{i}] is the same object as layers[{j}] ({layer!r}); "
+                        f"use a new instance for each position"
+                    )
         self.layers = layers
 
     def children(self) -> list:

@@ -57,7 +57,8 @@ def check_window_fits(where: str, spatial: tuple, kernel, padding, dilation, wha
         raise ValueError(
             f"{where}: the {x(map(str, kernel))} {what}{dilated} is larger than the padded input "
             f"{x(map(str, padded))} (input {x(map(str, spatial))}, padding {x(map(str, padding))}); "
-            f"use a larger input, more padding or a smaller {what}")
+            f"use a larger input, more padding or a smaller {what}"
+        )
 
 
 @register_layer
@@ -72,8 +73,17 @@ class Conv2D(Layer):
     W (out_channels, in_channels, kh, kw); b (out_channels,).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
-                 dilation=1, bias: bool = True, init="he_uniform"):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        bias: bool = True,
+        init="he_uniform",
+    ):
         super().__init__()
         where = type(self).__name__
         self.in_channels = _checks.positive_int(in_channels, "in_channels", where)
@@ -106,8 +116,10 @@ class Conv2D(Layer):
         if not self.xp.isdtype(X.dtype, "real floating"):
             raise TypeError(f"{where}: X has dtype {X.dtype}, expected a floating-point array")
         if X.shape[1] != self.in_channels:
-            raise ValueError(f"{where}: X has {X.shape[1]} channels, expected {self.in_channels} "
-                             f"(X shape {tuple(X.shape)}, expected {expected})")
+            raise ValueError(
+                f"{where}: X has {X.shape[1]} channels, expected {self.in_channels} "
+                f"(X shape {tuple(X.shape)}, expected {expected})"
+            )
 
     def forward(self, X, training=False):
         """X: (N, in_channels, H, W) -> Y: (N, out_channels, OH, OW)."""
@@ -132,10 +144,10 @@ class Conv2D(Layer):
 
         bias = self.use_bias
         cols = backend.im2col(X, kernel, stride, padding, dilation, ones_row=bias)  # (C*kh*kw [+ 1], OH*OW*N)
-        W2 = xp.reshape(self.params["W"], (self.out_channels, -1))                  # (out, C*kh*kw)
+        W2 = xp.reshape(self.params["W"], (self.out_channels, -1))  # (out, C*kh*kw)
         if bias:
-            W2 = xp.concat([W2, self.params["b"][:, None]], axis=1)                 # (out, C*kh*kw + 1)
-        Y2 = W2 @ cols                                                                # (out, OH*OW*N)
+            W2 = xp.concat([W2, self.params["b"][:, None]], axis=1)  # (out, C*kh*kw + 1)
+        Y2 = W2 @ cols  # (out, OH*OW*N)
         self.saved = (cols, tuple(X.shape), (OH, OW)) if training else None  # dW needs the columns
         # (out, OH, OW, N) -> (N, out, OH, OW): a transposed view on NumPy, no copy
         return xp.permute_dims(xp.reshape(Y2, (self.out_channels, OH, OW, N)), (3, 0, 1, 2))
@@ -147,26 +159,32 @@ class Conv2D(Layer):
         # (N, out, OH, OW) -> (out, OH*OW*N): a free view when dY has Y's memory layout
         dY2 = xp.reshape(xp.permute_dims(dY, (1, 2, 3, 0)), (self.out_channels, OH * OW * N))
         W = self.params["W"]
-        W2 = xp.reshape(W, (self.out_channels, -1))                     # (out, C*kh*kw)
+        W2 = xp.reshape(W, (self.out_channels, -1))  # (out, C*kh*kw)
         # dW2 = dY2 @ cols.T, computed as the transpose of cols @ dY2.T: the same numbers,
         # but OpenBLAS runs this shape (small result, long inner axis) faster that way round
-        dW2 = (cols @ dY2.T).T                                          # (out, C*kh*kw [+ 1])
+        dW2 = (cols @ dY2.T).T  # (out, C*kh*kw [+ 1])
         K = W2.shape[1]
         self.grads["W"] = xp.reshape(dW2[:, :K], W.shape)
         if self.use_bias:
-            self.grads["b"] = dW2[:, K]                                 # the ones row's weight
+            self.grads["b"] = dW2[:, K]  # the ones row's weight
         if not need_dX:  # the first layer while training: nobody needs dX
             return None
-        dcols = W2.T @ dY2                                              # (C*kh*kw, OH*OW*N)
+        dcols = W2.T @ dY2  # (C*kh*kw, OH*OW*N)
         return self.backend.col2im(dcols, X_shape, *self._geometry())
 
     # ---- description --------------------------------------------------------------------
 
     def config(self) -> dict:
-        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
-                "kernel_size": plain_pair(self.kernel_size), "stride": plain_pair(self.stride),
-                "padding": plain_pair(self.padding), "dilation": plain_pair(self.dilation),
-                "bias": self.use_bias, "init": initializers.name_of(self.init)}
+        return {
+            "in_channels": self.in_channels,
+            "out_channels": self.out_channels,
+            "kernel_size": plain_pair(self.kernel_size),
+            "stride": plain_pair(self.stride),
+            "padding": plain_pair(self.padding),
+            "dilation": plain_pair(self.dilation),
+            "bias": self.use_bias,
+            "init": initializers.name_of(self.init),
+        }
 
     def output_shape(self, input_shape):
         kernel, stride, padding, dilation = self._geometry()
@@ -222,10 +240,16 @@ class Conv1D(Conv2D):
         return self.xp.reshape(dX, (N, self.in_channels, dX.shape[3]))
 
     def config(self) -> dict:
-        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
-                "kernel_size": self.kernel_size[1], "stride": self.stride[1],
-                "padding": self.padding[1], "dilation": self.dilation[1],
-                "bias": self.use_bias, "init": initializers.name_of(self.init)}
+        return {
+            "in_channels": self.in_channels,
+            "out_channels": self.out_channels,
+            "kernel_size": self.kernel_size[1],
+            "stride": self.stride[1],
+            "padding": self.padding[1],
+            "dilation": self.dilation[1],
+            "bias": self.use_bias,
+            "init": initializers.name_of(self.init),
+        }
 
     def output_shape(self, input_shape):
         _, k = self.kernel_size

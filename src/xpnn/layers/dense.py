@@ -17,15 +17,22 @@ class Dense(Layer):
     Shapes: X (batch, in) -> Y (batch, out); W (in, out); b (out,).
     """
 
-    def __init__(self, in_features: int | None = None, out_features: int | None = None,
-                 init="glorot_uniform", bias: bool = True, bias_init="zeros"):
+    def __init__(
+        self,
+        in_features: int | None = None,
+        out_features: int | None = None,
+        init="glorot_uniform",
+        bias: bool = True,
+        bias_init="zeros",
+    ):
         super().__init__()
         if out_features is None:  # Dense(out_features)
             in_features, out_features = None, in_features
         if out_features is None:
             raise ValueError("Dense: out_features is required, e.g. Dense(128) or Dense(784, 128)")
-        self.in_features = _checks.optional_positive_int(in_features, "in_features", "Dense",
-                                                         "taken from the first input")
+        self.in_features = _checks.optional_positive_int(
+            in_features, "in_features", "Dense", "taken from the first input"
+        )
         self.out_features = _checks.positive_int(out_features, "out_features", "Dense")
         self.use_bias = _checks.boolean(bias, "bias", "Dense")
         self.init = initializers.get(init)
@@ -66,8 +73,12 @@ class Dense(Layer):
         return dY @ self.params["W"].T
 
     def config(self) -> dict:
-        return {"in_features": self.in_features, "out_features": self.out_features,
-                "init": initializers.name_of(self.init), "bias": self.use_bias}
+        return {
+            "in_features": self.in_features,
+            "out_features": self.out_features,
+            "init": initializers.name_of(self.init),
+            "bias": self.use_bias,
+        }
 
     def output_shape(self, input_shape):
         return (*input_shape[:-1], self.out_features)

@@ -46,8 +46,10 @@ class Embedding(Layer):
         self.prepare(X)
         xp = self.xp
         if not xp.isdtype(X.dtype, "integral"):
-            raise TypeError(f"{self._where()}: X must be integer ids in [0, {self.num_embeddings}), "
-                            f"found dtype {dtype_name(X.dtype)}; convert with xp.astype(X, xp.int64)")
+            raise TypeError(
+                f"{self._where()}: X must be integer ids in [0, {self.num_embeddings}), "
+                f"found dtype {dtype_name(X.dtype)}; convert with xp.astype(X, xp.int64)"
+            )
         ids = xp.reshape(X, (-1,))
         if self.check_ids:
             self._check_range(ids, tuple(X.shape), f"{self._where()}: X")
@@ -76,6 +78,7 @@ class Embedding(Layer):
         """Raise an IndexError that names ``what`` and the first id outside the table.
         One host sync (and two more to read the culprit)."""
         xp = self.xp
+        assert self.backend is not None  # bound: forward and check_inputs prepare the layer (and self.xp needs it)
         if ids.shape[0] == 0:
             return
         bad = (ids < 0) | (ids >= self.num_embeddings)
@@ -87,12 +90,12 @@ class Embedding(Layer):
         for size in reversed(shape):  # the flat position as an index of X
             where.append(flat % size)
             flat //= size
-        raise IndexError(f"{what} must hold ids in [0, {self.num_embeddings}){note}, "
-                         f"found {value} at index {tuple(reversed(where))}")
+        raise IndexError(
+            f"{what} must hold ids in [0, {self.num_embeddings}){note}, found {value} at index {tuple(reversed(where))}"
+        )
 
     def config(self) -> dict:
-        return {"num_embeddings": self.num_embeddings, "embedding_dim": self.embedding_dim,
-                "init": self.init_name}
+        return {"num_embeddings": self.num_embeddings, "embedding_dim": self.embedding_dim, "init": self.init_name}
 
     def output_shape(self, input_shape):
         return (*input_shape, self.embedding_dim)

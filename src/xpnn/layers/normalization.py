@@ -53,8 +53,9 @@ class _BatchNorm(Layer):
 
     def _check(self, X) -> None:
         if X.ndim != self.ndim or X.shape[1] != self.num_features:
-            raise ValueError(f"{self._where()}: X has shape {tuple(X.shape)}, "
-                             f"expected {self.expected.format(C=self.num_features)}")
+            raise ValueError(
+                f"{self._where()}: X has shape {tuple(X.shape)}, expected {self.expected.format(C=self.num_features)}"
+            )
 
     def _per_channel(self, v):
         """A (C,) vector shaped to broadcast against X: (1, C) or (1, C, 1, 1)."""
@@ -69,9 +70,11 @@ class _BatchNorm(Layer):
         m = X.shape[0] * (X.shape[2] * X.shape[3] if self.ndim == 4 else 1)  # numbers per channel
         if training:
             if m < 2:
-                raise ValueError(f"{self._where()}: training needs more than one value per channel to take a "
-                                 f"variance, found X of shape {tuple(X.shape)}; in fit, drop_last=True skips a last "
-                                 f"batch of one sample (or choose a batch_size that does not leave one)")
+                raise ValueError(
+                    f"{self._where()}: training needs more than one value per channel to take a "
+                    f"variance, found X of shape {tuple(X.shape)}; in fit, drop_last=True skips a last "
+                    f"batch of one sample (or choose a batch_size that does not leave one)"
+                )
             mean = xp.mean(X, axis=axes, keepdims=True)
             var = xp.mean((X - mean) ** 2, axis=axes, keepdims=True)  # biased: what we normalize with
             self._update_running(xp.reshape(mean, (-1,)), xp.reshape(var, (-1,)) * (m / (m - 1)))
@@ -144,8 +147,9 @@ class LayerNorm(Layer):
         super().__init__()
         if isinstance(normalized_shape, (tuple, list)) and len(normalized_shape) == 1:
             normalized_shape = normalized_shape[0]  # PyTorch style (D,)
-        self.normalized_shape = _checks.positive_int(normalized_shape, "normalized_shape (the size of the last axis)",
-                                                     "LayerNorm")
+        self.normalized_shape = _checks.positive_int(
+            normalized_shape, "normalized_shape (the size of the last axis)", "LayerNorm"
+        )
         self.eps = _checks.positive_number(eps, "eps", "LayerNorm")
 
     def build(self, X=None) -> None:
@@ -175,8 +179,9 @@ class LayerNorm(Layer):
         self.grads["gamma"] = xp.sum(dY * xhat, axis=lead)
         self.grads["beta"] = xp.sum(dY, axis=lead)
         dxhat = dY * self.params["gamma"]
-        return (inv_std / D) * (D * dxhat - xp.sum(dxhat, axis=-1, keepdims=True)
-                                - xhat * xp.sum(dxhat * xhat, axis=-1, keepdims=True))
+        return (inv_std / D) * (
+            D * dxhat - xp.sum(dxhat, axis=-1, keepdims=True) - xhat * xp.sum(dxhat * xhat, axis=-1, keepdims=True)
+        )
 
     def config(self) -> dict:
         return {"normalized_shape": self.normalized_shape, "eps": self.eps}

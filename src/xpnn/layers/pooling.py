@@ -14,7 +14,7 @@ import math
 
 from ..backends import window_output_size
 from .base import Layer, register_layer
-from .conv import as_pair, plain_pair, check_window_fits
+from .conv import as_pair, check_window_fits, plain_pair
 
 
 class _Pool2D(Layer):
@@ -28,8 +28,10 @@ class _Pool2D(Layer):
         self.padding = as_pair(padding, "padding", where, 0)
         if any(2 * p > k for p, k in zip(self.padding, self.kernel_size)):
             # Else a window could lie entirely in the padding (PyTorch refuses this too).
-            raise ValueError(f"{where}: padding must be at most half of kernel_size, found padding "
-                             f"{padding!r} with kernel_size {kernel_size!r}")
+            raise ValueError(
+                f"{where}: padding must be at most half of kernel_size, found padding "
+                f"{padding!r} with kernel_size {kernel_size!r}"
+            )
 
     def _geometry(self):
         return self.kernel_size, self.stride, self.padding, (1, 1)
@@ -43,12 +45,17 @@ class _Pool2D(Layer):
         check_window_fits(where, tuple(X.shape[2:]), self.kernel_size, self.padding, (1, 1), what="pooling window")
 
     def config(self) -> dict:
-        return {"kernel_size": plain_pair(self.kernel_size), "stride": plain_pair(self.stride),
-                "padding": plain_pair(self.padding)}
+        return {
+            "kernel_size": plain_pair(self.kernel_size),
+            "stride": plain_pair(self.stride),
+            "padding": plain_pair(self.padding),
+        }
 
     def output_shape(self, input_shape):
-        sizes = (window_output_size(s, k, st, p) for s, k, st, p in
-                 zip(input_shape[2:], self.kernel_size, self.stride, self.padding))
+        sizes = (
+            window_output_size(s, k, st, p)
+            for s, k, st, p in zip(input_shape[2:], self.kernel_size, self.stride, self.padding)
+        )
         return (*input_shape[:2], *sizes)
 
     def __repr__(self) -> str:
@@ -92,9 +99,9 @@ class MaxPool2D(_Pool2D):
         window's maximum and no earlier offset (row-major) does, so ties go to the first."""
         firsts, taken = [], None
         for piece in pieces:
-            hit = piece == Y                   # True where this offset holds the max
+            hit = piece == Y  # True where this offset holds the max
             if taken is not None:
-                hit = hit & ~taken             # unless an earlier offset tied with it
+                hit = hit & ~taken  # unless an earlier offset tied with it
             taken = hit if taken is None else taken | hit
             firsts.append(hit)
         return firsts
@@ -149,7 +156,9 @@ class GlobalAvgPool2D(Layer):
         """X: (N, C, H, W) -> Y: (N, C)."""
         self.prepare(X)
         if X.ndim != 4:
-            raise ValueError(f"{self._where()}: X has shape {tuple(X.shape)}, expected (batch, channels, height, width)")
+            raise ValueError(
+                f"{self._where()}: X has shape {tuple(X.shape)}, expected (batch, channels, height, width)"
+            )
         if not self.xp.isdtype(X.dtype, "real floating"):
             raise TypeError(f"{self._where()}: X has dtype {X.dtype}, expected a floating-point array")
         self.saved = tuple(X.shape) if training else None  # a shape, no arrays
@@ -159,7 +168,7 @@ class GlobalAvgPool2D(Layer):
         """dY: (N, C) -> dX: (N, C, H, W)."""
         X_shape = self.take_saved()
         N, C, H, W = X_shape
-        share = dY[:, :, None, None] * (1.0 / (H * W))                   # (N, C, 1, 1)
+        share = dY[:, :, None, None] * (1.0 / (H * W))  # (N, C, 1, 1)
         return share * self.xp.ones(X_shape, dtype=dY.dtype, device=self.backend.device)  # broadcast to a real array
 
     def output_shape(self, input_shape):

@@ -65,7 +65,7 @@ class _Recurrent(Layer):
     """
 
     gates = 1
-    forward_inputs = ("h0",)
+    forward_inputs: tuple[str, ...] = ("h0",)
 
     def __init__(self, input_size: int, hidden_size: int, return_sequences: bool = False):
         super().__init__()
@@ -96,7 +96,7 @@ class _Recurrent(Layer):
         given = tuple(initial.get(name) is not None for name in self.forward_inputs)
         A = X @ p["W_ih"].T + p["b_ih"]  # (batch, seq, gates * H): the input part of every step at once
         W_hh_T = p["W_hh"].T
-        hs, caches = [state[0]], []      # hs[t] is the h step t reads; hs[t + 1] the one it makes
+        hs, caches = [state[0]], []  # hs[t] is the h step t reads; hs[t + 1] the one it makes
         for t in range(X.shape[1]):
             S_t = state[0] @ W_hh_T + p["b_hh"]  # the hidden part: (batch, gates * H)
             state, cache = self.step(A[:, t, :], S_t, state)
@@ -132,9 +132,9 @@ class _Recurrent(Layer):
             return xp.reshape(Z, (-1, Z.shape[-1]))
 
         same = all(a is s for a, s in zip(dA, dS))  # SimpleRNN, LSTM: A_t and S_t enter as a sum
-        dA = xp.stack(dA, axis=1)                              # (batch, seq, gates * H)
+        dA = xp.stack(dA, axis=1)  # (batch, seq, gates * H)
         dS = dA if same else xp.stack(dS, axis=1)
-        H_prev = xp.stack(hs[:-1], axis=1)                    # (batch, seq, H): what each step read
+        H_prev = xp.stack(hs[:-1], axis=1)  # (batch, seq, H): what each step read
         self.grads["W_ih"] = rows(dA).T @ rows(X)
         self.grads["W_hh"] = rows(dS).T @ rows(H_prev)
         self.grads["b_ih"] = xp.sum(rows(dA), axis=0)
@@ -158,11 +158,15 @@ class _Recurrent(Layer):
     def _check_input(self, X) -> None:
         xp = self.xp
         if not xp.isdtype(X.dtype, "real floating"):
-            raise TypeError(f"{self._where()}: X has dtype {str(X.dtype).rsplit('.', 1)[-1]}, expected a "
-                            f"floating-point array (put an Embedding before it for token ids)")
+            raise TypeError(
+                f"{self._where()}: X has dtype {str(X.dtype).rsplit('.', 1)[-1]}, expected a "
+                f"floating-point array (put an Embedding before it for token ids)"
+            )
         if X.ndim != 3 or X.shape[2] != self.input_size or X.shape[1] == 0:
-            raise ValueError(f"{self._where()}: X has shape {tuple(X.shape)}, expected (batch, seq, "
-                             f"input_size={self.input_size}) with seq >= 1")
+            raise ValueError(
+                f"{self._where()}: X has shape {tuple(X.shape)}, expected (batch, seq, "
+                f"input_size={self.input_size}) with seq >= 1"
+            )
 
     def _initial_state(self, name, value, X):
         """The initial state ``name`` (batch, H) in X's dtype: ``value``, or zeros if None."""
@@ -171,16 +175,21 @@ class _Recurrent(Layer):
             return xp.zeros((B, H), dtype=X.dtype, device=self.backend.device)
         self.backend.check(value, name, self._where())
         if not xp.isdtype(value.dtype, "real floating") or tuple(value.shape) != (B, H):
-            raise ValueError(f"{self._where()}: {name} must be a floating-point array of shape (batch, hidden_size) "
-                             f"= {(B, H)}; found dtype {str(value.dtype).rsplit('.', 1)[-1]} and shape "
-                             f"{tuple(value.shape)}")
+            raise ValueError(
+                f"{self._where()}: {name} must be a floating-point array of shape (batch, hidden_size) "
+                f"= {(B, H)}; found dtype {str(value.dtype).rsplit('.', 1)[-1]} and shape "
+                f"{tuple(value.shape)}"
+            )
         return value if value.dtype == X.dtype else xp.astype(value, X.dtype)
 
     # ---- description --------------------------------------------------------------------
 
     def config(self) -> dict:
-        return {"input_size": self.input_size, "hidden_size": self.hidden_size,
-                "return_sequences": self.return_sequences}
+        return {
+            "input_size": self.input_size,
+            "hidden_size": self.hidden_size,
+            "return_sequences": self.return_sequences,
+        }
 
     def output_shape(self, input_shape):
         if self.return_sequences:
@@ -191,7 +200,6 @@ class _Recurrent(Layer):
         extra = {k: v for k, v in self.config().items() if k not in ("input_size", "hidden_size")}
         shown = "".join(f", {k}={v!r}" for k, v in extra.items() if v != _DEFAULTS.get(k))
         return f"{type(self).__name__}({self.input_size}, {self.hidden_size}{shown})"
-
 
 
 @register_layer
@@ -214,8 +222,7 @@ class SimpleRNN(_Recurrent):
     gates = 1
     forward_inputs = ("h0",)
 
-    def __init__(self, input_size: int, hidden_size: int, nonlinearity: str = "tanh",
-                 return_sequences: bool = False):
+    def __init__(self, input_size: int, hidden_size: int, nonlinearity: str = "tanh", return_sequences: bool = False):
         super().__init__(input_size, hidden_size, return_sequences)
         if not isinstance(nonlinearity, str) or nonlinearity not in NONLINEARITIES:
             raise ValueError(f"SimpleRNN: nonlinearity must be one of {NONLINEARITIES}, found {nonlinearity!r}")
@@ -244,8 +251,12 @@ class SimpleRNN(_Recurrent):
         return da, da, (None,)
 
     def config(self) -> dict:
-        return {"input_size": self.input_size, "hidden_size": self.hidden_size,
-                "nonlinearity": self.nonlinearity, "return_sequences": self.return_sequences}
+        return {
+            "input_size": self.input_size,
+            "hidden_size": self.hidden_size,
+            "nonlinearity": self.nonlinearity,
+            "return_sequences": self.return_sequences,
+        }
 
 
 @register_layer
@@ -277,8 +288,8 @@ class LSTM(_Recurrent):
         _, c = state
         a = A_t + S_t
         sig = sigmoid(xp, a)  # one call for all gates (g's part unused): fewer, larger operations
-        i, f, o = sig[:, :H], sig[:, H:2 * H], sig[:, 3 * H:]
-        g = xp.tanh(a[:, 2 * H:3 * H])
+        i, f, o = sig[:, :H], sig[:, H : 2 * H], sig[:, 3 * H :]
+        g = xp.tanh(a[:, 2 * H : 3 * H])
         c_new = f * c + i * g
         tanh_c = xp.tanh(c_new)
         h_new = o * tanh_c
@@ -324,10 +335,10 @@ class GRU(_Recurrent):
     def step(self, A_t, S_t, state):
         xp, H = self.xp, self.hidden_size
         (h,) = state
-        rz = sigmoid(xp, A_t[:, :2 * H] + S_t[:, :2 * H])  # r and z in one call
+        rz = sigmoid(xp, A_t[:, : 2 * H] + S_t[:, : 2 * H])  # r and z in one call
         r, z = rz[:, :H], rz[:, H:]
-        S_n = S_t[:, 2 * H:]  # apart from A_t's n part: r multiplies this one only
-        n = xp.tanh(A_t[:, 2 * H:] + r * S_n)
+        S_n = S_t[:, 2 * H :]  # apart from A_t's n part: r multiplies this one only
+        n = xp.tanh(A_t[:, 2 * H :] + r * S_n)
         h_new = (1.0 - z) * n + z * h
         return (h_new,), (h, r, z, n, S_n)
 

@@ -45,8 +45,10 @@ class Residual(Container):
         """X: (batch, ...) -> X + f(X)."""
         FX = self.run(X, training, inputs)
         if tuple(FX.shape) != tuple(X.shape):
-            raise ValueError(f"{self._where()}: the inner layers map shape {tuple(X.shape)} to {tuple(FX.shape)}; "
-                             f"a residual connection needs them to keep the shape")
+            raise ValueError(
+                f"{self._where()}: the inner layers map shape {tuple(X.shape)} to {tuple(FX.shape)}; "
+                f"a residual connection needs them to keep the shape"
+            )
         return X + FX
 
     def backward(self, dY, need_dX=True):
@@ -78,7 +80,9 @@ class TimeDistributed(Container):
     def forward(self, X, training=False):
         """X: (batch, seq, ...) -> Y: (batch, seq, ...out)."""
         if X.ndim < 3:
-            raise ValueError(f"TimeDistributed.forward: X has shape {tuple(X.shape)}, expected (batch, seq, features...)")
+            raise ValueError(
+                f"TimeDistributed.forward: X has shape {tuple(X.shape)}, expected (batch, seq, features...)"
+            )
         self.prepare(X)
         B, T = X.shape[0], X.shape[1]
         Y = self.run(self.xp.reshape(X, (B * T, *X.shape[2:])), training, {})
@@ -129,10 +133,12 @@ class TransformerEncoderBlock(Container):
         ff_dim = _checks.positive_int(ff_dim, "ff_dim", "TransformerEncoderBlock")
         attention = MultiHeadSelfAttention(embed_dim, num_heads, causal=causal, dropout=dropout)
         feed_forward = TimeDistributed(Dense(embed_dim, ff_dim), GELU(), Dense(ff_dim, embed_dim))
-        super().__init__([
-            Residual(LayerNorm(embed_dim), attention),
-            Residual(LayerNorm(embed_dim), feed_forward, Dropout(dropout)),
-        ])
+        super().__init__(
+            [
+                Residual(LayerNorm(embed_dim), attention),
+                Residual(LayerNorm(embed_dim), feed_forward, Dropout(dropout)),
+            ]
+        )
         self.embed_dim, self.num_heads, self.ff_dim = embed_dim, num_heads, ff_dim
         self.dropout, self.causal = float(dropout), causal
 
@@ -143,8 +149,13 @@ class TransformerEncoderBlock(Container):
         return self.run(X, training, inputs)
 
     def config(self) -> dict:
-        return {"embed_dim": self.embed_dim, "num_heads": self.num_heads, "ff_dim": self.ff_dim,
-                "dropout": self.dropout, "causal": self.causal}
+        return {
+            "embed_dim": self.embed_dim,
+            "num_heads": self.num_heads,
+            "ff_dim": self.ff_dim,
+            "dropout": self.dropout,
+            "causal": self.causal,
+        }
 
     def output_shape(self, input_shape):
         return tuple(input_shape)

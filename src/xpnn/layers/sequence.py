@@ -38,12 +38,15 @@ class SequencePool(Layer):
         """X: (batch, seq, E) -> Y: (batch, E)."""
         self.prepare(X)
         if X.ndim != 3 or X.shape[1] == 0:
-            raise ValueError(f"{self._where()}: X has shape {tuple(X.shape)}, expected (batch, seq, features) "
-                             f"with seq >= 1")
+            raise ValueError(
+                f"{self._where()}: X has shape {tuple(X.shape)}, expected (batch, seq, features) with seq >= 1"
+            )
         xp = self.xp
         if not xp.isdtype(X.dtype, "real floating"):
-            raise TypeError(f"{self._where()}: X has dtype {str(X.dtype).rsplit('.', 1)[-1]}, "
-                            f"expected a floating-point array (put an Embedding before it for token ids)")
+            raise TypeError(
+                f"{self._where()}: X has dtype {str(X.dtype).rsplit('.', 1)[-1]}, "
+                f"expected a floating-point array (put an Embedding before it for token ids)"
+            )
         T = X.shape[1]
         self.saved = (T, None) if training else None
         if self.mode == "mean":
@@ -53,7 +56,7 @@ class SequencePool(Layer):
         if self.mode == "last":
             return X[:, -1, :]
         if training:  # max: remember which position won for each (sample, feature); argmax picks the first
-            self.saved = (T, xp.argmax(X, axis=1))                          # (batch, E)
+            self.saved = (T, xp.argmax(X, axis=1))  # (batch, E)
         return xp.max(X, axis=1)
 
     def backward(self, dY, need_dX=True):
@@ -64,11 +67,11 @@ class SequencePool(Layer):
             # every position contributed 1/T of Y: broadcast to a real (batch, seq, E) array
             ones = xp.ones((1, T, 1), dtype=dY.dtype, device=self.backend.device)
             return (dY * (1.0 / T))[:, None, :] * ones
-        pos = xp.arange(T, device=self.backend.device)[None, :, None]       # (1, seq, 1)
+        pos = xp.arange(T, device=self.backend.device)[None, :, None]  # (1, seq, 1)
         if self.mode == "max":
-            chosen = pos == winner[:, None, :]                               # (batch, seq, E)
+            chosen = pos == winner[:, None, :]  # (batch, seq, E)
         else:
-            chosen = pos == (0 if self.mode == "first" else T - 1)           # (1, seq, 1)
+            chosen = pos == (0 if self.mode == "first" else T - 1)  # (1, seq, 1)
         # where() of a bool mask: exact zeros elsewhere, and dY's dtype kept
         return xp.where(chosen, dY[:, None, :], xp.zeros((), dtype=dY.dtype, device=self.backend.device))
 

@@ -30,8 +30,10 @@ _TUNE_HELP = 'needs Optuna: pip install "xpnn[tune]" (or pip install "optuna>=3"
 def _space(param_distributions, where) -> dict:
     """{name: Distribution} from a dict of distributions or lists of values."""
     if not isinstance(param_distributions, dict):
-        raise TypeError(f"{where}: param_distributions must be a dict {{name: distribution}}, "
-                        f"found {type(param_distributions).__name__}")
+        raise TypeError(
+            f"{where}: param_distributions must be a dict {{name: distribution}}, "
+            f"found {type(param_distributions).__name__}"
+        )
     if not param_distributions:
         raise ValueError(f"{where}: param_distributions is empty; give at least one parameter to search")
     space = {}
@@ -44,12 +46,15 @@ def _space(param_distributions, where) -> dict:
             try:
                 space[name] = Choice(spec)
             except ValueError:
-                raise ValueError(f"{where}: param_distributions[{name!r}] is an empty list; give at least "
-                                 f"one value") from None
+                raise ValueError(
+                    f"{where}: param_distributions[{name!r}] is an empty list; give at least one value"
+                ) from None
         else:
-            raise TypeError(f"{where}: param_distributions[{name!r}] must be Choice, Uniform, LogUniform, "
-                            f"IntUniform or a list of values, found {type(spec).__name__} {spec!r} "
-                            f"(for a fixed value use a list: [{spec!r}])")
+            raise TypeError(
+                f"{where}: param_distributions[{name!r}] must be Choice, Uniform, LogUniform, "
+                f"IntUniform or a list of values, found {type(spec).__name__} {spec!r} "
+                f"(for a fixed value use a list: [{spec!r}])"
+            )
     return space
 
 
@@ -73,13 +78,17 @@ def _grid(param_grid, where) -> list:
             if isinstance(values, Choice):
                 values = values.options
             elif isinstance(values, Distribution):
-                raise TypeError(f"{where}: {label}[{name!r}] is {values!r}, a range a grid cannot enumerate; "
-                                f"give a list of values, or use RandomSearch or BayesSearch")
+                raise TypeError(
+                    f"{where}: {label}[{name!r}] is {values!r}, a range a grid cannot enumerate; "
+                    f"give a list of values, or use RandomSearch or BayesSearch"
+                )
             elif isinstance(values, np.ndarray) and values.ndim == 1:
                 values = values.tolist()
             elif not isinstance(values, (list, tuple, range)):
-                raise TypeError(f"{where}: {label}[{name!r}] must be a list of values, found "
-                                f"{type(values).__name__} {values!r} (for a fixed value use [{values!r}])")
+                raise TypeError(
+                    f"{where}: {label}[{name!r}] must be a list of values, found "
+                    f"{type(values).__name__} {values!r} (for a fixed value use [{values!r}])"
+                )
             if len(values) == 0:
                 raise ValueError(f"{where}: {label}[{name!r}] is an empty list; give at least one value")
             names.append(name)
@@ -123,7 +132,7 @@ class _Search:
 
     @property
     def mode(self) -> str:
-        """"max" if a larger score is better, "min" if a smaller one is."""
+        """ "max" if a larger score is better, "min" if a smaller one is."""
         return self._scorer.mode
 
     def _where(self, method):
@@ -137,13 +146,27 @@ class _Search:
     def _evaluate(self, params, X, y, watch_first_fold=None, build_fn=None) -> dict:
         """Cross-validate one candidate: its results_ entry. (``build_fn`` stands in for
         self.build_fn: EvolutionSearch wraps it to see the models it builds.)"""
-        runs = run_folds(build_fn or self.build_fn, params, X, y, self._folds, self.fit_kwargs, [self._scorer],
-                         self._where("fit"), watch_first_fold)
+        runs = run_folds(
+            build_fn or self.build_fn,
+            params,
+            X,
+            y,
+            self._folds,
+            self.fit_kwargs,
+            [self._scorer],
+            self._where("fit"),
+            watch_first_fold,
+        )
         scores = runs[f"test_{self._scorer.name}"]
         mean = sum(scores) / len(scores)
         std = math.sqrt(sum((s - mean) ** 2 for s in scores) / len(scores))  # population std, as sklearn
-        return {"params": dict(params), "mean_score": mean, "std_score": std, "scores": scores,
-                "fit_time": sum(runs["fit_time"])}
+        return {
+            "params": dict(params),
+            "mean_score": mean,
+            "std_score": std,
+            "scores": scores,
+            "fit_time": sum(runs["fit_time"]),
+        }
 
     def fit(self, X, y):
         """Score each of ``self.candidates`` on the folds, then refit the best on all of
@@ -157,17 +180,23 @@ class _Search:
 
     def _report(self, i, total, result):
         if self.verbose:
-            score = "pruned" if result.get("pruned") else \
-                f"{self._scorer.name} {result['mean_score']:.4f} +/- {result['std_score']:.4f}"
-            print(f"[{type(self).__name__} {i + 1}/{total}] {result['params']}: {score} "
-                  f"({result['fit_time']:.2f}s)", flush=True)
+            score = (
+                "pruned"
+                if result.get("pruned")
+                else f"{self._scorer.name} {result['mean_score']:.4f} +/- {result['std_score']:.4f}"
+            )
+            print(
+                f"[{type(self).__name__} {i + 1}/{total}] {result['params']}: {score} ({result['fit_time']:.2f}s)",
+                flush=True,
+            )
 
     def _best_index(self):
         """The index in results_ of the best finite score (the earliest on ties), or None."""
         best = None
         for i, r in enumerate(self.results_):
-            if _finite(r["mean_score"]) and (best is None or self._scorer.better(r["mean_score"],
-                                                                                 self.results_[best]["mean_score"])):
+            if _finite(r["mean_score"]) and (
+                best is None or self._scorer.better(r["mean_score"], self.results_[best]["mean_score"])
+            ):
                 best = i
         return best
 
@@ -175,9 +204,11 @@ class _Search:
         """Pick the best trial (``_best_index``) and refit it on all the data."""
         best = self._best_index()
         if best is None:
-            raise RuntimeError(f"{self._where('fit')}: no trial finished with a finite score "
-                               f"({len(self.results_)} trials: all pruned or diverged); check the data, "
-                               f"the learning rates and the number of epochs")
+            raise RuntimeError(
+                f"{self._where('fit')}: no trial finished with a finite score "
+                f"({len(self.results_)} trials: all pruned or diverged); check the data, "
+                f"the learning rates and the number of epochs"
+            )
         self.best_index_ = best
         self.best_params_ = dict(self.results_[best]["params"])
         self.best_score_ = self.results_[best]["mean_score"]
@@ -189,8 +220,9 @@ class _Search:
     def _sorted(self) -> list:
         """results_ best first; unscored (pruned, NaN) trials last, in trial order."""
         sign = -1.0 if self.mode == "max" else 1.0
-        return sorted(self.results_, key=lambda r: (0, sign * r["mean_score"]) if _finite(r["mean_score"])
-                      else (1, 0.0))
+        return sorted(
+            self.results_, key=lambda r: (0, sign * r["mean_score"]) if _finite(r["mean_score"]) else (1, 0.0)
+        )
 
     def to_markdown(self) -> str:
         """A Markdown table of the trials, best score first."""
@@ -202,9 +234,14 @@ class _Search:
         with_trial = any("number" in r for r in self.results_)
         extra = self._extra_columns()
         direction = "higher" if self.mode == "max" else "lower"
-        head = (["trial"] if with_trial else []) + ["rank", *names,
-                                                    f"mean {self._scorer.name} ({direction} is better)",
-                                                    "std", *extra, "fit time (s)"]
+        head = (["trial"] if with_trial else []) + [
+            "rank",
+            *names,
+            f"mean {self._scorer.name} ({direction} is better)",
+            "std",
+            *extra,
+            "fit time (s)",
+        ]
         lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
         rank = 0
         for r in self._sorted():
@@ -259,11 +296,21 @@ class RandomSearch(_Search):
             and the space holds at most n_iter combinations, each is tried once instead
             (in a seeded random order), so fewer than n_iter trials run.
         seed: seeds the draws: the same seed gives the same candidates.
-        The other arguments are as in GridSearch.
+
+    The other arguments are as in GridSearch.
     """
 
-    def __init__(self, build_fn, param_distributions, n_iter: int = 10, cv=3, seed: int = 0, fit_kwargs=None,
-                 scoring="accuracy", verbose: int = 0):
+    def __init__(
+        self,
+        build_fn,
+        param_distributions,
+        n_iter: int = 10,
+        cv=3,
+        seed: int = 0,
+        fit_kwargs=None,
+        scoring="accuracy",
+        verbose: int = 0,
+    ):
         where = type(self).__name__
         super().__init__(build_fn, cv, fit_kwargs, scoring, verbose)
         self.param_distributions = param_distributions
@@ -276,8 +323,10 @@ class RandomSearch(_Search):
         rng = np.random.default_rng(self.seed)
         sizes = [d.size() for d in self._dists.values()]
         if all(s is not None for s in sizes) and math.prod(sizes) <= self.n_iter:
-            grid = [dict(zip(self._dists, combo))
-                    for combo in itertools.product(*(d.values() for d in self._dists.values()))]
+            grid = [
+                dict(zip(self._dists, combo))
+                for combo in itertools.product(*(d.values() for d in self._dists.values()))
+            ]
             return [grid[i] for i in rng.permutation(len(grid))]
         candidates, seen = [], set()
         for _ in range(100 * self.n_iter):  # a bound, though a space above n_iter never runs dry
@@ -322,7 +371,6 @@ class _Pruning(Callback):
             raise self.optuna.TrialPruned(f"pruned after epoch {self.pruned_at + 1}")
 
 
-
 class _OptunaSearch(_Search):
     """What BayesSearch and EvolutionSearch share: an Optuna study (in memory or in a
     storage), trials proposed by a sampler, each cross-validated on the same folds.
@@ -332,10 +380,11 @@ class _OptunaSearch(_Search):
     """
 
     # what a finished trial keeps in its user attributes besides fit_time
-    _RESULT_KEYS = ("mean_score", "std_score", "scores")
+    _RESULT_KEYS: tuple[str, ...] = ("mean_score", "std_score", "scores")
 
-    def __init__(self, build_fn, param_distributions, n_iter, cv, seed, fit_kwargs, scoring, storage, study_name,
-                 verbose):
+    def __init__(
+        self, build_fn, param_distributions, n_iter, cv, seed, fit_kwargs, scoring, storage, study_name, verbose
+    ):
         where = type(self).__name__
         self._optuna = _import_optuna(where)
         super().__init__(build_fn, cv, fit_kwargs, scoring, verbose)
@@ -343,10 +392,15 @@ class _OptunaSearch(_Search):
         self._dists = _space(param_distributions, where)
         self.n_iter = positive_int(n_iter, "n_iter", where)
         self.seed = non_negative_int(seed, "seed", where)
-        if storage is not None and not isinstance(storage, str) and \
-                not isinstance(storage, self._optuna.storages.BaseStorage):
-            raise TypeError(f"{where}: storage must be None, an Optuna storage URL such as "
-                            f"'sqlite:///study.db' or an optuna storage, found {storage!r}")
+        if (
+            storage is not None
+            and not isinstance(storage, str)
+            and not isinstance(storage, self._optuna.storages.BaseStorage)
+        ):
+            raise TypeError(
+                f"{where}: storage must be None, an Optuna storage URL such as "
+                f"'sqlite:///study.db' or an optuna storage, found {storage!r}"
+            )
         if study_name is not None and not isinstance(study_name, str):
             raise TypeError(f"{where}: study_name must be a string, found {study_name!r}")
         self.storage = storage
@@ -384,9 +438,14 @@ class _OptunaSearch(_Search):
         verbosity = optuna.logging.get_verbosity()
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # it logs every trial; verbose=1 prints ours
         try:
-            study = optuna.create_study(storage=self.storage, study_name=self.study_name, directions=directions,
-                                        sampler=self._sampler(self.seed), pruner=self._pruner(),
-                                        load_if_exists=True)
+            study = optuna.create_study(
+                storage=self.storage,
+                study_name=self.study_name,
+                directions=directions,
+                sampler=self._sampler(self.seed),
+                pruner=self._pruner(),
+                load_if_exists=True,
+            )
             self._check_directions(study, directions, where)
             already = len(study.trials)
             if already:  # a continued study must not propose its first candidates again
@@ -417,18 +476,27 @@ class _OptunaSearch(_Search):
         if found == directions:
             return
         if len(found) == len(directions) == 1:
-            raise ValueError(f"{where}: study {self.study_name!r} in {self.storage!r} is set to {found[0]}, but "
-                             f"scoring={self.scoring!r} must be {directions[0]}d; use another study_name")
-        raise ValueError(f"{where}: study {self.study_name!r} in {self.storage!r} has the directions {found}, but "
-                         f"this search needs {directions}; use another study_name")
+            raise ValueError(
+                f"{where}: study {self.study_name!r} in {self.storage!r} is set to {found[0]}, but "
+                f"scoring={self.scoring!r} must be {directions[0]}d; use another study_name"
+            )
+        raise ValueError(
+            f"{where}: study {self.study_name!r} in {self.storage!r} has the directions {found}, but "
+            f"this search needs {directions}; use another study_name"
+        )
 
     def _result(self, trial):
         """The results_ entry of a finished trial, None for a running or failed one."""
         state = self._optuna.trial.TrialState
         attrs = trial.user_attrs
         if trial.state == state.PRUNED:
-            score = {"mean_score": None, "std_score": None, "scores": [], "pruned": True,
-                     "pruned_at_epoch": attrs.get("pruned_at_epoch", trial.last_step or 0)}
+            score = {
+                "mean_score": None,
+                "std_score": None,
+                "scores": [],
+                "pruned": True,
+                "pruned_at_epoch": attrs.get("pruned_at_epoch", trial.last_step or 0),
+            }
         elif "mean_score" in attrs and trial.state in (state.COMPLETE, state.FAIL):  # FAIL: a NaN score
             score = {k: attrs[k] for k in self._RESULT_KEYS if k in attrs}
             score["pruned"] = False
@@ -436,9 +504,11 @@ class _OptunaSearch(_Search):
             return None
         missing = [name for name in self._dists if name not in trial.params]
         if missing:
-            raise ValueError(f"{self._where('fit')}: trial {trial.number} of study {self.study_name!r} has no "
-                             f"value for {missing}: the study was made with other param_distributions "
-                             f"({sorted(trial.params)}); use another study_name")
+            raise ValueError(
+                f"{self._where('fit')}: trial {trial.number} of study {self.study_name!r} has no "
+                f"value for {missing}: the study was made with other param_distributions "
+                f"({sorted(trial.params)}); use another study_name"
+            )
         params = {name: d.decode(trial.params[name]) for name, d in self._dists.items()}
         return {"number": trial.number, "params": params, **score, "fit_time": attrs.get("fit_time", 0.0)}
 
@@ -473,13 +543,27 @@ class BayesSearch(_OptunaSearch):
     finished trial of the study, including those run by other processes.
     """
 
-    def __init__(self, build_fn, param_distributions, n_iter: int = 10, cv=3, seed: int = 0, fit_kwargs=None,
-                 scoring="accuracy", storage=None, study_name=None, pruning=True, verbose: int = 0):
-        super().__init__(build_fn, param_distributions, n_iter, cv, seed, fit_kwargs, scoring, storage, study_name,
-                         verbose)
+    def __init__(
+        self,
+        build_fn,
+        param_distributions,
+        n_iter: int = 10,
+        cv=3,
+        seed: int = 0,
+        fit_kwargs=None,
+        scoring="accuracy",
+        storage=None,
+        study_name=None,
+        pruning=True,
+        verbose: int = 0,
+    ):
+        super().__init__(
+            build_fn, param_distributions, n_iter, cv, seed, fit_kwargs, scoring, storage, study_name, verbose
+        )
         if not isinstance(pruning, bool) and not isinstance(pruning, self._optuna.pruners.BasePruner):
-            raise TypeError(f"{type(self).__name__}: pruning must be True, False or an optuna pruner, "
-                            f"found {pruning!r}")
+            raise TypeError(
+                f"{type(self).__name__}: pruning must be True, False or an optuna pruner, found {pruning!r}"
+            )
         self.pruning = pruning
 
     def _sampler(self, seed):
@@ -497,6 +581,7 @@ class BayesSearch(_OptunaSearch):
 
         def watch(X_test, y_test):
             return _Pruning(self._optuna, trial, self._scorer, X_test, y_test, where)
+
         return watch
 
 
@@ -542,7 +627,8 @@ class EvolutionSearch(_OptunaSearch):
             n_iter // 4, between 4 and 50 (Optuna's default of 50 would leave a budget of
             20 trials all random).
         storage, study_name: as in BayesSearch.
-        The other arguments are as in GridSearch.
+
+    The other arguments are as in GridSearch.
 
     After fit, besides the shared attributes: ``study_`` (the Optuna study), in each
     results_ entry "number" (the trial in the study) and "n_params" (the model's trained
@@ -553,33 +639,55 @@ class EvolutionSearch(_OptunaSearch):
 
     _RESULT_KEYS = ("mean_score", "std_score", "scores", "n_params")
 
-    def __init__(self, build_fn, param_distributions, n_iter: int = 20, cv=3, seed: int = 0, fit_kwargs=None,
-                 scoring="accuracy", objectives=("score",), population_size=None, storage=None, study_name=None,
-                 verbose: int = 0):
+    def __init__(
+        self,
+        build_fn,
+        param_distributions,
+        n_iter: int = 20,
+        cv=3,
+        seed: int = 0,
+        fit_kwargs=None,
+        scoring="accuracy",
+        objectives=("score",),
+        population_size=None,
+        storage=None,
+        study_name=None,
+        verbose: int = 0,
+    ):
         where = type(self).__name__
-        super().__init__(build_fn, param_distributions, n_iter, cv, seed, fit_kwargs, scoring, storage, study_name,
-                         verbose)
+        super().__init__(
+            build_fn, param_distributions, n_iter, cv, seed, fit_kwargs, scoring, storage, study_name, verbose
+        )
         given = (objectives,) if isinstance(objectives, str) else objectives
         if not isinstance(given, (tuple, list)) or tuple(given) not in _OBJECTIVES:
-            raise ValueError(f"{where}: objectives must be ('score',) (CMA-ES) or ('score', 'n_params') "
-                             f"(NSGA-II: score against model size), found {objectives!r}")
+            raise ValueError(
+                f"{where}: objectives must be ('score',) (CMA-ES) or ('score', 'n_params') "
+                f"(NSGA-II: score against model size), found {objectives!r}"
+            )
         self.objectives = tuple(given)
         # below 4, CMA-ES's covariance update has a zero learning rate (and divides by it)
-        self.population_size = None if population_size is None else \
-            integer(population_size, "population_size", where, 4)
+        self.population_size = (
+            None if population_size is None else integer(population_size, "population_size", where, 4)
+        )
         if self.multi_objective:
             return
         numeric = [name for name, d in self._dists.items() if not isinstance(d, Choice)]
         if not numeric:
-            warnings.warn(f"{where}: every parameter is a Choice, which CMA-ES cannot model: the search is "
-                          f"Optuna's TPE alone (as BayesSearch); give ranges (Uniform, LogUniform, IntUniform) "
-                          f"for CMA-ES to work on", UserWarning, stacklevel=2)
+            warnings.warn(
+                f"{where}: every parameter is a Choice, which CMA-ES cannot model: the search is "
+                f"Optuna's TPE alone (as BayesSearch); give ranges (Uniform, LogUniform, IntUniform) "
+                f"for CMA-ES to work on",
+                UserWarning,
+                stacklevel=2,
+            )
         else:
             try:
                 import cmaes  # noqa: F401  Optuna's CmaEsSampler imports it only when it first samples
             except ImportError:
-                raise ImportError(f'{where} needs the cmaes package for CMA-ES: pip install "xpnn[tune]" (or pip '
-                                  f'install cmaes); objectives=("score", "n_params") (NSGA-II) does not') from None
+                raise ImportError(
+                    f'{where} needs the cmaes package for CMA-ES: pip install "xpnn[tune]" (or pip '
+                    f'install cmaes); objectives=("score", "n_params") (NSGA-II) does not'
+                ) from None
 
     @property
     def multi_objective(self) -> bool:
@@ -592,9 +700,12 @@ class EvolutionSearch(_OptunaSearch):
             return samplers.NSGAIISampler(population_size=size, seed=seed)
         # Choice parameters fall to the independent sampler: TPE, so that they still learn
         # from the scores (Optuna's default there is random sampling)
-        return samplers.CmaEsSampler(seed=seed, popsize=self.population_size,
-                                     independent_sampler=samplers.TPESampler(seed=seed),
-                                     warn_independent_sampling=False)
+        return samplers.CmaEsSampler(
+            seed=seed,
+            popsize=self.population_size,
+            independent_sampler=samplers.TPESampler(seed=seed),
+            warn_independent_sampling=False,
+        )
 
     def _directions(self) -> list:
         return super()._directions() + (["minimize"] if self.multi_objective else [])
@@ -618,8 +729,10 @@ class EvolutionSearch(_OptunaSearch):
         # layers are built), gives the size
         count = getattr(built[0], "count_params", None)
         if not callable(count):
-            raise TypeError(f"{self._where('fit')}: build_fn must return a model with count_params() (a "
-                            f"Sequential), found {type(built[0]).__name__}")
+            raise TypeError(
+                f"{self._where('fit')}: build_fn must return a model with count_params() (a "
+                f"Sequential), found {type(built[0]).__name__}"
+            )
         result["n_params"] = int(count())
         return result
 
@@ -628,8 +741,11 @@ class EvolutionSearch(_OptunaSearch):
         score first (then fewest parameters); of trials tied on both, the earliest."""
         sign = 1.0 if self.mode == "max" else -1.0
         # both "larger is better": the score's sign, and minus the size
-        key = {i: (sign * r["mean_score"], -r["n_params"]) for i, r in enumerate(self.results_)
-               if _finite(r["mean_score"]) and "n_params" in r}
+        key = {
+            i: (sign * r["mean_score"], -r["n_params"])
+            for i, r in enumerate(self.results_)
+            if _finite(r["mean_score"]) and "n_params" in r
+        }
         front, taken = [], set()
         for i, a in key.items():
             dominated = any(b[0] >= a[0] and b[1] >= a[1] and b != a for b in key.values())
@@ -647,8 +763,10 @@ class EvolutionSearch(_OptunaSearch):
     def _finish(self, X, y):
         super()._finish(X, y)
         front = self._pareto() if self.multi_objective else [self.best_index_]
-        self.pareto_front_ = [(dict(self.results_[i]["params"]), self.results_[i]["mean_score"],
-                               self.results_[i]["n_params"]) for i in front]
+        self.pareto_front_ = [
+            (dict(self.results_[i]["params"]), self.results_[i]["mean_score"], self.results_[i]["n_params"])
+            for i in front
+        ]
         return self
 
     def _extra_columns(self) -> dict:

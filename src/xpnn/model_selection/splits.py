@@ -27,8 +27,7 @@ def _num_samples(a, argname, where) -> int:
         return len(a)
     shape = getattr(a, "shape", None)
     if shape is None:
-        raise TypeError(f"{where}: {argname} must be an array (NumPy or an xpnn backend's), "
-                        f"found {type(a).__name__}")
+        raise TypeError(f"{where}: {argname} must be an array (NumPy or an xpnn backend's), found {type(a).__name__}")
     if len(shape) == 0:
         raise ValueError(f"{where}: {argname} must have one entry per sample (axis 0), found a 0-d array")
     return int(shape[0])
@@ -102,8 +101,10 @@ class KFold:
 
     def _check_enough(self, n, where):
         if self.n_splits > n:
-            raise ValueError(f"{where}: n_splits={self.n_splits} is more than the {n} samples in X; "
-                             f"every fold needs at least one sample")
+            raise ValueError(
+                f"{where}: n_splits={self.n_splits} is more than the {n} samples in X; "
+                f"every fold needs at least one sample"
+            )
 
     def _test_folds(self, n, y_host):
         """(n,) int: the fold in which each sample is tested."""
@@ -140,8 +141,9 @@ class StratifiedKFold(KFold):
         """
         where = f"{type(self).__name__}.split"
         if y is None:
-            raise ValueError(f"{where}: y (the class labels) is required to stratify; use KFold to split "
-                             f"without labels")
+            raise ValueError(
+                f"{where}: y (the class labels) is required to stratify; use KFold to split without labels"
+            )
         n = check_data(X, y, where)
         self._check_enough(n, where)
         yield from self._from_test_folds(self._test_folds(n, _labels(_to_host(y), where)))
@@ -155,9 +157,11 @@ class StratifiedKFold(KFold):
         counts = np.bincount(encoded, minlength=len(classes))
         if counts.min() < k:
             c = int(np.argmin(counts))
-            raise ValueError(f"{type(self).__name__}.split: n_splits={k} is more than the {int(counts.min())} "
-                             f"members of class {classes.tolist()[c]!r} in y; every fold needs every class. "
-                             f"Use fewer splits, or KFold to split without stratifying")
+            raise ValueError(
+                f"{type(self).__name__}.split: n_splits={k} is more than the {int(counts.min())} "
+                f"members of class {classes.tolist()[c]!r} in y; every fold needs every class. "
+                f"Use fewer splits, or KFold to split without stratifying"
+            )
         # Deal the sorted labels round-robin over the folds: fold i gets the labels at i, i+k, ...
         # so each fold's count of a class is within one of the others'.
         ordered = np.sort(encoded)
@@ -184,8 +188,9 @@ def _labels(y, where):
 
 
 def _is_class_labels(y_host) -> bool:
-    return (y_host.ndim == 1 or (y_host.ndim == 2 and y_host.shape[1] == 1)) and \
-        (np.issubdtype(y_host.dtype, np.integer) or y_host.dtype == np.bool_)
+    return (y_host.ndim == 1 or (y_host.ndim == 2 and y_host.shape[1] == 1)) and (
+        np.issubdtype(y_host.dtype, np.integer) or y_host.dtype == np.bool_
+    )
 
 
 # ---- cv: a number of folds or a splitter -------------------------------------------------
@@ -195,13 +200,17 @@ def check_cv(cv, where):
     """``cv`` as an int >= 2 or a splitter (anything with ``split(X, y)``), else an error."""
     if is_integer(cv):
         if cv < 2:
-            raise ValueError(f"{where}: cv must be a number of folds >= 2 (one to test, at least one to "
-                             f"train on) or a splitter, found {cv!r}")
+            raise ValueError(
+                f"{where}: cv must be a number of folds >= 2 (one to test, at least one to "
+                f"train on) or a splitter, found {cv!r}"
+            )
         return int(cv)
     if callable(getattr(cv, "split", None)) and not isinstance(cv, (str, bytes)):  # str has split too
         return cv
-    raise TypeError(f"{where}: cv must be a number of folds (an integer >= 2) or a splitter with "
-                    f"split(X, y) such as KFold(5), found {cv!r}")
+    raise TypeError(
+        f"{where}: cv must be a number of folds (an integer >= 2) or a splitter with "
+        f"split(X, y) such as KFold(5), found {cv!r}"
+    )
 
 
 def cv_splits(cv, X, y, where):
@@ -215,11 +224,14 @@ def cv_splits(cv, X, y, where):
         try:
             train, test = (np.asarray(a, dtype=np.int64) for a in pair)
         except (TypeError, ValueError):
-            raise TypeError(f"{where}: {cv!r}.split must yield pairs (train_idx, test_idx) of index arrays, "
-                            f"found {pair!r} for fold {i}") from None
+            raise TypeError(
+                f"{where}: {cv!r}.split must yield pairs (train_idx, test_idx) of index arrays, "
+                f"found {pair!r} for fold {i}"
+            ) from None
         if train.size == 0 or test.size == 0:
-            raise ValueError(f"{where}: fold {i} of {cv!r} has an empty "
-                             f"{'training' if train.size == 0 else 'test'} set")
+            raise ValueError(
+                f"{where}: fold {i} of {cv!r} has an empty {'training' if train.size == 0 else 'test'} set"
+            )
         folds.append((train, test))
     if not folds:
         raise ValueError(f"{where}: {cv!r} gave no folds")

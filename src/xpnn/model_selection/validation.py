@@ -74,13 +74,16 @@ def build_model(build_fn, params, where):
     try:
         model = build_fn(**params)
     except TypeError as exc:
-        raise TypeError(f"{where}: build_fn(**{params!r}) failed: {exc}; build_fn must accept every "
-                        f"parameter name searched over") from exc
+        raise TypeError(
+            f"{where}: build_fn(**{params!r}) failed: {exc}; build_fn must accept every parameter name searched over"
+        ) from exc
     if not callable(getattr(model, "fit", None)) or not hasattr(model, "loss"):
         raise TypeError(f"{where}: build_fn must return a model (e.g. a Sequential), found {type(model).__name__}")
     if model.loss is None:
-        raise TypeError(f"{where}: build_fn returned a model that is not compiled; call "
-                        f"model.compile(loss=..., optimizer=...) inside build_fn and return the model")
+        raise TypeError(
+            f"{where}: build_fn returned a model that is not compiled; call "
+            f"model.compile(loss=..., optimizer=...) inside build_fn and return the model"
+        )
     return model
 
 
@@ -89,8 +92,10 @@ def check_fit_kwargs(fit_kwargs, where) -> dict:
     if fit_kwargs is None:
         fit_kwargs = {}
     if not isinstance(fit_kwargs, dict):
-        raise TypeError(f"{where}: fit_kwargs must be a dict of model.fit arguments (e.g. "
-                        f"{{'epochs': 5}}), found {type(fit_kwargs).__name__}")
+        raise TypeError(
+            f"{where}: fit_kwargs must be a dict of model.fit arguments (e.g. "
+            f"{{'epochs': 5}}), found {type(fit_kwargs).__name__}"
+        )
     for key in ("X", "y", "x"):
         if key in fit_kwargs:
             raise ValueError(f"{where}: fit_kwargs must not hold {key!r}: the data come from the folds")
@@ -104,7 +109,7 @@ def run_folds(build_fn, params, X, y, folds, fit_kwargs, scorers, where, watch_f
     ``watch_first_fold(X_test, y_test)``, if given, makes a callback for the first fold's fit;
     its ``after_fit(fit_seconds)`` runs after that fit (BayesSearch's pruning raises there).
     """
-    out = {f"test_{s.name}": [] for s in scorers}
+    out: dict[str, list[float]] = {f"test_{s.name}": [] for s in scorers}
     out["fit_time"], out["score_time"] = [], []
     for i, (train, test) in enumerate(folds):
         model = build_model(build_fn, params, where)

@@ -7,5 +7,14 @@ from .batches import INFERENCE_BATCH, Batch, Batches, batches
 from .compiled import compile_model, metric_values
 from .trainer import EpochTotals, Trainer
 
-__all__ = ["Trainer", "EpochTotals", "Batch", "Batches", "batches", "INFERENCE_BATCH", "compile_model",
-           "metric_values", "inference"]
+__all__ = [
+    "Trainer",
+    "EpochTotals",
+    "Batch",
+    "Batches",
+    "batches",
+    "INFERENCE_BATCH",
+    "compile_model",
+    "metric_values",
+    "inference",
+]

@@ -67,7 +67,8 @@ class Batch:
             index = slice(self.index.start + lo, self.index.start + hi)
         else:
             index = self.index[lo:hi]
-        return Batch(*self.source, size=hi - lo, index=index)
+        X, y, inputs = self.source
+        return Batch(X, y, inputs, size=hi - lo, index=index)
 
     def __iter__(self):
         yield self.X
@@ -111,8 +112,7 @@ class Batches:
             yield Batch(self.X, self.y, self.inputs, hi - lo, index)
 
 
-def batches(X, y=None, batch_size: int = 32, shuffle: bool = False, seed: int = 0, drop_last: bool = False,
-            **inputs):
+def batches(X, y=None, batch_size: int = 32, shuffle: bool = False, seed: int = 0, drop_last: bool = False, **inputs):
     """Mini-batches along axis 0: ``for X_batch, y_batch in batches(X, y, 32): ...``.
 
     X: (n, ...); y: (n, ...) or None (then y_batch is None); further keyword arrays
@@ -132,12 +132,21 @@ def batches(X, y=None, batch_size: int = 32, shuffle: bool = False, seed: int = 
         if a.ndim == 0:
             raise ValueError(f"{where}: {name} must have one entry per sample (axis 0), found a 0-d array")
         if a.shape[0] != arrays["X"].shape[0]:
-            raise ValueError(f"{where}: X has {arrays['X'].shape[0]} samples but {name} has {a.shape[0]}; "
-                             f"they must be the same")
+            raise ValueError(
+                f"{where}: X has {arrays['X'].shape[0]} samples but {name} has {a.shape[0]}; they must be the same"
+            )
     X, y = arrays.pop("X"), arrays.pop("y", None)
     be.rng(seed)  # a bad seed fails now, not at the first batch
-    return _Reseeded(X, y, arrays, batch_size, _checks.boolean(shuffle, "shuffle", where), be, seed,
-                     _checks.boolean(drop_last, "drop_last", where))
+    return _Reseeded(
+        X,
+        y,
+        arrays,
+        batch_size,
+        _checks.boolean(shuffle, "shuffle", where),
+        be,
+        seed,
+        _checks.boolean(drop_last, "drop_last", where),
+    )
 
 
 class _Reseeded(Batches):

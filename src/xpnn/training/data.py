@@ -27,8 +27,9 @@ def on_device(model, a, argname: str, where: str):
     b = model.backend
     if array_api_compat.is_numpy_array(a):
         if a.dtype.kind not in "biuf":  # strings, objects, complex: no number to train on
-            raise TypeError(f"{where}: {argname} must hold real numbers (bool, integer or float), "
-                            f"found dtype {a.dtype}")
+            raise TypeError(
+                f"{where}: {argname} must hold real numbers (bool, integer or float), found dtype {a.dtype}"
+            )
         return b.asarray(a)
     if array_api_compat.is_array_api_obj(a):
         b.check(a, argname, where)
@@ -60,8 +61,10 @@ def targets(model, y, argname: str, where: str, allow_nonfinite: bool = False):
             whole = y == xp.round(y)
             if not bool(xp.all(whole)):
                 i, value = _first(model, whole, y, False)
-                raise ValueError(f"{where}: {argname} is 1-D, so it holds class labels for {model.loss.name}, "
-                                 f"which must be whole numbers; found {value} at index {i[0]}")
+                raise ValueError(
+                    f"{where}: {argname} is 1-D, so it holds class labels for {model.loss.name}, "
+                    f"which must be whole numbers; found {value} at index {i[0]}"
+                )
         return xp.astype(y, xp.int64)
     y = y if y.dtype == model.dtype else xp.astype(y, model.dtype)
     return xp.reshape(y, (y.shape[0], 1)) if y.ndim == 1 else y
@@ -107,8 +110,10 @@ def check_finite(model, a, argname: str, where: str) -> None:
     finite = xp.isfinite(a)
     i, value = _first(model, finite, a, False)
     at = f"sample {i[0]}" + (f", index {i}" if len(i) > 1 else "")
-    raise ValueError(f"{where}: {argname} contains NaN or inf ({value} at {at}); clean or impute the data first "
-                     f"(xpnn.preprocessing), or pass allow_nonfinite=True if non-finite values are meant")
+    raise ValueError(
+        f"{where}: {argname} contains NaN or inf ({value} at {at}); clean or impute the data first "
+        f"(xpnn.preprocessing), or pass allow_nonfinite=True if non-finite values are meant"
+    )
 
 
 def _first(model, ok, a, want) -> tuple:
@@ -117,11 +122,11 @@ def _first(model, ok, a, want) -> tuple:
     xp = model.backend.xp
     flat = xp.reshape(ok, (-1,))
     k = int(xp.argmax(xp.astype(flat if want else ~flat, xp.int8)))  # argmax: the first hit
-    index = []
+    reversed_index = []
     for size in reversed(a.shape):  # unravel k over a's shape
         k, r = divmod(k, size)
-        index.append(r)
-    index = tuple(reversed(index))
+        reversed_index.append(r)
+    index = tuple(reversed(reversed_index))
     return index, model.backend.to_float(a[index])
 
 
@@ -130,9 +135,11 @@ def forward_inputs(model, inputs, where: str, argname: str = "inputs") -> dict:
     out = {}
     for name, a in (inputs or {}).items():
         if not model.accepts(name):  # fit/predict take **inputs: a misspelled argument lands here
-            raise ValueError(f"{where}: unknown argument {name!r}: not an argument of {where}, and no layer of this "
-                             f"model takes an input of that name (layers list theirs in forward_inputs, e.g. "
-                             f"MultiHeadSelfAttention's 'mask')")
+            raise ValueError(
+                f"{where}: unknown argument {name!r}: not an argument of {where}, and no layer of this "
+                f"model takes an input of that name (layers list theirs in forward_inputs, e.g. "
+                f"MultiHeadSelfAttention's 'mask')"
+            )
         a = on_device(model, a, f"{argname}[{name!r}]", where)
         out[name] = a
     return out
@@ -164,8 +171,9 @@ def prepare(model, X, y, inputs, where: str, prefix: str = "", allow_nonfinite: 
     if not allow_nonfinite:
         for name, a in inputs.items():
             check_finite(model, a, f"input {name!r}", where)
-    check_lengths(where, X, ("y" if not prefix else f"{prefix}[1]", y),
-                  *((f"input {k!r}", v) for k, v in inputs.items()))
+    check_lengths(
+        where, X, ("y" if not prefix else f"{prefix}[1]", y), *((f"input {k!r}", v) for k, v in inputs.items())
+    )
     return Batch(X, y, inputs)
 
 
@@ -188,10 +196,19 @@ def validation(model, validation_data, where: str, allow_nonfinite: bool = False
         raise ValueError(f"{where}: validation_data must be (X_val, y_val) or (X_val, y_val, inputs_val)")
     inputs = validation_data[2] if len(validation_data) == 3 else None
     if inputs is not None and not isinstance(inputs, dict):
-        raise TypeError(f"{where}: validation_data[2] must be a dict of forward inputs such as {{'mask': M}}, "
-                        f"found {type(inputs).__name__}")
-    return prepare(model, validation_data[0], validation_data[1], inputs, where, prefix="validation_data",
-                   allow_nonfinite=allow_nonfinite)
+        raise TypeError(
+            f"{where}: validation_data[2] must be a dict of forward inputs such as {{'mask': M}}, "
+            f"found {type(inputs).__name__}"
+        )
+    return prepare(
+        model,
+        validation_data[0],
+        validation_data[1],
+        inputs,
+        where,
+        prefix="validation_data",
+        allow_nonfinite=allow_nonfinite,
+    )
 
 
 def check_targets(loss, y, out) -> None:

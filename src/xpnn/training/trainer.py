@@ -31,9 +31,8 @@ import time
 
 from .. import _checks
 from .. import callbacks as cb
-from . import data
+from . import data, inference
 from .batches import INFERENCE_BATCH, Batches
-from . import inference
 from .compiled import metric_values
 from .threads import largest_matmul
 
@@ -77,9 +76,20 @@ class Trainer:
         self.verbose = _checks.non_negative_int(verbose, "verbose", "fit")
         self._params = None  # the model's Param handles, made at the first step
 
-    def fit(self, X, y, epochs: int = 1, batch_size: int | None = 32, shuffle: bool = True,
-            validation_split: float = 0.0, validation_data=None, initial_epoch: int = 0, inputs=None,
-            drop_last: bool = False, allow_nonfinite: bool = False):
+    def fit(
+        self,
+        X,
+        y,
+        epochs: int = 1,
+        batch_size: int | None = 32,
+        shuffle: bool = True,
+        validation_split: float = 0.0,
+        validation_data=None,
+        initial_epoch: int = 0,
+        inputs=None,
+        drop_last: bool = False,
+        allow_nonfinite: bool = False,
+    ):
         """Train for ``epochs - initial_epoch`` epochs; returns the History.
 
         X, y: training data (NumPy or the model's backend); inputs: per-sample keyword
@@ -121,8 +131,9 @@ class Trainer:
         # small products: one BLAS thread (NumPy); the input was checked whole in prepare
         with model.backend.threads_for(macs), data.trusted_inputs(model):
             for epoch in range(initial_epoch, epochs):
-                if not self._epoch(epoch, batches, validation, hooks, unchecked,
-                                   max(batches.batch_size, INFERENCE_BATCH)):
+                if not self._epoch(
+                    epoch, batches, validation, hooks, unchecked, max(batches.batch_size, INFERENCE_BATCH)
+                ):
                     break
                 if model.stop_training:
                     break
@@ -179,7 +190,7 @@ class Trainer:
             if model.metric_fns:
                 outputs.append(out)
                 targets.append(batch.y)
-            running = (lambda: {"loss": f"{b.to_float(total) / seen:.4f}"})
+            running = lambda: {"loss": f"{b.to_float(total) / seen:.4f}"}
             for h in hooks:
                 h.on_batch_end(step, running)
             if model.stop_training:
@@ -187,20 +198,33 @@ class Trainer:
                 break
         if model.stop_training and seen == 0:
             return False
-        totals = EpochTotals(0.0 if total is None else b.to_float(total), seen,
-                             xp.concat(outputs, axis=0) if outputs else None,
-                             xp.concat(targets, axis=0) if targets else None)
+        totals = EpochTotals(
+            0.0 if total is None else b.to_float(total),
+            seen,
+            xp.concat(outputs, axis=0) if outputs else None,
+            xp.concat(targets, axis=0) if targets else None,
+        )
         for h in hooks:
             totals = h.reduce_epoch(totals)
         nan = float("nan")  # an epoch whose batches were all skipped: the same keys, no numbers
         logs = {"loss": totals.loss_sum / totals.seen if totals.seen else nan}
         if model.metric_fns:
-            logs.update(metric_values(model, totals.outputs, totals.targets) if totals.outputs is not None
-                        else {name: nan for name in model.metric_names})
+            logs.update(
+                metric_values(model, totals.outputs, totals.targets)
+                if totals.outputs is not None
+                else {name: nan for name in model.metric_names}
+            )
         if validation is not None:
             # checked in fit already: no second finiteness or target check every epoch
-            found = inference.evaluate(model, validation.X, validation.y, eval_batch, validation.inputs,
-                                       allow_nonfinite=True, check_targets=False)
+            found = inference.evaluate(
+                model,
+                validation.X,
+                validation.y,
+                eval_batch,
+                validation.inputs,
+                allow_nonfinite=True,
+                check_targets=False,
+            )
             logs.update({f"val_{k}": v for k, v in found.items()})
         logs["seconds"] = time.perf_counter() - start
         if completed:  # an epoch stopped part-way (Ctrl-C, a callback) is not a trained epoch
