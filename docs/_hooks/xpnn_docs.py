@@ -52,11 +52,8 @@ HELP_COLUMNS = "92"  # argparse wraps the help at $COLUMNS
 
 # (message fragment, where): griffe warnings that do not fail the strict build. Remove an
 # entry once its docstring is fixed (a stale entry is harmless: it matches nothing).
-KNOWN_DOCSTRING_WARNINGS = (
-    # src/xpnn/model_selection/search.py, RandomSearch and EvolutionSearch: a sentence
-    # inside the "Args:" section, where griffe's Google parser wants "name: description"
-    ("Failed to get 'name: description' pair from 'The other arguments are as in GridSearch.'",
-     "xpnn/model_selection/search.py"),
+KNOWN_DOCSTRING_WARNINGS: tuple[tuple[str, str], ...] = (
+    # (message text, source file) of a docstring warning to let through; none at present
 )
 
 
@@ -104,8 +101,13 @@ def benchmark_report(relpath: str) -> str:
     path = ROOT / relpath
     if not path.is_file():
         raise PluginError(f"benchmark report: no results file {relpath}")
-    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "report.py"), str(path)],
-                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "report.py"), str(path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     if run.returncode != 0:
         raise PluginError(f"benchmarks/report.py {relpath} failed: {run.stderr.strip()[-500:]}")
     report = re.sub(r"^(#+) ", r"\1# ", run.stdout.strip(), flags=re.M)
@@ -130,7 +132,8 @@ def _mathml(tex: str, display: str, where: str) -> str:
 
 def on_page_content(content, page, config, files):
     where = page.file.src_uri
-    content = _ROLE.sub(lambda m: "<code>" + (m["target"].rsplit(".", 1)[-1] if m["tilde"] else m["target"])
-                        + "</code>", content)
+    content = _ROLE.sub(
+        lambda m: "<code>" + (m["target"].rsplit(".", 1)[-1] if m["tilde"] else m["target"]) + "</code>", content
+    )
     content = _BLOCK.sub(lambda m: '<div class="math">' + _mathml(m["tex"], "block", where) + "</div>", content)
     return _INLINE.sub(lambda m: _mathml(m["tex"], "inline", where), content)
