@@ -219,3 +219,14 @@ def test_finite_values_whose_sum_overflows_are_accepted(backend):
     assert not model.backend.all_finite(model.backend.asarray(np.where(np.eye(8, 2) > 0, np.nan, X)))
     with np.errstate(all="ignore"):
         model.predict(X)  # no error, no warning turned error: the values are finite
+
+
+def test_validation_data_is_prepared_once_per_fit_not_per_epoch(monkeypatch):
+    """fit prepares (checks, moves to the device) the training and validation data once;
+    each epoch's validation reuses the prepared arrays."""
+    calls = []
+    real = data_module.prepare
+    monkeypatch.setattr(data_module, "prepare", lambda *a, **k: calls.append(a[4]) or real(*a, **k))
+    X, y = blobs()
+    classifier().fit(X, y, epochs=3, batch_size=8, validation_data=(X[:8], y[:8]), verbose=0)
+    assert calls == ["fit", "fit"]

@@ -25,13 +25,18 @@ def infer(model, X, batch_size, inputs, allow_nonfinite: bool = False):
     return outputs(model, ds, batch_size, "infer")
 
 
-def evaluate(model, X, y, batch_size, inputs, allow_nonfinite: bool = False, check_targets: bool = True) -> dict:
-    """{"loss": ..., metric: ...} on (X, y). The data's finiteness and the targets (the
-    loss's ``check_targets``) are checked once, unless fit checked them already."""
+def evaluate(model, X, y, batch_size, inputs, allow_nonfinite: bool = False) -> dict:
+    """{"loss": ..., metric: ...} on (X, y), the data and the targets checked once."""
     where = "evaluate"
     data.require_compiled(model, where)
     ds = data.prepare(model, X, y, inputs, where, allow_nonfinite=_allow(allow_nonfinite, where))
-    out = outputs(model, ds, batch_size, where)
+    return evaluate_prepared(model, ds, batch_size)
+
+
+def evaluate_prepared(model, ds, batch_size, check_targets: bool = True) -> dict:
+    """``evaluate`` on a Batch ``prepare`` made already: fit's validation data, checked and
+    on the device once per fit, is not prepared again every epoch."""
+    out = outputs(model, ds, batch_size, "evaluate")
     if check_targets:
         data.check_targets(model.loss, ds.y, out)
     loss = model.loss.forward(out, ds.y, **data.no_label_check(model.loss))

@@ -215,16 +215,8 @@ class Trainer:
                 else {name: nan for name in model.metric_names}
             )
         if validation is not None:
-            # checked in fit already: no second finiteness or target check every epoch
-            found = inference.evaluate(
-                model,
-                validation.X,
-                validation.y,
-                eval_batch,
-                validation.inputs,
-                allow_nonfinite=True,
-                check_targets=False,
-            )
+            # prepared and checked once, in fit: not again every epoch
+            found = inference.evaluate_prepared(model, validation, eval_batch, check_targets=False)
             logs.update({f"val_{k}": v for k, v in found.items()})
         logs["seconds"] = time.perf_counter() - start
         if completed:  # an epoch stopped part-way (Ctrl-C, a callback) is not a trained epoch
