@@ -503,7 +503,7 @@ def test_roc_auc_errors(backend):
     with pytest.raises(ValueError, match="y_true holds only class 2"):
         roc_auc(t, s)
     t, s = on(backend, [0, 1, 1], [0.2, np.nan, 0.9])
-    with pytest.raises(ValueError, match="y_score must not contain NaN, found one at flat index 1"):
+    with pytest.raises(ValueError, match="y_score must be finite .*found nan at flat index 1"):
         roc_auc(t, s)
     t, s = on(backend, [0, 1, 2], [0.2, 0.3, 0.9])
     with pytest.raises(ValueError, match=r"y_true labels must be integers in \[0, 2\) \(a binary y_score\), found 2"):

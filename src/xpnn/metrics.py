@@ -29,6 +29,12 @@ absent from y_true recall 0), silently: 0/0 is taken as 0, never NaN, never a wa
 The regression metrics (mse, mae, r2) take y_true and y_pred of the same shape,
 (n,) or (n, outputs); (n,) and (n, 1) are taken as the same.
 
+Non-finite values never rank: scores, probabilities or regression values that hold NaN
+or inf (a diverged model's outputs) are an error naming the first one, as in
+scikit-learn, never read as a class or a number. (The argmax of an all-NaN row would
+otherwise be class 0.) ``fit``'s logs and the searches give a metric NaN instead when a
+model's outputs are not finite, so a diverged trial is reported as failed, never best.
+
 ``get_metric(name)`` turns the names ``model.compile(metrics=[...])`` accepts into these
 functions; ``METRIC_MODE[name]`` (and each function's ``higher_is_better``) tells
 callbacks whether larger is better.
@@ -85,9 +91,24 @@ class _Labels:
     source: the (n,) array the bad entries are reported from.
     """
 
-    def __init__(self, values, width=None, what="", bad=None, rule="", source=None):
+    def __init__(self, values, width=None, what="", bad=None, rule="", source=None, describe=None):
         self.values, self.width, self.what = values, width, what
         self.bad, self.rule, self.source = bad, rule, source
+        # describe(i): the offending entry of row i, for the error (default: source[i] at index i)
+        self.describe = describe or (lambda i: f"{_item(source[i])} at index {i}")
+
+
+_NONFINITE_RULE = "must be finite (NaN or inf: did training diverge?)"
+
+
+def _nonfinite_in_row(xp, y):
+    """For (n, C) scores: a describe(i) naming the first non-finite entry of row i."""
+
+    def describe(i):
+        j = _first(xp, ~xp.isfinite(y[i, :]))
+        return f"{_item(y[i, j])} at row {i}, column {j}"
+
+    return describe
 
 
 def _read_labels(xp, y, argname, where, is_pred):
@@ -101,7 +122,19 @@ def _read_labels(xp, y, argname, where, is_pred):
         C = y.shape[1]
         if C == 0:
             raise ValueError(f"{where}: {argname} has shape {tuple(y.shape)}: no class columns")
-        return _Labels(xp.astype(xp.argmax(y, axis=1), xp.int64), width=C, what=f"{argname} has {C} columns")
+        labels = xp.astype(xp.argmax(y, axis=1), xp.int64)
+        what = f"{argname} has {C} columns"
+        if xp.isdtype(y.dtype, "integral"):
+            return _Labels(labels, width=C, what=what)
+        # the argmax of a row holding NaN says nothing about the class: an error, not class 0
+        return _Labels(
+            labels,
+            width=C,
+            what=what,
+            bad=~xp.all(xp.isfinite(y), axis=1),
+            rule=f"holds class scores, which {_NONFINITE_RULE}",
+            describe=_nonfinite_in_row(xp, y),
+        )
     if y.ndim != 1:
         raise ValueError(f"{where}: {argname} has shape {tuple(y.shape)}; expected labels (n,) or class scores (n, C)")
     if xp.isdtype(y.dtype, "integral"):
@@ -117,7 +150,7 @@ def _read_labels(xp, y, argname, where, is_pred):
             "[0, 1] (pass class labels as integers)",
             source=y,
         )
-    bad = ~((y >= 0.0) & (y == xp.floor(y)))
+    bad = ~((y >= 0.0) & (y == xp.floor(y)) & xp.isfinite(y))  # inf == floor(inf)
     # zero the bad entries before the cast: casting NaN to an integer warns (an error in tests)
     values = xp.astype(xp.where(bad, xp.zeros_like(y), y), xp.int64)
     return _Labels(values, bad=bad, rule="holds class labels, which must be whole numbers >= 0", source=y)
@@ -159,7 +192,7 @@ def _validate(be, where, named, width=None, width_note=""):
     for (argname, lab), any_bad in zip(flagged, host[len(named) :]):
         if any_bad:
             i = _first(xp, lab.bad)
-            raise ValueError(f"{where}: {argname} {lab.rule}, found {_item(lab.source[i])} at index {i}")
+            raise ValueError(f"{where}: {argname} {lab.rule}, found {lab.describe(i)}")
     largest = [int(v) for v in host[: len(named)]]
     if width is not None:
         for (argname, lab), top in zip(named, largest):
@@ -221,7 +254,8 @@ def top_k_accuracy(y_true, y_pred, k: int = 5) -> float:
         )
     n, C = y_pred.shape
     t = _read_labels(xp, y_true, "y_true", where, is_pred=False)
-    _validate(be, where, [("y_true", t)], C, f" (y_pred has {C} columns)")
+    p = _read_labels(xp, y_pred, "y_pred", where, is_pred=True)  # its bad rows: non-finite scores
+    _validate(be, where, [("y_true", t), ("y_pred", p)], C, f" (y_pred has {C} columns)")
     # each sample's score for its true class: a gather from the flattened (n * C,) scores
     rows = xp.arange(n, dtype=xp.int64, device=be.device)
     true_score = xp.take(xp.reshape(y_pred, (-1,)), rows * C + t.values)
@@ -454,11 +488,12 @@ def roc_auc(y_true, y_score, average: str = "macro") -> float:
     checks += [xp.sum(xp.astype(pos, xp.int64)) for pos in positives]
     floating = xp.isdtype(y_score.dtype, "real floating")
     if floating:
-        checks.append(xp.any(xp.isnan(y_score)))  # NaN has no place in an order
+        checks.append(xp.any(~xp.isfinite(y_score)))  # NaN has no place in an order, inf none in scores
     host = _fetch(be, checks)
     if floating and host[-1]:
-        i = _first(xp, xp.isnan(xp.reshape(y_score, (-1,))))
-        raise ValueError(f"{where}: y_score must not contain NaN, found one at flat index {i}")
+        flat = xp.reshape(y_score, (-1,))
+        i = _first(xp, ~xp.isfinite(flat))
+        raise ValueError(f"{where}: y_score {_NONFINITE_RULE}, found {_item(flat[i])} at flat index {i}")
     rank_sums, n_pos = host[: len(classes)], [int(v) for v in host[len(classes) : 2 * len(classes)]]
     defined = [(r, p) for r, p in zip(rank_sums, n_pos) if 0 < p < n]
     if not defined:
@@ -497,7 +532,15 @@ def _regression_pair(where, y_true, y_pred):
     # compute in the floating dtype given (float32 stays float32); integers go to float64
     floats = [a.dtype for a in (p, t) if xp.isdtype(a.dtype, "real floating")]
     dtype = xp.result_type(*floats) if floats else xp.float64
-    return be, xp.astype(t, dtype), xp.astype(p, dtype)
+    t, p = xp.astype(t, dtype), xp.astype(p, dtype)
+    # one host sync: a NaN or inf would make the metric NaN or inf, and rank as such
+    flags = _fetch(be, [xp.any(~xp.isfinite(t)), xp.any(~xp.isfinite(p))])
+    for argname, a, flag in (("y_true", t, flags[0]), ("y_pred", p, flags[1])):
+        if flag:
+            flat = xp.reshape(a, (-1,))
+            i = _first(xp, ~xp.isfinite(flat))
+            raise ValueError(f"{where}: {argname} {_NONFINITE_RULE}, found {_item(flat[i])} at flat index {i}")
+    return be, t, p
 
 
 def mse(y_true, y_pred) -> float:

@@ -26,6 +26,8 @@ Needs scikit-learn >= 1.3 (``pip install "xpnn[sklearn]"``).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 try:
@@ -93,20 +95,36 @@ class _NNEstimator(BaseEstimator):
         if early:  # without held-out data, stop when the training loss stalls (as MLPClassifier does)
             monitor = "val_loss" if validation is not None else "loss"
             callbacks.append(EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=True))
-        history = model.fit(
-            X,
-            targets,
-            epochs=epochs,
-            batch_size=batch_size,
-            validation_data=validation,
-            callbacks=callbacks,
-            verbose=verbose,
-        )
+        with warnings.catch_warnings():
+            # a diverged fit is the error below, said once: not also fit's warning
+            warnings.filterwarnings("ignore", message="fit: the training loss is", category=RuntimeWarning)
+            history = model.fit(
+                X,
+                targets,
+                epochs=epochs,
+                batch_size=batch_size,
+                validation_data=validation,
+                callbacks=callbacks,
+                verbose=verbose,
+            )
+        self._check_finite(model, where)
         self.model_ = model
         # the History callback holds the model: keep its plain per-epoch lists (they pickle)
         self.history_ = {k: list(v) for k, v in history.history.items()}
         self.n_iter_ = len(history.epoch)
         return self
+
+    def _check_finite(self, model, where: str) -> None:
+        """Raise when training left non-finite weights (scikit-learn's MLP does the same):
+        such a network predicts NaN for every input."""
+        xp = model.backend.xp
+        flags = [xp.all(xp.isfinite(w)) for w in model.get_weights()]
+        if flags and not bool(model.backend.to_numpy(xp.all(xp.stack(flags)))):
+            raise ValueError(
+                f"{where}: training diverged: the network's weights are no longer finite (NaN or inf). The "
+                f"learning rate may be too large (lr={self.lr!r}) or the inputs unscaled (put a StandardScaler "
+                f"before the estimator, and scale the targets of a regressor); lower lr or scale the data"
+            )
 
     def _seed(self, where: str) -> int:
         if self.seed is None:  # a new run each fit, as random_state=None does in scikit-learn

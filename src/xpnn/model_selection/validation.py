@@ -55,8 +55,12 @@ def model_scores(model, X, y, scorers, where) -> list:
     """
     from ..training import data
 
+    from ..training.compiled import all_finite
+
     yd = data.targets(model, y, "y", where)
     out = model.infer(X)
+    if not all_finite(model, out):  # a diverged model: every score NaN, so no search ranks it
+        return [float("nan")] * len(scorers)
     predicted = None
     values = []
     for s in scorers:

@@ -22,8 +22,21 @@ def compile_model(model, loss="softmax_cross_entropy", optimizer="adam", metrics
     return model
 
 
+def all_finite(model, out) -> bool:
+    """Whether every output is finite (one host sync). A diverged model's NaN outputs
+    must not be scored: the argmax of a NaN row would read as class 0."""
+    xp = model.backend.xp
+    return bool(model.backend.to_numpy(xp.all(xp.isfinite(out))))
+
+
 def metric_values(model, out, y) -> dict:
     """The compiled metrics of outputs ``out`` against targets ``y``, as floats (the
-    outputs read through the loss's predict: probabilities for the cross-entropies)."""
+    outputs read through the loss's predict: probabilities for the cross-entropies).
+    Non-finite outputs (a diverged model) give NaN for every metric, not an error, so that
+    training can log them and go on to its callbacks (TerminateOnNaN, EarlyStopping)."""
+    if not model.metric_fns:
+        return {}
+    if not all_finite(model, out):
+        return {name: float("nan") for name in model.metric_names}
     scores = model.loss.predict(out)
     return {name: float(fn(y, scores)) for name, fn in zip(model.metric_names, model.metric_fns)}

@@ -27,7 +27,9 @@ The loop itself has no branches for these: each is a hook.
 
 from __future__ import annotations
 
+import math
 import time
+import warnings
 
 from .. import _checks
 from .. import callbacks as cb
@@ -35,6 +37,12 @@ from . import data, inference
 from .batches import INFERENCE_BATCH, Batches
 from .compiled import metric_values
 from .threads import largest_matmul
+
+
+NONFINITE_HINT = (
+    "lower the learning rate, scale the inputs (StandardScaler) or clip the gradients "
+    "(compile(clip_norm=...)); TerminateOnNaN stops training at the first non-finite batch"
+)
 
 
 class EpochTotals:
@@ -75,6 +83,7 @@ class Trainer:
         self.check_labels = _checks.boolean(check_labels, "check_labels", "fit")
         self.verbose = _checks.non_negative_int(verbose, "verbose", "fit")
         self._params = None  # the model's Param handles, made at the first step
+        self._warned_nonfinite = False  # fit warns once, not every epoch, when the loss diverges
 
     def fit(
         self,
@@ -124,6 +133,7 @@ class Trainer:
             h.model = model
         model.stop_training = False
         model.history = history
+        self._warned_nonfinite = False
         unchecked = [train, validation] if self.check_labels else []
         for h in hooks:
             h.on_train_begin()
@@ -208,6 +218,14 @@ class Trainer:
             totals = h.reduce_epoch(totals)
         nan = float("nan")  # an epoch whose batches were all skipped: the same keys, no numbers
         logs = {"loss": totals.loss_sum / totals.seen if totals.seen else nan}
+        # the epoch's loss is read once per epoch anyway: the check costs no extra sync
+        if totals.seen and not math.isfinite(logs["loss"]) and not self._warned_nonfinite:
+            self._warned_nonfinite = True
+            warnings.warn(
+                f"fit: the training loss is {logs['loss']} in epoch {epoch + 1}: training diverged; {NONFINITE_HINT}",
+                RuntimeWarning,
+                stacklevel=4,
+            )
         if model.metric_fns:
             logs.update(
                 metric_values(model, totals.outputs, totals.targets)
