@@ -11,8 +11,14 @@ learns statistics and stores them in attributes with a trailing underscore (``me
 ``scale_``, ...), ``transform`` applies them, ``inverse_transform`` undoes them (scalers
 only), and ``to_dict``/``from_dict`` round-trip a fitted one through JSON (so it can be
 saved next to a model: the model must see its inputs prepared the way they were at
-training time). Missing values are NaN: SimpleImputer fills them, RobustScaler and
-OutlierClipper ignore them when fitting and keep them when transforming.
+training time). Missing values are NaN: SimpleImputer fills them; every scaler and
+OutlierClipper ignores them when fitting and keeps them when transforming (as
+scikit-learn's scalers do). An infinite value is refused by ``fit``: it would make every
+statistic of its column infinite or NaN.
+
+Statistics are accumulated in float64 whatever the input dtype (float32 and float16 sums
+lose digits or overflow), where the backend's device has float64, and stored in the
+dtype of the fitted X.
 """
 
 from __future__ import annotations
@@ -48,6 +54,33 @@ def _dtype_name(xp, dtype) -> str:
         if hasattr(xp, name) and dtype == getattr(xp, name):
             return name
     raise TypeError(f"unsupported floating dtype {dtype}")
+
+
+def _accumulator(be, X):
+    """X in float64 for accumulating statistics, or as it is on a device without float64
+    (Apple's MPS, for instance), which the array API's inspection API says."""
+    xp = be.xp
+    if X.dtype == getattr(xp, "float64", None):
+        return X
+    try:
+        supported = xp.__array_namespace_info__().dtypes(device=be.device, kind="real floating")
+        has64 = "float64" in supported
+    except (AttributeError, TypeError, ValueError):  # an older library: assume it has
+        has64 = hasattr(xp, "float64")
+    return xp.astype(X, xp.float64) if has64 else X
+
+
+def _refuse_infinite(be, X, where):
+    """An error naming the first +-inf in X (NaN, a missing value, is allowed): one sync."""
+    xp = be.xp
+    infinite = xp.isinf(X)
+    if bool(be.to_numpy(xp.any(infinite))):
+        flat = int(xp.argmax(xp.astype(xp.reshape(infinite, (-1,)), xp.int8)))
+        i, j = divmod(flat, X.shape[1])
+        raise ValueError(
+            f"{where}: X must not hold inf (NaN is a missing value and is skipped), found {float(X[i, j])} "
+            f"at row {i}, column {j} (counting from 0)"
+        )
 
 
 def _array(a, argname, where):
@@ -143,7 +176,14 @@ class _Transformer:
         be, X = self._input(X, "fit")
         if X.shape[0] == 0:
             raise ValueError(f"{self._where('fit')}: X has no samples (shape {tuple(X.shape)})")
-        self._fit(be, X)
+        _refuse_infinite(be, X, self._where("fit"))
+        self._in_dtype = X.dtype
+        self._fit(be, _accumulator(be, X))
+        for name in self._stats:  # computed in float64, kept in X's dtype
+            stat = getattr(self, name)
+            if stat.dtype != X.dtype:
+                setattr(self, name, be.xp.astype(stat, X.dtype))
+
         self.n_features_in_ = X.shape[1]
         self.n_samples_seen_ = X.shape[0]
         return self
@@ -211,6 +251,9 @@ class StandardScaler(_Scaler):
       scale_: sqrt(var_), or 1 for a constant feature (which then maps to 0 instead of
       dividing by zero); n_features_in_, n_samples_seen_.
 
+    NaN values are skipped when fitting (the statistics are those of each feature's
+    values) and stay NaN in ``transform``; a feature with no values at all is an error.
+
     Example: a feature [1, 2, 3] has mean 2 and std sqrt(2/3), so maps to
     [-1.2247, 0, 1.2247].
     """
@@ -219,19 +262,32 @@ class StandardScaler(_Scaler):
 
     def _fit(self, be, X):
         xp = be.xp
-        self.mean_ = xp.mean(X, axis=0)
-        self.var_ = xp.mean((X - self.mean_) ** 2, axis=0)  # two passes: no cancellation
-        # A constant feature (all its values equal) gets scale 1, so it maps to 0 instead
-        # of 0/0. Its variance may not be exactly 0: three copies of 0.1 do not average to
-        # exactly 0.1 in floating point, so the test is on the values, not on var_.
-        constant = xp.max(X, axis=0) == xp.min(X, axis=0)
-        self.scale_ = xp.where(constant, xp.ones_like(self.var_), xp.sqrt(self.var_))
+        missing = xp.isnan(X)
+        _value_counts(be, missing, self._where("fit"), "the mean and variance")
+        count = xp.sum(xp.astype(~missing, X.dtype), axis=0)
+        zero = xp.zeros_like(X)
+        self.mean_ = xp.sum(xp.where(missing, zero, X), axis=0) / count
+        centred = xp.where(missing, zero, X - self.mean_)
+        self.var_ = xp.sum(centred * centred, axis=0) / count  # two passes: no cancellation
+        # A constant feature gets scale 1, so it maps to 0 instead of 0/0. Its variance may
+        # not be exactly 0 (three copies of 0.1 do not average to exactly 0.1), so, as
+        # scikit-learn does, a variance within the rounding error of its computation counts
+        # as zero: n eps var + (n mean eps)**2 bounds that error.
+        eps = xp.finfo(X.dtype).eps
+        bound = count * eps * self.var_ + (count * self.mean_ * eps) ** 2
+        self.scale_ = xp.where(self.var_ <= bound, xp.ones_like(self.var_), xp.sqrt(self.var_))
 
     def _transform(self, be, X):
         return (X - self._stat("mean_", be, X.dtype)) / self._stat("scale_", be, X.dtype)
 
     def _inverse(self, be, X):
         return X * self._stat("scale_", be, X.dtype) + self._stat("mean_", be, X.dtype)
+
+
+def _nan_min_max(xp, X, missing):
+    """Each column's smallest and largest value, skipping NaN ((features,) each)."""
+    inf = xp.full_like(X, math.inf)
+    return xp.min(xp.where(missing, inf, X), axis=0), xp.max(xp.where(missing, -inf, X), axis=0)
 
 
 class MinMaxScaler(_Scaler):
@@ -245,6 +301,9 @@ class MinMaxScaler(_Scaler):
     (= data_max_ - data_min_), scale_ = (high - low) / data_range_ (a constant feature
     gets data_range 1 in this division, so it maps to ``low``), min_ = low -
     data_min_ * scale_.
+
+    NaN values are skipped when fitting and stay NaN in ``transform``; a feature with no
+    values at all is an error.
 
     Example: a feature [2, 4, 6] maps to [0, 0.5, 1] with feature_range (0, 1).
     """
@@ -273,12 +332,13 @@ class MinMaxScaler(_Scaler):
     def _fit(self, be, X):
         xp = be.xp
         low, high = self.feature_range
-        self.data_min_ = xp.min(X, axis=0)
-        self.data_max_ = xp.max(X, axis=0)
+        missing = xp.isnan(X)
+        _value_counts(be, missing, self._where("fit"), "the minimum and maximum")
+        self.data_min_, self.data_max_ = _nan_min_max(xp, X, missing)
         self.data_range_ = self.data_max_ - self.data_min_
-        # a constant feature: divide by 1, not by zero (max - min of two different floats
-        # is never 0, so == 0 finds exactly the constant features)
-        constant = self.data_range_ == 0.0
+        # a constant feature: divide by 1, not by zero; as in scikit-learn, a range under 10
+        # epsilons of X's dtype counts as zero (dividing by it would blow the values up)
+        constant = self.data_range_ < 10 * xp.finfo(self._in_dtype).eps
         self.scale_ = (high - low) / xp.where(constant, xp.ones_like(self.data_range_), self.data_range_)
         self.min_ = low - self.data_min_ * self.scale_
 
@@ -448,7 +508,7 @@ class RobustScaler(_Scaler):
         low, high = self.quantile_range
         scale = columns.quantile(high / 100) - columns.quantile(low / 100)
         # scikit-learn's rule for a constant feature: a scale under 10 epsilons counts as zero
-        scale = xp.where(scale < 10 * xp.finfo(X.dtype).eps, xp.ones_like(scale), scale)
+        scale = xp.where(scale < 10 * xp.finfo(self._in_dtype).eps, xp.ones_like(scale), scale)
         if self.unit_variance:
             from statistics import NormalDist
 
