@@ -1,7 +1,9 @@
 """The ``xpnn`` command: train, evaluate, predict, info.
 
-Bad input gets one line on stderr and exit code 2, never a traceback; Ctrl-C exits with
-130. During ``xpnn train`` the first Ctrl-C stops training after the current batch and the
+Bad input gets one line on stderr and exit code 2, never a traceback (``run_command`` is
+the one place that turns an exception into that line: every subcommand runs through it);
+a failure that is not the input's (a bug) is one line too, exit code 1, and
+``XPNN_DEBUG=1`` shows its traceback. Ctrl-C exits with 130. During ``xpnn train`` the first Ctrl-C stops training after the current batch and the
 run is still saved; a second one quits at once.
 """
 
@@ -17,6 +19,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 
 import numpy as np
 
@@ -36,6 +39,7 @@ IMPUTE_CHOICES = ("none", "mean", "median", "most_frequent")
 # --augment's largest shift in pixels: 2 on 28x28 images; 1 on the 8x8 digits, where 2
 # pixels would be a quarter of the image
 AUGMENT_SHIFT = {"digits": 1, "fashion-mnist": 2, "mnist": 2}
+MIN_CSV_ROWS = 5  # 4 to train on (3 with the default 10% validation hold-out of at least one), 1 to test
 MAX_CLASSES = 10_000  # a CSV label of 1e6 would otherwise build a million-output model
 # What a run writes to its folder: --out refuses a folder holding any of them (--force replaces them)
 RUN_FILES = ("model.safetensors", "metrics.json", "history.csv", "model.onnx", "curves.png", "confusion_matrix.png")
@@ -68,6 +72,11 @@ def _load_data(name, data_home=None, flatten=True, max_classes=None, missing=Fal
         from .preprocessing import train_test_split
 
         X, y, lines = load_labelled_csv(name, missing=missing)
+        if X.shape[0] < MIN_CSV_ROWS:
+            raise UsageError(
+                f"{name}: {X.shape[0]} data row{'s' if X.shape[0] != 1 else ''}; xpnn needs at least "
+                f"{MIN_CSV_ROWS} (a 20% test split and a training split, which fit splits again for validation)"
+            )
         too_big = np.flatnonzero(y >= max_classes) if max_classes is not None else []
         if len(too_big):
             i = int(too_big[0])
@@ -122,6 +131,7 @@ def _impute(args, X_train, X_test, say=True):
     if not n_train + n_test:
         if say:
             print(f"xpnn: --impute {args.impute}: {args.data} has no missing cells; nothing imputed")
+        done["_fitted"] = SimpleImputer(strategy=args.impute).fit(X_train)  # for gaps in later inputs
         return X_train, X_test, done
     empty = np.flatnonzero(missing_train.all(axis=0))
     if empty.size:  # columns counted as in the file: from 1, the label being the last one
@@ -142,6 +152,7 @@ def _impute(args, X_train, X_test, say=True):
             f"over the training split (--impute {args.impute})"
         )
     done["imputer"] = imputer.to_dict()  # the fill values, to prepare new inputs the same way
+    done["_fitted"] = imputer
     return X_train, X_test, done
 
 
@@ -200,12 +211,20 @@ def cmd_train(args) -> int:
         raise UsageError(
             f"{exc}; pass --impute mean, median or most_frequent to fill missing feature cells from the training split"
         ) from None
-    imputed = {}
+    imputed: dict = {}
     if args.impute != "none":  # every rank imputes the same way; rank 0 says so
         X_train, X_test, imputed = _impute(args, X_train, X_test, say=root)
+    imputer = imputed.pop("_fitted", None)
+    present = np.unique(y_train)
+    if present.size < 2:
+        raise UsageError(
+            f"{args.data}: every training sample has label {present[0]}; a classifier needs at least two classes"
+        )
     n_classes = int(max(y_train.max(), y_test.max())) + 1
     model = _build_model(args, X_train.shape[1:], n_classes)
     model.compile("softmax_cross_entropy", _optimizer(args), metrics=["accuracy"])
+    if imputer is not None:  # saved with the model: evaluate and predict fill gaps the same way
+        model.preprocessing = [imputer]
     out = _make_out(args) if root else None
     if args.distributed:
         parallel = DataParallel(model)
@@ -313,7 +332,10 @@ def _previous_run(folder) -> list:
 
 
 def _refuse_previous_run(args) -> None:
-    """--out must not mix a new run with an old one (an old model beside a new history)."""
+    """--out must not mix a new run with an old one (an old model beside a new history),
+    and must be a folder (or not exist yet)."""
+    if args.out and os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise UsageError(f"--out {args.out} is a file, not a folder; choose a folder for the run's files")
     found = _previous_run(args.out) if args.out else []
     if found and not args.force:
         raise UsageError(
@@ -401,42 +423,85 @@ def _optimizer(args):
     return get_optimizer(args.optimizer, lr=args.lr) if args.lr is not None else get_optimizer(args.optimizer)
 
 
-def cmd_evaluate(args) -> int:
+def _load_model(args):
+    from .datasets.loaders import check_regular_file
     from .io import load
 
-    model = load(args.model_path, backend=args.backend)
+    check_regular_file(args.model_path, "an xpnn model file (.safetensors)")
+    return load(args.model_path, backend=args.backend)
+
+
+def _prepare(model, X, source):
+    """X through the preprocessing saved with the model (``xpnn train --impute``'s imputer),
+    then checked: a gap the model has no imputer for is an error naming where it is."""
+    for step in getattr(model, "preprocessing", None) or []:
+        if X.ndim != 2 or X.shape[1] != step.n_features_in_:
+            raise UsageError(
+                f"{source}: samples of shape {tuple(X.shape[1:])}, but the model's {type(step).__name__} was "
+                f"fitted on {step.n_features_in_} features"
+            )
+        X = np.asarray(step.transform(X), dtype=np.float32)
+    bad = np.argwhere(~np.isfinite(X))
+    if len(bad):
+        raise UsageError(
+            f"{source}: sample {bad[0][0]} (counting from 0) holds NaN or inf; expected finite numbers "
+            f"(a model trained with xpnn train --impute fills missing cells itself)"
+        )
+    return X
+
+
+def _has_imputer(model) -> bool:
+    return any(type(step).__name__ == "SimpleImputer" for step in getattr(model, "preprocessing", None) or [])
+
+
+def cmd_evaluate(args) -> int:
+    model = _load_model(args)
     if model.loss is None:
         raise UsageError(f"{args.model_path}: the model was saved before compile; nothing to evaluate with")
     flatten = not any(type(layer).__name__.startswith("Conv") for layer in model.layers)
-    _, (X_test, y_test) = _load_data(args.data, args.data_home, flatten=flatten)
+    _, (X_test, y_test) = _load_data(args.data, args.data_home, flatten=flatten, missing=_has_imputer(model))
+    X_test = _prepare(model, X_test, args.data)
     result = model.evaluate(X_test, y_test)
     print(json.dumps({k: round(v, 6) for k, v in result.items()}))
     return 0
 
 
-def _read_inputs(path):
+def _read_inputs(path, missing=False):
+    """The inputs of a .npy or .csv file as float32; missing: NaN cells are kept (the
+    model's imputer fills them), else they are an error."""
+    from .datasets.loaders import check_regular_file
+
+    if not path.endswith((".npy", ".csv")):
+        raise UsageError(f"INPUT must be a .csv or .npy file, found {path!r}")
+    check_regular_file(path, "a .csv or .npy file of inputs")
     if path.endswith(".npy"):
         try:
             X = np.load(path, allow_pickle=False)
-        except ValueError as exc:  # an object array (pickled) or a damaged file
-            raise UsageError(f"{path}: {exc}") from None
-        X = np.asarray(X, dtype=np.float32)
-        bad = np.argwhere(~np.isfinite(X))  # row-major: the first bad sample first
+        except (ValueError, EOFError) as exc:  # an object array (pickled), a damaged or empty file
+            raise UsageError(f"{path}: not a NumPy .npy array file ({exc or 'it ends too soon'})") from None
+        if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
+            raise UsageError(f"{path}: expected an array of real numbers, found dtype {X.dtype}")
+        if X.ndim < 2 or X.shape[0] == 0:
+            raise UsageError(f"{path}: expected samples (n, features...) with n >= 1, found shape {X.shape}")
+        with np.errstate(over="ignore"):
+            X32 = np.asarray(X, dtype=np.float32)
+        bad = np.argwhere(np.isinf(X32) | (np.isnan(X32) & (not missing)))  # row-major: the first bad sample first
         if len(bad):
-            where = f"sample {bad[0][0]} (counting from 0)" if X.ndim else "the value"
-            raise UsageError(f"{path}: {where} holds NaN or inf; expected finite numbers")
-        return X
-    if path.endswith(".csv"):
-        return _read_feature_csv(path)
-    raise UsageError(f"INPUT must be a .csv or .npy file, found {path!r}")
+            raise UsageError(
+                f"{path}: sample {bad[0][0]} (counting from 0) holds {X[tuple(bad[0])]}, which is NaN, inf or too "
+                f"large for float32; expected finite numbers"
+            )
+        return X32
+    return _read_feature_csv(path, missing)
 
 
-def _read_feature_csv(path):
+def _read_feature_csv(path, missing=False):
     """Features only (no label column): float32 (n, columns), read as ``xpnn train`` reads
     a CSV (a first row without numbers is a header; errors name the line)."""
-    from .datasets.loaders import read_numeric_csv
+    from .datasets.loaders import check_float32, read_numeric_csv
 
-    table, _ = read_numeric_csv(path)
+    table, lines = read_numeric_csv(path, missing=missing)
+    check_float32(table, path, lines)
     return table.astype(np.float32)
 
 
@@ -460,12 +525,22 @@ def cmd_predict(args) -> int:
 
     if args.out:
         _check_predict_out(args)  # before the work, not after
-    model = load(args.model_path, backend=args.backend)
-    X = _read_inputs(args.input)
-    probs = model.predict(X)
-    labels = model.predict_classes(X)
-    rows = [[int(label), *[f"{p:.6f}" for p in np.atleast_1d(row)]] for label, row in zip(labels, probs)]
-    header = ["label", *[f"p{i}" for i in range(probs.shape[1] if probs.ndim == 2 else 1)]]
+    model = _load_model(args)
+    X = _prepare(model, _read_inputs(args.input, missing=_has_imputer(model)), args.input)
+    expected = _input_shape(model)
+    if expected is not None and tuple(X.shape[1:]) != expected:
+        raise UsageError(
+            f"{args.input}: samples of shape {tuple(X.shape[1:])}, but the model takes samples of shape {expected}"
+        )
+    outputs = model.predict(X)
+    width = outputs.shape[1] if outputs.ndim == 2 else 1
+    if is_classifier(model):
+        labels = model.predict_classes(X)
+        rows = [[int(label), *[f"{p:.6f}" for p in np.atleast_1d(row)]] for label, row in zip(labels, outputs)]
+        header = ["label", *[f"p{i}" for i in range(width)]]
+    else:  # a regressor's outputs are values: no labels, no probabilities
+        rows = [[f"{v:.6g}" for v in np.atleast_1d(row)] for row in outputs.reshape(outputs.shape[0], -1)]
+        header = [f"y{i}" for i in range(width)]
     if args.out:
         text = io.StringIO(newline="")
         writer = csv.writer(text)
@@ -478,6 +553,20 @@ def cmd_predict(args) -> int:
         writer.writerow(header)
         writer.writerows(rows)
     return 0
+
+
+def is_classifier(model) -> bool:
+    """Whether the model's loss makes it a classifier (its outputs are class scores)."""
+    from .losses import BCEWithLogits, BinaryCrossEntropy, _ClassLoss
+
+    return isinstance(model.loss, (_ClassLoss, BinaryCrossEntropy, BCEWithLogits))
+
+
+def _input_shape(model):
+    """The shape of one sample the model takes, where its first layer says (a Dense's in_features)."""
+    first = model.layers[0] if getattr(model, "layers", None) else None
+    n = getattr(first, "in_features", None)
+    return (n,) if isinstance(n, int) else None
 
 
 def cmd_info(args) -> int:
@@ -608,19 +697,69 @@ def _parser():
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
+    return run_command(args, args.func)
+
+
+# What bad input raises (files, arguments, data): one line, exit code 2. ArithmeticError:
+# an overflow in a conversion; csv.Error: a malformed CSV; UnicodeError is a ValueError.
+INPUT_ERRORS = (UsageError, ValueError, TypeError, OSError, RuntimeError, KeyError, ArithmeticError, csv.Error)
+EXIT_BAD_INPUT, EXIT_BUG = 2, 1
+
+
+def run_command(args, func) -> int:
+    """Run ``func(args)`` (a subcommand) and return its exit code; every exception becomes
+    one line on stderr: bad input (INPUT_ERRORS) exit 2, out of memory exit 2 with a
+    hint, Ctrl-C 130, anything else (a bug) exit 1, with the traceback only under
+    XPNN_DEBUG=1. ``args.command`` names the subcommand in the message; ``args.backend``
+    and ``args.device`` are resolved first, so a bad name or device fails before any work."""
     try:
         if hasattr(args, "backend") and not getattr(args, "distributed", False):
-            from .backends import get_backend
-
-            args.backend = get_backend(args.backend, args.device)  # a bad name or device fails before any work
-        return args.func(args)
-    except (UsageError, ValueError, TypeError, OSError, RuntimeError, KeyError) as exc:
-        return _fail(args, str(exc), 2)
+            args.backend = _resolve_backend(args.backend, getattr(args, "device", None))
+        with warnings.catch_warnings():
+            # NumPy's overflow warnings print source lines: the errors that follow say it in one
+            warnings.filterwarnings("ignore", category=RuntimeWarning, module="numpy")
+            return func(args)
+    except INPUT_ERRORS as exc:
+        return _fail(args, _one_line(exc), EXIT_BAD_INPUT)
     except MemoryError as exc:  # NumPy's says how much it tried to allocate
         detail = f" ({exc})" if str(exc) else ""
-        return _fail(args, f"out of memory{detail}; {MEMORY_HINTS.get(args.command, 'try a smaller input')}", 2)
+        return _fail(
+            args, f"out of memory{detail}; {MEMORY_HINTS.get(args.command, 'try a smaller input')}", EXIT_BAD_INPUT
+        )
     except KeyboardInterrupt:  # a second Ctrl-C in train, or any in the other commands
         return _fail(args, "interrupted (Ctrl-C)", EXIT_INTERRUPTED, "")
+    except Exception as exc:
+        if os.environ.get("XPNN_DEBUG") == "1":
+            raise
+        return _fail(
+            args,
+            f"{type(exc).__name__}: {_one_line(exc)} (an xpnn bug, not your input: please report it; "
+            f"XPNN_DEBUG=1 shows the traceback)",
+            EXIT_BUG,
+            "internal error: ",
+        )
+
+
+def _one_line(exc) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[1:-1] if isinstance(exc, KeyError) and text.startswith("'") else text
+
+
+def _resolve_backend(name, device):
+    """The Backend for --backend and --device; --device alone applies to the default
+    backend, and an error says which that is."""
+    from .backends import get_backend
+
+    if device is None or name is not None:
+        return get_backend(name, device)
+    default = get_backend(None)
+    try:
+        return get_backend(default.name, device)
+    except (ValueError, RuntimeError) as exc:
+        raise UsageError(
+            f"--device {device} applies to the backend of --backend, which is not given, so to the default "
+            f"backend {default.name!r} ({exc}); pass --backend too, e.g. --backend torch --device {device}"
+        ) from None
 
 
 def _fail(args, message: str, code: int, kind: str = "error: ") -> int:

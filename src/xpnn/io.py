@@ -5,7 +5,10 @@ The file holds every param and buffer ("layer.0.W") and the optimizer state
 
     format        "xpnn-<N>": the format version N (1 before layers nested, 2 now)
     xpnn          one JSON document: architecture, dtype, seed, compile settings,
-                  optimizer step count, epochs trained and generator state
+                  optimizer step count, epochs trained and generator state, and the
+                  fitted input preprocessing the model was trained behind, if any
+                  (``model.preprocessing``: a SimpleImputer's fill values, a scaler's
+                  statistics; ``to_dict`` of each)
     xpnn_version  the xpnn that wrote it (named in errors that may mean a newer file)
     sha256        SHA-256 of the rest of the metadata and of every tensor (_digest)
 
@@ -68,6 +71,9 @@ def _model_config(model) -> dict:
             "metrics": list(model.metric_names),
             "clip_norm": model.clip_norm,
         }
+    steps = getattr(model, "preprocessing", None)
+    if steps:
+        cfg["preprocessing"] = [step.to_dict() for step in steps]
     return cfg
 
 
@@ -313,7 +319,7 @@ def _check_config(path, cfg, version: int, about: str) -> dict:
         "top level",
         cfg,
         ("class", "config", "seed", "dtype", "generator"),
-        ("backend", "epochs_trained", "compile"),
+        ("backend", "epochs_trained", "compile", "preprocessing"),
         about,
     )
     _expect(path, "'class'", cfg["class"], "string")
@@ -346,6 +352,34 @@ def _check_config(path, cfg, version: int, about: str) -> dict:
         for i, name in enumerate(_expect(path, "'compile.metrics'", comp["metrics"], "list")):
             _expect(path, f"'compile.metrics[{i}]'", name, "string")
     return cfg
+
+
+def _preprocessing(path, steps, backend) -> list:
+    """The fitted transformers of the config's 'preprocessing' list, each checked: a known
+    class, fitted, and finite statistics of one value per feature."""
+    import math
+
+    from . import preprocessing as pre
+
+    known = {cls.__name__: cls for cls in (pre.SimpleImputer, pre.StandardScaler, pre.MinMaxScaler, pre.RobustScaler)}
+    out = []
+    for i, d in enumerate(_expect(path, "'preprocessing'", steps, "list")):
+        where = f"'preprocessing[{i}]'"
+        name = _expect(path, f"{where}.class", _expect(path, where, d, "object").get("class"), "string")
+        cls = known.get(name)
+        if cls is None:
+            raise ValueError(f"{path}: the model config's {where} is of unknown class {_short(name)} (known: {sorted(known)})")
+        try:
+            step = cls.from_dict(d, backend=backend)
+            n = step.n_features_in_
+            for stat in cls._stats:
+                values = backend.to_numpy(getattr(step, stat)).tolist()
+                if len(values) != n or not all(math.isfinite(v) for v in values):
+                    raise ValueError(f"{stat} must be {n} finite numbers")
+        except Exception as exc:  # whatever a malformed dict breaks
+            raise ValueError(f"{path}: the model config's {where} is not a fitted {name}: {exc}") from None
+        out.append(step)
+    return out
 
 
 def _check_specs(path, config: dict, where: str, about: str, depth: int = 0) -> None:
@@ -553,6 +587,8 @@ def load(path, backend=None, device=None):
         h.value = b.asarray(tensors.pop(f"layer.{key}"), copy=True)
     model.generator.set_state(cfg["generator"])
     model.epochs_trained = cfg.get("epochs_trained", 0)
+    if "preprocessing" in cfg:
+        model.preprocessing = _preprocessing(path, cfg["preprocessing"], b)
     if comp:
         _compile(model, comp)
         state = {k[len("optimizer.") :]: b.asarray(v, copy=True) for k, v in tensors.items()}

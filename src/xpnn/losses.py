@@ -421,6 +421,11 @@ class SoftmaxCrossEntropy(_ClassLoss):
         from_labels = target.ndim == 1
         T = self._class_rows(pred, target, check_labels)
         N, C = pred.shape
+        if C < 2:  # the softmax of one logit is always 1: the loss is 0 and nothing is learnt
+            raise ValueError(
+                f"SoftmaxCrossEntropy: pred has {C} column; a softmax cross-entropy needs at least 2 outputs "
+                f"(one per class); for one output, a binary problem, use bce_with_logits"
+            )
         ls = self.label_smoothing
         if ls > 0.0:
             T = (1.0 - ls) * T + ls / C

@@ -151,6 +151,18 @@ def _scan_csv(name: str, rows: list[tuple[int, str]], missing: bool = False) -> 
     return np.array(table, dtype=np.float64).reshape(len(table), width or 0)
 
 
+def check_regular_file(path, what: str) -> None:
+    """An error naming ``path`` unless it is a regular file: a folder, a device (/dev/zero
+    never ends) or a pipe is not ``what``."""
+    name = os.fspath(path)
+    if os.path.isdir(name):
+        raise IsADirectoryError(f"{name} is a folder, not {what}")
+    if not os.path.exists(name):
+        raise FileNotFoundError(f"{name} does not exist (expected {what})")
+    if not os.path.isfile(name):
+        raise ValueError(f"{name} is not a regular file (a device or a pipe), not {what}")
+
+
 def read_numeric_csv(path, missing: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """``(table, lines)``: every cell of a numeric CSV file as float64 (rows, columns), and
     the file's line number (from 1) of each row, for error messages.
@@ -165,8 +177,16 @@ def read_numeric_csv(path, missing: bool = False) -> tuple[np.ndarray, np.ndarra
     an error either way.
     """
     name = os.fspath(path)
-    with open(path, newline="", encoding="utf-8-sig") as f:  # utf-8-sig: skip a BOM from Excel
-        lines = f.read().splitlines()
+    check_regular_file(path, "a CSV file")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # utf-8-sig: skip a BOM from Excel
+            lines = f.read().splitlines()
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise ValueError(
+            f"{name}, line {line}: not a UTF-8 text file (byte 0x{exc.object[exc.start]:02x} at offset "
+            f"{exc.start}); expected a CSV file of numbers"
+        ) from None
 
     rows = [(i, line) for i, line in enumerate(lines, start=1) if line.strip()]
     if not rows:
@@ -236,8 +256,26 @@ def load_labelled_csv(path, label_column: int = -1, missing: bool = False):
             f"{name}, line {lines[i]}, column {col + 1}: labels must be non-negative integers, "
             f"found {_show(value)}{too_big}"
         )
-    X = np.delete(table, col, axis=1).astype(np.float32)
-    return X, y_float.astype(np.int64), lines
+    features = np.delete(table, col, axis=1)
+    check_float32(features, name, lines, [c + (c >= col) for c in range(features.shape[1])])
+    return features.astype(np.float32), y_float.astype(np.int64), lines
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_float32(table, name, lines, columns=None) -> None:
+    """An error naming the line and column (from 1) of the first value that float32, the
+    dtype xpnn trains in, cannot hold (it would become inf). columns: each table column's
+    index in the file (from 0), where some were taken out."""
+    big = np.argwhere(np.abs(np.nan_to_num(table)) > FLOAT32_MAX)
+    if big.size:
+        i, j = (int(v) for v in big[0])
+        col = (columns[j] if columns is not None else j) + 1
+        raise ValueError(
+            f"{name}, line {lines[i]}, column {col}: {table[i, j]:g} is too large for float32 (largest "
+            f"{FLOAT32_MAX:.4g}); rescale that column"
+        )
 
 
 def load_csv(path, label_column: int = -1, missing: bool = False):
