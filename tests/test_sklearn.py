@@ -24,12 +24,17 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 import xpnn
 from xpnn.sklearn import NNClassifier, NNRegressor
 
-# small and quick, yet able to pass the checks that need a good fit (accuracy > 0.83 on
-# blobs, R^2 > 0.5 on a noisy linear regression). Every check passes: none is listed in
-# expected_failed_checks. Skipped by scikit-learn itself here: check_array_api_input
-# (SCIPY_ARRAY_API unset) and the pandas half of check_*_data_not_an_array and
-# check_dataframe_column_names_consistency (pandas not installed).
-CHECKED = [NNClassifier(hidden_sizes=(8,), epochs=10, lr=0.02), NNRegressor(hidden_sizes=(8,), epochs=10, lr=0.02)]
+# The estimators at their defaults, and small and quick ones that still pass the checks
+# that need a good fit (accuracy > 0.83 on blobs, R^2 > 0.5 on a noisy linear
+# regression). Every check passes: none is listed in expected_failed_checks. CI installs
+# pandas (the DataFrame checks) and sets SCIPY_ARRAY_API=1 (check_array_api_input);
+# without them scikit-learn skips those checks.
+CHECKED = [
+    NNClassifier(),
+    NNRegressor(),
+    NNClassifier(hidden_sizes=(8,), epochs=10, lr=0.02),
+    NNRegressor(hidden_sizes=(8,), epochs=10, lr=0.02),
+]
 
 
 # before 1.6 the checks read other tags (_more_tags) and had other names: run on 1.6 and later
@@ -40,6 +45,17 @@ CHECKED = [NNClassifier(hidden_sizes=(8,), epochs=10, lr=0.02), NNRegressor(hidd
 @parametrize_with_checks(CHECKED)
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
+
+
+def test_predict_of_a_row_does_not_depend_on_the_rows_beside_it():
+    """A float32 product's rounding depends on the batch's shape; predict works in float64."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 7))
+    y = X @ rng.normal(size=7)
+    reg = NNRegressor(hidden_sizes=(100,), epochs=3).fit(X, y)
+    whole = reg.predict(X)
+    for rows in (slice(0, 1), slice(3, 40), slice(57, 200, 3)):
+        np.testing.assert_allclose(reg.predict(X[rows]), whole[rows], rtol=1e-12, atol=1e-12)
 
 
 # ---- data ----------------------------------------------------------------------------------
