@@ -249,8 +249,14 @@ BAD = [
     (["evaluate", "{bad}/missing.safetensors"], "missing.safetensors does not exist (expected an xpnn model file"),
     (["predict", "{bad}/notamodel.safetensors", "{bad}/x.npy"], "not an xpnn model file"),
     (["predict", MODEL, "{bad}/x.txt"], "INPUT must be a .csv or .npy file"),
-    (["predict", MODEL, "{bad}/narrow.npy"], "narrow.npy: samples of shape (10,), but the model takes samples of shape (64,)"),
-    (["predict", MODEL, "{bad}/objects.npy"], "objects.npy: not a NumPy .npy array file (Object arrays cannot be loaded"),
+    (
+        ["predict", MODEL, "{bad}/narrow.npy"],
+        "narrow.npy: samples of shape (10,), but the model takes samples of shape (64,)",
+    ),
+    (
+        ["predict", MODEL, "{bad}/objects.npy"],
+        "objects.npy: not a NumPy .npy array file (Object arrays cannot be loaded",
+    ),
     (["predict", MODEL, "{bad}/ragged_features.csv"], "ragged_features.csv, line 2: expected 2"),
     (["predict", MODEL, "{bad}/missing.npy"], "missing.npy does not exist"),
 ]

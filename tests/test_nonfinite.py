@@ -173,7 +173,9 @@ def test_bayes_search_counts_a_diverged_trial_as_failed():
 
     X, y = _data()
     y = np.where(np.arange(len(y)) % 5 == 0, y, 0)
-    search = BayesSearch(_build, {"diverge": Choice([True]), "seed": Choice([0, 1])}, n_iter=2, cv=2, fit_kwargs={"epochs": 1})
+    search = BayesSearch(
+        _build, {"diverge": Choice([True]), "seed": Choice([0, 1])}, n_iter=2, cv=2, fit_kwargs={"epochs": 1}
+    )
     with pytest.raises(RuntimeError, match="no trial finished with a finite score"):
         search.fit(X, y)
 

@@ -29,9 +29,7 @@ def host(backend, a):
 def with_gaps(draw):
     """(n, k) float64 with NaN holes; every column keeps at least one value."""
     n, k = draw(st.integers(1, 12)), draw(st.integers(1, 4))
-    values = draw(
-        hnp.arrays(np.float64, (n, k), elements=st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False))
-    )
+    values = draw(hnp.arrays(np.float64, (n, k), elements=st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)))
     holes = draw(hnp.arrays(np.bool_, (n, k)))
     holes[draw(st.integers(0, n - 1)), :] = False  # one row without gaps
     values[holes] = np.nan

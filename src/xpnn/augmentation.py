@@ -82,7 +82,13 @@ def shift_images(images, dy, dx):
     N, _, H, W = images.shape
     offsets = []
     for name, d in (("dy", dy), ("dx", dx)):
-        host = [int(v) for v in (be.to_numpy(d).tolist() if not isinstance(d, (list, tuple)) else d)]
+        values = be.to_numpy(d).tolist() if not isinstance(d, (list, tuple)) else list(d)
+        for i, v in enumerate(values):  # int() would round 0.5 to 0 and 1.7 to 1 without a word
+            if not _checks.is_integer(v):
+                raise ValueError(
+                    f"{where}: {name} must hold whole numbers of pixels (integers), found {v!r} at index {i}"
+                )
+        host = [int(v) for v in values]
         if len(host) != N:
             raise ValueError(f"{where}: {name} must hold one shift per image ({N}), found {len(host)}")
         offsets.append(host)

@@ -368,7 +368,9 @@ def _preprocessing(path, steps, backend) -> list:
         name = _expect(path, f"{where}.class", _expect(path, where, d, "object").get("class"), "string")
         cls = known.get(name)
         if cls is None:
-            raise ValueError(f"{path}: the model config's {where} is of unknown class {_short(name)} (known: {sorted(known)})")
+            raise ValueError(
+                f"{path}: the model config's {where} is of unknown class {_short(name)} (known: {sorted(known)})"
+            )
         try:
             step = cls.from_dict(d, backend=backend)
             n = step.n_features_in_

@@ -132,6 +132,11 @@ class NumpyBackend(InPlaceBackend):
         tmp -= v
         tmp *= 1.0 - beta2
         v += tmp
+        # subnormal m and v (stuck there, and slow: see base.flush_subnormal) become 0
+        tiny = np.finfo(m.dtype).smallest_normal
+        np.abs(m, out=tmp)
+        np.copyto(m, 0.0, where=tmp < tiny)
+        np.copyto(v, 0.0, where=v < tiny)
         np.sqrt(v, out=tmp)
         tmp *= 1.0 / bias2_sqrt
         tmp += eps

@@ -63,6 +63,9 @@ class TorchBackend(InPlaceBackend):
         # the generic formula with PyTorch's fused in-place ops: two temporaries, not six
         m.lerp_(grad, 1.0 - beta1)
         v.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
+        tiny = self.native.finfo(m.dtype).tiny  # subnormal m and v become 0: see base.flush_subnormal
+        m.masked_fill_(m.abs() < tiny, 0.0)
+        v.masked_fill_(v < tiny, 0.0)
         denom = v.sqrt().mul_(1.0 / bias2_sqrt).add_(eps)
         param.addcdiv_(m, denom, value=-step_size)
         return param, m, v

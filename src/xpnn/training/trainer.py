@@ -121,6 +121,7 @@ class Trainer:
             train, validation = data.split_off(train, validation_split, where)
         else:
             validation = data.validation(model, validation_data, where, allow_nonfinite)
+            _warn_missing_inputs(train, validation, where)
 
         batches = Batches(train.X, train.y, train.inputs, batch_size, shuffle, model.generator, drop_last)
         history = cb.History()
@@ -242,3 +243,20 @@ class Trainer:
         for h in hooks:
             h.on_epoch_end(epoch, logs)
         return True
+
+
+def _warn_missing_inputs(train, validation, where) -> None:
+    """Forward inputs given for training (a ``mask``) but not with validation_data: the
+    validation outputs would be computed without them, and its scores mislead."""
+    if validation is None:
+        return
+    missing = sorted(set(train.inputs or {}) - set(validation.inputs or {}))
+    if missing:
+        names = ", ".join(repr(n) for n in missing)
+        warnings.warn(
+            f"{where}: the training data has the forward input{'s' if len(missing) > 1 else ''} {names} but "
+            f"validation_data has not: the validation scores are computed without {'them' if len(missing) > 1 else 'it'}; "
+            f"pass validation_data=(X_val, y_val, {{{names}: ...}})",
+            UserWarning,
+            stacklevel=4,
+        )
