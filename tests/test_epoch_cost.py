@@ -9,7 +9,6 @@ not timed: the number of subnormal values the optimizer keeps."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 import xpnn
 

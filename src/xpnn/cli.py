@@ -1,10 +1,11 @@
 """The ``xpnn`` command: train, evaluate, predict, info.
 
 Bad input gets one line on stderr and exit code 2, never a traceback (``run_command`` is
-the one place that turns an exception into that line: every subcommand runs through it);
-a failure that is not the input's (a bug) is one line too, exit code 1, and
-``XPNN_DEBUG=1`` shows its traceback. Ctrl-C exits with 130. During ``xpnn train`` the first Ctrl-C stops training after the current batch and the
-run is still saved; a second one quits at once.
+the one place that turns an exception into that line: every subcommand runs through
+it); a failure that is not the input's (a bug) is one line too, exit code 1, and
+``XPNN_DEBUG=1`` shows its traceback. Ctrl-C exits with 130. During ``xpnn train`` the
+first Ctrl-C stops training after the current batch and the run is still saved; a second
+one quits at once.
 """
 
 from __future__ import annotations
@@ -488,8 +489,8 @@ def _read_inputs(path, missing=False):
         bad = np.argwhere(np.isinf(X32) | (np.isnan(X32) & (not missing)))  # row-major: the first bad sample first
         if len(bad):
             raise UsageError(
-                f"{path}: sample {bad[0][0]} (counting from 0) holds {X[tuple(bad[0])]}, which is NaN, inf or too "
-                f"large for float32; expected finite numbers"
+                f"{path}: sample {bad[0][0]} (counting from 0) holds {X[tuple(bad[0])]} (NaN or inf, or too "
+                f"large for float32); expected finite numbers"
             )
         return X32
     return _read_feature_csv(path, missing)
@@ -521,7 +522,7 @@ def _check_predict_out(args) -> None:
 
 
 def cmd_predict(args) -> int:
-    from .io import atomic_write, load
+    from .io import atomic_write
 
     if args.out:
         _check_predict_out(args)  # before the work, not after

@@ -54,7 +54,6 @@ def model_scores(model, X, y, scorers, where) -> list:
     read, exactly as the metrics in fit's logs: one forward pass serves every scorer.
     """
     from ..training import data
-
     from ..training.compiled import all_finite
 
     yd = data.targets(model, y, "y", where)

@@ -38,7 +38,6 @@ from .batches import INFERENCE_BATCH, Batches
 from .compiled import metric_values
 from .threads import largest_matmul
 
-
 NONFINITE_HINT = (
     "lower the learning rate, scale the inputs (StandardScaler) or clip the gradients "
     "(compile(clip_norm=...)); TerminateOnNaN stops training at the first non-finite batch"
@@ -253,9 +252,10 @@ def _warn_missing_inputs(train, validation, where) -> None:
     missing = sorted(set(train.inputs or {}) - set(validation.inputs or {}))
     if missing:
         names = ", ".join(repr(n) for n in missing)
+        plural = len(missing) > 1
         warnings.warn(
-            f"{where}: the training data has the forward input{'s' if len(missing) > 1 else ''} {names} but "
-            f"validation_data has not: the validation scores are computed without {'them' if len(missing) > 1 else 'it'}; "
+            f"{where}: the training data has the forward input{'s' if plural else ''} {names} but "
+            f"validation_data has not: the validation scores are computed without {'them' if plural else 'it'}; "
             f"pass validation_data=(X_val, y_val, {{{names}: ...}})",
             UserWarning,
             stacklevel=4,
