@@ -69,3 +69,13 @@ def test_a_mask_given_for_both_does_not_warn():
             ids[:16], y[:16], epochs=1, batch_size=8, mask=mask[:16], verbose=0,
             validation_data=(ids[16:], y[16:], {"mask": mask[16:]}),
         )  # fmt: skip
+
+
+@pytest.mark.parametrize("loss", ["mse", "mae", "huber"])
+def test_predict_classes_is_for_classifiers_only(loss):
+    model = xpnn.NeuralNetwork(3, [4], 2).compile(loss, "adam")
+    with pytest.raises(TypeError, match=rf"predict_classes: the model is compiled with the {loss} loss, a regressor"):
+        model.predict_classes(np.zeros((2, 3), np.float32))
+    for classifier in ("softmax_cross_entropy", "bce_with_logits"):
+        labels = xpnn.NeuralNetwork(3, [4], 2).compile(classifier, "adam").predict_classes(np.zeros((2, 3), np.float32))
+        assert labels.dtype == np.int64 and labels.shape == (2,)

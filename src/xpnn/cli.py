@@ -558,9 +558,7 @@ def cmd_predict(args) -> int:
 
 def is_classifier(model) -> bool:
     """Whether the model's loss makes it a classifier (its outputs are class scores)."""
-    from .losses import BCEWithLogits, BinaryCrossEntropy, _ClassLoss
-
-    return isinstance(model.loss, (_ClassLoss, BinaryCrossEntropy, BCEWithLogits))
+    return bool(getattr(model.loss, "classifies", False))
 
 
 def _input_shape(model):

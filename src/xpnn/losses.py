@@ -51,6 +51,7 @@ class Loss:
     """
 
     name = "loss"
+    classifies = False  # True for the losses of classifiers: their outputs are class scores
     # True where target may be integer labels (batch,): forward then also takes
     # check_labels=True, a range check of every label (one host sync); fit checks the
     # whole set once and passes check_labels=False for each batch
@@ -303,6 +304,8 @@ class Huber(Loss):
 class _BinaryLoss(Loss):
     """Base of the binary cross-entropies: targets are 0/1 labels or probabilities."""
 
+    classifies = True
+
     def check_targets(self, target, num_outputs: int) -> None:
         self._check_unit_interval(
             target,
@@ -380,6 +383,8 @@ class BCEWithLogits(_BinaryLoss):
 
 class _ClassLoss(Loss):
     """Base of the cross-entropies: targets are labels (n,) in [0, C) or rows (n, C) in [0, 1]."""
+
+    classifies = True
 
     accepts_labels = True
 

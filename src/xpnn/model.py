@@ -206,7 +206,13 @@ class Sequential(Container):
 
     def predict_classes(self, X, batch_size: int | None = INFERENCE_BATCH, allow_nonfinite: bool = False, **inputs):
         """Class labels as a NumPy int64 array: argmax of the outputs, or output > 0.5 for
-        a single output column."""
+        a single output column. Only for a classifier: a model compiled with a regression
+        loss (mse, mae, huber) has values, not classes."""
+        if self.loss is not None and not getattr(self.loss, "classifies", False):
+            raise TypeError(
+                f"predict_classes: the model is compiled with the {self.loss.name} loss, a regressor: its outputs "
+                f"are values, not class scores; use predict"
+            )
         probs = self.predict(X, batch_size, allow_nonfinite, **inputs)
         if probs.ndim == 2 and probs.shape[1] > 1:
             return probs.argmax(axis=1).astype("int64")
