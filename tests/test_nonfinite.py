@@ -147,14 +147,8 @@ def test_a_search_never_picks_a_diverged_trial(diverged):
     X, y = _data()
     # class 0 dominates the held-out data: a diverged trial read as "all class 0" would score high
     y = np.where(np.arange(len(y)) % 5 == 0, y, 0)
-    grid = {"diverge": [True, False], "seed": list(range(len(diverged)))}
-    candidates = [{"diverge": d, "seed": i} for i, d in enumerate(diverged)]
-
-    class Listed(GridSearch):
-        pass
-
-    search = Listed(_build, grid, cv=2, fit_kwargs={"epochs": 1})
-    search.candidates = candidates
+    grid = [{"diverge": [d], "seed": [i]} for i, d in enumerate(diverged)]  # one grid per candidate, in order
+    search = GridSearch(_build, grid, cv=2, fit_kwargs={"epochs": 1})
     if all(diverged):
         with pytest.raises(RuntimeError, match="no trial finished with a finite score"):
             search.fit(X, y)
