@@ -38,6 +38,7 @@ from .callbacks import (
     ModelCheckpoint,
     ProgressBar,
     ReduceLROnPlateau,
+    TensorBoard,
     TerminateOnNaN,
 )
 from .datasets import load_csv, load_digits, load_fashion_mnist, load_mnist, read_idx, write_idx
@@ -157,6 +158,7 @@ __all__ = [
     "ReduceLROnPlateau",
     "CSVLogger",
     "TerminateOnNaN",
+    "TensorBoard",
     "ClipGradNorm",
     # data
     "load_digits",

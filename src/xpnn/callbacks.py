@@ -614,3 +614,7 @@ class GradientMonitor(Callback):
         from .plotting import plot_gradient_history
 
         return plot_gradient_history(self.history, path=path, title=title)
+
+
+# its own module (the tensorboardX writer is imported only when one is made); here too, beside the others
+from .tensorboard import TensorBoard  # noqa: E402, F401
