@@ -34,7 +34,7 @@ def clean_default(monkeypatch):
 
 
 def test_registry_names():
-    assert tuple(backends_mod.BACKENDS) == ("numpy", "cupy", "torch", "jax", "array_api_strict")
+    assert tuple(backends_mod.BACKENDS) == ("numpy", "cupy", "jax", "array_api_strict", "torch")  # numpy, the default, first
     for name, cls in backends_mod.BACKENDS.items():
         assert cls.name == name and issubclass(cls, Backend)
 
