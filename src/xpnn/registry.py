@@ -52,7 +52,7 @@ class Registry(dict):
         """Add ``cls`` under its name; returns it (so this is a class decorator)."""
         where = self.decorator.rsplit(".", 1)[-1]
         if self.base is not None and not (isinstance(cls, type) and issubclass(cls, self.base)):
-            raise TypeError(f"{where}: expected a {self.base.__name__} subclass, found {cls!r}")
+            raise TypeError(f"{where}: expected a subclass of {self.base.__name__}, found {cls!r}")
         name = self.key(cls)
         if not isinstance(name, str) or not name:
             raise ValueError(

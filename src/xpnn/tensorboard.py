@@ -29,7 +29,7 @@ from typing import Any
 
 from . import _checks
 from .backends import dtype_name
-from .callbacks import Callback
+from .callbacks import Callback, register_callback
 
 _EXTRA = 'pip install "xpnn[tensorboard]"'
 
@@ -52,6 +52,7 @@ def _hparam_value(value):
     return str(value)
 
 
+@register_callback
 class TensorBoard(Callback):
     """Write the run's scalars, histograms and hyperparameters for TensorBoard.
 
@@ -68,6 +69,8 @@ class TensorBoard(Callback):
 
     Needs tensorboardX: ``pip install "xpnn[tensorboard]"`` (TensorFlow is not needed).
     """
+
+    name = "tensorboard"
 
     model: Any = None  # set by fit
 
