@@ -10,6 +10,7 @@ changing it is its job.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,6 +34,12 @@ NAMES = sorted(CASES)
 
 def test_every_registered_callback_has_a_case():
     assert set(CASES) == set(CALLBACKS), "add a case for each registered callback"
+
+
+def test_every_registered_callback_is_named_in_the_docs():
+    page = (Path(__file__).resolve().parent.parent / "docs" / "training.md").read_text(encoding="utf-8")
+    missing = [name for name in sorted(CALLBACKS) if f"`{name}`" not in page]
+    assert not missing, f"docs/training.md does not list the callback names {missing}"
 
 
 def _fit(backend, callbacks):
