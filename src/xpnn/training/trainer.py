@@ -105,7 +105,8 @@ class Trainer:
         validation_data: ``(X_val, y_val)`` or ``(X_val, y_val, inputs_val)``.
         drop_last: skip each epoch's last batch when it is smaller than ``batch_size``
             (BatchNorm cannot train on a batch of one sample).
-        allow_nonfinite: accept NaN and inf in the data (otherwise an error names the first).
+        allow_nonfinite: accept NaN and inf in the data (otherwise an error names the first);
+            without it, fit warns once when the training loss becomes non-finite.
         """
         model, where = self.model, "fit"
         epochs = _checks.non_negative_int(epochs, "epochs", where)
@@ -133,7 +134,7 @@ class Trainer:
             h.model = model
         model.stop_training = False
         model.history = history
-        self._warned_nonfinite = False
+        self._warned_nonfinite = allow_nonfinite  # data with NaN by request: a NaN loss is no surprise
         unchecked = [train, validation] if self.check_labels else []
         for h in hooks:
             h.on_train_begin()
