@@ -17,7 +17,7 @@ from .._checks import integer, non_negative_int, positive_int
 from ..callbacks import Callback
 from .distributions import Choice, Distribution, python_value
 from .splits import check_cv, check_data, cv_splits
-from .storage import WORKER_ATTR, check_storage, fail_dead_workers, mask_url, open_storage, retry_once, scrub, worker_id
+from .storage import WORKER_ATTR, check_storage, close, fail_dead_workers, mask_url, open_storage, retry_once, scrub, worker_id
 from .validation import Scorer, build_model, check_fit_kwargs, model_scores, run_folds
 
 __all__ = ["GridSearch", "RandomSearch", "BayesSearch", "EvolutionSearch"]
@@ -429,6 +429,50 @@ def _seed_per_trial(optuna, make_sampler, seed):
     return SeedPerTrial()
 
 
+class _GridDone(Exception):
+    """Every grid point has been handed out: this worker's search ends."""
+
+
+def _trial_number_grid(optuna, grid, seed):
+    """A grid sampler safe with workers at once: the trial numbered n gets the k-th point
+    of the grid (in an order shuffled by ``seed``), k counting the trials before n that are
+    not retries. Numbers are handed out atomically by the storage, so no two workers ever
+    get the same point (Optuna's GridSampler picks among the points not yet run, which two
+    workers asking at the same moment can both pick); a retry carries its own point."""
+    names = list(grid)
+    points = list(itertools.product(*(grid[n] for n in names)))
+    order = np.random.default_rng(seed).permutation(len(points))
+
+    class TrialNumberGrid(optuna.samplers.BaseSampler):
+        def __init__(self):
+            self.point = {}
+
+        def before_trial(self, study, trial):
+            if "failed_trial" in trial.system_attrs:  # a retry: its parameters are set
+                return
+            earlier = study.get_trials(deepcopy=False)[: trial.number]
+            k = sum("failed_trial" not in t.system_attrs for t in earlier)
+            self.point = dict(zip(names, points[order[k]])) if k < len(points) else None
+
+        def infer_relative_search_space(self, study, trial):
+            return {}
+
+        def sample_relative(self, study, trial, search_space):
+            return {}
+
+        def sample_independent(self, study, trial, param_name, param_distribution):
+            if self.point is None:
+                raise _GridDone
+            return self.point[param_name]
+
+        def after_trial(self, study, trial, state, values):
+            fresh = sum("failed_trial" not in t.system_attrs for t in study.get_trials(deepcopy=False))
+            if fresh >= len(points):  # every point handed out: no more trials here
+                study.stop()
+
+    return TrialNumberGrid()
+
+
 class _OptunaSearch(_Search):
     """What BayesSearch and EvolutionSearch share: an Optuna study (in memory or in a
     storage that several workers share), trials proposed by a sampler, each
@@ -464,7 +508,7 @@ class _OptunaSearch(_Search):
         self.n_iter = positive_int(n_iter, "n_iter", where)
         self.seed = non_negative_int(seed, "seed", where)
         self.n_trials_total = None if n_trials_total is None else positive_int(n_trials_total, "n_trials_total", where)
-        self.storage = check_storage(storage, where, self._optuna)
+        self.storage = check_storage(storage, where)
         if study_name is not None and not isinstance(study_name, str):
             raise TypeError(f"{where}: study_name must be a string, found {study_name!r}")
         self.study_name = study_name if study_name is not None or storage is None else "xpnn"
@@ -476,6 +520,8 @@ class _OptunaSearch(_Search):
 
     def _seeded_sampler(self):
         """The study's sampler: ``_sampler(seed + trial.number)`` for each trial."""
+        if getattr(self, "sampler", None) == "grid":  # one sampler for all: its order is the seed's
+            return self._sampler(self.seed)
         return _seed_per_trial(self._optuna, self._sampler, self.seed)
 
     def _directions(self) -> list:
@@ -499,7 +545,7 @@ class _OptunaSearch(_Search):
         """The study, created (or loaded if it exists), its directions and parameter space
         checked against this search's before any trial runs."""
         optuna = self._optuna
-        storage = open_storage(self.storage, where, optuna)
+        storage = open_storage(self.storage, where=where)
         directions = self._directions()
         sampler = self._seeded_sampler()
         try:
@@ -583,7 +629,7 @@ class _OptunaSearch(_Search):
         optuna.logging.set_verbosity(optuna.logging.ERROR)
         try:
             study = self._open_study(where)
-            fail_dead_workers(study, optuna)  # a journal file has no heartbeat
+            fail_dead_workers(study)  # a journal file has no heartbeat
             me, done, current = worker_id(), [0], [None]
 
             def objective(trial):
@@ -608,13 +654,17 @@ class _OptunaSearch(_Search):
             if self._complete(study) < (self.n_trials_total or math.inf):
                 try:
                     study.optimize(objective, n_trials=self.n_iter, callbacks=callbacks)
+                except _GridDone:  # the trial that found the grid used up is failed, without parameters
+                    pass
                 except KeyboardInterrupt:  # Optuna has marked the trial failed: queue it again
                     self._requeue(study, current[0], me)
                     raise
+            self.study_ = study
+            self.results_ = self._results(study)
         finally:
             optuna.logging.set_verbosity(verbosity)
-        self.study_ = study
-        self.results_ = self._results(study)
+            if "study" in locals():
+                close(study._storage)
         return self._finish(X, y)
 
     def load(self):
@@ -628,9 +678,11 @@ class _OptunaSearch(_Search):
         self._optuna.logging.set_verbosity(self._optuna.logging.ERROR)
         try:
             self.study_ = self._open_study(where, create=False)
+            self.results_ = self._results(self.study_)
         finally:
             self._optuna.logging.set_verbosity(verbosity)
-        self.results_ = self._results(self.study_)
+            if hasattr(self, "study_"):
+                close(self.study_._storage)
         self._choose(where)
         return self
 
@@ -793,7 +845,7 @@ class BayesSearch(_OptunaSearch):
         if self.sampler == "random":
             return samplers.RandomSampler(seed=seed)
         if self.sampler == "grid":
-            return samplers.GridSampler(self._grid, seed=seed)
+            return _trial_number_grid(self._optuna, self._grid, self.seed)
         with warnings.catch_warnings():  # constant_liar is marked experimental
             warnings.simplefilter("ignore", self._optuna.exceptions.ExperimentalWarning)
             # constant_liar: a running trial (another worker's) counts as a poor result, so

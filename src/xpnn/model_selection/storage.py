@@ -58,9 +58,11 @@ def _password(url):
     return credentials.split(":", 1)[1] or None
 
 
-def check_storage(storage, where, optuna):
+def check_storage(storage, where="check_storage"):
     """``storage`` if it is one of the accepted forms, else a one-line error naming the
     argument, what was found (password masked) and the accepted forms. Nothing is opened."""
+    import optuna
+
     if storage is None or isinstance(storage, optuna.storages.BaseStorage):
         return storage
     if not isinstance(storage, str):
@@ -94,10 +96,14 @@ def _journal_path(url: str) -> str:
     return path[2:] if path.startswith("//") else path
 
 
-def open_storage(storage, where, optuna, heartbeat_interval: int = HEARTBEAT_SECONDS):
-    """An optuna storage for a checked ``storage`` (see check_storage): a journal file, or a
-    database with heartbeats (a stale trial is failed and retried once). Errors name the
-    storage with its password masked."""
+def open_storage(storage, heartbeat_interval: int = HEARTBEAT_SECONDS, where="open_storage"):
+    """An optuna storage for a storage URL: a journal file, or a database whose running
+    trials send a heartbeat every ``heartbeat_interval`` seconds (a trial silent for twice
+    that is failed and retried once). None and storage objects are returned as they are.
+    Errors name the storage with its password masked."""
+    import optuna
+
+    check_storage(storage, where)
     if storage is None or not isinstance(storage, str):
         return storage
     found = mask_url(storage)
@@ -120,7 +126,8 @@ def open_storage(storage, where, optuna, heartbeat_interval: int = HEARTBEAT_SEC
                 heartbeat_interval=heartbeat_interval,
                 grace_period=GRACE_FACTOR * heartbeat_interval,
                 heartbeat_stale_trial_callback=retry_once,
-                engine_kwargs={"pool_pre_ping": True} if not storage.startswith("sqlite") else None,
+                # pre-ping: a long-idle worker's pooled connection may have been dropped
+                engine_kwargs={"pool_pre_ping": True},
             )
     except sqlalchemy.exc.SQLAlchemyError as exc:
         detail = scrub(str(getattr(exc, "orig", None) or exc).strip().splitlines()[0], storage)
@@ -158,6 +165,13 @@ class _schema_lock:
                 self.engine.dispose()
 
 
+def close(storage) -> None:
+    """Close the idle database connections of a storage (they reopen when next needed)."""
+    engine = getattr(storage, "engine", None)
+    if engine is not None:
+        engine.dispose()
+
+
 def worker_id() -> str:
     """``host:pid`` of this process: which worker ran a trial."""
     return f"{socket.gethostname()}:{os.getpid()}"
@@ -177,10 +191,12 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def fail_dead_workers(study, optuna) -> list:
+def fail_dead_workers(study) -> list:
     """Mark failed the running trials of workers on this machine whose process has ended,
     and queue each for one retry (as the heartbeat does on a database, where it takes the
     grace period; a journal file has no heartbeat). Returns the failed trials' numbers."""
+    import optuna
+
     state = optuna.trial.TrialState
     host = socket.gethostname()
     failed = []
