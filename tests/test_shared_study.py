@@ -31,7 +31,8 @@ WORKER = os.path.join(HERE, "_search_worker.py")
 SRC = os.path.join(HERE, "..", "src")
 SPACE = {"hidden": IntUniform(2, 24), "lr": LogUniform(1e-3, 0.3)}
 FIT = {"epochs": 1, "batch_size": 32}
-COMPLETE, FAIL, WAITING = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL, optuna.trial.TrialState.WAITING)
+State = optuna.trial.TrialState
+COMPLETE, FAIL, WAITING = State.COMPLETE, State.FAIL, State.WAITING
 
 
 def _required() -> bool:

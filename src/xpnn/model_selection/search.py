@@ -17,7 +17,17 @@ from .._checks import integer, non_negative_int, positive_int
 from ..callbacks import Callback
 from .distributions import Choice, Distribution, python_value
 from .splits import check_cv, check_data, cv_splits
-from .storage import WORKER_ATTR, check_storage, close, fail_dead_workers, mask_url, open_storage, retry_once, scrub, worker_id
+from .storage import (
+    WORKER_ATTR,
+    check_storage,
+    close,
+    fail_dead_workers,
+    mask_url,
+    open_storage,
+    retry_once,
+    scrub,
+    worker_id,
+)
 from .validation import Scorer, build_model, check_fit_kwargs, model_scores, run_folds
 
 __all__ = ["GridSearch", "RandomSearch", "BayesSearch", "EvolutionSearch"]
