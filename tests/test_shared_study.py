@@ -265,7 +265,7 @@ def test_a_failing_build_fn_is_reported_once_with_its_traceback(tmp_path):
         "def build(hidden):\n"
         "    raise ValueError('build_fn exploded here')\n"
         "(X, y), _ = xpnn.load_digits(flatten=True)\n"
-        f"BayesSearch(build, {{'hidden': IntUniform(2, 8)}}, n_iter=1, cv=2, storage='journal:{tmp_path}/s.j')"
+        f"BayesSearch(build, {{'hidden': IntUniform(2, 8)}}, n_iter=1, cv=2, storage='sqlite:///{tmp_path}/s.db')"
         ".fit(X[:60], y[:60])\n"
     )
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=_env(), timeout=120)
