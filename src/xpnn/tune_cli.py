@@ -40,7 +40,15 @@ PARAMS = {
     "dropout": "dropout rate after each hidden layer, in [0, 1) (float)",
     "optimizer": "optimizer name (adam, sgd, ...)",
 }
-FIXED = {"hidden": 64, "layers": 1, "lr": 1e-3, "batch_size": 32, "activation": "relu", "dropout": 0.0, "optimizer": "adam"}
+FIXED = {
+    "hidden": 64,
+    "layers": 1,
+    "lr": 1e-3,
+    "batch_size": 32,
+    "activation": "relu",
+    "dropout": 0.0,
+    "optimizer": "adam",
+}
 STUDY_FILE = "study.journal"
 
 
@@ -147,7 +155,10 @@ def make_build(n_inputs, n_classes, backend, seed):
         p = {**FIXED, **params}
         layers, fan_in = [], n_inputs
         for _ in range(int(p["layers"])):
-            layers += [Dense(fan_in, int(p["hidden"]), init="he_uniform"), get_activation(p["activation"], "activation")]
+            layers += [
+                Dense(fan_in, int(p["hidden"]), init="he_uniform"),
+                get_activation(p["activation"], "activation"),
+            ]
             if p["dropout"] > 0:
                 layers.append(Dropout(float(p["dropout"])))
             fan_in = int(p["hidden"])
@@ -205,7 +216,9 @@ def add_parser(sub) -> None:
         help="stop hopeless trials early: median (the default pruner) or hyperband (tpe, random, grid)",
     )
     t.add_argument("--seed", type=int, default=0, help="seeds the sampler and the models (default: 0)")
-    t.add_argument("--out", default=None, help="run folder, shared by the workers of one machine (default: runs/tune-STUDY)")
+    t.add_argument(
+        "--out", default=None, help="run folder, shared by the workers of one machine (default: runs/tune-STUDY)"
+    )
     t.add_argument("--show", action="store_true", help="print the study's table and best trial; run nothing")
     t.add_argument("--backend", default=None, help="numpy (default), cupy, torch, jax or array_api_strict")
     t.add_argument("--device", default=None, help="the backend's device")
@@ -265,7 +278,9 @@ def _tune(args, storage) -> int:
     os.makedirs(out, exist_ok=True)
     (X_train, y_train), (X_test, y_test) = _load_data(args.data, args.data_home, flatten=True, max_classes=MAX_CLASSES)
     if X_train.ndim != 2:
-        raise UsageError(f"--data {args.data}: xpnn tune searches MLPs on flat samples, found shape {X_train.shape[1:]}")
+        raise UsageError(
+            f"--data {args.data}: xpnn tune searches MLPs on flat samples, found shape {X_train.shape[1:]}"
+        )
     n_classes = int(max(y_train.max(), y_test.max())) + 1
     build = make_build(X_train.shape[1], n_classes, args.backend, args.seed)
     search = _search(args, space, storage, build)
