@@ -56,7 +56,6 @@ from .distributed import DataParallel
 from .gradcheck import gradcheck
 from .io import load
 from .layers import *  # noqa: F403  every registered layer class, straight from the registry
-from .layers import register_layer
 from .losses import (
     MAE,
     MSE,

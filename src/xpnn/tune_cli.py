@@ -141,12 +141,14 @@ def parse_space(spec, where) -> dict:
 # ---- the models ---------------------------------------------------------------------------
 
 
-def make_build(n_inputs, n_classes, backend, seed):
+def make_build(n_inputs, n_classes, backend, seed, tensorboard=None, trial_number=None):
     """build_fn(**params) for the searches: the MLP n_inputs -> layers x hidden -> n_classes,
     compiled with the optimizer and learning rate; batch_size is kept as the model's fit
-    default (a search's fit arguments are the same for every trial)."""
-    import functools
+    default (a search's fit arguments are the same for every trial).
 
+    tensorboard: a folder: the first fold's fit of each trial writes a TensorBoard run
+    ``tensorboard/trial-<number>`` with the trial's parameters as its hparams; the number
+    comes from ``trial_number()``."""
     from . import Dense, Dropout, Sequential
     from .layers import get_activation
     from .optimizers import get_optimizer
@@ -165,9 +167,22 @@ def make_build(n_inputs, n_classes, backend, seed):
         layers.append(Dense(fan_in, n_classes, init="he_uniform"))
         model = Sequential(layers, backend=backend, seed=seed)
         model.compile("softmax_cross_entropy", get_optimizer(p["optimizer"], lr=float(p["lr"])), metrics=["accuracy"])
-        model.fit = functools.partial(model.fit, batch_size=int(p["batch_size"]))  # type: ignore[method-assign]
+        extra = []
+        number = trial_number() if tensorboard is not None and trial_number is not None else None
+        if number is not None and number not in logged:  # its first fold only: one run per trial
+            logged.add(number)
+            extra.append(TensorBoard(os.path.join(tensorboard, f"trial-{number}"), hparams=dict(params)))
+        fit, batch_size = model.fit, int(p["batch_size"])
+
+        def fit_with_defaults(X, y, callbacks=(), **kwargs):
+            return fit(X, y, batch_size=batch_size, callbacks=[*extra, *callbacks], **kwargs)
+
+        model.fit = fit_with_defaults  # type: ignore[method-assign]
         return model
 
+    logged: set = set()
+    if tensorboard is not None:
+        from .tensorboard import TensorBoard
     return build
 
 
@@ -220,6 +235,13 @@ def add_parser(sub) -> None:
         "--out", default=None, help="run folder, shared by the workers of one machine (default: runs/tune-STUDY)"
     )
     t.add_argument("--show", action="store_true", help="print the study's table and best trial; run nothing")
+    t.add_argument(
+        "--tensorboard",
+        default=None,
+        metavar="DIR",
+        help="TensorBoard logs, one run per trial: DIR/trial-<number> (the first fold's fit, with the "
+        "trial's parameters in the HParams view): tensorboard --logdir DIR (needs tensorboardX)",
+    )
     t.add_argument("--backend", default=None, help="numpy (default), cupy, torch, jax or array_api_strict")
     t.add_argument("--device", default=None, help="the backend's device")
     t.set_defaults(func=cmd_tune)
@@ -282,8 +304,20 @@ def _tune(args, storage) -> int:
             f"--data {args.data}: xpnn tune searches MLPs on flat samples, found shape {X_train.shape[1:]}"
         )
     n_classes = int(max(y_train.max(), y_test.max())) + 1
-    build = make_build(X_train.shape[1], n_classes, args.backend, args.seed)
-    search = _search(args, space, storage, build)
+    if args.tensorboard:
+        from .tensorboard import require_tensorboardx
+
+        require_tensorboardx()  # before any trial, not in the first one
+    holder: dict = {}  # the search, once made: its current_trial_ names the TensorBoard run
+    build = make_build(
+        X_train.shape[1],
+        n_classes,
+        args.backend,
+        args.seed,
+        tensorboard=args.tensorboard,
+        trial_number=lambda: getattr(holder.get("search"), "current_trial_", None),
+    )
+    search = holder["search"] = _search(args, space, storage, build)
     print(
         f"xpnn tune: worker {worker_id()}: {args.trials} trials of study {args.study!r} in {shown} "
         f"({args.sampler}, {args.cv}-fold, {args.epochs} epochs; {X_train.shape[0]} training samples of {args.data})",

@@ -490,6 +490,9 @@ class _OptunaSearch(_Search):
 
     A subclass gives its sampler (``_sampler``) and may add objectives (``_directions``,
     ``_values``), a pruner (``_pruner``) and a per-trial callback (``_watch``).
+
+    During fit, ``current_trial_`` is the number of the trial this worker is running (for a
+    build_fn that logs per trial, as ``xpnn tune --tensorboard`` does).
     """
 
     # what a finished trial keeps in its user attributes besides fit_time
@@ -643,7 +646,7 @@ class _OptunaSearch(_Search):
             me, done, current = worker_id(), [0], [None]
 
             def objective(trial):
-                current[0] = trial.number
+                current[0] = self.current_trial_ = trial.number
                 trial.set_user_attr(WORKER_ATTR, me)  # first: a worker killed from here on is found
                 params = {name: d.suggest(trial, name) for name, d in self._dists.items()}
                 result = self._evaluate(params, X, y, self._watch(trial, where))
