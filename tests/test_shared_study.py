@@ -35,32 +35,6 @@ State = optuna.trial.TrialState
 COMPLETE, FAIL, WAITING = State.COMPLETE, State.FAIL, State.WAITING
 
 
-def _required() -> bool:
-    return os.environ.get("CI") == "true" or os.environ.get("XPNN_REQUIRE_ORACLES") == "1"
-
-
-@pytest.fixture(scope="module")
-def postgres_url():
-    url = os.environ.get("XPNN_TEST_POSTGRES_URL")
-    problem = None
-    if not url:
-        problem = "XPNN_TEST_POSTGRES_URL is not set (bash .ci/run starts a server and sets it)"
-    else:
-        import sqlalchemy
-
-        try:
-            engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
-            with engine.connect() as connection:
-                connection.execute(sqlalchemy.text("SELECT 1"))
-        except Exception as exc:  # noqa: BLE001  any reason it cannot be reached
-            problem = f"cannot reach {mask_url(url)}: {type(exc).__name__}"
-    if problem:
-        if _required():
-            pytest.fail(f"CI needs PostgreSQL: {problem}")
-        pytest.skip(problem)
-    return url
-
-
 @pytest.fixture(params=["journal", "postgresql"])
 def storage(request, tmp_path):
     """A storage URL of each kind (an empty study name space: names are unique per test)."""

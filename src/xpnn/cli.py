@@ -671,4 +671,8 @@ def _abort_other_ranks(code: int) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # python -m xpnn.cli: run the importable module, not this __main__ copy, so that the
+    # commands in other modules (xpnn tune) raise the UsageError that main catches
+    from xpnn.cli import main as _main
+
+    sys.exit(_main())

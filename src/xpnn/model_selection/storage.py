@@ -16,6 +16,7 @@ A URL's password never leaves this module in a message: ``mask_url`` writes ``**
 from __future__ import annotations
 
 import os
+import re
 import socket
 import warnings
 
@@ -28,34 +29,37 @@ GRACE_FACTOR = 2
 WORKER_ATTR = "xpnn:worker"  # "host:pid" of the process running a trial
 
 
+# "user:password@" in a URL, also a malformed one ("postgres//user:password@host/db")
+_CREDENTIALS = re.compile(r"(?P<user>[^/:@]*):(?P<password>[^@]*)@")
+
+
 def mask_url(url) -> str:
     """The URL with its password replaced by ``***`` (``postgresql://user:***@host/db``)."""
     if not isinstance(url, str):
         return repr(url)
-    scheme, sep, rest = url.partition("://")
-    if not sep:
+    if url.startswith("journal:"):  # a file path: no credentials
         return url
-    credentials, at, host = rest.rpartition("@")
-    if not at or ":" not in credentials:
-        return url
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"
+    scheme, sep, rest = url.rpartition("://")
+    masked = _CREDENTIALS.sub(lambda m: f"{m['user']}:***@", rest, count=1)
+    return f"{scheme}{sep}{masked}"
 
 
 def scrub(text: str, url) -> str:
     """``text`` with the URL's password (if any) replaced by ``***``: for messages that come
     from a database driver and may quote it."""
     password = _password(url)
-    return text.replace(password, "***") if password else text
+    if not password:
+        return text
+    from urllib.parse import unquote
+
+    return text.replace(password, "***").replace(unquote(password), "***")  # as written, and decoded
 
 
 def _password(url):
-    if not isinstance(url, str) or "://" not in url:
+    if not isinstance(url, str) or url.startswith("journal:"):
         return None
-    credentials, at, _ = url.partition("://")[2].rpartition("@")
-    if not at or ":" not in credentials:
-        return None
-    return credentials.split(":", 1)[1] or None
+    found = _CREDENTIALS.search(url.rpartition("://")[2])
+    return found["password"] or None if found else None
 
 
 def check_storage(storage, where="check_storage"):
