@@ -129,13 +129,21 @@ def open_storage(storage, heartbeat_interval: int = HEARTBEAT_SECONDS, where="op
                 storage,
                 heartbeat_interval=heartbeat_interval,
                 grace_period=GRACE_FACTOR * heartbeat_interval,
-                heartbeat_stale_trial_callback=retry_once,
+                **{_stale_callback_name(optuna): retry_once},
                 # pre-ping: a long-idle worker's pooled connection may have been dropped
                 engine_kwargs={"pool_pre_ping": True},
             )
     except sqlalchemy.exc.SQLAlchemyError as exc:
         detail = scrub(str(getattr(exc, "orig", None) or exc).strip().splitlines()[0], storage)
         raise RuntimeError(f"{where}: cannot open storage {found!r}: {detail}") from None
+
+
+def _stale_callback_name(optuna) -> str:
+    """RDBStorage's argument for the stale-trial callback (Optuna 4.9 renamed it)."""
+    import inspect
+
+    name = "heartbeat_stale_trial_callback"
+    return name if name in inspect.signature(optuna.storages.RDBStorage).parameters else "failed_trial_callback"
 
 
 class _schema_lock:
