@@ -93,11 +93,11 @@ def parse_space(spec, where) -> dict:
     {"float": [1e-4, 1e-1], "log": true}, "activation": ["relu", "tanh"]}``: a list is a
     choice, {"int": [low, high]} and {"float": [low, high]} ranges (both ends included),
     with "log": true for a logarithmic scale. Errors name the key."""
-    from .model_selection import Choice, IntUniform, LogUniform, Uniform
+    from .model_selection import Choice, Distribution, IntUniform, LogUniform, Uniform
 
     if not isinstance(spec, dict) or not spec:
         raise UsageError(f"{where}: expected a table of parameters such as {json.dumps({'lr': DEFAULT_SPACE['lr']})}")
-    space = {}
+    space: dict[str, Distribution] = {}
     for name, value in spec.items():
         key = f"{where}: {name}"
         if name not in PARAMS:
@@ -177,7 +177,7 @@ def make_build(n_inputs, n_classes, backend, seed, tensorboard=None, trial_numbe
         def fit_with_defaults(X, y, callbacks=(), **kwargs):
             return fit(X, y, batch_size=batch_size, callbacks=[*extra, *callbacks], **kwargs)
 
-        model.fit = fit_with_defaults  # type: ignore[method-assign]
+        model.fit = fit_with_defaults
         return model
 
     logged: set = set()

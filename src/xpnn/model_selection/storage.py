@@ -129,7 +129,7 @@ def open_storage(storage, heartbeat_interval: int = HEARTBEAT_SECONDS, where="op
                 storage,
                 heartbeat_interval=heartbeat_interval,
                 grace_period=GRACE_FACTOR * heartbeat_interval,
-                **{_stale_callback_name(optuna): retry_once},
+                **{_stale_callback_name(optuna): retry_once},  # type: ignore[arg-type]
                 # pre-ping: a long-idle worker's pooled connection may have been dropped
                 engine_kwargs={"pool_pre_ping": True},
             )
