@@ -53,6 +53,7 @@ def main():
         model = xpnn.NeuralNetwork(64, hidden, 10, seed=0)
         return model.compile("softmax_cross_entropy", xpnn.Adam(lr=lr))
 
+    time.sleep(max(0.0, args.start_at - time.time()))  # open the storage together: the tables race
     storage = open_storage(args.storage, heartbeat_interval=args.heartbeat)
     space = SPACES["grid" if args.sampler == "grid" else "other"]
     common = dict(n_iter=args.n_iter, cv=CV, seed=args.seed, fit_kwargs={"epochs": 1, "batch_size": 32})

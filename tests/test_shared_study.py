@@ -109,6 +109,27 @@ def test_two_workers_at_once_add_up_without_repeating(kind, sampler, request, tm
     assert max(r["results"] for r in runs) == 2 * n  # the last to finish saw the whole study
 
 
+def test_workers_starting_together_on_an_empty_database_both_create_and_join(postgres_url):
+    """Optuna creates its tables when a storage first opens a database: two workers doing it
+    at once collided ("duplicate key value violates unique constraint"); the second now
+    waits on an advisory lock."""
+    import sqlalchemy
+
+    database = f"xpnn_fresh_{uuid.uuid4().hex[:8]}"
+    admin = sqlalchemy.create_engine(postgres_url, isolation_level="AUTOCOMMIT", poolclass=sqlalchemy.pool.NullPool)
+    with admin.connect() as connection:
+        connection.execute(sqlalchemy.text(f"CREATE DATABASE {database}"))
+    url = postgres_url.rpartition("/")[0] + "/" + database
+    try:
+        start = time.time() + 4.0
+        procs = [_worker(url, "fresh", 2, "--seed", seed, "--start-at", start) for seed in (0, 1)]
+        runs = [_finish(p) for p in procs]
+        assert sorted(runs[0]["mine"] + runs[1]["mine"]) == [0, 1, 2, 3]
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+
+
 def test_a_killed_worker_s_trial_is_failed_and_retried_once(storage):
     name = f"kill-{uuid.uuid4().hex[:8]}"
     ready = os.path.join(os.path.dirname(storage.partition(":")[2]) if storage.startswith("journal:") else "/tmp", name)
