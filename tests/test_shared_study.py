@@ -154,6 +154,29 @@ def test_a_killed_worker_s_trial_is_failed_and_retried_once(storage):
     assert [t.state for t in trials] == [COMPLETE, COMPLETE, FAIL, COMPLETE, COMPLETE, COMPLETE]
 
 
+def test_a_running_worker_retries_the_trial_of_a_worker_that_died_meanwhile(tmp_path):
+    """Found after the running worker's next trial, not only when a worker starts."""
+    url, name = f"journal:{tmp_path / 'study.journal'}", "meanwhile"
+    ready = str(tmp_path / "ready")
+    doomed = _worker(url, name, 3, "--hang-at-trial", 0, "--ready", ready)
+    while not os.path.exists(ready):
+        assert doomed.poll() is None, doomed.communicate()[1]
+        time.sleep(0.1)
+    survivor = _worker(url, name, 6)  # starts while trial 0 is still alive, running
+    deadline = time.time() + 120
+    while not any(t.state == COMPLETE for t in _trials(url, name)):  # the survivor is under way
+        assert survivor.poll() is None and time.time() < deadline, survivor.communicate()[1]
+        time.sleep(0.1)
+    doomed.send_signal(signal.SIGKILL)
+    doomed.communicate()
+    run = _finish(survivor)
+    trials = _trials(url, name)
+    assert trials[0].state == FAIL
+    retry = [t for t in trials if t.system_attrs.get("failed_trial") == 0]
+    assert len(retry) == 1 and retry[0].state == COMPLETE and retry[0].number in run["mine"]
+    assert [t.state for t in trials].count(COMPLETE) == 6
+
+
 def test_heartbeat_fails_a_silent_trial_of_another_machine_and_retries_it(postgres_url, digits):
     """A trial whose worker stops its heartbeat (a lost machine: no process to look up here)
     is failed after the grace period by the next worker, which runs it again."""

@@ -656,6 +656,7 @@ class _OptunaSearch(_Search):
                 return self._values(result)
 
             def report(study, trial):
+                fail_dead_workers(study)  # a worker of this machine that died meanwhile
                 entry = self._result(trial)
                 if entry is not None:
                     done[0] += 1
@@ -775,7 +776,7 @@ class BayesSearch(_OptunaSearch):
             optuna storage object. The study is created there, or loaded if it exists; its
             parameter space and direction must be this search's. A worker that dies
             mid-trial has that trial marked failed (on a database by its missed heartbeats,
-            within two minutes; on this machine at the next worker's start) and retried
+            within two minutes; on this machine when a worker there starts or ends a trial) and retried
             once by another worker.
         study_name: the study's name in the storage ("xpnn" by default when storage is given).
         pruning: True stops unpromising trials early with Optuna's MedianPruner: during the

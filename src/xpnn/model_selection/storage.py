@@ -206,7 +206,8 @@ def _alive(pid: int) -> bool:
 def fail_dead_workers(study) -> list:
     """Mark failed the running trials of workers on this machine whose process has ended,
     and queue each for one retry (as the heartbeat does on a database, where it takes the
-    grace period; a journal file has no heartbeat). Returns the failed trials' numbers."""
+    grace period; a journal file has no heartbeat). The searches call it as a worker starts
+    and after each of its trials. Returns the failed trials' numbers."""
     import optuna
 
     state = optuna.trial.TrialState
