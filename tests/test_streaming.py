@@ -396,3 +396,44 @@ class SlowDataset(ArrayDataset):
     def __getitem__(self, idx):
         time.sleep(0.002 * (int(idx[0]) % 3))
         return super().__getitem__(idx)
+
+
+def _mpiexec():
+    import os
+    import shutil
+    import sys
+
+    beside = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    return beside if os.access(beside, os.X_OK) else shutil.which("mpiexec")
+
+
+def _no_mpi():
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        return 'mpi4py is not installed (pip install "xpnn[mpi]" mpich)'
+    return None if _mpiexec() else "mpiexec is not available (pip install mpich)"
+
+
+@pytest.mark.skipif(_no_mpi() is not None, reason=str(_no_mpi()))
+def test_two_ranks_streaming_read_disjoint_halves_and_equal_one_process(files):
+    import os
+    import subprocess
+    import sys
+
+    folder, X, y = files
+    worker = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_mpi_stream_worker.py")
+    cmd = [_mpiexec(), "-n", "2", sys.executable, "-m", "mpi4py", worker, str(folder)]
+    cmd += [str(folder / "X.npy"), str(folder / "y.npy")]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [np.load(folder / f"rank{r}.npz") for r in range(2)]
+    reads = [r["reads"] for r in ranks]
+    # each rank read about half of every epoch, the two halves together every sample once per epoch
+    assert abs(len(reads[0]) - len(reads[1])) <= 13 and len(reads[0]) + len(reads[1]) == 2 * N
+    assert np.array_equal(np.sort(np.concatenate(reads)), np.sort(np.tile(np.arange(N), 2)))
+    single = xpnn.Sequential([xpnn.Dense(F, 16), xpnn.ReLU(), xpnn.Dense(16, C)], seed=0)
+    single.compile("softmax_cross_entropy", xpnn.Adam(lr=1e-3)).fit(X, y, epochs=2, batch_size=16, verbose=0)
+    for i, w in enumerate(single.get_weights()):
+        np.testing.assert_array_equal(ranks[0][f"w{i}"], ranks[1][f"w{i}"])
+        np.testing.assert_allclose(ranks[0][f"w{i}"], w, rtol=1e-4, atol=1e-5)
