@@ -257,7 +257,7 @@ def test_nan_and_bad_labels_name_the_global_sample_index(files, monkeypatch):
     Xf = X.astype(np.float32)
     Xf[157, 3] = np.nan
     np.save(folder / "Xnan.npy", Xf)
-    with pytest.raises(ValueError, match=r"sample 157 \(index in the data set\).*NaN or inf"):
+    with pytest.raises(ValueError, match=r"NaN or inf \(nan at sample 157, index \(157, 3\)\).*\[samples counted over the whole data set\]"):
         mlp().fit(np.load(folder / "Xnan.npy", mmap_mode="r"), y, batch_size=16, verbose=0)
     y_bad = y.copy()
     y_bad[131] = 7
@@ -269,10 +269,10 @@ def test_nan_and_bad_labels_name_the_global_sample_index(files, monkeypatch):
     # labels too large to hold: checked batch by batch, naming the sample
     monkeypatch.setattr(streaming, "WHOLE_LABELS_BYTES", 0)
     model = mlp()
-    with pytest.raises(ValueError, match=r"sample 131 \(index in the data set\).*found 7"):
+    with pytest.raises(ValueError, match=r"found 7 at index 131 \[samples counted over the whole data set\]"):
         model.fit(Xm, np.load(folder / "ybad.npy", mmap_mode="r"), batch_size=16, verbose=0)
     gen = [(Xm[i : i + 50], y_bad[i : i + 50]) for i in range(0, 200, 50)]
-    with pytest.raises(ValueError, match=r"sample 131 \(position in the epoch\)"):
+    with pytest.raises(ValueError, match=r"found 7 at index 131 \[samples counted from the start of the epoch\]"):
         mlp().fit(gen, verbose=0)
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import collections.abc
 import math
+import re
 
 import array_api_compat
 import numpy as np
@@ -346,7 +347,7 @@ class Stream:
             )
         self._check_layout(X, y, inputs, name, int(part[1] - part[0]))
         model, where = self.model, self.where
-        what = "position in the epoch" if positions else "index in the data set"
+        what = "samples counted from the start of the epoch" if positions else "samples counted over the whole data set"
         X = self._device(X)
         X = data.features(model, X, self.argname, where)
         if getattr(model, "input_shape_", None) is None:
@@ -406,7 +407,7 @@ class Stream:
 
     def _locate(self, check, a, indices, what):
         """``check(a)``; if it fails, the error again for the first failing sample alone,
-        naming that sample's index in the whole data (not its row in the batch)."""
+        with that sample's index in the whole data in place of its row in the batch."""
         try:
             return check(a)
         except (ValueError, IndexError) as exc:
@@ -414,7 +415,13 @@ class Stream:
                 try:
                     check(a[r : r + 1, ...])
                 except (ValueError, IndexError) as row:
-                    raise type(exc)(f"sample {int(indices[r])} ({what}): {row}") from None
+                    g = int(indices[r])
+                    # the one-row check names row 0: say which sample that is
+                    message = re.sub(r"\b(sample|index) 0\b(?!,? index \()", lambda m: f"{m.group(1)} {g}", str(row))
+                    message = re.sub(r"\bsample 0, index \(0", f"sample {g}, index ({g}", message)
+                    if message == str(row):
+                        message += f" (sample {g})"
+                    raise type(exc)(f"{message} [{what}]") from None
             raise
 
     def check_targets(self, batch, out) -> None:
@@ -423,7 +430,11 @@ class Stream:
         if batch.y is None:
             return
         loss = self.model.loss
-        what = "position in the epoch" if self.dataset is None else "index in the data set"
+        what = (
+            "samples counted from the start of the epoch"
+            if self.dataset is None
+            else "samples counted over the whole data set"
+        )
         self._locate(lambda y: data.check_targets(loss, y, out), batch.y, batch.indices, what)
 
 
