@@ -233,7 +233,7 @@ def bad_files(tmp_path_factory):
 MODEL = "{model}"  # replaced by the trained model's path
 
 BAD = [
-    (["train", "--data", "nope"], "--data must be one of digits, fashion-mnist, mnist or a path ending in .csv, .npy, .npz, .h5, .hdf5 or .zarr"),
+    (["train", "--data", "nope"], "--data must be one of digits, fashion-mnist, mnist or a path ending in .csv, .npy"),
     (["train", "--data", "{bad}/ragged.csv"], "ragged.csv, line 3: expected 3 comma-separated values"),
     (["train", "--data", "{bad}/negative.csv"], "negative.csv, line 3, column 3: labels must be non-negative"),
     (["train", "--data", "{bad}/missing.csv"], "No such file or directory"),

@@ -257,7 +257,8 @@ def test_nan_and_bad_labels_name_the_global_sample_index(files, monkeypatch):
     Xf = X.astype(np.float32)
     Xf[157, 3] = np.nan
     np.save(folder / "Xnan.npy", Xf)
-    with pytest.raises(ValueError, match=r"NaN or inf \(nan at sample 157, index \(157, 3\)\).*\[samples counted over the whole data set\]"):
+    whole = r"\[samples counted over the whole data set\]"
+    with pytest.raises(ValueError, match=r"NaN or inf \(nan at sample 157, index \(157, 3\)\).*" + whole):
         mlp().fit(np.load(folder / "Xnan.npy", mmap_mode="r"), y, batch_size=16, verbose=0)
     y_bad = y.copy()
     y_bad[131] = 7
