@@ -51,10 +51,12 @@ def is_in_memory(a) -> bool:
 
 
 def _memory_mapped(a: np.ndarray) -> bool:
-    while a is not None:
-        if isinstance(a, np.memmap):
+    """Whether ``a`` is a memmap or a view of one."""
+    found: np.ndarray | None = a
+    while found is not None:
+        if isinstance(found, np.memmap):
             return True
-        a = a.base if isinstance(a.base, np.ndarray) else None
+        found = found.base if isinstance(found.base, np.ndarray) else None
     return False
 
 
@@ -138,6 +140,9 @@ class Stream:
         self.labels_checked = False  # inference: the targets were checked on an earlier pass
         self._first: dict | None = None  # the first batch's shapes and dtypes: later ones must match
         self._iterator = None
+        self.dataset: Dataset | None
+        self.n: int | None  # samples of a Dataset; None for an iterable
+        self.steps: int | None  # batches per epoch; None: an iterable read to its end
         inputs = dict(inputs or {})
         if isinstance(source, Dataset):
             if y is not None or inputs:
@@ -207,14 +212,13 @@ class Stream:
                 f"{self.where}: validation_split needs data that can be indexed (an array, array-like or "
                 f"Dataset), found an iterable of batches; pass validation_data instead"
             )
-        n_val = int(round(self.n * fraction))
-        if n_val < 1 or n_val >= self.n:
-            raise ValueError(
-                f"{self.where}: validation_split={fraction} leaves no data on one side of {self.n} samples"
-            )
-        cut = self.n - n_val
+        total = len(self.dataset)
+        n_val = int(round(total * fraction))
+        if n_val < 1 or n_val >= total:
+            raise ValueError(f"{self.where}: validation_split={fraction} leaves no data on one side of {total} samples")
+        cut = total - n_val
         train, val = _copy(self), _copy(self)
-        train.dataset, val.dataset = Subset(self.dataset, 0, cut), Subset(self.dataset, cut, self.n)
+        train.dataset, val.dataset = Subset(self.dataset, 0, cut), Subset(self.dataset, cut, total)
         for part, n in ((train, cut), (val, n_val)):
             part.n = n
             part.batch_size = min(self.batch_size, n)

@@ -28,6 +28,7 @@ The loop itself has no branches for these: each is a hook.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from .. import _checks
 from .. import callbacks as cb
@@ -124,7 +125,9 @@ class Trainer:
         drop_last = _checks.boolean(drop_last, "drop_last", where)
         allow_nonfinite = _checks.boolean(allow_nonfinite, "allow_nonfinite", where)
         prefetch, workers, steps_per_epoch = stream.options(where, prefetch, workers, steps_per_epoch)
-        streaming = {"prefetch": prefetch, "workers": workers, "allow_nonfinite": allow_nonfinite}
+        streaming: dict[str, Any] = {"prefetch": prefetch, "workers": workers, "allow_nonfinite": allow_nonfinite}
+        train: Any  # a Stream of streamed data, else the prepared Batch of all samples
+        batches: Any
         if stream.is_streamed(X, y):
             # DataParallel's hook says which part of each batch this rank reads
             shard = next((h.reads_shard for h in self.hooks if getattr(h, "reads_shard", None)), None)
