@@ -105,6 +105,42 @@ def test_memmap_h5py_zarr_and_shards_train_the_weights_of_the_array(files):
             np.testing.assert_allclose(hist.history["val_loss"], ref_hist.history["val_loss"], rtol=1e-6, err_msg=name)
 
 
+def test_every_backend_streams_the_weights_of_its_arrays(backend, files):
+    folder, X, y = files
+    Xm = np.load(folder / "X.npy", mmap_mode="r")
+    models = []
+    for data in (X, Xm):
+        model = xpnn.Sequential([xpnn.Dense(F, 8), xpnn.ReLU(), xpnn.Dense(8, C)], backend=backend, seed=0)
+        model.compile("softmax_cross_entropy", "adam")
+        model.fit(data, y, epochs=1, batch_size=32, verbose=0, validation_data=(data[:50], y[:50]))
+        models.append(model)
+    for a, b in zip(*(m.get_weights() for m in models)):
+        np.testing.assert_allclose(backend.to_numpy(a), backend.to_numpy(b), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(models[1].predict(Xm), models[0].predict(X), rtol=1e-6)
+
+
+def test_batches_go_to_the_device_through_backend_stage_in_the_prefetch_thread(files, monkeypatch):
+    """GPU backends copy from pinned memory on their own stream in ``stage``; here the
+    generic one, watched: every host batch passes through it, off the training thread.
+    (array_api_strict: its arrays are not NumPy's, like a GPU's; a NumPy model takes the
+    host batch as it is.)"""
+    folder, X, y = files
+    model = xpnn.Sequential([xpnn.Dense(F, 8), xpnn.ReLU(), xpnn.Dense(8, C)], backend="array_api_strict", seed=0)
+    model.compile("softmax_cross_entropy", "adam")
+    seen = []
+    plain = type(model.backend).stage
+
+    def stage(self, host):
+        seen.append((threading.current_thread().name, host.dtype, host.shape[0]))
+        return plain(self, host)
+
+    monkeypatch.setattr(type(model.backend), "stage", stage)
+    model.fit(np.load(folder / "X.npy", mmap_mode="r"), y, batch_size=16, verbose=0)
+    assert len(seen) == 2 * 13  # X and y of each of the 13 batches
+    assert {name for name, _, _ in seen} == {"xpnn-prefetch"}
+    assert seen[0][1] == np.uint8  # bytes cross to the device; the float conversion happens there
+
+
 @pytest.mark.parametrize("options", [{"workers": 3}, {"prefetch": 0}, {"prefetch": 1, "workers": 2}])
 def test_threads_and_queue_depth_do_not_change_the_result(files, options):
     folder, X, y = files
