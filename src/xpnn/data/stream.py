@@ -157,7 +157,7 @@ class Stream:
                         f"{where}: {name} must be an array or array-like beside the array-like {argname}, "
                         f"found {type(a).__name__}"
                     )
-            if targets and y is None and where != "predict":
+            if targets and y is None:
                 raise ValueError(f"{where}: y is missing; pass the targets beside {argname}")
             self.dataset = ArrayDataset(source, y, **{k: v for k, v in inputs.items()})
             self.iterable = None
@@ -201,8 +201,10 @@ class Stream:
         return self.steps
 
     def _sample_shape(self):
-        X = getattr(self.dataset, "X", None)
-        shape = getattr(X, "shape", None) if X is not None else None
+        """One sample's shape where the source says it without a read (for the BLAS thread
+        policy), else None."""
+        ds = self.dataset.dataset if isinstance(self.dataset, Subset) else self.dataset
+        shape = getattr(ds, "shape", None) or getattr(getattr(ds, "X", None), "shape", None)
         return None if shape is None else tuple(int(d) for d in shape[1:])
 
     def split(self, fraction: float):
