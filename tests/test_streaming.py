@@ -272,6 +272,9 @@ def test_a_generator_that_runs_dry_before_steps_per_epoch():
         mlp().fit(short, steps_per_epoch=5, verbose=0)
     with pytest.raises(ValueError, match="iterable without a length .*pass steps_per_epoch"):
         mlp().fit(iter([]), verbose=0)
+    once = ((X[i : i + 50], y[i : i + 50]) for i in range(0, 200, 50))
+    with pytest.raises(ValueError, match="validation_data yielded no batches .a generator is used up"):
+        mlp().fit(X, y, epochs=2, verbose=0, validation_data=once)  # the second epoch finds it empty
 
 
 @pytest.mark.parametrize(

@@ -511,7 +511,10 @@ def batches_of(stream: Stream, check_targets: bool):
         finally:
             iterator.close()
     if not outs:
-        raise ValueError(f"{stream.where}: {stream.argname} yielded no batches")
+        raise ValueError(
+            f"{stream.where}: {stream.argname} yielded no batches (a generator is used up after one pass: "
+            f"for data read again every epoch pass a list, a DataLoader or a Dataset)"
+        )
     stream.labels_checked = stream.labels_checked or check
     cat = lambda parts: parts[0] if len(parts) == 1 else xp.concat(parts, axis=0)
     return cat(outs), (cat(ys) if ys else None)
