@@ -216,10 +216,14 @@ def test_a_generator_and_a_dataloader_train_to_the_accuracy_of_their_arrays():
     assert_same_weights(ref, gen_model)
 
     data = torch.utils.data.TensorDataset(torch.from_numpy(Xf), torch.from_numpy(y))
-    loader = torch.utils.data.DataLoader(data, batch_size=16, shuffle=False, num_workers=2)
+    # spawn: forking a process where JAX (or any threaded library) runs can deadlock
+    loader = torch.utils.data.DataLoader(
+        data, batch_size=16, num_workers=2, multiprocessing_context="spawn", persistent_workers=True
+    )
     loader_model, _ = trained(loader, epochs=3)
     assert loader_model.evaluate(Xf, y)["accuracy"] == expected
     assert_same_weights(ref, loader_model)
+    del loader  # its worker processes end
 
 
 def test_torch_model_takes_tensor_batches_as_they_are():

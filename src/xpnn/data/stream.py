@@ -484,8 +484,10 @@ def validation(model, validation_data, where: str, streaming: dict):
         inputs = validation_data[2] if len(validation_data) == 3 else None
         return Stream(model, validation_data[0], validation_data[1], inputs, where=where, argname=argname,
                       batch_size=INFERENCE_BATCH, **streaming)  # fmt: skip
-    if isinstance(validation_data, (tuple, list)) and not is_streamed(validation_data):
-        return data.validation(model, validation_data, where, streaming["allow_nonfinite"])  # its error
+    if isinstance(validation_data, (tuple, list)) and (
+        not is_streamed(validation_data) or (validation_data and _is_array(validation_data[0]))
+    ):  # arrays in a tuple of the wrong length, or not arrays at all: its error
+        return data.validation(model, validation_data, where, streaming["allow_nonfinite"])
     return Stream(model, validation_data, where=where, argname=argname, batch_size=INFERENCE_BATCH, to_end=True,
                   **streaming)  # fmt: skip
 
