@@ -115,7 +115,8 @@ def gradcheck(
     # generator advanced
     saved_values = {name: h.value for name, h in params.items()}
     saved_buffers = {name: xp.asarray(h.value, copy=True) for name, h in buffers.items()}
-    saved_dtype, generator = layer.dtype, layer.generator
+    # a model restores its dtype by name: a mixed-precision policy is more than its compute dtype
+    saved_dtype, generator = getattr(layer, "dtype_name", layer.dtype), layer.generator
     saved_state = getattr(generator, "state", None)
     try:
         layer.bind(layer.backend, generator, "float64")  # the whole tree computes (and holds params) in float64

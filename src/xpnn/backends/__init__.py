@@ -27,7 +27,16 @@ from types import ModuleType
 import array_api_compat
 import numpy as np
 
-from .base import Backend, InPlaceBackend, describe, dtype_name, output_hw, window_output_size
+from .base import (
+    LOW_PRECISION,
+    MODEL_DTYPES,
+    Backend,
+    InPlaceBackend,
+    describe,
+    dtype_name,
+    output_hw,
+    window_output_size,
+)
 from .cupy import CupyBackend
 from .generator import Generator
 from .jax import JaxBackend
@@ -49,6 +58,8 @@ __all__ = [
     "available_backends",
     "describe",
     "dtype_name",
+    "MODEL_DTYPES",
+    "LOW_PRECISION",
     "window_output_size",
     "output_hw",
 ]
