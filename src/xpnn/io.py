@@ -562,7 +562,7 @@ def load(path, backend=None, device=None):
     )
     _check_specs(path, cfg["config"], "config", about)
     comp = cfg.get("compile")
-    b.check_dtype(cfg["dtype"], f"load {path!r}")  # a bfloat16 model loaded on NumPy: refused by name
+    b.check_dtype(cfg["dtype"], path)  # a bfloat16 model loaded on NumPy: refused by name
 
     shape_only = _ShapeOnly()  # shapes do not depend on the dtype: NumPy's stand-in for one it lacks
     probe_dtype = cfg["dtype"] if cfg["dtype"] in shape_only.model_dtypes() else "float32"

@@ -103,9 +103,11 @@ class Sequential(Container):
         if not self.policy.mixed:
             return self.run_backward(dY, need_dX)
         xp = self.backend.xp
-        if self.loss_scale is not None:
-            dY = dY * self.loss_scale.scale
-        dX = self.run_backward(xp.astype(dY, self.dtype), need_dX)
+        if self.loss_scale is None:
+            dX = self.run_backward(xp.astype(dY, self.dtype), need_dX)
+        else:  # an overflow here is what loss scaling expects now and then: the step is skipped
+            with self.backend.overflow_allowed():
+                dX = self.run_backward(xp.astype(dY * self.loss_scale.scale, self.dtype), need_dX)
         if dX is None or not xp.isdtype(dX.dtype, "real floating"):
             return dX
         dX = xp.astype(dX, xp.float32)
@@ -115,16 +117,16 @@ class Sequential(Container):
         """Layer.bind in the compute dtype, after checking ``dtype`` on ``backend``
         (``Backend.check_dtype``); the dtype's name is kept for config, summary and ``to``
         (a nested model takes its parent's compute dtype). Master weights and the loss
-        scale of a mixed-precision model move along."""
+        scale of a mixed-precision model move along; bound to a plain dtype for a while
+        (gradcheck's float64), a model keeps its masters for when the policy comes back."""
         name = backend.check_dtype(dtype, type(self).__name__)
         policy = Policy(name)
         super().bind(backend, generator, policy.compute)
         self.dtype_name, self.policy = name, policy
-        masters = getattr(self, "masters", {})
         if policy.mixed:  # the masters made so far, on the new backend (made lazily: see named_params)
-            self.masters = {k: _moved(backend, m, policy.variable) for k, m in masters.items()}
-        else:
-            self.masters = {}
+            for k, m in self.masters.items():  # the same dict: handles made before a bind still reach it
+                self.masters[k] = _moved(backend, m, policy.variable)
+            self.named_params()  # masters of the params built so far (those of lazy layers: at their first use)
         old_scale = getattr(self, "loss_scale", None)
         if not policy.loss_scaling:
             self.loss_scale = None

@@ -193,6 +193,12 @@ class Backend:
             total_finite = bool(xp.isfinite(xp.sum(a)))
         return total_finite or bool(xp.all(xp.isfinite(a)))
 
+    def overflow_allowed(self):
+        """A context manager for arithmetic that may overflow on purpose (a loss-scaled
+        float16 backward: the step is then skipped). Here nothing; NumPy silences its
+        overflow warnings inside."""
+        return contextlib.nullcontext()
+
     def threads_for(self, macs: int | None):
         """A context manager for a loop whose largest matrix product takes ``macs``
         multiply-adds (None: unknown). Here the library keeps its own threading; the NumPy
