@@ -13,7 +13,6 @@ from xpnn.backends import dtype_name
 from xpnn.callbacks import Callback
 from xpnn.datasets import load_digits
 from xpnn.gradcheck import gradcheck
-from xpnn.precision import LossScale
 
 LOW = {"numpy": ["float16"], "array_api_strict": [], "torch": ["float16", "bfloat16"], "jax": ["float16", "bfloat16"]}
 
@@ -140,6 +139,8 @@ def test_mixed_precision_keeps_small_updates_that_the_low_precision_copy_rounds_
     if "float16" not in LOW.get(backend.name, []):
         pytest.skip(f"{backend.name} has no float16")
     model = xpnn.Sequential([xpnn.Dense(4, 1)], backend=backend, dtype="mixed_float16")
+    from xpnn.precision import LossScale
+
     model.loss_scale = LossScale(backend, initial=1.0)  # no overflow: every step is taken
     X = backend.asarray(np.ones((8, 4)), dtype="float32")
     model.compile("mse", xpnn.SGD(1e-5))
@@ -213,6 +214,8 @@ def test_mixed_float16_skips_an_overflowing_step_lowers_the_scale_and_goes_on(li
 
 
 def test_the_loss_scale_grows_after_a_run_of_good_steps():
+    from xpnn.precision import LossScale
+
     model = _mlp("numpy", "mixed_float16")
     model.loss_scale = LossScale(model.backend, initial=8.0, growth_interval=5)
     model.compile("softmax_cross_entropy", "adam")

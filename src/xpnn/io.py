@@ -62,6 +62,8 @@ def _stored(dtype: str) -> tuple[str, str]:
     variable = Policy(dtype).variable
     params = FLOAT_DTYPES.get(variable, "F32")
     return params, "F32" if variable in LOW_PRECISION else params
+
+
 MAX_NESTING = 64  # layers inside layers: far beyond any real model, well within Python's recursion limit
 
 
@@ -352,7 +354,9 @@ def _check_config(path, cfg, version: int, about: str) -> dict:
         _expect(path, "'loss_scale.good_steps'", scale["good_steps"], "count")
         value = scale["scale"]
         if type(value) not in (int, float) or not 0 < value < float("inf"):
-            raise ValueError(f"{path}: the model config's 'loss_scale.scale' must be a positive number, found {_short(value)}")
+            raise ValueError(
+                f"{path}: the model config's 'loss_scale.scale' must be a positive number, found {_short(value)}"
+            )
     gen = _expect(path, "'generator'", cfg["generator"], "object")
     _check_keys(path, "'generator'", gen, ("seed", "bit_generator"), (), about)
     _expect(path, "'generator.seed'", gen["seed"], "count")

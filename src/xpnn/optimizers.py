@@ -133,6 +133,7 @@ class Optimizer:
         """``update`` for a float16/bfloat16 param: computed in float32 (the state is
         float32), the result written into the param in its own dtype."""
         b = self._backend
+        assert b is not None  # set with the handles, at the first step
         xp = b.xp
         new = self.update(i, xp.astype(param, xp.float32), xp.astype(grad, xp.float32), lr)
         return b.set_at(param, ..., xp.astype(new, param.dtype))
@@ -141,8 +142,9 @@ class Optimizer:
         """One step on loss-scaled gradients (already divided by the scale): taken if every
         gradient is finite, else params and state stay as they were; then the scale is
         updated. Array operations only, so no host sync and a traceable step."""
-        xp = self._backend.xp
-        scale = self._loss_scale
+        scale, b = self._loss_scale, self._backend
+        assert scale is not None and b is not None  # set with the handles, at the first step
+        xp = b.xp
         grads = [h.grad for h in handles]
         ok = scale.all_finite(grads)
         for i, (h, grad) in enumerate(zip(handles, grads)):
