@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import xpnn
 from xpnn.backends import dtype_name
@@ -53,6 +55,29 @@ def test_each_backend_accepts_its_floats_and_policies(backend):
         model = xpnn.Sequential([xpnn.Dense(3, 2)], backend=backend, dtype=dtype)
         assert model.dtype_name == dtype
         assert dtype_name(model.layers[0].params["W"].dtype) == dtype.removeprefix("mixed_")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=16),
+        st.sampled_from(["float32", "Float16", " float64 ", "bfloat16", "mixed_float16", "mixed_bfloat16", "int8"]),
+        st.sampled_from([np.float16, np.float32, np.float64, np.int32, np.bool_, np.complex64, np.dtype("float32")]),
+        st.integers(),
+        st.none(),
+    )
+)
+def test_any_dtype_is_either_a_model_dtype_of_the_backend_or_refused_by_name(dtype):
+    backend = xpnn.get_backend("numpy")
+    try:
+        model = xpnn.Sequential([xpnn.Dense(2, 2)], backend=backend, dtype=dtype)
+    except ValueError as exc:
+        text = str(exc)
+        assert text.startswith(f"Sequential: dtype {dtype!r} cannot be used: "), text
+        assert f"backend 'numpy' accepts {backend.model_dtypes()}" in text, text
+    else:
+        assert model.dtype_name in backend.model_dtypes()
+        assert dtype_name(model.layers[0].params["W"].dtype) == model.dtype_name.removeprefix("mixed_")
 
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "mixed_bfloat16", "float16", "mixed_float16"])
