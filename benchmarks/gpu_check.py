@@ -1,17 +1,26 @@
 """One command that checks xpnn on a CUDA GPU and writes what it found to one JSON and one markdown table.
 
-On the lent GPU machine (an H100/H200 whose image lacks some of xpnn's pure-Python
-dependencies, and has no network), first put those wheels into the ignored ``.whl/``
-folder, on the dev machine:
+On any machine with a CUDA GPU, CuPy (``pip install "xpnn[cuda12]"``, or ``[cuda13]``) and
+xpnn's test dependencies (``pip install -e ".[test]"``), from the repository root:
 
-    ../shared/tools/gpu-wheels array-api-extra threadpoolctl     # also fetches array-api-compat, array-api-strict
+    python benchmarks/gpu_check.py --out gpu-check.json
 
-then one device run (the ``run`` tool, carry [".whl"], timeout_s 540; it needs under 8 minutes):
+It needs under 8 minutes on an H100 or H200. A GPU machine without access to a package
+index can take the pure-Python dependencies it lacks as wheels: download them on a machine
+with network into the repository's ``.whl/`` folder (ignored by git), copy the repository
+to the GPU machine, and pass ``--install``, which installs them with pip, offline, into a
+folder of their own (``/tmp/site``) put first on the path; the system's packages are not
+touched:
 
-    PYTHONUNBUFFERED=1 python3 benchmarks/gpu_check.py --install --out $OUT/gpu-check.json
+    pip download --no-deps --only-binary=:all: -d .whl array-api-compat array-api-extra array-api-strict threadpoolctl
+    python benchmarks/gpu_check.py --install --out gpu-check.json
 
-and copy the files that come back (the JSON, the .md, the -bench.json, the -pytest.log)
-into benchmarks/results/ under today's date.
+The dependencies check names the ``pip download`` line for whatever it finds missing (for a
+package with compiled code, such as NumPy, add the GPU machine's ``--platform`` and
+``--python-version`` to it). The
+JSON, its markdown table (.md), the benchmark results (-bench.json) and the GPU suite's log
+(-pytest.log) are written beside each other; keep them in benchmarks/results/ under the
+run's date.
 
 The checks, each one function that returns {"name", "status", "seconds", ...}:
 
@@ -60,7 +69,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 SRC = os.path.join(ROOT, "src")
 WHEELS = os.path.join(ROOT, ".whl")
-SITE = "/tmp/site"  # where --install puts the carried wheels (the device's image is read-only elsewhere)
+SITE = "/tmp/site"  # where --install puts the wheels: a folder of their own (site-packages may be read-only)
 
 # (distribution, module): pyproject.toml's [project].dependencies, then the test tools the GPU
 # suite needs (tests/test_gpu_check.py checks these lists against pyproject.toml)
@@ -86,8 +95,8 @@ EXTRAS = [
     ("onnxruntime", "onnxruntime"),
     ("mpi4py", "mpi4py"),
 ]
-GPU_WHEELS_TOOL = "../shared/tools/gpu-wheels"  # fetches array-api-compat and array-api-strict by itself
-GPU_WHEELS_DEFAULT = {"array-api-compat", "array-api-strict"}
+# on a machine with network: the pure-Python wheels of what is missing, for --install to install offline
+DOWNLOAD_WHEELS = "pip download --no-deps --only-binary=:all: -d .whl"
 
 CHECKS = ("dependencies", "gpu-tests", "sync-probe", "adam-ulps", "save-load", "mixed-precision", "benchmarks")
 MIXED_MAX_DROP = 0.01  # mixed precision may cost at most 1 point of test accuracy against float32
@@ -116,9 +125,8 @@ def use_paths(paths) -> None:
 
 
 def wheels_command(missing) -> str:
-    """The dev-machine command that puts the wheels for ``missing`` into .whl/."""
-    extra = [d for d in missing if d not in GPU_WHEELS_DEFAULT]
-    return " ".join([GPU_WHEELS_TOOL, *extra])
+    """The command, for a machine with network, that puts the wheels for ``missing`` into .whl/."""
+    return " ".join([DOWNLOAD_WHEELS, *missing])
 
 
 def install_wheels(missing, folder: str = WHEELS) -> dict:
@@ -126,10 +134,10 @@ def install_wheels(missing, folder: str = WHEELS) -> dict:
     wheels = sorted(glob.glob(os.path.join(folder, "*.whl")))
     if not wheels:
         out = {"ran": False, "note": f"no wheels in {folder}"}
-        if missing:  # harmless when everything is there already (the dev machine)
+        if missing:  # harmless when everything is installed already
             out["error"] = (
-                f"no wheels in {folder}: on the dev machine run `{wheels_command(missing)}` "
-                f'and name ".whl" in the run tool\'s carry'
+                f"no wheels in {folder}: on a machine with network run `{wheels_command(missing)}` "
+                f"in the repository, then copy its .whl folder here"
             )
         return out
     cmd = [
@@ -281,8 +289,8 @@ def check_dependencies(install: dict | None) -> dict:
     have = ", ".join(f"{k} {v}" for k, v in extras.items() if v) or "none"
     if missing:
         result["reason"] = (
-            f"missing: {', '.join(missing)}; on the dev machine run `{wheels_command(missing)}`, "
-            f'carry [".whl"] and pass --install'
+            f"missing: {', '.join(missing)}; pip install them, or (offline) run `{wheels_command(missing)}` "
+            f"on a machine with network, copy the .whl folder here and pass --install"
         )
         result["summary"] = result["reason"]
     else:
@@ -738,8 +746,9 @@ def verdict(checks, dry_run: bool) -> tuple:
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
-        epilog="Device run: PYTHONUNBUFFERED=1 python3 benchmarks/gpu_check.py --install "
-        '--out $OUT/gpu-check.json  (carry [".whl"])',
+        epilog="Offline GPU machine: on a machine with network, in the repository: "
+        f"{DOWNLOAD_WHEELS} array-api-compat array-api-extra array-api-strict threadpoolctl; "
+        "copy the repository over, then: python benchmarks/gpu_check.py --install",
     )
     p.add_argument(
         "--install",

@@ -69,6 +69,9 @@ MAX_NESTING = 64  # layers inside layers: far beyond any real model, well within
 
 def _model_config(model) -> dict:
     from .layers import layer_name
+    from .losses import LOSSES
+    from .optimizers import OPTIMIZERS
+    from .schedules import SCHEDULES, Schedule
 
     cfg = {"class": layer_name(model), "config": model.config(), "seed": model.seed, "dtype": model.dtype_name}
     cfg["backend"] = model.backend.name
@@ -77,8 +80,14 @@ def _model_config(model) -> dict:
     if getattr(model, "loss_scale", None) is not None:  # mixed_float16: resume with the scale reached
         cfg["loss_scale"] = model.loss_scale.state()
     if model.loss is not None:
+        # names load reads back: a class that is not registered is refused now, not when loading
+        where = f"{type(model).__name__}.save"
+        loss_name = LOSSES.name_of(model.loss, where)
+        OPTIMIZERS.name_of(model.optimizer, where)
+        if isinstance(model.optimizer.lr, Schedule):
+            SCHEDULES.name_of(model.optimizer.lr, where)
         cfg["compile"] = {
-            "loss": {"name": model.loss.name, **model.loss.config()},
+            "loss": {"name": loss_name, **model.loss.config()},
             "optimizer": model.optimizer.config(),
             "optimizer_iterations": model.optimizer.iterations,
             "metrics": list(model.metric_names),
@@ -501,9 +510,17 @@ def _build(cls, cfg, backend, dtype=None):
 
 
 def _compile(model, comp) -> None:
-    from .losses import get_loss
-    from .optimizers import get_optimizer
+    from .losses import LOSSES, get_loss
+    from .optimizers import OPTIMIZERS, get_optimizer
 
+    for key, registry in (("loss", LOSSES), ("optimizer", OPTIMIZERS)):
+        name = comp[key]["name"]
+        if registry.lookup(name) is None:  # a user's own class, whose module is not imported
+            raise ValueError(
+                f"the model was compiled with the {registry.kind} {_short(name)}, which is not registered "
+                f"(known: {sorted(registry)}); import the module that defines it (its class decorated "
+                f"with @{registry.decorator}) before loading"
+            )
     loss_cfg = dict(comp["loss"])
     model.compile(
         get_loss(loss_cfg.pop("name"), **loss_cfg),
@@ -555,7 +572,7 @@ def load(path, backend=None, device=None):
     b = get_backend(backend, device)  # the caller's arguments: their errors are not the file's
     path = os.fspath(path)
     cfg, tensors, about = _read(path)
-    cls = LAYERS.get(cfg["class"])
+    cls = LAYERS.lookup(cfg["class"])
     if cls is None or not hasattr(cls, "compile"):
         raise ValueError(
             f"{path}: unknown model class {_short(cfg['class'])} (the file: {about}; known: "

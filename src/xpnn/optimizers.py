@@ -39,6 +39,7 @@ import math
 from ._checks import boolean, is_number, non_negative_int, number, positive_number
 from .backends import LOW_PRECISION, backend_of, dtype_name, get_backend
 from .param import Param
+from .registry import Registry
 from .schedules import get_schedule
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "Adam",
     "AdamW",
     "OPTIMIZERS",
+    "register_optimizer",
     "get_optimizer",
     "clip_grad_norm",
 ]
@@ -276,6 +278,16 @@ def _zero_state(param):
     return xp.astype(zeros, xp.float32) if _is_low(param) else zeros
 
 
+# name -> Optimizer class: what compile, get_optimizer and model files read
+OPTIMIZERS = Registry("optimizer", "xpnn.optimizers.register_optimizer", Optimizer, normalize=str.lower)
+
+
+def register_optimizer(cls):
+    """Make an Optimizer subclass known by its ``name`` to ``compile``, ``get_optimizer``
+    and model files (use as a class decorator)."""
+    return OPTIMIZERS.register(cls)
+
+
 def _move(a, new):
     """Array ``a`` (any backend, or NumPy) as an array of backend ``new`` (a copy)."""
     return new.asarray(backend_of(a).to_numpy(a), copy=True)
@@ -284,6 +296,7 @@ def _move(a, new):
 # ---- the optimizers -----------------------------------------------------------------------
 
 
+@register_optimizer
 class SGD(Optimizer):
     """Stochastic gradient descent, with optional momentum, Nesterov and L2 weight decay.
 
@@ -327,6 +340,7 @@ class SGD(Optimizer):
         return {"momentum": self.momentum, "nesterov": self.nesterov, "weight_decay": self.weight_decay}
 
 
+@register_optimizer
 class RMSprop(Optimizer):
     """Divide the step by a running root mean square of the gradient (Keras's formula).
 
@@ -368,6 +382,7 @@ class RMSprop(Optimizer):
         return {"rho": self.rho, "eps": self.eps, "momentum": self.momentum}
 
 
+@register_optimizer
 class Adagrad(Optimizer):
     """Per-coordinate steps shrinking with the sum of squared gradients (torch's formula).
 
@@ -396,6 +411,7 @@ class Adagrad(Optimizer):
         return {"eps": self.eps}
 
 
+@register_optimizer
 class Adam(Optimizer):
     """Adam: steps from bias-corrected running means of g and g**2 (as torch.optim.Adam).
 
@@ -447,6 +463,7 @@ class Adam(Optimizer):
         return {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps, "weight_decay": self.weight_decay}
 
 
+@register_optimizer
 class AdamW(Adam):
     """Adam with decoupled weight decay (as torch.optim.AdamW).
 
@@ -469,9 +486,6 @@ class AdamW(Adam):
         return self._adam(i, param, grad, lr)
 
 
-OPTIMIZERS = {cls.name: cls for cls in (SGD, RMSprop, Adagrad, Adam, AdamW)}
-
-
 def get_optimizer(name_or_obj="adam", **kwargs) -> Optimizer:
     """An optimizer from a name ("sgd", "adam", "adamw", "rmsprop", "adagrad") and kwargs,
     from a ``config()`` dict, or an Optimizer instance (returned as is)."""
@@ -486,8 +500,8 @@ def get_optimizer(name_or_obj="adam", **kwargs) -> Optimizer:
         config = dict(name_or_obj)
         name = config.pop("name", None)
         return get_optimizer(name, **{**config, **kwargs})
-    if isinstance(name_or_obj, str) and name_or_obj.lower() in OPTIMIZERS:
-        cls = OPTIMIZERS[name_or_obj.lower()]
+    cls = OPTIMIZERS.lookup(name_or_obj)
+    if cls is not None:
         accepted = [a for a in inspect.signature(cls).parameters]
         unknown = sorted(set(kwargs) - set(accepted))
         if unknown:

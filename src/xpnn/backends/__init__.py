@@ -27,7 +27,9 @@ from types import ModuleType
 import array_api_compat
 import numpy as np
 
+from . import numpy as _numpy_first  # noqa: F401  the default backend registers (and is listed) first
 from .base import (
+    BACKENDS,
     LOW_PRECISION,
     MODEL_DTYPES,
     Backend,
@@ -35,6 +37,7 @@ from .base import (
     describe,
     dtype_name,
     output_hw,
+    register_backend,
     window_output_size,
 )
 from .cupy import CupyBackend
@@ -47,6 +50,11 @@ from .torch import TorchBackend
 __all__ = [
     "Backend",
     "InPlaceBackend",
+    "NumpyBackend",
+    "CupyBackend",
+    "TorchBackend",
+    "JaxBackend",
+    "StrictBackend",
     "Generator",
     "BACKENDS",
     "register_backend",
@@ -63,18 +71,6 @@ __all__ = [
     "window_output_size",
     "output_hw",
 ]
-
-BACKENDS: dict[str, type[Backend]] = {}
-
-
-def register_backend(cls: type[Backend]) -> type[Backend]:
-    """Make a Backend subclass known by its ``name`` (usable as a decorator)."""
-    BACKENDS[cls.name] = cls
-    return cls
-
-
-for _cls in (NumpyBackend, CupyBackend, TorchBackend, JaxBackend, StrictBackend):
-    register_backend(_cls)
 
 _cache: dict = {}
 _library_of_type: dict = {}  # array type -> registry name ("" for none of them)
@@ -110,10 +106,10 @@ def get_backend(spec: "str | ModuleType | Backend | None" = None, device=None) -
             f"backend must be a name {tuple(BACKENDS)}, an array namespace module or a Backend, "
             f"found {type(spec).__name__}"
         )
-    name = spec.strip().lower().replace("-", "_")
-    if name not in BACKENDS:
+    cls = BACKENDS.lookup(spec)
+    if cls is None:
         raise ValueError(f"backend must be one of {tuple(BACKENDS)} or an array namespace module, found {spec!r}")
-    return _cached(name, device, lambda: BACKENDS[name].create(device))
+    return _cached(cls.name, device, lambda: cls.create(device))
 
 
 def _cached(name: str, device, make) -> Backend:

@@ -25,6 +25,7 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
+from ..registry import Registry
 from .generator import Generator
 
 
@@ -463,3 +464,18 @@ class InPlaceBackend(Backend):
     def add_at(self, x, index, values):
         x[index] += values
         return x
+
+
+# ---- the registry ------------------------------------------------------------------------------
+
+# name -> Backend class, in the order registered: what get_backend, backend_of and
+# available_backends read. A name is looked up as written by users: "Array-API-Strict" works.
+BACKENDS = Registry(
+    "backend", "xpnn.backends.register_backend", Backend, normalize=lambda name: name.strip().lower().replace("-", "_")
+)
+
+
+def register_backend(cls):
+    """Make a Backend subclass known by its ``name`` to ``get_backend`` and ``backend_of``
+    (use as a class decorator)."""
+    return BACKENDS.register(cls)

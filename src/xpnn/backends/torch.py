@@ -11,7 +11,7 @@ from __future__ import annotations
 import array_api_compat
 import numpy as np
 
-from .base import Backend, InPlaceBackend, import_library
+from .base import Backend, InPlaceBackend, import_library, register_backend
 
 HELP = 'backend "torch" needs PyTorch: pip install "xpnn[torch]"'
 
@@ -20,6 +20,7 @@ def _torch():
     return import_library("torch", HELP)
 
 
+@register_backend
 class TorchBackend(InPlaceBackend):
     name = "torch"
 
