@@ -2,5 +2,6 @@
 array-likes on disk, and iterables of batches, with a prefetching pipeline."""
 
 from .dataset import Dataset
+from .tokens import TokenWindows
 
-__all__ = ["Dataset"]
+__all__ = ["Dataset", "TokenWindows"]
