@@ -82,9 +82,7 @@ def build_model(V: int, args) -> xpnn.Sequential:
     """Token ids (batch, T) -> next-character logits (batch, T, V)."""
     E = args.embed
     layers = [Embedding(V, E, init=EMBED_INIT), PositionalEncoding(args.seq_len)]
-    layers += [
-        TransformerEncoderBlock(E, num_heads=args.heads, ff_dim=4 * E, causal=True) for _ in range(args.layers)
-    ]
+    layers += [TransformerEncoderBlock(E, num_heads=args.heads, ff_dim=4 * E, causal=True) for _ in range(args.layers)]
     layers += [LayerNorm(E), TimeDistributed(Dense(E, V))]  # pre-norm blocks leave their output unnormalised
     return xpnn.Sequential(layers, backend=args.backend, seed=args.seed)
 
