@@ -587,3 +587,17 @@ def test_fit_takes_labels_per_position(rng):
     bad[3, 4] = V
     with pytest.raises(ValueError, match=rf"labels must be integers in \[0, {V}\), found {V} at index \(3, 4\)"):
         model.fit(X, bad, epochs=1, verbose=0)
+
+
+def test_fit_still_takes_integer_one_hot_rows(rng):
+    """Integer (n, C) targets beside (n, C) outputs stay one-hot rows, as before labels per
+    position existed: the same loss as from the labels, and a bad row is still refused."""
+    X = rng.standard_normal((40, 4))
+    labels = rng.integers(0, 3, 40)
+    model = xpnn.Sequential([xpnn.layers.Dense(4, 3)], seed=0)
+    model.compile("softmax_cross_entropy", xpnn.Adam(lr=0.01))
+    model.fit(X, np.eye(3, dtype=np.int64)[labels], epochs=2, batch_size=8, verbose=0)
+    rows = model.evaluate(X, np.eye(3, dtype=np.int64)[labels])["loss"]
+    assert rows == pytest.approx(model.evaluate(X, labels)["loss"], rel=1e-6)
+    with pytest.raises(ValueError, match=r"target rows \(one-hot or class probabilities\) must be in \[0, 1\]"):
+        model.fit(X, 2 * np.eye(3, dtype=np.int64)[labels], epochs=1, verbose=0)
