@@ -2,8 +2,11 @@
 
 The text becomes one long array of character ids; ``xpnn.data.TokenWindows`` serves its
 windows of ``--seq-len`` characters (sample i is ids[i : i + T], its target the same window
-shifted by one), gathered batch by batch: no window is ever stored. The model predicts
-the next character at every position:
+shifted by one: one window starts at every character), gathered batch by batch: no window
+is ever stored. ``fit`` draws each epoch's batches from a fresh permutation of all the
+windows and stops after as many steps as it takes to predict as many characters as the
+training text has (``steps_per_epoch``). The model predicts the next character at every
+position:
 
     Embedding(V, E) -> PositionalEncoding -> causal TransformerEncoderBlock x L
         -> LayerNorm -> TimeDistributed(Dense(E, V))   logits (batch, T, V)
@@ -22,7 +25,7 @@ The default corpus is the English fortunes of Debian's ``fortunes`` package (abo
 of quotes, jokes and poems; ``apt-get install -y fortunes`` puts them in
 /usr/share/games/fortunes); ``--text PATH`` takes any UTF-8 text file (or a folder of them).
 
-    python examples/char_transformer.py [--text PATH] [--epochs 1] [--seq-len 64]
+    python examples/char_transformer.py [--text PATH] [--epochs 2] [--seq-len 64]
         [--embed 64] [--layers 2] [--heads 4] [--batch-size 32] [--lr 3e-3]
         [--seed 0] [--temperature 0.8] [--prompt TEXT] [--backend numpy] [--quick]
 """
@@ -124,9 +127,9 @@ def main(argv=None) -> dict:
     p.add_argument("--text", type=Path, default=FORTUNES, help="a UTF-8 text file or a folder of them")
     p.add_argument("--backend", default="numpy")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--seq-len", type=int, default=64, help="characters of context (T)")
-    p.add_argument("--stride", type=int, default=None, help="between training windows (default: seq-len)")
+    p.add_argument("--stride", type=int, default=1, help="between the starts of training windows")
     p.add_argument("--embed", type=int, default=64)
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--heads", type=int, default=4)
@@ -139,7 +142,6 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
     if args.quick:
         args.seq_len, args.embed, args.layers, args.generate = 16, 16, 1, 40
-    stride = args.stride or args.seq_len
 
     text = read_text(args.text)
     train_text, val_text = split_text(text)
@@ -149,25 +151,29 @@ def main(argv=None) -> dict:
     encode = lambda s: np.array([index[c] for c in s], dtype=np.uint8 if V <= 256 else np.int32)  # noqa: E731
     train_ids, val_ids = encode(train_text), encode(val_text)
 
-    train = TokenWindows(train_ids, args.seq_len, stride=stride)
+    train = TokenWindows(train_ids, args.seq_len, stride=args.stride)
     val = TokenWindows(val_ids, args.seq_len, stride=args.seq_len)  # each held-out character predicted once
     print(
         f"{args.text}: {len(text):,} characters, {V} distinct; {len(train_ids):,} for training "
-        f"({len(train):,} windows of {args.seq_len}, stride {stride}), {len(val_ids):,} held out"
+        f"({len(train):,} windows of {args.seq_len}, stride {args.stride}), {len(val_ids):,} held out"
     )
 
     model = build_model(V, args)
-    steps = args.epochs * math.ceil(len(train) / args.batch_size)
+    # an epoch: as many predicted characters as the training text has, from random windows
+    per_epoch = min(
+        math.ceil(len(train_ids) / (args.seq_len * args.batch_size)), math.ceil(len(train) / args.batch_size)
+    )
+    steps = args.epochs * per_epoch
     lr = xpnn.schedules.LinearWarmup(xpnn.schedules.CosineDecay(args.lr, max(steps - 100, 1)), 100)
     model.compile("softmax_cross_entropy", xpnn.Adam(lr=lr), clip_norm=1.0)
     print(
         f"Transformer: {args.layers} causal blocks, embed {args.embed}, {args.heads} heads, "
-        f"{model.count_params():,} params; {args.epochs} epoch(s) of {math.ceil(len(train) / args.batch_size):,} "
+        f"{model.count_params():,} params; {args.epochs} epoch(s) of {per_epoch:,} "
         f"steps, batch {args.batch_size}, backend {args.backend}"
     )
     with one_blas_thread():
         start = time.perf_counter()
-        model.fit(train, epochs=args.epochs, batch_size=args.batch_size, verbose=1)
+        model.fit(train, epochs=args.epochs, batch_size=args.batch_size, steps_per_epoch=per_epoch, verbose=1)
         seconds = time.perf_counter() - start
         ppl = perplexity(model, val)
         # the bigram model scores the same characters: each window's targets from their predecessors
