@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import collections.abc
 import math
+import re
 
 import array_api_compat
 import numpy as np
@@ -57,9 +58,16 @@ def _memory_mapped(a: np.ndarray) -> bool:
     return False
 
 
-def is_streamed(X) -> bool:
-    """Whether ``X`` is read a batch at a time (see the module docstring)."""
-    return not is_in_memory(X) and not isinstance(X, (list, tuple))
+def is_streamed(X, y=None) -> bool:
+    """Whether ``X`` is read a batch at a time (see the module docstring). A list or tuple
+    is a list of batches only without y and when its first item looks like a batch (a
+    nested list of numbers is still refused as "not an array")."""
+    if isinstance(X, (list, tuple)):
+        first = X[0] if y is None and len(X) else None
+        if isinstance(first, (tuple, list)):
+            return len(first) > 0 and not isinstance(first[0], (int, float, complex, list))
+        return isinstance(first, dict) or (first is not None and _is_array(first))
+    return not is_in_memory(X) and not isinstance(X, (str, bytes, int, float, dict))
 
 
 class StreamedBatch(Batch):
@@ -251,7 +259,13 @@ class Stream:
             order = order_of(self.model.generator, self.n, self.batch_size, self.shuffle, host=True)
             jobs = (self._map_job(order, b) for b in range(self.steps))
         else:
-            jobs = self._iterable_jobs()
+            it = self._iterator
+            if it is None or not isinstance(self.iterable, collections.abc.Iterator):
+                # here, in the training thread: a DataLoader starts its worker processes in iter(),
+                # and forking beside a running prefetch thread could deadlock
+                it = iter(self.iterable)  # a re-iterable (DataLoader, list) starts over each epoch
+            self._iterator = it  # a generator carries on where the last epoch stopped
+            jobs = self._iterable_jobs(it)
         return prefetched(jobs, self.prefetch, self.workers)
 
     def _bounds(self, b):
@@ -276,11 +290,7 @@ class Stream:
 
         return job
 
-    def _iterable_jobs(self):
-        it = self._iterator
-        if it is None or not isinstance(self.iterable, collections.abc.Iterator):
-            it = iter(self.iterable)  # a re-iterable (DataLoader, list) starts over each epoch
-        self._iterator = it  # a generator carries on where the last epoch stopped
+    def _iterable_jobs(self, it):
         seen, b = 0, 0
         while self.steps is None or b < self.steps:
             try:
@@ -337,7 +347,7 @@ class Stream:
             )
         self._check_layout(X, y, inputs, name, int(part[1] - part[0]))
         model, where = self.model, self.where
-        what = "position in the epoch" if positions else "index in the data set"
+        what = "samples counted from the start of the epoch" if positions else "samples counted over the whole data set"
         X = self._device(X)
         X = data.features(model, X, self.argname, where)
         if getattr(model, "input_shape_", None) is None:
@@ -397,7 +407,7 @@ class Stream:
 
     def _locate(self, check, a, indices, what):
         """``check(a)``; if it fails, the error again for the first failing sample alone,
-        naming that sample's index in the whole data (not its row in the batch)."""
+        with that sample's index in the whole data in place of its row in the batch."""
         try:
             return check(a)
         except (ValueError, IndexError) as exc:
@@ -405,7 +415,13 @@ class Stream:
                 try:
                     check(a[r : r + 1, ...])
                 except (ValueError, IndexError) as row:
-                    raise type(exc)(f"sample {int(indices[r])} ({what}): {row}") from None
+                    g = int(indices[r])
+                    # the one-row check names row 0: say which sample that is
+                    message = re.sub(r"\b(sample|index) 0\b(?!,? index \()", lambda m: f"{m.group(1)} {g}", str(row))
+                    message = re.sub(r"\bsample 0, index \(0", f"sample {g}, index ({g}", message)
+                    if message == str(row):
+                        message += f" (sample {g})"
+                    raise type(exc)(f"{message} [{what}]") from None
             raise
 
     def check_targets(self, batch, out) -> None:
@@ -414,7 +430,11 @@ class Stream:
         if batch.y is None:
             return
         loss = self.model.loss
-        what = "position in the epoch" if self.dataset is None else "index in the data set"
+        what = (
+            "samples counted from the start of the epoch"
+            if self.dataset is None
+            else "samples counted over the whole data set"
+        )
         self._locate(lambda y: data.check_targets(loss, y, out), batch.y, batch.indices, what)
 
 
@@ -451,12 +471,15 @@ def validation(model, validation_data, where: str, streaming: dict):
     if validation_data is None:
         return None
     argname = "validation_data"
-    if isinstance(validation_data, (tuple, list)):
-        if len(validation_data) in (2, 3) and is_streamed(validation_data[0]) and is_array_like(validation_data[0]):
-            inputs = validation_data[2] if len(validation_data) == 3 else None
-            return Stream(model, validation_data[0], validation_data[1], inputs, where=where, argname=argname,
-                          batch_size=INFERENCE_BATCH, **streaming)  # fmt: skip
-        return data.validation(model, validation_data, where, streaming["allow_nonfinite"])
+    arrays = isinstance(validation_data, (tuple, list)) and len(validation_data) in (2, 3)
+    if arrays and is_array_like(validation_data[0]):  # (X_val, y_val[, inputs])
+        if is_in_memory(validation_data[0]):
+            return data.validation(model, validation_data, where, streaming["allow_nonfinite"])
+        inputs = validation_data[2] if len(validation_data) == 3 else None
+        return Stream(model, validation_data[0], validation_data[1], inputs, where=where, argname=argname,
+                      batch_size=INFERENCE_BATCH, **streaming)  # fmt: skip
+    if isinstance(validation_data, (tuple, list)) and not is_streamed(validation_data):
+        return data.validation(model, validation_data, where, streaming["allow_nonfinite"])  # its error
     return Stream(model, validation_data, where=where, argname=argname, batch_size=INFERENCE_BATCH, to_end=True,
                   **streaming)  # fmt: skip
 

@@ -24,7 +24,7 @@ def streamed(model, X, y, batch_size, inputs, where, allow_nonfinite, prefetch=2
     """A Stream of X (and y) for inference, or None for in-memory arrays (prepared whole)."""
     from ..data import stream
 
-    if not stream.is_streamed(X):
+    if not stream.is_streamed(X, y):
         return None
     batch_size = _checks.optional_positive_int(batch_size, "batch_size", where, "all samples at once")
     prefetch, workers, _ = stream.options(where, prefetch, workers, None)

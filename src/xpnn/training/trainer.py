@@ -125,7 +125,7 @@ class Trainer:
         allow_nonfinite = _checks.boolean(allow_nonfinite, "allow_nonfinite", where)
         prefetch, workers, steps_per_epoch = stream.options(where, prefetch, workers, steps_per_epoch)
         streaming = {"prefetch": prefetch, "workers": workers, "allow_nonfinite": allow_nonfinite}
-        if stream.is_streamed(X):
+        if stream.is_streamed(X, y):
             # DataParallel's hook says which part of each batch this rank reads
             shard = next((h.reads_shard for h in self.hooks if getattr(h, "reads_shard", None)), None)
             train = stream.Stream(
