@@ -104,3 +104,34 @@ def test_bad_indices():
 def test_is_exported():
     assert xpnn.data.TokenWindows is TokenWindows
     assert repr(TokenWindows(np.arange(10), 3, stride=2)) == "TokenWindows(10 tokens, seq_len=3, stride=2)"
+
+
+def _next_token_model(V):
+    model = xpnn.Sequential([xpnn.layers.Embedding(V, 8), xpnn.layers.TimeDistributed(xpnn.layers.Dense(8, V))], seed=0)
+    model.compile("softmax_cross_entropy", xpnn.Adam(lr=0.05))
+    return model
+
+
+def test_fit_on_windows_equals_fit_on_the_same_windows_as_arrays(rng):
+    """fit(TokenWindows) streams the windows; the same seed gives the same weights as fit
+    on every window materialised, and evaluate streams them too."""
+    V = 6
+    tokens = rng.integers(0, V, 300).astype(np.uint8)
+    ds = TokenWindows(tokens, 8)
+    streamed, in_memory = _next_token_model(V), _next_token_model(V)
+    streamed.fit(ds, epochs=2, batch_size=16, verbose=0)
+    X, y = ds[np.arange(len(ds))]
+    in_memory.fit(X, y, epochs=2, batch_size=16, verbose=0)
+    for a, b in zip(streamed.get_weights(), in_memory.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert streamed.evaluate(ds)["loss"] == pytest.approx(in_memory.evaluate(X, y)["loss"], rel=1e-5)
+
+
+def test_a_bad_target_token_names_its_window_and_position(rng):
+    V = 5
+    tokens = rng.integers(0, V, 200)
+    tokens[-1] = V  # only ever a target: in the last window's y, position 5
+    with pytest.raises(
+        ValueError, match=r"labels must be integers in \[0, 5\), found 5 at index \(0, 5\) \(sample 193\)"
+    ):
+        _next_token_model(V).fit(TokenWindows(tokens, 6), epochs=1, batch_size=16, verbose=0)
