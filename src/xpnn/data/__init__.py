@@ -3,5 +3,6 @@ array-likes on disk (np.memmap, h5py, zarr), and iterables of ``(X, y)`` batches
 seeded sampler and a prefetching thread (xpnn.data.stream)."""
 
 from .dataset import ArrayDataset, Dataset, NpyShards, Subset
+from .tokens import TokenWindows
 
-__all__ = ["Dataset", "ArrayDataset", "NpyShards", "Subset"]
+__all__ = ["Dataset", "ArrayDataset", "NpyShards", "Subset", "TokenWindows"]
