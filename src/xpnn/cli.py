@@ -1,4 +1,4 @@
-"""The ``xpnn`` command: train, evaluate, predict, info.
+"""The ``xpnn`` command: train, evaluate, predict, info, and tune (in tune_cli.py).
 
 Bad input gets one line on stderr and exit code 2, never a traceback (``run_command`` is
 the one place that turns an exception into that line: every subcommand runs through
@@ -56,11 +56,16 @@ class UsageError(Exception):
     """Bad input from the user: reported as one line, exit code 2."""
 
 
-def _load_data(name, data_home=None, flatten=True, max_classes=None, missing=False):
-    """((X_train, y_train), (X_test, y_test)) for a data set name or a CSV path; a CSV
-    label that would make more than ``max_classes`` classes is an error naming its line.
-    missing: a CSV's missing feature cells become NaN (else they are an error)."""
+def _load_data(name, data_home=None, flatten=True, max_classes=None, missing=False, files=None):
+    """((X_train, y_train), (X_test, y_test)) for a data set name, a CSV path or a data
+    file (``files``: the parsed --labels, --x-key, --y-key); a CSV label that would make
+    more than ``max_classes`` classes is an error naming its line. missing: a CSV's
+    missing feature cells become NaN (else they are an error)."""
     from . import datasets
+    from .data import files as data_files
+
+    if data_files.is_data_file(name):
+        return _load_file(name, files, flatten, max_classes, missing)
 
     if name == "digits":
         return datasets.load_digits(flatten=flatten)
@@ -87,7 +92,37 @@ def _load_data(name, data_home=None, flatten=True, max_classes=None, missing=Fal
             )
         X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, seed=0)
         return (X_train, y_train), (X_test, y_test)
-    raise UsageError(f"--data must be one of {', '.join(DATASETS)} or a path ending in .csv, found {name!r}")
+    raise UsageError(
+        f"--data must be one of {', '.join(DATASETS)} or a path ending in .csv, .npy, .npz, .h5, .hdf5 "
+        f"or .zarr, found {name!r}"
+    )
+
+
+def _load_file(name, files, flatten, max_classes, missing):
+    """A data file's features (on disk, streamed in training) and labels, with the same
+    random 20% test split (seed 0) that a CSV gets, as row views: nothing copied."""
+    from .data import files as data_files
+
+    if missing:
+        raise UsageError(f"--impute fills the missing cells of CSV files; {name} is streamed from disk as it is")
+    try:
+        X, y = data_files.open_data(name, files.labels, files.x_key, files.y_key)
+    except ImportError as exc:
+        raise UsageError(str(exc)) from None
+    if flatten and len(X.shape) != 2:
+        raise UsageError(
+            f"{name}: --model mlp needs one row of features per sample, (n, features); found shape "
+            f"{tuple(X.shape)}: use --model cnn for (n, channels, height, width) images, or flatten the file"
+        )
+    if not flatten and len(X.shape) != 4:
+        raise UsageError(f"{name}: --model cnn needs images (n, channels, height, width); found shape {tuple(X.shape)}")
+    if max_classes is not None and y.size and y.max() >= max_classes:
+        i = int(np.argmax(y >= max_classes))
+        raise UsageError(
+            f"{name}: label {y[i]} of sample {i} would make {y[i] + 1:,} classes; xpnn train supports at most "
+            f"{max_classes:,} (labels 0 to {max_classes - 1:,})"
+        )
+    return data_files.split(X, y, test_size=0.2, seed=0)
 
 
 def _build_model(args, sample_shape, n_classes):
@@ -205,6 +240,7 @@ def cmd_train(args) -> int:
             flatten=args.model == "mlp",
             max_classes=MAX_CLASSES,
             missing=args.impute != "none",
+            files=args,
         )
     except MissingValueError as exc:
         if exc.column is not None and exc.column == exc.width:  # the label: never imputed
@@ -480,40 +516,36 @@ def cmd_evaluate(args) -> int:
     if model.loss is None:
         raise UsageError(f"{args.model_path}: the model was saved before compile; nothing to evaluate with")
     flatten = not any(type(layer).__name__.startswith("Conv") for layer in model.layers)
-    _, (X_test, y_test) = _load_data(args.data, args.data_home, flatten=flatten, missing=_has_imputer(model))
-    X_test = _prepare(model, X_test, args.data)
+    imputer = _has_imputer(model)
+    _, (X_test, y_test) = _load_data(args.data, args.data_home, flatten=flatten, missing=imputer, files=args)
+    if getattr(model, "preprocessing", None):
+        X_test = _prepare(model, np.asarray(X_test, dtype=np.float32), args.data)
     result = model.evaluate(X_test, y_test)
     print(json.dumps({k: round(v, 6) for k, v in result.items()}))
     return 0
 
 
-def _read_inputs(path, missing=False):
-    """The inputs of a .npy or .csv file as float32; missing: NaN cells are kept (the
-    model's imputer fills them), else they are an error."""
+def _read_inputs(path, x_key="X", missing=False):
+    """The features to predict: a CSV read whole, a data file opened on disk (predict
+    streams it a batch at a time; NaN or inf is an error naming the sample). missing: a
+    CSV's missing cells are kept as NaN (the model's imputer fills them)."""
+    from .data import files as data_files
     from .datasets.loaders import check_regular_file
 
-    if not path.endswith((".npy", ".csv")):
-        raise UsageError(f"INPUT must be a .csv or .npy file, found {path!r}")
-    check_regular_file(path, "a .csv or .npy file of inputs")
-    if path.endswith(".npy"):
+    if data_files.is_data_file(path):
+        if not path.endswith(".zarr"):  # a zarr store is a folder
+            check_regular_file(path, "a data file of inputs")
         try:
-            X = np.load(path, allow_pickle=False)
-        except (ValueError, EOFError) as exc:  # an object array (pickled), a damaged or empty file
-            raise UsageError(f"{path}: not a NumPy .npy array file ({exc or 'it ends too soon'})") from None
-        if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
-            raise UsageError(f"{path}: expected an array of real numbers, found dtype {X.dtype}")
-        if X.ndim < 2 or X.shape[0] == 0:
-            raise UsageError(f"{path}: expected samples (n, features...) with n >= 1, found shape {X.shape}")
-        with np.errstate(over="ignore"):
-            X32 = np.asarray(X, dtype=np.float32)
-        bad = np.argwhere(np.isinf(X32) | (np.isnan(X32) & (not missing)))  # row-major: the first bad sample first
-        if len(bad):
-            raise UsageError(
-                f"{path}: sample {bad[0][0]} (counting from 0) holds {X[tuple(bad[0])]} (NaN or inf, or too "
-                f"large for float32); expected finite numbers"
-            )
-        return X32
-    return _read_feature_csv(path, missing)
+            X = data_files.open_features(path, x_key)
+        except ImportError as exc:
+            raise UsageError(str(exc)) from None
+        if len(X.shape) == 0:
+            raise UsageError(f"{path}: expected one sample per row, found a single value")
+        return X
+    if path.endswith(".csv"):
+        check_regular_file(path, "a CSV file of inputs")
+        return _read_feature_csv(path, missing)
+    raise UsageError(f"INPUT must be a .csv, .npy, .npz, .h5, .hdf5 or .zarr file, found {path!r}")
 
 
 def _read_feature_csv(path, missing=False):
@@ -547,12 +579,9 @@ def cmd_predict(args) -> int:
     if args.out:
         _check_predict_out(args)  # before the work, not after
     model = _load_model(args)
-    X = _prepare(model, _read_inputs(args.input, missing=_has_imputer(model)), args.input)
-    expected = _input_shape(model)
-    if expected is not None and tuple(X.shape[1:]) != expected:
-        raise UsageError(
-            f"{args.input}: samples of shape {tuple(X.shape[1:])}, but the model takes samples of shape {expected}"
-        )
+    X = _read_inputs(args.input, args.x_key, missing=_has_imputer(model))
+    if getattr(model, "preprocessing", None):  # xpnn train --impute's imputer: gaps filled as in training
+        X = _prepare(model, np.asarray(X, dtype=np.float32), args.input)
     outputs = model.predict(X)
     width = outputs.shape[1] if outputs.ndim == 2 else 1
     if is_classifier(model):
@@ -579,13 +608,6 @@ def cmd_predict(args) -> int:
 def is_classifier(model) -> bool:
     """Whether the model's loss makes it a classifier (its outputs are class scores)."""
     return bool(getattr(model.loss, "classifies", False))
-
-
-def _input_shape(model):
-    """The shape of one sample the model takes, where its first layer says (a Dense's in_features)."""
-    first = model.layers[0] if getattr(model, "layers", None) else None
-    n = getattr(first, "in_features", None)
-    return (n,) if isinstance(n, int) else None
 
 
 def cmd_info(args) -> int:
@@ -622,9 +644,13 @@ def _parser():
 
     t = sub.add_parser("train", help="train a network and write model, history, metrics and plots")
     t.add_argument(
-        "--data", default="digits", help="digits (bundled), fashion-mnist, mnist or a PATH.csv (last column: label)"
+        "--data",
+        default="digits",
+        help="digits (bundled), fashion-mnist, mnist, a PATH.csv (last column: label), or a file streamed "
+        "from disk: X.npy (with --labels y.npy), .npz, .h5/.hdf5 or .zarr (arrays --x-key and --y-key)",
     )
     t.add_argument("--data-home", default=None, help="folder holding the IDX files of fashion-mnist/mnist")
+    _file_arguments(t)
     t.add_argument("--model", default="mlp", choices=("mlp", "cnn"))
     t.add_argument(
         "--hidden",
@@ -697,13 +723,16 @@ def _parser():
 
     e = sub.add_parser("evaluate", help="loss and metrics of a saved model on a data set's test split")
     e.add_argument("model_path")
-    e.add_argument("--data", default="digits")
+    e.add_argument("--data", default="digits", help="as xpnn train's --data; evaluates its test split")
     e.add_argument("--data-home", default=None)
+    _file_arguments(e)
     e.add_argument("--backend", default=None)
     e.add_argument("--device", default=None)
     e.set_defaults(func=cmd_evaluate)
 
-    r = sub.add_parser("predict", help="class probabilities and labels for inputs in a .csv or .npy file")
+    r = sub.add_parser(
+        "predict", help="class probabilities and labels for inputs in a .csv, .npy, .npz, .h5/.hdf5 or .zarr file"
+    )
     r.add_argument("model_path")
     r.add_argument("input")
     r.add_argument(
@@ -712,13 +741,25 @@ def _parser():
         help="write predictions to this CSV (default: stdout); an existing file is refused without --force",
     )
     r.add_argument("--force", action="store_true", help="overwrite an existing --out file")
+    r.add_argument("--x-key", default="X", help="the features' array in an .npz, .h5/.hdf5 or .zarr INPUT (default X)")
     r.add_argument("--backend", default=None)
     r.add_argument("--device", default=None)
     r.set_defaults(func=cmd_predict)
 
     i = sub.add_parser("info", help="version, and each backend with its devices or why it is unavailable")
     i.set_defaults(func=cmd_info)
+
+    from .tune_cli import add_parser as add_tune_parser
+
+    add_tune_parser(sub)  # xpnn tune: its own module
     return p
+
+
+def _file_arguments(parser) -> None:
+    """--labels, --x-key, --y-key: where a data file's features and labels are."""
+    parser.add_argument("--labels", default=None, help="with --data X.npy: the labels' .npy (memory-mapped too)")
+    parser.add_argument("--x-key", default="X", help="the features' array in an .npz, .h5/.hdf5 or .zarr (default X)")
+    parser.add_argument("--y-key", default="y", help="the labels' array in an .npz, .h5/.hdf5 or .zarr (default y)")
 
 
 def main(argv=None) -> int:
@@ -805,4 +846,8 @@ def _abort_other_ranks(code: int) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # python -m xpnn.cli: run the importable module, not this __main__ copy, so that the
+    # commands in other modules (xpnn tune) raise the UsageError that main catches
+    from xpnn.cli import main as _main
+
+    sys.exit(_main())

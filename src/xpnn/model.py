@@ -14,9 +14,10 @@ Training one batch is the whole of backprop:
 
 from __future__ import annotations
 
-from .backends import Backend, Generator, backend_of, dtype_name, get_backend
+from .backends import Backend, Generator, backend_of, get_backend
 from .layers.base import register_layer
 from .layers.container import Container
+from .precision import LossScale, MasterParam, Policy
 from .training import INFERENCE_BATCH, Trainer, compile_model, inference
 
 
@@ -30,7 +31,11 @@ class Sequential(Container):
         backend: "numpy" (default), "cupy", "torch", "jax", "array_api_strict", a namespace
             module or a Backend.
         seed: feeds the model's generator (init, dropout, shuffling): same seed, same run.
-        dtype: parameter and compute dtype ("float32"; "float64" for checks).
+        dtype: parameter and compute dtype: "float32" (the default), "float64" (for
+            checks), "float16" or "bfloat16" where the backend has them; or a
+            mixed-precision policy, "mixed_bfloat16" or "mixed_float16": compute in the
+            low precision, keep float32 master weights (see ``xpnn.precision``). Anything
+            else is refused, naming what the backend accepts.
         device: where the arrays live, for backends with several devices ("cuda:1" for
             torch, 1 for cupy); None is the library's default.
 
@@ -57,6 +62,8 @@ class Sequential(Container):
             seen[id(layer)] = path
         backend = get_backend(backend, device)
         self.seed = seed
+        self.masters: dict = {}  # mixed precision: param path -> float32 master copy
+        self.loss_scale: LossScale | None = None
         self.bind(backend, backend.rng(seed), dtype)
         self.loss = self.optimizer = None
         self.metric_names: list = []
@@ -79,11 +86,54 @@ class Sequential(Container):
             self.backend.check(a, name, where)
         return self.run(X, training, inputs)
 
+    def run(self, X, training: bool, inputs: dict):
+        """Container.run; under a mixed-precision policy, X is cast to the compute dtype
+        and the output to float32 (so the loss and metrics compute in float32)."""
+        if not self.policy.mixed:
+            return super().run(X, training, inputs)
+        xp = self.backend.xp
+        if xp.isdtype(X.dtype, "real floating") and X.dtype != self.dtype:
+            X = xp.astype(X, self.dtype)
+        Y = super().run(X, training, inputs)
+        return xp.astype(Y, xp.float32)
+
+    def backward(self, dY, need_dX: bool = True):
+        """Container.backward; under a mixed-precision policy dY is cast to the compute
+        dtype (times the loss scale, for mixed_float16) and dX comes back in float32."""
+        if not self.policy.mixed:
+            return self.run_backward(dY, need_dX)
+        xp = self.backend.xp
+        if self.loss_scale is None:
+            dX = self.run_backward(xp.astype(dY, self.dtype), need_dX)
+        else:  # an overflow here is what loss scaling expects now and then: the step is skipped
+            with self.backend.overflow_allowed():
+                dX = self.run_backward(xp.astype(dY * self.loss_scale.scale, self.dtype), need_dX)
+        if dX is None or not xp.isdtype(dX.dtype, "real floating"):
+            return dX
+        dX = xp.astype(dX, xp.float32)
+        return dX if self.loss_scale is None else dX * self.loss_scale.inverse
+
     def bind(self, backend, generator, dtype) -> "Sequential":
-        """Layer.bind, and the dtype's name kept for config and summary (a nested model
-        takes its parent's)."""
-        super().bind(backend, generator, dtype)
-        self.dtype_name = dtype_name(self.dtype)
+        """Layer.bind in the compute dtype, after checking ``dtype`` on ``backend``
+        (``Backend.check_dtype``); the dtype's name is kept for config, summary and ``to``
+        (a nested model takes its parent's compute dtype). Master weights and the loss
+        scale of a mixed-precision model move along; bound to a plain dtype for a while
+        (gradcheck's float64), a model keeps its masters for when the policy comes back."""
+        name = backend.check_dtype(dtype, type(self).__name__)
+        policy = Policy(name)
+        super().bind(backend, generator, policy.compute)
+        self.dtype_name, self.policy = name, policy
+        if policy.mixed:  # the masters made so far, on the new backend (made lazily: see named_params)
+            for k, m in self.masters.items():  # the same dict: handles made before a bind still reach it
+                self.masters[k] = _moved(backend, m, policy.variable)
+            self.named_params()  # masters of the params built so far (those of lazy layers: at their first use)
+        old_scale = getattr(self, "loss_scale", None)
+        if not policy.loss_scaling:
+            self.loss_scale = None
+        elif old_scale is None:
+            self.loss_scale = LossScale(backend)
+        elif old_scale.backend != backend:
+            self.loss_scale = old_scale.to(backend)
         return self
 
     def takes_indices(self) -> bool:
@@ -94,6 +144,29 @@ class Sequential(Container):
         return getattr(first, "takes_indices", False)
 
     # ---- params, buffers, devices -----------------------------------------------------------
+
+    def named_params(self, prefix: str = "") -> dict:
+        """Layer.named_params; under a mixed-precision policy, MasterParam handles: the
+        float32 master copies (made from the layers' params the first time) carrying the
+        layers' gradients in float32, what the optimizer updates."""
+        handles = super().named_params(prefix)
+        if not self.policy.mixed or prefix:
+            return handles
+        xp = self.backend.xp
+        out = {}
+        for path, h in handles.items():
+            if path not in self.masters or tuple(self.masters[path].shape) != tuple(h.value.shape):
+                self.masters[path] = xp.astype(h.value, xp.float32)
+            out[path] = MasterParam(self.masters, path, h, self.loss_scale)
+        return out
+
+    def named_handles(self, prefix: str = "") -> dict:
+        """Layer.named_handles, with the params as ``named_params`` gives them (the float32
+        masters of a mixed-precision model: what is saved, moved and set)."""
+        handles = super().named_handles(prefix)
+        if self.policy.mixed and not prefix:
+            handles.update(self.named_params())
+        return handles
 
     def named_arrays(self) -> dict:
         """Every param and buffer by a stable path ("0.W", "3.running_mean", "1.0.W")."""
@@ -144,10 +217,11 @@ class Sequential(Container):
     def fit(
         self,
         X,
-        y,
+        y=None,
+        *,
         epochs: int = 1,
         batch_size: int | None = 32,
-        shuffle: bool = True,
+        shuffle=True,
         validation_split: float = 0.0,
         validation_data=None,
         callbacks=(),
@@ -156,36 +230,52 @@ class Sequential(Container):
         check_labels: bool = True,
         drop_last: bool = False,
         allow_nonfinite: bool = False,
+        steps_per_epoch: int | None = None,
+        prefetch: int = 2,
+        workers: int = 0,
         **inputs,
     ):
         """Train for ``epochs - initial_epoch`` epochs; returns a History.
 
         X: (n, ...) NumPy or backend array; y: (n,) integer labels or (n, k) targets.
+        Data that does not fit in memory streams a batch at a time: X, y array-likes on
+        disk (``np.load(path, mmap_mode="r")``, h5py, zarr), an ``xpnn.data.Dataset``, or
+        an iterable of ``(X, y)`` batches (a generator, a PyTorch DataLoader) with y=None.
         batch_size=None trains on the whole set each step (gradient descent); 1 is SGD;
         anything between is mini-batch: the same loop. ``inputs``: per-sample keyword
         inputs of forward such as ``mask=M`` (n, seq), batched and shuffled with X.
-        validation_data: (X_val, y_val) or (X_val, y_val, {"mask": M_val}).
+        shuffle: True, False, or "blocks" (contiguous runs of batch_size samples in a
+            random order: fast reads from chunked stores).
+        validation_data: (X_val, y_val), (X_val, y_val, {"mask": M_val}), a Dataset or an
+            iterable of batches.
         check_labels: check the targets once, on the device, before training (labels in
             [0, classes), binary targets in [0, 1]; one host sync per fit rather than one
-            per batch); False skips it.
+            per batch); streamed targets too large to hold are checked batch by batch;
+            False skips it.
         drop_last: skip each epoch's last batch when it is smaller than batch_size (a
             last batch of one sample cannot train BatchNorm).
         allow_nonfinite: accept NaN and inf in X and y; by default the first one is an
             error (it would turn every weight into NaN without a word).
+        steps_per_epoch: batches per epoch; needed for an iterable without a length.
+        prefetch: streamed batches read and moved to the device ahead of the step by a
+            background thread (0: read in the training thread); workers: threads reading.
         """
         trainer = Trainer(self, callbacks, check_labels=check_labels, verbose=verbose)
         return trainer.fit(
             X,
             y,
-            epochs,
-            batch_size,
-            shuffle,
-            validation_split,
-            validation_data,
-            initial_epoch,
-            inputs,
-            drop_last,
-            allow_nonfinite,
+            epochs=epochs,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            validation_split=validation_split,
+            validation_data=validation_data,
+            initial_epoch=initial_epoch,
+            inputs=inputs,
+            drop_last=drop_last,
+            allow_nonfinite=allow_nonfinite,
+            steps_per_epoch=steps_per_epoch,
+            prefetch=prefetch,
+            workers=workers,
         )
 
     def infer(self, X, batch_size: int | None = INFERENCE_BATCH, allow_nonfinite: bool = False, **inputs):
@@ -193,15 +283,19 @@ class Sequential(Container):
         keeping nothing): what predict and evaluate start from."""
         return inference.infer(self, X, batch_size, inputs, allow_nonfinite)
 
-    def evaluate(self, X, y, batch_size: int | None = INFERENCE_BATCH, allow_nonfinite: bool = False, **inputs) -> dict:
+    def evaluate(
+        self, X, y=None, batch_size: int | None = INFERENCE_BATCH, allow_nonfinite: bool = False, **inputs
+    ) -> dict:
         """Loss and compiled metrics on (X, y) in inference mode: {"loss": ..., ...}.
+        X, y may stream as in fit (y=None for a Dataset or an iterable of batches).
         NaN or inf in the data is an error unless ``allow_nonfinite``."""
         return inference.evaluate(self, X, y, batch_size, inputs, allow_nonfinite)
 
     def predict(self, X, batch_size: int | None = INFERENCE_BATCH, allow_nonfinite: bool = False, **inputs):
         """Outputs as a NumPy array: probabilities for a model trained with a softmax or
-        sigmoid cross-entropy on logits, the raw output otherwise. NaN or inf in X is an
-        error unless ``allow_nonfinite``."""
+        sigmoid cross-entropy on logits, the raw output otherwise. X may stream as in fit
+        (an iterable yields X batches or (X, ...) tuples). NaN or inf in X is an error
+        unless ``allow_nonfinite``."""
         return inference.predict(self, X, batch_size, inputs, allow_nonfinite)
 
     def predict_classes(self, X, batch_size: int | None = INFERENCE_BATCH, allow_nonfinite: bool = False, **inputs):
@@ -257,6 +351,13 @@ class Sequential(Container):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({len(self.layers)} layers, backend={self.backend.name!r})"
+
+
+def _moved(backend, a, dtype: str):
+    """``a`` (any backend) on ``backend`` in ``dtype``."""
+    if not backend.owns(a):
+        a = backend.asarray(backend_of(a).to_numpy(a), copy=True)
+    return a if a.dtype == backend.dtype(dtype) else backend.xp.astype(a, backend.dtype(dtype))
 
 
 __all__ = ["Sequential"]

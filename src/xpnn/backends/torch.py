@@ -49,10 +49,21 @@ class TorchBackend(InPlaceBackend):
     def to_numpy(self, a) -> np.ndarray:
         if not self.is_array(a):
             return np.asarray(a)
+        if a.dtype == self.native.bfloat16:  # NumPy has no bfloat16: float32 holds it exactly
+            a = a.float()
         return a.detach().cpu().numpy()  # a view of CPU tensors, a copy from other devices
 
     def to_float(self, a) -> float:
         return float(a.item())
+
+    def stage(self, host: np.ndarray):
+        """On CUDA a non_blocking copy from pinned memory (the caching host allocator keeps
+        the buffer until the copy is done); elsewhere a plain copy."""
+        host = np.require(host, requirements=["C", "W"])  # tensors refuse read-only memory (a memmap's rows)
+        if getattr(self.device, "type", "cpu") != "cuda":
+            return self.asarray(host)
+        tensor = self.native.from_numpy(host)
+        return tensor.pin_memory().to(self.device, non_blocking=True)
 
     def scatter_add(self, target, indices, values):
         return target.index_add_(0, indices, values)
