@@ -487,6 +487,8 @@ def sequence_data(loss, rng, batch, seq, feat, labels):
 @SETTINGS
 @given(batch=batches, seq=st.integers(1, 4), feat=features, labels=st.booleans(), seed=seeds)
 def test_gradcheck_sequence(backend, loss, batch, seq, feat, labels, seed):
+    if loss.name == "softmax_cross_entropy":
+        feat = max(feat, 2)  # a softmax over one output is refused
     p, t = sequence_data(loss, np.random.default_rng(seed), batch, seq, feat, labels)
     assert xpnn.gradcheck(loss, on(backend, p), on(backend, t)) < 1e-6
 
