@@ -60,6 +60,10 @@ class Callback:
 
     model = None
     needs_batch_loss = False
+    # on_loss and after_backward only do array math (no host reads, no Python branches on
+    # values), so a compiled step (compile(jit=True)) may trace them; otherwise a callback
+    # that has them keeps the fit eager
+    traceable = False
 
     def on_train_begin(self): ...
     def on_epoch_begin(self, epoch): ...
@@ -90,7 +94,9 @@ class ClipGradNorm(Callback):
     ``max_norm`` (``clip_grad_norm``'s factor), between backward and the optimizer step.
     ``compile(..., clip_norm=...)`` adds one; use it as a callback to clip only some fits.
     ``last_norm`` is the last step's norm before clipping, a 0-d device array (reading it
-    is a sync)."""
+    is a sync; under ``compile(jit=True)`` it is not kept, as the step is traced)."""
+
+    traceable = True
 
     def __init__(self, max_norm: float):
         self.max_norm = _checks.positive_number(max_norm, "max_norm", "ClipGradNorm")

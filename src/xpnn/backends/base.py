@@ -331,6 +331,23 @@ class Backend:
         """
         return adam_math(self.xp, param, grad, m, v, step_size, beta1, beta2, bias2_sqrt, eps)
 
+    # ---- compiled steps (compile(jit=True); xpnn.training.jit) ----------------------------------
+
+    def jit(self, fn):
+        """``fn`` (a function of a list of arrays that returns a list of arrays) compiled by
+        this library, or None where it has no compiler (NumPy, array_api_strict): the
+        caller then runs the same code eagerly."""
+        return None
+
+    def has_jit(self) -> bool:
+        """Whether ``jit`` compiles here (a subclass that overrides it)."""
+        return type(self).jit is not Backend.jit
+
+    def jit_scalar(self, x):
+        """A Python number (the learning rate, the step count) as an argument of a compiled
+        function, so that a new value is traced, not baked in (no recompile per step)."""
+        return x
+
     # ---- multi-process training -----------------------------------------------------------------
 
     def allreducer(self, comm, MPI):

@@ -31,7 +31,7 @@ import time
 
 from .. import _checks
 from .. import callbacks as cb
-from . import data, inference
+from . import data, inference, jit
 from .batches import INFERENCE_BATCH, Batches
 from .compiled import metric_values
 from .threads import largest_matmul
@@ -74,7 +74,7 @@ class Trainer:
             self.hooks.append(cb.ClipGradNorm(model.clip_norm))
         self.check_labels = _checks.boolean(check_labels, "check_labels", "fit")
         self.verbose = _checks.non_negative_int(verbose, "verbose", "fit")
-        self._params = None  # the model's Param handles, made at the first step
+        self.step = None  # made per fit: TrainStep (step.py) or its compiled form (jit.py)
 
     def fit(
         self,
@@ -127,6 +127,7 @@ class Trainer:
         unchecked = [train, validation] if self.check_labels else []
         for h in hooks:
             h.on_train_begin()
+        self.step = jit.train_step(model, hooks, unchecked)  # eager, or compiled for compile(jit=True)
         macs = largest_matmul(model, (batches.batch_size, *train.X.shape[1:]))
         # small products: one BLAS thread (NumPy); the input was checked whole in prepare
         with model.backend.threads_for(macs), data.trusted_inputs(model):
@@ -144,14 +145,12 @@ class Trainer:
     def _epoch(self, epoch, batches, validation, hooks, unchecked, eval_batch) -> bool:
         """One epoch; False if it stopped before its first step (nothing to log).
         ``model.epochs_trained`` counts it only if every batch was taken."""
-        model, loss_fn = self.model, self.model.loss
+        model = self.model
         b = model.backend
         xp = b.xp
         for h in hooks:
             h.on_epoch_begin(epoch)
         start = time.perf_counter()
-        watchers = [h for h in hooks if h.needs_batch_loss]
-        checked = data.no_label_check(loss_fn)
         total = None  # the summed loss, a 0-d array that stays on the device: no sync per batch
         seen, outputs, targets, completed = 0, [], [], True
         for step, batch in enumerate(batches):
@@ -159,32 +158,11 @@ class Trainer:
                 batch = h.on_batch_begin(step, batch) if batch is not None else None
             if batch is None:
                 continue
-            out = model.run(batch.X, True, batch.inputs)  # the data was checked once, in fit
-            if unchecked:  # every target at once, when the number of outputs is known: once per fit
-                for part in unchecked:
-                    if part is not None:
-                        data.check_targets(loss_fn, part.y, out)
-                unchecked.clear()
-            loss = loss_fn.forward(out, batch.y, **checked)
-            for h in hooks:
-                h.on_loss(step, loss, out)
-            if watchers:
-                value = b.to_float(loss)
-                for h in hooks:
-                    value = h.reduce_batch_loss(value)
-                for h in watchers:
-                    h.on_batch_loss(epoch, step, value)
-            if model.stop_training:  # asked before the step: it is not taken
-                model.release_saved()
+            taken = self.step(epoch, step, batch)  # forward, loss, backward, update (step.py, jit.py)
+            if taken is None:  # a hook stopped training before the update
                 completed = False
                 break
-            model.backward(loss_fn.backward(), need_dX=False)
-            if self._params is None:  # the handles stay valid: made once (after lazy layers are built)
-                self._params = model.parameters()
-            params = self._params
-            for h in hooks:
-                params = h.after_backward(params)
-            model.optimizer.step(params)
+            loss, out = taken
             total = loss * float(batch.size) if total is None else total + loss * float(batch.size)
             seen += batch.size
             if model.metric_fns:
@@ -223,4 +201,6 @@ class Trainer:
             model.epochs_trained = epoch + 1
         for h in hooks:
             h.on_epoch_end(epoch, logs)
+        if self.verbose >= 2 and self.step.report():
+            print(self.step.report())
         return True
