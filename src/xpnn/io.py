@@ -67,6 +67,7 @@ def _model_config(model) -> dict:
             "optimizer_iterations": model.optimizer.iterations,
             "metrics": list(model.metric_names),
             "clip_norm": model.clip_norm,
+            "jit": model.jit,
         }
     return cfg
 
@@ -333,7 +334,7 @@ def _check_config(path, cfg, version: int, about: str) -> dict:
     if comp is not None:
         _expect(path, "'compile'", comp, "object")
         _check_keys(
-            path, "'compile'", comp, ("loss", "optimizer", "optimizer_iterations", "metrics"), ("clip_norm",), about
+            path, "'compile'", comp, ("loss", "optimizer", "optimizer_iterations", "metrics"), ("clip_norm", "jit"), about
         )
         for key in ("loss", "optimizer"):
             _expect(
@@ -477,6 +478,7 @@ def _compile(model, comp) -> None:
         get_optimizer(comp["optimizer"]),
         comp["metrics"],
         clip_norm=comp.get("clip_norm"),
+        jit=comp.get("jit", False),
     )
 
 

@@ -67,9 +67,8 @@ def train_step(model, hooks, unchecked: list):
             JitFallbackWarning,
             stacklevel=4,
         )
-    if not enabled(model):
-        return eager
-    return CompiledStep(eager)
+    model._jit_step = CompiledStep(eager) if enabled(model) else None  # kept for inspection (compiles, fallback)
+    return model._jit_step or eager
 
 
 def _signature(X, y, inputs: dict) -> tuple:
