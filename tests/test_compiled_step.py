@@ -102,6 +102,8 @@ def test_recompiles_are_counted_once_per_batch_shape(digits, capsys):
     step = model._jit_step
     assert step.compiles == 2
     assert step._fn._cache_size() == 2  # jax traced exactly twice: no recompile per step or per lr
+    model.fit(X.reshape(len(X), -1), y, epochs=1, batch_size=64, verbose=0)  # a second fit reuses them
+    assert model._jit_step is step and step.compiles == 2 and step._fn._cache_size() == 2
 
 
 def test_an_untraceable_layer_is_named_and_the_fit_runs_eagerly(digits):

@@ -67,8 +67,33 @@ def train_step(model, hooks, unchecked: list):
             JitFallbackWarning,
             stacklevel=4,
         )
-    model._jit_step = CompiledStep(eager) if enabled(model) else None  # kept for inspection (compiles, fallback)
-    return model._jit_step or eager
+    if not enabled(model):
+        model._jit_step = None
+        return eager
+    # kept on the model: a later fit (or a benchmark's next timed run) reuses what compiled,
+    # unless the traced hooks changed (compile() and to() start afresh)
+    key = (model.backend, *_hook_key(hooks))
+    step = getattr(model, "_jit_step", None)
+    if step is None or step.key != key:
+        step = model._jit_step = CompiledStep(eager, key)
+    else:
+        step.use(eager)
+    return step
+
+
+def _hook_key(hooks) -> tuple:
+    """What of the hooks a trace bakes in: the traceable ones' types and plain settings."""
+    return tuple(
+        (type(h), tuple(sorted((k, v) for k, v in vars(h).items() if isinstance(v, (bool, int, float, str)))))
+        for h in hooks
+        if getattr(h, "traceable", False)
+    )
+
+
+def _warn(why: str, model) -> None:
+    warnings.warn(
+        f"jit: {why}; training runs eagerly on backend {model.backend.name!r}", JitFallbackWarning, stacklevel=5
+    )
 
 
 def _signature(X, y, inputs: dict) -> tuple:
@@ -83,14 +108,25 @@ class CompiledStep:
     step runs eagerly (None while it compiles).
     """
 
-    def __init__(self, eager: TrainStep):
-        self.eager = eager
+    def __init__(self, eager: TrainStep, key=None):
+        self.key = key
         self.model = eager.model
         self.compiles = 0
         self.plans: dict = {}  # batch signature -> the draws its step makes, recorded eagerly
         self.compiled_shapes: set = set()
-        self.fallback = None
+        self.broken = None  # why tracing failed (for good: the model's code cannot be traced)
         self._fn = None
+        self.use(eager)
+
+    @property
+    def fallback(self):
+        """Why this fit's steps run eagerly, or None."""
+        return self.broken or self.blocked
+
+    def use(self, eager: TrainStep) -> None:
+        """Take a new fit's eager step (its hooks); warn if one of them keeps it eager."""
+        self.eager = eager
+        self.blocked = None
         blocking = [
             h
             for h in eager.hooks
@@ -98,21 +134,17 @@ class CompiledStep:
             and (h.needs_batch_loss or any(getattr(type(h), n) is not getattr(cb.Callback, n) for n in _STEP_HOOKS))
         ]
         if blocking:
-            self._fall_back(
-                f"the callback {type(blocking[0]).__name__} reads the step's loss or gradients on the host"
-            )
+            self.blocked = f"the callback {type(blocking[0]).__name__} reads the step's loss or gradients on the host"
         untraceable = [(p, layer) for p, layer in self.model.named_layers() if getattr(layer, "traceable", True) is False]
         if untraceable:
             path, layer = untraceable[0]
-            self._fall_back(f"the layer at {path or 'the top'} ({layer!r}) says it cannot be traced")
+            self.blocked = f"the layer at {path or 'the top'} ({layer!r}) says it cannot be traced"
+        if self.fallback:
+            _warn(self.fallback, self.model)
 
     def _fall_back(self, why: str) -> None:
-        self.fallback = why
-        warnings.warn(
-            f"jit: {why}; training runs eagerly on backend {self.model.backend.name!r}",
-            JitFallbackWarning,
-            stacklevel=4,
-        )
+        self.broken = why
+        _warn(why, self.model)
 
     def report(self) -> str | None:
         if self.fallback:
@@ -125,7 +157,7 @@ class CompiledStep:
         X, y, inputs = batch.X, batch.y, batch.inputs
         sig = _signature(X, y, inputs)
         calls = self.plans.get(sig)
-        if calls is None:  # a new shape: this batch eagerly, recording its draws
+        if calls is None or self.eager.unchecked:  # a new shape (or the fit's target check): eagerly, recording
             with self.model.generator.recording() as calls:
                 taken = self.eager(epoch, step, batch)
             self.plans[sig] = list(calls)
