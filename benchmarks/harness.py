@@ -129,8 +129,15 @@ BACKEND_DEVICES = {
 }
 
 
+def uses_jit(spec: str) -> bool:
+    """Whether an xpnn backend spec asks for compiled steps: 'jax+jit', 'torch:cuda+jit'."""
+    return spec.endswith("+jit")
+
+
 def split_backend(spec: str) -> tuple:
-    """'torch:cuda:1' -> ('torch', 'cuda:1'); 'jax' -> ('jax', 'cpu'); 'cupy' -> ('cupy', None)."""
+    """'torch:cuda:1' -> ('torch', 'cuda:1'); 'jax' -> ('jax', 'cpu'); 'cupy' -> ('cupy', None);
+    a '+jit' suffix (compiled steps) is dropped."""
+    spec = spec.removesuffix("+jit")
     name, _, device = spec.partition(":")
     return name, device or (None if name == "cupy" else "cpu")
 

@@ -4,7 +4,8 @@ One timed run is ``model.fit(X[:n * batch], y[:n * batch], epochs=1, batch_size=
 verbose=0)`` (XOR: ``fit(X, y, epochs=steps, batch_size=None, shuffle=False)``), with the
 data already on the backend's device so that no host-to-device copy is timed.
 
-The backend is a --backend spec, "name" or "name:device" ("torch:cuda", "jax:gpu"). Work
+The backend is a --backend spec, "name" or "name:device" ("torch:cuda", "jax:gpu"), with
+"+jit" for compiled steps (``compile(..., jit=True)``: "jax+jit", "torch+jit"). Work
 that a library queues asynchronously is waited for before the clock stops: CuPy's stream,
 torch's CUDA (or MPS) queue, and JAX's dispatch, which is asynchronous on the CPU too.
 On a GPU every library computes float32 matmuls in float32 (no TF32), as the peers do.
@@ -43,14 +44,14 @@ def supports(case):
     return None
 
 
-def build_model(case, backend, seed: int = 0):
-    """The case's model on ``backend`` (a Backend or a registry name)."""
+def build_model(case, backend, seed: int = 0, jit: bool = False):
+    """The case's model on ``backend`` (a Backend or a registry name); ``jit``: compiled steps."""
     import xpnn
 
     if case.kind == "xor":
         layers = [xpnn.Dense(2, 4), xpnn.Sigmoid(), xpnn.Dense(4, 1), xpnn.Sigmoid()]
         model = xpnn.Sequential(layers, seed=seed, backend=backend)
-        return model.compile("bce", xpnn.SGD(lr=0.1))
+        return model.compile("bce", xpnn.SGD(lr=0.1), jit=jit)
     if case.kind == "cnn":
         from harness import cnn_layers
 
@@ -73,7 +74,7 @@ def build_model(case, backend, seed: int = 0):
             if i < len(sizes) - 2:
                 layers.append(xpnn.ReLU())
     model = xpnn.Sequential(layers, seed=seed, backend=backend)
-    return model.compile("softmax_cross_entropy", xpnn.Adam(lr=1e-3))
+    return model.compile("softmax_cross_entropy", xpnn.Adam(lr=1e-3), jit=jit)
 
 
 def build(case, X, y, backend: str, seed: int = 0):
@@ -97,7 +98,9 @@ class XpnnRunner:
             b.native.backends.cudnn.allow_tf32 = False
         elif b.name == "jax" and b.device.platform != "cpu":
             b.native.config.update("jax_default_matmul_precision", "float32")  # JAX's GPU default is TF32
-        self.model = build_model(case, b, seed)
+        from harness import uses_jit
+
+        self.model = build_model(case, b, seed, jit=uses_jit(backend))
         if case.kind == "xor":
             X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
             y = np.array([[0], [1], [1], [0]], dtype=np.float32)

@@ -98,7 +98,7 @@ def _warn(why: str, model) -> None:
 
 def _signature(X, y, inputs: dict) -> tuple:
     arrays = [X, y, *(inputs[k] for k in sorted(inputs))]
-    return tuple(sorted(inputs)) + tuple((tuple(a.shape), str(a.dtype)) for a in arrays if a is not None)
+    return tuple(sorted(inputs)) + tuple((tuple(a.shape), a.dtype) for a in arrays if a is not None)
 
 
 class CompiledStep:
@@ -167,30 +167,42 @@ class CompiledStep:
             self._fn = model.backend.jit(self._pure)
             self._handles = list(model.named_handles().values())
             self._keys = [k for k in opt.state_names if k in opt.state]
-        before = gen.state
-        drawn = gen.draw_plan(calls)  # on the host, as the eager step would draw them
-        b = model.backend
-        state = [a for k in self._keys for a in opt.state[k]]
-        flat = [h.value for h in self._handles] + state
-        flat += [b.jit_scalar(opt.get_lr()), b.jit_scalar(opt.iterations)]
-        flat += [a for _, a in drawn] + [X, y] + [inputs[k] for k in sorted(inputs)]
-        self._layout = (len(self._handles), len(state), [c for c, _ in drawn], sorted(inputs))
         first = sig not in self.compiled_shapes
-        kept = self._keep()
+        before = gen.state if first and calls else None
+        drawn = gen.draw_plan(calls) if calls else []  # on the host, as the eager step would draw them
+        b = model.backend
+        values = [h.value for h in self._handles]
+        state = [a for k in self._keys for a in opt.state[k]]
+        iterations, lr = opt.iterations, opt._lr
+        flat = values + state + [b.jit_scalar(opt.get_lr()), b.jit_scalar(iterations)]
+        flat += [a for _, a in drawn] + [X, y] + [inputs[k] for k in sorted(inputs)]
+        self._layout = (len(values), len(state), [c for c, _ in drawn], sorted(inputs))
+        kept = self._keep() if first else None  # a first call traces: what it changes is put back
+        self._traced = False
+        failed = None
         try:
             result = self._fn(flat)
         except Exception as exc:
             if not first:  # it compiled and ran before: a real error, not a tracing limit
                 raise
+            failed = exc
+        finally:
+            opt.iterations, opt._lr = iterations, lr
+        if failed is not None:
             self._restore(kept)
-            gen.set_state(before)  # the eager step draws again
-            self._fall_back(_blame(model, exc))
+            if before is not None:
+                gen.set_state(before)  # the eager step draws again
+            self._fall_back(_blame(model, failed))
             return self.eager(epoch, step, batch)
-        self._restore(kept)
         if first:
+            self._restore(kept)
             self.compiled_shapes.add(sig)
             self.compiles += 1
-        n_h, n_s = len(self._handles), len(state)
+        elif self._traced:  # traced again (torch.compile replays the trace's side effects on every call)
+            model.release_saved()
+            for layer in model.walk():
+                layer.grads.clear()
+        n_h, n_s = len(values), len(state)
         for h, a in zip(self._handles, result[:n_h]):
             h.value = a
         i = n_h
@@ -198,7 +210,7 @@ class CompiledStep:
             n = len(opt.state[k])
             opt.state[k] = list(result[i : i + n])
             i += n
-        opt.iterations += 1
+        opt.iterations = iterations + 1
         return result[n_h + n_s], result[n_h + n_s + 1]
 
     def _pure(self, flat):
@@ -206,6 +218,7 @@ class CompiledStep:
         and buffers, new optimizer state, loss, outputs. It leaves traced arrays in the
         model: the caller puts the real ones back (``_keep``, ``_restore``)."""
         model, opt, gen = self.model, self.model.optimizer, self.model.generator
+        self._traced = True  # a side effect that only tracing has (on JAX)
         n_h, n_s, calls, input_keys = self._layout
         values, state = flat[:n_h], flat[n_h : n_h + n_s]
         lr, t = flat[n_h + n_s], flat[n_h + n_s + 1]
