@@ -22,7 +22,10 @@ The checks, each one function that returns {"name", "status", "seconds", ...}:
     adam-ulps     the fused CuPy Adam kernel against the generic formula, in float32 ulps
     save-load     a model trained on NumPy, loaded and predicted on CuPy, saved there and
                   loaded on NumPy again: predictions within 1e-5
-    benchmarks    benchmarks/run.py --backend cupy --peers torch,numpy-ref --quick --synthetic
+    benchmarks    benchmarks/run.py --backend cupy,torch:cuda+jit,jax:gpu+jit --peers torch,numpy-ref,keras-jax
+                  --quick --synthetic: xpnn on CuPy, and compiled steps (torch.compile, jax.jit) on
+                  the GPU beside torch, Keras on JAX and the CuPy loop (the jit and Keras rows
+                  need torch / JAX with CUDA: where one is missing its rows say so, not a failure)
 
 ``--dry-run`` (and any run where no CUDA device is visible) reports every GPU part as
 "skipped: <reason>" and still runs the CPU parts: the dependency report, the Adam
@@ -516,14 +519,15 @@ def _round_trip(target: str, workdir: str) -> dict:
 
 
 def check_benchmarks(bench_json: str, timeout: float, full: bool) -> dict:
-    """benchmarks/run.py on the GPU: xpnn on CuPy against torch on CUDA and the CuPy loop."""
+    """benchmarks/run.py on the GPU: xpnn on CuPy and with compiled steps (torch.compile on
+    CUDA, jax.jit on the GPU) against torch on CUDA, Keras 3 on JAX and the CuPy loop."""
     cmd = [
         sys.executable,
         "benchmarks/run.py",
         "--backend",
-        "cupy",
+        ",".join(("cupy", *OPTIONAL_BACKENDS)),
         "--peers",
-        "torch,numpy-ref",
+        ",".join(("torch", "numpy-ref", *OPTIONAL_PEERS)),
         "--synthetic",
         "--out",
         bench_json,
@@ -562,7 +566,7 @@ def check_benchmarks(bench_json: str, timeout: float, full: bool) -> dict:
         for g in data.get("gemm_peak", [])
     ]
     for r, full_row in zip(rows, data.get("results", [])):
-        if r["status"] == "skipped" and _no_such_case(full_row):
+        if r["status"] == "skipped" and (_no_such_case(full_row) or _optional(full_row)):
             r["status"] = "n/a"
     bad = [
         f"{r['case']} / {r['label']}: {r['status']}: {r.get('reason', '')}"
@@ -582,6 +586,15 @@ def check_benchmarks(bench_json: str, timeout: float, full: bool) -> dict:
         result["reason"] = "; ".join(bad[:4]) or "no result rows"
         result["summary"] += f" ({result['reason']})"
     return result
+
+
+# rows that need a library the GPU image may lack (JAX with CUDA, Keras): skipped, not failed
+OPTIONAL_BACKENDS = ("torch:cuda+jit", "jax:gpu+jit")
+OPTIONAL_PEERS = ("keras-jax",)
+
+
+def _optional(row) -> bool:
+    return row.get("backend") in OPTIONAL_BACKENDS or row.get("impl") in OPTIONAL_PEERS
 
 
 def _no_such_case(row) -> bool:

@@ -419,7 +419,8 @@ def run_case(case, device: str, backends: list, peers: list, args, data_dir) -> 
         log(
             f"  {case.name:10s} {device:4s} {label:20s} min {s['min_s']:.4f}s median {s['median_s']:.4f}s "
             f"({row['per_unit_min_s']:.3f}s per {p['unit']}, {row['per_step_min_s'] * 1e6:.0f} µs per step) "
-            f"compile {row.get('compile_s', float('nan')):.2f}s loss {ans['loss']:.4f} peak+{ans['memory'].get('extra_rss_mib', float('nan')):.0f} MiB"
+            f"compile {row.get('compile_s', float('nan')):.2f}s "
+            f"loss {ans['loss']:.4f} peak+{ans['memory'].get('extra_rss_mib', float('nan')):.0f} MiB"
         )
     return rows
 

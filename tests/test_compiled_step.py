@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import xpnn
-from xpnn.training.jit import JitFallbackWarning
+from xpnn import JitFallbackWarning
 
 JIT_BACKENDS = ["jax", "torch"]
 
@@ -87,7 +87,7 @@ def test_jit_and_eager_give_the_same_weights(backend, make, flat, digits):
     eager, compiled = runs[False][0], runs[True][0]
     np.testing.assert_allclose(eager.predict(X[:100]), compiled.predict(X[:100]), rtol=1e-5, atol=1e-6)
     assert abs(eager.evaluate(X, y)["loss"] - compiled.evaluate(X, y)["loss"]) < 1e-5
-    assert compiled._jit_forward is not None and len(compiled._jit_forward.shapes) == 2  # predict: 100 rows; evaluate: 160
+    assert len(compiled._jit_forward.shapes) == 2  # predict: 100 rows; evaluate: 160
     assert compiled._jit_step.compiles == 1 and compiled._jit_step.fallback is None
 
 

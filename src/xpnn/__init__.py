@@ -82,6 +82,7 @@ from .preprocessing import (
     train_test_split,
 )
 from .training import Trainer
+from .training.jit import JitFallbackWarning
 
 __version__ = "0.1.0"
 
@@ -126,6 +127,7 @@ __all__ = [
     "DataParallel",
     "Param",
     "Trainer",
+    "JitFallbackWarning",
     *layers.__all__,
     # losses and optimizers
     "Loss",

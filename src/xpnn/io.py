@@ -334,7 +334,12 @@ def _check_config(path, cfg, version: int, about: str) -> dict:
     if comp is not None:
         _expect(path, "'compile'", comp, "object")
         _check_keys(
-            path, "'compile'", comp, ("loss", "optimizer", "optimizer_iterations", "metrics"), ("clip_norm", "jit"), about
+            path,
+            "'compile'",
+            comp,
+            ("loss", "optimizer", "optimizer_iterations", "metrics"),
+            ("clip_norm", "jit"),
+            about,
         )
         for key in ("loss", "optimizer"):
             _expect(

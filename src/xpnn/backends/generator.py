@@ -99,9 +99,7 @@ class Generator:
 
     def permutation(self, n):
         """A random permutation of ``range(n)`` as an int64 backend array."""
-        return self._draw(
-            ("permutation", n), lambda: self.backend.asarray(self._np.permutation(n), dtype="int64")
-        )
+        return self._draw(("permutation", n), lambda: self.backend.asarray(self._np.permutation(n), dtype="int64"))
 
     def integers(self, low, high, shape):
         """Integers in [low, high) of ``shape`` as an int64 backend array."""

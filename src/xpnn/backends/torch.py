@@ -77,8 +77,8 @@ class TorchBackend(InPlaceBackend):
         # another torch.compile backend ("aot_eager" compiles in seconds, without one).
         # fullgraph: a graph break (a host sync in a layer) is an error, and the step then
         # falls back to eager with a warning naming the layer, as on JAX
-        torch = self.native
-        return torch.compile(fn, backend=os.environ.get("XPNN_TORCH_COMPILE", "inductor"), fullgraph=True, dynamic=False)
+        backend = os.environ.get("XPNN_TORCH_COMPILE", "inductor")
+        return self.native.compile(fn, backend=backend, fullgraph=True, dynamic=False)
 
     def jit_scalar(self, x):
         # a 0-d float64 tensor: traced, and a 0-d tensor does not promote float32 tensors

@@ -1,6 +1,6 @@
 """What ``model.compile`` sets up for training and evaluation: the loss, the optimizer, the
-metrics, gradient clipping and whether steps are compiled (``jit``, see jit.py), each given as a name or an object, and the metrics'
-values for a model's outputs."""
+metrics, gradient clipping (each given as a name or an object) and whether steps are
+compiled (``jit``, see jit.py); and the metrics' values for a model's outputs."""
 
 from __future__ import annotations
 

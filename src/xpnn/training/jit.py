@@ -114,7 +114,7 @@ class CompiledStep:
         self.compiles = 0
         self.plans: dict = {}  # batch signature -> the draws its step makes, recorded eagerly
         self.compiled_shapes: set = set()
-        self.broken = None  # why tracing failed (for good: the model's code cannot be traced)
+        self.broken: str | None = None  # why tracing failed (for good: the model's code cannot be traced)
         self._fn = None
         self.use(eager)
 
@@ -126,7 +126,7 @@ class CompiledStep:
     def use(self, eager: TrainStep) -> None:
         """Take a new fit's eager step (its hooks); warn if one of them keeps it eager."""
         self.eager = eager
-        self.blocked = None
+        self.blocked: str | None = None
         blocking = [
             h
             for h in eager.hooks
@@ -135,7 +135,8 @@ class CompiledStep:
         ]
         if blocking:
             self.blocked = f"the callback {type(blocking[0]).__name__} reads the step's loss or gradients on the host"
-        untraceable = [(p, layer) for p, layer in self.model.named_layers() if getattr(layer, "traceable", True) is False]
+        layers = self.model.named_layers()
+        untraceable = [(p, layer) for p, layer in layers if getattr(layer, "traceable", True) is False]
         if untraceable:
             path, layer = untraceable[0]
             self.blocked = f"the layer at {path or 'the top'} ({layer!r}) says it cannot be traced"
@@ -217,7 +218,7 @@ class CompiledStep:
         """The eager step on traced arrays: ``flat`` as laid out in __call__ -> new params
         and buffers, new optimizer state, loss, outputs. It leaves traced arrays in the
         model: the caller puts the real ones back (``_keep``, ``_restore``)."""
-        model, opt, gen = self.model, self.model.optimizer, self.model.generator
+        opt, gen = self.model.optimizer, self.model.generator
         self._traced = True  # a side effect that only tracing has (on JAX)
         n_h, n_s, calls, input_keys = self._layout
         values, state = flat[:n_h], flat[n_h : n_h + n_s]

@@ -34,6 +34,7 @@ from .. import callbacks as cb
 from . import data, inference, jit
 from .batches import INFERENCE_BATCH, Batches
 from .compiled import metric_values
+from .step import TrainStep
 from .threads import largest_matmul
 
 
@@ -74,7 +75,7 @@ class Trainer:
             self.hooks.append(cb.ClipGradNorm(model.clip_norm))
         self.check_labels = _checks.boolean(check_labels, "check_labels", "fit")
         self.verbose = _checks.non_negative_int(verbose, "verbose", "fit")
-        self.step = None  # made per fit: TrainStep (step.py) or its compiled form (jit.py)
+        self.step: TrainStep | jit.CompiledStep | None = None  # made per fit (step.py, jit.py)
 
     def fit(
         self,
@@ -127,14 +128,12 @@ class Trainer:
         unchecked = [train, validation] if self.check_labels else []
         for h in hooks:
             h.on_train_begin()
-        self.step = jit.train_step(model, hooks, unchecked)  # eager, or compiled for compile(jit=True)
+        self.step = run = jit.train_step(model, hooks, unchecked)  # eager, or compiled for compile(jit=True)
         macs = largest_matmul(model, (batches.batch_size, *train.X.shape[1:]))
         # small products: one BLAS thread (NumPy); the input was checked whole in prepare
         with model.backend.threads_for(macs), data.trusted_inputs(model):
             for epoch in range(initial_epoch, epochs):
-                if not self._epoch(
-                    epoch, batches, validation, hooks, unchecked, max(batches.batch_size, INFERENCE_BATCH)
-                ):
+                if not self._epoch(epoch, batches, validation, hooks, run, max(batches.batch_size, INFERENCE_BATCH)):
                     break
                 if model.stop_training:
                     break
@@ -142,9 +141,10 @@ class Trainer:
             h.on_train_end()
         return history
 
-    def _epoch(self, epoch, batches, validation, hooks, unchecked, eval_batch) -> bool:
+    def _epoch(self, epoch, batches, validation, hooks, run, eval_batch) -> bool:
         """One epoch; False if it stopped before its first step (nothing to log).
-        ``model.epochs_trained`` counts it only if every batch was taken."""
+        ``model.epochs_trained`` counts it only if every batch was taken. ``run(epoch, step,
+        batch)`` is the step (TrainStep, or its compiled form)."""
         model = self.model
         b = model.backend
         xp = b.xp
@@ -158,7 +158,7 @@ class Trainer:
                 batch = h.on_batch_begin(step, batch) if batch is not None else None
             if batch is None:
                 continue
-            taken = self.step(epoch, step, batch)  # forward, loss, backward, update (step.py, jit.py)
+            taken = run(epoch, step, batch)  # forward, loss, backward, update (step.py, jit.py)
             if taken is None:  # a hook stopped training before the update
                 completed = False
                 break
@@ -201,6 +201,6 @@ class Trainer:
             model.epochs_trained = epoch + 1
         for h in hooks:
             h.on_epoch_end(epoch, logs)
-        if self.verbose >= 2 and self.step.report():
-            print(self.step.report())
+        if self.verbose >= 2 and run.report():
+            print(run.report())
         return True
