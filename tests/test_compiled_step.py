@@ -207,3 +207,51 @@ def test_bad_jit_value_is_refused():
     model = xpnn.Sequential([xpnn.Dense(2, 1)])
     with pytest.raises(ValueError, match=r'jit must be True, False or "auto", found \'yes\''):
         model.compile("mse", "sgd", jit="yes")
+
+
+class _FakeGraph:
+    """A CUDA graph's contract on NumPy: capturing records without running (the step runs
+    on a snapshot that is then put back), each launch runs the step again on the same
+    buffers and leaves its results in the arrays the capture returned (fixed addresses)."""
+
+    def __init__(self, run, static):
+        self.run, self.static = run, static
+        snapshot = [a.copy() for a in static]
+        self.outputs = [np.array(a) if np.ndim(a) == 0 else a for a in run()]  # device arrays, never scalars
+        for s, a in zip(static, snapshot):
+            np.copyto(s, a)
+
+    def launch(self):
+        for out, new in zip(self.outputs, self.run()):
+            if out is not new:
+                np.copyto(out, new)
+
+
+def test_graph_replay_trains_as_the_eager_step(digits):
+    from xpnn.backends.graphs import GraphReplay
+    from xpnn.backends.numpy import NumpyBackend
+
+    replays = []
+
+    class FakeGraphBackend(NumpyBackend):  # the CuPy backend's jit, with the fake graph above
+        def jit(self, fn):
+            def capture(run, static):
+                graph = _FakeGraph(run, static)
+                return graph, graph.outputs
+
+            replays.append(GraphReplay(fn, capture, np.copyto, np.empty_like))
+            return replays[-1]
+
+        def jit_scalar(self, x):  # as CuPy's: a 0-d float32 array the graph reads at replay
+            return np.asarray(float(x), dtype=np.float32)
+
+    X, y = digits
+    X = X.reshape(len(X), -1)
+    runs = []
+    for backend in ("numpy", FakeGraphBackend.create()):
+        model = _mlp(backend, "auto")
+        model.fit(X, y, epochs=3, batch_size=80, verbose=0)
+        runs.append(_weights(model))
+    _assert_close(*runs, tol=1e-5)
+    assert model._jit_step.compiles == 1 and model._jit_step.fallback is None
+    assert replays[0].captures == 1  # one shape: eager, eager (warm-up), captured once, then replayed
