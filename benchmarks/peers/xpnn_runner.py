@@ -5,6 +5,7 @@ verbose=0)`` (XOR: ``fit(X, y, epochs=steps, batch_size=None, shuffle=False)``),
 data already on the backend's device so that no host-to-device copy is timed.
 
 The backend is a --backend spec, "name" or "name:device" ("torch:cuda", "jax:gpu"), with
+an optional model dtype after "@" ("torch@mixed_bfloat16", "cupy@mixed_float16"), and
 "+jit" for compiled steps (``compile(..., jit=True)``: "jax+jit", "torch+jit"). Work
 that a library queues asynchronously is waited for before the clock stops: CuPy's stream,
 torch's CUDA (or MPS) queue, and JAX's dispatch, which is asynchronous on the CPU too.
@@ -25,8 +26,10 @@ def _backend(spec: str):
 
 
 def unavailable(backend: str):
+    from harness import split_dtype
+
     try:
-        _backend(backend)
+        _backend(backend).check_dtype(split_dtype(backend), "xpnn")
     except Exception as exc:
         return f"xpnn backend {backend!r} unavailable: {exc}"
     return None
@@ -44,13 +47,14 @@ def supports(case):
     return None
 
 
-def build_model(case, backend, seed: int = 0, jit: bool = False):
-    """The case's model on ``backend`` (a Backend or a registry name); ``jit``: compiled steps."""
+def build_model(case, backend, seed: int = 0, dtype: str = "float32", jit: bool = False):
+    """The case's model on ``backend`` (a Backend or a registry name) in ``dtype``; ``jit``:
+    compiled steps."""
     import xpnn
 
     if case.kind == "xor":
         layers = [xpnn.Dense(2, 4), xpnn.Sigmoid(), xpnn.Dense(4, 1), xpnn.Sigmoid()]
-        model = xpnn.Sequential(layers, seed=seed, backend=backend)
+        model = xpnn.Sequential(layers, seed=seed, backend=backend, dtype=dtype)
         return model.compile("bce", xpnn.SGD(lr=0.1), jit=jit)
     if case.kind == "cnn":
         from harness import cnn_layers
@@ -73,7 +77,7 @@ def build_model(case, backend, seed: int = 0, jit: bool = False):
             layers.append(xpnn.Dense(a, b))
             if i < len(sizes) - 2:
                 layers.append(xpnn.ReLU())
-    model = xpnn.Sequential(layers, seed=seed, backend=backend)
+    model = xpnn.Sequential(layers, seed=seed, backend=backend, dtype=dtype)
     return model.compile("softmax_cross_entropy", xpnn.Adam(lr=1e-3), jit=jit)
 
 
@@ -98,9 +102,9 @@ class XpnnRunner:
             b.native.backends.cudnn.allow_tf32 = False
         elif b.name == "jax" and b.device.platform != "cpu":
             b.native.config.update("jax_default_matmul_precision", "float32")  # JAX's GPU default is TF32
-        from harness import uses_jit
+        from harness import split_dtype, uses_jit
 
-        self.model = build_model(case, b, seed, jit=uses_jit(backend))
+        self.model = build_model(case, b, seed, split_dtype(backend), jit=uses_jit(backend))
         if case.kind == "xor":
             X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
             y = np.array([[0], [1], [1], [0]], dtype=np.float32)

@@ -16,7 +16,7 @@ import contextlib
 import array_api_compat
 import numpy as np
 
-from .base import InPlaceBackend, output_hw
+from .base import InPlaceBackend, output_hw, register_backend
 
 # Below this many multiply-adds per matrix product, a second OpenBLAS thread costs more
 # than it saves (measured on 2 cores: 0.5M: 15 us on one thread, 57 us on two), and far
@@ -25,6 +25,7 @@ from .base import InPlaceBackend, output_hw
 SMALL_MATMUL = 4_000_000
 
 
+@register_backend
 class NumpyBackend(InPlaceBackend):
     name = "numpy"
     _threads = None  # threadpoolctl's controller, found once (its lookup of the BLAS costs ~0.4 ms)
@@ -115,6 +116,9 @@ class NumpyBackend(InPlaceBackend):
         if ones_row:
             cols[K] = 1.0
         return cols
+
+    def overflow_allowed(self):
+        return np.errstate(over="ignore", invalid="ignore")
 
     def adam_update(self, param, grad, m, v, step_size, beta1, beta2, bias2_sqrt, eps, scratch=None):
         # the generic formula in place, through one reusable buffer per shape instead of a

@@ -140,6 +140,9 @@ class CompiledStep:
         if untraceable:
             path, layer = untraceable[0]
             self.blocked = f"the layer at {path or 'the top'} ({layer!r}) says it cannot be traced"
+        policy = getattr(self.model, "policy", None)
+        if policy is not None and policy.mixed:  # masters and the loss scale are not threaded through yet
+            self.blocked = f"the mixed-precision policy {self.model.dtype_name!r} is not compiled yet"
         if self.fallback:
             _warn(self.fallback, self.model)
 
