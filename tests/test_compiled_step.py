@@ -255,3 +255,12 @@ def test_graph_replay_trains_as_the_eager_step(digits):
     _assert_close(*runs, tol=1e-5)
     assert model._jit_step.compiles == 1 and model._jit_step.fallback is None
     assert replays[0].captures == 1  # one shape: eager, eager (warm-up), captured once, then replayed
+
+
+def test_a_mixed_precision_model_trains_eagerly_with_a_warning(digits):
+    _needs("jax")
+    X, y = digits
+    model = xpnn.Sequential([xpnn.Dense(64, 10)], backend="jax", dtype="mixed_bfloat16")
+    model.compile(jit=True)
+    with pytest.warns(JitFallbackWarning, match="mixed-precision policy 'mixed_bfloat16'"):
+        model.fit(X.reshape(len(X), -1), y, epochs=1, batch_size=80, verbose=0)
