@@ -57,9 +57,9 @@ def check(jit, where: str = "compile"):
     return jit
 
 
-def train_step(model, hooks, unchecked: list):
+def train_step(model, hooks, unchecked: list, check_batch=None):
     """The step ``fit`` calls per batch: the eager TrainStep, or a CompiledStep around it."""
-    eager = TrainStep(model, hooks, unchecked)
+    eager = TrainStep(model, hooks, unchecked, check_batch)
     if getattr(model, "jit", False) is True and not model.backend.has_jit():
         warnings.warn(
             f"jit: backend {model.backend.name!r} has no compiler; training runs eagerly "
@@ -215,6 +215,8 @@ class CompiledStep:
             opt.state[k] = list(result[i : i + n])
             i += n
         opt.iterations = iterations + 1
+        if self.eager.check_batch is not None:  # a host check: after the compiled call, on its outputs
+            self.eager.check_batch(batch, result[n_h + n_s + 1])
         return result[n_h + n_s], result[n_h + n_s + 1]
 
     def _pure(self, flat):
@@ -239,8 +241,12 @@ class CompiledStep:
             opt.state[k] = list(state[j : j + n])
             j += n
         opt.iterations, opt._lr = t, lr
-        with gen.replaying(drawn):
-            loss, out = self.eager(None, None, Batch(X, y, inputs))
+        check, self.eager.check_batch = self.eager.check_batch, None  # a host check: done after the call
+        try:
+            with gen.replaying(drawn):
+                loss, out = self.eager(None, None, Batch(X, y, inputs))
+        finally:
+            self.eager.check_batch = check
         new = [h.value for h in self._handles] + [a for k in self._keys for a in opt.state[k]]
         return [*new, loss, out]
 

@@ -16,12 +16,15 @@ class TrainStep:
         hooks: the fit's hooks in order (reducers, clipping, the user's callbacks, ...).
         unchecked: the prepared data sets whose targets are still to be checked (done at
             the first step, when the number of outputs is known; emptied then).
+        check_batch: ``check_batch(batch, out)`` checks one batch's targets (streamed data
+            whose targets are too many to check whole), or None.
     """
 
-    def __init__(self, model, hooks, unchecked: list):
+    def __init__(self, model, hooks, unchecked: list, check_batch=None):
         self.model = model
         self.hooks = hooks
         self.unchecked = unchecked
+        self.check_batch = check_batch
         self.watchers = [h for h in hooks if h.needs_batch_loss]
         self.checked = data.no_label_check(model.loss)
         self.params = None  # the model's Param handles, made at the first step (after lazy layers are built)
@@ -36,6 +39,8 @@ class TrainStep:
                 if part is not None:
                     data.check_targets(loss_fn, part.y, out)
             self.unchecked.clear()
+        if self.check_batch is not None:
+            self.check_batch(batch, out)
         loss = loss_fn.forward(out, batch.y, **self.checked)
         for h in hooks:
             h.on_loss(step, loss, out)
