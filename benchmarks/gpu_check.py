@@ -31,12 +31,17 @@ The checks, each one function that returns {"name", "status", "seconds", ...}:
     adam-ulps     the fused CuPy Adam kernel against the generic formula, in float32 ulps
     save-load     a model trained on NumPy, loaded and predicted on CuPy, saved there and
                   loaded on NumPy again: predictions within 1e-5
-    benchmarks    benchmarks/run.py --backend cupy --peers torch,numpy-ref --quick --synthetic
+    mixed-precision  the digits MLP in mixed_float16 on CuPy and mixed_bfloat16 on torch CUDA
+                  against float32 on the same backend: test accuracy within 1 point, weights
+                  finite, the loss scale reported
+    benchmarks    benchmarks/run.py --backend cupy,cupy@mixed_float16,torch:cuda,torch:cuda@mixed_bfloat16
+                  --peers torch,numpy-ref --quick --synthetic (float32 and mixed-precision rows)
 
 ``--dry-run`` (and any run where no CUDA device is visible) reports every GPU part as
 "skipped: <reason>" and still runs the CPU parts: the dependency report, the Adam
 comparison on NumPy (its fast path against the generic formula: a smoke test of the
-comparison itself) and the save/load round trip NumPy -> NumPy. Exit code: 0 when every
+comparison itself), the save/load round trip NumPy -> NumPy and mixed_float16 on NumPy.
+Exit code: 0 when every
 check passed, or, with --dry-run, when every check that ran passed; 1 when a check failed;
 2 when nothing failed but GPU checks were skipped without --dry-run (no GPU found).
 
@@ -93,7 +98,8 @@ EXTRAS = [
 # on a machine with network: the pure-Python wheels of what is missing, for --install to install offline
 DOWNLOAD_WHEELS = "pip download --no-deps --only-binary=:all: -d .whl"
 
-CHECKS = ("dependencies", "gpu-tests", "sync-probe", "adam-ulps", "save-load", "benchmarks")
+CHECKS = ("dependencies", "gpu-tests", "sync-probe", "adam-ulps", "save-load", "mixed-precision", "benchmarks")
+MIXED_MAX_DROP = 0.01  # mixed precision may cost at most 1 point of test accuracy against float32
 ADAM_MAX_ULPS = 8  # see check_adam_ulps: a few roundings of the step apart, never a different formula
 ROUND_TRIP_TOL = 1e-5
 
@@ -523,13 +529,78 @@ def _round_trip(target: str, workdir: str) -> dict:
     return result
 
 
+def check_mixed_precision(gpu: bool) -> dict:
+    """The digits MLP (64-128-10, Adam, 10 epochs; 3 on the CPU) in a mixed-precision policy and in float32
+    on the same backend: mixed_float16 on CuPy and mixed_bfloat16 on torch CUDA (on the CPU,
+    for a dry run: mixed_float16 on NumPy). Passes when every accuracy is within
+    MIXED_MAX_DROP of float32's and the weights are finite."""
+    import numpy as np
+
+    import xpnn
+
+    (X, y), (Xt, yt) = xpnn.load_digits(flatten=True)
+    cases = (
+        [("cupy", None, "mixed_float16"), ("torch", "cuda", "mixed_bfloat16")]
+        if gpu
+        else [("numpy", None, "mixed_float16")]
+    )
+    rows, bad = [], []
+    for name, device, policy in cases:
+        found = {}
+        for dtype in ("float32", policy):
+            model = xpnn.NeuralNetwork(64, 128, 10, backend=name, device=device, seed=0, dtype=dtype)
+            model.compile("softmax_cross_entropy", "adam", ["accuracy"])
+            t0 = time.perf_counter()
+            model.fit(X, y, epochs=10 if gpu else 3, batch_size=64, verbose=0)  # NumPy's float16 is slow
+            seconds = time.perf_counter() - t0
+            finite = all(
+                np.all(np.isfinite(np.asarray(model.backend.to_numpy(w), dtype=np.float64)))
+                for w in model.get_weights()
+            )
+            found[dtype] = {
+                "accuracy": model.evaluate(Xt, yt)["accuracy"],
+                "fit_seconds": round(seconds, 3),
+                "finite": finite,
+                "loss_scale": None if model.loss_scale is None else model.loss_scale.state(),
+            }
+        drop = found["float32"]["accuracy"] - found[policy]["accuracy"]
+        row = {
+            "backend": f"{name}{':' + device if device else ''}",
+            "policy": policy,
+            "drop": drop,
+            **{k: v for k, v in found.items()},
+        }
+        rows.append(row)
+        if drop > MIXED_MAX_DROP or not all(f["finite"] for f in found.values()):
+            mixed, plain = found[policy]["accuracy"], found["float32"]["accuracy"]
+            bad.append(f"{row['backend']} {policy}: accuracy {mixed:.4f} vs float32 {plain:.4f}")
+    result = {
+        "name": "mixed-precision",
+        "rows": rows,
+        "status": "fail" if bad else "pass",
+        "summary": "; ".join(_mixed_summary(r) for r in rows),
+    }
+    if bad:
+        result["reason"] = "; ".join(bad)
+    return result
+
+
+def _mixed_summary(row: dict) -> str:
+    mixed, plain = row[row["policy"]], row["float32"]
+    return (
+        f"{row['backend']} {row['policy']}: accuracy {mixed['accuracy']:.4f} (float32 {plain['accuracy']:.4f}), "
+        f"fit {mixed['fit_seconds']:.2f} s (float32 {plain['fit_seconds']:.2f} s)"
+    )
+
+
 def check_benchmarks(bench_json: str, timeout: float, full: bool) -> dict:
-    """benchmarks/run.py on the GPU: xpnn on CuPy against torch on CUDA and the CuPy loop."""
+    """benchmarks/run.py on the GPU: xpnn on CuPy (float32 and mixed_float16) and on torch CUDA
+    (float32 and mixed_bfloat16) against torch on CUDA and the CuPy loop."""
     cmd = [
         sys.executable,
         "benchmarks/run.py",
         "--backend",
-        "cupy",
+        "cupy,cupy@mixed_float16,torch:cuda,torch:cuda@mixed_bfloat16",
         "--peers",
         "torch,numpy-ref",
         "--synthetic",
@@ -742,6 +813,7 @@ def main(argv=None) -> int:
         "sync-probe": (True, check_sync_probe),
         "adam-ulps": (False, check_adam_ulps, not dry_run),
         "save-load": (False, check_save_load, "numpy" if dry_run else "cupy"),
+        "mixed-precision": (False, check_mixed_precision, not dry_run),
         "benchmarks": (True, check_benchmarks, f"{stem}-bench.json", args.bench_timeout, args.full_bench),
     }
     checks = [run_check(check_dependencies, install)]

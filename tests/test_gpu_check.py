@@ -23,7 +23,7 @@ gpu_check = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(gpu_check)  # no side effects: it imports nothing of xpnn at module level
 
 GPU_CHECKS = ("gpu-tests", "sync-probe", "benchmarks")
-CPU_CHECKS = ("dependencies", "adam-ulps", "save-load")
+CPU_CHECKS = ("dependencies", "adam-ulps", "save-load", "mixed-precision")
 
 
 # ---- the dry run, end to end ---------------------------------------------------------------------------

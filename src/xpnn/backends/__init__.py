@@ -30,6 +30,8 @@ import numpy as np
 from . import numpy as _numpy_first  # noqa: F401  the default backend registers (and is listed) first
 from .base import (
     BACKENDS,
+    LOW_PRECISION,
+    MODEL_DTYPES,
     Backend,
     InPlaceBackend,
     describe,
@@ -64,6 +66,8 @@ __all__ = [
     "available_backends",
     "describe",
     "dtype_name",
+    "MODEL_DTYPES",
+    "LOW_PRECISION",
     "window_output_size",
     "output_hw",
 ]

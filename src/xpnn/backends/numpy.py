@@ -117,6 +117,9 @@ class NumpyBackend(InPlaceBackend):
             cols[K] = 1.0
         return cols
 
+    def overflow_allowed(self):
+        return np.errstate(over="ignore", invalid="ignore")
+
     def adam_update(self, param, grad, m, v, step_size, beta1, beta2, bias2_sqrt, eps, scratch=None):
         # the generic formula in place, through one reusable buffer per shape instead of a
         # temporary per operation (the buffer belongs to the optimizer: ``scratch``)

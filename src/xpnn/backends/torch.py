@@ -49,6 +49,8 @@ class TorchBackend(InPlaceBackend):
     def to_numpy(self, a) -> np.ndarray:
         if not self.is_array(a):
             return np.asarray(a)
+        if a.dtype == self.native.bfloat16:  # NumPy has no bfloat16: float32 holds it exactly
+            a = a.float()
         return a.detach().cpu().numpy()  # a view of CPU tensors, a copy from other devices
 
     def to_float(self, a) -> float:
