@@ -224,3 +224,22 @@ def test_args_sections_render_one_entry_per_parameter():
         f"{path}: {line}" for path, lines in sorted(problems.items()) if path not in _ARGS_TO_SPLIT for line in lines
     ]
     assert not rest, "\n".join(rest)
+
+
+# ---- the docs speak to the user about the user's machine -----------------------------------
+
+_ABOUT_US = re.compile(r"this project's|\bVMs?\b|/work/|helpers?/|lent (?:GPU|device|machine)s?", re.I)
+
+
+def test_docs_and_sources_say_nothing_about_where_the_project_is_developed():
+    """Measurements name the hardware ("a 2-core AMD EPYC machine"), not the project's own
+    machines, folders or tools: a reader has only their machine and this repository."""
+    files = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *DOCS.rglob("*.md")]
+    files += [*(ROOT / "src").rglob("*.py"), *(ROOT / "benchmarks").glob("*.py"), *(ROOT / "examples").rglob("*.py")]
+    found = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in files
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if _ABOUT_US.search(line)
+    ]
+    assert not found, "\n".join(found)
