@@ -186,7 +186,7 @@ def _documented_args():
                 continue
             if member.is_module or member.is_class:
                 stack.append(member)
-            function = member.members.get("__init__") if member.is_class else member
+            function = member.all_members.get("__init__") if member.is_class else member
             if member.docstring is None or function is None or not function.is_function:
                 continue
             listed = {
