@@ -71,6 +71,11 @@ class NumpyBackend(InPlaceBackend):
         np.add.at(target, indices, values)
         return target
 
+    def sum(self, a, axis=None, keepdims=False):
+        # the ufunc's reduce is what np.sum runs (same dtypes, same result), without
+        # np.sum's Python wrapper: about 1 us of a tiny step's 2 (a small net sums 3 times a step)
+        return np.add.reduce(a, axis=axis, keepdims=keepdims)
+
     def mask_multiply(self, a, mask):
         return a * mask  # NumPy multiplies by booleans directly: no cast pass, a 1-byte mask kept
 
