@@ -204,7 +204,6 @@ class Backend:
         a tuple of ints."""
         return self.xp.sum(a, axis=axis, keepdims=keepdims)
 
-
     def mask_multiply(self, a, mask):
         """``a * mask`` for a boolean ``mask`` broadcastable to ``a`` (a NaN stays NaN).
 
