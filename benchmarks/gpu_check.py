@@ -1,17 +1,26 @@
 """One command that checks xpnn on a CUDA GPU and writes what it found to one JSON and one markdown table.
 
-On the lent GPU machine (an H100/H200 whose image lacks some of xpnn's pure-Python
-dependencies, and has no network), first put those wheels into the ignored ``.whl/``
-folder, on the dev machine:
+On any machine with a CUDA GPU, CuPy (``pip install "xpnn[cuda12]"``, or ``[cuda13]``) and
+xpnn's test dependencies (``pip install -e ".[test]"``), from the repository root:
 
-    ../shared/tools/gpu-wheels array-api-extra threadpoolctl     # also fetches array-api-compat, array-api-strict
+    python benchmarks/gpu_check.py --out gpu-check.json
 
-then one device run (the ``run`` tool, carry [".whl"], timeout_s 540; it needs under 8 minutes):
+It needs under 8 minutes on an H100 or H200. A GPU machine without access to a package
+index can take the pure-Python dependencies it lacks as wheels: download them on a machine
+with network into the repository's ``.whl/`` folder (ignored by git), copy the repository
+to the GPU machine, and pass ``--install``, which installs them with pip, offline, into a
+folder of their own (``/tmp/site``) put first on the path; the system's packages are not
+touched:
 
-    PYTHONUNBUFFERED=1 python3 benchmarks/gpu_check.py --install --out $OUT/gpu-check.json
+    pip download --no-deps --only-binary=:all: -d .whl array-api-compat array-api-extra array-api-strict threadpoolctl
+    python benchmarks/gpu_check.py --install --out gpu-check.json
 
-and copy the files that come back (the JSON, the .md, the -bench.json, the -pytest.log)
-into benchmarks/results/ under today's date.
+The dependencies check names the ``pip download`` line for whatever it finds missing (for a
+package with compiled code, such as NumPy, add the GPU machine's ``--platform`` and
+``--python-version`` to it). The
+JSON, its markdown table (.md), the benchmark results (-bench.json) and the GPU suite's log
+(-pytest.log) are written beside each other; keep them in benchmarks/results/ under the
+run's date.
 
 The checks, each one function that returns {"name", "status", "seconds", ...}:
 
@@ -22,12 +31,17 @@ The checks, each one function that returns {"name", "status", "seconds", ...}:
     adam-ulps     the fused CuPy Adam kernel against the generic formula, in float32 ulps
     save-load     a model trained on NumPy, loaded and predicted on CuPy, saved there and
                   loaded on NumPy again: predictions within 1e-5
-    benchmarks    benchmarks/run.py --backend cupy --peers torch,numpy-ref --quick --synthetic
+    mixed-precision  the digits MLP in mixed_float16 on CuPy and mixed_bfloat16 on torch CUDA
+                  against float32 on the same backend: test accuracy within 1 point, weights
+                  finite, the loss scale reported
+    benchmarks    benchmarks/run.py --backend cupy,cupy@mixed_float16,torch:cuda,torch:cuda@mixed_bfloat16
+                  --peers torch,numpy-ref --quick --synthetic (float32 and mixed-precision rows)
 
 ``--dry-run`` (and any run where no CUDA device is visible) reports every GPU part as
 "skipped: <reason>" and still runs the CPU parts: the dependency report, the Adam
 comparison on NumPy (its fast path against the generic formula: a smoke test of the
-comparison itself) and the save/load round trip NumPy -> NumPy. Exit code: 0 when every
+comparison itself), the save/load round trip NumPy -> NumPy and mixed_float16 on NumPy.
+Exit code: 0 when every
 check passed, or, with --dry-run, when every check that ran passed; 1 when a check failed;
 2 when nothing failed but GPU checks were skipped without --dry-run (no GPU found).
 
@@ -55,7 +69,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 SRC = os.path.join(ROOT, "src")
 WHEELS = os.path.join(ROOT, ".whl")
-SITE = "/tmp/site"  # where --install puts the carried wheels (the device's image is read-only elsewhere)
+SITE = "/tmp/site"  # where --install puts the wheels: a folder of their own (site-packages may be read-only)
 
 # (distribution, module): pyproject.toml's [project].dependencies, then the test tools the GPU
 # suite needs (tests/test_gpu_check.py checks these lists against pyproject.toml)
@@ -81,10 +95,11 @@ EXTRAS = [
     ("onnxruntime", "onnxruntime"),
     ("mpi4py", "mpi4py"),
 ]
-GPU_WHEELS_TOOL = "../shared/tools/gpu-wheels"  # fetches array-api-compat and array-api-strict by itself
-GPU_WHEELS_DEFAULT = {"array-api-compat", "array-api-strict"}
+# on a machine with network: the pure-Python wheels of what is missing, for --install to install offline
+DOWNLOAD_WHEELS = "pip download --no-deps --only-binary=:all: -d .whl"
 
-CHECKS = ("dependencies", "gpu-tests", "sync-probe", "adam-ulps", "save-load", "benchmarks")
+CHECKS = ("dependencies", "gpu-tests", "sync-probe", "adam-ulps", "save-load", "mixed-precision", "benchmarks")
+MIXED_MAX_DROP = 0.01  # mixed precision may cost at most 1 point of test accuracy against float32
 ADAM_MAX_ULPS = 8  # see check_adam_ulps: a few roundings of the step apart, never a different formula
 ROUND_TRIP_TOL = 1e-5
 
@@ -110,9 +125,8 @@ def use_paths(paths) -> None:
 
 
 def wheels_command(missing) -> str:
-    """The dev-machine command that puts the wheels for ``missing`` into .whl/."""
-    extra = [d for d in missing if d not in GPU_WHEELS_DEFAULT]
-    return " ".join([GPU_WHEELS_TOOL, *extra])
+    """The command, for a machine with network, that puts the wheels for ``missing`` into .whl/."""
+    return " ".join([DOWNLOAD_WHEELS, *missing])
 
 
 def install_wheels(missing, folder: str = WHEELS) -> dict:
@@ -120,10 +134,10 @@ def install_wheels(missing, folder: str = WHEELS) -> dict:
     wheels = sorted(glob.glob(os.path.join(folder, "*.whl")))
     if not wheels:
         out = {"ran": False, "note": f"no wheels in {folder}"}
-        if missing:  # harmless when everything is there already (the dev machine)
+        if missing:  # harmless when everything is installed already
             out["error"] = (
-                f"no wheels in {folder}: on the dev machine run `{wheels_command(missing)}` "
-                f'and name ".whl" in the run tool\'s carry'
+                f"no wheels in {folder}: on a machine with network run `{wheels_command(missing)}` "
+                f"in the repository, then copy its .whl folder here"
             )
         return out
     cmd = [
@@ -275,8 +289,8 @@ def check_dependencies(install: dict | None) -> dict:
     have = ", ".join(f"{k} {v}" for k, v in extras.items() if v) or "none"
     if missing:
         result["reason"] = (
-            f"missing: {', '.join(missing)}; on the dev machine run `{wheels_command(missing)}`, "
-            f'carry [".whl"] and pass --install'
+            f"missing: {', '.join(missing)}; pip install them, or (offline) run `{wheels_command(missing)}` "
+            f"on a machine with network, copy the .whl folder here and pass --install"
         )
         result["summary"] = result["reason"]
     else:
@@ -515,13 +529,78 @@ def _round_trip(target: str, workdir: str) -> dict:
     return result
 
 
+def check_mixed_precision(gpu: bool) -> dict:
+    """The digits MLP (64-128-10, Adam, 10 epochs; 3 on the CPU) in a mixed-precision policy and in float32
+    on the same backend: mixed_float16 on CuPy and mixed_bfloat16 on torch CUDA (on the CPU,
+    for a dry run: mixed_float16 on NumPy). Passes when every accuracy is within
+    MIXED_MAX_DROP of float32's and the weights are finite."""
+    import numpy as np
+
+    import xpnn
+
+    (X, y), (Xt, yt) = xpnn.load_digits(flatten=True)
+    cases = (
+        [("cupy", None, "mixed_float16"), ("torch", "cuda", "mixed_bfloat16")]
+        if gpu
+        else [("numpy", None, "mixed_float16")]
+    )
+    rows, bad = [], []
+    for name, device, policy in cases:
+        found = {}
+        for dtype in ("float32", policy):
+            model = xpnn.NeuralNetwork(64, 128, 10, backend=name, device=device, seed=0, dtype=dtype)
+            model.compile("softmax_cross_entropy", "adam", ["accuracy"])
+            t0 = time.perf_counter()
+            model.fit(X, y, epochs=10 if gpu else 3, batch_size=64, verbose=0)  # NumPy's float16 is slow
+            seconds = time.perf_counter() - t0
+            finite = all(
+                np.all(np.isfinite(np.asarray(model.backend.to_numpy(w), dtype=np.float64)))
+                for w in model.get_weights()
+            )
+            found[dtype] = {
+                "accuracy": model.evaluate(Xt, yt)["accuracy"],
+                "fit_seconds": round(seconds, 3),
+                "finite": finite,
+                "loss_scale": None if model.loss_scale is None else model.loss_scale.state(),
+            }
+        drop = found["float32"]["accuracy"] - found[policy]["accuracy"]
+        row = {
+            "backend": f"{name}{':' + device if device else ''}",
+            "policy": policy,
+            "drop": drop,
+            **{k: v for k, v in found.items()},
+        }
+        rows.append(row)
+        if drop > MIXED_MAX_DROP or not all(f["finite"] for f in found.values()):
+            mixed, plain = found[policy]["accuracy"], found["float32"]["accuracy"]
+            bad.append(f"{row['backend']} {policy}: accuracy {mixed:.4f} vs float32 {plain:.4f}")
+    result = {
+        "name": "mixed-precision",
+        "rows": rows,
+        "status": "fail" if bad else "pass",
+        "summary": "; ".join(_mixed_summary(r) for r in rows),
+    }
+    if bad:
+        result["reason"] = "; ".join(bad)
+    return result
+
+
+def _mixed_summary(row: dict) -> str:
+    mixed, plain = row[row["policy"]], row["float32"]
+    return (
+        f"{row['backend']} {row['policy']}: accuracy {mixed['accuracy']:.4f} (float32 {plain['accuracy']:.4f}), "
+        f"fit {mixed['fit_seconds']:.2f} s (float32 {plain['fit_seconds']:.2f} s)"
+    )
+
+
 def check_benchmarks(bench_json: str, timeout: float, full: bool) -> dict:
-    """benchmarks/run.py on the GPU: xpnn on CuPy against torch on CUDA and the CuPy loop."""
+    """benchmarks/run.py on the GPU: xpnn on CuPy (float32 and mixed_float16) and on torch CUDA
+    (float32 and mixed_bfloat16) against torch on CUDA and the CuPy loop."""
     cmd = [
         sys.executable,
         "benchmarks/run.py",
         "--backend",
-        "cupy",
+        "cupy,cupy@mixed_float16,torch:cuda,torch:cuda@mixed_bfloat16",
         "--peers",
         "torch,numpy-ref",
         "--synthetic",
@@ -667,8 +746,9 @@ def verdict(checks, dry_run: bool) -> tuple:
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
-        epilog="Device run: PYTHONUNBUFFERED=1 python3 benchmarks/gpu_check.py --install "
-        '--out $OUT/gpu-check.json  (carry [".whl"])',
+        epilog="Offline GPU machine: on a machine with network, in the repository: "
+        f"{DOWNLOAD_WHEELS} array-api-compat array-api-extra array-api-strict threadpoolctl; "
+        "copy the repository over, then: python benchmarks/gpu_check.py --install",
     )
     p.add_argument(
         "--install",
@@ -733,6 +813,7 @@ def main(argv=None) -> int:
         "sync-probe": (True, check_sync_probe),
         "adam-ulps": (False, check_adam_ulps, not dry_run),
         "save-load": (False, check_save_load, "numpy" if dry_run else "cupy"),
+        "mixed-precision": (False, check_mixed_precision, not dry_run),
         "benchmarks": (True, check_benchmarks, f"{stem}-bench.json", args.bench_timeout, args.full_bench),
     }
     checks = [run_check(check_dependencies, install)]

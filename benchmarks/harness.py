@@ -129,10 +129,19 @@ BACKEND_DEVICES = {
 }
 
 
+DTYPES = ("float32", "mixed_bfloat16", "mixed_float16", "bfloat16", "float16")  # xpnn's model dtype, after "@"
+
+
 def split_backend(spec: str) -> tuple:
-    """'torch:cuda:1' -> ('torch', 'cuda:1'); 'jax' -> ('jax', 'cpu'); 'cupy' -> ('cupy', None)."""
-    name, _, device = spec.partition(":")
+    """'torch:cuda:1' -> ('torch', 'cuda:1'); 'jax' -> ('jax', 'cpu'); 'cupy' -> ('cupy', None).
+    A model dtype after "@" ('torch@mixed_bfloat16') is not part of it: see split_dtype."""
+    name, _, device = spec.partition("@")[0].partition(":")
     return name, device or (None if name == "cupy" else "cpu")
+
+
+def split_dtype(spec: str) -> str:
+    """'torch:cuda@mixed_bfloat16' -> 'mixed_bfloat16'; no "@": 'float32'."""
+    return spec.partition("@")[2] or "float32"
 
 
 def backend_error(spec: str) -> str | None:
@@ -142,6 +151,8 @@ def backend_error(spec: str) -> str | None:
         return f"unknown backend {name!r}"
     if device is not None and not re.fullmatch(BACKEND_DEVICES[name], device):
         return f"backend {name!r} takes no device {device!r} (accepted: {BACKEND_DEVICES[name]})"
+    if split_dtype(spec) not in DTYPES:
+        return f"unknown model dtype {split_dtype(spec)!r} after '@' (accepted: {', '.join(DTYPES)})"
     return None
 
 

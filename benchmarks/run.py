@@ -9,7 +9,9 @@
 
 Backends. ``--backend`` lists the arrays xpnn trains on, each ``name`` or ``name:device``:
 numpy; torch, torch:cuda, torch:cuda:1, torch:mps; jax, jax:gpu, jax:gpu:1; cupy, cupy:1.
-A bare name is the CPU (cupy: GPU 0). xpnn runs once per backend; the peers (torch's own
+A bare name is the CPU (cupy: GPU 0); "@dtype" trains xpnn in another model dtype, e.g.
+``--backend torch,torch@mixed_bfloat16,jax@mixed_bfloat16`` or ``cupy@mixed_float16`` (mixed
+precision: low-precision compute, float32 master weights). xpnn runs once per backend; the peers (torch's own
 autograd, scikit-learn, the hand-written loop) run once per device class, CPU or GPU, in
 the same interleaved runs as every xpnn backend of that class: CPU peers beside
 numpy/torch/jax, and torch on CUDA plus the CuPy loop beside cupy/torch:cuda/jax:gpu.
@@ -103,7 +105,7 @@ def parse_args(argv=None):
     if bad:
         p.error(
             f"--backend: {'; '.join(bad)}; choose from {', '.join(harness.BACKEND_DEVICES)}, "
-            f"optionally with :device (torch:cuda, jax:gpu)"
+            f"optionally with :device (torch:cuda, jax:gpu) and @dtype (torch@mixed_bfloat16)"
         )
     args.peer_list = [] if args.peers.strip() == "none" else split(args.peers)
     bad = [x for x in args.peer_list if x not in PEERS]

@@ -23,7 +23,7 @@ gpu_check = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(gpu_check)  # no side effects: it imports nothing of xpnn at module level
 
 GPU_CHECKS = ("gpu-tests", "sync-probe", "benchmarks")
-CPU_CHECKS = ("dependencies", "adam-ulps", "save-load")
+CPU_CHECKS = ("dependencies", "adam-ulps", "save-load", "mixed-precision")
 
 
 # ---- the dry run, end to end ---------------------------------------------------------------------------
@@ -193,7 +193,8 @@ def test_dependency_lists_follow_pyproject():
 def test_missing_wheels_say_which_command_to_run(tmp_path):
     found = gpu_check.install_wheels(["array-api-compat", "array-api-extra"], str(tmp_path))
     assert found["ran"] is False
-    assert "../shared/tools/gpu-wheels array-api-extra`" in found["error"] and ".whl" in found["error"]
+    command = "pip download --no-deps --only-binary=:all: -d .whl array-api-compat array-api-extra`"
+    assert command in found["error"] and "copy its .whl folder here" in found["error"]
     assert "error" not in gpu_check.install_wheels([], str(tmp_path))  # nothing missing: nothing to do
 
 

@@ -283,11 +283,21 @@ def test_a_tensor_in_another_float_dtype_than_the_model_is_refused(mlp_file, tmp
     refused(bad, "tensor 'layer.0.W' has dtype F64, but the model's dtype is float32")
 
 
-@pytest.mark.parametrize("dtype", ["int64", "int32", "bool", "bfloat16", 32, None])
+@pytest.mark.parametrize("dtype", ["int64", "int32", "bool", "float128", "mixed_float32", 32, None])
 def test_a_model_dtype_that_is_not_a_float_is_refused(mlp_file, tmp_path, dtype):
     path, _, _ = mlp_file
     bad = craft(path, tmp_path / "dtype.safetensors", config=lambda c: c.__setitem__("dtype", dtype))
-    refused(bad, "the model config's 'dtype' must be one of ['float16', 'float32', 'float64']")
+    refused(
+        bad,
+        "the model config's 'dtype' must be one of ['float32', 'float64', 'float16', 'bfloat16', "
+        "'mixed_float16', 'mixed_bfloat16']",
+    )
+
+
+def test_a_model_dtype_the_backend_lacks_is_refused_by_name(mlp_file, tmp_path):
+    path, _, _ = mlp_file  # float32 tensors: what a bfloat16 model stores
+    bad = craft(path, tmp_path / "bf16.safetensors", config=lambda c: c.__setitem__("dtype", "bfloat16"))
+    refused(bad, "dtype 'bfloat16' cannot be used: backend 'numpy' has no bfloat16; backend 'numpy' accepts")
 
 
 def test_a_tensor_key_of_a_layer_that_does_not_exist(mlp_file, tmp_path):

@@ -4,7 +4,8 @@ One timed run is ``model.fit(X[:n * batch], y[:n * batch], epochs=1, batch_size=
 verbose=0)`` (XOR: ``fit(X, y, epochs=steps, batch_size=None, shuffle=False)``), with the
 data already on the backend's device so that no host-to-device copy is timed.
 
-The backend is a --backend spec, "name" or "name:device" ("torch:cuda", "jax:gpu"). Work
+The backend is a --backend spec, "name" or "name:device" ("torch:cuda", "jax:gpu"), with
+an optional model dtype after "@" ("torch@mixed_bfloat16", "cupy@mixed_float16"). Work
 that a library queues asynchronously is waited for before the clock stops: CuPy's stream,
 torch's CUDA (or MPS) queue, and JAX's dispatch, which is asynchronous on the CPU too.
 On a GPU every library computes float32 matmuls in float32 (no TF32), as the peers do.
@@ -24,8 +25,10 @@ def _backend(spec: str):
 
 
 def unavailable(backend: str):
+    from harness import split_dtype
+
     try:
-        _backend(backend)
+        _backend(backend).check_dtype(split_dtype(backend), "xpnn")
     except Exception as exc:
         return f"xpnn backend {backend!r} unavailable: {exc}"
     return None
@@ -43,13 +46,13 @@ def supports(case):
     return None
 
 
-def build_model(case, backend, seed: int = 0):
-    """The case's model on ``backend`` (a Backend or a registry name)."""
+def build_model(case, backend, seed: int = 0, dtype: str = "float32"):
+    """The case's model on ``backend`` (a Backend or a registry name) in ``dtype``."""
     import xpnn
 
     if case.kind == "xor":
         layers = [xpnn.Dense(2, 4), xpnn.Sigmoid(), xpnn.Dense(4, 1), xpnn.Sigmoid()]
-        model = xpnn.Sequential(layers, seed=seed, backend=backend)
+        model = xpnn.Sequential(layers, seed=seed, backend=backend, dtype=dtype)
         return model.compile("bce", xpnn.SGD(lr=0.1))
     if case.kind == "cnn":
         from harness import cnn_layers
@@ -72,7 +75,7 @@ def build_model(case, backend, seed: int = 0):
             layers.append(xpnn.Dense(a, b))
             if i < len(sizes) - 2:
                 layers.append(xpnn.ReLU())
-    model = xpnn.Sequential(layers, seed=seed, backend=backend)
+    model = xpnn.Sequential(layers, seed=seed, backend=backend, dtype=dtype)
     return model.compile("softmax_cross_entropy", xpnn.Adam(lr=1e-3))
 
 
@@ -97,7 +100,9 @@ class XpnnRunner:
             b.native.backends.cudnn.allow_tf32 = False
         elif b.name == "jax" and b.device.platform != "cpu":
             b.native.config.update("jax_default_matmul_precision", "float32")  # JAX's GPU default is TF32
-        self.model = build_model(case, b, seed)
+        from harness import split_dtype
+
+        self.model = build_model(case, b, seed, split_dtype(backend))
         if case.kind == "xor":
             X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
             y = np.array([[0], [1], [1], [0]], dtype=np.float32)

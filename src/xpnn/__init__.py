@@ -25,7 +25,15 @@ from . import (
     training,
 )
 from .architectures import NeuralNetwork
-from .backends import Backend, available_backends, backend_of, get_backend, set_backend, use_backend
+from .backends import (
+    Backend,
+    available_backends,
+    backend_of,
+    get_backend,
+    register_backend,
+    set_backend,
+    use_backend,
+)
 from .callbacks import (
     Callback,
     ClipGradNorm,
@@ -38,7 +46,10 @@ from .callbacks import (
     ModelCheckpoint,
     ProgressBar,
     ReduceLROnPlateau,
+    TensorBoard,
     TerminateOnNaN,
+    get_callback,
+    register_callback,
 )
 from .datasets import load_csv, load_digits, load_fashion_mnist, load_mnist, read_idx, write_idx
 from .distributed import DataParallel
@@ -55,6 +66,7 @@ from .losses import (
     Loss,
     SoftmaxCrossEntropy,
     get_loss,
+    register_loss,
 )
 from .model import Sequential
 from .model_selection import (
@@ -70,7 +82,17 @@ from .model_selection import (
     Uniform,
     cross_validate,
 )
-from .optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, clip_grad_norm, get_optimizer
+from .optimizers import (
+    SGD,
+    Adagrad,
+    Adam,
+    AdamW,
+    Optimizer,
+    RMSprop,
+    clip_grad_norm,
+    get_optimizer,
+    register_optimizer,
+)
 from .param import Param
 from .preprocessing import (
     MinMaxScaler,
@@ -81,6 +103,7 @@ from .preprocessing import (
     one_hot,
     train_test_split,
 )
+from .schedules import register_schedule
 from .training import Trainer
 
 __version__ = "0.1.0"
@@ -119,6 +142,7 @@ __all__ = [
     "set_backend",
     "use_backend",
     "available_backends",
+    "register_backend",
     # models, layers (every registered layer, from xpnn.layers) and training
     "Sequential",
     "NeuralNetwork",
@@ -137,6 +161,7 @@ __all__ = [
     "SoftmaxCrossEntropy",
     "CrossEntropy",
     "get_loss",
+    "register_loss",
     "Optimizer",
     "SGD",
     "RMSprop",
@@ -144,6 +169,8 @@ __all__ = [
     "Adam",
     "AdamW",
     "get_optimizer",
+    "register_optimizer",
+    "register_schedule",
     "clip_grad_norm",
     # callbacks
     "Callback",
@@ -157,7 +184,10 @@ __all__ = [
     "ReduceLROnPlateau",
     "CSVLogger",
     "TerminateOnNaN",
+    "TensorBoard",
     "ClipGradNorm",
+    "get_callback",
+    "register_callback",
     # data
     "load_digits",
     "load_fashion_mnist",

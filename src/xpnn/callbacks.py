@@ -30,6 +30,8 @@ import sys
 import time
 
 from . import _checks
+from .layers.base import arguments, unknown_arguments
+from .registry import Registry
 
 _MAX_WORDS = ("acc", "auc", "f1", "precision", "recall", "r2")
 
@@ -85,12 +87,44 @@ class Callback:
     def on_train_end(self): ...
 
 
+# name -> Callback class, for configs that name callbacks (``get_callback``); callbacks
+# whose arguments are not plain values (LearningRateScheduler's function) are not in it
+CALLBACKS = Registry("callback", "xpnn.callbacks.register_callback", Callback, normalize=str.lower)
+
+
+def register_callback(cls):
+    """Make a Callback subclass known by its ``name`` to ``get_callback`` (use as a class
+    decorator); its constructor should take plain values (numbers, strings, paths)."""
+    return CALLBACKS.register(cls)
+
+
+def get_callback(spec, **kwargs) -> Callback:
+    """A Callback from its registered name and arguments (``get_callback("early_stopping",
+    patience=3)``), from a ``{"name": ..., **arguments}`` dict (a config file's), or a
+    Callback (returned as is)."""
+    if isinstance(spec, Callback) and not kwargs:
+        return spec
+    if isinstance(spec, dict):
+        config = dict(spec)
+        return get_callback(config.pop("name", None), **{**config, **kwargs})
+    cls = CALLBACKS.lookup(spec)
+    if cls is None:
+        raise ValueError(f"callback must be one of {sorted(CALLBACKS)} or a Callback instance, found {spec!r}")
+    unknown = unknown_arguments(cls, kwargs)
+    if unknown:
+        raise TypeError(f"get_callback: {cls.__name__} does not take {unknown}; it takes {arguments(cls)}")
+    return cls(**kwargs)
+
+
+@register_callback
 class ClipGradNorm(Callback):
     """Scale each step's gradients together so that their global L2 norm is at most
     ``max_norm`` (``clip_grad_norm``'s factor), between backward and the optimizer step.
     ``compile(..., clip_norm=...)`` adds one; use it as a callback to clip only some fits.
     ``last_norm`` is the last step's norm before clipping, a 0-d device array (reading it
     is a sync)."""
+
+    name = "clip_grad_norm"
 
     def __init__(self, max_norm: float):
         self.max_norm = _checks.positive_number(max_norm, "max_norm", "ClipGradNorm")
@@ -131,10 +165,13 @@ class _Better:
         return value > self.best + self.min_delta
 
 
+@register_callback
 class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs;
     with ``restore_best_weights`` the model ends training with the best epoch's weights,
     whether it stopped early or ran all its epochs."""
+
+    name = "early_stopping"
 
     def __init__(self, monitor="val_loss", patience=0, min_delta=0.0, mode="auto", restore_best_weights=True):
         patience = _checks.non_negative_int(patience, "patience", "EarlyStopping")
@@ -163,9 +200,12 @@ class EarlyStopping(Callback):
             self.model.set_weights(self.best_weights)
 
 
+@register_callback
 class ModelCheckpoint(Callback):
     """Save the model after each epoch (``{epoch}`` and log names may appear in ``path``);
     with ``save_best_only`` only when ``monitor`` improved. Files are written atomically."""
+
+    name = "model_checkpoint"
 
     def __init__(self, path, monitor="val_loss", save_best_only=False, mode="auto"):
         self.path = str(path)
@@ -200,8 +240,11 @@ class LearningRateScheduler(Callback):
         logs["lr"] = self.model.optimizer.get_lr()
 
 
+@register_callback
 class ReduceLROnPlateau(Callback):
     """Multiply lr by ``factor`` when ``monitor`` has not improved for ``patience`` epochs."""
+
+    name = "reduce_lr_on_plateau"
 
     def __init__(
         self, monitor="val_loss", factor=0.1, patience=10, min_delta=1e-4, min_lr=0.0, cooldown=0, mode="auto"
@@ -232,8 +275,11 @@ class ReduceLROnPlateau(Callback):
         logs["lr"] = opt.get_lr()
 
 
+@register_callback
 class CSVLogger(Callback):
     """Append one row per epoch to a CSV file (header from the first epoch's logs)."""
+
+    name = "csv_logger"
 
     def __init__(self, path, append=False):
         self.path, self.append = str(path), append
@@ -254,9 +300,12 @@ class CSVLogger(Callback):
             writer.writerow([epoch + 1, *(logs.get(k, "") for k in self.keys)])
 
 
+@register_callback
 class TerminateOnNaN(Callback):
     """Stop at the first non-finite batch loss, before that batch's update, so the model
     keeps the last finite weights. Reads every batch loss (one host sync per batch)."""
+
+    name = "terminate_on_nan"
 
     needs_batch_loss = True
 
@@ -327,6 +376,7 @@ class GradientWarning(UserWarning):
     """Gradients vanish or explode, or most ReLU units are dead (raised by GradientMonitor)."""
 
 
+@register_callback
 class GradientMonitor(Callback):
     """Watch gradient health while training: per-layer norms, update sizes, dead ReLUs.
 
@@ -369,6 +419,8 @@ class GradientMonitor(Callback):
             from 1 over every fit this monitor saw.
         warnings: the warning messages, in order.
     """
+
+    name = "gradient_monitor"
 
     def __init__(
         self,
@@ -614,3 +666,7 @@ class GradientMonitor(Callback):
         from .plotting import plot_gradient_history
 
         return plot_gradient_history(self.history, path=path, title=title)
+
+
+# its own module (the tensorboardX writer is imported only when one is made); here too, beside the others
+from .tensorboard import TensorBoard  # noqa: E402, F401

@@ -220,6 +220,7 @@ def cmd_train(args) -> int:
             f"{n_classes} classes; {model.count_params():,} params on backend {model.backend}"
         )
     augment = [_augmenter(args, X_train)] if args.augment else []
+    logged = _tensorboard(args, root)
     if augment and args.verbose:
         print(
             f"xpnn: augmenting the training images: random shifts of up to {augment[0].shift} "
@@ -239,7 +240,12 @@ def cmd_train(args) -> int:
             batch_size=args.batch_size,
             validation_split=args.validation_split,
             verbose=args.verbose,
-            callbacks=[CSVLogger(os.path.join(out, "history.csv")), *augment, *([stopper] if stopper else [])],
+            callbacks=[
+                CSVLogger(os.path.join(out, "history.csv")),
+                *augment,
+                *logged,
+                *([stopper] if stopper else []),
+            ],
         )
     seconds = time.perf_counter() - start
     interrupted = bool(stopper and stopper.requested)
@@ -303,6 +309,20 @@ def cmd_train(args) -> int:
         )
         return EXIT_INTERRUPTED
     return 0
+
+
+def _tensorboard(args, root: bool) -> list:
+    """--tensorboard DIR: the TensorBoard callback (rank 0 only), with the run's options as
+    its hyperparameters; [] without the flag."""
+    if not args.tensorboard or not root:
+        return []
+    from .tensorboard import TensorBoard
+
+    try:
+        options = ("data", "model", "hidden", "activation", "epochs", "batch_size", "optimizer", "lr", "seed")
+        return [TensorBoard(args.tensorboard, hparams={k: getattr(args, k) for k in options})]
+    except ImportError as exc:
+        raise UsageError(f"--tensorboard: {exc}") from None
 
 
 def _previous_run(folder) -> list:
@@ -567,6 +587,13 @@ def _parser():
     )
     t.add_argument("--force", action="store_true", help="replace the previous run in --out (its files are deleted)")
     t.add_argument("--verbose", type=int, default=1)
+    t.add_argument(
+        "--tensorboard",
+        default=None,
+        metavar="DIR",
+        help="also write TensorBoard logs (loss, metrics, lr per epoch; the run's options in the HParams "
+        "view) to DIR: tensorboard --logdir DIR (needs tensorboardX)",
+    )
     t.add_argument(
         "--export-onnx",
         action="store_true",

@@ -110,15 +110,18 @@ def gradcheck(
     if not all(part.built for part in layer.walk()):  # build lazily-sized layers inside (inference keeps nothing)
         layer.forward(xp.astype(X, layer.dtype) if xp.isdtype(X.dtype, "real floating") else X, **inputs)
     params, buffers = layer.named_params(), layer.named_buffers()
+    restore = params  # a mixed-precision model's float32 masters: put back through these handles
     # what we change below, put back at the end, also when a check fails: the check must
     # not leave a model's float32 layer in float64, its running stats moved or its dropout
     # generator advanced
     saved_values = {name: h.value for name, h in params.items()}
     saved_buffers = {name: xp.asarray(h.value, copy=True) for name, h in buffers.items()}
-    saved_dtype, generator = layer.dtype, layer.generator
+    # a model restores its dtype by name: a mixed-precision policy is more than its compute dtype
+    saved_dtype, generator = getattr(layer, "dtype_name", layer.dtype), layer.generator
     saved_state = getattr(generator, "state", None)
     try:
         layer.bind(layer.backend, generator, "float64")  # the whole tree computes (and holds params) in float64
+        params = layer.named_params()  # the layers' own params, now float64 (no master copies)
         Y = layer.forward(X, training=True, **inputs)
         rng = np.random.default_rng(seed)
         R_host = rng.standard_normal(tuple(Y.shape))
@@ -166,7 +169,7 @@ def gradcheck(
             errors[name] = _relative_error(analytic[name], _numeric_grad(f_param, p_host, eps))
             h.value = original
     finally:
-        for name, h in params.items():
+        for name, h in restore.items():
             h.value = saved_values[name]
         for name, h in buffers.items():
             h.value = saved_buffers[name]

@@ -44,25 +44,50 @@ import uuid
 
 import numpy as np
 
-from .backends import NumpyBackend, get_backend, use_backend
+from .backends import LOW_PRECISION, MODEL_DTYPES, NumpyBackend, get_backend, use_backend
 from .backends.generator import Generator
+from .precision import LossScale, Policy
 
 FORMAT_VERSION = 2  # the N of "xpnn-N" this code writes; it reads 1..N
 FORMAT = f"xpnn-{FORMAT_VERSION}"
-FLOAT_DTYPES = {"float16": "F16", "float32": "F32", "float64": "F64"}  # model dtype -> safetensors dtype
+FLOAT_DTYPES = {"float16": "F16", "float32": "F32", "float64": "F64"}  # numpy dtype -> safetensors dtype
+# Params are stored in the dtype a model keeps them in (a mixed-precision policy's float32
+# masters), bfloat16 widened to float32 (exact; NumPy has no bfloat16), and read back into
+# the model's own dtype. Optimizer state of float16/bfloat16 params is float32.
+MODEL_DTYPE_NAMES = (*MODEL_DTYPES, *(f"mixed_{name}" for name in LOW_PRECISION))
+
+
+def _stored(dtype: str) -> tuple[str, str]:
+    """(params' and buffers' safetensors dtype, optimizer state's) for a model dtype name."""
+    variable = Policy(dtype).variable
+    params = FLOAT_DTYPES.get(variable, "F32")
+    return params, "F32" if variable in LOW_PRECISION else params
+
+
 MAX_NESTING = 64  # layers inside layers: far beyond any real model, well within Python's recursion limit
 
 
 def _model_config(model) -> dict:
     from .layers import layer_name
+    from .losses import LOSSES
+    from .optimizers import OPTIMIZERS
+    from .schedules import SCHEDULES, Schedule
 
     cfg = {"class": layer_name(model), "config": model.config(), "seed": model.seed, "dtype": model.dtype_name}
     cfg["backend"] = model.backend.name
     cfg["epochs_trained"] = model.epochs_trained
     cfg["generator"] = model.generator.state
+    if getattr(model, "loss_scale", None) is not None:  # mixed_float16: resume with the scale reached
+        cfg["loss_scale"] = model.loss_scale.state()
     if model.loss is not None:
+        # names load reads back: a class that is not registered is refused now, not when loading
+        where = f"{type(model).__name__}.save"
+        loss_name = LOSSES.name_of(model.loss, where)
+        OPTIMIZERS.name_of(model.optimizer, where)
+        if isinstance(model.optimizer.lr, Schedule):
+            SCHEDULES.name_of(model.optimizer.lr, where)
         cfg["compile"] = {
-            "loss": {"name": model.loss.name, **model.loss.config()},
+            "loss": {"name": loss_name, **model.loss.config()},
             "optimizer": model.optimizer.config(),
             "optimizer_iterations": model.optimizer.iterations,
             "metrics": list(model.metric_names),
@@ -88,7 +113,12 @@ def save(model, path, epoch=None) -> None:
         ) from None
 
     backend = model.backend
-    tensors = {f"layer.{k}": np.ascontiguousarray(backend.to_numpy(v)) for k, v in model.named_arrays().items()}
+    xp = backend.xp
+    stored = backend.dtype(Policy(model.dtype_name).variable.replace("bfloat16", "float32"))
+    tensors = {
+        f"layer.{k}": np.ascontiguousarray(backend.to_numpy(v if v.dtype == stored else xp.astype(v, stored)))
+        for k, v in model.named_arrays().items()
+    }
     cfg = _model_config(model)
     if epoch is not None:
         cfg["epochs_trained"] = int(epoch)
@@ -240,12 +270,14 @@ def _read(path):
     except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError; too deep a nesting recurses
         raise ValueError(f"{path}: the model config is not valid JSON ({type(exc).__name__}: {exc})") from None
     cfg = _check_config(path, cfg, version, about)
-    want = FLOAT_DTYPES[cfg["dtype"]]
+    want_params, want_state = _stored(cfg["dtype"])
     for name, (dtype, _) in stored.items():
-        if dtype != want:
+        # optimizer state of a float16 model written before it was kept in float32: F16
+        want = (want_state, want_params) if name.startswith("optimizer.") else (want_params,)
+        if dtype not in want:
             raise ValueError(
                 f"{path}: tensor {_short(name)} has dtype {dtype}, but the model's dtype is "
-                f"{cfg['dtype']} ({want}); the file is inconsistent"
+                f"{cfg['dtype']} ({' or '.join(want)}); the file is inconsistent"
             )
     return cfg, tensors, about
 
@@ -313,7 +345,7 @@ def _check_config(path, cfg, version: int, about: str) -> dict:
         "top level",
         cfg,
         ("class", "config", "seed", "dtype", "generator"),
-        ("backend", "epochs_trained", "compile"),
+        ("backend", "epochs_trained", "compile", "loss_scale"),
         about,
     )
     _expect(path, "'class'", cfg["class"], "string")
@@ -321,10 +353,19 @@ def _check_config(path, cfg, version: int, about: str) -> dict:
     _expect(path, "'seed'", cfg["seed"], "count")
     _expect(path, "'backend'", cfg.get("backend", ""), "string")  # where it was saved: informative only
     _expect(path, "'epochs_trained'", cfg.get("epochs_trained", 0), "count")
-    if not isinstance(cfg["dtype"], str) or cfg["dtype"] not in FLOAT_DTYPES:
+    if not isinstance(cfg["dtype"], str) or cfg["dtype"] not in MODEL_DTYPE_NAMES:
         raise ValueError(
-            f"{path}: the model config's 'dtype' must be one of {sorted(FLOAT_DTYPES)}, found {_short(cfg['dtype'])}"
+            f"{path}: the model config's 'dtype' must be one of {list(MODEL_DTYPE_NAMES)}, found {_short(cfg['dtype'])}"
         )
+    if "loss_scale" in cfg:
+        scale = _expect(path, "'loss_scale'", cfg["loss_scale"], "object")
+        _check_keys(path, "'loss_scale'", scale, ("scale", "good_steps"), (), about)
+        _expect(path, "'loss_scale.good_steps'", scale["good_steps"], "count")
+        value = scale["scale"]
+        if type(value) not in (int, float) or not 0 < value < float("inf"):
+            raise ValueError(
+                f"{path}: the model config's 'loss_scale.scale' must be a positive number, found {_short(value)}"
+            )
     gen = _expect(path, "'generator'", cfg["generator"], "object")
     _check_keys(path, "'generator'", gen, ("seed", "bit_generator"), (), about)
     _expect(path, "'generator.seed'", gen["seed"], "count")
@@ -460,17 +501,26 @@ class _ShapeOnly(NumpyBackend):
         return _NoMemoryGenerator(self, seed)
 
 
-def _build(cls, cfg, backend):
-    """The model ``cfg`` describes, uncompiled, on ``backend``; models nested in it (a
-    Sequential inside) are made on it too, as they take the default backend."""
+def _build(cls, cfg, backend, dtype=None):
+    """The model ``cfg`` describes, uncompiled, on ``backend`` (in ``dtype``, default the
+    config's); models nested in it (a Sequential inside) are made on it too, as they take
+    the default backend."""
     with use_backend(backend):
-        return cls(**cfg["config"], backend=backend, seed=cfg["seed"], dtype=cfg["dtype"])
+        return cls(**cfg["config"], backend=backend, seed=cfg["seed"], dtype=dtype or cfg["dtype"])
 
 
 def _compile(model, comp) -> None:
-    from .losses import get_loss
-    from .optimizers import get_optimizer
+    from .losses import LOSSES, get_loss
+    from .optimizers import OPTIMIZERS, get_optimizer
 
+    for key, registry in (("loss", LOSSES), ("optimizer", OPTIMIZERS)):
+        name = comp[key]["name"]
+        if registry.lookup(name) is None:  # a user's own class, whose module is not imported
+            raise ValueError(
+                f"the model was compiled with the {registry.kind} {_short(name)}, which is not registered "
+                f"(known: {sorted(registry)}); import the module that defines it (its class decorated "
+                f"with @{registry.decorator}) before loading"
+            )
     loss_cfg = dict(comp["loss"])
     model.compile(
         get_loss(loss_cfg.pop("name"), **loss_cfg),
@@ -522,7 +572,7 @@ def load(path, backend=None, device=None):
     b = get_backend(backend, device)  # the caller's arguments: their errors are not the file's
     path = os.fspath(path)
     cfg, tensors, about = _read(path)
-    cls = LAYERS.get(cfg["class"])
+    cls = LAYERS.lookup(cfg["class"])
     if cls is None or not hasattr(cls, "compile"):
         raise ValueError(
             f"{path}: unknown model class {_short(cfg['class'])} (the file: {about}; known: "
@@ -533,9 +583,12 @@ def load(path, backend=None, device=None):
     )
     _check_specs(path, cfg["config"], "config", about)
     comp = cfg.get("compile")
+    b.check_dtype(cfg["dtype"], path)  # a bfloat16 model loaded on NumPy: refused by name
 
+    shape_only = _ShapeOnly()  # shapes do not depend on the dtype: NumPy's stand-in for one it lacks
+    probe_dtype = cfg["dtype"] if cfg["dtype"] in shape_only.model_dtypes() else "float32"
     try:  # the model on _ShapeOnly: any failure here is the config's
-        probe = _build(cls, cfg, _ShapeOnly())
+        probe = _build(cls, cfg, shape_only, probe_dtype)
         if comp:
             _compile(probe, comp)
     except RecursionError:
@@ -550,11 +603,14 @@ def load(path, backend=None, device=None):
 
     model = _build(cls, cfg, b)  # the sizes are the tensors' now: at most the file's size
     for key, h in model.named_handles().items():
-        h.value = b.asarray(tensors.pop(f"layer.{key}"), copy=True)
+        h.value = b.asarray(tensors.pop(f"layer.{key}"), dtype=h.value.dtype, copy=True)
     model.generator.set_state(cfg["generator"])
+    if "loss_scale" in cfg and model.loss_scale is not None:
+        model.loss_scale = LossScale(b, cfg["loss_scale"]["scale"], good_steps=cfg["loss_scale"]["good_steps"])
     model.epochs_trained = cfg.get("epochs_trained", 0)
     if comp:
         _compile(model, comp)
-        state = {k[len("optimizer.") :]: b.asarray(v, copy=True) for k, v in tensors.items()}
+        state_dtype = "float32" if Policy(cfg["dtype"]).variable in LOW_PRECISION else None
+        state = {k[len("optimizer.") :]: b.asarray(v, dtype=state_dtype, copy=True) for k, v in tensors.items()}
         model.optimizer.load_state_arrays(state, comp["optimizer_iterations"])
     return model

@@ -28,6 +28,7 @@ import math
 from . import _checks
 from .backends import backend_of
 from .functional import log_softmax, sigmoid, softmax
+from .registry import Registry
 
 __all__ = [
     "Loss",
@@ -39,6 +40,7 @@ __all__ = [
     "SoftmaxCrossEntropy",
     "CrossEntropy",
     "LOSSES",
+    "register_loss",
     "get_loss",
 ]
 
@@ -219,6 +221,16 @@ class Loss:
         return self._saved
 
 
+# name -> Loss class: what compile, get_loss and model files read
+LOSSES = Registry("loss", "xpnn.losses.register_loss", Loss, normalize=str.lower)
+
+
+def register_loss(cls):
+    """Make a Loss subclass known by its ``name`` to ``compile``, ``get_loss`` and model
+    files (use as a class decorator); its ``config()`` must return its constructor arguments."""
+    return LOSSES.register(cls)
+
+
 def _mean(backend, A):
     """The mean of every element as sum * (1 / n): NumPy's mean (and sum) spend several
     microseconds in Python before they add anything, which is most of a small batch's loss."""
@@ -228,6 +240,7 @@ def _mean(backend, A):
 # ---- regression ----------------------------------------------------------------------------
 
 
+@register_loss
 class MSE(Loss):
     """Mean squared error: mean((pred - target)^2).
 
@@ -247,6 +260,7 @@ class MSE(Loss):
         return R * (2.0 / math.prod(R.shape))
 
 
+@register_loss
 class MAE(Loss):
     """Mean absolute error: mean(|pred - target|).
 
@@ -266,6 +280,7 @@ class MAE(Loss):
         return self.xp.sign(R) * (1.0 / math.prod(R.shape))
 
 
+@register_loss
 class Huber(Loss):
     """Huber loss: quadratic near the target, linear far from it (robust to outliers).
 
@@ -311,6 +326,7 @@ class _BinaryLoss(Loss):
         )
 
 
+@register_loss
 class BinaryCrossEntropy(_BinaryLoss):
     """Binary cross-entropy on probabilities p (e.g. after a Sigmoid layer):
     mean(-(y log p + (1 - y) log(1 - p))), target y in [0, 1] (checked once per fit and
@@ -359,6 +375,7 @@ class BinaryCrossEntropy(_BinaryLoss):
         return {"eps": self.eps}
 
 
+@register_loss
 class BCEWithLogits(_BinaryLoss):
     """Binary cross-entropy on logits x (raw scores, no Sigmoid layer), fused and stable.
 
@@ -401,6 +418,7 @@ class _ClassLoss(Loss):
             self._check_unit_interval(target, "target rows (one-hot or class probabilities)")
 
 
+@register_loss
 class SoftmaxCrossEntropy(_ClassLoss):
     """Softmax and cross-entropy fused, on logits (no Softmax layer before it).
 
@@ -455,6 +473,7 @@ class SoftmaxCrossEntropy(_ClassLoss):
         return {"label_smoothing": self.label_smoothing}
 
 
+@register_loss
 class CrossEntropy(_ClassLoss):
     """Classic cross-entropy on probabilities p (e.g. after a Softmax layer):
     -sum(T * log p) / batch.
@@ -490,10 +509,6 @@ class CrossEntropy(_ClassLoss):
 
 # ---- lookup by name ------------------------------------------------------------------------
 
-LOSSES = {
-    cls.name: cls for cls in (MSE, MAE, Huber, BinaryCrossEntropy, BCEWithLogits, SoftmaxCrossEntropy, CrossEntropy)
-}
-
 
 def get_loss(loss, **config) -> Loss:
     """A Loss from a name ("mse", "cross_entropy", ...) with optional constructor
@@ -507,6 +522,7 @@ def get_loss(loss, **config) -> Loss:
         return loss
     if isinstance(loss, type) and issubclass(loss, Loss):
         return loss(**config)
-    if isinstance(loss, str) and loss.lower() in LOSSES:
-        return LOSSES[loss.lower()](**config)
+    cls = LOSSES.lookup(loss)
+    if cls is not None:
+        return cls(**config)
     raise ValueError(f"loss must be one of {sorted(LOSSES)} or a Loss instance, found {loss!r}")

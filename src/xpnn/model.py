@@ -14,9 +14,10 @@ Training one batch is the whole of backprop:
 
 from __future__ import annotations
 
-from .backends import Backend, Generator, backend_of, dtype_name, get_backend
+from .backends import Backend, Generator, backend_of, get_backend
 from .layers.base import register_layer
 from .layers.container import Container
+from .precision import LossScale, MasterParam, Policy
 from .training import INFERENCE_BATCH, Trainer, compile_model, inference
 
 
@@ -30,7 +31,11 @@ class Sequential(Container):
         backend: "numpy" (default), "cupy", "torch", "jax", "array_api_strict", a namespace
             module or a Backend.
         seed: feeds the model's generator (init, dropout, shuffling): same seed, same run.
-        dtype: parameter and compute dtype ("float32"; "float64" for checks).
+        dtype: parameter and compute dtype: "float32" (the default), "float64" (for
+            checks), "float16" or "bfloat16" where the backend has them; or a
+            mixed-precision policy, "mixed_bfloat16" or "mixed_float16": compute in the
+            low precision, keep float32 master weights (see ``xpnn.precision``). Anything
+            else is refused, naming what the backend accepts.
         device: where the arrays live, for backends with several devices ("cuda:1" for
             torch, 1 for cupy); None is the library's default.
 
@@ -57,6 +62,8 @@ class Sequential(Container):
             seen[id(layer)] = path
         backend = get_backend(backend, device)
         self.seed = seed
+        self.masters: dict = {}  # mixed precision: param path -> float32 master copy
+        self.loss_scale: LossScale | None = None
         self.bind(backend, backend.rng(seed), dtype)
         self.loss = self.optimizer = None
         self.metric_names: list = []
@@ -79,11 +86,54 @@ class Sequential(Container):
             self.backend.check(a, name, where)
         return self.run(X, training, inputs)
 
+    def run(self, X, training: bool, inputs: dict):
+        """Container.run; under a mixed-precision policy, X is cast to the compute dtype
+        and the output to float32 (so the loss and metrics compute in float32)."""
+        if not self.policy.mixed:
+            return super().run(X, training, inputs)
+        xp = self.backend.xp
+        if xp.isdtype(X.dtype, "real floating") and X.dtype != self.dtype:
+            X = xp.astype(X, self.dtype)
+        Y = super().run(X, training, inputs)
+        return xp.astype(Y, xp.float32)
+
+    def backward(self, dY, need_dX: bool = True):
+        """Container.backward; under a mixed-precision policy dY is cast to the compute
+        dtype (times the loss scale, for mixed_float16) and dX comes back in float32."""
+        if not self.policy.mixed:
+            return self.run_backward(dY, need_dX)
+        xp = self.backend.xp
+        if self.loss_scale is None:
+            dX = self.run_backward(xp.astype(dY, self.dtype), need_dX)
+        else:  # an overflow here is what loss scaling expects now and then: the step is skipped
+            with self.backend.overflow_allowed():
+                dX = self.run_backward(xp.astype(dY * self.loss_scale.scale, self.dtype), need_dX)
+        if dX is None or not xp.isdtype(dX.dtype, "real floating"):
+            return dX
+        dX = xp.astype(dX, xp.float32)
+        return dX if self.loss_scale is None else dX * self.loss_scale.inverse
+
     def bind(self, backend, generator, dtype) -> "Sequential":
-        """Layer.bind, and the dtype's name kept for config and summary (a nested model
-        takes its parent's)."""
-        super().bind(backend, generator, dtype)
-        self.dtype_name = dtype_name(self.dtype)
+        """Layer.bind in the compute dtype, after checking ``dtype`` on ``backend``
+        (``Backend.check_dtype``); the dtype's name is kept for config, summary and ``to``
+        (a nested model takes its parent's compute dtype). Master weights and the loss
+        scale of a mixed-precision model move along; bound to a plain dtype for a while
+        (gradcheck's float64), a model keeps its masters for when the policy comes back."""
+        name = backend.check_dtype(dtype, type(self).__name__)
+        policy = Policy(name)
+        super().bind(backend, generator, policy.compute)
+        self.dtype_name, self.policy = name, policy
+        if policy.mixed:  # the masters made so far, on the new backend (made lazily: see named_params)
+            for k, m in self.masters.items():  # the same dict: handles made before a bind still reach it
+                self.masters[k] = _moved(backend, m, policy.variable)
+            self.named_params()  # masters of the params built so far (those of lazy layers: at their first use)
+        old_scale = getattr(self, "loss_scale", None)
+        if not policy.loss_scaling:
+            self.loss_scale = None
+        elif old_scale is None:
+            self.loss_scale = LossScale(backend)
+        elif old_scale.backend != backend:
+            self.loss_scale = old_scale.to(backend)
         return self
 
     def takes_indices(self) -> bool:
@@ -94,6 +144,29 @@ class Sequential(Container):
         return getattr(first, "takes_indices", False)
 
     # ---- params, buffers, devices -----------------------------------------------------------
+
+    def named_params(self, prefix: str = "") -> dict:
+        """Layer.named_params; under a mixed-precision policy, MasterParam handles: the
+        float32 master copies (made from the layers' params the first time) carrying the
+        layers' gradients in float32, what the optimizer updates."""
+        handles = super().named_params(prefix)
+        if not self.policy.mixed or prefix:
+            return handles
+        xp = self.backend.xp
+        out = {}
+        for path, h in handles.items():
+            if path not in self.masters or tuple(self.masters[path].shape) != tuple(h.value.shape):
+                self.masters[path] = xp.astype(h.value, xp.float32)
+            out[path] = MasterParam(self.masters, path, h, self.loss_scale)
+        return out
+
+    def named_handles(self, prefix: str = "") -> dict:
+        """Layer.named_handles, with the params as ``named_params`` gives them (the float32
+        masters of a mixed-precision model: what is saved, moved and set)."""
+        handles = super().named_handles(prefix)
+        if self.policy.mixed and not prefix:
+            handles.update(self.named_params())
+        return handles
 
     def named_arrays(self) -> dict:
         """Every param and buffer by a stable path ("0.W", "3.running_mean", "1.0.W")."""
@@ -251,6 +324,13 @@ class Sequential(Container):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({len(self.layers)} layers, backend={self.backend.name!r})"
+
+
+def _moved(backend, a, dtype: str):
+    """``a`` (any backend) on ``backend`` in ``dtype``."""
+    if not backend.owns(a):
+        a = backend.asarray(backend_of(a).to_numpy(a), copy=True)
+    return a if a.dtype == backend.dtype(dtype) else backend.xp.astype(a, backend.dtype(dtype))
 
 
 __all__ = ["Sequential"]

@@ -15,6 +15,14 @@ Contract (see DESIGN.md):
   kept per position in the params list: ``self.state["m"][i]`` belongs to ``params[i]``.
   Scratch buffers a backend reuses between steps (NumPy's Adam) belong to the optimizer.
 - Every scalar coefficient is a Python float, so float32 params stay float32.
+- Low precision: for a float16 or bfloat16 param the arithmetic happens in float32 (the
+  param and its gradient cast up, the state kept in float32) and the result is cast back
+  into the param's dtype: Adam's eps = 1e-8 is 0 in float16, and g**2 underflows. A
+  mixed-precision model (``dtype="mixed_float16"``) hands over float32 master params
+  instead (:class:`~xpnn.precision.MasterParam`); when they carry a loss scale, a step
+  whose gradients are not all finite is skipped (params and state kept, selected with
+  ``where`` on the device: no host sync) and the scale updated. A skipped step still
+  counts in ``iterations``.
 - ``lr`` is a float or a schedule (a callable ``step -> lr``, see ``xpnn.schedules``);
   ``get_lr()`` is the lr the next step will use. Callbacks may assign ``opt.lr = 0.01``.
 
@@ -29,8 +37,9 @@ import inspect
 import math
 
 from ._checks import boolean, is_number, non_negative_int, number, positive_number
-from .backends import backend_of, get_backend
+from .backends import LOW_PRECISION, backend_of, dtype_name, get_backend
 from .param import Param
+from .registry import Registry
 from .schedules import get_schedule
 
 __all__ = [
@@ -41,6 +50,7 @@ __all__ = [
     "Adam",
     "AdamW",
     "OPTIMIZERS",
+    "register_optimizer",
     "get_optimizer",
     "clip_grad_norm",
 ]
@@ -106,12 +116,47 @@ class Optimizer:
             self._ensure_state(handles)
             # one lookup, not one per param or per step: all params of a model share one backend
             self._backend = backend_of(handles[0].value) if handles else None
+            self._low = [_is_low(h.value) for h in handles]
+            self._loss_scale = getattr(handles[0], "loss_scale", None) if handles else None
             if isinstance(params, list):
                 self._checked, self._checked_handles = params, handles
         lr = self.get_lr()
         self.iterations += 1
+        if self._loss_scale is not None:
+            self._step_unless_overflow(handles, lr)
+            return
         for i, handle in enumerate(handles):
-            handle.value = self.update(i, handle.value, handle.grad, lr)
+            if self._low[i]:
+                handle.value = self._update_in_float32(i, handle.value, handle.grad, lr)
+            else:
+                handle.value = self.update(i, handle.value, handle.grad, lr)
+
+    def _update_in_float32(self, i: int, param, grad, lr: float):
+        """``update`` for a float16/bfloat16 param: computed in float32 (the state is
+        float32), the result written into the param in its own dtype."""
+        b = self._backend
+        assert b is not None  # set with the handles, at the first step
+        xp = b.xp
+        new = self.update(i, xp.astype(param, xp.float32), xp.astype(grad, xp.float32), lr)
+        return b.set_at(param, ..., xp.astype(new, param.dtype))
+
+    def _step_unless_overflow(self, handles, lr: float) -> None:
+        """One step on loss-scaled gradients (already divided by the scale): taken if every
+        gradient is finite, else params and state stay as they were; then the scale is
+        updated. Array operations only, so no host sync and a traceable step."""
+        scale, b = self._loss_scale, self._backend
+        assert scale is not None and b is not None  # set with the handles, at the first step
+        xp = b.xp
+        grads = [h.grad for h in handles]
+        ok = scale.all_finite(grads)
+        for i, (h, grad) in enumerate(zip(handles, grads)):
+            grad = xp.where(ok, grad, xp.zeros_like(grad))  # no inf arithmetic in a step thrown away
+            before = [xp.asarray(a, copy=True) for a in (h.value, *(self.state[k][i] for k in self.state_names))]
+            new = self.update(i, h.value, grad, lr)
+            h.value = xp.where(ok, new, before[0])
+            for key, old in zip(self.state_names, before[1:]):
+                self.state[key][i] = xp.where(ok, self.state[key][i], old)
+        scale.update(ok)
 
     def update(self, i: int, param, grad, lr: float):
         """The new value of ``param`` (position ``i`` in params) after one step on ``grad``.
@@ -139,7 +184,7 @@ class Optimizer:
             return
         if not self.state:
             for key in self.state_names:
-                self.state[key] = [backend_of(h.value).xp.zeros_like(h.value) for h in handles]
+                self.state[key] = [_zero_state(h.value) for h in handles]
             return
         known = len(self.state[self.state_names[0]])
         if known != len(handles):
@@ -221,6 +266,28 @@ class Optimizer:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in args.items())})"
 
 
+def _is_low(a) -> bool:
+    """Whether ``a`` is float16 or bfloat16 (updated in float32)."""
+    return dtype_name(a.dtype) in LOW_PRECISION
+
+
+def _zero_state(param):
+    """A state buffer for ``param``: zeros on its device, float32 for a low-precision param."""
+    xp = backend_of(param).xp
+    zeros = xp.zeros_like(param)
+    return xp.astype(zeros, xp.float32) if _is_low(param) else zeros
+
+
+# name -> Optimizer class: what compile, get_optimizer and model files read
+OPTIMIZERS = Registry("optimizer", "xpnn.optimizers.register_optimizer", Optimizer, normalize=str.lower)
+
+
+def register_optimizer(cls):
+    """Make an Optimizer subclass known by its ``name`` to ``compile``, ``get_optimizer``
+    and model files (use as a class decorator)."""
+    return OPTIMIZERS.register(cls)
+
+
 def _move(a, new):
     """Array ``a`` (any backend, or NumPy) as an array of backend ``new`` (a copy)."""
     return new.asarray(backend_of(a).to_numpy(a), copy=True)
@@ -229,6 +296,7 @@ def _move(a, new):
 # ---- the optimizers -----------------------------------------------------------------------
 
 
+@register_optimizer
 class SGD(Optimizer):
     """Stochastic gradient descent, with optional momentum, Nesterov and L2 weight decay.
 
@@ -272,6 +340,7 @@ class SGD(Optimizer):
         return {"momentum": self.momentum, "nesterov": self.nesterov, "weight_decay": self.weight_decay}
 
 
+@register_optimizer
 class RMSprop(Optimizer):
     """Divide the step by a running root mean square of the gradient (Keras's formula).
 
@@ -313,6 +382,7 @@ class RMSprop(Optimizer):
         return {"rho": self.rho, "eps": self.eps, "momentum": self.momentum}
 
 
+@register_optimizer
 class Adagrad(Optimizer):
     """Per-coordinate steps shrinking with the sum of squared gradients (torch's formula).
 
@@ -341,6 +411,7 @@ class Adagrad(Optimizer):
         return {"eps": self.eps}
 
 
+@register_optimizer
 class Adam(Optimizer):
     """Adam: steps from bias-corrected running means of g and g**2 (as torch.optim.Adam).
 
@@ -392,6 +463,7 @@ class Adam(Optimizer):
         return {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps, "weight_decay": self.weight_decay}
 
 
+@register_optimizer
 class AdamW(Adam):
     """Adam with decoupled weight decay (as torch.optim.AdamW).
 
@@ -414,9 +486,6 @@ class AdamW(Adam):
         return self._adam(i, param, grad, lr)
 
 
-OPTIMIZERS = {cls.name: cls for cls in (SGD, RMSprop, Adagrad, Adam, AdamW)}
-
-
 def get_optimizer(name_or_obj="adam", **kwargs) -> Optimizer:
     """An optimizer from a name ("sgd", "adam", "adamw", "rmsprop", "adagrad") and kwargs,
     from a ``config()`` dict, or an Optimizer instance (returned as is)."""
@@ -431,8 +500,8 @@ def get_optimizer(name_or_obj="adam", **kwargs) -> Optimizer:
         config = dict(name_or_obj)
         name = config.pop("name", None)
         return get_optimizer(name, **{**config, **kwargs})
-    if isinstance(name_or_obj, str) and name_or_obj.lower() in OPTIMIZERS:
-        cls = OPTIMIZERS[name_or_obj.lower()]
+    cls = OPTIMIZERS.lookup(name_or_obj)
+    if cls is not None:
         accepted = [a for a in inspect.signature(cls).parameters]
         unknown = sorted(set(kwargs) - set(accepted))
         if unknown:

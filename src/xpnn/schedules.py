@@ -10,8 +10,18 @@ from __future__ import annotations
 import math
 
 from ._checks import non_negative_int, number, positive_int, positive_number
+from .registry import Registry
 
-__all__ = ["Schedule", "StepDecay", "ExponentialDecay", "CosineDecay", "LinearWarmup", "SCHEDULES", "get_schedule"]
+__all__ = [
+    "Schedule",
+    "StepDecay",
+    "ExponentialDecay",
+    "CosineDecay",
+    "LinearWarmup",
+    "SCHEDULES",
+    "register_schedule",
+    "get_schedule",
+]
 
 
 class Schedule:
@@ -36,6 +46,17 @@ class Schedule:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self._args().items())})"
 
 
+# name -> Schedule class: what optimizer configs (model files) read
+SCHEDULES = Registry("schedule", "xpnn.schedules.register_schedule", Schedule)
+
+
+def register_schedule(cls):
+    """Make a Schedule subclass known by its ``name`` to ``get_schedule`` and model files
+    (use as a class decorator); its ``_args()`` must return its constructor arguments."""
+    return SCHEDULES.register(cls)
+
+
+@register_schedule
 class StepDecay(Schedule):
     """Multiply by ``gamma`` every ``step_size`` steps: ``lr * gamma ** (step // step_size)``."""
 
@@ -53,6 +74,7 @@ class StepDecay(Schedule):
         return {"lr": self.lr, "step_size": self.step_size, "gamma": self.gamma}
 
 
+@register_schedule
 class ExponentialDecay(Schedule):
     """Smooth decay: ``lr * gamma ** step``."""
 
@@ -69,6 +91,7 @@ class ExponentialDecay(Schedule):
         return {"lr": self.lr, "gamma": self.gamma}
 
 
+@register_schedule
 class CosineDecay(Schedule):
     """Half a cosine from ``lr`` down to ``min_lr`` over ``total_steps``, then ``min_lr``:
 
@@ -90,6 +113,7 @@ class CosineDecay(Schedule):
         return {"lr": self.lr, "total_steps": self.total_steps, "min_lr": self.min_lr}
 
 
+@register_schedule
 class LinearWarmup(Schedule):
     """Ramp up linearly for ``warmup_steps`` steps, then follow the wrapped schedule.
 
@@ -125,14 +149,12 @@ class LinearWarmup(Schedule):
         return f"LinearWarmup({self.schedule!r}, warmup_steps={self.warmup_steps})"
 
 
-SCHEDULES = {cls.name: cls for cls in (StepDecay, ExponentialDecay, CosineDecay, LinearWarmup)}
-
-
 def get_schedule(config) -> Schedule:
     """Rebuild a schedule from its ``config()`` dict (a Schedule is returned as is)."""
     if isinstance(config, Schedule):
         return config
-    if not isinstance(config, dict) or config.get("name") not in SCHEDULES:
+    cls = SCHEDULES.lookup(config.get("name")) if isinstance(config, dict) else None
+    if cls is None:
         found = config.get("name") if isinstance(config, dict) else config
         raise ValueError(
             f"get_schedule: expected a config dict with 'name' one of {sorted(SCHEDULES)}, found {found!r}"
@@ -141,6 +163,6 @@ def get_schedule(config) -> Schedule:
     if config["name"] == "linear_warmup" and "schedule" in args:
         args["schedule_or_lr"] = args.pop("schedule")
     try:
-        return SCHEDULES[config["name"]](**args)
+        return cls(**args)
     except TypeError as exc:
         raise ValueError(f"get_schedule: bad arguments for {config['name']!r}: {exc}") from None

@@ -27,7 +27,19 @@ from types import ModuleType
 import array_api_compat
 import numpy as np
 
-from .base import Backend, InPlaceBackend, describe, dtype_name, output_hw, window_output_size
+from . import numpy as _numpy_first  # noqa: F401  the default backend registers (and is listed) first
+from .base import (
+    BACKENDS,
+    LOW_PRECISION,
+    MODEL_DTYPES,
+    Backend,
+    InPlaceBackend,
+    describe,
+    dtype_name,
+    output_hw,
+    register_backend,
+    window_output_size,
+)
 from .cupy import CupyBackend
 from .generator import Generator
 from .jax import JaxBackend
@@ -38,6 +50,11 @@ from .torch import TorchBackend
 __all__ = [
     "Backend",
     "InPlaceBackend",
+    "NumpyBackend",
+    "CupyBackend",
+    "TorchBackend",
+    "JaxBackend",
+    "StrictBackend",
     "Generator",
     "BACKENDS",
     "register_backend",
@@ -49,21 +66,11 @@ __all__ = [
     "available_backends",
     "describe",
     "dtype_name",
+    "MODEL_DTYPES",
+    "LOW_PRECISION",
     "window_output_size",
     "output_hw",
 ]
-
-BACKENDS: dict[str, type[Backend]] = {}
-
-
-def register_backend(cls: type[Backend]) -> type[Backend]:
-    """Make a Backend subclass known by its ``name`` (usable as a decorator)."""
-    BACKENDS[cls.name] = cls
-    return cls
-
-
-for _cls in (NumpyBackend, CupyBackend, TorchBackend, JaxBackend, StrictBackend):
-    register_backend(_cls)
 
 _cache: dict = {}
 _library_of_type: dict = {}  # array type -> registry name ("" for none of them)
@@ -99,10 +106,10 @@ def get_backend(spec: "str | ModuleType | Backend | None" = None, device=None) -
             f"backend must be a name {tuple(BACKENDS)}, an array namespace module or a Backend, "
             f"found {type(spec).__name__}"
         )
-    name = spec.strip().lower().replace("-", "_")
-    if name not in BACKENDS:
+    cls = BACKENDS.lookup(spec)
+    if cls is None:
         raise ValueError(f"backend must be one of {tuple(BACKENDS)} or an array namespace module, found {spec!r}")
-    return _cached(name, device, lambda: BACKENDS[name].create(device))
+    return _cached(cls.name, device, lambda: cls.create(device))
 
 
 def _cached(name: str, device, make) -> Backend:

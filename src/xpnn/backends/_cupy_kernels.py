@@ -23,6 +23,7 @@ def adam_update(param, grad, m, v, step_size, beta1, beta2, bias2_sqrt, eps):
 
     The same operations in the same order as ``base.adam_math``, with 1 - beta taken on the
     host in double precision as the generic code does (1 - float32(0.999) in the kernel
-    would be 1.3e-5 off: about 200 ulps in v)."""
+    would be 1.3e-5 off: about 200 ulps in v). ``param`` is float32 or float64: the
+    optimizer hands float16 params (and mixed-precision masters) over in float32."""
     dt = param.dtype.type
     _adam(grad, dt(step_size), dt(1.0 - beta1), dt(1.0 - beta2), dt(bias2_sqrt), dt(eps), param, m, v)

@@ -25,6 +25,7 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
+from ..registry import Registry
 from .generator import Generator
 
 
@@ -90,12 +91,41 @@ class Backend:
     def dtype(self, dtype):
         """The namespace's dtype for a name ("float32"), a NumPy dtype or a namespace dtype."""
         if isinstance(dtype, (str, np.dtype)) or (isinstance(dtype, type) and issubclass(dtype, np.generic)):
-            name = np.dtype(dtype).name
+            # NumPy knows no "bfloat16": a name is looked up as it is
+            name = dtype if isinstance(dtype, str) and dtype in MODEL_DTYPES else np.dtype(dtype).name
             try:
                 return getattr(self.xp, name)
             except AttributeError:
                 raise ValueError(f"dtype {name!r} is not available on backend {self.name!r}") from None
         return dtype
+
+    def float_dtypes(self) -> list[str]:
+        """The floating dtypes a model can hold its params in on this backend (names, from
+        "float32", "float64", "float16", "bfloat16": those the library has)."""
+        return [name for name in MODEL_DTYPES if getattr(self.xp, name, None) is not None]
+
+    def model_dtypes(self) -> list[str]:
+        """Every model dtype this backend accepts: ``float_dtypes()`` and the mixed-precision
+        policies of its low-precision dtypes ("mixed_bfloat16", "mixed_float16")."""
+        found = self.float_dtypes()
+        return found + [f"mixed_{name}" for name in found if name in LOW_PRECISION]
+
+    def check_dtype(self, dtype, where: str) -> str:
+        """The name of ``dtype`` (a name, a NumPy dtype or a library's dtype) if a model can
+        train in it on this backend (see ``model_dtypes``); else a ValueError naming it,
+        ``where`` it was given, and what this backend accepts. Integer dtypes would build
+        all-zero weights; float128 or float8 could not be saved or have no kernels."""
+        name = dtype.strip().lower() if isinstance(dtype, str) else dtype_name(dtype)
+        accepted = self.model_dtypes()
+        if name in accepted:
+            return name
+        if name in MODEL_DTYPES or name.removeprefix("mixed_") in LOW_PRECISION:
+            problem = f"backend {self.name!r} has no {name.removeprefix('mixed_')}"
+        else:
+            problem = "it is not a floating dtype xpnn trains in"
+        raise ValueError(
+            f"{where}: dtype {dtype!r} cannot be used: {problem}; backend {self.name!r} accepts {accepted}"
+        )
 
     def asarray(self, x, dtype=None, copy=None):
         """``x`` (host data, a NumPy array or an array of this backend) on this device."""
@@ -163,6 +193,12 @@ class Backend:
             warnings.simplefilter("ignore", RuntimeWarning)
             total_finite = bool(xp.isfinite(xp.sum(a)))
         return total_finite or bool(xp.all(xp.isfinite(a)))
+
+    def overflow_allowed(self):
+        """A context manager for arithmetic that may overflow on purpose (a loss-scaled
+        float16 backward: the step is then skipped). Here nothing; NumPy silences its
+        overflow warnings inside."""
+        return contextlib.nullcontext()
 
     def threads_for(self, macs: int | None):
         """A context manager for a loop whose largest matrix product takes ``macs``
@@ -356,6 +392,10 @@ class Backend:
         return self
 
 
+MODEL_DTYPES = ("float32", "float64", "float16", "bfloat16")  # what a model's params may be
+LOW_PRECISION = ("float16", "bfloat16")  # optimizers compute in float32 for these; mixed policies exist for them
+
+
 def dtype_name(dtype) -> str:
     """The plain name of any library's dtype: "float32" for NumPy's, PyTorch's
     (torch.float32), JAX's or array_api_strict's float32."""
@@ -430,3 +470,18 @@ class InPlaceBackend(Backend):
     def add_at(self, x, index, values):
         x[index] += values
         return x
+
+
+# ---- the registry ------------------------------------------------------------------------------
+
+# name -> Backend class, in the order registered: what get_backend, backend_of and
+# available_backends read. A name is looked up as written by users: "Array-API-Strict" works.
+BACKENDS = Registry(
+    "backend", "xpnn.backends.register_backend", Backend, normalize=lambda name: name.strip().lower().replace("-", "_")
+)
+
+
+def register_backend(cls):
+    """Make a Backend subclass known by its ``name`` to ``get_backend`` and ``backend_of``
+    (use as a class decorator)."""
+    return BACKENDS.register(cls)

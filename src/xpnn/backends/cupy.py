@@ -16,7 +16,7 @@ import warnings
 import array_api_compat
 import numpy as np
 
-from .base import Backend, InPlaceBackend, import_library
+from .base import Backend, InPlaceBackend, import_library, register_backend
 
 HELP = 'backend "cupy" needs CuPy: pip install "xpnn[cuda12]" (or "xpnn[cuda13]" for CUDA 13)'
 NCCL_HELP = 'pip install nvidia-nccl-cu12 (nvidia-nccl-cu13 for CUDA 13), which "xpnn[cuda12]" / "xpnn[cuda13]" bring'
@@ -38,6 +38,7 @@ CREATION = (
 )
 
 
+@register_backend
 class CupyBackend(InPlaceBackend):
     name = "cupy"
 

@@ -18,7 +18,7 @@ import functools
 import array_api_compat
 import numpy as np
 
-from .base import Backend, adam_math, import_library
+from .base import Backend, adam_math, import_library, register_backend
 
 HELP = 'backend "jax" needs JAX: pip install "xpnn[jax]"'
 
@@ -27,6 +27,7 @@ def _jax():
     return import_library("jax", HELP)
 
 
+@register_backend
 class JaxBackend(Backend):
     name = "jax"
 

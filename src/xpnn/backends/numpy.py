@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 import array_api_compat
 import numpy as np
 
-from .base import InPlaceBackend, _window_index, output_hw
+from .base import InPlaceBackend, _window_index, output_hw, register_backend
 
 # Below this many multiply-adds per matrix product, a second OpenBLAS thread costs more
 # than it saves (measured on 2 cores: 0.5M: 15 us on one thread, 57 us on two), and far
@@ -51,6 +51,7 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool)
 
 
+@register_backend
 class NumpyBackend(InPlaceBackend):
     name = "numpy"
     _threads = None  # threadpoolctl's controller, found once (its lookup of the BLAS costs ~0.4 ms)
@@ -263,6 +264,9 @@ class NumpyBackend(InPlaceBackend):
 
         self._in_parts(C, len(pieces) * pieces[0].size, part)
         return dXp[:, :, ph : ph + H, pw : pw + W] if ph or pw else dXp
+
+    def overflow_allowed(self):
+        return np.errstate(over="ignore", invalid="ignore")
 
     def adam_update(self, param, grad, m, v, step_size, beta1, beta2, bias2_sqrt, eps, scratch=None):
         # the generic formula in place, through one reusable buffer per shape instead of a

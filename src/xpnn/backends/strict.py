@@ -8,11 +8,12 @@ device code, raises, as CuPy would on a GPU this project may not have.
 
 from __future__ import annotations
 
-from .base import Backend
+from .base import Backend, register_backend
 
 HELP = 'backend "array_api_strict" needs array-api-strict: pip install array-api-strict'
 
 
+@register_backend
 class StrictBackend(Backend):
     name = "array_api_strict"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import array_api_compat
 import numpy as np
 
-from .base import Backend, InPlaceBackend, import_library
+from .base import Backend, InPlaceBackend, import_library, register_backend
 
 HELP = 'backend "torch" needs PyTorch: pip install "xpnn[torch]"'
 
@@ -20,6 +20,7 @@ def _torch():
     return import_library("torch", HELP)
 
 
+@register_backend
 class TorchBackend(InPlaceBackend):
     name = "torch"
 
@@ -48,6 +49,8 @@ class TorchBackend(InPlaceBackend):
     def to_numpy(self, a) -> np.ndarray:
         if not self.is_array(a):
             return np.asarray(a)
+        if a.dtype == self.native.bfloat16:  # NumPy has no bfloat16: float32 holds it exactly
+            a = a.float()
         return a.detach().cpu().numpy()  # a view of CPU tensors, a copy from other devices
 
     def to_float(self, a) -> float:

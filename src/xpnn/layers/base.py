@@ -25,38 +25,22 @@ import math
 
 from ..backends import Backend, Generator, backend_of
 from ..param import Param
+from ..registry import Registry
 
-LAYERS: dict = {}  # class name -> class: what save/load, xpnn.layers and the ONNX exporter read
+# class name -> class: what save/load, xpnn.layers and the ONNX exporter read
+LAYERS = Registry("layer", "xpnn.layers.register_layer", key=lambda cls: cls.__name__)
 
 
 def register_layer(cls):
     """Make a Layer subclass known by its class name to save/load, ``xpnn.layers`` and the
     ONNX exporter (use as a class decorator). Registering another class under a name that
     is taken is an error: a saved model must mean one thing."""
-    if not (isinstance(cls, type) and issubclass(cls, Layer)):
-        raise TypeError(f"register_layer: expected a Layer subclass, found {cls!r}")
-    known = LAYERS.get(cls.__name__)
-    if (
-        known is not None
-        and known is not cls
-        and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__)
-    ):
-        raise ValueError(
-            f"register_layer: a layer class named {cls.__name__!r} is already registered "
-            f"({known.__module__}.{known.__qualname__}); give yours another name"
-        )
-    LAYERS[cls.__name__] = cls
-    return cls
+    return LAYERS.register(cls)
 
 
 def layer_name(layer) -> str:
     """The registry name of ``layer``'s class (what a saved model records)."""
-    name = type(layer).__name__
-    if LAYERS.get(name) is not type(layer):
-        raise ValueError(
-            f"layer {layer!r} is not registered for saving: decorate its class with xpnn.layers.register_layer"
-        )
-    return name
+    return LAYERS.name_of(layer, f"saving {layer!r}")
 
 
 def build_layer(spec, where: str) -> "Layer":
@@ -70,7 +54,7 @@ def build_layer(spec, where: str) -> "Layer":
                 f"{where}: a layer spec needs a class name (a string) and a config (a dict), "
                 f"found class {type(name).__name__} and config {type(config).__name__}"
             )
-        cls = LAYERS.get(name)
+        cls = LAYERS.lookup(name)
         if cls is None:
             raise ValueError(f"{where}: unknown layer class {name!r} (known: {sorted(LAYERS)})")
         unknown, missing = unknown_arguments(cls, config), missing_arguments(cls, config)
@@ -263,3 +247,6 @@ class Layer:
 
     def _where(self) -> str:
         return f"{self!r}.forward"
+
+
+LAYERS.base = Layer  # every registered layer is one
