@@ -199,6 +199,10 @@ def render(data) -> str:
         if skipped:
             out += ["", "Not run:"] + skipped
         out.append("")
+    if data.get("streaming"):
+        import streaming
+
+        out += ["### Streaming from disk", "", streaming.render(data["streaming"]), "", streaming.NOTE, ""]
     return "\n".join(out)
 
 

@@ -5,6 +5,7 @@
     python benchmarks/run.py --backend numpy,torch,jax   # xpnn on NumPy, torch and JAX arrays (CPU)
     python benchmarks/run.py --backend cupy,torch:cuda,jax:gpu  # GPU: xpnn three ways, torch on CUDA, CuPy loop
     python benchmarks/run.py --quick               # a smoke run of a few seconds
+    python benchmarks/run.py --suite streaming     # one epoch streamed from a uint8 memmap (streaming.py)
     python benchmarks/report.py results.json       # the markdown table again
 
 Backends. ``--backend`` lists the arrays xpnn trains on, each ``name`` or ``name:device``:
@@ -62,8 +63,8 @@ def parse_args(argv=None):
     )
     p.add_argument(
         "--suite",
-        default=",".join(harness.SUITES),
-        help=f"comma-separated suites (default: all): {','.join(harness.SUITES)}",
+        default=",".join([*harness.SUITES, "streaming"]),
+        help=f"comma-separated suites (default: all): {','.join(harness.SUITES)},streaming",
     )
     p.add_argument(
         "--backend",
@@ -459,7 +460,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.worker:
         return worker_main()
-    cases = harness.cases_for(args.suites)
+    cases = harness.cases_for([s for s in args.suites if s != "streaming"])
     impls = ["xpnn"] + args.peer_list
     started = time.perf_counter()
     load_before = harness.loadavg()
@@ -513,6 +514,15 @@ def main(argv=None) -> int:
         "gemm_peak": gemm,
         "results": results,
     }
+    if "streaming" in args.suites:  # its own processes and data file: see streaming.py
+        import streaming
+
+        log("streaming: one epoch of the 784-128-10 MLP from a uint8 memmap, each row its own process")
+        samples = 20_000 if args.quick else streaming.SAMPLES
+        out["streaming"] = streaming.run(
+            samples, args.repeats or (1 if args.quick else 3), args.threads, args.seed, log
+        )
+        out["wall_seconds"] = time.perf_counter() - started
     with open(args.out, "w") as f:
         f.write(harness.dumps(out))
     log(f"wrote {args.out} in {out['wall_seconds']:.0f}s (load average after: {out['load_average']['after']})")

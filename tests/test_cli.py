@@ -233,7 +233,7 @@ def bad_files(tmp_path_factory):
 MODEL = "{model}"  # replaced by the trained model's path
 
 BAD = [
-    (["train", "--data", "nope"], "--data must be one of digits, fashion-mnist, mnist or a path ending in .csv"),
+    (["train", "--data", "nope"], "--data must be one of digits, fashion-mnist, mnist or a path ending in .csv, .npy"),
     (["train", "--data", "{bad}/ragged.csv"], "ragged.csv, line 3: expected 3 comma-separated values"),
     (["train", "--data", "{bad}/negative.csv"], "negative.csv, line 3, column 3: labels must be non-negative"),
     (["train", "--data", "{bad}/missing.csv"], "No such file or directory"),
@@ -248,7 +248,7 @@ BAD = [
     (["evaluate", "{bad}/notamodel.safetensors"], "notamodel.safetensors: not an xpnn model file"),
     (["evaluate", "{bad}/missing.safetensors"], "missing.safetensors' does not exist"),
     (["predict", "{bad}/notamodel.safetensors", "{bad}/x.npy"], "not an xpnn model file"),
-    (["predict", MODEL, "{bad}/x.txt"], "INPUT must be a .csv or .npy file"),
+    (["predict", MODEL, "{bad}/x.txt"], "INPUT must be a .csv, .npy, .npz, .h5, .hdf5 or .zarr file"),
     (["predict", MODEL, "{bad}/narrow.npy"], "X has shape (3, 10), expected (batch, 64)"),
     (["predict", MODEL, "{bad}/objects.npy"], "objects.npy: Object arrays cannot be loaded"),
     (["predict", MODEL, "{bad}/ragged_features.csv"], "ragged_features.csv, line 2: expected 2"),

@@ -458,3 +458,127 @@ def test_numpy_scalars_are_accepted():
     assert Huber(np.float32(2.0)).delta == 2.0 and type(Huber(np.float32(2.0)).delta) is float
     assert SoftmaxCrossEntropy(np.float64(0.1)).label_smoothing == pytest.approx(0.1)
     assert CrossEntropy(np.float32(1e-6)).eps == pytest.approx(1e-6)
+
+
+# ---- a prediction at every position of a sequence (a language model) ----------------------
+
+
+def np_sequence_reference(loss, p, t):
+    """(value, gradient) for pred (N, T, C) from the 2-D reference on the flattened
+    (N * T, C) rows: the mean over every position is the mean over those rows."""
+    C = p.shape[-1]
+    rows = t.reshape(-1) if t.ndim == p.ndim - 1 else t.reshape(-1, C)
+    value, grad = reference(loss, p.reshape(-1, C), rows)
+    return value, grad.reshape(p.shape)
+
+
+def sequence_data(loss, rng, batch, seq, feat, labels):
+    p, _ = make_data(loss, rng, batch * seq, feat)
+    p = p.reshape(batch, seq, feat)
+    if labels:
+        return p, rng.integers(0, feat, size=(batch, seq))
+    t = rng.uniform(0.0, 1.0, p.shape)
+    return p, t / t.sum(axis=-1, keepdims=True)
+
+
+@pytest.mark.parametrize("loss", CLASSWISE, ids=repr)
+@SETTINGS
+@given(batch=batches, seq=st.integers(1, 4), feat=features, labels=st.booleans(), seed=seeds)
+def test_gradcheck_sequence(backend, loss, batch, seq, feat, labels, seed):
+    p, t = sequence_data(loss, np.random.default_rng(seed), batch, seq, feat, labels)
+    assert xpnn.gradcheck(loss, on(backend, p), on(backend, t)) < 1e-6
+
+
+@pytest.mark.parametrize("loss", CLASSWISE, ids=repr)
+@pytest.mark.parametrize("labels", [True, False], ids=["labels", "rows"])
+def test_sequence_is_the_mean_over_every_position(backend, loss, labels, rng):
+    p, t = sequence_data(loss, rng, 3, 5, 4, labels)
+    value = backend.to_float(loss.forward(on(backend, p), on(backend, t)))
+    grad = backend.to_numpy(loss.backward())
+    want_value, want_grad = np_sequence_reference(loss, p, t)
+    assert value == pytest.approx(want_value, rel=1e-12)
+    np.testing.assert_allclose(grad, want_grad, rtol=1e-10, atol=1e-14)
+
+
+def test_sequence_against_torch(backend, rng):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    N, T, C = 4, 6, 5
+    p = 3 * rng.standard_normal((N, T, C))
+    labels = rng.integers(0, C, (N, T))
+    rows = np_softmax(rng.standard_normal((N * T, C))).reshape(N, T, C)
+    # torch wants the class axis second: (N, C, T) logits, (N, T) labels, (N, C, T) rows
+    for loss, t, ls in (
+        (SoftmaxCrossEntropy(), labels, 0.0),
+        (SoftmaxCrossEntropy(0.2), labels, 0.2),
+        (SoftmaxCrossEntropy(0.1), rows, 0.1),
+    ):
+        value = backend.to_float(loss.forward(on(backend, p), on(backend, t)))
+        grad = backend.to_numpy(loss.backward())
+        tp = torch.tensor(p, dtype=torch.float64, requires_grad=True)
+        tt = torch.tensor(t) if t.ndim == 2 else torch.tensor(t).permute(0, 2, 1)
+        tv = F.cross_entropy(tp.permute(0, 2, 1), tt, label_smoothing=ls)
+        tv.backward()
+        assert value == pytest.approx(tv.item(), rel=1e-10), loss
+        np.testing.assert_allclose(grad, tp.grad.numpy(), rtol=1e-8, atol=1e-14, err_msg=repr(loss))
+
+
+@pytest.mark.parametrize("loss", CLASSWISE, ids=repr)
+def test_sequence_labels_are_checked_at_every_position(backend, loss):
+    logits = backend.zeros((2, 3, 4), "float64")
+    bad = np.zeros((2, 3), np.int64)
+    bad[1, 2] = 4  # the last position of the last sample
+    with pytest.raises(ValueError, match=r"labels must be integers in \[0, 4\), found 4 at index \(1, 2\)"):
+        loss.forward(logits, on(backend, bad))
+    bad[0, 1] = -1
+    with pytest.raises(ValueError, match=r"labels must be integers in \[0, 4\), found -1 at index \(0, 1\)"):
+        loss.forward(logits, on(backend, bad))
+
+
+@pytest.mark.parametrize("loss", CLASSWISE, ids=repr)
+def test_sequence_shape_errors(backend, loss):
+    logits = backend.zeros((2, 3, 4), "float64")
+    with pytest.raises(
+        ValueError, match=r"pred has shape \(2, 3, 4\) but target has shape \(2, 4\); labels need shape \(2, 3\)"
+    ):
+        loss.forward(logits, backend.zeros((2, 4), "int64"))
+    with pytest.raises(
+        ValueError,
+        match=r"pred has shape \(2, 3, 4\) but target has shape \(2,\); expected integer labels of shape "
+        r"\(2, 3\) or probability rows of shape \(2, 3, 4\)",
+    ):
+        loss.forward(logits, backend.zeros((2,), "int64"))
+    with pytest.raises(TypeError, match=r"a 2-D target holds class labels, which must be integers, found dtype"):
+        loss.forward(logits, backend.zeros((2, 3), "float64"))
+
+
+def test_fit_takes_labels_per_position(rng):
+    """A model whose output is (batch, seq, C) trains on integer labels (batch, seq): kept
+    integers (no float copy), checked whole once (an out-of-range label names its sample
+    and position), and the training loss falls."""
+    V, T = 5, 6
+    X = rng.integers(0, V, (64, T))
+    y = (X + 1) % V  # predict the next id: learnable position by position
+    model = xpnn.Sequential([xpnn.layers.Embedding(V, 8), xpnn.layers.TimeDistributed(xpnn.layers.Dense(8, V))], seed=0)
+    model.compile("softmax_cross_entropy", xpnn.Adam(lr=0.05))
+    before = model.evaluate(X, y)["loss"]
+    model.fit(X, y, epochs=5, batch_size=16, verbose=0)
+    assert model.evaluate(X, y)["loss"] < 0.5 * before
+    bad = y.copy()
+    bad[3, 4] = V
+    with pytest.raises(ValueError, match=rf"labels must be integers in \[0, {V}\), found {V} at index \(3, 4\)"):
+        model.fit(X, bad, epochs=1, verbose=0)
+
+
+def test_fit_still_takes_integer_one_hot_rows(rng):
+    """Integer (n, C) targets beside (n, C) outputs stay one-hot rows, as before labels per
+    position existed: the same loss as from the labels, and a bad row is still refused."""
+    X = rng.standard_normal((40, 4))
+    labels = rng.integers(0, 3, 40)
+    model = xpnn.Sequential([xpnn.layers.Dense(4, 3)], seed=0)
+    model.compile("softmax_cross_entropy", xpnn.Adam(lr=0.01))
+    model.fit(X, np.eye(3, dtype=np.int64)[labels], epochs=2, batch_size=8, verbose=0)
+    rows = model.evaluate(X, np.eye(3, dtype=np.int64)[labels])["loss"]
+    assert rows == pytest.approx(model.evaluate(X, labels)["loss"], rel=1e-6)
+    with pytest.raises(ValueError, match=r"target rows \(one-hot or class probabilities\) must be in \[0, 1\]"):
+        model.fit(X, 2 * np.eye(3, dtype=np.int64)[labels], epochs=1, verbose=0)

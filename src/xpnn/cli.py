@@ -51,11 +51,16 @@ class UsageError(Exception):
     """Bad input from the user: reported as one line, exit code 2."""
 
 
-def _load_data(name, data_home=None, flatten=True, max_classes=None, missing=False):
-    """((X_train, y_train), (X_test, y_test)) for a data set name or a CSV path; a CSV
-    label that would make more than ``max_classes`` classes is an error naming its line.
-    missing: a CSV's missing feature cells become NaN (else they are an error)."""
+def _load_data(name, data_home=None, flatten=True, max_classes=None, missing=False, files=None):
+    """((X_train, y_train), (X_test, y_test)) for a data set name, a CSV path or a data
+    file (``files``: the parsed --labels, --x-key, --y-key); a CSV label that would make
+    more than ``max_classes`` classes is an error naming its line. missing: a CSV's
+    missing feature cells become NaN (else they are an error)."""
     from . import datasets
+    from .data import files as data_files
+
+    if data_files.is_data_file(name):
+        return _load_file(name, files, flatten, max_classes, missing)
 
     if name == "digits":
         return datasets.load_digits(flatten=flatten)
@@ -77,7 +82,37 @@ def _load_data(name, data_home=None, flatten=True, max_classes=None, missing=Fal
             )
         X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, seed=0)
         return (X_train, y_train), (X_test, y_test)
-    raise UsageError(f"--data must be one of {', '.join(DATASETS)} or a path ending in .csv, found {name!r}")
+    raise UsageError(
+        f"--data must be one of {', '.join(DATASETS)} or a path ending in .csv, .npy, .npz, .h5, .hdf5 "
+        f"or .zarr, found {name!r}"
+    )
+
+
+def _load_file(name, files, flatten, max_classes, missing):
+    """A data file's features (on disk, streamed in training) and labels, with the same
+    random 20% test split (seed 0) that a CSV gets, as row views: nothing copied."""
+    from .data import files as data_files
+
+    if missing:
+        raise UsageError(f"--impute fills the missing cells of CSV files; {name} is streamed from disk as it is")
+    try:
+        X, y = data_files.open_data(name, files.labels, files.x_key, files.y_key)
+    except ImportError as exc:
+        raise UsageError(str(exc)) from None
+    if flatten and len(X.shape) != 2:
+        raise UsageError(
+            f"{name}: --model mlp needs one row of features per sample, (n, features); found shape "
+            f"{tuple(X.shape)}: use --model cnn for (n, channels, height, width) images, or flatten the file"
+        )
+    if not flatten and len(X.shape) != 4:
+        raise UsageError(f"{name}: --model cnn needs images (n, channels, height, width); found shape {tuple(X.shape)}")
+    if max_classes is not None and y.size and y.max() >= max_classes:
+        i = int(np.argmax(y >= max_classes))
+        raise UsageError(
+            f"{name}: label {y[i]} of sample {i} would make {y[i] + 1:,} classes; xpnn train supports at most "
+            f"{max_classes:,} (labels 0 to {max_classes - 1:,})"
+        )
+    return data_files.split(X, y, test_size=0.2, seed=0)
 
 
 def _build_model(args, sample_shape, n_classes):
@@ -193,6 +228,7 @@ def cmd_train(args) -> int:
             flatten=args.model == "mlp",
             max_classes=MAX_CLASSES,
             missing=args.impute != "none",
+            files=args,
         )
     except MissingValueError as exc:
         if exc.column is not None and exc.column == exc.width:  # the label: never imputed
@@ -428,27 +464,28 @@ def cmd_evaluate(args) -> int:
     if model.loss is None:
         raise UsageError(f"{args.model_path}: the model was saved before compile; nothing to evaluate with")
     flatten = not any(type(layer).__name__.startswith("Conv") for layer in model.layers)
-    _, (X_test, y_test) = _load_data(args.data, args.data_home, flatten=flatten)
+    _, (X_test, y_test) = _load_data(args.data, args.data_home, flatten=flatten, files=args)
     result = model.evaluate(X_test, y_test)
     print(json.dumps({k: round(v, 6) for k, v in result.items()}))
     return 0
 
 
-def _read_inputs(path):
-    if path.endswith(".npy"):
+def _read_inputs(path, x_key="X"):
+    """The features to predict: a CSV read whole, a data file opened on disk (predict
+    streams it a batch at a time; NaN or inf is an error naming the sample)."""
+    from .data import files as data_files
+
+    if data_files.is_data_file(path):
         try:
-            X = np.load(path, allow_pickle=False)
-        except ValueError as exc:  # an object array (pickled) or a damaged file
-            raise UsageError(f"{path}: {exc}") from None
-        X = np.asarray(X, dtype=np.float32)
-        bad = np.argwhere(~np.isfinite(X))  # row-major: the first bad sample first
-        if len(bad):
-            where = f"sample {bad[0][0]} (counting from 0)" if X.ndim else "the value"
-            raise UsageError(f"{path}: {where} holds NaN or inf; expected finite numbers")
+            X = data_files.open_features(path, x_key)
+        except ImportError as exc:
+            raise UsageError(str(exc)) from None
+        if len(X.shape) == 0:
+            raise UsageError(f"{path}: expected one sample per row, found a single value")
         return X
     if path.endswith(".csv"):
         return _read_feature_csv(path)
-    raise UsageError(f"INPUT must be a .csv or .npy file, found {path!r}")
+    raise UsageError(f"INPUT must be a .csv, .npy, .npz, .h5, .hdf5 or .zarr file, found {path!r}")
 
 
 def _read_feature_csv(path):
@@ -481,7 +518,7 @@ def cmd_predict(args) -> int:
     if args.out:
         _check_predict_out(args)  # before the work, not after
     model = load(args.model_path, backend=args.backend)
-    X = _read_inputs(args.input)
+    X = _read_inputs(args.input, args.x_key)
     probs = model.predict(X)
     labels = model.predict_classes(X)
     rows = [[int(label), *[f"{p:.6f}" for p in np.atleast_1d(row)]] for label, row in zip(labels, probs)]
@@ -534,9 +571,13 @@ def _parser():
 
     t = sub.add_parser("train", help="train a network and write model, history, metrics and plots")
     t.add_argument(
-        "--data", default="digits", help="digits (bundled), fashion-mnist, mnist or a PATH.csv (last column: label)"
+        "--data",
+        default="digits",
+        help="digits (bundled), fashion-mnist, mnist, a PATH.csv (last column: label), or a file streamed "
+        "from disk: X.npy (with --labels y.npy), .npz, .h5/.hdf5 or .zarr (arrays --x-key and --y-key)",
     )
     t.add_argument("--data-home", default=None, help="folder holding the IDX files of fashion-mnist/mnist")
+    _file_arguments(t)
     t.add_argument("--model", default="mlp", choices=("mlp", "cnn"))
     t.add_argument(
         "--hidden",
@@ -609,13 +650,16 @@ def _parser():
 
     e = sub.add_parser("evaluate", help="loss and metrics of a saved model on a data set's test split")
     e.add_argument("model_path")
-    e.add_argument("--data", default="digits")
+    e.add_argument("--data", default="digits", help="as xpnn train's --data; evaluates its test split")
     e.add_argument("--data-home", default=None)
+    _file_arguments(e)
     e.add_argument("--backend", default=None)
     e.add_argument("--device", default=None)
     e.set_defaults(func=cmd_evaluate)
 
-    r = sub.add_parser("predict", help="class probabilities and labels for inputs in a .csv or .npy file")
+    r = sub.add_parser(
+        "predict", help="class probabilities and labels for inputs in a .csv, .npy, .npz, .h5/.hdf5 or .zarr file"
+    )
     r.add_argument("model_path")
     r.add_argument("input")
     r.add_argument(
@@ -624,6 +668,7 @@ def _parser():
         help="write predictions to this CSV (default: stdout); an existing file is refused without --force",
     )
     r.add_argument("--force", action="store_true", help="overwrite an existing --out file")
+    r.add_argument("--x-key", default="X", help="the features' array in an .npz, .h5/.hdf5 or .zarr INPUT (default X)")
     r.add_argument("--backend", default=None)
     r.add_argument("--device", default=None)
     r.set_defaults(func=cmd_predict)
@@ -631,6 +676,13 @@ def _parser():
     i = sub.add_parser("info", help="version, and each backend with its devices or why it is unavailable")
     i.set_defaults(func=cmd_info)
     return p
+
+
+def _file_arguments(parser) -> None:
+    """--labels, --x-key, --y-key: where a data file's features and labels are."""
+    parser.add_argument("--labels", default=None, help="with --data X.npy: the labels' .npy (memory-mapped too)")
+    parser.add_argument("--x-key", default="X", help="the features' array in an .npz, .h5/.hdf5 or .zarr (default X)")
+    parser.add_argument("--y-key", default="y", help="the labels' array in an .npz, .h5/.hdf5 or .zarr (default y)")
 
 
 def main(argv=None) -> int:

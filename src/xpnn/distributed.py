@@ -46,6 +46,7 @@ MPI (``pip install mpich`` provides both the library and ``mpiexec``).
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import numpy as np
@@ -114,32 +115,18 @@ class DataParallel:
 
     # ---- training ---------------------------------------------------------------------
 
-    def fit(
-        self,
-        X,
-        y,
-        epochs: int = 1,
-        batch_size: int | None = 32,
-        shuffle: bool = True,
-        validation_split: float = 0.0,
-        validation_data=None,
-        callbacks=(),
-        initial_epoch: int = 0,
-        verbose: int = 1,
-        check_labels: bool = True,
-        drop_last: bool = False,
-        allow_nonfinite: bool = False,
-        **inputs,
-    ):
+    def fit(self, X, y=None, *, callbacks=(), verbose: int = 1, check_labels: bool = True, **options):
         """``model.fit`` with every global batch of ``batch_size`` samples split over the
-        ranks (see the module docstring). Every rank passes the same full ``X, y``.
-        Returns the History (the same on every rank)."""
+        ranks (see the module docstring); ``options`` are model.fit's. Every rank passes
+        the same full ``X, y``; streamed data (a memmap, h5py, zarr, a Dataset) is read
+        by each rank only for its own part of every batch. Returns the History (the same
+        on every rank)."""
         model, where = self.model, "DataParallel.fit"
         data.require_compiled(model, where)
         self._check_same_data(X, y, where)
         if any(not layer.built for layer in model.walk()):
             # build lazily-sized layers now, so that their weights exist to be broadcast
-            model.forward(data.features(model, X[:1, ...], "X", where), training=False)
+            model.forward(data.features(model, _first_sample(X), "X", where), training=False)
         self.broadcast_state()
         if self._reduce is None:
             self._reduce, self.reducer = model.backend.allreducer(self.comm, self.MPI)
@@ -155,19 +142,8 @@ class DataParallel:
         self._bind_layers(model.backend.rng(_rank_seed(model.seed, self.rank)))
         try:
             trainer = Trainer(model, callbacks, hooks=[reducer], check_labels=check_labels, verbose=verbose)
-            history = trainer.fit(
-                X,
-                y,
-                epochs,
-                batch_size,
-                shuffle,
-                validation_split,
-                validation_data,
-                initial_epoch,
-                inputs,
-                drop_last,
-                allow_nonfinite,
-            )
+            inputs = {k: options.pop(k) for k in list(options) if k not in _FIT_OPTIONS}
+            history = trainer.fit(X, y, inputs=inputs, **options)
         finally:
             self._bind_layers(model.generator)
         self.sync_buffers()  # also when training stopped in mid-epoch
@@ -277,6 +253,8 @@ class GradientAllreduce(Callback):
         self.parallel = parallel
         self.needs_batch_loss = needs_batch_loss  # then the Trainer reduces every batch loss on every rank
         self.share = 1.0  # this rank's fraction of the current global batch
+        # streamed data: the Trainer reads only this rank's part of each batch
+        self.reads_shard = (parallel.rank, parallel.world_size)
         self._slots = self._flat = None
 
     def on_train_begin(self):
@@ -332,6 +310,19 @@ class GradientAllreduce(Callback):
             totals.outputs, totals.targets = par.allgather(totals.outputs), par.allgather(totals.targets)
         par.sync_buffers()
         return totals
+
+
+# model.fit's keywords that are options of Trainer.fit; any other keyword is a forward input (mask=)
+_FIT_OPTIONS = set(inspect.signature(Trainer.fit).parameters) - {"self", "X", "y", "inputs"}
+
+
+def _first_sample(X):
+    """Sample 0 of X (an array, an array-like or a Dataset), to build lazy layers."""
+    from .data import Dataset
+
+    if isinstance(X, Dataset):
+        return np.asarray(X[np.zeros(1, dtype=np.int64)][0])
+    return X[:1, ...] if hasattr(X, "shape") else X
 
 
 def _root_only(callback) -> bool:

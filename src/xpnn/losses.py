@@ -9,13 +9,16 @@ Every loss follows one contract:
   where backprop starts: the model feeds it to the last layer's ``backward``.
 
 Reductions follow PyTorch's defaults: the mean over every element for the elementwise
-losses (MSE, MAE, Huber, BCE, BCEWithLogits), the mean over the batch for the
-cross-entropies (each example's loss is a sum over its C classes). So for a mean over
+losses (MSE, MAE, Huber, BCE, BCEWithLogits), the mean over the batch (over every
+position, for a sequence) for the cross-entropies (each example's loss is a sum over
+its C classes). So for a mean over
 n numbers, every gradient carries a factor 1/n.
 
 Shapes: pred and target have the same shape for the elementwise losses; for the
 cross-entropies pred is (batch, C) and target is either integer labels (batch,) or
-rows of class probabilities (batch, C) (one-hot rows included).
+rows of class probabilities (batch, C) (one-hot rows included); a sequence model's
+pred (batch, seq, C) takes labels (batch, seq) or rows (batch, seq, C), and the mean is
+over every position.
 
 float32 stays float32: targets are cast to pred's dtype and every constant is a Python
 float, which the array API never lets upcast an array.
@@ -144,35 +147,40 @@ class Loss:
         return target
 
     def _class_rows(self, pred, target, check_labels: bool):
-        """target as (batch, C) rows in pred's dtype: integer labels (batch,) become one-hot
-        rows (range-checked if ``check_labels``), probability rows (batch, C) are cast.
-        pred must be (batch, C)."""
+        """target as rows of pred's shape (..., C) in pred's dtype: integer labels of shape
+        pred.shape[:-1] become one-hot rows (range-checked if ``check_labels``), probability
+        rows of pred's shape are cast. pred must be (batch, C) or (batch, ..., C)."""
         xp = self.xp
-        if pred.ndim != 2:
-            raise ValueError(f"{self._where()}: pred has shape {tuple(pred.shape)}, expected (batch, classes)")
-        N, C = pred.shape
-        if target.ndim == 1:
+        if pred.ndim < 2:
+            raise ValueError(
+                f"{self._where()}: pred has shape {tuple(pred.shape)}, expected (batch, classes) "
+                f"or (batch, ..., classes)"
+            )
+        C = pred.shape[-1]
+        lead = tuple(pred.shape[:-1])  # one label per position: (batch,) or (batch, seq, ...)
+        if target.ndim == pred.ndim - 1:
             if not xp.isdtype(target.dtype, "integral"):
                 raise TypeError(
-                    f"{self._where()}: a 1-D target holds class labels, which must be integers, found dtype "
-                    f"{target.dtype}; cast it with xp.astype(target, xp.int64), or pass rows of shape ({N}, {C})"
+                    f"{self._where()}: a {target.ndim}-D target holds class labels, which must be integers, found "
+                    f"dtype {target.dtype}; cast it with xp.astype(target, xp.int64), or pass rows of shape "
+                    f"{tuple(pred.shape)}"
                 )
-            if target.shape[0] != N:
+            if tuple(target.shape) != lead:
                 raise ValueError(
                     f"{self._where()}: pred has shape {tuple(pred.shape)} but target has shape "
-                    f"{tuple(target.shape)}; labels need shape ({N},)"
+                    f"{tuple(target.shape)}; labels need shape {lead}"
                 )
             # int64 first: comparing uint8 labels with C = 300 would overflow the dtype
             target = xp.astype(target, xp.int64) if target.dtype != xp.int64 else target
             if check_labels:
                 self.check_labels(target, C)
             classes = xp.arange(C, dtype=target.dtype, device=self.backend.device)
-            return xp.astype(target[:, None] == classes[None, :], pred.dtype)
-        if tuple(target.shape) != (N, C):
+            return xp.astype(target[..., None] == classes, pred.dtype)
+        if tuple(target.shape) != tuple(pred.shape):
             raise ValueError(
                 f"{self._where()}: pred has shape {tuple(pred.shape)} but target has shape "
-                f"{tuple(target.shape)}; expected integer labels of shape ({N},) "
-                f"or probability rows of shape ({N}, {C})"
+                f"{tuple(target.shape)}; expected integer labels of shape {lead} "
+                f"or probability rows of shape {tuple(pred.shape)}"
             )
         if target.dtype != pred.dtype:
             target = xp.astype(target, pred.dtype)
@@ -181,15 +189,25 @@ class Loss:
     def check_labels(self, labels, num_classes: int) -> None:
         """Raise a clear ValueError unless every label is in [0, num_classes).
 
+        ``labels`` is (batch,) or one label per position (batch, seq, ...), checked whole.
         The one host sync of the label path: a label >= C would otherwise give a silently
         all-zero one-hot row (and on the GPU no error at all).
         """
         xp = backend_of(labels).xp  # the labels' own backend: fit may call this after model.to()
-        bad = (labels < 0) | (labels >= num_classes)
+        flat = xp.reshape(labels, (-1,))
+        bad = (flat < 0) | (flat >= num_classes)
         if bool(xp.any(bad)):
-            i = int(xp.argmax(xp.astype(bad, xp.int8)))  # argmax returns the first hit
+            k = int(xp.argmax(xp.astype(bad, xp.int8)))  # argmax returns the first hit
+            value = int(flat[k])
+            index: object = k
+            if labels.ndim > 1:  # the flat position as an index of labels
+                where = []
+                for size in reversed(labels.shape):
+                    where.append(k % size)
+                    k //= size
+                index = tuple(reversed(where))
             raise ValueError(
-                f"{self._where()}: labels must be integers in [0, {num_classes}), found {int(labels[i])} at index {i}"
+                f"{self._where()}: labels must be integers in [0, {num_classes}), found {value} at index {index}"
             )
 
     def check_targets(self, target, num_outputs: int) -> None:
@@ -235,6 +253,12 @@ def _mean(backend, A):
     """The mean of every element as sum * (1 / n): NumPy's mean (and sum) spend several
     microseconds in Python before they add anything, which is most of a small batch's loss."""
     return backend.sum(A) * (1.0 / math.prod(A.shape))
+
+
+def _positions(pred) -> int:
+    """How many predictions a cross-entropy averages over: every position of pred
+    (..., C) but the class axis (the batch for (batch, C), batch * seq for a sequence)."""
+    return math.prod(pred.shape[:-1])
 
 
 # ---- regression ----------------------------------------------------------------------------
@@ -422,15 +446,18 @@ class _ClassLoss(Loss):
 class SoftmaxCrossEntropy(_ClassLoss):
     """Softmax and cross-entropy fused, on logits (no Softmax layer before it).
 
-    pred: logits (batch, C). target: integer labels (batch,) or probability rows
-    (batch, C). The loss is -sum(T * log_softmax(pred)) / batch, with log_softmax computed
+    pred: logits (batch, C), or (batch, seq, C) for a prediction at every position of a
+    sequence (a language model). target: integer labels of pred's shape without the class
+    axis ((batch,) or (batch, seq)) or probability rows of pred's shape. The loss is
+    -sum(T * log_softmax(pred)) / n, n the number of positions (batch, or batch * seq:
+    the mean over every position, as PyTorch's cross_entropy), with log_softmax computed
     as shifted - log(sum(exp(shifted))), shifted = pred - rowmax: stable for +-1000.
 
     label_smoothing ls mixes the target with the uniform distribution, as in PyTorch:
     T = (1 - ls) T + ls / C.
 
-    Backward, fused: (softmax(pred) * rowsum(T) - T) / batch, which is the familiar
-    (softmax(pred) - T) / batch because each row of T sums to 1 (labels, one-hot or
+    Backward, fused: (softmax(pred) * rowsum(T) - T) / n, which is the familiar
+    (softmax(pred) - T) / n because each row of T sums to 1 (labels, one-hot or
     probability rows, smoothed or not). Going through a Softmax layer and CrossEntropy
     gives the same gradient with more work and a division by p.
     ``predict`` returns softmax(pred), the class probabilities.
@@ -447,15 +474,15 @@ class SoftmaxCrossEntropy(_ClassLoss):
     def forward(self, pred, target, check_labels: bool = True):
         self._bind(pred, target)
         xp = self.xp
-        from_labels = target.ndim == 1
+        from_labels = target.ndim == pred.ndim - 1
         T = self._class_rows(pred, target, check_labels)
-        N, C = pred.shape
+        C = pred.shape[-1]
         ls = self.label_smoothing
         if ls > 0.0:
             T = (1.0 - ls) * T + ls / C
         logp = log_softmax(xp, pred)
         self._saved = (logp, T, from_labels)
-        return -xp.sum(T * logp) / N
+        return -xp.sum(T * logp) * (1.0 / _positions(pred))
 
     def backward(self):
         logp, T, from_labels = self._get_saved()
@@ -463,8 +490,8 @@ class SoftmaxCrossEntropy(_ClassLoss):
         P = xp.exp(logp)  # softmax(pred), from what forward kept
         if not from_labels:
             # rows given by the user may not sum to exactly 1: keep the gradient exact
-            P = P * xp.sum(T, axis=1, keepdims=True)
-        return (P - T) * (1.0 / logp.shape[0])
+            P = P * xp.sum(T, axis=-1, keepdims=True)
+        return (P - T) * (1.0 / _positions(logp))
 
     def predict(self, pred):
         return softmax(backend_of(pred).xp, pred)
@@ -476,11 +503,12 @@ class SoftmaxCrossEntropy(_ClassLoss):
 @register_loss
 class CrossEntropy(_ClassLoss):
     """Classic cross-entropy on probabilities p (e.g. after a Softmax layer):
-    -sum(T * log p) / batch.
+    -sum(T * log p) / n, n the number of positions (batch, or batch * seq).
 
-    pred: probabilities (batch, C). target: integer labels (batch,) or one-hot /
-    probability rows (batch, C). p is clipped below at eps (log 0 is the only danger;
-    p = 1 still gives exactly 0). Backward: -T / p / batch, with the clipped p.
+    pred: probabilities (batch, C) or (batch, seq, C). target: integer labels of pred's
+    shape without the class axis, or one-hot / probability rows of pred's shape. p is
+    clipped below at eps (log 0 is the only danger; p = 1 still gives exactly 0).
+    Backward: -T / p / n, with the clipped p.
 
     Prefer :class:`SoftmaxCrossEntropy` on logits: fused, exact and cheaper.
     """
@@ -497,11 +525,11 @@ class CrossEntropy(_ClassLoss):
         T = self._class_rows(pred, target, check_labels)
         Pc = xp.maximum(pred, self.eps)
         self._saved = (T, Pc)
-        return -xp.sum(T * xp.log(Pc)) / pred.shape[0]
+        return -xp.sum(T * xp.log(Pc)) * (1.0 / _positions(pred))
 
     def backward(self):
         T, Pc = self._get_saved()
-        return -T / Pc * (1.0 / Pc.shape[0])
+        return -T / Pc * (1.0 / _positions(Pc))
 
     def config(self):
         return {"eps": self.eps}

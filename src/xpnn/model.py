@@ -217,10 +217,11 @@ class Sequential(Container):
     def fit(
         self,
         X,
-        y,
+        y=None,
+        *,
         epochs: int = 1,
         batch_size: int | None = 32,
-        shuffle: bool = True,
+        shuffle=True,
         validation_split: float = 0.0,
         validation_data=None,
         callbacks=(),
@@ -229,36 +230,52 @@ class Sequential(Container):
         check_labels: bool = True,
         drop_last: bool = False,
         allow_nonfinite: bool = False,
+        steps_per_epoch: int | None = None,
+        prefetch: int = 2,
+        workers: int = 0,
         **inputs,
     ):
         """Train for ``epochs - initial_epoch`` epochs; returns a History.
 
         X: (n, ...) NumPy or backend array; y: (n,) integer labels or (n, k) targets.
+        Data that does not fit in memory streams a batch at a time: X, y array-likes on
+        disk (``np.load(path, mmap_mode="r")``, h5py, zarr), an ``xpnn.data.Dataset``, or
+        an iterable of ``(X, y)`` batches (a generator, a PyTorch DataLoader) with y=None.
         batch_size=None trains on the whole set each step (gradient descent); 1 is SGD;
         anything between is mini-batch: the same loop. ``inputs``: per-sample keyword
         inputs of forward such as ``mask=M`` (n, seq), batched and shuffled with X.
-        validation_data: (X_val, y_val) or (X_val, y_val, {"mask": M_val}).
+        shuffle: True, False, or "blocks" (contiguous runs of batch_size samples in a
+            random order: fast reads from chunked stores).
+        validation_data: (X_val, y_val), (X_val, y_val, {"mask": M_val}), a Dataset or an
+            iterable of batches.
         check_labels: check the targets once, on the device, before training (labels in
             [0, classes), binary targets in [0, 1]; one host sync per fit rather than one
-            per batch); False skips it.
+            per batch); streamed targets too large to hold are checked batch by batch;
+            False skips it.
         drop_last: skip each epoch's last batch when it is smaller than batch_size (a
             last batch of one sample cannot train BatchNorm).
         allow_nonfinite: accept NaN and inf in X and y; by default the first one is an
             error (it would turn every weight into NaN without a word).
+        steps_per_epoch: batches per epoch; needed for an iterable without a length.
+        prefetch: streamed batches read and moved to the device ahead of the step by a
+            background thread (0: read in the training thread); workers: threads reading.
         """
         trainer = Trainer(self, callbacks, check_labels=check_labels, verbose=verbose)
         return trainer.fit(
             X,
             y,
-            epochs,
-            batch_size,
-            shuffle,
-            validation_split,
-            validation_data,
-            initial_epoch,
-            inputs,
-            drop_last,
-            allow_nonfinite,
+            epochs=epochs,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            validation_split=validation_split,
+            validation_data=validation_data,
+            initial_epoch=initial_epoch,
+            inputs=inputs,
+            drop_last=drop_last,
+            allow_nonfinite=allow_nonfinite,
+            steps_per_epoch=steps_per_epoch,
+            prefetch=prefetch,
+            workers=workers,
         )
 
     def infer(self, X, batch_size: int | None = INFERENCE_BATCH, allow_nonfinite: bool = False, **inputs):
@@ -266,15 +283,19 @@ class Sequential(Container):
         keeping nothing): what predict and evaluate start from."""
         return inference.infer(self, X, batch_size, inputs, allow_nonfinite)
 
-    def evaluate(self, X, y, batch_size: int | None = INFERENCE_BATCH, allow_nonfinite: bool = False, **inputs) -> dict:
+    def evaluate(
+        self, X, y=None, batch_size: int | None = INFERENCE_BATCH, allow_nonfinite: bool = False, **inputs
+    ) -> dict:
         """Loss and compiled metrics on (X, y) in inference mode: {"loss": ..., ...}.
+        X, y may stream as in fit (y=None for a Dataset or an iterable of batches).
         NaN or inf in the data is an error unless ``allow_nonfinite``."""
         return inference.evaluate(self, X, y, batch_size, inputs, allow_nonfinite)
 
     def predict(self, X, batch_size: int | None = INFERENCE_BATCH, allow_nonfinite: bool = False, **inputs):
         """Outputs as a NumPy array: probabilities for a model trained with a softmax or
-        sigmoid cross-entropy on logits, the raw output otherwise. NaN or inf in X is an
-        error unless ``allow_nonfinite``."""
+        sigmoid cross-entropy on logits, the raw output otherwise. X may stream as in fit
+        (an iterable yields X batches or (X, ...) tuples). NaN or inf in X is an error
+        unless ``allow_nonfinite``."""
         return inference.predict(self, X, batch_size, inputs, allow_nonfinite)
 
     def predict_classes(self, X, batch_size: int | None = INFERENCE_BATCH, allow_nonfinite: bool = False, **inputs):

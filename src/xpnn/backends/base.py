@@ -134,6 +134,12 @@ class Backend:
             x = np.asarray(x)
         return self.xp.asarray(x, dtype=dtype, device=self.device, copy=copy)
 
+    def stage(self, host: np.ndarray):
+        """A batch read from disk (a host NumPy array) on this device, called from the
+        prefetch thread ahead of the step. Here a plain copy; GPU backends override it to
+        copy from pinned memory without holding up the step."""
+        return self.asarray(host)
+
     def to_numpy(self, a) -> np.ndarray:
         """A host NumPy array of ``a``. It may share memory with ``a`` (NumPy, CPU tensors):
         copy it with ``np.array`` before keeping it across updates."""

@@ -95,6 +95,20 @@ class CupyBackend(InPlaceBackend):
     def to_numpy(self, a) -> np.ndarray:
         return a.get() if self.is_array(a) else np.asarray(a)
 
+    def stage(self, host: np.ndarray):
+        """From pinned host memory on the prefetch thread's own stream, waited for there,
+        so the copy overlaps the step running on the default stream."""
+        cupy = self.native
+        with self.on_device():
+            stream = cupy.cuda.Stream(non_blocking=True)
+            pinned = cupy.cuda.alloc_pinned_memory(host.nbytes)
+            staged = np.frombuffer(pinned, host.dtype, host.size).reshape(host.shape)
+            staged[...] = host
+            out = cupy.empty(host.shape, host.dtype)
+            out.set(staged, stream=stream)
+            stream.synchronize()  # ready before the step sees it; the pinned buffer may go
+        return out
+
     def scatter_add(self, target, indices, values):
         self.native.add.at(target, indices, values)
         return target

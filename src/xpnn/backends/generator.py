@@ -46,7 +46,12 @@ class Generator:
 
     def permutation(self, n):
         """A random permutation of ``range(n)`` as an int64 backend array."""
-        return self.backend.asarray(self._np.permutation(n), dtype="int64")
+        return self.backend.asarray(self.host_permutation(n), dtype="int64")
+
+    def host_permutation(self, n):
+        """The same draw as ``permutation`` as a host NumPy int64 array: streamed data is
+        read from the host in this order (the same order as the arrays in memory)."""
+        return self._np.permutation(n)
 
     def integers(self, low, high, shape):
         """Integers in [low, high) of ``shape`` as an int64 backend array."""

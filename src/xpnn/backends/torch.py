@@ -56,6 +56,15 @@ class TorchBackend(InPlaceBackend):
     def to_float(self, a) -> float:
         return float(a.item())
 
+    def stage(self, host: np.ndarray):
+        """On CUDA a non_blocking copy from pinned memory (the caching host allocator keeps
+        the buffer until the copy is done); elsewhere a plain copy."""
+        host = np.require(host, requirements=["C", "W"])  # tensors refuse read-only memory (a memmap's rows)
+        if getattr(self.device, "type", "cpu") != "cuda":
+            return self.asarray(host)
+        tensor = self.native.from_numpy(host)
+        return tensor.pin_memory().to(self.device, non_blocking=True)
+
     def scatter_add(self, target, indices, values):
         return target.index_add_(0, indices, values)
 

@@ -7,6 +7,8 @@ whatever the order.
 
 from __future__ import annotations
 
+import numpy as np
+
 from .. import _checks
 from ..backends import backend_of
 
@@ -91,7 +93,8 @@ class Batches:
         batch_size: samples per batch (None: all n at once); the last batch has fewer
             unless ``drop_last``.
         shuffle: a new random order on every iteration, drawn from ``generator`` (the
-            model's, so a run is reproducible from its seed); else the stored order.
+            model's, so a run is reproducible from its seed); "blocks": contiguous runs of
+            batch_size samples in a random order; False: the stored order.
     """
 
     def __init__(self, X, y=None, inputs=None, batch_size=32, shuffle=False, generator=None, drop_last=False):
@@ -105,11 +108,40 @@ class Batches:
         return full + (1 if rest and not self.drop_last else 0)
 
     def __iter__(self):
-        order = self.generator.permutation(self.n) if self.shuffle else None
+        order = order_of(self.generator, self.n, self.batch_size, self.shuffle)
         for b in range(len(self)):
             lo, hi = b * self.batch_size, min((b + 1) * self.batch_size, self.n)
             index = slice(lo, hi) if order is None else order[lo:hi]  # a slice: views, no copies
             yield Batch(self.X, self.y, self.inputs, hi - lo, index)
+
+
+def order_of(generator, n: int, batch_size: int, shuffle, host: bool = False):
+    """An epoch's order of the samples ``0..n-1``: a permutation (shuffle=True), contiguous
+    blocks of ``batch_size`` in a random order with the short last block last
+    (shuffle="blocks"), or the stored order (None, or ``arange(n)`` if ``host``). A host
+    NumPy int64 array if ``host`` (streamed data), else one of the generator's backend.
+    Streamed and in-memory data draw the same numbers here: same seed, same batches."""
+    if shuffle == "blocks":
+        full = n // batch_size
+        blocks = generator.host_permutation(full)
+        order = np.concatenate(
+            [(blocks[:, None] * batch_size + np.arange(batch_size)).reshape(-1), np.arange(full * batch_size, n)]
+        )
+    elif shuffle:
+        order = generator.host_permutation(n)
+    else:
+        return np.arange(n) if host else None
+    return order if host else generator.backend.asarray(order, dtype="int64")
+
+
+def shuffle_option(shuffle, where: str):
+    """``shuffle`` checked: True, False or "blocks"."""
+    if isinstance(shuffle, str) and shuffle == "blocks":
+        return shuffle
+    try:
+        return _checks.boolean(shuffle, "shuffle", where)
+    except ValueError:
+        raise ValueError(f'{where}: shuffle must be True, False or "blocks", found {shuffle!r}') from None
 
 
 def batches(X, y=None, batch_size: int = 32, shuffle: bool = False, seed: int = 0, drop_last: bool = False, **inputs):

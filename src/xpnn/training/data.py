@@ -55,6 +55,10 @@ def targets(model, y, argname: str, where: str, allow_nonfinite: bool = False):
     if not allow_nonfinite:
         check_finite(model, y, argname, where)
     xp = model.backend.xp
+    if getattr(model.loss, "accepts_labels", False) and y.ndim >= 2 and xp.isdtype(y.dtype, "integral"):
+        # integer labels per position (batch, seq) for a sequence model's (batch, seq, C),
+        # or integer one-hot rows, which the loss casts: either way no float copy here
+        return xp.astype(y, xp.int64)
     if getattr(model.loss, "accepts_labels", False) and y.ndim == 1:
         if not xp.isdtype(y.dtype, "integral"):
             # a 1-D y here can only be class labels: say so rather than fail on a (n, 1) column later
@@ -214,7 +218,11 @@ def validation(model, validation_data, where: str, allow_nonfinite: bool = False
 def check_targets(loss, y, out) -> None:
     """The loss's check of the whole target array (label range, binary targets in [0, 1]),
     once per fit or evaluate, when the model's number of outputs is known from ``out``."""
-    if y is not None:
+    if y is None:
+        return
+    if getattr(loss, "accepts_labels", False) and y.ndim >= 2 and y.ndim == out.ndim - 1:
+        loss.check_labels(y, out.shape[-1])  # a label per position: (batch, seq) for (batch, seq, C)
+    else:
         loss.check_targets(y, out.shape[-1])
 
 

@@ -28,11 +28,12 @@ The loop itself has no branches for these: each is a hook.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from .. import _checks
 from .. import callbacks as cb
 from . import data, inference
-from .batches import INFERENCE_BATCH, Batches
+from .batches import INFERENCE_BATCH, Batches, shuffle_option
 from .compiled import metric_values
 from .threads import largest_matmul
 
@@ -75,45 +76,89 @@ class Trainer:
         self.check_labels = _checks.boolean(check_labels, "check_labels", "fit")
         self.verbose = _checks.non_negative_int(verbose, "verbose", "fit")
         self._params = None  # the model's Param handles, made at the first step
+        self._per_batch_labels = False  # streamed targets too large to check whole: checked per batch
 
     def fit(
         self,
         X,
-        y,
+        y=None,
+        *,
         epochs: int = 1,
         batch_size: int | None = 32,
-        shuffle: bool = True,
+        shuffle=True,
         validation_split: float = 0.0,
         validation_data=None,
         initial_epoch: int = 0,
         inputs=None,
         drop_last: bool = False,
         allow_nonfinite: bool = False,
+        steps_per_epoch: int | None = None,
+        prefetch: int = 2,
+        workers: int = 0,
     ):
         """Train for ``epochs - initial_epoch`` epochs; returns the History.
 
-        X, y: training data (NumPy or the model's backend); inputs: per-sample keyword
-        inputs of forward (``{"mask": M}``), batched and shuffled with X.
-        validation_data: ``(X_val, y_val)`` or ``(X_val, y_val, inputs_val)``.
+        X, y: training data: in-memory arrays (NumPy or the model's backend; checked and
+        copied to the device once), array-likes read a batch at a time (``np.memmap``,
+        h5py, zarr), an ``xpnn.data.Dataset``, or an iterable of ``(X, y)`` batches with
+        y=None (see xpnn.data). inputs: per-sample keyword inputs of forward
+        (``{"mask": M}``), batched and shuffled with X.
+        shuffle: True, False or "blocks" (contiguous runs of batch_size samples in a random
+            order: one read per batch from a chunked store).
+        validation_data: ``(X_val, y_val)``, ``(X_val, y_val, inputs_val)``, a Dataset or
+            an iterable of batches.
         drop_last: skip each epoch's last batch when it is smaller than ``batch_size``
             (BatchNorm cannot train on a batch of one sample).
         allow_nonfinite: accept NaN and inf in the data (otherwise an error names the first).
+        steps_per_epoch: batches per epoch (needed for an iterable without a length).
+        prefetch, workers: streamed data only: batches read ahead by a background thread
+            (0: read in the training thread), and threads reading them (0 or 1: that one).
         """
+        from ..data import stream
+
         model, where = self.model, "fit"
         epochs = _checks.non_negative_int(epochs, "epochs", where)
         initial_epoch = _checks.non_negative_int(initial_epoch, "initial_epoch", where)
         batch_size = _checks.optional_positive_int(batch_size, "batch_size", where, "the whole set each step")
-        shuffle = _checks.boolean(shuffle, "shuffle", where)
+        shuffle = shuffle_option(shuffle, where)
         validation_split = _checks.number(validation_split, "validation_split", where, 0.0, 1.0, high_open=True)
         drop_last = _checks.boolean(drop_last, "drop_last", where)
         allow_nonfinite = _checks.boolean(allow_nonfinite, "allow_nonfinite", where)
-        train = data.prepare(model, X, y, inputs, where, allow_nonfinite=allow_nonfinite)
-        if validation_data is None and validation_split > 0:
-            train, validation = data.split_off(train, validation_split, where)
+        prefetch, workers, steps_per_epoch = stream.options(where, prefetch, workers, steps_per_epoch)
+        streaming: dict[str, Any] = {"prefetch": prefetch, "workers": workers, "allow_nonfinite": allow_nonfinite}
+        train: Any  # a Stream of streamed data, else the prepared Batch of all samples
+        batches: Any
+        if stream.is_streamed(X, y):
+            # DataParallel's hook says which part of each batch this rank reads
+            shard = next((h.reads_shard for h in self.hooks if getattr(h, "reads_shard", None)), None)
+            train = stream.Stream(
+                model, X, y, inputs, where=where, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
+                steps=steps_per_epoch, shard=shard, **streaming,
+            )  # fmt: skip
+            if validation_data is None and validation_split > 0:
+                train, validation = train.split(validation_split)
+            else:
+                validation = stream.validation(model, validation_data, where, streaming)
+            batches = train
+            sample_shape = train.sample_shape
+            labels = train.whole_labels() if self.check_labels else None
+            self._per_batch_labels = self.check_labels and labels is None
+            unchecked = [labels] if labels is not None else []
         else:
-            validation = data.validation(model, validation_data, where, allow_nonfinite)
+            if steps_per_epoch is not None:
+                raise ValueError(f"{where}: steps_per_epoch is for iterables of batches; X is an array")
+            train = data.prepare(model, X, y, inputs, where, allow_nonfinite=allow_nonfinite)
+            if validation_data is None and validation_split > 0:
+                train, validation = data.split_off(train, validation_split, where)
+            else:
+                validation = stream.validation(model, validation_data, where, streaming)
+            batches = Batches(train.X, train.y, train.inputs, batch_size, shuffle, model.generator, drop_last)
+            sample_shape = tuple(train.X.shape[1:])
+            self._per_batch_labels = False
+            unchecked = [train] if self.check_labels else []
+        if self.check_labels and validation is not None and not isinstance(validation, stream.Stream):
+            unchecked.append(validation)
 
-        batches = Batches(train.X, train.y, train.inputs, batch_size, shuffle, model.generator, drop_last)
         history = cb.History()
         # History after the user's callbacks, so that what they add to the logs (the lr of
         # LearningRateScheduler and ReduceLROnPlateau) is recorded too
@@ -124,11 +169,11 @@ class Trainer:
             h.model = model
         model.stop_training = False
         model.history = history
-        unchecked = [train, validation] if self.check_labels else []
         for h in hooks:
             h.on_train_begin()
-        macs = largest_matmul(model, (batches.batch_size, *train.X.shape[1:]))
+        macs = None if sample_shape is None else largest_matmul(model, (batches.batch_size, *sample_shape))
         # small products: one BLAS thread (NumPy); the input was checked whole in prepare
+        # (streamed batches are checked one by one as they are read)
         with model.backend.threads_for(macs), data.trusted_inputs(model):
             for epoch in range(initial_epoch, epochs):
                 if not self._epoch(
@@ -144,17 +189,32 @@ class Trainer:
     def _epoch(self, epoch, batches, validation, hooks, unchecked, eval_batch) -> bool:
         """One epoch; False if it stopped before its first step (nothing to log).
         ``model.epochs_trained`` counts it only if every batch was taken."""
-        model, loss_fn = self.model, self.model.loss
-        b = model.backend
-        xp = b.xp
+        model = self.model
         for h in hooks:
             h.on_epoch_begin(epoch)
         start = time.perf_counter()
+        outputs: list = []
+        targets: list = []
+        iterator = iter(batches)
+        try:
+            completed, seen, total = self._steps(epoch, batches, iterator, hooks, unchecked, outputs, targets)
+        finally:  # a streamed epoch's prefetch thread ends here, also on an error or Ctrl-C
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+        if model.stop_training and seen == 0:
+            return False
+        return self._end_epoch(epoch, total, seen, outputs, targets, validation, hooks, completed, eval_batch, start)
+
+    def _steps(self, epoch, batches, iterator, hooks, unchecked, outputs, targets):
+        """The epoch's steps: (completed, samples seen, the summed loss on the device)."""
+        model, loss_fn = self.model, self.model.loss
+        b = model.backend
         watchers = [h for h in hooks if h.needs_batch_loss]
         checked = data.no_label_check(loss_fn)
         total = None  # the summed loss, a 0-d array that stays on the device: no sync per batch
-        seen, outputs, targets, completed = 0, [], [], True
-        for step, batch in enumerate(batches):
+        seen, completed = 0, True
+        for step, batch in enumerate(iterator):
             for h in hooks:
                 batch = h.on_batch_begin(step, batch) if batch is not None else None
             if batch is None:
@@ -165,6 +225,9 @@ class Trainer:
                     if part is not None:
                         data.check_targets(loss_fn, part.y, out)
                 unchecked.clear()
+            if self._per_batch_labels:  # streamed targets too many to check whole: this batch's
+                if getattr(batch, "indices", None) is not None:
+                    batches.check_targets(batch, out)
             loss = loss_fn.forward(out, batch.y, **checked)
             for h in hooks:
                 h.on_loss(step, loss, out)
@@ -196,8 +259,13 @@ class Trainer:
             if model.stop_training:
                 completed = step == len(batches) - 1
                 break
-        if model.stop_training and seen == 0:
-            return False
+        return completed, seen, total
+
+    def _end_epoch(self, epoch, total, seen, outputs, targets, validation, hooks, completed, eval_batch, start) -> bool:
+        """The epoch's logs (loss, metrics, validation) and its end hooks."""
+        model = self.model
+        b = model.backend
+        xp = b.xp
         totals = EpochTotals(
             0.0 if total is None else b.to_float(total),
             seen,
