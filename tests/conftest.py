@@ -249,3 +249,30 @@ def pytest_runtest_makereport(item, call):
     if missing_oracle or missing_backend:
         report.outcome = "failed"
         report.longrepr = f"XPNN_REQUIRE_ORACLES=1, but this test was skipped: {reason}"
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """The URL of a PostgreSQL server for the shared-study tests: XPNN_TEST_POSTGRES_URL
+    (bash .ci/run starts a throw-away one and sets it). Missing or unreachable: the test
+    skips, or fails under CI=true or XPNN_REQUIRE_ORACLES=1."""
+    url = os.environ.get("XPNN_TEST_POSTGRES_URL")
+    problem = None
+    if not url:
+        problem = "XPNN_TEST_POSTGRES_URL is not set (bash .ci/run starts a server and sets it)"
+    else:
+        try:
+            import sqlalchemy
+
+            engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+            with engine.connect() as connection:
+                connection.execute(sqlalchemy.text("SELECT 1"))
+        except Exception as exc:  # any reason it cannot be reached; the message may hold the URL
+            from xpnn.model_selection.storage import mask_url
+
+            problem = f"cannot reach {mask_url(url)}: {type(exc).__name__}"
+    if problem:
+        if REQUIRE_ORACLES or os.environ.get("CI") == "true":
+            pytest.fail(f"these tests need PostgreSQL: {problem}")
+        pytest.skip(problem)
+    return url

@@ -222,7 +222,7 @@ def test_errors():
         EvolutionSearch(build, {"lr": Uniform})
     with pytest.raises(TypeError, match="EvolutionSearch: build_fn must be a function returning a compiled model"):
         EvolutionSearch("build", SPACE)
-    with pytest.raises(TypeError, match="EvolutionSearch: storage must be None, an Optuna storage URL"):
+    with pytest.raises(TypeError, match="EvolutionSearch: storage must be None \\(in memory\\), .sqlite:"):
         EvolutionSearch(build, SPACE, storage=3)
 
 

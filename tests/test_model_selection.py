@@ -615,7 +615,7 @@ def test_bayes_search_errors():
         BayesSearch(build, {})
     with pytest.raises(TypeError, match="pruning must be True, False or an optuna pruner"):
         BayesSearch(build, SPACE, pruning="median")
-    with pytest.raises(TypeError, match="storage must be None, an Optuna storage URL"):
+    with pytest.raises(TypeError, match="storage must be None \\(in memory\\), .sqlite:"):
         BayesSearch(build, SPACE, storage=3)
     with pytest.raises(ValueError, match="seed must be a non-negative integer"):
         BayesSearch(build, SPACE, seed=-1)

@@ -55,7 +55,7 @@ from .datasets import load_csv, load_digits, load_fashion_mnist, load_mnist, rea
 from .distributed import DataParallel
 from .gradcheck import gradcheck
 from .io import load
-from .layers import *  # noqa: F403  every registered layer class, straight from the registry
+from .layers import *  # noqa: F403  every layer class (xpnn.layers.__all__)
 from .losses import (
     MAE,
     MSE,

@@ -1,4 +1,4 @@
-"""The ``xpnn`` command: train, evaluate, predict, info.
+"""The ``xpnn`` command: train, evaluate, predict, info, and tune (in tune_cli.py).
 
 Bad input gets one line on stderr and exit code 2, never a traceback; Ctrl-C exits with
 130. During ``xpnn train`` the first Ctrl-C stops training after the current batch and the
@@ -675,6 +675,10 @@ def _parser():
 
     i = sub.add_parser("info", help="version, and each backend with its devices or why it is unavailable")
     i.set_defaults(func=cmd_info)
+
+    from .tune_cli import add_parser as add_tune_parser
+
+    add_tune_parser(sub)  # xpnn tune: its own module
     return p
 
 
@@ -719,4 +723,8 @@ def _abort_other_ranks(code: int) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # python -m xpnn.cli: run the importable module, not this __main__ copy, so that the
+    # commands in other modules (xpnn tune) raise the UsageError that main catches
+    from xpnn.cli import main as _main
+
+    sys.exit(_main())

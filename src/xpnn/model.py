@@ -3,7 +3,8 @@ evaluate / predict / save.
 
 Training one batch is the whole of backprop:
 
-    Y = model.forward(X, training=True)     # each layer keeps what its backward needs
+    Y = model.run(X, True, {})              # forward without the input checks (fit checks X once);
+                                            # each layer keeps what its backward needs
     loss = loss_fn.forward(Y, y)            # a 0-d array on the device
     model.backward(loss_fn.backward())      # chain rule, last layer first; fills grads
     optimizer.step(model.parameters())      # new params stored back into the layers

@@ -1,6 +1,6 @@
 """Optimizers: turn gradients into parameter updates, stored back through the model.
 
-Contract (see DESIGN.md):
+Contract:
 
 - ``step(params)`` takes ``model.parameters()``: :class:`~xpnn.param.Param` handles in
   layer order, each reading ``layer.params[name]`` and its gradient. The new value is

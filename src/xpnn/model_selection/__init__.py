@@ -33,7 +33,9 @@ cross-entropies), both on the model's device.
 
 BayesSearch needs Optuna (``pip install "xpnn[tune]"``): its TPE sampler proposes the
 next trial from the scores so far, a pruner stops hopeless trials early (see BayesSearch),
-and ``storage="sqlite:///study.db"`` lets several processes work on one study.
+and a shared ``storage`` lets several processes or machines work on one study at once:
+``"journal:study.journal"`` on one machine, ``"postgresql://..."`` across machines (see
+``storage``; ``open_storage`` opens one with a chosen heartbeat).
 EvolutionSearch runs Optuna's CMA-ES (which also needs the ``cmaes`` package, in the same
 extra), or with ``objectives=("score", "n_params")`` NSGA-II, which trades the score
 against the model's size and keeps the Pareto front (``search.pareto_front_``).
@@ -44,6 +46,7 @@ from __future__ import annotations
 from .distributions import Choice, Distribution, IntUniform, LogUniform, Uniform
 from .search import BayesSearch, EvolutionSearch, GridSearch, RandomSearch
 from .splits import KFold, StratifiedKFold
+from .storage import mask_url, open_storage
 from .validation import cross_validate
 
 __all__ = [
@@ -59,4 +62,6 @@ __all__ = [
     "RandomSearch",
     "BayesSearch",
     "EvolutionSearch",
+    "open_storage",
+    "mask_url",
 ]

@@ -108,21 +108,32 @@ class LogUniform(Uniform):
 
 
 class IntUniform(Distribution):
-    """An integer in [low, high], both ends included, each equally likely."""
+    """An integer in [low, high], both ends included, each equally likely; with
+    ``log=True``, its logarithm roughly uniform instead (16 to 32 as likely as 128 to 256:
+    the usual prior for layer widths; needs 1 <= low)."""
 
-    def __init__(self, low, high):
+    def __init__(self, low, high, log: bool = False):
         low, high = integer(low, "low", "IntUniform"), integer(high, "high", "IntUniform")
         if low > high:
             raise ValueError(f"IntUniform: low must not exceed high, found low={low!r}, high={high!r}")
-        self.low, self.high = low, high
+        if not isinstance(log, bool):
+            raise TypeError(f"IntUniform: log must be True or False, found {log!r}")
+        if log and low < 1:
+            raise ValueError(f"IntUniform: log=True needs low >= 1 (a logarithmic range), found low={low}")
+        self.low, self.high, self.log = low, high, log
 
     def __repr__(self) -> str:
-        return f"IntUniform({self.low}, {self.high})"
+        return f"IntUniform({self.low}, {self.high}{', log=True' if self.log else ''})"
 
     def sample(self, rng):
+        if self.log:  # as Optuna: uniform in [log(low - 0.5), log(high + 0.5)), rounded
+            value = round(math.exp(float(rng.uniform(math.log(self.low - 0.5), math.log(self.high + 0.5)))))
+            return int(min(max(value, self.low), self.high))
         return int(rng.integers(self.low, self.high + 1))
 
     def suggest(self, trial, name):
+        if self.log:
+            return trial.suggest_int(name, self.low, self.high, log=True)
         return trial.suggest_int(name, self.low, self.high)
 
     def size(self):

@@ -17,6 +17,17 @@ from .._checks import integer, non_negative_int, positive_int
 from ..callbacks import Callback
 from .distributions import Choice, Distribution, python_value
 from .splits import check_cv, check_data, cv_splits
+from .storage import (
+    WORKER_ATTR,
+    check_storage,
+    close,
+    fail_dead_workers,
+    mask_url,
+    open_storage,
+    retry_once,
+    scrub,
+    worker_id,
+)
 from .validation import Scorer, build_model, check_fit_kwargs, model_scores, run_folds
 
 __all__ = ["GridSearch", "RandomSearch", "BayesSearch", "EvolutionSearch"]
@@ -185,8 +196,10 @@ class _Search:
                 if result.get("pruned")
                 else f"{self._scorer.name} {result['mean_score']:.4f} +/- {result['std_score']:.4f}"
             )
+            trial = f", trial {result['number']}" if "number" in result else ""
             print(
-                f"[{type(self).__name__} {i + 1}/{total}] {result['params']}: {score} ({result['fit_time']:.2f}s)",
+                f"[{type(self).__name__} {i + 1}/{total}{trial}] {result['params']}: {score} "
+                f"({result['fit_time']:.2f}s)",
                 flush=True,
             )
 
@@ -200,18 +213,22 @@ class _Search:
                 best = i
         return best
 
-    def _finish(self, X, y):
-        """Pick the best trial (``_best_index``) and refit it on all the data."""
+    def _choose(self, where) -> None:
+        """Set best_index_, best_params_ and best_score_ from results_ (``_best_index``)."""
         best = self._best_index()
         if best is None:
             raise RuntimeError(
-                f"{self._where('fit')}: no trial finished with a finite score "
+                f"{where}: no trial finished with a finite score "
                 f"({len(self.results_)} trials: all pruned or diverged); check the data, "
                 f"the learning rates and the number of epochs"
             )
         self.best_index_ = best
         self.best_params_ = dict(self.results_[best]["params"])
         self.best_score_ = self.results_[best]["mean_score"]
+
+    def _finish(self, X, y):
+        """Pick the best trial (``_choose``) and refit it on all the data."""
+        self._choose(self._where("fit"))
         model = build_model(self.build_fn, self.best_params_, self._where("fit"))
         model.fit(X, y, **self.fit_kwargs)
         self.best_model_ = model
@@ -371,19 +388,130 @@ class _Pruning(Callback):
             raise self.optuna.TrialPruned(f"pruned after epoch {self.pruned_at + 1}")
 
 
+class _Recorder:
+    """Stands in for an Optuna trial to learn which distribution each parameter's suggest
+    call would store (to compare a search's space with a stored study's)."""
+
+    def __init__(self, distributions):
+        self.d, self.space = distributions, {}
+
+    def suggest_categorical(self, name, choices):
+        self.space[name] = self.d.CategoricalDistribution(choices)
+        return choices[0]
+
+    def suggest_float(self, name, low, high, *, log=False, step=None):
+        self.space[name] = self.d.FloatDistribution(low, high, log=log, step=step)
+        return low
+
+    def suggest_int(self, name, low, high, *, log=False, step=1):
+        self.space[name] = self.d.IntDistribution(low, high, log=log, step=step)
+        return low
+
+
+def _seed_per_trial(optuna, make_sampler, seed):
+    """A sampler that is ``make_sampler(seed + trial.number)`` for each trial: the same seed
+    gives the same trials, and workers that start at once on one study (each seeing the same
+    finished trials) still draw different candidates, as their trials' numbers differ."""
+
+    class SeedPerTrial(optuna.samplers.BaseSampler):
+        def __init__(self):
+            self.current = make_sampler(seed)
+
+        def before_trial(self, study, trial):
+            self.current = make_sampler(seed + trial.number)
+            self.current.before_trial(study, trial)
+
+        def infer_relative_search_space(self, study, trial):
+            return self.current.infer_relative_search_space(study, trial)
+
+        def sample_relative(self, study, trial, search_space):
+            return self.current.sample_relative(study, trial, search_space)
+
+        def sample_independent(self, study, trial, param_name, param_distribution):
+            return self.current.sample_independent(study, trial, param_name, param_distribution)
+
+        def after_trial(self, study, trial, state, values):
+            self.current.after_trial(study, trial, state, values)
+
+        def reseed_rng(self):
+            self.current.reseed_rng()
+
+    return SeedPerTrial()
+
+
+class _GridDone(Exception):
+    """Every grid point has been handed out: this worker's search ends."""
+
+
+def _trial_number_grid(optuna, grid, seed):
+    """A grid sampler safe with workers at once: the trial numbered n gets the k-th point
+    of the grid (in an order shuffled by ``seed``), k counting the trials before n that are
+    not retries. Numbers are handed out atomically by the storage, so no two workers ever
+    get the same point (Optuna's GridSampler picks among the points not yet run, which two
+    workers asking at the same moment can both pick); a retry carries its own point."""
+    names = list(grid)
+    points = list(itertools.product(*(grid[n] for n in names)))
+    order = np.random.default_rng(seed).permutation(len(points))
+
+    class TrialNumberGrid(optuna.samplers.BaseSampler):
+        def __init__(self):
+            self.point = {}
+
+        def before_trial(self, study, trial):
+            if "failed_trial" in trial.system_attrs:  # a retry: its parameters are set
+                return
+            earlier = study.get_trials(deepcopy=False)[: trial.number]
+            k = sum("failed_trial" not in t.system_attrs for t in earlier)
+            self.point = dict(zip(names, points[order[k]])) if k < len(points) else None
+
+        def infer_relative_search_space(self, study, trial):
+            return {}
+
+        def sample_relative(self, study, trial, search_space):
+            return {}
+
+        def sample_independent(self, study, trial, param_name, param_distribution):
+            if self.point is None:
+                raise _GridDone
+            return self.point[param_name]
+
+        def after_trial(self, study, trial, state, values):
+            fresh = sum("failed_trial" not in t.system_attrs for t in study.get_trials(deepcopy=False))
+            if fresh >= len(points):  # every point handed out: no more trials here
+                study.stop()
+
+    return TrialNumberGrid()
+
+
 class _OptunaSearch(_Search):
     """What BayesSearch and EvolutionSearch share: an Optuna study (in memory or in a
-    storage), trials proposed by a sampler, each cross-validated on the same folds.
+    storage that several workers share), trials proposed by a sampler, each
+    cross-validated on the same folds.
 
     A subclass gives its sampler (``_sampler``) and may add objectives (``_directions``,
     ``_values``), a pruner (``_pruner``) and a per-trial callback (``_watch``).
+
+    During fit, ``current_trial_`` is the number of the trial this worker is running (for a
+    build_fn that logs per trial, as ``xpnn tune --tensorboard`` does).
     """
 
     # what a finished trial keeps in its user attributes besides fit_time
     _RESULT_KEYS: tuple[str, ...] = ("mean_score", "std_score", "scores")
+    _SPACE_ATTR = "xpnn:space"  # the study's parameter space, as Optuna distributions in JSON
 
     def __init__(
-        self, build_fn, param_distributions, n_iter, cv, seed, fit_kwargs, scoring, storage, study_name, verbose
+        self,
+        build_fn,
+        param_distributions,
+        n_iter,
+        cv,
+        seed,
+        fit_kwargs,
+        scoring,
+        storage,
+        study_name,
+        verbose,
+        n_trials_total=None,
     ):
         where = type(self).__name__
         self._optuna = _import_optuna(where)
@@ -392,24 +520,22 @@ class _OptunaSearch(_Search):
         self._dists = _space(param_distributions, where)
         self.n_iter = positive_int(n_iter, "n_iter", where)
         self.seed = non_negative_int(seed, "seed", where)
-        if (
-            storage is not None
-            and not isinstance(storage, str)
-            and not isinstance(storage, self._optuna.storages.BaseStorage)
-        ):
-            raise TypeError(
-                f"{where}: storage must be None, an Optuna storage URL such as "
-                f"'sqlite:///study.db' or an optuna storage, found {storage!r}"
-            )
+        self.n_trials_total = None if n_trials_total is None else positive_int(n_trials_total, "n_trials_total", where)
+        self.storage = check_storage(storage, where)
         if study_name is not None and not isinstance(study_name, str):
             raise TypeError(f"{where}: study_name must be a string, found {study_name!r}")
-        self.storage = storage
         self.study_name = study_name if study_name is not None or storage is None else "xpnn"
 
     # ---- what a subclass says ----
 
     def _sampler(self, seed):
         raise NotImplementedError
+
+    def _seeded_sampler(self):
+        """The study's sampler: ``_sampler(seed + trial.number)`` for each trial."""
+        if getattr(self, "sampler", None) == "grid":  # one sampler for all: its order is the seed's
+            return self._sampler(self.seed)
+        return _seed_per_trial(self._optuna, self._sampler, self.seed)
 
     def _directions(self) -> list:
         """One Optuna direction per objective; the score's comes first."""
@@ -426,32 +552,102 @@ class _OptunaSearch(_Search):
         """``watch_first_fold`` for run_folds (BayesSearch's pruning), or None."""
         return None
 
+    # ---- the study ----
+
+    def _open_study(self, where, create=True):
+        """The study, created (or loaded if it exists), its directions and parameter space
+        checked against this search's before any trial runs."""
+        optuna = self._optuna
+        storage = open_storage(self.storage, where=where)
+        directions = self._directions()
+        sampler = self._seeded_sampler()
+        try:
+            if create:
+                study = optuna.create_study(
+                    storage=storage,
+                    study_name=self.study_name,
+                    directions=directions,
+                    sampler=sampler,
+                    pruner=self._pruner(),
+                    load_if_exists=True,
+                )
+            else:
+                study = optuna.load_study(
+                    storage=storage, study_name=self.study_name, sampler=sampler, pruner=self._pruner()
+                )
+        except KeyError:  # load_study of a missing study
+            names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+            raise ValueError(
+                f"{where}: storage {mask_url(self.storage)!r} holds no study {self.study_name!r} "
+                f"(it holds {names or 'none'})"
+            ) from None
+        except Exception as exc:  # the database went away, or refused the URL's user
+            if type(exc).__module__.split(".")[0] != "sqlalchemy":
+                raise
+            detail = scrub(str(getattr(exc, "orig", None) or exc).strip().splitlines()[0], self.storage)
+            raise RuntimeError(f"{where}: storage {mask_url(self.storage)!r}: {detail}") from None
+        self._check_directions(study, directions, where)
+        self._check_space(study, where)
+        return study
+
+    def _optuna_space(self) -> dict:
+        """{name: optuna distribution} of this search's space (what suggest would store)."""
+        recorder = _Recorder(self._optuna.distributions)
+        for name, d in self._dists.items():
+            d.suggest(recorder, name)
+        return recorder.space
+
+    def _check_space(self, study, where) -> None:
+        """Refuse a study made with another parameter space before any trial of this
+        search is stored there (a mismatched trial would also break the other search)."""
+        to_json = self._optuna.distributions.distribution_to_json
+        ours = self._optuna_space()
+        ours_json = {name: to_json(d) for name, d in ours.items()}
+
+        def refuse(detail):
+            raise ValueError(
+                f"{where}: study {self.study_name!r} in {mask_url(self.storage)!r} was made with another "
+                f"parameter space ({detail}); use another study_name, or the param_distributions it was made with"
+            )
+
+        stored = study.user_attrs.get(self._SPACE_ATTR)
+        if stored is not None and stored != ours_json:
+            changed = sorted(set(stored) ^ set(ours_json)) or [n for n in ours_json if stored[n] != ours_json[n]]
+            refuse(f"it differs in {changed}: stored {sorted(stored)}")
+        complete = self._optuna.trial.TrialState.COMPLETE
+        for trial in study.get_trials(deepcopy=False):
+            for name, dist in trial.distributions.items():
+                if name not in ours:
+                    refuse(f"trial {trial.number} has {name!r}, which this search does not search over")
+                if dist != ours[name]:
+                    refuse(f"trial {trial.number} drew {name!r} from {dist}, this search from {ours[name]}")
+            missing = [name for name in ours if name not in trial.distributions]
+            if missing and trial.state == complete:
+                refuse(f"trial {trial.number} has no value for {missing}")
+        if stored is None:
+            study.set_user_attr(self._SPACE_ATTR, ours_json)
+
     # ---- the search ----
 
     def fit(self, X, y):
-        """Run n_iter trials on the study, then refit the best trial of the whole study on
-        all of (X, y). Returns self."""
+        """Run n_iter trials on the study (fewer if the study reaches n_trials_total
+        complete trials first), then refit the best trial of the whole study, whichever
+        worker ran it, on all of (X, y). Returns self."""
         optuna = self._optuna
         where = self._where("fit")
         self.prepare(X, y)
-        directions = self._directions()
         verbosity = optuna.logging.get_verbosity()
-        optuna.logging.set_verbosity(optuna.logging.WARNING)  # it logs every trial; verbose=1 prints ours
+        # Optuna logs every trial, and a failed one with its traceback, which is then raised
+        # again: verbose=1 prints our own line per trial instead, and an error shows once
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
         try:
-            study = optuna.create_study(
-                storage=self.storage,
-                study_name=self.study_name,
-                directions=directions,
-                sampler=self._sampler(self.seed),
-                pruner=self._pruner(),
-                load_if_exists=True,
-            )
-            self._check_directions(study, directions, where)
-            already = len(study.trials)
-            if already:  # a continued study must not propose its first candidates again
-                study.sampler = self._sampler(self.seed + already)
+            study = self._open_study(where)
+            fail_dead_workers(study)  # a journal file has no heartbeat
+            me, done, current = worker_id(), [0], [None]
 
             def objective(trial):
+                current[0] = self.current_trial_ = trial.number
+                trial.set_user_attr(WORKER_ATTR, me)  # first: a worker killed from here on is found
                 params = {name: d.suggest(trial, name) for name, d in self._dists.items()}
                 result = self._evaluate(params, X, y, self._watch(trial, where))
                 for key, value in result.items():
@@ -460,16 +656,64 @@ class _OptunaSearch(_Search):
                 return self._values(result)
 
             def report(study, trial):
+                fail_dead_workers(study)  # a worker of this machine that died meanwhile
                 entry = self._result(trial)
                 if entry is not None:
-                    self._report(trial.number - already, self.n_iter, entry)
+                    done[0] += 1
+                    self._report(done[0] - 1, self.n_iter, entry)
 
-            study.optimize(objective, n_trials=self.n_iter, callbacks=[report])
+            callbacks = [report]
+            if self.n_trials_total is not None:
+                callbacks.append(optuna.study.MaxTrialsCallback(self.n_trials_total))
+            if self._complete(study) < (self.n_trials_total or math.inf):
+                try:
+                    study.optimize(objective, n_trials=self.n_iter, callbacks=callbacks)
+                except _GridDone:  # the trial that found the grid used up is failed, without parameters
+                    pass
+                except KeyboardInterrupt:  # Optuna has marked the trial failed: queue it again
+                    self._requeue(study, current[0], me)
+                    raise
+            self.study_ = study
+            self.results_ = self._results(study)
         finally:
             optuna.logging.set_verbosity(verbosity)
-        self.study_ = study
-        self.results_ = [r for r in (self._result(t) for t in study.trials) if r is not None]
+            if "study" in locals():
+                close(study._storage)
         return self._finish(X, y)
+
+    def load(self):
+        """Read the study's trials (every worker's) into results_, best_params_,
+        best_score_ (and pareto_front_), without running or refitting anything: what
+        ``xpnn tune --show`` prints. The study must exist. Returns self."""
+        where = self._where("load")
+        if self.storage is None:
+            raise ValueError(f"{where}: a study in memory is gone with its process; give the storage it is in")
+        verbosity = self._optuna.logging.get_verbosity()
+        self._optuna.logging.set_verbosity(self._optuna.logging.ERROR)
+        try:
+            self.study_ = self._open_study(where, create=False)
+            self.results_ = self._results(self.study_)
+        finally:
+            self._optuna.logging.set_verbosity(verbosity)
+            if hasattr(self, "study_"):
+                close(self.study_._storage)
+        self._choose(where)
+        return self
+
+    def _results(self, study) -> list:
+        return [r for r in (self._result(t) for t in study.get_trials(deepcopy=False)) if r is not None]
+
+    def _complete(self, study) -> int:
+        return len(study.get_trials(deepcopy=False, states=(self._optuna.trial.TrialState.COMPLETE,)))
+
+    def _requeue(self, study, number, me) -> None:
+        """After Ctrl-C: this worker's interrupted trial (failed by Optuna) is queued for one
+        retry, so that the next worker runs its parameters."""
+        if number is None:
+            return
+        trial = study.get_trials(deepcopy=False)[number]
+        if trial.state == self._optuna.trial.TrialState.FAIL and trial.user_attrs.get(WORKER_ATTR) == me:
+            retry_once(study, trial)
 
     def _check_directions(self, study, directions, where):
         found = [d.name.lower() for d in study.directions]
@@ -477,11 +721,11 @@ class _OptunaSearch(_Search):
             return
         if len(found) == len(directions) == 1:
             raise ValueError(
-                f"{where}: study {self.study_name!r} in {self.storage!r} is set to {found[0]}, but "
+                f"{where}: study {self.study_name!r} in {mask_url(self.storage)!r} is set to {found[0]}, but "
                 f"scoring={self.scoring!r} must be {directions[0]}d; use another study_name"
             )
         raise ValueError(
-            f"{where}: study {self.study_name!r} in {self.storage!r} has the directions {found}, but "
+            f"{where}: study {self.study_name!r} in {mask_url(self.storage)!r} has the directions {found}, but "
             f"this search needs {directions}; use another study_name"
         )
 
@@ -520,14 +764,20 @@ class BayesSearch(_OptunaSearch):
     Args:
         param_distributions: as in RandomSearch (Choice, Uniform, LogUniform, IntUniform
             or lists).
-        n_iter: the trials this ``fit`` adds to the study.
-        seed: seeds the sampler (offset by the number of trials already in a loaded study,
-            so that a continued study does not propose its first candidates again): the
-            same seed on the same study gives the same trials.
-        storage: None (the study lives in memory, a new one per fit), or an Optuna storage
-            URL such as ``"sqlite:///study.db"``: the study is created there, or loaded if
-            it exists, so several processes (or several fits) can work on one study. Give
-            each concurrent process its own seed, or they will propose the same candidates.
+        n_iter: the trials this ``fit`` (this worker) adds to the study.
+        seed: seeds the sampler: trial number n is drawn with seed + n, so the same seed on
+            the same study gives the same trials, a continued study does not propose its
+            first candidates again, and workers running at once draw different ones.
+        storage: where the study lives, so that several fits, processes or machines work
+            on it at once (see ``xpnn.model_selection.storage``): None (in memory, a new
+            study per fit), ``"sqlite:///study.db"`` (one worker at a time),
+            ``"journal:study.journal"`` (a journal file: workers on one machine),
+            ``"postgresql://user:password@host:5432/db"`` (workers on many machines), or an
+            optuna storage object. The study is created there, or loaded if it exists; its
+            parameter space and direction must be this search's. A worker that dies
+            mid-trial has that trial marked failed (on a database by its missed heartbeats,
+            within two minutes; on this machine when a worker there starts or ends a trial) and retried
+            once by another worker.
         study_name: the study's name in the storage ("xpnn" by default when storage is given).
         pruning: True stops unpromising trials early with Optuna's MedianPruner: during the
             first fold's fit, the held-out score is reported after every epoch, and a trial
@@ -536,12 +786,19 @@ class BayesSearch(_OptunaSearch):
             added to the first fold's fit, so the training itself is the same as without it;
             the cost is one forward pass over the held-out fold per epoch. False: no pruning;
             an ``optuna.pruners.BasePruner`` instance is used as given.
+        sampler: "tpe" (Optuna's TPE), "random" (independent random draws) or "grid"
+            (every combination of a space of lists and IntUniform ranges, each once across
+            all workers, in a seeded random order).
+        n_trials_total: stop every worker once the study holds this many complete trials
+            (trials running at that moment still finish); None: each runs its n_iter.
 
     After fit, besides the shared attributes: ``study_`` (the Optuna study) and, in each
     results_ entry, "number" (the trial number in the study), "pruned" and, for a pruned
     trial, "pruned_at_epoch" (its mean_score and std_score are None). results_ holds every
     finished trial of the study, including those run by other processes.
     """
+
+    _SAMPLERS = ("tpe", "random", "grid")
 
     def __init__(
         self,
@@ -556,18 +813,58 @@ class BayesSearch(_OptunaSearch):
         study_name=None,
         pruning=True,
         verbose: int = 0,
+        sampler="tpe",
+        n_trials_total=None,
     ):
+        where = type(self).__name__
         super().__init__(
-            build_fn, param_distributions, n_iter, cv, seed, fit_kwargs, scoring, storage, study_name, verbose
+            build_fn,
+            param_distributions,
+            n_iter,
+            cv,
+            seed,
+            fit_kwargs,
+            scoring,
+            storage,
+            study_name,
+            verbose,
+            n_trials_total,
         )
         if not isinstance(pruning, bool) and not isinstance(pruning, self._optuna.pruners.BasePruner):
-            raise TypeError(
-                f"{type(self).__name__}: pruning must be True, False or an optuna pruner, found {pruning!r}"
-            )
+            raise TypeError(f"{where}: pruning must be True, False or an optuna pruner, found {pruning!r}")
         self.pruning = pruning
+        if sampler not in self._SAMPLERS:
+            raise ValueError(f"{where}: sampler must be one of {', '.join(self._SAMPLERS)}, found {sampler!r}")
+        self.sampler = sampler
+        if sampler == "grid":
+            self._grid = self._grid_space(where)
+
+    def _grid_space(self, where) -> dict:
+        """{name: the values Optuna stores} for GridSampler: every parameter discrete."""
+        grid = {}
+        for name, dist in self._optuna_space().items():
+            if isinstance(dist, self._optuna.distributions.CategoricalDistribution):
+                grid[name] = list(dist.choices)
+            elif isinstance(dist, self._optuna.distributions.IntDistribution):
+                grid[name] = list(range(dist.low, dist.high + 1))
+            else:
+                raise ValueError(
+                    f"{where}: sampler='grid' needs a list of values or an IntUniform for every "
+                    f"parameter; {name!r} is {self._dists[name]!r}"
+                )
+        return grid
 
     def _sampler(self, seed):
-        return self._optuna.samplers.TPESampler(seed=seed)
+        samplers = self._optuna.samplers
+        if self.sampler == "random":
+            return samplers.RandomSampler(seed=seed)
+        if self.sampler == "grid":
+            return _trial_number_grid(self._optuna, self._grid, self.seed)
+        with warnings.catch_warnings():  # constant_liar is marked experimental
+            warnings.simplefilter("ignore", self._optuna.exceptions.ExperimentalWarning)
+            # constant_liar: a running trial (another worker's) counts as a poor result, so
+            # that workers at once do not all propose the same promising region
+            return samplers.TPESampler(seed=seed, constant_liar=True)
 
     def _pruner(self):
         pruners = self._optuna.pruners
@@ -619,14 +916,14 @@ class EvolutionSearch(_OptunaSearch):
         param_distributions: as in RandomSearch (Choice, Uniform, LogUniform, IntUniform
             or lists).
         n_iter: the trials this ``fit`` adds to the study.
-        seed: seeds the samplers: the same seed gives the same trials and scores
-            (offset by the trials already in a loaded study, as in BayesSearch).
+        seed: seeds the samplers: the same seed gives the same trials and scores (trial
+            number n is drawn with seed + n, as in BayesSearch).
         objectives: ``("score",)`` (CMA-ES) or ``("score", "n_params")`` (NSGA-II).
         population_size: trials per generation, at least 4. None: CMA-ES's own default,
             4 + floor(3 ln d) for d numeric parameters (6 for two); for NSGA-II
             n_iter // 4, between 4 and 50 (Optuna's default of 50 would leave a budget of
             20 trials all random).
-        storage, study_name: as in BayesSearch.
+        storage, study_name, n_trials_total: as in BayesSearch.
 
     The other arguments are as in GridSearch.
 
@@ -653,10 +950,21 @@ class EvolutionSearch(_OptunaSearch):
         storage=None,
         study_name=None,
         verbose: int = 0,
+        n_trials_total=None,
     ):
         where = type(self).__name__
         super().__init__(
-            build_fn, param_distributions, n_iter, cv, seed, fit_kwargs, scoring, storage, study_name, verbose
+            build_fn,
+            param_distributions,
+            n_iter,
+            cv,
+            seed,
+            fit_kwargs,
+            scoring,
+            storage,
+            study_name,
+            verbose,
+            n_trials_total,
         )
         given = (objectives,) if isinstance(objectives, str) else objectives
         if not isinstance(given, (tuple, list)) or tuple(given) not in _OBJECTIVES:
@@ -703,9 +1011,16 @@ class EvolutionSearch(_OptunaSearch):
         return samplers.CmaEsSampler(
             seed=seed,
             popsize=self.population_size,
-            independent_sampler=samplers.TPESampler(seed=seed),
+            independent_sampler=_seed_per_trial(self._optuna, lambda s: samplers.TPESampler(seed=s), seed),
             warn_independent_sampling=False,
         )
+
+    def _seeded_sampler(self):
+        if self.multi_objective:
+            return super()._seeded_sampler()
+        # CMA-ES seeds each trial's draw with the trial number itself; its independent
+        # sampler (the first trial, Choice parameters) is seeded per trial above
+        return self._sampler(self.seed)
 
     def _directions(self) -> list:
         return super()._directions() + (["minimize"] if self.multi_objective else [])
@@ -760,14 +1075,13 @@ class EvolutionSearch(_OptunaSearch):
         front = self._pareto()
         return front[0] if front else None
 
-    def _finish(self, X, y):
-        super()._finish(X, y)
+    def _choose(self, where) -> None:
+        super()._choose(where)
         front = self._pareto() if self.multi_objective else [self.best_index_]
         self.pareto_front_ = [
             (dict(self.results_[i]["params"]), self.results_[i]["mean_score"], self.results_[i]["n_params"])
             for i in front
         ]
-        return self
 
     def _extra_columns(self) -> dict:
         columns = {"n_params": lambda r: f"{r['n_params']:,}" if "n_params" in r else ""}
