@@ -34,8 +34,12 @@ The checks, each one function that returns {"name", "status", "seconds", ...}:
     mixed-precision  the digits MLP in mixed_float16 on CuPy and mixed_bfloat16 on torch CUDA
                   against float32 on the same backend: test accuracy within 1 point, weights
                   finite, the loss scale reported
-    benchmarks    benchmarks/run.py --backend cupy,cupy@mixed_float16,torch:cuda,torch:cuda@mixed_bfloat16
-                  --peers torch,numpy-ref --quick --synthetic (float32 and mixed-precision rows)
+    benchmarks    benchmarks/run.py --backend cupy,cupy@mixed_float16,torch:cuda,torch:cuda@mixed_bfloat16,
+                  cupy+jit,torch:cuda+jit,jax:gpu+jit --peers torch,numpy-ref,keras-jax --quick --synthetic:
+                  float32 and mixed-precision rows, and compiled steps (a CUDA graph on CuPy,
+                  torch.compile, jax.jit) beside torch, Keras on JAX and the CuPy loop (the torch
+                  and JAX jit rows and Keras need them with CUDA: where one is missing its rows say
+                  so, not a failure)
 
 ``--dry-run`` (and any run where no CUDA device is visible) reports every GPU part as
 "skipped: <reason>" and still runs the CPU parts: the dependency report, the Adam
@@ -595,14 +599,15 @@ def _mixed_summary(row: dict) -> str:
 
 def check_benchmarks(bench_json: str, timeout: float, full: bool) -> dict:
     """benchmarks/run.py on the GPU: xpnn on CuPy (float32 and mixed_float16) and on torch CUDA
-    (float32 and mixed_bfloat16) against torch on CUDA and the CuPy loop."""
+    (float32 and mixed_bfloat16), and with compiled steps (a CUDA graph on CuPy, torch.compile,
+    jax.jit), against torch on CUDA, Keras 3 on JAX and the CuPy loop."""
     cmd = [
         sys.executable,
         "benchmarks/run.py",
         "--backend",
-        "cupy,cupy@mixed_float16,torch:cuda,torch:cuda@mixed_bfloat16",
+        ",".join(("cupy,cupy@mixed_float16,torch:cuda,torch:cuda@mixed_bfloat16,cupy+jit", *OPTIONAL_BACKENDS)),
         "--peers",
-        "torch,numpy-ref",
+        ",".join(("torch", "numpy-ref", *OPTIONAL_PEERS)),
         "--synthetic",
         "--out",
         bench_json,
@@ -641,7 +646,7 @@ def check_benchmarks(bench_json: str, timeout: float, full: bool) -> dict:
         for g in data.get("gemm_peak", [])
     ]
     for r, full_row in zip(rows, data.get("results", [])):
-        if r["status"] == "skipped" and _no_such_case(full_row):
+        if r["status"] == "skipped" and (_no_such_case(full_row) or _optional(full_row)):
             r["status"] = "n/a"
     bad = [
         f"{r['case']} / {r['label']}: {r['status']}: {r.get('reason', '')}"
@@ -661,6 +666,15 @@ def check_benchmarks(bench_json: str, timeout: float, full: bool) -> dict:
         result["reason"] = "; ".join(bad[:4]) or "no result rows"
         result["summary"] += f" ({result['reason']})"
     return result
+
+
+# rows that need a library the GPU image may lack (JAX with CUDA, Keras): skipped, not failed
+OPTIONAL_BACKENDS = ("torch:cuda+jit", "jax:gpu+jit")
+OPTIONAL_PEERS = ("keras-jax",)
+
+
+def _optional(row) -> bool:
+    return row.get("backend") in OPTIONAL_BACKENDS or row.get("impl") in OPTIONAL_PEERS
 
 
 def _no_such_case(row) -> bool:

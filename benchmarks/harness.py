@@ -132,16 +132,22 @@ BACKEND_DEVICES = {
 DTYPES = ("float32", "mixed_bfloat16", "mixed_float16", "bfloat16", "float16")  # xpnn's model dtype, after "@"
 
 
+def uses_jit(spec: str) -> bool:
+    """Whether an xpnn backend spec asks for compiled steps: 'jax+jit', 'torch:cuda+jit@mixed_bfloat16'."""
+    return "+jit" in spec
+
+
 def split_backend(spec: str) -> tuple:
     """'torch:cuda:1' -> ('torch', 'cuda:1'); 'jax' -> ('jax', 'cpu'); 'cupy' -> ('cupy', None).
-    A model dtype after "@" ('torch@mixed_bfloat16') is not part of it: see split_dtype."""
-    name, _, device = spec.partition("@")[0].partition(":")
+    A model dtype after "@" ('torch@mixed_bfloat16') is not part of it: see split_dtype; nor
+    is a "+jit" (compiled steps: uses_jit)."""
+    name, _, device = spec.replace("+jit", "").partition("@")[0].partition(":")
     return name, device or (None if name == "cupy" else "cpu")
 
 
 def split_dtype(spec: str) -> str:
     """'torch:cuda@mixed_bfloat16' -> 'mixed_bfloat16'; no "@": 'float32'."""
-    return spec.partition("@")[2] or "float32"
+    return spec.replace("+jit", "").partition("@")[2] or "float32"
 
 
 def backend_error(spec: str) -> str | None:

@@ -95,7 +95,7 @@ def _label(row) -> str:
 def _library(row) -> str:
     """The array library a row computes with, to match it with that library's GEMM peak."""
     if row["impl"] == "xpnn":
-        return row["backend"].split(":")[0]
+        return row["backend"].removesuffix("+jit").split(":")[0]
     if row["impl"] == "torch":
         return "torch"
     return "cupy" if _device(row) == "gpu" else "numpy"
@@ -124,8 +124,8 @@ def render(data) -> str:
             f"### {device.upper()}: xpnn on {', '.join(mine) or 'nothing'}",
             "",
             f"| case | timed run | implementation | min | median | per step | per epoch* | samples/s** "
-            f"| TFLOP/s | ÷ torch | ÷ {loop} | extra RSS MiB | GPU reserved MiB | GPU live MiB |",
-            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            f"| TFLOP/s | ÷ torch | ÷ {loop} | compile*** | extra RSS MiB | GPU reserved MiB | GPU live MiB |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         skipped, overhead = [], []
         for case in dict.fromkeys(r["case"] for r in rows):
@@ -144,6 +144,7 @@ def render(data) -> str:
                     f"| {_f(r.get('tflops'), '{:.3f}')} "
                     f"| {_f(r['min_s'] / torch['min_s'] if torch else None, '{:.2f}')} "
                     f"| {_f(r['min_s'] / ref['min_s'] if ref else None, '{:.2f}')} "
+                    f"| {_time(r.get('compile_s'))} "
                     f"| {_f(mem.get('extra_rss_mib'), '{:.0f}')} | {_f(mem.get('gpu_reserved_peak_mib'), '{:.0f}')} "
                     f"| {_f(mem.get('gpu_live_peak_mib'), '{:.0f}')} |"
                 )
@@ -154,13 +155,14 @@ def render(data) -> str:
                     + ", ".join(f"{r['backend']} {_signed(_per_step(r) - _per_step(xs[0]))}" for r in xs[1:])
                 )
         if not any(r["status"] == "ok" for r in rows):
-            out.append("| (nothing ran on this device: see below) |" + " |" * 13)
+            out.append("| (nothing ran on this device: see below) |" + " |" * 14)
         out.append("")
         out.append(
             "\\* per epoch = min time scaled to 60,000 samples (XOR: to 10,000 steps); per step = min time "
             "÷ optimizer steps (one per batch). ÷ torch and ÷ loop divide the row's min by torch autograd's "
             f"and the hand-written {loop}'s from the same run: above 1 the row is slower. "
-            "\\*\\* from the min time."
+            "\\*\\* from the min time. \\*\\*\\* compile = the untimed warm-up run's time beyond what its steps "
+            "cost in steady state: compilation (jax.jit, torch.compile, Keras's XLA step) and other first-run costs."
         )
         if device == "gpu":
             out.append("")

@@ -1,8 +1,9 @@
-"""Time xpnn's training against PyTorch, scikit-learn and a hand-written NumPy loop.
+"""Time xpnn's training against PyTorch, Keras 3, scikit-learn and hand-written loops.
 
     python benchmarks/run.py                       # every suite, CPU, every peer found
     python benchmarks/run.py --suite mlp,xor --peers numpy-ref --repeats 3
     python benchmarks/run.py --backend numpy,torch,jax   # xpnn on NumPy, torch and JAX arrays (CPU)
+    python benchmarks/run.py --backend numpy,jax+jit,torch+jit  # "+jit": compile(..., jit=True)
     python benchmarks/run.py --backend cupy,torch:cuda,jax:gpu  # GPU: xpnn three ways, torch on CUDA, CuPy loop
     python benchmarks/run.py --quick               # a smoke run of a few seconds
     python benchmarks/run.py --suite streaming     # one epoch streamed from a uint8 memmap (streaming.py)
@@ -23,7 +24,9 @@ process, so that thread pools, allocator state and peak memory do not leak from 
 library into another. The workers of a case start together, load the data, build the
 model and do an untimed warm-up; then the parent asks them in turn for one timed run
 each, round-robin, ``repeats`` times, so slow drift in the machine's load hits every
-implementation alike. Min and median are reported; ratios use the minimum, the
+implementation alike. Min and median are reported, and "compile": the untimed warm-up
+run's time beyond what its steps cost in steady state (jax.jit, torch.compile and Keras's
+XLA compilation, and other first-run costs), so steady state and compile time are apart; ratios use the minimum, the
 least noisy estimate of what the code costs. Every BLAS/OpenMP pool and torch get the same
 thread count (``--threads``, default os.cpu_count()); JAX's XLA thread pool is sized by XLA
 and not limited. Queued device work (and JAX's asynchronous dispatch, on the CPU too) is
@@ -340,6 +343,7 @@ def run_case(case, device: str, backends: list, peers: list, args, data_dir) -> 
     labels = list(entries)
     workers = {label: Worker(dict(job, impl=impl, target=target)) for label, (impl, target) in entries.items()}
     answers = {label: w.recv() for label, w in workers.items()}
+    warmups = {label: answers[label].get("warmup_s") for label in labels}  # the untimed first run
     live = [label for label in labels if answers[label].get("status") == "ready"]
     times = {label: [] for label in live}
     walls = {label: [] for label in live}
@@ -406,6 +410,11 @@ def run_case(case, device: str, backends: list, peers: list, args, data_dir) -> 
             threads=ans["threads"],
             timer=ans["timer"],
         )
+        if warmups[label] is not None:
+            # the warm-up run's time beyond what its steps cost in steady state: compilation
+            # (jax.jit, torch.compile, Keras's XLA step) and other one-time costs
+            row["warmup_s"] = warmups[label]
+            row["compile_s"] = max(0.0, warmups[label] - p["warmup"] * row["per_step_min_s"])
         if flops:
             row["train_flops_per_sample"] = flops
             row["tflops"] = flops * p["samples_per_run"] / s["min_s"] / 1e12
@@ -413,6 +422,7 @@ def run_case(case, device: str, backends: list, peers: list, args, data_dir) -> 
         log(
             f"  {case.name:10s} {device:4s} {label:20s} min {s['min_s']:.4f}s median {s['median_s']:.4f}s "
             f"({row['per_unit_min_s']:.3f}s per {p['unit']}, {row['per_step_min_s'] * 1e6:.0f} µs per step) "
+            f"compile {row.get('compile_s', float('nan')):.2f}s "
             f"loss {ans['loss']:.4f} peak+{ans['memory'].get('extra_rss_mib', float('nan')):.0f} MiB"
         )
     return rows

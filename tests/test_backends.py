@@ -460,6 +460,50 @@ def test_window_primitives_match_the_generic_reference(backend, geometry):
     np.testing.assert_allclose(backend.to_numpy(got), backend.to_numpy(want), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+@pytest.mark.parametrize("workers", [2, 3])
+def test_numpy_kernels_split_over_threads_equal_one_pass(monkeypatch, geometry, workers):
+    """NumPy's im2col, col2im, add_window_slices, mask_multiply and match_layout run on
+    parts of the array at once (as many as NumPy's BLAS may use threads): forced to split
+    into 2 or 3 parts, even for small arrays, they give bit for bit the serial result, on
+    an NCHW input and on one laid out in (C, H, W, N) memory (a Conv2D output)."""
+    from xpnn.backends import numpy as numpy_backend
+
+    kernel, stride, padding, dilation = geometry
+    backend = xpnn.get_backend("numpy")
+    rng = np.random.default_rng(2)
+    serial = {}
+    monkeypatch.setattr(numpy_backend, "PARALLEL_MIN", 0)  # split even these small arrays
+    monkeypatch.setattr(numpy_backend.os, "cpu_count", lambda: 4)
+    for split in (1, workers):
+        # as if NumPy's BLAS had ``split`` threads
+        monkeypatch.setattr(numpy_backend.NumpyBackend, "_blas", types.SimpleNamespace(num_threads=split))
+        out = []
+        for C in (1, 5):  # one channel: the image rows are split, not the channels
+            nchw = rng.normal(size=(3, C, 8, 7)) if split == 1 else serial["inputs"][C][0]
+            chwn = np.ascontiguousarray(nchw.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
+            if split == 1:
+                serial.setdefault("inputs", {})[C] = (nchw,)
+            for X in (nchw, chwn):
+                cols = backend.im2col(X, kernel, stride, padding, dilation, ones_row=True)
+                out.append(cols)
+                out.append(backend.col2im(cols[:-1] * 0.5, X.shape, kernel, stride, padding, dilation))
+                pieces = backend.window_slices(X, kernel, stride, padding, dilation)
+                masks = [p > 0 for p in pieces]
+                out.append(backend.add_window_slices(pieces, X.shape, kernel, stride, padding, dilation, masks=masks))
+                out.append(backend.add_window_slices(pieces, X.shape, kernel, stride, padding, dilation))
+                out.append(backend.mask_multiply(X, X > 0.1))
+                out.append(backend.match_layout(nchw, chwn))
+                out.append(backend.match_layout(chwn, nchw))
+        if split == 1:
+            serial["out"] = out
+        else:
+            for want, got in zip(serial["out"], out, strict=True):
+                np.testing.assert_array_equal(got, want)
+    generic = Backend.col2im(backend, cols[:-1] * 0.5, X.shape, kernel, stride, padding, dilation)
+    np.testing.assert_allclose(out[-6], generic, rtol=1e-12, atol=1e-12)
+
+
 def test_elementwise_and_scatter_fast_paths_match_the_generic_reference(backend):
     rng = np.random.default_rng(1)
     a = backend.asarray(rng.normal(size=(4, 5)), dtype="float64")

@@ -158,3 +158,14 @@ def test_out_of_range_ids_are_refused(backend, values, bad, where):
 def test_empty_ids(backend):
     Y = Embedding(5, 2).forward(ids(backend, np.zeros((0, 3))))
     assert tuple(Y.shape) == (0, 3, 2)
+
+
+def test_first_true_is_the_flat_index_of_the_first_failure(backend):
+    """The helper behind "found ... at index ..." messages: the first True in C order, on
+    every backend (argmax's first maximum), for any shape."""
+    from xpnn._checks import first_true
+
+    mask = np.zeros((3, 4), dtype=bool)
+    mask[1, 2] = mask[2, 0] = True
+    assert first_true(backend.xp, backend.asarray(mask)) == 6
+    assert first_true(backend.xp, backend.asarray(np.array([True]))) == 0

@@ -13,7 +13,25 @@ import pytest
 
 import xpnn
 from xpnn import Dense, ReLU, Sequential, Sigmoid, init
-from xpnn.callbacks import GradientMonitor, GradientWarning
+from xpnn.gradient_monitor import GradientMonitor, GradientWarning
+
+
+def test_gradient_monitor_is_one_class_under_every_name():
+    import xpnn.callbacks
+
+    assert xpnn.callbacks.GradientMonitor is GradientMonitor is xpnn.GradientMonitor
+    assert xpnn.callbacks.GradientWarning is GradientWarning is xpnn.GradientWarning
+    assert type(xpnn.get_callback("gradient_monitor")) is GradientMonitor
+
+
+def test_relu_declares_the_mask_the_monitor_reads():
+    relu = ReLU()
+    assert isinstance(type(relu).__dict__["mask"], property) and type(relu).mask.__doc__
+    X = np.array([[-1.0, 2.0], [3.0, -4.0]])
+    relu.forward(X, training=True)
+    np.testing.assert_array_equal(np.asarray(relu.mask), [[0.0, 1.0], [1.0, 0.0]])
+    relu.forward(X)
+    assert relu.mask is None  # inference keeps nothing
 
 
 def data(n=96, d=16, seed=0):

@@ -5,11 +5,13 @@ Each module has ``NAME``, ``unavailable(target) -> reason | None``,
 (see ``harness.py`` for what a runner does). ``target`` is where it runs: for xpnn a
 backend as --backend spells it ("numpy", "torch:cuda"), which runs once per backend; for
 a peer the device class, "cpu" or "gpu", which runs once per device class whatever the
-number of xpnn backends on it. Modules import their library lazily, so a
+number of xpnn backends on it. Keras 3 is two peers (keras-jax, keras-torch), one
+object per backend. Modules import their library lazily, so a
 missing peer is skipped with its reason instead of breaking the run.
 """
 
-from . import numpy_ref, sklearn_peer, torch_peer, xpnn_runner
+from . import jax_ref, numpy_ref, sklearn_peer, torch_peer, xpnn_runner
+from .keras_peer import keras_jax, keras_torch
 
-IMPLS = {m.NAME: m for m in (xpnn_runner, torch_peer, sklearn_peer, numpy_ref)}
+IMPLS = {m.NAME: m for m in (xpnn_runner, torch_peer, keras_jax, keras_torch, sklearn_peer, numpy_ref, jax_ref)}
 PEERS = [name for name in IMPLS if name != "xpnn"]

@@ -5,7 +5,8 @@ verbose=0)`` (XOR: ``fit(X, y, epochs=steps, batch_size=None, shuffle=False)``),
 data already on the backend's device so that no host-to-device copy is timed.
 
 The backend is a --backend spec, "name" or "name:device" ("torch:cuda", "jax:gpu"), with
-an optional model dtype after "@" ("torch@mixed_bfloat16", "cupy@mixed_float16"). Work
+an optional model dtype after "@" ("torch@mixed_bfloat16", "cupy@mixed_float16"), and
+"+jit" for compiled steps (``compile(..., jit=True)``: "jax+jit", "torch+jit"). Work
 that a library queues asynchronously is waited for before the clock stops: CuPy's stream,
 torch's CUDA (or MPS) queue, and JAX's dispatch, which is asynchronous on the CPU too.
 On a GPU every library computes float32 matmuls in float32 (no TF32), as the peers do.
@@ -46,14 +47,15 @@ def supports(case):
     return None
 
 
-def build_model(case, backend, seed: int = 0, dtype: str = "float32"):
-    """The case's model on ``backend`` (a Backend or a registry name) in ``dtype``."""
+def build_model(case, backend, seed: int = 0, dtype: str = "float32", jit: bool = False):
+    """The case's model on ``backend`` (a Backend or a registry name) in ``dtype``; ``jit``:
+    compiled steps."""
     import xpnn
 
     if case.kind == "xor":
         layers = [xpnn.Dense(2, 4), xpnn.Sigmoid(), xpnn.Dense(4, 1), xpnn.Sigmoid()]
         model = xpnn.Sequential(layers, seed=seed, backend=backend, dtype=dtype)
-        return model.compile("bce", xpnn.SGD(lr=0.1))
+        return model.compile("bce", xpnn.SGD(lr=0.1), jit=jit)
     if case.kind == "cnn":
         from harness import cnn_layers
 
@@ -76,7 +78,7 @@ def build_model(case, backend, seed: int = 0, dtype: str = "float32"):
             if i < len(sizes) - 2:
                 layers.append(xpnn.ReLU())
     model = xpnn.Sequential(layers, seed=seed, backend=backend, dtype=dtype)
-    return model.compile("softmax_cross_entropy", xpnn.Adam(lr=1e-3))
+    return model.compile("softmax_cross_entropy", xpnn.Adam(lr=1e-3), jit=jit)
 
 
 def build(case, X, y, backend: str, seed: int = 0):
@@ -100,9 +102,9 @@ class XpnnRunner:
             b.native.backends.cudnn.allow_tf32 = False
         elif b.name == "jax" and b.device.platform != "cpu":
             b.native.config.update("jax_default_matmul_precision", "float32")  # JAX's GPU default is TF32
-        from harness import split_dtype
+        from harness import split_dtype, uses_jit
 
-        self.model = build_model(case, b, seed, split_dtype(backend))
+        self.model = build_model(case, b, seed, split_dtype(backend), jit=uses_jit(backend))
         if case.kind == "xor":
             X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
             y = np.array([[0], [1], [1], [0]], dtype=np.float32)

@@ -55,7 +55,7 @@ from .datasets import load_csv, load_digits, load_fashion_mnist, load_mnist, rea
 from .distributed import DataParallel
 from .gradcheck import gradcheck
 from .io import load
-from .layers import *  # noqa: F403  every registered layer class, straight from the registry
+from .layers import *  # noqa: F403  every layer class (xpnn.layers.__all__)
 from .losses import (
     MAE,
     MSE,
@@ -105,6 +105,7 @@ from .preprocessing import (
 )
 from .schedules import register_schedule
 from .training import Trainer
+from .training.jit import JitFallbackWarning
 
 __version__ = "0.1.0"
 
@@ -150,6 +151,7 @@ __all__ = [
     "DataParallel",
     "Param",
     "Trainer",
+    "JitFallbackWarning",
     *layers.__all__,
     # losses and optimizers
     "Loss",

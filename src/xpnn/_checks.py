@@ -103,3 +103,10 @@ def _describe(low, high, low_open, high_open) -> str:
 def _fmt(bound) -> str:
     """0.0 -> "0", 0.5 -> "0.5": bounds read as people write them."""
     return str(int(bound)) if float(bound).is_integer() else str(bound)
+
+
+def first_true(xp, mask) -> int:
+    """The flat index of the first True of the boolean array ``mask`` (which holds one): where
+    a check over an array failed first, for its error message. One host sync.
+    (``argmax`` returns the first maximum; int8 because not every library takes argmax of bools.)"""
+    return int(xp.argmax(xp.astype(xp.reshape(mask, (-1,)), xp.int8)))

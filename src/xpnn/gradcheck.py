@@ -21,6 +21,8 @@ which is scale-free and does not blow up where one gradient entry is near zero.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 
 from .backends import backend_of
@@ -81,93 +83,61 @@ def gradcheck(
     """
     backend = backend_of(X)
     xp = backend.xp
-    f64 = xp.float64
     if xp.isdtype(X.dtype, "real floating"):
-        X = xp.astype(X, f64)
-    is_loss = target is not None or not hasattr(layer_or_loss, "named_params")
-    errors = {}
+        X = xp.astype(X, xp.float64)
+    if target is not None or not hasattr(layer_or_loss, "named_params"):
+        errors = _check_loss(layer_or_loss, X, target, eps)
+    else:
+        layer = _ready_layer(layer_or_loss, X, seed, inputs)
+        with _restored(layer):
+            errors = _check_layer(layer, X, eps, seed, check_input, inputs)
+    return errors if details else max(errors.values())
 
-    if is_loss:
-        loss = layer_or_loss
 
-        def f_input(x_host):
-            return backend.to_float(loss.forward(backend.asarray(x_host, f64), target))
+def _check_loss(loss, X, target, eps: float) -> dict:
+    """{"input": relative error} of a loss's ``backward()`` against central differences."""
+    backend = backend_of(X)
 
-        loss.forward(X, target)
-        analytic_input = backend.to_numpy(loss.backward())
-        x_host = np.array(backend.to_numpy(X), dtype=np.float64)
-        errors["input"] = _relative_error(np.asarray(analytic_input, np.float64), _numeric_grad(f_input, x_host, eps))
-        return errors if details else max(errors.values())
+    def f_input(x_host):
+        return backend.to_float(loss.forward(backend.asarray(x_host, backend.xp.float64), target))
 
-    layer = layer_or_loss
+    loss.forward(X, target)
+    analytic = np.asarray(backend.to_numpy(loss.backward()), np.float64)
+    x_host = np.array(backend.to_numpy(X), dtype=np.float64)
+    return {"input": _relative_error(analytic, _numeric_grad(f_input, x_host, eps))}
+
+
+def _ready_layer(layer, X, seed: int, inputs: dict):
+    """The layer bound (a fresh standalone one: to X's backend in float64) and built."""
     if "training" in inputs:
         raise TypeError(
             "gradcheck: there is no training argument any more: a layer is always checked in training "
             "mode, the only mode with a backward"
         )
+    backend = backend_of(X)
+    xp = backend.xp
     if layer.backend is None:  # a fresh standalone layer: bind it in float64
         layer.bind(backend, backend.rng(seed), "float64")
     if not all(part.built for part in layer.walk()):  # build lazily-sized layers inside (inference keeps nothing)
         layer.forward(xp.astype(X, layer.dtype) if xp.isdtype(X.dtype, "real floating") else X, **inputs)
-    params, buffers = layer.named_params(), layer.named_buffers()
-    restore = params  # a mixed-precision model's float32 masters: put back through these handles
-    # what we change below, put back at the end, also when a check fails: the check must
-    # not leave a model's float32 layer in float64, its running stats moved or its dropout
-    # generator advanced
-    saved_values = {name: h.value for name, h in params.items()}
+    return layer
+
+
+@contextmanager
+def _restored(layer):
+    """Put back what the check changes, also when it fails: the check must not leave a
+    model's float32 layer in float64, its running stats moved or its dropout generator
+    advanced."""
+    xp = layer.xp
+    restore, buffers = layer.named_params(), layer.named_buffers()  # a mixed-precision model's masters too
+    saved_values = {name: h.value for name, h in restore.items()}
     saved_buffers = {name: xp.asarray(h.value, copy=True) for name, h in buffers.items()}
     # a model restores its dtype by name: a mixed-precision policy is more than its compute dtype
     saved_dtype, generator = getattr(layer, "dtype_name", layer.dtype), layer.generator
     saved_state = getattr(generator, "state", None)
     try:
         layer.bind(layer.backend, generator, "float64")  # the whole tree computes (and holds params) in float64
-        params = layer.named_params()  # the layers' own params, now float64 (no master copies)
-        Y = layer.forward(X, training=True, **inputs)
-        rng = np.random.default_rng(seed)
-        R_host = rng.standard_normal(tuple(Y.shape))
-        R = backend.asarray(R_host, f64)
-
-        def objective() -> float:
-            state = getattr(generator, "state", None)
-            out = layer.forward(X_cur[0], training=True, **inputs)
-            if state is not None:  # the same dropout mask on every call
-                generator.set_state(state)
-            return float(np.sum(backend.to_numpy(out) * R_host))
-
-        # analytic gradients, with the generator rewound so the mask matches the numeric passes
-        state = getattr(generator, "state", None)
-        layer.forward(X, training=True, **inputs)
-        if state is not None:
-            generator.set_state(state)
-        dX = layer.backward(R)
-        missing = [name for name, h in params.items() if h.grad is None]
-        if missing:
-            raise RuntimeError(f"gradcheck: {layer!r}.backward did not set grads for {missing}")
-        analytic = {name: np.array(backend.to_numpy(h.grad), dtype=np.float64) for name, h in params.items()}
-
-        X_cur = [X]
-        if check_input:
-
-            def f_input(x_host):
-                X_cur[0] = backend.asarray(x_host, f64)
-                return objective()
-
-            x_host = np.array(backend.to_numpy(X), dtype=np.float64)
-            errors["input"] = _relative_error(
-                np.array(backend.to_numpy(dX), np.float64), _numeric_grad(f_input, x_host, eps)
-            )
-            X_cur[0] = X
-
-        for name, h in params.items():
-            original = h.value
-
-            def f_param(p_host, h=h):
-                h.value = backend.asarray(p_host, f64)
-                return objective()
-
-            p_host = np.array(backend.to_numpy(original), dtype=np.float64)
-            errors[name] = _relative_error(analytic[name], _numeric_grad(f_param, p_host, eps))
-            h.value = original
+        yield
     finally:
         for name, h in restore.items():
             h.value = saved_values[name]
@@ -177,4 +147,57 @@ def gradcheck(
         layer.release_saved()  # the numeric passes' activations: the layer holds none afterwards
         if saved_state is not None:
             generator.set_state(saved_state)
-    return errors if details else max(errors.values())
+
+
+def _check_layer(layer, X, eps: float, seed: int, check_input: bool, inputs: dict) -> dict:
+    """{"input": error, param name: error, ...} of a float64-bound layer's backward against
+    central differences of L = sum(Y * R), R a fixed random array."""
+    backend, generator = layer.backend, layer.generator
+    f64 = backend.xp.float64
+    params = layer.named_params()  # the layers' own params, now float64 (no master copies)
+    Y = layer.forward(X, training=True, **inputs)
+    R_host = np.random.default_rng(seed).standard_normal(tuple(Y.shape))
+    X_cur = [X]
+
+    def objective() -> float:
+        state = getattr(generator, "state", None)
+        out = layer.forward(X_cur[0], training=True, **inputs)
+        if state is not None:  # the same dropout mask on every call
+            generator.set_state(state)
+        return float(np.sum(backend.to_numpy(out) * R_host))
+
+    # analytic gradients, with the generator rewound so the mask matches the numeric passes
+    state = getattr(generator, "state", None)
+    layer.forward(X, training=True, **inputs)
+    if state is not None:
+        generator.set_state(state)
+    dX = layer.backward(backend.asarray(R_host, f64))
+    missing = [name for name, h in params.items() if h.grad is None]
+    if missing:
+        raise RuntimeError(f"gradcheck: {layer!r}.backward did not set grads for {missing}")
+    analytic = {name: np.array(backend.to_numpy(h.grad), dtype=np.float64) for name, h in params.items()}
+
+    errors = {}
+    if check_input:
+
+        def f_input(x_host):
+            X_cur[0] = backend.asarray(x_host, f64)
+            return objective()
+
+        x_host = np.array(backend.to_numpy(X), dtype=np.float64)
+        errors["input"] = _relative_error(
+            np.array(backend.to_numpy(dX), np.float64), _numeric_grad(f_input, x_host, eps)
+        )
+        X_cur[0] = X
+
+    for name, h in params.items():
+        original = h.value
+
+        def f_param(p_host, h=h):
+            h.value = backend.asarray(p_host, f64)
+            return objective()
+
+        p_host = np.array(backend.to_numpy(original), dtype=np.float64)
+        errors[name] = _relative_error(analytic[name], _numeric_grad(f_param, p_host, eps))
+        h.value = original
+    return errors

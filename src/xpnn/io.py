@@ -95,6 +95,7 @@ def _model_config(model) -> dict:
             "optimizer_iterations": model.optimizer.iterations,
             "metrics": list(model.metric_names),
             "clip_norm": model.clip_norm,
+            "jit": model.jit,
         }
     steps = getattr(model, "preprocessing", None)
     if steps:
@@ -380,7 +381,12 @@ def _check_config(path, cfg, version: int, about: str) -> dict:
     if comp is not None:
         _expect(path, "'compile'", comp, "object")
         _check_keys(
-            path, "'compile'", comp, ("loss", "optimizer", "optimizer_iterations", "metrics"), ("clip_norm",), about
+            path,
+            "'compile'",
+            comp,
+            ("loss", "optimizer", "optimizer_iterations", "metrics"),
+            ("clip_norm", "jit"),
+            about,
         )
         for key in ("loss", "optimizer"):
             _expect(
@@ -563,6 +569,7 @@ def _compile(model, comp) -> None:
         get_optimizer(comp["optimizer"]),
         comp["metrics"],
         clip_norm=comp.get("clip_norm"),
+        jit=comp.get("jit", False),
     )
 
 

@@ -250,10 +250,10 @@ def register_loss(cls):
     return LOSSES.register(cls)
 
 
-def _mean(xp, A):
-    """The mean of every element as sum * (1 / n): NumPy's mean spends several
-    microseconds in Python before it adds anything, which is most of a small batch's loss."""
-    return xp.sum(A) * (1.0 / math.prod(A.shape))
+def _mean(backend, A):
+    """The mean of every element as sum * (1 / n): NumPy's mean (and sum) spend several
+    microseconds in Python before they add anything, which is most of a small batch's loss."""
+    return backend.sum(A) * (1.0 / math.prod(A.shape))
 
 
 def _positions(pred) -> int:
@@ -278,7 +278,7 @@ class MSE(Loss):
         self._bind(pred, target)
         R = pred - self._same_shape_target(pred, target)  # residuals
         self._saved = R
-        return _mean(self.xp, R * R)
+        return _mean(self.backend, R * R)
 
     def backward(self):
         R = self._get_saved()
@@ -298,7 +298,7 @@ class MAE(Loss):
         self._bind(pred, target)
         R = pred - self._same_shape_target(pred, target)
         self._saved = R
-        return _mean(self.xp, self.xp.abs(R))
+        return _mean(self.backend, self.xp.abs(R))
 
     def backward(self):
         R = self._get_saved()
@@ -326,7 +326,7 @@ class Huber(Loss):
         A = xp.abs(R)
         small = A <= d
         self._saved = (R, small)
-        return _mean(xp, xp.where(small, 0.5 * R * R, d * (A - 0.5 * d)))
+        return _mean(self.backend, xp.where(small, 0.5 * R * R, d * (A - 0.5 * d)))
 
     def backward(self):
         R, small = self._get_saved()
@@ -380,12 +380,23 @@ class BinaryCrossEntropy(_BinaryLoss):
         # clip as maximum + minimum with Python-float bounds: array-api-compat's clip spends
         # several microseconds on argument handling, far more than a small batch's arithmetic
         Pc = xp.minimum(xp.maximum(pred, self.eps), 1.0 - self.eps)
-        self._saved = (pred, Y, Pc)
-        return -_mean(xp, Y * xp.log(Pc) + (1.0 - Y) * xp.log(1.0 - Pc))
+        Qc = 1.0 - Pc
+        self._saved = (pred, Y, Pc, Qc)
+        # y log p + (1 - y) log(1 - p) as log(1 - p) + y (log p - log(1 - p)): one operation fewer
+        log_q = xp.log(Qc)
+        terms = xp.log(Pc)
+        terms -= log_q
+        terms *= Y
+        terms += log_q
+        return -_mean(self.backend, terms)
 
     def backward(self):
-        P, Y, Pc = self._get_saved()
-        return (P - Y) / (Pc * (1.0 - Pc)) * (1.0 / math.prod(P.shape))
+        P, Y, Pc, Qc = self._get_saved()
+        den = Pc * Qc
+        den *= float(math.prod(P.shape))
+        dP = P - Y
+        dP /= den
+        return dP
 
     def config(self):
         return {"eps": self.eps}
@@ -409,7 +420,7 @@ class BCEWithLogits(_BinaryLoss):
         Y = self._same_shape_target(pred, target)
         self._saved = (pred, Y)
         relu = xp.maximum(pred, 0.0)  # max(x, 0)
-        return _mean(xp, relu - pred * Y + xp.log1p(xp.exp(-xp.abs(pred))))
+        return _mean(self.backend, relu - pred * Y + xp.log1p(xp.exp(-xp.abs(pred))))
 
     def backward(self):
         X, Y = self._get_saved()

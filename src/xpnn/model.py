@@ -3,7 +3,8 @@ evaluate / predict / save.
 
 Training one batch is the whole of backprop:
 
-    Y = model.forward(X, training=True)     # each layer keeps what its backward needs
+    Y = model.run(X, True, {})              # forward without the input checks (fit checks X once);
+                                            # each layer keeps what its backward needs
     loss = loss_fn.forward(Y, y)            # a 0-d array on the device
     model.backward(loss_fn.backward())      # chain rule, last layer first; fills grads
     optimizer.step(model.parameters())      # new params stored back into the layers
@@ -69,6 +70,7 @@ class Sequential(Container):
         self.metric_names: list = []
         self.metric_fns: list = []
         self.clip_norm = None
+        self.jit = False
         self.stop_training = False
         self.epochs_trained = 0
         self.history = None
@@ -206,13 +208,17 @@ class Sequential(Container):
 
     # ---- training --------------------------------------------------------------------------
 
-    def compile(self, loss="softmax_cross_entropy", optimizer="adam", metrics=(), clip_norm=None):
+    def compile(self, loss="softmax_cross_entropy", optimizer="adam", metrics=(), clip_norm=None, jit=False):
         """Choose the loss, optimizer and metrics (names or objects) for fit/evaluate.
 
         clip_norm: scale each step's gradients so that their global L2 norm is at most
         this (``clip_grad_norm``), inside fit; None: no clipping.
+        jit: compile each training step (forward, loss, backward, update) and each
+        inference batch into one function: ``jax.jit`` on JAX, ``torch.compile`` on
+        PyTorch. "auto" compiles where the backend can; True also warns where it cannot
+        (NumPy and array_api_strict run eagerly). See the training guide's "Compiled steps".
         """
-        return compile_model(self, loss, optimizer, metrics, clip_norm)
+        return compile_model(self, loss, optimizer, metrics, clip_norm, jit)
 
     def fit(
         self,

@@ -110,12 +110,32 @@ def export(model, path, input_shape=None, opset: int = MIN_OPSET, probabilities:
     """
     onnx = require_onnx()
     where = "xpnn.onnx.export"
+    opset = _check_arguments(onnx, model, opset, probabilities, where)
+    shape = _sample_shape(model, input_shape, where)
+    out_shape = _probe(model, shape, where)  # also builds lazily-sized layers
+
+    g = _Graph(onnx, opset)
+    Y = "input"
+    for i, layer in enumerate(model.layers):
+        Y = _export_layer(g, layer, Y, f"layers[{i}]")
+    if probabilities:
+        Y = _predict_transform(g, model, Y, where)
+    g.nodes.append(g.helper.make_node("Identity", [Y], ["output"], name="output"))
+
+    proto = _model_proto(g, model, shape, out_shape)
+    proto.doc_string = f"{model!r}; output: {'probabilities' if probabilities else 'raw model output'}"
+    onnx.checker.check_model(proto, full_check=True)  # types and shapes inferred through every node
+    _write(onnx, proto, path)
+    return proto
+
+
+def _check_arguments(onnx, model, opset, probabilities, where) -> int:
+    """Refuse what cannot be exported, before anything is built; returns the opset as an int."""
     from .model import Sequential
 
     if not isinstance(model, Sequential):
         raise TypeError(f"{where}: model must be an xpnn Sequential, found {type(model).__name__}")
-    layers = model.layers
-    if not layers:
+    if not model.layers:
         raise ValueError(f"{where}: the model has no layers")
     max_opset = onnx.defs.onnx_opset_version()
     if not _checks.is_integer(opset) or not MIN_OPSET <= opset <= max_opset:
@@ -123,23 +143,17 @@ def export(model, path, input_shape=None, opset: int = MIN_OPSET, probabilities:
             f"{where}: opset must be an integer in [{MIN_OPSET}, {max_opset}] "
             f"(the onnx package installed supports up to {max_opset}), found {opset!r}"
         )
-    opset = int(opset)
     if not isinstance(probabilities, bool):
         raise TypeError(f"{where}: probabilities must be True or False, found {probabilities!r}")
-    for i, layer in enumerate(layers):
+    for i, layer in enumerate(model.layers):
         _check_exportable(layer, f"layers[{i}]")
-    shape = _sample_shape(model, input_shape, where)
-    out_shape = _probe(model, shape, where)  # also builds lazily-sized layers
+    return int(opset)
 
-    g = _Graph(onnx, opset)
-    Y = "input"
-    for i, layer in enumerate(layers):
-        Y = _export_layer(g, layer, Y, f"layers[{i}]")
-    if probabilities:
-        Y = _predict_transform(g, model, Y, where)
-    g.nodes.append(g.helper.make_node("Identity", [Y], ["output"], name="output"))
 
-    float32 = onnx.TensorProto.FLOAT
+def _model_proto(g, model, shape, out_shape):
+    """The ModelProto of the graph ``g`` built: float32 input (batch, *shape), output
+    (batch, *out_shape)."""
+    float32 = g.onnx.TensorProto.FLOAT
     graph = g.helper.make_graph(
         g.nodes,
         f"xpnn_{type(model).__name__}",
@@ -147,10 +161,10 @@ def export(model, path, input_shape=None, opset: int = MIN_OPSET, probabilities:
         outputs=[g.helper.make_tensor_value_info("output", float32, ["batch", *out_shape])],
         initializer=g.initializers,
     )
-    opsets = [g.helper.make_opsetid("", opset)]
+    opsets = [g.helper.make_opsetid("", g.opset)]
     from . import __version__
 
-    proto = g.helper.make_model(
+    return g.helper.make_model(
         graph,
         opset_imports=opsets,
         producer_name="xpnn",
@@ -158,10 +172,6 @@ def export(model, path, input_shape=None, opset: int = MIN_OPSET, probabilities:
         # the oldest IR version that holds this opset: older runtimes can load it
         ir_version=g.helper.find_min_ir_version_for(opsets),
     )
-    proto.doc_string = f"{model!r}; output: {'probabilities' if probabilities else 'raw model output'}"
-    onnx.checker.check_model(proto, full_check=True)  # types and shapes inferred through every node
-    _write(onnx, proto, path)
-    return proto
 
 
 # ---- shapes -------------------------------------------------------------------------------

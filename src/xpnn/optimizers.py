@@ -1,6 +1,6 @@
 """Optimizers: turn gradients into parameter updates, stored back through the model.
 
-Contract (see DESIGN.md):
+Contract:
 
 - ``step(params)`` takes ``model.parameters()``: :class:`~xpnn.param.Param` handles in
   layer order, each reading ``layer.params[name]`` and its gradient. The new value is
@@ -103,7 +103,7 @@ class Optimizer:
         """The lr the next step uses: ``lr``, or ``lr(iterations)`` for a schedule."""
         if callable(self._lr):
             return float(self._lr(self.iterations))
-        return float(self._lr)
+        return self._lr  # a float; a 0-d array while a compiled step is traced (xpnn.training.jit)
 
     # ---- the update -------------------------------------------------------------------
 
@@ -264,6 +264,11 @@ class Optimizer:
     def __repr__(self) -> str:
         args = {"lr": self._lr, **self._hyper()}
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in args.items())})"
+
+
+def _sqrt(x):
+    """math.sqrt of a float; of a 0-d array (the traced step count of a compiled step), ``** 0.5``."""
+    return math.sqrt(x) if isinstance(x, float) else x**0.5
 
 
 def _is_low(a) -> bool:
@@ -453,7 +458,7 @@ class Adam(Optimizer):
             step_size=lr / (1.0 - self.beta1**t),
             beta1=self.beta1,
             beta2=self.beta2,
-            bias2_sqrt=math.sqrt(1.0 - self.beta2**t),
+            bias2_sqrt=_sqrt(1.0 - self.beta2**t),
             eps=self.eps,
             scratch=self.scratch,
         )

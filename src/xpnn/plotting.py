@@ -232,6 +232,26 @@ def plot_roc(y_true, scores, path=None, class_names=None, title="ROC curve"):
 # ---- a 2-D classifier's decision boundary --------------------------------------------------
 
 
+def _draw_regions(fig, ax, gx, gy, probs, k, colorbar):
+    """Fill the grid (gx, gy) by the model's probabilities ``probs`` (gx.size, outputs):
+    P(class 1) with its 0.5 contour for a binary model, argmax regions for k classes.
+    Returns {class: colour} for the points drawn on top."""
+    if probs.shape[1] <= 2:
+        p1 = (probs[:, -1]).reshape(gx.shape)
+        filled = ax.contourf(gx, gy, p1, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.55)
+        ax.contour(gx, gy, p1, levels=[0.5], colors="k", linewidths=1.5)
+        if colorbar:  # in a grid of snapshots the caller adds one colour bar if wanted
+            fig.colorbar(filled, ax=ax, fraction=0.046, label="P(class 1)")
+        return {0: "#2166ac", 1: "#b2182b"}
+    from matplotlib.colors import ListedColormap
+
+    regions = probs.argmax(axis=1).reshape(gx.shape)
+    palette = [f"C{c % 10}" for c in range(k)]
+    ax.contourf(gx, gy, regions, levels=np.arange(k + 1) - 0.5, cmap=ListedColormap(palette), alpha=0.3)
+    ax.contour(gx, gy, regions, levels=np.arange(k) + 0.5, colors="k", linewidths=0.8)
+    return {c: palette[c] for c in range(k)}
+
+
 def plot_decision_boundary(model, X, y, path=None, resolution: int = 200, title="Decision boundary", ax=None):
     """The regions a 2-D classifier assigns to each class, with the data on top.
 
@@ -257,23 +277,9 @@ def plot_decision_boundary(model, X, y, path=None, resolution: int = 200, title=
     k = max(2, probs.shape[1], int(y.max()) + 1)
     own_figure = ax is None
     fig, ax = plt.subplots(figsize=(5.6, 4.8)) if own_figure else (ax.figure, ax)
-    if probs.shape[1] <= 2:
-        p1 = (probs[:, -1]).reshape(gx.shape)
-        filled = ax.contourf(gx, gy, p1, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.55)
-        ax.contour(gx, gy, p1, levels=[0.5], colors="k", linewidths=1.5)
-        if own_figure:  # in a grid of snapshots the caller adds one colour bar if wanted
-            fig.colorbar(filled, ax=ax, fraction=0.046, label="P(class 1)")
-        pred_train = np.asarray(model.predict(X.astype(np.float32))).reshape(X.shape[0], -1)[:, -1] > 0.5
-        colors = {0: "#2166ac", 1: "#b2182b"}
-    else:
-        from matplotlib.colors import ListedColormap
-
-        regions = probs.argmax(axis=1).reshape(gx.shape)
-        palette = [f"C{c % 10}" for c in range(k)]
-        ax.contourf(gx, gy, regions, levels=np.arange(k + 1) - 0.5, cmap=ListedColormap(palette), alpha=0.3)
-        ax.contour(gx, gy, regions, levels=np.arange(k) + 0.5, colors="k", linewidths=0.8)
-        pred_train = np.asarray(model.predict(X.astype(np.float32))).argmax(axis=1)
-        colors = {c: palette[c] for c in range(k)}
+    colors = _draw_regions(fig, ax, gx, gy, probs, k, colorbar=own_figure)
+    pred_train = np.asarray(model.predict(X.astype(np.float32))).reshape(X.shape[0], -1)
+    pred_train = pred_train[:, -1] > 0.5 if probs.shape[1] <= 2 else pred_train.argmax(axis=1)
     acc = float(np.mean(pred_train.astype(np.int64) == y))
     for c in np.unique(y):
         pts = X[y == c]

@@ -1,4 +1,4 @@
-"""Fused CuPy kernels, imported lazily by backend.py only (never by layer code).
+"""Fused CuPy kernels, imported lazily by the CuPy backend (backends/cupy.py) only, never by layer code.
 
 Each kernel does in one pass over memory what the array-API version does in several,
 which is what bounds small networks on a GPU.

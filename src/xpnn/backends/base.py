@@ -238,7 +238,13 @@ class Backend:
         flat = xp.reshape(values, (values.shape[0], -1))
         return target + xp.reshape(onehot.T @ flat, target.shape)
 
-    # ---- elementwise helpers ------------------------------------------------------------------
+    # ---- reductions and elementwise helpers ---------------------------------------------------
+
+    def sum(self, a, axis=None, keepdims: bool = False):
+        """``xp.sum(a, axis=axis, keepdims=keepdims)``, where a library has a faster route for
+        the small arrays of a training step (NumPy does). a: any shape; axis: None, an int or
+        a tuple of ints."""
+        return self.xp.sum(a, axis=axis, keepdims=keepdims)
 
     def mask_multiply(self, a, mask):
         """``a * mask`` for a boolean ``mask`` broadcastable to ``a`` (a NaN stays NaN).
@@ -372,6 +378,23 @@ class Backend:
         buffers between steps (NumPy does; this generic path needs none).
         """
         return adam_math(self.xp, param, grad, m, v, step_size, beta1, beta2, bias2_sqrt, eps)
+
+    # ---- compiled steps (compile(jit=True); xpnn.training.jit) ----------------------------------
+
+    def jit(self, fn):
+        """``fn`` (a function of a list of arrays that returns a list of arrays) compiled by
+        this library, or None where it has no compiler (NumPy, array_api_strict): the
+        caller then runs the same code eagerly."""
+        return None
+
+    def has_jit(self) -> bool:
+        """Whether ``jit`` compiles here (a subclass that overrides it)."""
+        return type(self).jit is not Backend.jit
+
+    def jit_scalar(self, x):
+        """A Python number (the learning rate, the step count) as an argument of a compiled
+        function, so that a new value is traced, not baked in (no recompile per step)."""
+        return x
 
     # ---- multi-process training -----------------------------------------------------------------
 

@@ -114,10 +114,36 @@ class CupyBackend(InPlaceBackend):
         return target
 
     def adam_update(self, param, grad, m, v, step_size, beta1, beta2, bias2_sqrt, eps, scratch=None):
+        if not isinstance(step_size, float):  # 0-d arrays inside a captured step: the generic formula
+            return super().adam_update(param, grad, m, v, step_size, beta1, beta2, bias2_sqrt, eps, scratch)
         from ._cupy_kernels import adam_update
 
         adam_update(param, grad, m, v, step_size, beta1, beta2, bias2_sqrt, eps)  # one fused kernel, in place
         return param, m, v
+
+    def jit(self, fn):
+        # a CUDA graph per input signature (graphs.py): the first call of each runs eagerly,
+        # the second captures, later ones replay. No GPU has run this yet.
+        from .graphs import GraphReplay
+
+        cupy = self.native
+
+        def capture(run, static):
+            stream = cupy.cuda.Stream(non_blocking=True)
+            with stream:
+                stream.begin_capture()
+                try:
+                    outputs = run()
+                finally:
+                    graph = stream.end_capture()
+            return _Launch(cupy, graph, stream), outputs
+
+        return GraphReplay(fn, capture, lambda s, a: cupy.copyto(s, a), cupy.empty_like)
+
+    def jit_scalar(self, x):
+        # a 0-d device array the graph reads at replay (a Python number would be captured as
+        # a constant); float32, as NumPy-style promotion would widen float32 params by a float64 one
+        return self.xp.asarray(float(x), dtype=self.xp.float32)
 
     def for_local_rank(self, local_rank: int) -> Backend:  # the registry's "cupy" backend
         from . import get_backend
@@ -253,3 +279,18 @@ def _device_index(device) -> int:
     if isinstance(device, bool) or not text.isdigit():
         raise ValueError(f'backend "cupy": device must be a GPU index, "cuda" or "cuda:<index>", found {device!r}')
     return int(text)
+
+
+class _Launch:
+    """A captured CUDA graph and its stream: ``launch()`` replays it after the work queued on
+    the current stream (the input copies), and the current stream waits for it: ordered on
+    the device, no host sync."""
+
+    def __init__(self, cupy, graph, stream):
+        self.cupy, self.graph, self.stream = cupy, graph, stream
+
+    def launch(self) -> None:
+        current = self.cupy.cuda.get_current_stream()
+        self.stream.wait_event(current.record())
+        self.graph.launch(self.stream)
+        current.wait_event(self.stream.record())

@@ -3,8 +3,9 @@
 ``a -= b`` on a JAX array makes a new array and rebinds the name, and ``a[i] = v`` is an
 error; xpnn's optimizers, BatchNorm and the window primitives store their results back
 (``layer.params[name] = new``), and slice updates use JAX's ``a.at[i].set(v)`` /
-``.add(v)``. Operations run eagerly, one dispatch each (no ``jit``): correct everywhere,
-and as fast as JAX's eager mode allows.
+``.add(v)``. Operations run eagerly, one dispatch each, unless the model is compiled with
+``jit=True``: then each training step (and each inference batch) is one ``jax.jit``
+function, the same code traced once (xpnn.training.jit).
 
 Float64: JAX computes in float32 unless ``jax_enable_x64`` is on. xpnn always names its
 dtypes, so this backend turns the flag on when it is created: float32 models stay
@@ -51,6 +52,11 @@ class JaxBackend(Backend):
     def device_name(self) -> str:
         return _device_name(self.device)
 
+    def device_of(self, a):
+        # a traced array (inside a compiled step) has no device of its own: it is this one's
+        found = array_api_compat.device(a)
+        return self.device if found is None else found
+
     def to_numpy(self, a) -> np.ndarray:
         return np.asarray(a)  # a read-only host copy
 
@@ -72,6 +78,11 @@ class JaxBackend(Backend):
         return self._adam(param, grad, m, v, step_size, beta1, beta2, bias2_sqrt, eps)
 
     _adam = None
+
+    def jit(self, fn):
+        # Python numbers passed to a jitted function are traced as weakly typed scalars: a
+        # float64 lr does not promote float32 params, and a new value does not recompile
+        return self.native.jit(fn)
 
 
 def _device_name(device) -> str:

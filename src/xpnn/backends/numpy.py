@@ -7,16 +7,27 @@ memory speed. Conv2D hands on its output as an NCHW-shaped view of that (C, H, W
 memory, and NumPy's elementwise results (ReLU, pooling) follow their input's memory
 order, so a conv-ReLU-pool-conv stack never copies a transpose. The helpers below keep
 new arrays in the memory order of the arrays they are made from.
+
+Threads. NumPy runs an elementwise operation on one core, while its BLAS runs matrix
+products on several: in a convolutional net the copies of im2col, the adds of col2im and
+the masked multiplies of ReLU and pooling would then be a serial half of the step. The
+kernels below split large arrays into as many parts as NumPy's BLAS may use threads
+(threadpoolctl's setting, so ``threadpool_limits`` and ``--threads`` hold here too) and
+run the parts at once; NumPy releases the GIL inside each part. Every part writes its own
+slice of the output, so the result is the same as one serial pass, bit for bit.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import array_api_compat
 import numpy as np
 
-from .base import InPlaceBackend, output_hw, register_backend
+from .base import InPlaceBackend, _window_index, output_hw, register_backend
 
 # Below this many multiply-adds per matrix product, a second OpenBLAS thread costs more
 # than it saves (measured on 2 cores: 0.5M: 15 us on one thread, 57 us on two), and far
@@ -24,11 +35,27 @@ from .base import InPlaceBackend, output_hw, register_backend
 # thread, 4.7-12.9 s on two). Set it to 0 to keep OpenBLAS's own choice.
 SMALL_MATMUL = 4_000_000
 
+# Below this many elements a kernel runs on one thread: handing a part to another thread
+# costs some tens of microseconds, what a pass over ~256K floats takes.
+PARALLEL_MIN = 1 << 18
+_pool: ThreadPoolExecutor | None = None  # the kernels' worker threads, made at first use
+_inside = threading.local()  # .part is True while this thread runs a part
+
+
+def _forget_pool() -> None:
+    global _pool
+    _pool = None  # a forked child has none of the parent's threads: it makes its own
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
 
 @register_backend
 class NumpyBackend(InPlaceBackend):
     name = "numpy"
     _threads = None  # threadpoolctl's controller, found once (its lookup of the BLAS costs ~0.4 ms)
+    _blas = None  # threadpoolctl's controller of NumPy's own BLAS (False: not found)
 
     def threads_for(self, macs):
         """One BLAS thread for loops of small matrix products (see SMALL_MATMUL); needs
@@ -45,6 +72,33 @@ class NumpyBackend(InPlaceBackend):
         if not NumpyBackend._threads:
             return contextlib.nullcontext()
         return NumpyBackend._threads.limit(limits=1, user_api="blas")
+
+    def _workers(self, size: int) -> int:
+        """How many threads a kernel over ``size`` elements uses: NumPy's BLAS thread count
+        (threadpoolctl), 1 for small arrays or where threadpoolctl is missing."""
+        if size < PARALLEL_MIN or getattr(_inside, "part", False):
+            return 1  # small, or inside a part already: parts never wait on parts (no deadlock)
+        if NumpyBackend._blas is None:
+            NumpyBackend._blas = _numpy_blas()
+        return max(1, min(NumpyBackend._blas.num_threads, os.cpu_count() or 1)) if NumpyBackend._blas else 1
+
+    def _in_parts(self, n: int, size: int, part) -> None:
+        """``part(lo, hi)`` over [0, n) in as many pieces as ``_workers(size)`` allows, at
+        once; each call must write only its own slice (lo:hi) of the output."""
+        k = min(self._workers(size), n)
+        if k <= 1:
+            part(0, n)
+            return
+        global _pool
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=max(1, (os.cpu_count() or 2) - 1), thread_name_prefix="xpnn-numpy")
+        bounds = [n * i // k for i in range(k + 1)]
+        futures = [_pool.submit(_run_part, part, bounds[i], bounds[i + 1]) for i in range(1, k)]
+        try:
+            _run_part(part, bounds[0], bounds[1])  # this thread takes the first part
+        finally:
+            for f in futures:
+                f.result()  # waits; raises what a part raised
 
     @classmethod
     def create(cls, device=None) -> "NumpyBackend":
@@ -72,8 +126,24 @@ class NumpyBackend(InPlaceBackend):
         np.add.at(target, indices, values)
         return target
 
+    def sum(self, a, axis=None, keepdims=False):
+        # the ufunc's reduce is what np.sum runs (same dtypes, same result), without
+        # np.sum's Python wrapper: about 1 us of a tiny step's 2 (a small net sums 3 times a step)
+        return np.add.reduce(a, axis=axis, keepdims=keepdims)
+
     def mask_multiply(self, a, mask):
-        return a * mask  # NumPy multiplies by booleans directly: no cast pass, a 1-byte mask kept
+        # NumPy multiplies by booleans directly: no cast pass, a 1-byte mask kept
+        if a.shape != mask.shape or a.ndim == 0 or self._workers(a.size) == 1:
+            return a * mask
+        out = np.empty_like(a)  # a's memory order
+        axis = _outermost(a)
+
+        def part(lo, hi):
+            index = (slice(None),) * axis + (slice(lo, hi),)
+            np.multiply(a[index], mask[index], out=out[index])
+
+        self._in_parts(a.shape[axis], a.size, part)
+        return out
 
     def match_layout(self, a, like):
         """``a`` (the shape of ``like``) copied into ``like``'s memory order when they differ.
@@ -86,7 +156,13 @@ class NumpyBackend(InPlaceBackend):
         if a.strides == like.strides or _axis_order(a) == _axis_order(like):
             return a
         out = np.empty_like(like, dtype=a.dtype)  # like's memory order
-        out[...] = a
+        axis = _outermost(out)
+
+        def part(lo, hi):
+            index = (slice(None),) * axis + (slice(lo, hi),)
+            out[index] = a[index]
+
+        self._in_parts(out.shape[axis], out.size, part)
         return out
 
     def _canvas(self, like, shape, fill):
@@ -105,17 +181,89 @@ class NumpyBackend(InPlaceBackend):
         N, C, H, W = X.shape
         OH, OW = output_hw(X.shape, kernel_size, stride, padding, dilation)
         K, M = C * kh * kw, OH * OW * N
-        Xp = np.zeros((C, H + 2 * ph, W + 2 * pw, N), dtype=X.dtype)
-        Xp[:, ph : ph + H, pw : pw + W, :] = X.transpose(1, 2, 3, 0)
+        # Both copies are split over rows of the image (H, then OH): that works for any C,
+        # one input channel included.
+        Xp = np.empty((C, H + 2 * ph, W + 2 * pw, N), dtype=X.dtype)
+        if ph:
+            Xp[:, :ph] = 0.0
+            Xp[:, ph + H :] = 0.0
+        if pw:
+            Xp[:, ph : ph + H, :pw] = 0.0
+            Xp[:, ph : ph + H, pw + W :] = 0.0
+        source = X.transpose(1, 2, 3, 0)  # (C, H, W, N)
+
+        def pad_rows(lo, hi):
+            Xp[:, ph + lo : ph + hi, pw : pw + W, :] = source[:, lo:hi]
+
+        self._in_parts(H, X.size, pad_rows)
         sC, sH, sW, sN = Xp.strides
         view = np.lib.stride_tricks.as_strided(
             Xp, (C, kh, kw, OH, OW, N), (sC, sH * dh, sW * dw, sH * sh, sW * sw, sN), writeable=False
         )
         cols = np.empty((K + ones_row, M), dtype=X.dtype)
-        cols[:K].reshape(C, kh, kw, OH, OW, N)[...] = view
+        windows = cols[:K].reshape(C, kh, kw, OH, OW, N)
+
+        def copy_rows(lo, hi):
+            windows[:, :, :, lo:hi] = view[:, :, :, lo:hi]
+
+        self._in_parts(OH, K * M, copy_rows)
         if ones_row:
             cols[K] = 1.0
         return cols
+
+    def col2im(self, cols, X_shape, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1)):
+        # The adjoint of im2col above: kh*kw strided adds of whole slices into a padded
+        # (C, H, W, N) array, split over channels (or, for fewer channels than threads, over
+        # the batch), returned as its NCHW-shaped view.
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
+        N, C, H, W = X_shape
+        OH, OW = output_hw(X_shape, kernel_size, stride, padding, dilation)
+        pieces = cols.reshape(C, kh, kw, OH, OW, N)
+        overlap = dh * (kh - 1) + 1 > sh or dw * (kw - 1) + 1 > sw
+        tiled = (kh, kw) == (sh, sw) and (dh, dw) == (1, 1) and (OH * sh, OW * sw) == (H + 2 * ph, W + 2 * pw)
+        dXp = (np.empty if tiled else np.zeros)((C, H + 2 * ph, W + 2 * pw, N), dtype=cols.dtype)
+        workers = self._workers(cols.size)
+        by_channel = C >= workers
+
+        def part(lo, hi):
+            cut = (slice(lo, hi), Ellipsis) if by_channel else (Ellipsis, slice(lo, hi))
+            out, src = dXp[cut], pieces[cut]
+            for i in range(kh):
+                for j in range(kw):
+                    index = (
+                        slice(None),
+                        slice(i * dh, i * dh + sh * (OH - 1) + 1, sh),
+                        slice(j * dw, j * dw + sw * (OW - 1) + 1, sw),
+                    )
+                    if overlap:
+                        out[index] += src[:, i, j]
+                    else:
+                        out[index] = src[:, i, j]
+
+        self._in_parts(C if by_channel else N, cols.size, part)
+        return dXp[:, ph : ph + H, pw : pw + W, :].transpose(3, 0, 1, 2)
+
+    def add_window_slices(
+        self, pieces, X_shape, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1), masks=None
+    ):
+        # Backend.add_window_slices (pooling's backward) on parts of the channel axis at once
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
+        N, C, H, W = X_shape
+        OH, OW = output_hw(X_shape, kernel_size, stride, padding, dilation)
+        shape = (N, C, H + 2 * ph, W + 2 * pw)
+        overlap = dh * (kh - 1) + 1 > sh or dw * (kw - 1) + 1 > sw
+        tiled = (kh, kw) == (sh, sw) and (dh, dw) == (1, 1) and (OH * sh, OW * sw) == shape[2:]
+        dXp = self._canvas(pieces[0], shape, None if tiled else 0)
+
+        def part(lo, hi):
+            cut = (slice(None), slice(lo, hi))
+            out = dXp[cut]
+            for k, piece in enumerate(pieces):
+                mask = None if masks is None or masks[k] is None else masks[k][cut]
+                self._place(out, _window_index(*divmod(k, kw), stride, dilation, OH, OW), piece[cut], mask, overlap)
+
+        self._in_parts(C, len(pieces) * pieces[0].size, part)
+        return dXp[:, :, ph : ph + H, pw : pw + W] if ph or pw else dXp
 
     def overflow_allowed(self):
         return np.errstate(over="ignore", invalid="ignore")
@@ -155,6 +303,30 @@ class NumpyBackend(InPlaceBackend):
             return flat
 
         return reduce, "mpi"
+
+
+def _run_part(part, lo: int, hi: int) -> None:
+    _inside.part = True
+    try:
+        part(lo, hi)
+    finally:
+        _inside.part = False
+
+
+def _numpy_blas():
+    """threadpoolctl's controller of the BLAS NumPy itself uses (False if not found)."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return False
+    found = ThreadpoolController().select(user_api="blas").lib_controllers
+    own = [c for c in found if os.path.dirname(np.__file__).rstrip(os.sep) + ".libs" in c.filepath]
+    return (own or found or [False])[0]
+
+
+def _outermost(a: np.ndarray) -> int:
+    """The axis of ``a`` with the largest stride (its outermost in memory)."""
+    return max(range(a.ndim), key=lambda axis: (a.shape[axis] > 1, abs(a.strides[axis])))
 
 
 def _axis_order(a: np.ndarray) -> list[int]:

@@ -3,7 +3,7 @@
 It has no fast path at all: every primitive runs base.py's generic code, so the CPU suite
 proves that code on the standard alone. Arrays live on the fake device "device1" by
 default, so an array made without the model's device, or a host array slipped into
-device code, raises, as CuPy would on a GPU this project may not have.
+device code, raises, as CuPy would on a GPU (which the machine running the suite may not have).
 """
 
 from __future__ import annotations

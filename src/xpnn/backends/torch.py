@@ -8,6 +8,8 @@ slice assignment write into the tensor, as on NumPy. Devices: "cpu", "cuda", "cu
 
 from __future__ import annotations
 
+import os
+
 import array_api_compat
 import numpy as np
 
@@ -79,8 +81,23 @@ class TorchBackend(InPlaceBackend):
         m.masked_fill_(m.abs() < tiny, 0.0)
         v.masked_fill_(v < tiny, 0.0)
         denom = v.sqrt().mul_(1.0 / bias2_sqrt).add_(eps)
-        param.addcdiv_(m, denom, value=-step_size)
+        if isinstance(step_size, float):
+            param.addcdiv_(m, denom, value=-step_size)
+        else:  # a 0-d tensor inside a compiled step (addcdiv_ takes only a number)
+            param.sub_(m / denom * step_size)
         return param, m, v
+
+    def jit(self, fn):
+        # torch.compile; inductor needs a C++ compiler on the CPU, XPNN_TORCH_COMPILE names
+        # another torch.compile backend ("aot_eager" compiles in seconds, without one).
+        # fullgraph: a graph break (a host sync in a layer) is an error, and the step then
+        # falls back to eager with a warning naming the layer, as on JAX
+        backend = os.environ.get("XPNN_TORCH_COMPILE", "inductor")
+        return self.native.compile(fn, backend=backend, fullgraph=True, dynamic=False)
+
+    def jit_scalar(self, x):
+        # a 0-d float64 tensor: traced, and a 0-d tensor does not promote float32 tensors
+        return self.native.tensor(float(x), dtype=self.native.float64, device=self.device)
 
     def allreducer(self, comm, MPI):
         if self.device.type != "cpu":

@@ -65,7 +65,9 @@ class ArrayDataset(Dataset):
     ``shape``, ``dtype`` and ``__getitem__`` over an index array.
 
     Args:
-        X: (n, ...); y: (n, ...) or None; inputs: per-sample forward inputs ({"mask": (n, ...)}).
+        X: (n, ...) samples.
+        y: (n, ...) targets, or None.
+        inputs: per-sample forward inputs ({"mask": (n, ...)}).
     """
 
     def __init__(self, X, y=None, **inputs):
@@ -113,8 +115,9 @@ class NpyShards(Dataset):
     order). Only the rows of each batch are read; no shard is loaded whole.
 
     Args:
-        folder: the folder; x_prefix, y_prefix: the names' stems (``y_prefix=None``: no
-            labels, for predict).
+        folder: the folder.
+        x_prefix: the stem of the sample shards' names.
+        y_prefix: the stem of the label shards' names (None: no labels, for predict).
     """
 
     def __init__(self, folder, x_prefix: str = "X", y_prefix: str | None = "y"):

@@ -102,12 +102,14 @@ class Stream:
         model: the model whose dtype, device and loss the batches are made for.
         source: a Dataset, an array-like X (with ``y`` and ``inputs`` beside it), or an
             iterable of ``(X, y)`` / ``(X, y, inputs)`` batches.
-        where, argname: for error messages ("fit", "X" or "validation_data").
+        where: the caller, for error messages ("fit").
+        argname: the argument, for error messages ("X" or "validation_data").
         batch_size: samples per batch of a Dataset (an iterable's batches are its own).
         shuffle: True (a permutation per epoch), "blocks" (contiguous runs of batch_size
             samples in a random order) or False; only for Datasets.
         steps: batches per epoch of an iterable without ``len`` (``steps_per_epoch``).
-        prefetch, workers: batches made ahead, threads reading them.
+        prefetch: batches made ahead.
+        workers: threads reading them.
         targets: whether the batches hold targets (fit, evaluate) or not (predict).
         shard: (rank, world_size): read only this rank's part of each global batch.
         to_end: an iterable without a length is read to its end (inference), instead of

@@ -1,29 +1,37 @@
 """Layers: one concept per file, forward and backward side by side.
 
 Each layer class is registered once, by the ``@register_layer`` decorator in its own
-file; this package's names, ``xpnn``'s, save/load and the ONNX exporter all read the
-registry ``LAYERS``. Adding a layer: write its file and import the module below.
+file; save/load and the ONNX exporter read the registry ``LAYERS``. The imports below
+name every layer so that IDEs and type checkers see them; ``__all__`` lists them and
+tests/test_layers_init.py checks that it holds exactly the registered layers. Adding a
+layer: write its file, import the class below and add its name to ``__all__``.
 """
 
-from . import (
-    activations,
-    attention,
-    conv,
-    dense,
-    dropout,
-    embedding,
-    flatten,  # noqa: F401 (registers them)
-    normalization,
-    pooling,
-    recurrent,
-    residual,
-    sequence,
+from .activations import (
+    ACTIVATIONS,
+    ELU,
+    GELU,
+    Identity,
+    LeakyReLU,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+    get_activation,
 )
-from .activations import ACTIVATIONS, get_activation
+from .attention import MultiHeadSelfAttention, PositionalEncoding
 from .base import LAYERS, Layer, build_layer, layer_name, register_layer
 from .container import Container
-
-globals().update(LAYERS)  # xpnn.layers.Dense, ... straight from the registry
+from .conv import Conv1D, Conv2D
+from .dense import Dense
+from .dropout import Dropout
+from .embedding import Embedding
+from .flatten import Flatten
+from .normalization import BatchNorm1D, BatchNorm2D, LayerNorm
+from .pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
+from .recurrent import GRU, LSTM, SimpleRNN
+from .residual import Residual, TimeDistributed, TransformerEncoderBlock
+from .sequence import SequencePool
 
 __all__ = [
     "LAYERS",
@@ -34,5 +42,34 @@ __all__ = [
     "build_layer",
     "ACTIVATIONS",
     "get_activation",
-    *sorted(LAYERS),
+    # the registered layers (Sequential and NeuralNetwork, also registered, are in xpnn)
+    "AvgPool2D",
+    "BatchNorm1D",
+    "BatchNorm2D",
+    "Conv1D",
+    "Conv2D",
+    "Dense",
+    "Dropout",
+    "ELU",
+    "Embedding",
+    "Flatten",
+    "GELU",
+    "GRU",
+    "GlobalAvgPool2D",
+    "Identity",
+    "LSTM",
+    "LayerNorm",
+    "LeakyReLU",
+    "MaxPool2D",
+    "MultiHeadSelfAttention",
+    "PositionalEncoding",
+    "ReLU",
+    "Residual",
+    "SequencePool",
+    "Sigmoid",
+    "SimpleRNN",
+    "Softmax",
+    "Tanh",
+    "TimeDistributed",
+    "TransformerEncoderBlock",
 ]

@@ -128,7 +128,10 @@ class Sigmoid(Activation):
 
     def backward(self, dY, need_dX=True):
         Y = self.take_saved()
-        return dY * Y * (1.0 - Y)
+        dX = 1.0 - Y
+        dX *= Y  # in place on the fresh array: no temporaries
+        dX *= dY
+        return dX
 
 
 @register_layer

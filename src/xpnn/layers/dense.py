@@ -67,7 +67,7 @@ class Dense(Layer):
         X = self.take_saved()
         self.grads["W"] = X.T @ dY
         if self.use_bias:
-            self.grads["b"] = self.xp.sum(dY, axis=0)
+            self.grads["b"] = self.backend.sum(dY, axis=0)
         if not need_dX:  # the first layer while training: nobody needs dX
             return None
         return dY @ self.params["W"].T

@@ -84,7 +84,7 @@ class Embedding(Layer):
         bad = (ids < 0) | (ids >= self.num_embeddings)
         if not bool(xp.any(bad)):
             return
-        flat = int(self.backend.to_numpy(xp.argmax(xp.astype(bad, xp.int8))))
+        flat = _checks.first_true(xp, bad)
         value = int(self.backend.to_numpy(ids[flat]))
         where = []
         for size in reversed(shape):  # the flat position as an index of X

@@ -207,7 +207,8 @@ class SimpleRNN(_Recurrent):
     """Elman RNN: h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh), as torch.nn.RNN.
 
     Args:
-        input_size: features per step. hidden_size: H.
+        input_size: features per step.
+        hidden_size: H, the size of the hidden state.
         nonlinearity: "tanh" (default) or "relu".
         return_sequences: False: Y is the last step's h (batch, H); True: every step's h
             (batch, seq, H).
@@ -264,7 +265,8 @@ class LSTM(_Recurrent):
     """Long short-term memory, as torch.nn.LSTM (gates i, f, g, o; see the module docstring).
 
     Args:
-        input_size: features per step. hidden_size: H.
+        input_size: features per step.
+        hidden_size: H, the size of the hidden state.
         return_sequences: False: Y is the last step's h (batch, H); True: every step's h
             (batch, seq, H).
 
@@ -314,7 +316,8 @@ class GRU(_Recurrent):
     """Gated recurrent unit, as torch.nn.GRU (gates r, z, n; see the module docstring).
 
     Args:
-        input_size: features per step. hidden_size: H.
+        input_size: features per step.
+        hidden_size: H, the size of the hidden state.
         return_sequences: False: Y is the last step's h (batch, H); True: every step's h
             (batch, seq, H).
 

@@ -113,7 +113,9 @@ class TransformerEncoderBlock(Container):
         Y = H + Dropout(FF(LayerNorm(H)))                     FF = Dense(E, F), GELU, Dense(F, E)
 
     Args:
-        embed_dim: E; num_heads: H (E divisible by H); ff_dim: F, the hidden size of FF.
+        embed_dim: E, the size of each position's vector.
+        num_heads: H, the attention heads (E divisible by H).
+        ff_dim: F, the hidden size of FF.
         dropout: attention-weight dropout and dropout on the feed-forward output.
         causal: causal self-attention (each position sees itself and earlier ones).
 

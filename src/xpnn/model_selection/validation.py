@@ -142,7 +142,8 @@ def cross_validate(build_fn, X, y, cv=5, fit_kwargs=None, metrics=("accuracy",),
 
     Args:
         build_fn: ``build_fn(**params)`` returns a compiled model (a new one per call).
-        X: (n, ...) features, NumPy or a backend array; y: (n,) labels or (n, k) targets.
+        X: (n, ...) features, NumPy or a backend array.
+        y: (n,) labels or (n, k) targets.
         cv: a number of folds (StratifiedKFold for integer class labels, else KFold; not
             shuffled) or a splitter with ``split(X, y)`` (KFold(5, shuffle=True, seed=1), ...).
         fit_kwargs: arguments for ``model.fit`` (epochs, batch_size, ...; verbose=0 unless given).

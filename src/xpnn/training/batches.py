@@ -112,6 +112,8 @@ class Batches:
         for b in range(len(self)):
             lo, hi = b * self.batch_size, min((b + 1) * self.batch_size, self.n)
             index = slice(lo, hi) if order is None else order[lo:hi]  # a slice: views, no copies
+            if order is None and hi - lo == self.n:
+                index = None  # the whole set (full-batch training): not even a view (a copy on JAX)
             yield Batch(self.X, self.y, self.inputs, hi - lo, index)
 
 

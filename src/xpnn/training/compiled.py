@@ -1,6 +1,6 @@
 """What ``model.compile`` sets up for training and evaluation: the loss, the optimizer, the
-metrics and gradient clipping, each given as a name or an object, and the metrics'
-values for a model's outputs."""
+metrics, gradient clipping (each given as a name or an object) and whether steps are
+compiled (``jit``, see jit.py); and the metrics' values for a model's outputs."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from .. import _checks
 from ..losses import get_loss
 from ..metrics import get_metric
 from ..optimizers import get_optimizer
+from .jit import check as check_jit
 
 
-def compile_model(model, loss="softmax_cross_entropy", optimizer="adam", metrics=(), clip_norm=None):
-    """Give ``model`` its loss, optimizer, metrics and clip norm; returns the model."""
+def compile_model(model, loss="softmax_cross_entropy", optimizer="adam", metrics=(), clip_norm=None, jit=False):
+    """Give ``model`` its loss, optimizer, metrics, clip norm and jit setting; returns the model."""
     model.loss = get_loss(loss)
     model.optimizer = get_optimizer(optimizer)
     if isinstance(metrics, str):
@@ -19,6 +20,8 @@ def compile_model(model, loss="softmax_cross_entropy", optimizer="adam", metrics
     model.metric_names = [m if isinstance(m, str) else getattr(m, "__name__", "metric") for m in metrics]
     model.metric_fns = [get_metric(m) for m in metrics]
     model.clip_norm = None if clip_norm is None else _checks.positive_number(clip_norm, "clip_norm", "compile")
+    model.jit = check_jit(jit, "compile")
+    model._jit_forward = model._jit_step = None  # compiled for the old loss and optimizer
     return model
 
 

@@ -4,7 +4,7 @@ what ``infer``, ``evaluate`` and ``predict`` are."""
 from __future__ import annotations
 
 from .. import _checks
-from . import data
+from . import data, jit
 from .batches import Batches
 from .compiled import metric_values
 from .threads import largest_matmul
@@ -15,8 +15,9 @@ def outputs(model, ds, batch_size, where: str):
     batch_size = _checks.optional_positive_int(batch_size, "batch_size", where, "all samples at once")
     batches = Batches(ds.X, None, ds.inputs, batch_size)
     macs = largest_matmul(model, (batches.batch_size, *ds.X.shape[1:]))
+    run = jit.forward(model)  # model.run, or its compiled form for compile(jit=True)
     with model.backend.threads_for(macs), data.trusted_inputs(model):
-        outs = [model.run(b.X, False, b.inputs) for b in batches]
+        outs = [run(b.X, b.inputs) for b in batches]
     return outs[0] if len(outs) == 1 else model.backend.xp.concat(outs, axis=0)
 
 

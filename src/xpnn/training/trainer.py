@@ -34,9 +34,10 @@ from typing import Any
 
 from .. import _checks
 from .. import callbacks as cb
-from . import data, inference
+from . import data, inference, jit
 from .batches import INFERENCE_BATCH, Batches, shuffle_option
 from .compiled import metric_values
+from .step import TrainStep
 from .threads import largest_matmul
 
 NONFINITE_HINT = (
@@ -82,7 +83,7 @@ class Trainer:
             self.hooks.append(cb.ClipGradNorm(model.clip_norm))
         self.check_labels = _checks.boolean(check_labels, "check_labels", "fit")
         self.verbose = _checks.non_negative_int(verbose, "verbose", "fit")
-        self._params = None  # the model's Param handles, made at the first step
+        self.step: TrainStep | jit.CompiledStep | None = None  # made per fit (step.py, jit.py)
         self._warned_nonfinite = False  # fit warns once, not every epoch, when the loss diverges
         self._per_batch_labels = False  # streamed targets too large to check whole: checked per batch
 
@@ -182,14 +183,21 @@ class Trainer:
         self._warned_nonfinite = allow_nonfinite  # data with NaN by request: a NaN loss is no surprise
         for h in hooks:
             h.on_train_begin()
+        check_batch = None
+        if self._per_batch_labels:  # streamed targets too many to check whole: each batch's
+
+            def check_batch(batch, out):
+                if getattr(batch, "indices", None) is not None:
+                    batches.check_targets(batch, out)
+
+        # eager, or compiled for compile(jit=True)
+        self.step = run = jit.train_step(model, hooks, unchecked, check_batch)
         macs = None if sample_shape is None else largest_matmul(model, (batches.batch_size, *sample_shape))
         # small products: one BLAS thread (NumPy); the input was checked whole in prepare
         # (streamed batches are checked one by one as they are read)
         with model.backend.threads_for(macs), data.trusted_inputs(model):
             for epoch in range(initial_epoch, epochs):
-                if not self._epoch(
-                    epoch, batches, validation, hooks, unchecked, max(batches.batch_size, INFERENCE_BATCH)
-                ):
+                if not self._epoch(epoch, batches, validation, hooks, run, max(batches.batch_size, INFERENCE_BATCH)):
                     break
                 if model.stop_training:
                     break
@@ -197,9 +205,10 @@ class Trainer:
             h.on_train_end()
         return history
 
-    def _epoch(self, epoch, batches, validation, hooks, unchecked, eval_batch) -> bool:
+    def _epoch(self, epoch, batches, validation, hooks, run, eval_batch) -> bool:
         """One epoch; False if it stopped before its first step (nothing to log).
-        ``model.epochs_trained`` counts it only if every batch was taken."""
+        ``model.epochs_trained`` counts it only if every batch was taken. ``run(epoch, step,
+        batch)`` is the step (TrainStep, or its compiled form)."""
         model = self.model
         for h in hooks:
             h.on_epoch_begin(epoch)
@@ -208,21 +217,22 @@ class Trainer:
         targets: list = []
         iterator = iter(batches)
         try:
-            completed, seen, total = self._steps(epoch, batches, iterator, hooks, unchecked, outputs, targets)
+            completed, seen, total = self._steps(epoch, batches, iterator, hooks, run, outputs, targets)
         finally:  # a streamed epoch's prefetch thread ends here, also on an error or Ctrl-C
             close = getattr(iterator, "close", None)
             if close is not None:
                 close()
         if model.stop_training and seen == 0:
             return False
-        return self._end_epoch(epoch, total, seen, outputs, targets, validation, hooks, completed, eval_batch, start)
+        ended = self._end_epoch(epoch, total, seen, outputs, targets, validation, hooks, completed, eval_batch, start)
+        if self.verbose >= 2 and run.report():
+            print(run.report())
+        return ended
 
-    def _steps(self, epoch, batches, iterator, hooks, unchecked, outputs, targets):
+    def _steps(self, epoch, batches, iterator, hooks, run, outputs, targets):
         """The epoch's steps: (completed, samples seen, the summed loss on the device)."""
-        model, loss_fn = self.model, self.model.loss
+        model = self.model
         b = model.backend
-        watchers = [h for h in hooks if h.needs_batch_loss]
-        checked = data.no_label_check(loss_fn)
         total = None  # the summed loss, a 0-d array that stays on the device: no sync per batch
         seen, completed = 0, True
         for step, batch in enumerate(iterator):
@@ -230,35 +240,11 @@ class Trainer:
                 batch = h.on_batch_begin(step, batch) if batch is not None else None
             if batch is None:
                 continue
-            out = model.run(batch.X, True, batch.inputs)  # the data was checked once, in fit
-            if unchecked:  # every target at once, when the number of outputs is known: once per fit
-                for part in unchecked:
-                    if part is not None:
-                        data.check_targets(loss_fn, part.y, out)
-                unchecked.clear()
-            if self._per_batch_labels:  # streamed targets too many to check whole: this batch's
-                if getattr(batch, "indices", None) is not None:
-                    batches.check_targets(batch, out)
-            loss = loss_fn.forward(out, batch.y, **checked)
-            for h in hooks:
-                h.on_loss(step, loss, out)
-            if watchers:
-                value = b.to_float(loss)
-                for h in hooks:
-                    value = h.reduce_batch_loss(value)
-                for h in watchers:
-                    h.on_batch_loss(epoch, step, value)
-            if model.stop_training:  # asked before the step: it is not taken
-                model.release_saved()
+            taken = run(epoch, step, batch)  # forward, loss, backward, update (step.py, jit.py)
+            if taken is None:  # a hook stopped training before the update
                 completed = False
                 break
-            model.backward(loss_fn.backward(), need_dX=False)
-            if self._params is None:  # the handles stay valid: made once (after lazy layers are built)
-                self._params = model.parameters()
-            params = self._params
-            for h in hooks:
-                params = h.after_backward(params)
-            model.optimizer.step(params)
+            loss, out = taken
             total = loss * float(batch.size) if total is None else total + loss * float(batch.size)
             seen += batch.size
             if model.metric_fns:

@@ -1,0 +1,266 @@
+"""compile(jit=True): the hand-written step traced into one compiled function.
+
+jit and eager must agree (same seed, same weights within float32 tolerance: dropout masks
+included), a layer or callback that cannot be traced must fall back to eager with a warning
+naming it, recompiles are counted, and a resumed run continues exactly. torch.compile runs
+with its "aot_eager" backend here (seconds to compile, no C++ toolchain); inductor is what
+users get by default and what the benchmarks time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import xpnn
+from xpnn import JitFallbackWarning
+
+JIT_BACKENDS = ["jax", "torch"]
+
+
+@pytest.fixture(autouse=True)
+def cheap_torch_compile(monkeypatch):
+    monkeypatch.setenv("XPNN_TORCH_COMPILE", "aot_eager")
+
+
+def _needs(name):
+    pytest.importorskip(name)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    (X, y), _ = xpnn.load_digits()
+    return X[:160], y[:160]  # with batch_size=64, 2 batches of 64 and a last one of 32: two shapes
+
+
+def _mlp(backend, jit, seed=3):
+    model = xpnn.Sequential(
+        [xpnn.Dense(64, 32), xpnn.ReLU(), xpnn.Dropout(0.25), xpnn.Dense(32, 10)], backend=backend, seed=seed
+    )
+    return model.compile("softmax_cross_entropy", "adam", metrics=["accuracy"], jit=jit)
+
+
+def _cnn(backend, jit, seed=3):
+    model = xpnn.Sequential(
+        [
+            xpnn.Conv2D(1, 4, 3, padding=1, bias=False),  # a bias before BatchNorm has a zero gradient: Adam
+            # would turn its rounding noise into full steps, different in every summation order
+            xpnn.BatchNorm2D(4),
+            xpnn.ReLU(),
+            xpnn.MaxPool2D(2),
+            xpnn.Flatten(),
+            xpnn.Dropout(0.2),
+            xpnn.Dense(64, 10),
+        ],
+        backend=backend,
+        seed=seed,
+    )
+    return model.compile("softmax_cross_entropy", "adam", jit=jit)
+
+
+def _weights(model):
+    return [np.array(model.backend.to_numpy(w)) for w in model.get_weights()]
+
+
+def _assert_close(a, b, tol=2e-5):
+    assert len(a) == len(b)
+    for x, z in zip(a, b):
+        np.testing.assert_allclose(x, z, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("backend", JIT_BACKENDS)
+@pytest.mark.parametrize("make,flat", [(_mlp, True), (_cnn, False)], ids=["mlp", "cnn-batchnorm-dropout"])
+def test_jit_and_eager_give_the_same_weights(backend, make, flat, digits):
+    _needs(backend)
+    X, y = digits
+    X = X.reshape(len(X), -1) if flat else X
+    runs = {}
+    for jit in (False, True):
+        model = make(backend, jit)
+        history = model.fit(X, y, epochs=3, batch_size=80, verbose=0)  # one batch shape: one compile
+        runs[jit] = (model, _weights(model), history.history["loss"])
+    _assert_close(runs[False][1], runs[True][1])
+    np.testing.assert_allclose(runs[False][2], runs[True][2], rtol=1e-5)
+    # the same generator state after the run: the masks were drawn from it in the same order
+    assert runs[False][0].generator.state == runs[True][0].generator.state
+    # inference too: evaluate and predict through the compiled forward
+    eager, compiled = runs[False][0], runs[True][0]
+    np.testing.assert_allclose(eager.predict(X[:100]), compiled.predict(X[:100]), rtol=1e-5, atol=1e-6)
+    assert abs(eager.evaluate(X, y)["loss"] - compiled.evaluate(X, y)["loss"]) < 1e-5
+    assert len(compiled._jit_forward.shapes) == 2  # predict: 100 rows; evaluate: 160
+    assert compiled._jit_step.compiles == 1 and compiled._jit_step.fallback is None
+
+
+def test_recompiles_are_counted_once_per_batch_shape(digits, capsys):
+    _needs("jax")
+    X, y = digits
+    model = _mlp("jax", True)
+    model.optimizer.lr = xpnn.schedules.ExponentialDecay(0.01, 0.99)  # a new lr every step: traced, not baked in
+    model.fit(X.reshape(len(X), -1), y, epochs=3, batch_size=64, verbose=2)
+    printed = capsys.readouterr().out
+    assert "jit: 2 compiled step(s)" in printed  # 64 and 44 rows; the first batch of each shape ran eagerly
+    step = model._jit_step
+    assert step.compiles == 2
+    assert step._fn._cache_size() == 2  # jax traced exactly twice: no recompile per step or per lr
+    model.fit(X.reshape(len(X), -1), y, epochs=1, batch_size=64, verbose=0)  # a second fit reuses them
+    assert model._jit_step is step and step.compiles == 2 and step._fn._cache_size() == 2
+
+
+def test_an_untraceable_layer_is_named_and_the_fit_runs_eagerly(digits):
+    _needs("jax")
+
+    # reads a value on the host in forward: cannot be traced (not registered: the registry is global)
+    class HostCheck(xpnn.layers.Layer):
+        def forward(self, X, training=False):
+            self.prepare(X)
+            if bool(self.xp.any(X < -1e6)):
+                raise ValueError("HostCheck: huge negative input")
+            self.saved = () if training else None
+            return X
+
+        def backward(self, dY, need_dX=True):
+            self.take_saved()
+            return dY
+
+    X, y = digits
+    X = X.reshape(len(X), -1)
+    runs = []
+    for jit in (False, True):
+        model = xpnn.Sequential([xpnn.Dense(64, 16), HostCheck(), xpnn.ReLU(), xpnn.Dense(16, 10)], backend="jax")
+        model.compile(jit=jit)
+        if jit:
+            with pytest.warns(JitFallbackWarning, match=r"layer at 1 \(HostCheck\(\)\) cannot be traced"):
+                model.fit(X, y, epochs=2, batch_size=64, verbose=0)
+            assert model._jit_step.fallback is not None
+        else:
+            model.fit(X, y, epochs=2, batch_size=64, verbose=0)
+        runs.append(_weights(model))
+    for a, b in zip(*runs):  # the fallback is the eager run itself
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_callback_that_reads_the_loss_keeps_the_fit_eager(digits):
+    _needs("jax")
+
+    class LossReader(xpnn.callbacks.Callback):
+        def on_loss(self, step, loss, out):
+            self.last = float(loss)
+
+    X, y = digits
+    model = _mlp("jax", True)
+    with pytest.warns(JitFallbackWarning, match="callback LossReader reads"):
+        model.fit(X.reshape(len(X), -1), y, epochs=1, batch_size=64, verbose=0, callbacks=[LossReader()])
+
+
+def test_clipping_is_traced(digits):
+    _needs("jax")
+    X, y = digits
+    X = X.reshape(len(X), -1)
+    runs = []
+    for jit in (False, True):
+        model = _mlp("jax", False)
+        model.compile("softmax_cross_entropy", "adam", clip_norm=0.05, jit=jit)
+        model.fit(X, y, epochs=2, batch_size=64, verbose=0)
+        runs.append(_weights(model))
+    _assert_close(*runs)
+    assert model._jit_step.fallback is None and model._jit_step.compiles == 2
+
+
+@pytest.mark.parametrize("backend", ["numpy", "array_api_strict"])
+def test_backends_without_a_compiler_stay_eager(backend, digits):
+    _needs(backend)
+    X, y = digits
+    X = X.reshape(len(X), -1)
+    runs = []
+    for jit in (False, "auto", True):
+        model = _mlp(backend, jit)
+        if jit is True:
+            with pytest.warns(JitFallbackWarning, match="has no compiler"):
+                model.fit(X, y, epochs=2, batch_size=64, verbose=0)
+        else:
+            model.fit(X, y, epochs=2, batch_size=64, verbose=0)
+        assert model._jit_step is None
+        runs.append(_weights(model))
+    for other in runs[1:]:
+        for a, b in zip(runs[0], other):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_resume_from_a_checkpoint_matches_an_uninterrupted_jit_run(digits, tmp_path):
+    _needs("jax")
+    X, y = digits
+    X = X.reshape(len(X), -1)
+    whole = _mlp("jax", True)
+    whole.fit(X, y, epochs=3, batch_size=64, verbose=0)
+    first = _mlp("jax", True)
+    first.fit(X, y, epochs=2, batch_size=64, verbose=0)
+    first.save(tmp_path / "m.safetensors")
+    resumed = xpnn.load(tmp_path / "m.safetensors", backend="jax")
+    assert resumed.jit is True
+    resumed.fit(X, y, epochs=3, initial_epoch=2, batch_size=64, verbose=0)
+    _assert_close(_weights(whole), _weights(resumed))
+    assert whole.generator.state == resumed.generator.state
+    assert whole.optimizer.iterations == resumed.optimizer.iterations
+
+
+def test_bad_jit_value_is_refused():
+    model = xpnn.Sequential([xpnn.Dense(2, 1)])
+    with pytest.raises(ValueError, match=r'jit must be True, False or "auto", found \'yes\''):
+        model.compile("mse", "sgd", jit="yes")
+
+
+class _FakeGraph:
+    """A CUDA graph's contract on NumPy: capturing records without running (the step runs
+    on a snapshot that is then put back), each launch runs the step again on the same
+    buffers and leaves its results in the arrays the capture returned (fixed addresses)."""
+
+    def __init__(self, run, static):
+        self.run, self.static = run, static
+        snapshot = [a.copy() for a in static]
+        self.outputs = [np.array(a) if np.ndim(a) == 0 else a for a in run()]  # device arrays, never scalars
+        for s, a in zip(static, snapshot):
+            np.copyto(s, a)
+
+    def launch(self):
+        for out, new in zip(self.outputs, self.run()):
+            if out is not new:
+                np.copyto(out, new)
+
+
+def test_graph_replay_trains_as_the_eager_step(digits):
+    from xpnn.backends.graphs import GraphReplay
+    from xpnn.backends.numpy import NumpyBackend
+
+    replays = []
+
+    class FakeGraphBackend(NumpyBackend):  # the CuPy backend's jit, with the fake graph above
+        def jit(self, fn):
+            def capture(run, static):
+                graph = _FakeGraph(run, static)
+                return graph, graph.outputs
+
+            replays.append(GraphReplay(fn, capture, np.copyto, np.empty_like))
+            return replays[-1]
+
+        def jit_scalar(self, x):  # as CuPy's: a 0-d float32 array the graph reads at replay
+            return np.asarray(float(x), dtype=np.float32)
+
+    X, y = digits
+    X = X.reshape(len(X), -1)
+    runs = []
+    for backend in ("numpy", FakeGraphBackend.create()):
+        model = _mlp(backend, "auto")
+        model.fit(X, y, epochs=3, batch_size=80, verbose=0)
+        runs.append(_weights(model))
+    _assert_close(*runs, tol=1e-5)
+    assert model._jit_step.compiles == 1 and model._jit_step.fallback is None
+    assert replays[0].captures == 1  # one shape: eager, eager (warm-up), captured once, then replayed
+
+
+def test_a_mixed_precision_model_trains_eagerly_with_a_warning(digits):
+    _needs("jax")
+    X, y = digits
+    model = xpnn.Sequential([xpnn.Dense(64, 10)], backend="jax", dtype="mixed_bfloat16")
+    model.compile(jit=True)
+    with pytest.warns(JitFallbackWarning, match="mixed-precision policy 'mixed_bfloat16'"):
+        model.fit(X.reshape(len(X), -1), y, epochs=1, batch_size=80, verbose=0)
