@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 N=${1:-12}; E=${2:-10}; ROUNDS=${3:-2}; CPUS=${CPUS:-0,1}
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" OPENBLAS_NUM_THREADS=1
 work=$(mktemp -d); pg="$work/pg"
+chmod 755 "$work"  # the cluster runs as the postgres user, who must reach $pg
 trap 'bash .ci/postgres stop "$pg"; rm -rf "$work"' EXIT
 XPNN_STORAGE=$(bash .ci/postgres start "$pg" 2>/dev/null); export XPNN_STORAGE
 tune() { taskset -c "$CPUS" python -m xpnn.cli tune --data digits --epochs "$E" --sampler random "$@"; }
