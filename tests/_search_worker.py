@@ -1,10 +1,12 @@
 """One search worker on a shared study, for tests/test_shared_study.py:
 
     python tests/_search_worker.py STORAGE STUDY N_ITER [--seed S] [--sampler tpe|random|grid|cmaes]
-        [--start-at T] [--hang-at-trial K --ready FILE] [--heartbeat SECONDS]
+        [--start-at T] [--hang-at-trial K --ready FILE] [--gate FILE] [--heartbeat SECONDS]
 
 --start-at: wait until time.time() reaches T, so that workers start their trials together.
 --hang-at-trial: this worker's K-th trial (from 0) touches FILE and sleeps (to be killed).
+--gate: this worker's trials after its first wait until FILE exists (so that a test can kill
+another worker while this one is sure to have trials left).
 Prints one JSON line: this worker's trial numbers and the study's size as it saw it.
 """
 
@@ -38,6 +40,7 @@ def main():
     p.add_argument("--start-at", type=float, default=0.0)
     p.add_argument("--hang-at-trial", type=int, default=None)
     p.add_argument("--ready", default=None)
+    p.add_argument("--gate", default=None)
     p.add_argument("--heartbeat", type=int, default=60)
     args = p.parse_args()
     (X, y), _ = xpnn.load_digits(flatten=True)
@@ -50,6 +53,9 @@ def main():
             with open(args.ready, "w") as f:
                 f.write("hanging")
             time.sleep(600)
+        if args.gate is not None and calls[0] > CV:
+            while not os.path.exists(args.gate):
+                time.sleep(0.05)
         model = xpnn.NeuralNetwork(64, hidden, 10, seed=0)
         return model.compile("softmax_cross_entropy", xpnn.Adam(lr=lr))
 

@@ -162,13 +162,15 @@ def test_a_running_worker_retries_the_trial_of_a_worker_that_died_meanwhile(tmp_
     while not os.path.exists(ready):
         assert doomed.poll() is None, doomed.communicate()[1]
         time.sleep(0.1)
-    survivor = _worker(url, name, 6)  # starts while trial 0 is still alive, running
+    gate = tmp_path / "gate"  # the survivor's second trial waits for the kill: it has trials left
+    survivor = _worker(url, name, 6, "--gate", gate)  # starts while trial 0 is still alive, running
     deadline = time.time() + 120
     while not any(t.state == COMPLETE for t in _trials(url, name)):  # the survivor is under way
         assert survivor.poll() is None and time.time() < deadline, survivor.communicate()[1]
         time.sleep(0.1)
     doomed.send_signal(signal.SIGKILL)
     doomed.communicate()
+    gate.touch()
     run = _finish(survivor)
     trials = _trials(url, name)
     assert trials[0].state == FAIL
