@@ -106,6 +106,17 @@ class Generator:
         read from the host in this order (the same order as the arrays in memory)."""
         return self._np.permutation(n)
 
+    def host_order(self, n: int, batch_size: int, shuffle) -> np.ndarray:
+        """An epoch's order of ``range(n)`` as a host NumPy int64 array: a permutation
+        (shuffle=True), contiguous blocks of ``batch_size`` in a random order with the short
+        last block last (shuffle="blocks"), or the stored order (False)."""
+        if shuffle == "blocks":
+            full = n // batch_size
+            blocks = self.host_permutation(full)
+            starts = (blocks[:, None] * batch_size + np.arange(batch_size)).reshape(-1)
+            return np.concatenate([starts, np.arange(full * batch_size, n)])
+        return self.host_permutation(n) if shuffle else np.arange(n)
+
     def integers(self, low, high, shape):
         """Integers in [low, high) of ``shape`` as an int64 backend array."""
         return self._draw(

@@ -7,8 +7,6 @@ whatever the order.
 
 from __future__ import annotations
 
-import numpy as np
-
 from .. import _checks
 from ..backends import backend_of
 
@@ -123,16 +121,9 @@ def order_of(generator, n: int, batch_size: int, shuffle, host: bool = False):
     (shuffle="blocks"), or the stored order (None, or ``arange(n)`` if ``host``). A host
     NumPy int64 array if ``host`` (streamed data), else one of the generator's backend.
     Streamed and in-memory data draw the same numbers here: same seed, same batches."""
-    if shuffle == "blocks":
-        full = n // batch_size
-        blocks = generator.host_permutation(full)
-        order = np.concatenate(
-            [(blocks[:, None] * batch_size + np.arange(batch_size)).reshape(-1), np.arange(full * batch_size, n)]
-        )
-    elif shuffle:
-        order = generator.host_permutation(n)
-    else:
-        return np.arange(n) if host else None
+    if not shuffle and not host:
+        return None
+    order = generator.host_order(n, batch_size, shuffle)
     return order if host else generator.backend.asarray(order, dtype="int64")
 
 
