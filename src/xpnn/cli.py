@@ -680,7 +680,29 @@ def _parser():
     )
     sub = p.add_subparsers(dest="command", required=True)
 
+    _train_parser(sub)
+    _evaluate_parser(sub)
+    _predict_parser(sub)
+
+    i = sub.add_parser("info", help="version, and each backend with its devices or why it is unavailable")
+    i.set_defaults(func=cmd_info)
+
+    from .tune_cli import add_parser as add_tune_parser
+
+    add_tune_parser(sub)  # xpnn tune: its own module
+    return p
+
+
+def _train_parser(sub) -> None:
+    """xpnn train and its options."""
     t = sub.add_parser("train", help="train a network and write model, history, metrics and plots")
+    _train_data_arguments(t)
+    _train_run_arguments(t)
+    t.set_defaults(func=cmd_train)
+
+
+def _train_data_arguments(t) -> None:
+    """xpnn train's data, model and preprocessing options."""
     t.add_argument(
         "--data",
         default="digits",
@@ -716,6 +738,10 @@ def _parser():
         help="shift each training image by a random 0 to 2 pixels (1 for the 8x8 digits) each way "
         "at every step, with --model mlp or cnn; no flips (digits must not be mirrored)",
     )
+
+
+def _train_run_arguments(t) -> None:
+    """xpnn train's optimizer, backend, output and run options."""
     t.add_argument("--lr", type=float, default=None, help="learning rate (default: the optimizer's)")
     t.add_argument("--optimizer", default="adam")
     t.add_argument(
@@ -757,8 +783,10 @@ def _parser():
         help="data-parallel training over MPI: mpiexec -n 2 xpnn train --distributed ... "
         "(--batch-size is the global batch, split over the ranks; needs mpi4py)",
     )
-    t.set_defaults(func=cmd_train)
 
+
+def _evaluate_parser(sub) -> None:
+    """xpnn evaluate and its options."""
     e = sub.add_parser("evaluate", help="loss and metrics of a saved model on a data set's test split")
     e.add_argument("model_path")
     e.add_argument("--data", default="digits", help="as xpnn train's --data; evaluates its test split")
@@ -768,6 +796,9 @@ def _parser():
     e.add_argument("--device", default=None)
     e.set_defaults(func=cmd_evaluate)
 
+
+def _predict_parser(sub) -> None:
+    """xpnn predict and its options."""
     r = sub.add_parser(
         "predict", help="class probabilities and labels for inputs in a .csv, .npy, .npz, .h5/.hdf5 or .zarr file"
     )
@@ -783,14 +814,6 @@ def _parser():
     r.add_argument("--backend", default=None)
     r.add_argument("--device", default=None)
     r.set_defaults(func=cmd_predict)
-
-    i = sub.add_parser("info", help="version, and each backend with its devices or why it is unavailable")
-    i.set_defaults(func=cmd_info)
-
-    from .tune_cli import add_parser as add_tune_parser
-
-    add_tune_parser(sub)  # xpnn tune: its own module
-    return p
 
 
 def _file_arguments(parser) -> None:
