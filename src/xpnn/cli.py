@@ -203,12 +203,8 @@ def _augmenter(args, X_train):
     return Augment(shift=AUGMENT_SHIFT[args.data], seed=args.seed, image_shape=shape)
 
 
-def cmd_train(args) -> int:
-    from .callbacks import CSVLogger
-    from .datasets.loaders import MissingValueError
-    from .io import atomic_write
-    from .metrics import confusion_matrix
-
+def _check_train_args(args) -> bool:
+    """Check train's options before any work; True on the rank that prints and writes."""
     _resolve_defaults(args)
     for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size)):
         if value < 1:
@@ -222,17 +218,22 @@ def cmd_train(args) -> int:
             require_onnx()
         except ImportError as exc:
             raise UsageError(str(exc)) from None
-    parallel, root = None, True
+    root = True
     if args.distributed:  # one process per rank under mpiexec; rank 0 prints and writes
         try:
-            from .distributed import DataParallel, rank_backend, require_mpi
+            from .distributed import rank_backend, require_mpi
 
             root = require_mpi().COMM_WORLD.Get_rank() == 0  # mpi4py present, MPI started
             args.backend = rank_backend(args.backend, device=args.device)  # on GPUs: one per rank of a node
         except ImportError as exc:
             raise UsageError(str(exc)) from None
-    if root:
-        _refuse_previous_run(args)  # before the work, not after
+    return root
+
+
+def _train_data(args, root: bool):
+    """Load --data, impute it if asked; the splits, the imputation's report and its imputer."""
+    from .datasets.loaders import MissingValueError
+
     try:
         (X_train, y_train), (X_test, y_test) = _load_data(
             args.data,
@@ -257,31 +258,13 @@ def cmd_train(args) -> int:
         raise UsageError(
             f"{args.data}: every training sample has label {present[0]}; a classifier needs at least two classes"
         )
-    n_classes = int(max(y_train.max(), y_test.max())) + 1
-    model = _build_model(args, X_train.shape[1:], n_classes)
-    model.compile("softmax_cross_entropy", _optimizer(args), metrics=["accuracy"])
-    if imputer is not None:  # saved with the model: evaluate and predict fill gaps the same way
-        model.preprocessing = [imputer]
-    out = _make_out(args) if root else None
-    if args.distributed:
-        parallel = DataParallel(model)
-        out = parallel.comm.bcast(out, root=0)  # the folder rank 0 made
-        args.verbose = args.verbose if root else 0
-    assert out is not None  # made here on rank 0 (the only rank unless distributed), broadcast to the others
-    if root:
-        _warn_missing_classes(args.data, n_classes, y_train, y_test)
-    if args.verbose:
-        print(
-            f"xpnn: {args.data}: {X_train.shape[0]} training and {X_test.shape[0]} test samples, "
-            f"{n_classes} classes; {model.count_params():,} params on backend {model.backend}"
-        )
-    augment = [_augmenter(args, X_train)] if args.augment else []
-    logged = _tensorboard(args, root)
-    if augment and args.verbose:
-        print(
-            f"xpnn: augmenting the training images: random shifts of up to {augment[0].shift} "
-            f"pixel{'s' if augment[0].shift > 1 else ''} (seed {args.seed})"
-        )
+    return (X_train, y_train), (X_test, y_test), imputed, imputer
+
+
+def _fit(args, model, parallel, X_train, y_train, out, callbacks):
+    """Fit, stopping cleanly on Ctrl-C; the history, the seconds taken and whether it was interrupted."""
+    from .callbacks import CSVLogger
+
     # Not under MPI: the ranks could stop at different batches and wait in mismatched
     # collectives. signal.signal works only in the main thread.
     stopper = None
@@ -298,18 +281,17 @@ def cmd_train(args) -> int:
             verbose=args.verbose,
             callbacks=[
                 CSVLogger(os.path.join(out, "history.csv")),
-                *augment,
-                *logged,
+                *callbacks,
                 *([stopper] if stopper else []),
             ],
         )
     seconds = time.perf_counter() - start
-    interrupted = bool(stopper and stopper.requested)
-    test = model.evaluate(X_test, y_test)
-    if not root:  # every rank holds the same model: rank 0 writes it
-        return 0
-    model.save(os.path.join(out, "model.safetensors"))
-    metrics = {
+    return history, seconds, bool(stopper and stopper.requested)
+
+
+def _train_metrics(args, model, parallel, test, seconds, interrupted, augment, imputed) -> dict:
+    """The contents of metrics.json."""
+    return {
         "test_accuracy": test["accuracy"],
         "test_loss": test["loss"],
         "epochs": model.epochs_trained,
@@ -330,13 +312,12 @@ def cmd_train(args) -> int:
         ),
         **(imputed or {"impute": "none"}),
     }
-    atomic_write(os.path.join(out, "metrics.json"), json.dumps(metrics, indent=2).encode())
-    written = ["model.safetensors", "history.csv", "metrics.json"]
-    if args.export_onnx:  # outputs class probabilities, as xpnn predict does
-        from .onnx import export
 
-        export(model, os.path.join(out, "model.onnx"), input_shape=X_train.shape[1:], probabilities=True)
-        written.append("model.onnx")
+
+def _plots(args, model, history, X_test, y_test, out) -> list:
+    """Write curves.png and confusion_matrix.png; their names, or none where matplotlib is missing."""
+    from .metrics import confusion_matrix
+
     try:
         from .plotting import plot_confusion_matrix, plot_history
 
@@ -349,9 +330,66 @@ def cmd_train(args) -> int:
 
         plt.close(curves)  # written to their files: free them
         plt.close(matrix)
-        written += ["curves.png", "confusion_matrix.png"]
+        return ["curves.png", "confusion_matrix.png"]
     except RuntimeError as exc:  # matplotlib missing: the run still counts
         print(f"xpnn: no plots ({exc})", file=sys.stderr)
+        return []
+
+
+def cmd_train(args) -> int:
+    from .io import atomic_write
+
+    root = _check_train_args(args)
+    if root:
+        _refuse_previous_run(args)  # before the work, not after
+    (X_train, y_train), (X_test, y_test), imputed, imputer = _train_data(args, root)
+    n_classes = int(max(y_train.max(), y_test.max())) + 1
+    model = _build_model(args, X_train.shape[1:], n_classes)
+    model.compile("softmax_cross_entropy", _optimizer(args), metrics=["accuracy"])
+    if imputer is not None:  # saved with the model: evaluate and predict fill gaps the same way
+        model.preprocessing = [imputer]
+    out = _make_out(args) if root else None
+    parallel = None
+    if args.distributed:
+        from .distributed import DataParallel
+
+        parallel = DataParallel(model)
+        out = parallel.comm.bcast(out, root=0)  # the folder rank 0 made
+        args.verbose = args.verbose if root else 0
+    assert out is not None  # made here on rank 0 (the only rank unless distributed), broadcast to the others
+    if root:
+        _warn_missing_classes(args.data, n_classes, y_train, y_test)
+    if args.verbose:
+        print(
+            f"xpnn: {args.data}: {X_train.shape[0]} training and {X_test.shape[0]} test samples, "
+            f"{n_classes} classes; {model.count_params():,} params on backend {model.backend}"
+        )
+    augment = [_augmenter(args, X_train)] if args.augment else []
+    logged = _tensorboard(args, root)
+    if augment and args.verbose:
+        print(
+            f"xpnn: augmenting the training images: random shifts of up to {augment[0].shift} "
+            f"pixel{'s' if augment[0].shift > 1 else ''} (seed {args.seed})"
+        )
+    history, seconds, interrupted = _fit(args, model, parallel, X_train, y_train, out, [*augment, *logged])
+    test = model.evaluate(X_test, y_test)
+    if not root:  # every rank holds the same model: rank 0 writes it
+        return 0
+    model.save(os.path.join(out, "model.safetensors"))
+    metrics = _train_metrics(args, model, parallel, test, seconds, interrupted, augment, imputed)
+    atomic_write(os.path.join(out, "metrics.json"), json.dumps(metrics, indent=2).encode())
+    written = ["model.safetensors", "history.csv", "metrics.json"]
+    if args.export_onnx:  # outputs class probabilities, as xpnn predict does
+        from .onnx import export
+
+        export(model, os.path.join(out, "model.onnx"), input_shape=X_train.shape[1:], probabilities=True)
+        written.append("model.onnx")
+    written += _plots(args, model, history, X_test, y_test, out)
+    return _report_train(args, model, test, seconds, written, out, interrupted)
+
+
+def _report_train(args, model, test, seconds, written, out, interrupted) -> int:
+    """Print the run's results and where they went; the exit code."""
     print(
         f"test accuracy {test['accuracy']:.4f}, test loss {test['loss']:.4f}, "
         f"{model.epochs_trained} epochs in {seconds:.1f} s on {model.backend}"
@@ -642,7 +680,29 @@ def _parser():
     )
     sub = p.add_subparsers(dest="command", required=True)
 
+    _train_parser(sub)
+    _evaluate_parser(sub)
+    _predict_parser(sub)
+
+    i = sub.add_parser("info", help="version, and each backend with its devices or why it is unavailable")
+    i.set_defaults(func=cmd_info)
+
+    from .tune_cli import add_parser as add_tune_parser
+
+    add_tune_parser(sub)  # xpnn tune: its own module
+    return p
+
+
+def _train_parser(sub) -> None:
+    """xpnn train and its options."""
     t = sub.add_parser("train", help="train a network and write model, history, metrics and plots")
+    _train_data_arguments(t)
+    _train_run_arguments(t)
+    t.set_defaults(func=cmd_train)
+
+
+def _train_data_arguments(t) -> None:
+    """xpnn train's data, model and preprocessing options."""
     t.add_argument(
         "--data",
         default="digits",
@@ -678,6 +738,10 @@ def _parser():
         help="shift each training image by a random 0 to 2 pixels (1 for the 8x8 digits) each way "
         "at every step, with --model mlp or cnn; no flips (digits must not be mirrored)",
     )
+
+
+def _train_run_arguments(t) -> None:
+    """xpnn train's optimizer, backend, output and run options."""
     t.add_argument("--lr", type=float, default=None, help="learning rate (default: the optimizer's)")
     t.add_argument("--optimizer", default="adam")
     t.add_argument(
@@ -719,8 +783,10 @@ def _parser():
         help="data-parallel training over MPI: mpiexec -n 2 xpnn train --distributed ... "
         "(--batch-size is the global batch, split over the ranks; needs mpi4py)",
     )
-    t.set_defaults(func=cmd_train)
 
+
+def _evaluate_parser(sub) -> None:
+    """xpnn evaluate and its options."""
     e = sub.add_parser("evaluate", help="loss and metrics of a saved model on a data set's test split")
     e.add_argument("model_path")
     e.add_argument("--data", default="digits", help="as xpnn train's --data; evaluates its test split")
@@ -730,6 +796,9 @@ def _parser():
     e.add_argument("--device", default=None)
     e.set_defaults(func=cmd_evaluate)
 
+
+def _predict_parser(sub) -> None:
+    """xpnn predict and its options."""
     r = sub.add_parser(
         "predict", help="class probabilities and labels for inputs in a .csv, .npy, .npz, .h5/.hdf5 or .zarr file"
     )
@@ -745,14 +814,6 @@ def _parser():
     r.add_argument("--backend", default=None)
     r.add_argument("--device", default=None)
     r.set_defaults(func=cmd_predict)
-
-    i = sub.add_parser("info", help="version, and each backend with its devices or why it is unavailable")
-    i.set_defaults(func=cmd_info)
-
-    from .tune_cli import add_parser as add_tune_parser
-
-    add_tune_parser(sub)  # xpnn tune: its own module
-    return p
 
 
 def _file_arguments(parser) -> None:

@@ -292,18 +292,9 @@ def _tune(args, storage) -> int:
     check_storage(storage, "--storage")
     shown = mask_url(storage)
     if args.show:
-        search = _search(args, space, storage, build=lambda **p: None)
-        search.load()
-        print(search.to_markdown())
-        _say_best(search, shown)
-        return 0
+        return _show(args, space, storage, shown)
     os.makedirs(out, exist_ok=True)
-    (X_train, y_train), (X_test, y_test) = _load_data(args.data, args.data_home, flatten=True, max_classes=MAX_CLASSES)
-    if X_train.ndim != 2:
-        raise UsageError(
-            f"--data {args.data}: xpnn tune searches MLPs on flat samples, found shape {X_train.shape[1:]}"
-        )
-    n_classes = int(max(y_train.max(), y_test.max())) + 1
+    (X_train, y_train), (X_test, y_test), n_classes = _tune_data(args)
     if args.tensorboard:
         from .tensorboard import require_tensorboardx
 
@@ -336,6 +327,34 @@ def _tune(args, storage) -> int:
         return EXIT_INTERRUPTED
     _say_best(search, shown)
     test = search.best_model_.evaluate(X_test, y_test)
+    written = _write_best(args, search, shown, test, out)
+    print(f"best model retrained on the training split: test accuracy {test['accuracy']:.4f}")
+    print(f"wrote {', '.join(written)} to {out}")
+    return 0
+
+
+def _show(args, space, storage, shown) -> int:
+    """--show: print the study's trials and its best, running none."""
+    search = _search(args, space, storage, build=lambda **p: None)
+    search.load()
+    print(search.to_markdown())
+    _say_best(search, shown)
+    return 0
+
+
+def _tune_data(args):
+    """Load --data as flat samples; the train and test splits and the number of classes."""
+    (X_train, y_train), (X_test, y_test) = _load_data(args.data, args.data_home, flatten=True, max_classes=MAX_CLASSES)
+    if X_train.ndim != 2:
+        raise UsageError(
+            f"--data {args.data}: xpnn tune searches MLPs on flat samples, found shape {X_train.shape[1:]}"
+        )
+    n_classes = int(max(y_train.max(), y_test.max())) + 1
+    return (X_train, y_train), (X_test, y_test), n_classes
+
+
+def _write_best(args, search, shown, test, out) -> list:
+    """Write the best model, trials.csv, best.json and the plots to out; the names written."""
     search.best_model_.save(os.path.join(out, "best.safetensors"))
     _write_trials(search, os.path.join(out, "trials.csv"))
     summary = {
@@ -356,10 +375,7 @@ def _tune(args, storage) -> int:
     from .io import atomic_write
 
     atomic_write(os.path.join(out, "best.json"), json.dumps(summary, indent=2).encode())
-    written = ["best.safetensors", "best.json", "trials.csv"] + _plots(search, out, args)
-    print(f"best model retrained on the training split: test accuracy {test['accuracy']:.4f}")
-    print(f"wrote {', '.join(written)} to {out}")
-    return 0
+    return ["best.safetensors", "best.json", "trials.csv"] + _plots(search, out, args)
 
 
 def _search(args, space, storage, build):
