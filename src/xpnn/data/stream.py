@@ -145,12 +145,21 @@ class Stream:
         self.dataset: Dataset | None
         self.n: int | None  # samples of a Dataset; None for an iterable
         self.steps: int | None  # batches per epoch; None: an iterable read to its end
-        inputs = dict(inputs or {})
+        self.dataset, self.iterable = self._open(source, y, dict(inputs or {}))
+        if self.dataset is not None:
+            self._size_dataset(self.dataset, batch_size, shuffle, steps)
+        else:
+            self._size_iterable(batch_size, steps, to_end)
+        self.sample_shape = self._sample_shape()
+
+    def _open(self, source, y, inputs: dict):
+        """The source checked: (the Dataset, None) or (None, the iterable of batches)."""
+        where, argname = self.where, self.argname
         if isinstance(source, Dataset):
             if y is not None or inputs:
                 raise TypeError(f"{where}: {argname} is a Dataset, which holds its own targets; pass y=None")
-            self.dataset, self.iterable = source, None
-        elif is_array_like(source) and not isinstance(source, (list, tuple)):
+            return source, None
+        if is_array_like(source) and not isinstance(source, (list, tuple)):
             if len(getattr(source, "shape", ())) == 0:
                 raise ValueError(f"{where}: {argname} must have one entry per sample (axis 0), found shape ()")
             for name, a in (("y", y), *inputs.items()):
@@ -159,43 +168,44 @@ class Stream:
                         f"{where}: {name} must be an array or array-like beside the array-like {argname}, "
                         f"found {type(a).__name__}"
                     )
-            if targets and y is None:
+            if self.targets and y is None:
                 raise ValueError(f"{where}: y is missing; pass the targets beside {argname}")
-            self.dataset = ArrayDataset(source, y, **{k: v for k, v in inputs.items()})
-            self.iterable = None
-        elif hasattr(source, "__iter__") and not isinstance(source, (str, bytes, dict)):
+            return ArrayDataset(source, y, **{k: v for k, v in inputs.items()}), None
+        if hasattr(source, "__iter__") and not isinstance(source, (str, bytes, dict)):
             if y is not None:
                 raise TypeError(
                     f"{where}: {argname} is an iterable of (X, y) batches ({type(source).__name__}), which "
                     f"holds its own targets; pass y=None"
                 )
-            self.dataset, self.iterable = None, source
-        else:
-            raise TypeError(
-                f"{where}: {argname} must be an array, an array-like with shape, dtype and __getitem__ "
-                f"(np.memmap, h5py, zarr), an xpnn.data.Dataset or an iterable of (X, y) batches; found "
-                f"{type(source).__name__}" + ("" if hasattr(source, "shape") else " (it has no shape)")
+            return None, source
+        raise TypeError(
+            f"{where}: {argname} must be an array, an array-like with shape, dtype and __getitem__ "
+            f"(np.memmap, h5py, zarr), an xpnn.data.Dataset or an iterable of (X, y) batches; found "
+            f"{type(source).__name__}" + ("" if hasattr(source, "shape") else " (it has no shape)")
+        )
+
+    def _size_dataset(self, dataset: Dataset, batch_size, shuffle, steps) -> None:
+        """A Dataset's samples, batch size, shuffle and batches per epoch."""
+        self.n = len(dataset)
+        if self.n == 0:
+            raise ValueError(f"{self.where}: {self.argname} is empty")
+        self.batch_size = self.n if batch_size is None else min(batch_size, self.n)
+        self.shuffle = shuffle
+        full, rest = divmod(self.n, self.batch_size)
+        self.steps = full + (1 if rest and not self.drop_last else 0)
+        if steps is not None:
+            self.steps = min(self.steps, steps)
+
+    def _size_iterable(self, batch_size, steps, to_end) -> None:
+        """An iterable's batches per epoch (None: read to its end); it has no sample count."""
+        known = _length(self.iterable)
+        if steps is None and known is None and not to_end:
+            raise ValueError(
+                f"{self.where}: {self.argname} is an iterable without a length ({type(self.iterable).__name__}); "
+                f"pass steps_per_epoch, the number of batches that make an epoch"
             )
-        if self.dataset is not None:
-            self.n = len(self.dataset)
-            if self.n == 0:
-                raise ValueError(f"{where}: {argname} is empty")
-            self.batch_size = self.n if batch_size is None else min(batch_size, self.n)
-            self.shuffle = shuffle
-            full, rest = divmod(self.n, self.batch_size)
-            self.steps = full + (1 if rest and not drop_last else 0)
-            if steps is not None:
-                self.steps = min(self.steps, steps)
-        else:
-            known = _length(self.iterable)
-            if steps is None and known is None and not to_end:
-                raise ValueError(
-                    f"{where}: {argname} is an iterable without a length ({type(self.iterable).__name__}); "
-                    f"pass steps_per_epoch, the number of batches that make an epoch"
-                )
-            self.steps = steps if steps is not None else known
-            self.n, self.batch_size, self.shuffle = None, batch_size or 32, False
-        self.sample_shape = self._sample_shape()
+        self.steps = steps if steps is not None else known
+        self.n, self.batch_size, self.shuffle = None, batch_size or 32, False
 
     def __len__(self) -> int:
         if self.steps is None:

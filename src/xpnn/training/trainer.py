@@ -124,11 +124,38 @@ class Trainer:
         prefetch, workers: streamed data only: batches read ahead by a background thread
             (0: read in the training thread), and threads reading them (0 or 1: that one).
         """
+        model = self.model
+        epochs = _checks.non_negative_int(epochs, "epochs", "fit")
+        initial_epoch = _checks.non_negative_int(initial_epoch, "initial_epoch", "fit")
+        batches, validation, sample_shape, unchecked, allow_nonfinite = self._prepare(
+            X, y, inputs, validation_data, batch_size=batch_size, shuffle=shuffle, validation_split=validation_split,
+            drop_last=drop_last, allow_nonfinite=allow_nonfinite, steps_per_epoch=steps_per_epoch,
+            prefetch=prefetch, workers=workers,
+        )  # fmt: skip
+        hooks, history = self._begin(epochs, batches, allow_nonfinite)
+        # eager, or compiled for compile(jit=True)
+        self.step = run = jit.train_step(model, hooks, unchecked, self._batch_check(batches))
+        macs = None if sample_shape is None else largest_matmul(model, (batches.batch_size, *sample_shape))
+        # small products: one BLAS thread (NumPy); the input was checked whole in prepare
+        # (streamed batches are checked one by one as they are read)
+        with model.backend.threads_for(macs), data.trusted_inputs(model):
+            for epoch in range(initial_epoch, epochs):
+                if not self._epoch(epoch, batches, validation, hooks, run, max(batches.batch_size, INFERENCE_BATCH)):
+                    break
+                if model.stop_training:
+                    break
+        for h in hooks:
+            h.on_train_end()
+        return history
+
+    def _prepare(
+        self, X, y, inputs, validation_data, *, batch_size, shuffle, validation_split, drop_last, allow_nonfinite,
+        steps_per_epoch, prefetch, workers,
+    ):  # fmt: skip
+        """Check fit's data options; (batches, validation, sample shape, data to check, allow_nonfinite)."""
         from ..data import stream
 
-        model, where = self.model, "fit"
-        epochs = _checks.non_negative_int(epochs, "epochs", where)
-        initial_epoch = _checks.non_negative_int(initial_epoch, "initial_epoch", where)
+        where = "fit"
         batch_size = _checks.optional_positive_int(batch_size, "batch_size", where, "the whole set each step")
         shuffle = shuffle_option(shuffle, where)
         validation_split = _checks.number(validation_split, "validation_split", where, 0.0, 1.0, high_open=True)
@@ -136,40 +163,55 @@ class Trainer:
         allow_nonfinite = _checks.boolean(allow_nonfinite, "allow_nonfinite", where)
         prefetch, workers, steps_per_epoch = stream.options(where, prefetch, workers, steps_per_epoch)
         streaming: dict[str, Any] = {"prefetch": prefetch, "workers": workers, "allow_nonfinite": allow_nonfinite}
-        train: Any  # a Stream of streamed data, else the prepared Batch of all samples
-        batches: Any
+        split = validation_split if validation_data is None and validation_split > 0 else 0.0
+        options = (batch_size, shuffle, drop_last, split, validation_data, streaming)
         if stream.is_streamed(X, y):
-            # DataParallel's hook says which part of each batch this rank reads
-            shard = next((h.reads_shard for h in self.hooks if getattr(h, "reads_shard", None)), None)
-            train = stream.Stream(
-                model, X, y, inputs, where=where, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
-                steps=steps_per_epoch, shard=shard, **streaming,
-            )  # fmt: skip
-            if validation_data is None and validation_split > 0:
-                train, validation = train.split(validation_split)
-            else:
-                validation = stream.validation(model, validation_data, where, streaming)
-            batches = train
-            sample_shape = train.sample_shape
-            labels = train.whole_labels() if self.check_labels else None
-            self._per_batch_labels = self.check_labels and labels is None
-            unchecked = [labels] if labels is not None else []
+            batches, validation, sample_shape, unchecked = self._streamed(X, y, inputs, steps_per_epoch, *options)
         else:
             if steps_per_epoch is not None:
                 raise ValueError(f"{where}: steps_per_epoch is for iterables of batches; X is an array")
-            train = data.prepare(model, X, y, inputs, where, allow_nonfinite=allow_nonfinite)
-            if validation_data is None and validation_split > 0:
-                train, validation = data.split_off(train, validation_split, where)
-            else:
-                validation = stream.validation(model, validation_data, where, streaming)
-                _warn_missing_inputs(train, validation, where)
-            batches = Batches(train.X, train.y, train.inputs, batch_size, shuffle, model.generator, drop_last)
-            sample_shape = tuple(train.X.shape[1:])
-            self._per_batch_labels = False
-            unchecked = [train] if self.check_labels else []
+            batches, validation, sample_shape, unchecked = self._in_memory(X, y, inputs, *options)
         if self.check_labels and validation is not None and not isinstance(validation, stream.Stream):
             unchecked.append(validation)
+        return batches, validation, sample_shape, unchecked, allow_nonfinite
 
+    def _streamed(self, X, y, inputs, steps, batch_size, shuffle, drop_last, split, validation_data, streaming):
+        """Streamed training data: (its Stream, validation, sample shape, data to check)."""
+        from ..data import stream
+
+        model, where = self.model, "fit"
+        # DataParallel's hook says which part of each batch this rank reads
+        shard = next((h.reads_shard for h in self.hooks if getattr(h, "reads_shard", None)), None)
+        train = stream.Stream(
+            model, X, y, inputs, where=where, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
+            steps=steps, shard=shard, **streaming,
+        )  # fmt: skip
+        if split:
+            train, validation = train.split(split)
+        else:
+            validation = stream.validation(model, validation_data, where, streaming)
+        labels = train.whole_labels() if self.check_labels else None
+        self._per_batch_labels = self.check_labels and labels is None
+        return train, validation, train.sample_shape, [labels] if labels is not None else []
+
+    def _in_memory(self, X, y, inputs, batch_size, shuffle, drop_last, split, validation_data, streaming):
+        """In-memory training data, prepared once: (its Batches, validation, sample shape, data to check)."""
+        from ..data import stream
+
+        model, where = self.model, "fit"
+        train = data.prepare(model, X, y, inputs, where, allow_nonfinite=streaming["allow_nonfinite"])
+        if split:
+            train, validation = data.split_off(train, split, where)
+        else:
+            validation = stream.validation(model, validation_data, where, streaming)
+            _warn_missing_inputs(train, validation, where)
+        batches = Batches(train.X, train.y, train.inputs, batch_size, shuffle, model.generator, drop_last)
+        self._per_batch_labels = False
+        return batches, validation, tuple(train.X.shape[1:]), [train] if self.check_labels else []
+
+    def _begin(self, epochs, batches, allow_nonfinite):
+        """The fit's hooks (own, user's, History, progress bar), begun: (hooks, history)."""
+        model = self.model
         history = cb.History()
         # History after the user's callbacks, so that what they add to the logs (the lr of
         # LearningRateScheduler and ReduceLROnPlateau) is recorded too
@@ -183,27 +225,18 @@ class Trainer:
         self._warned_nonfinite = allow_nonfinite  # data with NaN by request: a NaN loss is no surprise
         for h in hooks:
             h.on_train_begin()
-        check_batch = None
-        if self._per_batch_labels:  # streamed targets too many to check whole: each batch's
+        return hooks, history
 
-            def check_batch(batch, out):
-                if getattr(batch, "indices", None) is not None:
-                    batches.check_targets(batch, out)
+    def _batch_check(self, batches):
+        """Each streamed batch's target check when the targets are too many to check whole, else None."""
+        if not self._per_batch_labels:
+            return None
 
-        # eager, or compiled for compile(jit=True)
-        self.step = run = jit.train_step(model, hooks, unchecked, check_batch)
-        macs = None if sample_shape is None else largest_matmul(model, (batches.batch_size, *sample_shape))
-        # small products: one BLAS thread (NumPy); the input was checked whole in prepare
-        # (streamed batches are checked one by one as they are read)
-        with model.backend.threads_for(macs), data.trusted_inputs(model):
-            for epoch in range(initial_epoch, epochs):
-                if not self._epoch(epoch, batches, validation, hooks, run, max(batches.batch_size, INFERENCE_BATCH)):
-                    break
-                if model.stop_training:
-                    break
-        for h in hooks:
-            h.on_train_end()
-        return history
+        def check_batch(batch, out):
+            if getattr(batch, "indices", None) is not None:
+                batches.check_targets(batch, out)
+
+        return check_batch
 
     def _epoch(self, epoch, batches, validation, hooks, run, eval_batch) -> bool:
         """One epoch; False if it stopped before its first step (nothing to log).
@@ -313,5 +346,5 @@ def _warn_missing_inputs(train, validation, where) -> None:
             f"validation_data has not: the validation scores are computed without {'them' if plural else 'it'}; "
             f"pass validation_data=(X_val, y_val, {{{names}: ...}})",
             UserWarning,
-            stacklevel=4,
+            stacklevel=6,  # model.fit's caller, past _in_memory, _prepare, Trainer.fit and model.fit
         )
