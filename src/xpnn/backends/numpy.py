@@ -485,31 +485,25 @@ class NumpyBackend(InPlaceBackend):
 
     def adam_update(self, param, grad, m, v, step_size, beta1, beta2, bias2_sqrt, eps, scratch=None):
         # the generic formula in place, through one reusable buffer per shape instead of a
-        # temporary per operation (the buffer belongs to the optimizer: ``scratch``)
+        # temporary per operation (the buffer belongs to the optimizer: ``scratch``); a large
+        # param is updated in parts on threads (each element's arithmetic is the same)
         key = (tuple(param.shape), param.dtype)
         tmp = scratch.get(key) if scratch is not None else None
         if tmp is None:
             tmp = np.empty_like(param)
             if scratch is not None:
                 scratch[key] = tmp
-        np.subtract(grad, m, out=tmp)
-        tmp *= 1.0 - beta1
-        m += tmp
-        np.multiply(grad, grad, out=tmp)
-        tmp -= v
-        tmp *= 1.0 - beta2
-        v += tmp
-        # subnormal m and v (stuck there, and slow: see base.flush_subnormal) become 0
+        arrays = (param, grad, m, v, tmp)
         tiny = np.finfo(m.dtype).smallest_normal
-        np.abs(m, out=tmp)
-        np.copyto(m, 0.0, where=tmp < tiny)
-        np.copyto(v, 0.0, where=v < tiny)
-        np.sqrt(v, out=tmp)
-        tmp *= 1.0 / bias2_sqrt
-        tmp += eps
-        np.divide(m, tmp, out=tmp)
-        tmp *= step_size
-        param -= tmp
+        if param.ndim == 0 or not all(a.flags.c_contiguous for a in arrays):
+            _adam(*arrays, step_size, beta1, beta2, bias2_sqrt, eps, tiny)
+            return param, m, v
+        flat = [a.reshape(-1) for a in arrays]
+        self._in_parts(
+            param.size,
+            6 * param.size,  # about the passes it makes over param's size, in elements
+            lambda lo, hi: _adam(*(a[lo:hi] for a in flat), step_size, beta1, beta2, bias2_sqrt, eps, tiny),
+        )
         return param, m, v
 
     def allreducer(self, comm, MPI):
@@ -518,6 +512,27 @@ class NumpyBackend(InPlaceBackend):
             return flat
 
         return reduce, "mpi"
+
+
+def _adam(param, grad, m, v, tmp, step_size, beta1, beta2, bias2_sqrt, eps, tiny) -> None:
+    """Backend.adam_update's formula in place on NumPy arrays, ``tmp`` the scratch."""
+    np.subtract(grad, m, out=tmp)
+    tmp *= 1.0 - beta1
+    m += tmp
+    np.multiply(grad, grad, out=tmp)
+    tmp -= v
+    tmp *= 1.0 - beta2
+    v += tmp
+    # subnormal m and v (stuck there, and slow: see base.flush_subnormal) become 0
+    np.abs(m, out=tmp)
+    np.copyto(m, 0.0, where=tmp < tiny)
+    np.copyto(v, 0.0, where=v < tiny)
+    np.sqrt(v, out=tmp)
+    tmp *= 1.0 / bias2_sqrt
+    tmp += eps
+    np.divide(m, tmp, out=tmp)
+    tmp *= step_size
+    param -= tmp
 
 
 def _run_part(part, lo: int, hi: int) -> None:
