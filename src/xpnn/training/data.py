@@ -130,17 +130,17 @@ def _first_failure(model, ok, a) -> tuple:
 
 def forward_inputs(model, inputs, where: str, argname: str = "inputs") -> dict:
     """The per-sample forward inputs on the model's device, each taken by some layer."""
-    out = {}
-    for name, a in (inputs or {}).items():
-        if not model.accepts(name):  # fit/predict take **inputs: a misspelled argument lands here
-            raise ValueError(
-                f"{where}: unknown argument {name!r}: not an argument of {where}, and no layer of this "
-                f"model takes an input of that name (layers list theirs in forward_inputs, e.g. "
-                f"MultiHeadSelfAttention's 'mask')"
-            )
-        a = on_device(model, a, f"{argname}[{name!r}]", where)
-        out[name] = a
-    return out
+    inputs = inputs or {}
+    # fit/predict take **inputs: a misspelled argument lands here
+    model.check_accepts(
+        inputs,
+        lambda name: (
+            f"{where}: unknown argument {name!r}: not an argument of {where}, and no layer of this "
+            f"model takes an input of that name (layers list theirs in forward_inputs, e.g. "
+            f"MultiHeadSelfAttention's 'mask')"
+        ),
+    )
+    return {name: on_device(model, a, f"{argname}[{name!r}]", where) for name, a in inputs.items()}
 
 
 def check_lengths(where: str, X, *named) -> None:
