@@ -14,7 +14,7 @@ places fail, listed as ``file:lines ~ file:lines``. A run made of fewer than ``K
 different statement shapes is a list, not logic (``self.lr = lr``, ``self.epochs =
 epochs``, ... in a scikit-learn constructor, which must store each argument as given) and
 is left out. What this cannot see: repeats shorter than a run, and repeats within one
-statement; those are found by reading (the ``duplicates`` command, for instance).
+statement; those are left to review.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 SRC = ROOT / "src" / "xpnn"
 
 LONGEST = 60  # lines a function may have, docstring not counted
-RUN = 5  # consecutive statements that make a repeat
+RUN = 5  # consecutive statements that make a repeat (4 matches the layers' forward: prepare, compute, save, return)
 KINDS = 3  # different statement shapes a run needs to count
 
 
