@@ -674,7 +674,8 @@ def _defaults_help(key) -> str:
     )
 
 
-def _parser():
+def build_parser() -> argparse.ArgumentParser:
+    """The `xpnn` command's parser: every subcommand with its flags, each with its help."""
     p = argparse.ArgumentParser(
         prog="xpnn", description="Neural networks from scratch on NumPy, CuPy or any array-API library"
     )
@@ -690,6 +691,8 @@ def _parser():
     from .tune_cli import add_parser as add_tune_parser
 
     add_tune_parser(sub)  # xpnn tune: its own module
+    for command in sub.choices.values():  # main reports a flag it does not know with this usage
+        command.set_defaults(command_parser=command)
     return p
 
 
@@ -711,7 +714,12 @@ def _train_data_arguments(t) -> None:
     )
     t.add_argument("--data-home", default=None, help="folder holding the IDX files of fashion-mnist/mnist")
     _file_arguments(t)
-    t.add_argument("--model", default="mlp", choices=("mlp", "cnn"))
+    t.add_argument(
+        "--model",
+        default="mlp",
+        choices=("mlp", "cnn"),
+        help="mlp: dense layers on flattened samples (default); cnn: the default convolutional network, for images",
+    )
     t.add_argument(
         "--hidden",
         type=int,
@@ -719,7 +727,13 @@ def _train_data_arguments(t) -> None:
         default=None,
         help=f"hidden layer sizes of the MLP ({_defaults_help('hidden')})",
     )
-    t.add_argument("--activation", default="relu")
+    from .layers.activations import ACTIVATIONS
+
+    t.add_argument(
+        "--activation",
+        default="relu",
+        help=f"the hidden layers' activation of the MLP: {', '.join(sorted(ACTIVATIONS))} (default: relu)",
+    )
     t.add_argument(
         "--epochs", type=int, default=None, help=f"passes over the training set ({_defaults_help('epochs')})"
     )
@@ -743,7 +757,11 @@ def _train_data_arguments(t) -> None:
 def _train_run_arguments(t) -> None:
     """xpnn train's optimizer, backend, output and run options."""
     t.add_argument("--lr", type=float, default=None, help="learning rate (default: the optimizer's)")
-    t.add_argument("--optimizer", default="adam")
+    from .optimizers import OPTIMIZERS
+
+    t.add_argument(
+        "--optimizer", default="adam", help=f"{', '.join(OPTIMIZERS)} (default: adam, with --lr or its own rate)"
+    )
     t.add_argument(
         "--validation-split",
         type=float,
@@ -757,14 +775,21 @@ def _train_run_arguments(t) -> None:
         default=None,
         help='the backend\'s device: "cuda", "cuda:1", "mps", "cpu" (default: the library\'s default)',
     )
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument(
+        "--seed", type=int, default=0, help="seeds the weights, the shuffling and the augmentation (default: 0)"
+    )
     t.add_argument(
         "--out",
         default=None,
         help="output folder (default: a new runs/<timestamp>); one holding a previous run is refused without --force",
     )
     t.add_argument("--force", action="store_true", help="replace the previous run in --out (its files are deleted)")
-    t.add_argument("--verbose", type=int, default=1)
+    t.add_argument(
+        "--verbose",
+        type=int,
+        default=1,
+        help="0: results only; 1: a progress bar on a terminal, else a line per epoch (default); 2: a line per epoch",
+    )
     t.add_argument(
         "--tensorboard",
         default=None,
@@ -788,12 +813,16 @@ def _train_run_arguments(t) -> None:
 def _evaluate_parser(sub) -> None:
     """xpnn evaluate and its options."""
     e = sub.add_parser("evaluate", help="loss and metrics of a saved model on a data set's test split")
-    e.add_argument("model_path")
-    e.add_argument("--data", default="digits", help="as xpnn train's --data; evaluates its test split")
-    e.add_argument("--data-home", default=None)
+    e.add_argument("model_path", metavar="MODEL", help="a model file written by xpnn train (model.safetensors)")
+    e.add_argument(
+        "--data",
+        default="digits",
+        help="the data set the model was trained on, as xpnn train's --data (default: digits); evaluates "
+        "the same test split (20%% of a CSV or data file, seed 0) train reported",
+    )
+    e.add_argument("--data-home", default=None, help="folder holding the IDX files of fashion-mnist/mnist")
     _file_arguments(e)
-    e.add_argument("--backend", default=None)
-    e.add_argument("--device", default=None)
+    _backend_arguments(e)
     e.set_defaults(func=cmd_evaluate)
 
 
@@ -802,8 +831,13 @@ def _predict_parser(sub) -> None:
     r = sub.add_parser(
         "predict", help="class probabilities and labels for inputs in a .csv, .npy, .npz, .h5/.hdf5 or .zarr file"
     )
-    r.add_argument("model_path")
-    r.add_argument("input")
+    r.add_argument("model_path", metavar="MODEL", help="a model file written by xpnn train (model.safetensors)")
+    r.add_argument(
+        "input",
+        metavar="INPUT",
+        help="the samples, one per row, without labels: a .csv (a first row without numbers is a header), "
+        ".npy, .npz, .h5/.hdf5 or .zarr file (its array --x-key)",
+    )
     r.add_argument(
         "--out",
         default=None,
@@ -811,9 +845,18 @@ def _predict_parser(sub) -> None:
     )
     r.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     r.add_argument("--x-key", default="X", help="the features' array in an .npz, .h5/.hdf5 or .zarr INPUT (default X)")
-    r.add_argument("--backend", default=None)
-    r.add_argument("--device", default=None)
+    _backend_arguments(r)
     r.set_defaults(func=cmd_predict)
+
+
+def _backend_arguments(parser) -> None:
+    """--backend and --device of evaluate and predict."""
+    parser.add_argument("--backend", default=None, help="numpy (default), cupy, torch, jax or array_api_strict")
+    parser.add_argument(
+        "--device",
+        default=None,
+        help='the backend\'s device: "cuda", "cuda:1", "mps", "cpu" (default: the library\'s default)',
+    )
 
 
 def _file_arguments(parser) -> None:
@@ -824,7 +867,9 @@ def _file_arguments(parser) -> None:
 
 
 def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
+    args, unknown = build_parser().parse_known_args(argv)
+    if unknown:  # argparse would print the top-level usage: show the subcommand's, whose flags these are not
+        args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     return run_command(args, args.func)
 
 
