@@ -72,3 +72,33 @@ def test_a_bad_flag_shows_the_subcommands_usage_and_exits_2(argv):
 def test_a_bad_value_still_shows_the_subcommands_usage():
     code, _, stderr = run(["train", "--epochs", "many"])
     assert code == 2 and stderr.startswith("usage: xpnn train ") and "invalid int value: 'many'" in stderr
+
+
+# ---- info ------------------------------------------------------------------------------------
+
+
+def test_info_reports_array_api_strict_unavailable_when_it_does_not_import(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_strict(name, *args, **kwargs):
+        if name.split(".")[0] == "array_api_strict":
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_strict)
+    code, stdout, stderr = run(["info"])
+    assert code == 0 and stderr == ""
+    line = next(line for line in stdout.splitlines() if line.startswith("backend array_api_strict: "))
+    assert line == (
+        'backend array_api_strict: unavailable (backend "array_api_strict" needs array-api-strict: '
+        "pip install array-api-strict)"
+    )
+    assert "backend numpy: available, devices cpu" in stdout  # the others as before
+
+
+def test_info_reports_array_api_strict_available_when_it_imports():
+    pytest.importorskip("array_api_strict")
+    code, stdout, _ = run(["info"])
+    assert code == 0 and "backend array_api_strict: available, devices CPU_DEVICE, device1, device2\n" in stdout
