@@ -82,6 +82,12 @@ def test_a_bad_flag_shows_the_subcommands_usage_and_exits_2(argv):
     assert f"xpnn {command}: error: unrecognized arguments: --bogus 1" in stderr
 
 
+def test_a_bad_flag_before_the_subcommand_shows_the_top_level_usage():
+    code, stdout, stderr = run(["--bogus", "train"])
+    assert code == 2 and stdout == ""
+    assert stderr.startswith("usage: xpnn [-h]") and "xpnn: error: unrecognized arguments: --bogus" in stderr
+
+
 def test_a_bad_value_still_shows_the_subcommands_usage():
     code, _, stderr = run(["train", "--epochs", "many"])
     assert code == 2 and stderr.startswith("usage: xpnn train ") and "invalid int value: 'many'" in stderr

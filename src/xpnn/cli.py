@@ -977,9 +977,14 @@ def _file_arguments(parser) -> None:
 
 
 def main(argv=None) -> int:
-    args, unknown = build_parser().parse_known_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
     if unknown:  # argparse would print the top-level usage: show the subcommand's, whose flags these are not
-        args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        given = sys.argv[1:] if argv is None else list(argv)
+        before = given[: given.index(args.command)] if args.command in given else []
+        (parser if set(unknown) & set(before) else args.command_parser).error(
+            f"unrecognized arguments: {' '.join(unknown)}"
+        )
     return run_command(args, args.func)
 
 
