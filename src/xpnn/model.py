@@ -50,6 +50,14 @@ class Sequential(Container):
     backend: Backend
     generator: Generator
 
+    jit_step = None
+    """The compiled training step kept between fits (xpnn.training.jit.CompiledStep),
+    None until a fit with ``jit`` makes one; ``compile`` drops it."""
+
+    jit_forward = None
+    """The compiled inference forward (xpnn.training.jit.CompiledForward), None until an
+    inference with ``jit`` makes one; ``compile`` drops it."""
+
     input_shape_: tuple | None = None
     """The shape of one sample (no batch axis) of the first data fit, evaluate or predict
     were given (recorded by xpnn.training.data); what ``xpnn.onnx.export`` uses when it is

@@ -74,7 +74,16 @@ class Optimizer:
         self.state: dict = {}  # buffer name -> list of arrays, one per position in params
         self.scratch: dict = {}  # reusable buffers a backend may keep between steps (NumPy's Adam)
         self._checked = self._checked_handles = None  # the last params list that passed the checks
+        self._backend = None  # the params' backend, looked up with the handles (see ``backend``)
+        self._low: list = []  # per position: whether the param is float16/bfloat16 (updated in float32)
+        self._loss_scale = None  # the LossScale that mixed_float16 master params carry
         self._lr = self._check_lr(lr, at_init=True)
+
+    @property
+    def backend(self):
+        """The Backend of the params this optimizer updates: found at the first step (one
+        lookup for all params of a model), None before it."""
+        return self._backend
 
     # ---- learning rate ----------------------------------------------------------------
 
@@ -98,6 +107,12 @@ class Optimizer:
             expected = "> 0" if at_init else ">= 0"
             raise ValueError(f"{where}: lr must be a number {expected} or a schedule, found {value!r}")
         return float(value)  # a Python float: a NumPy float64 would upcast float32 params
+
+    def trace_lr(self, value) -> None:
+        """Set lr to a 0-d array unchecked, for the duration of a trace: a compiled step
+        (xpnn.training.jit) passes the lr in as an input of the compiled function, and puts
+        the real lr back afterwards (``opt.lr = ...``)."""
+        self._lr = value
 
     def get_lr(self) -> float:
         """The lr the next step uses: ``lr``, or ``lr(iterations)`` for a schedule."""
