@@ -352,7 +352,7 @@ def test_to_moves_state_between_backends():
 
 def test_load_state_arrays_errors():
     opt = Adam()
-    with pytest.raises(ValueError, match=r"unexpected state name 'velocity.0'; adam expects 'm.<i>', 'v.<i>'"):
+    with pytest.raises(ValueError, match=r"unexpected state name 'velocity.0'; adam expects 'm.<path>', 'v.<path>'"):
         opt.load_state_arrays({"velocity.0": np.zeros(2)}, 1)
     with pytest.raises(ValueError, match=r"state 'm' has indices \[0, 2\], expected 0..1"):
         opt.load_state_arrays({"m.0": np.zeros(2), "m.2": np.zeros(2), "v.0": np.zeros(2), "v.1": np.zeros(2)}, 1)

@@ -233,9 +233,13 @@ class Layer:
         return self._named(prefix, params=True, buffers=True)
 
     def _named(self, prefix, params, buffers) -> dict:
-        out = {f"{prefix}{k}": Param(self.params, k, self.grads) for k in self.params} if params else {}
+        out = (
+            {f"{prefix}{k}": Param(self.params, k, self.grads, path=f"{prefix}{k}") for k in self.params}
+            if params
+            else {}
+        )
         if buffers:
-            out.update({f"{prefix}{k}": Param(self.buffers, k) for k in self.buffers})
+            out.update({f"{prefix}{k}": Param(self.buffers, k, path=f"{prefix}{k}") for k in self.buffers})
         for i, child in enumerate(self.children()):
             out.update(child._named(f"{prefix}{i}.", params, buffers))
         return out
