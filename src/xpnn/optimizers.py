@@ -295,9 +295,9 @@ class Optimizer:
                 raise ValueError(f"{where}: state {key!r} has indices {sorted(by_index)}, expected 0..{n - 1}")
             lists[key] = [by_index[i] for i in range(n)]
         if lists and (set(lists) != set(self.state_names) or len({len(v) for v in lists.values()}) != 1):
-            found = {k: len(v) for k, v in lists.items()}
+            counts = {k: len(v) for k, v in lists.items()}
             raise ValueError(
-                f"{where}: expected the same number of arrays for each of {self.state_names}, found {found}"
+                f"{where}: expected the same number of arrays for each of {self.state_names}, found {counts}"
             )
         self.state = lists
         self.paths = known if known is None or not lists or len(known) == len(next(iter(lists.values()))) else None
