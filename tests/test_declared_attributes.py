@@ -47,6 +47,25 @@ def test_model_state_set_by_training_is_declared_before_any_fit():
     assert model.input_shape_ == (3,)
 
 
+def test_flags_the_training_loop_reads_are_declared_on_their_base_classes():
+    from xpnn.callbacks import Callback
+    from xpnn.losses import Loss
+
+    # jit.py: Layer.traceable, Callback.traceable; trainer.py: reads_shard; distributed.py: root_only
+    assert Layer.traceable is True and "traceable" in Layer.__annotations__
+    for name, default in [
+        ("traceable", False),
+        ("needs_batch_loss", False),
+        ("reads_shard", None),
+        ("root_only", False),
+    ]:
+        assert declared(Callback, name) and getattr(Callback(), name) is default, name
+    for name in ("classifies", "accepts_labels"):  # cli.py, model.py, training/data.py
+        assert declared(Loss, name) and getattr(Loss, name) is False
+    # io.py and cli.py: the preprocessing saved with a model
+    assert declared(xpnn.Sequential, "preprocessing") and xpnn.Sequential([xpnn.Dense(2, 2)]).preprocessing is None
+
+
 def test_relu_mask_the_gradient_monitor_reads_is_a_property():
     assert isinstance(vars(ReLU)["mask"], property) and ReLU.mask.__doc__
     assert ReLU().mask is None

@@ -84,7 +84,7 @@ def _model_config(model) -> dict:
     cfg["backend"] = model.backend.name
     cfg["epochs_trained"] = model.epochs_trained
     cfg["generator"] = model.generator.state
-    if getattr(model, "loss_scale", None) is not None:  # mixed_float16: resume with the scale reached
+    if model.loss_scale is not None:  # mixed_float16: resume with the scale reached
         cfg["loss_scale"] = model.loss_scale.state()
     if model.loss is not None:
         # names load reads back: a class that is not registered is refused now, not when loading
@@ -101,7 +101,7 @@ def _model_config(model) -> dict:
             "clip_norm": model.clip_norm,
             "jit": model.jit,
         }
-    steps = getattr(model, "preprocessing", None)
+    steps = model.preprocessing
     if steps:
         cfg["preprocessing"] = [step.to_dict() for step in steps]
     return cfg

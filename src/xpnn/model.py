@@ -58,6 +58,11 @@ class Sequential(Container):
     """The compiled inference forward (xpnn.training.jit.CompiledForward), None until an
     inference with ``jit`` makes one; ``compile`` drops it."""
 
+    preprocessing: list | None = None
+    """The fitted input preprocessing the model was trained behind (a SimpleImputer, a
+    scaler: ``xpnn train --impute`` sets it), saved in the model file and applied by
+    ``xpnn evaluate`` and ``xpnn predict``; None for none."""
+
     input_shape_: tuple | None = None
     """The shape of one sample (no batch axis) of the first data fit, evaluate or predict
     were given (recorded by xpnn.training.data); what ``xpnn.onnx.export`` uses when it is

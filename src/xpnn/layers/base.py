@@ -102,6 +102,11 @@ class Layer:
     and predict keep integer X as it is for a model whose ``first_leaf`` takes ids, and the
     thread policy (xpnn.training.threads) counts no matrix product for such a layer."""
 
+    traceable: bool = True
+    """Whether forward and backward only do array math (no host reads, no Python branches
+    on values), so a compiled step (``compile(jit=True)``) may trace them; a layer that sets
+    False keeps a jit fit eager, with a warning naming it (xpnn.training.jit)."""
+
     check_ids: bool = False
     """Whether forward checks every input it is given (an Embedding's id range: a host sync
     per call). fit, evaluate and predict check their whole input once (``check_inputs``)
