@@ -272,24 +272,7 @@ def _read(path):
             stored = {k: (fh.get_slice(k).get_dtype(), tuple(fh.get_slice(k).get_shape())) for k in fh.keys()}
     except Exception as exc:
         raise ValueError(f"{path}: not an xpnn model file (safetensors could not read it: {exc})") from None
-
-    fmt = meta.get("format")
-    match = re.fullmatch(r"xpnn-([1-9][0-9]{0,8})", fmt) if isinstance(fmt, str) else None
-    if match is None or "xpnn" not in meta:
-        raise ValueError(
-            f"{path}: a safetensors file, but not an xpnn model (metadata format {_short(fmt)}, "
-            f"expected 'xpnn-1' to {FORMAT!r})"
-        )
-    version = int(match.group(1))
-    if version > FORMAT_VERSION:
-        raise ValueError(
-            f"{path}: was written by a newer xpnn (format version {version}; this xpnn reads up to "
-            f"{FORMAT_VERSION}); upgrade xpnn"
-        )
-    writer = meta.get("xpnn_version")
-    if writer is not None and not re.fullmatch(r"[\w.+!-]{1,40}", writer):
-        writer = _short(writer)  # not a version number: shown as the odd string it is
-    about = f"format version {version}, written by xpnn {writer}" if writer else f"format version {version}"
+    version, about = _version(path, meta)
 
     for name, (dtype, _) in stored.items():  # before reading: NumPy cannot even hold some (bfloat16)
         if dtype not in FLOAT_DTYPES.values():
@@ -313,16 +296,45 @@ def _read(path):
     except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError; too deep a nesting recurses
         raise ValueError(f"{path}: the model config is not valid JSON ({type(exc).__name__}: {exc})") from None
     cfg = _check_config(path, cfg, version, about)
-    want_params, want_state = _stored(cfg["dtype"])
+    _check_stored_dtypes(path, stored, cfg["dtype"])
+    return cfg, tensors, about, version
+
+
+def _version(path, meta: dict) -> tuple:
+    """(format version, a few words on it and the xpnn that wrote it) from a model file's
+    metadata; a ValueError for a file that is no xpnn model or is newer than this xpnn."""
+    fmt = meta.get("format")
+    match = re.fullmatch(r"xpnn-([1-9][0-9]{0,8})", fmt) if isinstance(fmt, str) else None
+    if match is None or "xpnn" not in meta:
+        raise ValueError(
+            f"{path}: a safetensors file, but not an xpnn model (metadata format {_short(fmt)}, "
+            f"expected 'xpnn-1' to {FORMAT!r})"
+        )
+    version = int(match.group(1))
+    if version > FORMAT_VERSION:
+        raise ValueError(
+            f"{path}: was written by a newer xpnn (format version {version}; this xpnn reads up to "
+            f"{FORMAT_VERSION}); upgrade xpnn"
+        )
+    writer = meta.get("xpnn_version")
+    if writer is not None and not re.fullmatch(r"[\w.+!-]{1,40}", writer):
+        writer = _short(writer)  # not a version number: shown as the odd string it is
+    about = f"format version {version}, written by xpnn {writer}" if writer else f"format version {version}"
+    return version, about
+
+
+def _check_stored_dtypes(path, stored: dict, model_dtype: str) -> None:
+    """Every tensor (name -> (safetensors dtype, shape)) in the dtype a model of
+    ``model_dtype`` stores, else a ValueError naming the first that is not."""
+    want_params, want_state = _stored(model_dtype)
     for name, (dtype, _) in stored.items():
         # optimizer state of a float16 model written before it was kept in float32: F16
         want = (want_state, want_params) if name.startswith("optimizer.") else (want_params,)
         if dtype not in want:
             raise ValueError(
                 f"{path}: tensor {_short(name)} has dtype {dtype}, but the model's dtype is "
-                f"{cfg['dtype']} ({' or '.join(want)}); the file is inconsistent"
+                f"{model_dtype} ({' or '.join(want)}); the file is inconsistent"
             )
-    return cfg, tensors, about, version
 
 
 def _short(value, limit: int = 80) -> str:

@@ -207,6 +207,16 @@ class CompiledStep:
             for layer in model.walk():
                 layer.grads.clear()
         n_h, n_s = len(values), len(state)
+        self._write_back(result, n_h)
+        opt.iterations = iterations + 1
+        if self.eager.check_batch is not None:  # a host check: after the compiled call, on its outputs
+            self.eager.check_batch(batch, result[n_h + n_s + 1])
+        return result[n_h + n_s], result[n_h + n_s + 1]
+
+    def _write_back(self, result, n_h: int) -> None:
+        """The compiled step's new params and buffers (``result[:n_h]``) and optimizer state
+        (after them, in ``_keys`` order) into the model and its optimizer."""
+        opt = self.model.optimizer
         for h, a in zip(self._handles, result[:n_h]):
             h.value = a
         i = n_h
@@ -214,10 +224,6 @@ class CompiledStep:
             n = len(opt.state[k])
             opt.state[k] = list(result[i : i + n])
             i += n
-        opt.iterations = iterations + 1
-        if self.eager.check_batch is not None:  # a host check: after the compiled call, on its outputs
-            self.eager.check_batch(batch, result[n_h + n_s + 1])
-        return result[n_h + n_s], result[n_h + n_s + 1]
 
     def _pure(self, flat):
         """The eager step on traced arrays: ``flat`` as laid out in __call__ -> new params
