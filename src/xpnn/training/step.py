@@ -47,7 +47,8 @@ class TrainStep:
             self.unchecked.clear()
         if self.check_batch is not None:
             self.check_batch(batch, out)
-        loss = loss_fn.forward(out, batch.y, **self.checked)
+        # a call with ** takes the slow path even when empty: only label-taking losses get it
+        loss = loss_fn.forward(out, batch.y, **self.checked) if self.checked else loss_fn.forward(out, batch.y)
         for h in self.loss_hooks:
             h.on_loss(step, loss, out)
         if self.watchers:
