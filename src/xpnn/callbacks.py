@@ -97,6 +97,14 @@ class Callback:
     def on_train_end(self): ...
 
 
+def overriding(hooks, name: str) -> list:
+    """The hooks (in order) whose ``name`` method does something: the ones that override
+    Callback's, which does nothing or passes its argument on. A loop that runs once per
+    step calls only these (found once per fit): the base methods cost a call each."""
+    base = getattr(Callback, name)
+    return [h for h in hooks if name in getattr(h, "__dict__", ()) or getattr(type(h), name, base) is not base]
+
+
 # name -> Callback class, for configs that name callbacks (``get_callback``); callbacks
 # whose arguments are not plain values (LearningRateScheduler's function) are not in it
 CALLBACKS = Registry("callback", "xpnn.callbacks.register_callback", Callback, normalize=str.lower)

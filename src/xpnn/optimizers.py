@@ -79,6 +79,7 @@ class Optimizer:
         self.paths: list[str] | None = None
         self.scratch: dict = {}  # reusable buffers a backend may keep between steps (NumPy's Adam)
         self._checked = self._checked_handles = None  # the last params list that passed the checks
+        self._direct: list | None = None  # its (store, key, grads) when every handle is a plain Param
         self._backend = None  # the params' backend, looked up with the handles (see ``backend``)
         self._low: list = []  # per position: whether the param is float16/bfloat16 (updated in float32)
         self._loss_scale = None  # the LossScale that mixed_float16 master params carry
@@ -132,24 +133,44 @@ class Optimizer:
         if params is self._checked:  # the list a training loop passes every step: checked at its first
             handles = self._checked_handles
         else:
-            handles = _handles(params, f"{type(self).__name__}.step")
-            self._ensure_state(handles)
-            # one lookup, not one per param or per step: all params of a model share one backend
-            self._backend = backend_of(handles[0].value) if handles else None
-            self._low = [_is_low(h.value) for h in handles]
-            self._loss_scale = getattr(handles[0], "loss_scale", None) if handles else None
-            if isinstance(params, list):
-                self._checked, self._checked_handles = params, handles
+            handles = self._check(params)
         lr = self.get_lr()
         self.iterations += 1
         if self._loss_scale is not None:
             self._step_unless_overflow(handles, lr)
             return
+        update = self.update
+        if self._direct is not None and params is self._checked:
+            # plain handles, each ``grads[key]`` of ``store[key]``: read and written straight
+            # (a small model's step would spend more on the handles' properties than on the math)
+            for i, (store, key, grads) in enumerate(self._direct):
+                value = store[key]
+                new = update(i, value, grads.get(key), lr)
+                if new is not value:  # JAX: a new array; NumPy, CuPy, PyTorch: the same, updated in place
+                    store[key] = new
+            return
         for i, handle in enumerate(handles):
             if self._low[i]:
                 handle.value = self._update_in_float32(i, handle.value, handle.grad, lr)
             else:
-                handle.value = self.update(i, handle.value, handle.grad, lr)
+                handle.value = update(i, handle.value, handle.grad, lr)
+
+    def _check(self, params) -> list:
+        """``params`` checked and made handles, the state made on a first step; a list is
+        remembered, so that the next step given the same list skips all this."""
+        handles = _handles(params, f"{type(self).__name__}.step")
+        self._ensure_state(handles)
+        # one lookup, not one per param or per step: all params of a model share one backend
+        self._backend = backend_of(handles[0].value) if handles else None
+        self._low = [_is_low(h.value) for h in handles]
+        self._loss_scale = getattr(handles[0], "loss_scale", None) if handles else None
+        self._direct = None
+        if isinstance(params, list):
+            self._checked, self._checked_handles = params, handles
+            plain = all(type(h) is Param and h._grad is None and h.grads is not None for h in handles)
+            if plain and not any(self._low):
+                self._direct = [(h.store, h.key, h.grads) for h in handles]
+        return handles
 
     def _update_in_float32(self, i: int, param, grad, lr: float):
         """``update`` for a float16/bfloat16 param: computed in float32 (the state is

@@ -155,6 +155,9 @@ class NumpyBackend(InPlaceBackend):
     def to_numpy(self, a) -> np.ndarray:
         return np.asarray(a)
 
+    def to_float(self, a) -> float:
+        return float(a)  # a NumPy scalar or 0-d array: no host copy to make
+
     def scatter_add(self, target, indices, values):
         np.add.at(target, indices, values)
         return target

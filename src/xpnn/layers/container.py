@@ -53,10 +53,10 @@ class Container(Layer):
     def run_backward(self, dY, need_dX: bool = True):
         """dL/df(X) -> dL/dX through the children, last first; the first child is told
         whether dX is needed at all."""
-        last = len(self.layers) - 1
-        for i in range(last, -1, -1):
-            dY = self.layers[i].backward(dY, need_dX=need_dX if i == 0 else True)
-        return dY
+        layers = self.layers
+        for layer in layers[:0:-1]:  # every child but the first, last first
+            dY = layer.backward(dY, need_dX=True)
+        return layers[0].backward(dY, need_dX=need_dX)
 
     def forward(self, X, training: bool = False, **inputs):
         """X -> the last child's output."""

@@ -45,14 +45,15 @@ class Batch:
 
     @property
     def inputs(self) -> dict:
-        return {k: self._read(k, v) for k, v in self.source[2].items()}
+        given = self.source[2]
+        return {k: self._read(k, v) for k, v in given.items()} if given else {}
 
     def _read(self, key, whole):
+        if self.index is None:  # the whole arrays (full-batch training)
+            return whole
         found = self._cut.get(key)
         if found is None:
-            if self.index is None:
-                found = whole
-            elif isinstance(self.index, slice):  # a slice: a view, no copy
+            if isinstance(self.index, slice):  # a slice: a view, no copy
                 found = whole[self.index, ...]
             else:
                 found = backend_of(whole).xp.take(whole, self.index, axis=0)
@@ -100,12 +101,22 @@ class Batches:
         self.n = X.shape[0]
         self.batch_size = self.n if batch_size is None else min(batch_size, max(self.n, 1))
         self.shuffle, self.generator, self.drop_last = shuffle, generator, drop_last
+        self._whole: tuple | None = None  # the one batch of unshuffled full-batch epochs, made once
 
     def __len__(self) -> int:
         full, rest = divmod(self.n, self.batch_size)
         return full + (1 if rest and not self.drop_last else 0)
 
     def __iter__(self):
+        if not self.shuffle and self.batch_size == self.n and self.n:
+            # full-batch gradient descent: every epoch is the same batch (a Batch is never
+            # changed: a hook replaces it), so it is made once, not once per step
+            if self._whole is None:
+                self._whole = (Batch(self.X, self.y, self.inputs, self.n),)
+            return iter(self._whole)
+        return self._batches()
+
+    def _batches(self):
         order = order_of(self.generator, self.n, self.batch_size, self.shuffle)
         for b in range(len(self)):
             lo, hi = b * self.batch_size, min((b + 1) * self.batch_size, self.n)

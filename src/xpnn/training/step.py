@@ -5,6 +5,7 @@ compiled with ``jit=True`` gets the same step traced into one compiled function
 
 from __future__ import annotations
 
+from .. import callbacks as cb
 from . import data
 
 
@@ -26,13 +27,18 @@ class TrainStep:
         self.unchecked = unchecked
         self.check_batch = check_batch
         self.watchers = [h for h in hooks if h.needs_batch_loss]
+        # the hooks that do something between forward and update (found once, not every step)
+        self.loss_hooks = cb.overriding(hooks, "on_loss")
+        self.grad_hooks = cb.overriding(hooks, "after_backward")
+        self.batch_loss_reducers = cb.overriding(hooks, "reduce_batch_loss")
         self.checked = data.no_label_check(model.loss)
         self.params = None  # the model's Param handles, made at the first step (after lazy layers are built)
 
     def __call__(self, epoch, step, batch):
         """``(loss, out)`` after one update on ``batch`` (loss: a 0-d device array, out:
         the model's outputs); None when a hook stopped training before the update."""
-        model, loss_fn, hooks = self.model, self.model.loss, self.hooks
+        model = self.model
+        loss_fn = model.loss
         out = model.run(batch.X, True, batch.inputs)  # the data was checked once, in fit
         if self.unchecked:  # every target at once, when the number of outputs is known: once per fit
             for part in self.unchecked:
@@ -41,12 +47,13 @@ class TrainStep:
             self.unchecked.clear()
         if self.check_batch is not None:
             self.check_batch(batch, out)
-        loss = loss_fn.forward(out, batch.y, **self.checked)
-        for h in hooks:
+        # a call with ** takes the slow path even when empty: only label-taking losses get it
+        loss = loss_fn.forward(out, batch.y, **self.checked) if self.checked else loss_fn.forward(out, batch.y)
+        for h in self.loss_hooks:
             h.on_loss(step, loss, out)
         if self.watchers:
             value = model.backend.to_float(loss)
-            for h in hooks:
+            for h in self.batch_loss_reducers:
                 value = h.reduce_batch_loss(value)
             for h in self.watchers:
                 h.on_batch_loss(epoch, step, value)
@@ -57,7 +64,7 @@ class TrainStep:
         if self.params is None:  # the handles stay valid: made once
             self.params = model.parameters()
         params = self.params
-        for h in hooks:
+        for h in self.grad_hooks:
             params = h.after_backward(params)
         model.optimizer.step(params)
         return loss, out

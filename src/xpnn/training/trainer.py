@@ -56,6 +56,20 @@ class EpochTotals:
         self.loss_sum, self.seen, self.outputs, self.targets = loss_sum, seen, outputs, targets
 
 
+class _Hooks:
+    """For each hook an epoch or a step of the Trainer calls, the fit's hooks (in order) that
+    override Callback's do-nothing method: found once per fit, not at every call."""
+
+    __slots__ = ("epoch_begin", "batch_begin", "batch_end", "reduce_epoch", "epoch_end")
+
+    def __init__(self, hooks: list):
+        self.epoch_begin = cb.overriding(hooks, "on_epoch_begin")
+        self.batch_begin = cb.overriding(hooks, "on_batch_begin")
+        self.batch_end = cb.overriding(hooks, "on_batch_end")
+        self.reduce_epoch = cb.overriding(hooks, "reduce_epoch")
+        self.epoch_end = cb.overriding(hooks, "on_epoch_end")
+
+
 class Trainer:
     """Train a compiled model.
 
@@ -135,12 +149,14 @@ class Trainer:
         hooks, history = self._begin(epochs, batches, allow_nonfinite)
         # eager, or compiled for compile(jit=True)
         self.step = run = jit.train_step(model, hooks, unchecked, self._batch_check(batches))
+        calls = _Hooks(hooks)
         macs = None if sample_shape is None else largest_matmul(model, (batches.batch_size, *sample_shape))
         # small products: one BLAS thread (NumPy); the input was checked whole in prepare
         # (streamed batches are checked one by one as they are read)
+        eval_batch = max(batches.batch_size, INFERENCE_BATCH)
         with model.backend.threads_for(macs), data.trusted_inputs(model):
             for epoch in range(initial_epoch, epochs):
-                if not self._epoch(epoch, batches, validation, hooks, run, max(batches.batch_size, INFERENCE_BATCH)):
+                if not self._epoch(epoch, batches, validation, calls, run, eval_batch):
                     break
                 if model.stop_training:
                     break
@@ -241,9 +257,9 @@ class Trainer:
     def _epoch(self, epoch, batches, validation, hooks, run, eval_batch) -> bool:
         """One epoch; False if it stopped before its first step (nothing to log).
         ``model.epochs_trained`` counts it only if every batch was taken. ``run(epoch, step,
-        batch)`` is the step (TrainStep, or its compiled form)."""
+        batch)`` is the step (TrainStep, or its compiled form); ``hooks``: a _Hooks."""
         model = self.model
-        for h in hooks:
+        for h in hooks.epoch_begin:
             h.on_epoch_begin(epoch)
         start = time.perf_counter()
         outputs: list = []
@@ -269,7 +285,7 @@ class Trainer:
         total = None  # the summed loss, a 0-d array that stays on the device: no sync per batch
         seen, completed = 0, True
         for step, batch in enumerate(iterator):
-            for h in hooks:
+            for h in hooks.batch_begin:
                 batch = h.on_batch_begin(step, batch) if batch is not None else None
             if batch is None:
                 continue
@@ -278,14 +294,16 @@ class Trainer:
                 completed = False
                 break
             loss, out = taken
-            total = loss * float(batch.size) if total is None else total + loss * float(batch.size)
-            seen += batch.size
+            size = batch.size
+            total = loss * float(size) if total is None else total + loss * float(size)
+            seen += size
             if model.metric_fns:
                 outputs.append(out)
                 targets.append(batch.y)
-            running = lambda: {"loss": f"{b.to_float(total) / seen:.4f}"}
-            for h in hooks:
-                h.on_batch_end(step, running)
+            if hooks.batch_end:  # most fits have none (verbose=0): no closure to make
+                running = lambda: {"loss": f"{b.to_float(total) / seen:.4f}"}
+                for h in hooks.batch_end:
+                    h.on_batch_end(step, running)
             if model.stop_training:
                 completed = step == len(batches) - 1
                 break
@@ -295,22 +313,22 @@ class Trainer:
         """The epoch's logs (loss, metrics, validation) and its end hooks."""
         model = self.model
         b = model.backend
-        xp = b.xp
         totals = EpochTotals(
             0.0 if total is None else b.to_float(total),
             seen,
-            xp.concat(outputs, axis=0) if outputs else None,
-            xp.concat(targets, axis=0) if targets else None,
+            b.xp.concat(outputs, axis=0) if outputs else None,
+            b.xp.concat(targets, axis=0) if targets else None,
         )
-        for h in hooks:
+        for h in hooks.reduce_epoch:
             totals = h.reduce_epoch(totals)
-        nan = float("nan")  # an epoch whose batches were all skipped: the same keys, no numbers
-        logs = {"loss": totals.loss_sum / totals.seen if totals.seen else nan}
+        nan = math.nan  # an epoch whose batches were all skipped: the same keys, no numbers
+        loss = totals.loss_sum / totals.seen if totals.seen else nan
+        logs = {"loss": loss}
         # the epoch's loss is read once per epoch anyway: the check costs no extra sync
-        if totals.seen and not math.isfinite(logs["loss"]) and not self._warned_nonfinite:
+        if not math.isfinite(loss) and totals.seen and not self._warned_nonfinite:
             self._warned_nonfinite = True
             warnings.warn(
-                f"fit: the training loss is {logs['loss']} in epoch {epoch + 1}: training diverged; {NONFINITE_HINT}",
+                f"fit: the training loss is {loss} in epoch {epoch + 1}: training diverged; {NONFINITE_HINT}",
                 RuntimeWarning,
                 stacklevel=4,
             )
@@ -327,7 +345,7 @@ class Trainer:
         logs["seconds"] = time.perf_counter() - start
         if completed:  # an epoch stopped part-way (Ctrl-C, a callback) is not a trained epoch
             model.epochs_trained = epoch + 1
-        for h in hooks:
+        for h in hooks.epoch_end:
             h.on_epoch_end(epoch, logs)
         return True
 
