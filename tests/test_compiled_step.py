@@ -101,9 +101,12 @@ def test_recompiles_are_counted_once_per_batch_shape(digits, capsys):
     assert "jit: 2 compiled step(s)" in printed  # 64 and 44 rows; the first batch of each shape ran eagerly
     step = model._jit_step
     assert step.compiles == 2
-    assert step._fn._cache_size() == 2  # jax traced exactly twice: no recompile per step or per lr
+    # jax traced exactly twice: no recompile per step or per lr (the full batches run in a
+    # compiled loop, fused.py; the last, smaller one as one compiled step)
+    traces = lambda: step._fn._cache_size() + step.loop._fn._cache_size()  # noqa: E731
+    assert traces() == 2
     model.fit(X.reshape(len(X), -1), y, epochs=1, batch_size=64, verbose=0)  # a second fit reuses them
-    assert model._jit_step is step and step.compiles == 2 and step._fn._cache_size() == 2
+    assert model._jit_step is step and step.compiles == 2 and traces() == 2
 
 
 def test_an_untraceable_layer_is_named_and_the_fit_runs_eagerly(digits):

@@ -84,6 +84,27 @@ class JaxBackend(Backend):
         # float64 lr does not promote float32 params, and a new value does not recompile
         return self.native.jit(fn)
 
+    def jit_loop(self, body):
+        jax = self.native
+        lax, tree = jax.lax, jax.tree_util
+
+        def run(carry, xs, consts, n):
+            length = tree.tree_leaves(xs)[0].shape[0]
+            # the step's outputs, for buffers of ``length`` rows (traces body once more, without running it)
+            _, y_like = jax.eval_shape(body, carry, tree.tree_map(lambda a: a[0], xs), consts)
+            ys = tree.tree_map(lambda s: self.xp.zeros((length, *s.shape), dtype=s.dtype), y_like)
+
+            def step(i, state):
+                carry, ys = state
+                x = tree.tree_map(lambda a: lax.dynamic_index_in_dim(a, i, keepdims=False), xs)
+                carry, y = body(carry, x, consts)
+                return carry, tree.tree_map(lambda buf, v: lax.dynamic_update_index_in_dim(buf, v, i, 0), ys, y)
+
+            # a while loop with a traced trip count: a shorter last chunk does not recompile
+            return lax.fori_loop(0, n, step, (carry, ys))
+
+        return jax.jit(run, donate_argnums=(0,))
+
 
 def _device_name(device) -> str:
     return f"{device.platform}:{device.id}"

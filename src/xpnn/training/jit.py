@@ -30,9 +30,11 @@ What cannot be traced stays outside:
 
 from __future__ import annotations
 
+import types
 import warnings
 
 from .. import callbacks as cb
+from . import data
 from .batches import Batch
 from .step import TrainStep
 
@@ -114,8 +116,10 @@ class CompiledStep:
         self.compiles = 0
         self.plans: dict = {}  # batch signature -> the draws its step makes, recorded eagerly
         self.compiled_shapes: set = set()
+        self.out_shapes: dict = {}  # batch signature -> the step's output shape
         self.broken: str | None = None  # why tracing failed (for good: the model's code cannot be traced)
         self._fn = None
+        self.loop = None  # its steps fused into compiled loops (fused.py), made at the first fused epoch
         self.use(eager)
 
     @property
@@ -160,64 +164,111 @@ class CompiledStep:
             return self.eager(epoch, step, batch)
         X, y, inputs = batch.X, batch.y, batch.inputs
         sig = _signature(X, y, inputs)
-        calls = self.plans.get(sig)
-        if calls is None or self.eager.unchecked:  # a new shape (or the fit's target check): eagerly, recording
-            with self.model.generator.recording() as calls:
-                taken = self.eager(epoch, step, batch)
+        if sig not in self.plans:  # a new shape: eagerly, recording its draws
+            return self.record(sig, epoch, step, batch)
+        self.check_targets(sig)
+        model, gen = self.model, self.model.generator
+        self.bind()
+        first = sig not in self.compiled_shapes
+        calls = self.plans[sig]
+        before = gen.state if first and calls else None
+        drawn = gen.draw_plan(calls) if calls else []  # on the host, as the eager step would draw them
+        flat = self.flat(model.optimizer.get_lr(), model.optimizer.iterations, drawn)
+        flat += [X, y] + [inputs[k] for k in sorted(inputs)]
+        self.lay_out(drawn, inputs)
+        result = self._run(flat, first)
+        if result is None:  # tracing failed: the step runs eagerly from now on
+            if before is not None:
+                gen.set_state(before)  # the eager step draws again
+            return self.eager(epoch, step, batch)
+        if first:
+            self.compiled_shapes.add(sig)
+            self.compiles += 1
+        loss, out = self.store(result, 1)
+        if self.eager.check_batch is not None:  # a host check: after the compiled call, on its outputs
+            self.eager.check_batch(batch, out)
+        return loss, out
+
+    def record(self, sig, epoch, step, batch):
+        """The eager step on ``batch``, recording the draws it makes (the plan of ``sig``)
+        and its output shape (for the fit's target check)."""
+        with self.model.generator.recording() as calls:
+            taken = self.eager(epoch, step, batch)
+        if taken is not None:
             self.plans[sig] = list(calls)
-            return taken
-        model, opt, gen = self.model, self.model.optimizer, self.model.generator
+            self.out_shapes[sig] = tuple(taken[1].shape)
+        return taken
+
+    def check_targets(self, sig) -> None:
+        """The fit's check of all its targets, which the eager step makes at a fit's first
+        step, from the output shape recorded for ``sig``: a later fit starts compiled."""
+        unchecked = self.eager.unchecked
+        if unchecked:
+            shape = self.out_shapes[sig]
+            out = types.SimpleNamespace(shape=shape, ndim=len(shape))
+            for part in unchecked:
+                if part is not None:
+                    data.check_targets(self.model.loss, part.y, out)
+            unchecked.clear()
+
+    def bind(self) -> None:
+        """The compiled function, the model's handles and the optimizer's state keys, made once."""
         if self._fn is None:
+            model, opt = self.model, self.model.optimizer
             self._fn = model.backend.jit(self._pure)
             self._handles = list(model.named_handles().values())
             self._keys = [k for k in opt.state_names if k in opt.state]
-        first = sig not in self.compiled_shapes
-        before = gen.state if first and calls else None
-        drawn = gen.draw_plan(calls) if calls else []  # on the host, as the eager step would draw them
-        b = model.backend
+
+    def flat(self, lr, iterations, drawn) -> list:
+        """The first arguments of ``_pure``: params and buffers, optimizer state, lr, step
+        count, draws (the batch follows)."""
+        b, opt = self.model.backend, self.model.optimizer
         values = [h.value for h in self._handles]
         state = [a for k in self._keys for a in opt.state[k]]
+        return values + state + [b.jit_scalar(lr), b.jit_scalar(iterations)] + [a for _, a in drawn]
+
+    def lay_out(self, drawn, inputs) -> None:
+        """Tell ``_pure`` how its flat argument list is laid out."""
+        n_state = sum(len(self.model.optimizer.state[k]) for k in self._keys)
+        self._layout = (len(self._handles), n_state, [c for c, _ in drawn], sorted(inputs))
+
+    def _run(self, flat, first: bool):
+        """``self._fn(flat)``, or None if its first call failed to trace (the fit falls back)."""
+        opt = self.model.optimizer
         iterations, lr = opt.iterations, opt._lr
-        flat = values + state + [b.jit_scalar(opt.get_lr()), b.jit_scalar(iterations)]
-        flat += [a for _, a in drawn] + [X, y] + [inputs[k] for k in sorted(inputs)]
-        self._layout = (len(values), len(state), [c for c, _ in drawn], sorted(inputs))
         kept = self._keep() if first else None  # a first call traces: what it changes is put back
         self._traced = False
-        failed = None
         try:
             result = self._fn(flat)
         except Exception as exc:
             if not first:  # it compiled and ran before: a real error, not a tracing limit
                 raise
-            failed = exc
+            self._restore(kept)
+            self._fall_back(_blame(self.model, exc))
+            return None
         finally:
             opt.iterations, opt._lr = iterations, lr
-        if failed is not None:
-            self._restore(kept)
-            if before is not None:
-                gen.set_state(before)  # the eager step draws again
-            self._fall_back(_blame(model, failed))
-            return self.eager(epoch, step, batch)
         if first:
             self._restore(kept)
-            self.compiled_shapes.add(sig)
-            self.compiles += 1
         elif self._traced:  # traced again (torch.compile replays the trace's side effects on every call)
-            model.release_saved()
-            for layer in model.walk():
+            self.model.release_saved()
+            for layer in self.model.walk():
                 layer.grads.clear()
-        n_h, n_s = len(values), len(state)
-        for h, a in zip(self._handles, result[:n_h]):
+        return result
+
+    def store(self, result, steps: int):
+        """Put a compiled call's new params, buffers and optimizer state in place (``steps``
+        updates were taken); returns the rest of its results."""
+        opt = self.model.optimizer
+        for h, a in zip(self._handles, result):
             h.value = a
-        i = n_h
+        i = len(self._handles)
         for k in self._keys:
             n = len(opt.state[k])
             opt.state[k] = list(result[i : i + n])
             i += n
-        opt.iterations = iterations + 1
-        if self.eager.check_batch is not None:  # a host check: after the compiled call, on its outputs
-            self.eager.check_batch(batch, result[n_h + n_s + 1])
-        return result[n_h + n_s], result[n_h + n_s + 1]
+        opt.iterations += steps
+        return result[i:]
 
     def _pure(self, flat):
         """The eager step on traced arrays: ``flat`` as laid out in __call__ -> new params

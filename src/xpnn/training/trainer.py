@@ -34,7 +34,7 @@ from typing import Any
 
 from .. import _checks
 from .. import callbacks as cb
-from . import data, inference, jit
+from . import data, fused, inference, jit
 from .batches import INFERENCE_BATCH, Batches, shuffle_option
 from .compiled import metric_values
 from .step import TrainStep
@@ -139,9 +139,13 @@ class Trainer:
         # small products: one BLAS thread (NumPy); the input was checked whole in prepare
         # (streamed batches are checked one by one as they are read)
         with model.backend.threads_for(macs), data.trusted_inputs(model):
-            for epoch in range(initial_epoch, epochs):
-                if not self._epoch(epoch, batches, validation, hooks, run, max(batches.batch_size, INFERENCE_BATCH)):
+            epoch, eval_batch = initial_epoch, max(batches.batch_size, INFERENCE_BATCH)
+            while epoch < epochs:
+                # many steps per compiled call where the backend and every hook allow it (fused.py)
+                done = fused.fit_epochs(self, run, hooks, batches, validation, epoch, epochs, eval_batch)
+                if not done and not self._epoch(epoch, batches, validation, hooks, run, eval_batch):
                     break
+                epoch += done or 1
                 if model.stop_training:
                     break
         for h in hooks:
