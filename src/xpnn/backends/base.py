@@ -397,8 +397,7 @@ class Backend:
         result ``run(carry, xs, consts, n)`` applies it to ``x = xs[i]`` for i < n (``xs``:
         arrays, lists or None, stacked along a leading axis of any length >= n) and returns
         ``(carry, ys)``: the ``y`` stacked the same way, zeros past n. A new ``n`` does not
-        recompile; a new length of ``xs`` does. ``carry``'s buffers are given up to the
-        call (donated where the library can reuse them): use the returned ones."""
+        recompile; a new length of ``xs`` does."""
         return None
 
     def has_jit_loop(self) -> bool:

@@ -103,7 +103,9 @@ class JaxBackend(Backend):
             # a while loop with a traced trip count: a shorter last chunk does not recompile
             return lax.fori_loop(0, n, step, (carry, ys))
 
-        return jax.jit(run, donate_argnums=(0,))
+        # carry not donated: one call runs many steps, so reusing its buffers saves little,
+        # and arrays a user holds (model.named_arrays()) stay valid
+        return jax.jit(run)
 
 
 def _device_name(device) -> str:
