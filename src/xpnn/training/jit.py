@@ -144,9 +144,6 @@ class CompiledStep:
         if untraceable:
             path, layer = untraceable[0]
             self.blocked = f"the layer at {path or 'the top'} ({layer!r}) says it cannot be traced"
-        policy = getattr(self.model, "policy", None)
-        if policy is not None and policy.mixed:  # masters and the loss scale are not threaded through yet
-            self.blocked = f"the mixed-precision policy {self.model.dtype_name!r} is not compiled yet"
         if self.fallback:
             _warn(self.fallback, self.model)
 
@@ -222,15 +219,33 @@ class CompiledStep:
     def flat(self, lr, iterations, drawn) -> list:
         """The first arguments of ``_pure``: params and buffers, optimizer state, lr, step
         count, draws (the batch follows)."""
-        b, opt = self.model.backend, self.model.optimizer
+        b = self.model.backend
         values = [h.value for h in self._handles]
-        state = [a for k in self._keys for a in opt.state[k]]
-        return values + state + [b.jit_scalar(lr), b.jit_scalar(iterations)] + [a for _, a in drawn]
+        return values + self._state() + [b.jit_scalar(lr), b.jit_scalar(iterations)] + [a for _, a in drawn]
+
+    def _state(self) -> list:
+        """The optimizer's state arrays, then the loss scale's (mixed_float16), flat."""
+        opt, scale = self.model.optimizer, getattr(self.model, "loss_scale", None)
+        found = [a for k in self._keys for a in opt.state[k]]
+        return found if scale is None else [*found, scale.scale, scale.good_steps]
+
+    def _set_state(self, arrays) -> int:
+        """Put ``_state``'s arrays in place (traced or real); returns how many it took."""
+        opt, scale = self.model.optimizer, getattr(self.model, "loss_scale", None)
+        i = 0
+        for k in self._keys:
+            n = len(opt.state[k])
+            opt.state[k] = list(arrays[i : i + n])
+            i += n
+        if scale is not None:
+            scale.scale, scale.good_steps = arrays[i], arrays[i + 1]
+            scale.inverse = 1.0 / scale.scale
+            i += 2
+        return i
 
     def lay_out(self, drawn, inputs) -> None:
         """Tell ``_pure`` how its flat argument list is laid out."""
-        n_state = sum(len(self.model.optimizer.state[k]) for k in self._keys)
-        self._layout = (len(self._handles), n_state, [c for c, _ in drawn], sorted(inputs))
+        self._layout = (len(self._handles), len(self._state()), [c for c, _ in drawn], sorted(inputs))
 
     def _run(self, flat, first: bool):
         """``self._fn(flat)``, or None if its first call failed to trace (the fit falls back)."""
@@ -259,15 +274,11 @@ class CompiledStep:
     def store(self, result, steps: int):
         """Put a compiled call's new params, buffers and optimizer state in place (``steps``
         updates were taken); returns the rest of its results."""
-        opt = self.model.optimizer
         for h, a in zip(self._handles, result):
             h.value = a
         i = len(self._handles)
-        for k in self._keys:
-            n = len(opt.state[k])
-            opt.state[k] = list(result[i : i + n])
-            i += n
-        opt.iterations += steps
+        i += self._set_state(result[i:])
+        self.model.optimizer.iterations += steps
         return result[i:]
 
     def _pure(self, flat):
@@ -286,11 +297,7 @@ class CompiledStep:
         inputs = dict(zip(input_keys, flat[i + 2 :]))
         for h, a in zip(self._handles, values):
             h.value = a
-        j = 0
-        for k in self._keys:
-            n = len(opt.state[k])
-            opt.state[k] = list(state[j : j + n])
-            j += n
+        self._set_state(state)
         opt.iterations, opt._lr = t, lr
         check, self.eager.check_batch = self.eager.check_batch, None  # a host check: done after the call
         try:
@@ -298,8 +305,7 @@ class CompiledStep:
                 loss, out = self.eager(None, None, Batch(X, y, inputs))
         finally:
             self.eager.check_batch = check
-        new = [h.value for h in self._handles] + [a for k in self._keys for a in opt.state[k]]
-        return [*new, loss, out]
+        return [*(h.value for h in self._handles), *self._state(), loss, out]
 
     def _keep(self):
         """What ``_pure`` changes in the model, optimizer and hooks, to put back after the
@@ -312,11 +318,13 @@ class CompiledStep:
             opt._lr,
             [(layer, dict(layer.grads)) for layer in model.walk()],
             [(h, dict(vars(h))) for h in self.eager.hooks if getattr(h, "traceable", False)],
+            self._state(),
         )
 
     def _restore(self, kept) -> None:
         model, opt = self.model, self.model.optimizer
-        handles_kept, opt.state, opt.iterations, opt._lr, grads_kept, hooks_kept = kept
+        handles_kept, opt.state, opt.iterations, opt._lr, grads_kept, hooks_kept, state_kept = kept
+        self._set_state(state_kept)
         for h, a in zip(self._handles, handles_kept):
             h.value = a
         for layer, grads in grads_kept:
