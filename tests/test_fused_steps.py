@@ -132,3 +132,22 @@ def test_an_untraceable_layer_in_the_loop_falls_back_with_a_warning(digits):
     for a, b in zip(runs[0][0], runs[1][0]):
         np.testing.assert_array_equal(a, b)  # the fallback is the eager run itself
     assert runs[0][1] == runs[1][1] and runs[0][2] == runs[1][2]
+
+
+def test_jax_arrays_found_finite_are_not_read_again(monkeypatch):
+    import gc
+
+    from xpnn.backends.base import Backend
+
+    b = xpnn.get_backend("jax")
+    reads = []
+    monkeypatch.setattr(Backend, "all_finite", lambda self, a: reads.append(1) or True)
+    a = b.asarray(np.ones((4, 3), dtype=np.float32))
+    assert b.all_finite(a) and b.all_finite(a) and len(reads) == 1  # immutable: read once
+    key = id(a)
+    del a
+    gc.collect()
+    assert key not in b._finite  # forgotten with the array (its id may be reused)
+    bad = b.asarray(np.array([1.0, np.nan], dtype=np.float32))
+    monkeypatch.setattr(Backend, "all_finite", lambda self, a: False)
+    assert not b.all_finite(bad) and not b.all_finite(bad)  # a non-finite array is read every time

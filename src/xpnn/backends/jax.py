@@ -15,6 +15,7 @@ float32, and gradient checks can run in float64.
 from __future__ import annotations
 
 import functools
+import weakref
 
 import array_api_compat
 import numpy as np
@@ -78,6 +79,24 @@ class JaxBackend(Backend):
         return self._adam(param, grad, m, v, step_size, beta1, beta2, bias2_sqrt, eps)
 
     _adam = None
+    _finite: set | None = None
+
+    def all_finite(self, a) -> bool:
+        # a JAX array is immutable: once found finite it stays so, and a fit, evaluate or
+        # predict on the same arrays (every epoch of a loop of fits) need not read it again
+        if self._finite is None:
+            self._finite = set()  # ids of live arrays found finite
+        key = id(a)
+        if key in self._finite:
+            return True
+        ok = Backend.all_finite(self, a)
+        if ok:
+            try:
+                weakref.finalize(a, self._finite.discard, key)  # the id is reused once a is gone
+            except TypeError:  # no weak references to it (a tracer): not remembered
+                return ok
+            self._finite.add(key)
+        return ok
 
     def jit(self, fn):
         # Python numbers passed to a jitted function are traced as weakly typed scalars: a
