@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import types
 import warnings
+from typing import Any
 
 from .. import callbacks as cb
 from . import data
@@ -118,8 +119,8 @@ class CompiledStep:
         self.compiled_shapes: set = set()
         self.out_shapes: dict = {}  # batch signature -> the step's output shape
         self.broken: str | None = None  # why tracing failed (for good: the model's code cannot be traced)
-        self._fn = None
-        self.loop = None  # its steps fused into compiled loops (fused.py), made at the first fused epoch
+        self._fn: Any = None
+        self.loop: Any = None  # its steps fused into compiled loops (fused.py), made at the first fused epoch
         self.use(eager)
 
     @property
