@@ -139,18 +139,22 @@ class Trainer:
         # small products: one BLAS thread (NumPy); the input was checked whole in prepare
         # (streamed batches are checked one by one as they are read)
         with model.backend.threads_for(macs), data.trusted_inputs(model):
-            epoch, eval_batch = initial_epoch, max(batches.batch_size, INFERENCE_BATCH)
-            while epoch < epochs:
-                # many steps per compiled call where the backend and every hook allow it (fused.py)
-                done = fused.fit_epochs(self, run, hooks, batches, validation, epoch, epochs, eval_batch)
-                if not done and not self._epoch(epoch, batches, validation, hooks, run, eval_batch):
-                    break
-                epoch += done or 1
-                if model.stop_training:
-                    break
+            self._epochs(initial_epoch, epochs, batches, validation, hooks, run)
         for h in hooks:
             h.on_train_end()
         return history
+
+    def _epochs(self, epoch, epochs, batches, validation, hooks, run) -> None:
+        """Epochs ``epoch`` to ``epochs - 1``, until a hook stops training; several steps per
+        compiled call where the backend and every hook allow it (fused.py), else one by one."""
+        eval_batch = max(batches.batch_size, INFERENCE_BATCH)
+        while epoch < epochs:
+            done = fused.fit_epochs(self, run, hooks, batches, validation, epoch, epochs, eval_batch)
+            if not done and not self._epoch(epoch, batches, validation, hooks, run, eval_batch):
+                break
+            epoch += done or 1
+            if self.model.stop_training:
+                break
 
     def _prepare(
         self, X, y, inputs, validation_data, *, batch_size, shuffle, validation_split, drop_last, allow_nonfinite,
