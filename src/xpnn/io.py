@@ -10,6 +10,9 @@ The file holds every param and buffer ("layer.0.W") and the optimizer state
                   (``model.preprocessing``: a SimpleImputer's fill values, a scaler's
                   statistics; ``to_dict`` of each)
     xpnn_version  the xpnn that wrote it (named in errors that may mean a newer file)
+    notes         optional: a JSON object of the caller's own (``save(..., notes=)``; xpnn
+                  train records the data set the model was trained on), read back by
+                  ``read_notes``; loading never depends on it
     sha256        SHA-256 of the rest of the metadata and of every tensor (_digest)
 
 Files written before xpnn_version and sha256 existed have neither, and load unchecked by
@@ -103,8 +106,9 @@ def _model_config(model) -> dict:
     return cfg
 
 
-def save(model, path, epoch=None) -> None:
-    """Write ``model`` to ``path`` (.safetensors) atomically."""
+def save(model, path, epoch=None, notes=None) -> None:
+    """Write ``model`` to ``path`` (.safetensors) atomically. ``notes``: a dict of JSON
+    values kept beside the model (what it was trained on, ...), for ``read_notes``."""
     from safetensors.numpy import save as to_bytes
 
     from . import __version__
@@ -133,6 +137,10 @@ def save(model, path, epoch=None) -> None:
         for k, v in model.optimizer.state_arrays().items():
             tensors[f"optimizer.{k}"] = np.ascontiguousarray(backend.to_numpy(v))
     meta = {"format": FORMAT, "xpnn": json.dumps(cfg), "xpnn_version": __version__}
+    if notes is not None:
+        if not isinstance(notes, dict):
+            raise TypeError(f"save: notes must be a dict of JSON values, found {type(notes).__name__}")
+        meta["notes"] = json.dumps(notes)  # a TypeError names a value JSON cannot hold
     meta["sha256"] = _digest(meta, tensors)
     atomic_write(path, to_bytes(tensors, metadata=meta))
 
@@ -224,6 +232,29 @@ def read(path):
     return cfg, tensors
 
 
+def read_notes(path) -> dict:
+    """The ``notes`` a model file was saved with (``save(..., notes=)``), or {} for a
+    file saved without them. Reads the header only; a ValueError naming the file if the
+    notes are not a JSON object (the digest, checked by ``load``, covers them too)."""
+    from safetensors import safe_open
+
+    path = os.fspath(path)
+    try:
+        with safe_open(path, framework="numpy") as fh:
+            text = (fh.metadata() or {}).get("notes")
+    except Exception as exc:
+        raise ValueError(f"{path}: not an xpnn model file (safetensors could not read it: {exc})") from None
+    if text is None:
+        return {}
+    try:
+        notes = json.loads(text)
+    except (ValueError, RecursionError):
+        notes = None
+    if not isinstance(notes, dict):
+        raise ValueError(f"{path}: its 'notes' metadata is not a JSON object: {_short(text)}")
+    return notes
+
+
 def _read(path):
     """read(), plus a few words on the file's version for errors that may mean it is newer."""
     from safetensors import safe_open
@@ -236,24 +267,7 @@ def _read(path):
             stored = {k: (fh.get_slice(k).get_dtype(), tuple(fh.get_slice(k).get_shape())) for k in fh.keys()}
     except Exception as exc:
         raise ValueError(f"{path}: not an xpnn model file (safetensors could not read it: {exc})") from None
-
-    fmt = meta.get("format")
-    match = re.fullmatch(r"xpnn-([1-9][0-9]{0,8})", fmt) if isinstance(fmt, str) else None
-    if match is None or "xpnn" not in meta:
-        raise ValueError(
-            f"{path}: a safetensors file, but not an xpnn model (metadata format {_short(fmt)}, "
-            f"expected 'xpnn-1' to {FORMAT!r})"
-        )
-    version = int(match.group(1))
-    if version > FORMAT_VERSION:
-        raise ValueError(
-            f"{path}: was written by a newer xpnn (format version {version}; this xpnn reads up to "
-            f"{FORMAT_VERSION}); upgrade xpnn"
-        )
-    writer = meta.get("xpnn_version")
-    if writer is not None and not re.fullmatch(r"[\w.+!-]{1,40}", writer):
-        writer = _short(writer)  # not a version number: shown as the odd string it is
-    about = f"format version {version}, written by xpnn {writer}" if writer else f"format version {version}"
+    version, about = _version(path, meta)
 
     for name, (dtype, _) in stored.items():  # before reading: NumPy cannot even hold some (bfloat16)
         if dtype not in FLOAT_DTYPES.values():
@@ -277,16 +291,45 @@ def _read(path):
     except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError; too deep a nesting recurses
         raise ValueError(f"{path}: the model config is not valid JSON ({type(exc).__name__}: {exc})") from None
     cfg = _check_config(path, cfg, version, about)
-    want_params, want_state = _stored(cfg["dtype"])
+    _check_stored_dtypes(path, stored, cfg["dtype"])
+    return cfg, tensors, about
+
+
+def _version(path, meta: dict) -> tuple:
+    """(format version, a few words on it and the xpnn that wrote it) from a model file's
+    metadata; a ValueError for a file that is no xpnn model or is newer than this xpnn."""
+    fmt = meta.get("format")
+    match = re.fullmatch(r"xpnn-([1-9][0-9]{0,8})", fmt) if isinstance(fmt, str) else None
+    if match is None or "xpnn" not in meta:
+        raise ValueError(
+            f"{path}: a safetensors file, but not an xpnn model (metadata format {_short(fmt)}, "
+            f"expected 'xpnn-1' to {FORMAT!r})"
+        )
+    version = int(match.group(1))
+    if version > FORMAT_VERSION:
+        raise ValueError(
+            f"{path}: was written by a newer xpnn (format version {version}; this xpnn reads up to "
+            f"{FORMAT_VERSION}); upgrade xpnn"
+        )
+    writer = meta.get("xpnn_version")
+    if writer is not None and not re.fullmatch(r"[\w.+!-]{1,40}", writer):
+        writer = _short(writer)  # not a version number: shown as the odd string it is
+    about = f"format version {version}, written by xpnn {writer}" if writer else f"format version {version}"
+    return version, about
+
+
+def _check_stored_dtypes(path, stored: dict, model_dtype: str) -> None:
+    """Every tensor (name -> (safetensors dtype, shape)) in the dtype a model of
+    ``model_dtype`` stores, else a ValueError naming the first that is not."""
+    want_params, want_state = _stored(model_dtype)
     for name, (dtype, _) in stored.items():
         # optimizer state of a float16 model written before it was kept in float32: F16
         want = (want_state, want_params) if name.startswith("optimizer.") else (want_params,)
         if dtype not in want:
             raise ValueError(
                 f"{path}: tensor {_short(name)} has dtype {dtype}, but the model's dtype is "
-                f"{cfg['dtype']} ({' or '.join(want)}); the file is inconsistent"
+                f"{model_dtype} ({' or '.join(want)}); the file is inconsistent"
             )
-    return cfg, tensors, about
 
 
 def _short(value, limit: int = 80) -> str:

@@ -82,9 +82,8 @@ class Sequential(Container):
         ``inputs``: per-sample keyword inputs (``mask=``), routed to the layers that take them."""
         where = f"{type(self).__name__}.forward"
         self.backend.check(X, "X", where)
+        self.check_accepts(inputs, lambda name: f"{where}: no layer of this model takes the input {name!r}")
         for name, a in inputs.items():
-            if not self.accepts(name):
-                raise ValueError(f"{where}: no layer of this model takes the input {name!r}")
             self.backend.check(a, name, where)
         return self.run(X, training, inputs)
 

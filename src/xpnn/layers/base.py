@@ -83,6 +83,12 @@ def unknown_arguments(cls, config: dict) -> list:
     return [k for k in config if k not in arguments(cls)]
 
 
+def defaults(cls) -> dict:
+    """The default of each constructor argument of ``cls`` that has one, read from its
+    signature (so a repr that leaves defaults out cannot drift from the constructor)."""
+    return {p.name: p.default for p in inspect.signature(cls).parameters.values() if p.default is not p.empty}
+
+
 def missing_arguments(cls, config: dict) -> list:
     """The required constructor arguments of ``cls`` that ``config`` lacks."""
     return [
@@ -184,6 +190,14 @@ class Layer:
         """Whether forward (here or in a child) takes the keyword input ``name``."""
         return name in self.forward_inputs or any(child.accepts(name) for child in self.children())
 
+    def check_accepts(self, names, message) -> None:
+        """Raise ``ValueError(message(name))`` for the first of ``names`` that no layer here
+        takes (a typo, or an input nothing can route): the one check behind a container's
+        ``run``, ``Model.forward`` and the keyword inputs of fit, evaluate and predict."""
+        for name in names:
+            if not self.accepts(name):
+                raise ValueError(message(name))
+
     # ---- the tree of layers --------------------------------------------------------------
 
     def children(self) -> list:
@@ -244,6 +258,14 @@ class Layer:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
         return f"{type(self).__name__}({args})"
+
+    def short_repr(self, positional: int) -> str:
+        """``Name(a, b, key=value)``: the first ``positional`` config values bare, then the
+        config entries that differ from the constructor's defaults (see ``defaults``)."""
+        config, default = list(self.config().items()), defaults(type(self))
+        args = [str(v) for _, v in config[:positional]]
+        args += [f"{k}={v!r}" for k, v in config[positional:] if k not in default or default[k] != v]
+        return f"{type(self).__name__}({', '.join(args)})"
 
     def _where(self) -> str:
         return f"{self!r}.forward"

@@ -13,6 +13,7 @@ import contextlib
 
 import array_api_compat
 
+from .. import _checks
 from .batches import Batch
 
 
@@ -64,7 +65,7 @@ def targets(model, y, argname: str, where: str, allow_nonfinite: bool = False):
             # a 1-D y here can only be class labels: say so rather than fail on a (n, 1) column later
             whole = y == xp.round(y)
             if not bool(xp.all(whole)):
-                i, value = _first(model, whole, y, False)
+                i, value = _first_failure(model, whole, y)
                 raise ValueError(
                     f"{where}: {argname} is 1-D, so it holds class labels for {model.loss.name}, "
                     f"which must be whole numbers; found {value} at index {i[0]}"
@@ -112,7 +113,7 @@ def check_finite(model, a, argname: str, where: str) -> None:
     if model.backend.all_finite(a):
         return
     finite = xp.isfinite(a)
-    i, value = _first(model, finite, a, False)
+    i, value = _first_failure(model, finite, a)
     at = f"sample {i[0]}" + (f", index {i}" if len(i) > 1 else "")
     raise ValueError(
         f"{where}: {argname} contains NaN or inf ({value} at {at}); clean or impute the data first "
@@ -120,33 +121,26 @@ def check_finite(model, a, argname: str, where: str) -> None:
     )
 
 
-def _first(model, ok, a, want) -> tuple:
-    """(index tuple, value) of the first element of ``a`` where the bool array ``ok`` is
-    ``want``: the host reads one number, not the array."""
-    xp = model.backend.xp
-    flat = xp.reshape(ok, (-1,))
-    k = int(xp.argmax(xp.astype(flat if want else ~flat, xp.int8)))  # argmax: the first hit
-    reversed_index = []
-    for size in reversed(a.shape):  # unravel k over a's shape
-        k, r = divmod(k, size)
-        reversed_index.append(r)
-    index = tuple(reversed(reversed_index))
+def _first_failure(model, ok, a) -> tuple:
+    """(index tuple, value) of the first element of ``a`` where the bool array ``ok`` (a's
+    shape) is False: the host reads one number, not the array."""
+    index = _checks.first_true_index(model.backend.xp, ~ok)
     return index, model.backend.to_float(a[index])
 
 
 def forward_inputs(model, inputs, where: str, argname: str = "inputs") -> dict:
     """The per-sample forward inputs on the model's device, each taken by some layer."""
-    out = {}
-    for name, a in (inputs or {}).items():
-        if not model.accepts(name):  # fit/predict take **inputs: a misspelled argument lands here
-            raise ValueError(
-                f"{where}: unknown argument {name!r}: not an argument of {where}, and no layer of this "
-                f"model takes an input of that name (layers list theirs in forward_inputs, e.g. "
-                f"MultiHeadSelfAttention's 'mask')"
-            )
-        a = on_device(model, a, f"{argname}[{name!r}]", where)
-        out[name] = a
-    return out
+    inputs = inputs or {}
+    # fit/predict take **inputs: a misspelled argument lands here
+    model.check_accepts(
+        inputs,
+        lambda name: (
+            f"{where}: unknown argument {name!r}: not an argument of {where}, and no layer of this "
+            f"model takes an input of that name (layers list theirs in forward_inputs, e.g. "
+            f"MultiHeadSelfAttention's 'mask')"
+        ),
+    )
+    return {name: on_device(model, a, f"{argname}[{name!r}]", where) for name, a in inputs.items()}
 
 
 def check_lengths(where: str, X, *named) -> None:
