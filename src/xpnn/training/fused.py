@@ -165,7 +165,7 @@ class FusedSteps:
         indices = [(orders[0], i) for i in range(first, per_epoch)]
         for lo in range(0, len(indices), MAX_STEPS):
             part = indices[lo : lo + MAX_STEPS]
-            found = None if run.fallback else self._call(sig, part, B, batches, want_outputs)
+            found = None if run.fallback else self._call(sig, part, B, batches, want_outputs, per_epoch)
             if found is None:  # tracing failed: the rest of the epoch runs eagerly
                 for order, i in part:
                     batch = Batch(batches.X, batches.y, batches.inputs, B, _index(batches, order, i * B, (i + 1) * B))
@@ -190,18 +190,20 @@ class FusedSteps:
         host = np.asarray(self.model.backend.to_numpy(found), dtype=np.float64)[: len(indices)]
         return host.reshape(count, per_epoch).mean(axis=1)
 
-    def _call(self, sig, indices, B, batches, want_outputs, drawn=None):
+    def _call(self, sig, indices, B, batches, want_outputs, per_epoch=1, drawn=None):
         """One compiled loop over the batches ``indices`` ((order, batch number) pairs);
         ``drawn``: their steps' draws, made already (cross-epoch calls), or None to make them
-        here. Returns (the loss summed over samples, outputs, targets), or with ``drawn``
-        each step's loss; None if the loop could not be traced."""
+        here; ``per_epoch``: full batches an epoch (sizes the kept outputs). Returns (the
+        loss summed over samples, outputs, targets), or with ``drawn`` each step's loss;
+        None if the loop could not be traced."""
         run, model = self.step, self.model
         b, xp = model.backend, model.backend.xp
         opt, gen = model.optimizer, model.generator
         count = len(indices)
         # room for every step of a call, so that the loop compiles once per batch shape; with
         # metrics the loop keeps each step's outputs, and room only for this call's steps
-        room = max(MIN_STEPS, 1 << (count - 1).bit_length()) if want_outputs else MAX_STEPS
+        rows = max(count, min(per_epoch, MAX_STEPS))  # sized by the epoch: its first call (one step fewer) shares it
+        room = max(MIN_STEPS, 1 << (rows - 1).bit_length()) if want_outputs else MAX_STEPS
         run.bind()
         state_before = gen.state
         per_step = drawn is not None
