@@ -103,7 +103,7 @@ def test_recompiles_are_counted_once_per_batch_shape(digits, capsys):
     assert step.compiles == 2
     # jax traced exactly twice: no recompile per step or per lr (the full batches run in a
     # compiled loop, fused.py; the last, smaller one as one compiled step)
-    traces = lambda: step._fn._cache_size() + step.loop._fn._cache_size()  # noqa: E731
+    traces = lambda: step._fn._cache_size() + sum(f._cache_size() for f in step.loop._fns.values())  # noqa: E731
     assert traces() == 2
     model.fit(X.reshape(len(X), -1), y, epochs=1, batch_size=64, verbose=0)  # a second fit reuses them
     assert model._jit_step is step and step.compiles == 2 and traces() == 2

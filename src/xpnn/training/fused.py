@@ -23,6 +23,7 @@ call's time shared out.
 
 from __future__ import annotations
 
+import functools
 import time
 
 import numpy as np
@@ -74,7 +75,7 @@ def _epoch(trainer, loop, hooks, batches, validation, epoch, full, rest, eval_ba
     start = time.perf_counter()
     order = _order(batches)
     B = batches.batch_size
-    losses, outputs, targets, seen = [], [], [], 0
+    losses, outputs, targets = [], [], []
     taken = loop.steps(epoch, [order], full, B, batches, want_outputs=bool(model.metric_fns))
     for loss_sum, out, y in taken:
         losses.append(loss_sum)
@@ -137,7 +138,10 @@ class FusedSteps:
     def __init__(self, step: CompiledStep):
         self.step = step
         self.model = step.model
-        self._fn = self.model.backend.jit_loop(self._body)
+        b = self.model.backend
+        # with and without each step's outputs (kept for metrics): two functions, as the
+        # compiled loop is cached by its arguments' shapes only
+        self._fns = {want: b.jit_loop(functools.partial(self._body, want)) for want in (False, True)}
         self.compiled: set = set()  # (batch signature, room): the loops made
 
     def signature(self, batches) -> tuple:
@@ -215,13 +219,12 @@ class FusedSteps:
         consts = [batches.X, batches.y, [batches.inputs[k] for k in sorted(batches.inputs)]]
         carry = run.flat(0.0, 0, [])[:-2]  # params, buffers, optimizer state
         run.lay_out(drawn[0] if drawn else [], batches.inputs)
-        self._want = want_outputs
         key = (sig, room, want_outputs)
         kept = run._keep()
         run._traced = False
         iterations, lr = opt.iterations, opt._lr
         try:
-            carry, ys = self._fn(carry, xs, consts, count)
+            carry, ys = self._fns[want_outputs](carry, xs, consts, count)
         except Exception as exc:
             if key in self.compiled:
                 raise
@@ -247,7 +250,7 @@ class FusedSteps:
         y = None if batches.y is None else xp.take(batches.y, _flat_index(b, indices, B, batches.n), axis=0)
         return total, out, y
 
-    def _body(self, carry, x, consts):
+    def _body(self, want_outputs, carry, x, consts):
         """One step inside the loop: ``_pure`` on the batch gathered from the whole arrays."""
         run = self.step
         xp = self.model.backend.xp
@@ -258,7 +261,7 @@ class FusedSteps:
         flat = [*carry, lr, t, *(drawn or []), X, y, *(take(a) for a in inputs_all)]
         result = run._pure(flat)
         n = len(carry)
-        return result[:n], (result[n], result[n + 1] if self._want else None)
+        return result[:n], (result[n], result[n + 1] if want_outputs else None)
 
 
 class _Eager(Exception):
