@@ -59,7 +59,7 @@ def test_full_batch_epochs_in_one_loop_match_eager(digits, shuffle):
     epochs = 8
     eager, h_eager, jitted, h_jit = _twins(((X, y), dict(epochs=epochs, batch_size=None, shuffle=shuffle, verbose=0)))
     _assert_same(eager, h_eager, jitted, h_jit, epochs)
-    step = jitted._jit_step
+    step = jitted.jit_step
     # the first step ran eagerly (it records the step's draws); the other 7 epochs in one loop
     assert step.loop is not None and len(step.loop.compiled) == 1 and step.compiles == 1
 
@@ -70,7 +70,7 @@ def test_epochs_of_equal_batches_share_a_loop(digits):
     args = ((X, y), dict(epochs=epochs, batch_size=48, drop_last=True, verbose=0))
     eager, h_eager, jitted, h_jit = _twins(args)
     _assert_same(eager, h_eager, jitted, h_jit, epochs)
-    assert jitted._jit_step.compiles == 1
+    assert jitted.jit_step.compiles == 1
 
 
 def test_an_epoch_with_metrics_validation_and_a_smaller_last_batch(digits, tmp_path):
@@ -84,7 +84,7 @@ def test_an_epoch_with_metrics_validation_and_a_smaller_last_batch(digits, tmp_p
     eager, h_eager, jitted, h_jit = _twins(args, make)
     _assert_same(eager, h_eager, jitted, h_jit, epochs)
     assert {"loss", "accuracy", "val_loss", "val_accuracy", "seconds"} <= set(h_jit.history)
-    step = jitted._jit_step
+    step = jitted.jit_step
     assert step.loop is not None and step.compiles == 2  # the loop of 32-row batches; the 2-row last batch
     # a CSVLogger only writes what the epochs logged: it keeps the loop
     jitted.fit(X[:130], y[:130], epochs=1, batch_size=32, verbose=0, callbacks=[xpnn.callbacks.CSVLogger(csv)])
@@ -101,7 +101,7 @@ def test_a_callback_with_epoch_control_keeps_a_call_per_step(digits):
     args = ((X, y), dict(epochs=8, batch_size=None, verbose=0))
     eager, h_eager, jitted, h_jit = _twins(args, callbacks=[StopAtThree()])
     _assert_same(eager, h_eager, jitted, h_jit, 3)  # stopped after the third epoch, as eagerly
-    assert jitted._jit_step.loop is None  # never fused: one compiled call per step
+    assert jitted.jit_step.loop is None  # never fused: one compiled call per step
     assert not xpnn.callbacks.EarlyStopping().fusable and xpnn.callbacks.History().fusable
 
 

@@ -70,6 +70,12 @@ class Callback:
     # may then run many steps per compiled call (compile(jit=True) on JAX; xpnn.training.fused)
     # and call its epoch hooks after the call, epoch by epoch; otherwise one call per step
     fusable = False
+    # DataParallel: (rank, world size) on its gradient hook, whose rank reads only its part
+    # of each streamed batch (the Trainer reads it); None for every other callback
+    reads_shard: tuple | None = None
+    # DataParallel runs a callback with root_only = True on rank 0 only (one that writes
+    # files or prints: CSVLogger and ModelCheckpoint count as such without saying so)
+    root_only = False
 
     def on_train_begin(self): ...
     def on_epoch_begin(self, epoch): ...

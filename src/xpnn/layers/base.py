@@ -103,6 +103,21 @@ class Layer:
 
     forward_inputs: tuple = ()  # keyword inputs forward takes besides X, e.g. ("mask",)
 
+    takes_indices: bool = False
+    """Whether forward takes integer ids and looks rows up (an Embedding): fit, evaluate
+    and predict keep integer X as it is for a model whose ``first_leaf`` takes ids, and the
+    thread policy (xpnn.training.threads) counts no matrix product for such a layer."""
+
+    traceable: bool = True
+    """Whether forward and backward only do array math (no host reads, no Python branches
+    on values), so a compiled step (``compile(jit=True)``) may trace them; a layer that sets
+    False keeps a jit fit eager, with a warning naming it (xpnn.training.jit)."""
+
+    check_ids: bool = False
+    """Whether forward checks every input it is given (an Embedding's id range: a host sync
+    per call). fit, evaluate and predict check their whole input once (``check_inputs``)
+    and turn this off while their loops run (xpnn.training.data.trusted_inputs)."""
+
     def __init__(self):
         self.params: dict = {}
         self.grads: dict = {}
@@ -186,6 +201,11 @@ class Layer:
         for part in self.walk():
             part.saved = None
 
+    def check_inputs(self, X, argname: str = "X", where: str = "") -> None:
+        """Check the whole input of fit, evaluate or predict at once, for a check that
+        forward would otherwise make on every batch (an Embedding's id range). A layer
+        with no such check (the default) accepts anything here."""
+
     def accepts(self, name: str) -> bool:
         """Whether forward (here or in a child) takes the keyword input ``name``."""
         return name in self.forward_inputs or any(child.accepts(name) for child in self.children())
@@ -203,6 +223,14 @@ class Layer:
     def children(self) -> list:
         """The layers this layer is made of (containers); a plain layer has none."""
         return []
+
+    def first_leaf(self) -> "Layer":
+        """The layer the input reaches first: first children followed down to a layer
+        with none (this layer itself if it has none)."""
+        first = self
+        while first.children():
+            first = first.children()[0]
+        return first
 
     def walk(self):
         """This layer and every layer inside it, depth first."""
@@ -224,9 +252,13 @@ class Layer:
         return self._named(prefix, params=True, buffers=True)
 
     def _named(self, prefix, params, buffers) -> dict:
-        out = {f"{prefix}{k}": Param(self.params, k, self.grads) for k in self.params} if params else {}
+        out = (
+            {f"{prefix}{k}": Param(self.params, k, self.grads, path=f"{prefix}{k}") for k in self.params}
+            if params
+            else {}
+        )
         if buffers:
-            out.update({f"{prefix}{k}": Param(self.buffers, k) for k in self.buffers})
+            out.update({f"{prefix}{k}": Param(self.buffers, k, path=f"{prefix}{k}") for k in self.buffers})
         for i, child in enumerate(self.children()):
             out.update(child._named(f"{prefix}{i}.", params, buffers))
         return out
@@ -250,6 +282,12 @@ class Layer:
     def config(self) -> dict:
         """Constructor arguments as JSON-able values (used by save/load)."""
         return {}
+
+    def input_sample_shape(self) -> tuple | None:
+        """The shape of one input sample (no batch axis) this layer fixes on its own, or
+        None: a Dense of known size says ``(in_features,)``; a Conv2D fixes only its
+        channels, not the height and width, so it says nothing."""
+        return None
 
     def output_shape(self, input_shape: tuple) -> tuple:
         """Shape of Y for an input of ``input_shape`` (batch axis included)."""

@@ -28,7 +28,7 @@ class Embedding(Layer):
     ids it is given, one sync a call) is off only inside those loops.
     """
 
-    takes_indices = True  # fit/predict keep integer inputs as they are for this layer
+    takes_indices = True  # fit/predict keep integer inputs as they are for this layer (Layer.takes_indices)
 
     def __init__(self, num_embeddings: int, embedding_dim: int, init="uniform"):
         super().__init__()

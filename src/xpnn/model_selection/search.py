@@ -153,6 +153,14 @@ class _Search:
         """ "max" if a larger score is better, "min" if a smaller one is."""
         return self._scorer.mode
 
+    _dists: dict  # name -> Distribution, set by each search's __init__
+
+    @property
+    def distributions(self) -> dict:
+        """The search space: parameter name -> its Distribution (``decode`` turns a value
+        a study stored back into the parameter's value)."""
+        return self._dists
+
     def _where(self, method):
         return f"{type(self).__name__}.{method}"
 

@@ -43,7 +43,7 @@ def features(model, X, argname: str, where: str):
     the model takes them: an Embedding first)."""
     X = on_device(model, X, argname, where)
     xp = model.backend.xp
-    if xp.isdtype(X.dtype, "integral") and model.takes_indices():
+    if xp.isdtype(X.dtype, "integral") and model.first_leaf().takes_indices:
         return X
     return X if X.dtype == model.dtype else xp.astype(X, model.dtype)
 
@@ -75,15 +75,17 @@ def targets(model, y, argname: str, where: str, allow_nonfinite: bool = False):
     return xp.reshape(y, (y.shape[0], 1)) if y.ndim == 1 else y
 
 
+def record_sample_shape(model, X) -> None:
+    """Keep the shape of one sample of the first data the model sees as
+    ``model.input_shape_`` (the ONNX export reads it)."""
+    if model.input_shape_ is None:
+        model.input_shape_ = tuple(int(d) for d in X.shape[1:])
+
+
 def check_inputs(model, X, argname: str, where: str) -> None:
     """The first layer's check of the whole input, where it has one (an Embedding's id
     range): one host sync per fit, evaluate or predict instead of one per batch in forward."""
-    first = model
-    while first.children():
-        first = first.children()[0]
-    check = getattr(first, "check_inputs", None)
-    if check is not None:
-        check(X, argname, where)
+    model.first_leaf().check_inputs(X, argname, where)
 
 
 @contextlib.contextmanager
@@ -91,7 +93,7 @@ def trusted_inputs(model):
     """Inside fit's and inference's loops, whose input ``check_inputs`` checked whole:
     layers skip their own per-forward input checks (``check_ids``: a sync per batch),
     and check again afterwards (a direct ``forward`` call)."""
-    layers = [layer for layer in model.walk() if getattr(layer, "check_ids", False)]
+    layers = [layer for layer in model.walk() if layer.check_ids]
     for layer in layers:
         layer.check_ids = False
     try:
@@ -158,8 +160,7 @@ def prepare(model, X, y, inputs, where: str, prefix: str = "", allow_nonfinite: 
     one Batch of all the samples. NaN or inf anywhere is an error unless
     ``allow_nonfinite``."""
     X = features(model, X, f"{prefix}X" if not prefix else f"{prefix}[0]", where)
-    if getattr(model, "input_shape_", None) is None:  # the first sample shape seen: the ONNX export reads it
-        model.input_shape_ = tuple(int(d) for d in X.shape[1:])
+    record_sample_shape(model, X)
     check_inputs(model, X, f"{prefix}X" if not prefix else f"{prefix}[0]", where)
     if not allow_nonfinite:
         check_finite(model, X, f"{prefix}X" if not prefix else f"{prefix}[0]", where)

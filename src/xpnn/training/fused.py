@@ -6,7 +6,7 @@ the loss per epoch. Like Keras's ``steps_per_execution``, ``fit`` then runs the 
 epoch (and, for full-batch training, the steps of many epochs) as one compiled loop: the
 data is on the device once, the loop takes each batch's sample indices and gathers the
 batch itself, and the losses come back once per call. It is the same traced step
-(CompiledStep._pure) in a loop, so the weights are those of the eager run (within float32
+(CompiledStep.pure) in a loop, so the weights are those of the eager run (within float32
 tolerance): the shuffled order, Dropout's masks and the learning rates of a schedule are
 drawn on the host before the call, in the order the eager steps draw them.
 
@@ -94,7 +94,7 @@ def _epoch(trainer, loop, hooks, batches, validation, epoch, full, rest, eval_ba
     total = losses[0]
     for more in losses[1:]:
         total = total + more
-    trainer._end_epoch(epoch, total, seen, outputs, targets, validation, hooks, True, eval_batch, start)
+    trainer.end_epoch(epoch, total, seen, outputs, targets, validation, hooks, True, eval_batch, start)
     _report(trainer, run)
 
 
@@ -109,7 +109,7 @@ def _epochs(trainer, loop, hooks, batches, epoch, count, eval_batch) -> int:
             h.on_epoch_begin(epoch + i)
         # the epoch's summed loss, read already (a host float, which to_float takes as it is)
         total, began = float(loss) * batches.n, time.perf_counter() - share
-        trainer._end_epoch(epoch + i, total, batches.n, [], [], None, hooks, True, eval_batch, began)
+        trainer.end_epoch(epoch + i, total, batches.n, [], [], None, hooks, True, eval_batch, began)
         _report(trainer, loop.step)
     return count
 
@@ -220,22 +220,22 @@ class FusedSteps:
         carry = run.flat(0.0, 0, [])[:-2]  # params, buffers, optimizer state
         run.lay_out(drawn[0] if drawn else [], batches.inputs)
         key = (sig, room, want_outputs)
-        kept = run._keep()
-        run._traced = False
-        iterations, lr = opt.iterations, opt._lr
+        kept = run.keep()
+        run.traced = False
+        iterations, lr = opt.iterations, opt.lr
         try:
             carry, ys = self._fns[want_outputs](carry, xs, consts, count)
         except Exception as exc:
             if key in self.compiled:
                 raise
-            run._restore(kept)
+            run.restore(kept)
             gen.set_state(state_before)  # the eager steps draw again
-            run._fall_back(_blame(model, exc))
+            run.fall_back(_blame(model, exc))
             return None
         finally:
-            opt.iterations, opt._lr = iterations, lr
-        if run._traced:
-            run._restore(kept)
+            opt.iterations, opt.lr = iterations, lr
+        if run.traced:
+            run.restore(kept)
         if key not in self.compiled:
             self.compiled.add(key)
             run.compiles += 1
@@ -251,7 +251,7 @@ class FusedSteps:
         return total, out, y
 
     def _body(self, want_outputs, carry, x, consts):
-        """One step inside the loop: ``_pure`` on the batch gathered from the whole arrays."""
+        """One step inside the loop: ``pure`` on the batch gathered from the whole arrays."""
         run = self.step
         xp = self.model.backend.xp
         lr, t, drawn, idx = x
@@ -259,7 +259,7 @@ class FusedSteps:
         take = (lambda a: a) if idx is None else (lambda a: xp.take(a, idx, axis=0))
         X, y = take(X_all), None if y_all is None else take(y_all)
         flat = [*carry, lr, t, *(drawn or []), X, y, *(take(a) for a in inputs_all)]
-        result = run._pure(flat)
+        result = run.pure(flat)
         n = len(carry)
         return result[:n], (result[n], result[n + 1] if want_outputs else None)
 
@@ -282,10 +282,10 @@ def _schedule(opt, count, room, model):
     lrs = np.zeros(room, dtype=dtype)
     ts = np.zeros(room, dtype=dtype)
     it = opt.iterations
-    if callable(opt._lr):
-        lrs[:count] = [float(opt._lr(it + i)) for i in range(count)]
+    if callable(opt.lr):
+        lrs[:count] = [float(opt.lr(it + i)) for i in range(count)]
     else:
-        lrs[:count] = float(opt._lr)
+        lrs[:count] = float(opt.lr)
     ts[:count] = np.arange(it, it + count)
     return lrs, ts
 

@@ -71,14 +71,14 @@ def train_step(model, hooks, unchecked: list, check_batch=None):
             stacklevel=4,
         )
     if not enabled(model):
-        model._jit_step = None
+        model.jit_step = None
         return eager
     # kept on the model: a later fit (or a benchmark's next timed run) reuses what compiled,
     # unless the traced hooks changed (compile() and to() start afresh)
     key = (model.backend, *_hook_key(hooks))
-    step = getattr(model, "_jit_step", None)
+    step = model.jit_step
     if step is None or step.key != key:
-        step = model._jit_step = CompiledStep(eager, key)
+        step = model.jit_step = CompiledStep(eager, key)
     else:
         step.use(eager)
     return step
@@ -120,6 +120,7 @@ class CompiledStep:
         self.out_shapes: dict = {}  # batch signature -> the step's output shape
         self.broken: str | None = None  # why tracing failed (for good: the model's code cannot be traced)
         self._fn: Any = None
+        self.traced = False  # set by ``pure``: whether the last compiled call traced the step
         self.loop: Any = None  # its steps fused into compiled loops (fused.py), made at the first fused epoch
         self.use(eager)
 
@@ -148,7 +149,7 @@ class CompiledStep:
         if self.fallback:
             _warn(self.fallback, self.model)
 
-    def _fall_back(self, why: str) -> None:
+    def fall_back(self, why: str) -> None:
         self.broken = why
         _warn(why, self.model)
 
@@ -213,12 +214,12 @@ class CompiledStep:
         """The compiled function, the model's handles and the optimizer's state keys, made once."""
         if self._fn is None:
             model, opt = self.model, self.model.optimizer
-            self._fn = model.backend.jit(self._pure)
+            self._fn = model.backend.jit(self.pure)
             self._handles = list(model.named_handles().values())
             self._keys = [k for k in opt.state_names if k in opt.state]
 
     def flat(self, lr, iterations, drawn) -> list:
-        """The first arguments of ``_pure``: params and buffers, optimizer state, lr, step
+        """The first arguments of ``pure``: params and buffers, optimizer state, lr, step
         count, draws (the batch follows)."""
         b = self.model.backend
         values = [h.value for h in self._handles]
@@ -245,28 +246,28 @@ class CompiledStep:
         return i
 
     def lay_out(self, drawn, inputs) -> None:
-        """Tell ``_pure`` how its flat argument list is laid out."""
+        """Tell ``pure`` how its flat argument list is laid out."""
         self._layout = (len(self._handles), len(self._state()), [c for c, _ in drawn], sorted(inputs))
 
     def _run(self, flat, first: bool):
         """``self._fn(flat)``, or None if its first call failed to trace (the fit falls back)."""
         opt = self.model.optimizer
-        iterations, lr = opt.iterations, opt._lr
-        kept = self._keep() if first else None  # a first call traces: what it changes is put back
-        self._traced = False
+        iterations, lr = opt.iterations, opt.lr
+        kept = self.keep() if first else None  # a first call traces: what it changes is put back
+        self.traced = False
         try:
             result = self._fn(flat)
         except Exception as exc:
             if not first:  # it compiled and ran before: a real error, not a tracing limit
                 raise
-            self._restore(kept)
-            self._fall_back(_blame(self.model, exc))
+            self.restore(kept)
+            self.fall_back(_blame(self.model, exc))
             return None
         finally:
-            opt.iterations, opt._lr = iterations, lr
+            opt.iterations, opt.lr = iterations, lr
         if first:
-            self._restore(kept)
-        elif self._traced:  # traced again (torch.compile replays the trace's side effects on every call)
+            self.restore(kept)
+        elif self.traced:  # traced again (torch.compile replays the trace's side effects on every call)
             self.model.release_saved()
             for layer in self.model.walk():
                 layer.grads.clear()
@@ -282,12 +283,12 @@ class CompiledStep:
         self.model.optimizer.iterations += steps
         return result[i:]
 
-    def _pure(self, flat):
+    def pure(self, flat):
         """The eager step on traced arrays: ``flat`` as laid out in __call__ -> new params
         and buffers, new optimizer state, loss, outputs. It leaves traced arrays in the
-        model: the caller puts the real ones back (``_keep``, ``_restore``)."""
+        model: the caller puts the real ones back (``keep``, ``restore``)."""
         opt, gen = self.model.optimizer, self.model.generator
-        self._traced = True  # a side effect that only tracing has (on JAX)
+        self.traced = True  # a side effect that only tracing has (on JAX)
         n_h, n_s, calls, input_keys = self._layout
         values, state = flat[:n_h], flat[n_h : n_h + n_s]
         lr, t = flat[n_h + n_s], flat[n_h + n_s + 1]
@@ -299,7 +300,8 @@ class CompiledStep:
         for h, a in zip(self._handles, values):
             h.value = a
         self._set_state(state)
-        opt.iterations, opt._lr = t, lr
+        opt.iterations = t
+        opt.trace_lr(lr)
         check, self.eager.check_batch = self.eager.check_batch, None  # a host check: done after the call
         try:
             with gen.replaying(drawn):
@@ -308,23 +310,23 @@ class CompiledStep:
             self.eager.check_batch = check
         return [*(h.value for h in self._handles), *self._state(), loss, out]
 
-    def _keep(self):
-        """What ``_pure`` changes in the model, optimizer and hooks, to put back after the
+    def keep(self):
+        """What ``pure`` changes in the model, optimizer and hooks, to put back after the
         call (here, outside the compiled function, whose guards would otherwise watch it)."""
         model, opt = self.model, self.model.optimizer
         return (
             [h.value for h in self._handles],
             {k: list(v) for k, v in opt.state.items()},
             opt.iterations,
-            opt._lr,
+            opt.lr,
             [(layer, dict(layer.grads)) for layer in model.walk()],
             [(h, dict(vars(h))) for h in self.eager.hooks if getattr(h, "traceable", False)],
             self._state(),
         )
 
-    def _restore(self, kept) -> None:
+    def restore(self, kept) -> None:
         model, opt = self.model, self.model.optimizer
-        handles_kept, opt.state, opt.iterations, opt._lr, grads_kept, hooks_kept, state_kept = kept
+        handles_kept, opt.state, opt.iterations, opt.lr, grads_kept, hooks_kept, state_kept = kept
         self._set_state(state_kept)
         for h, a in zip(self._handles, handles_kept):
             h.value = a
@@ -362,7 +364,7 @@ class CompiledForward:
     def __init__(self, model):
         self.model = model
         self.backend = model.backend
-        self._fn = model.backend.jit(self._pure)
+        self._fn = model.backend.jit(self.pure)
         self._handles = list(model.named_handles().values())
         self.shapes: set = set()
         self.fallback = None
@@ -391,7 +393,7 @@ class CompiledForward:
         self.shapes.add(sig)
         return out
 
-    def _pure(self, flat):
+    def pure(self, flat):
         n = len(self._handles)
         for h, a in zip(self._handles, flat[:n]):
             h.value = a
@@ -402,7 +404,7 @@ def forward(model):
     """``run(X, inputs)`` for inference: the model's eager forward, or its compiled one."""
     if not enabled(model):
         return lambda X, inputs: model.run(X, False, inputs)
-    cached = getattr(model, "_jit_forward", None)
+    cached = model.jit_forward
     if cached is None or cached.backend is not model.backend or len(cached._handles) != len(model.named_handles()):
-        cached = model._jit_forward = CompiledForward(model)
+        cached = model.jit_forward = CompiledForward(model)
     return cached

@@ -265,7 +265,7 @@ class Trainer:
                 close()
         if model.stop_training and seen == 0:
             return False
-        ended = self._end_epoch(epoch, total, seen, outputs, targets, validation, hooks, completed, eval_batch, start)
+        ended = self.end_epoch(epoch, total, seen, outputs, targets, validation, hooks, completed, eval_batch, start)
         if self.verbose >= 2 and run.report():
             print(run.report())
         return ended
@@ -299,7 +299,7 @@ class Trainer:
                 break
         return completed, seen, total
 
-    def _end_epoch(self, epoch, total, seen, outputs, targets, validation, hooks, completed, eval_batch, start) -> bool:
+    def end_epoch(self, epoch, total, seen, outputs, targets, validation, hooks, completed, eval_batch, start) -> bool:
         """The epoch's logs (loss, metrics, validation) and its end hooks."""
         model = self.model
         b = model.backend
