@@ -66,6 +66,10 @@ class Callback:
     # values), so a compiled step (compile(jit=True)) may trace them; otherwise a callback
     # that has them keeps the fit eager
     traceable = False
+    # it has no per-batch hooks and its epoch hooks only observe (History, CSVLogger): fit
+    # may then run many steps per compiled call (compile(jit=True) on JAX; xpnn.training.fused)
+    # and call its epoch hooks after the call, epoch by epoch; otherwise one call per step
+    fusable = False
     # DataParallel: (rank, world size) on its gradient hook, whose rank reads only its part
     # of each streamed batch (the Trainer reads it); None for every other callback
     reads_shard: tuple | None = None
@@ -143,6 +147,7 @@ class ClipGradNorm(Callback):
     is a sync; under ``compile(jit=True)`` it is not kept, as the step is traced)."""
 
     traceable = True
+    fusable = True
 
     name = "clip_grad_norm"
 
@@ -159,6 +164,8 @@ class ClipGradNorm(Callback):
 
 class History(Callback):
     """``history.history`` is a dict of per-epoch lists, like Keras; ``history.epoch`` the epochs."""
+
+    fusable = True
 
     def __init__(self):
         self.history: dict = {}
@@ -300,6 +307,7 @@ class CSVLogger(Callback):
     """Append one row per epoch to a CSV file (header from the first epoch's logs)."""
 
     name = "csv_logger"
+    fusable = True
 
     def __init__(self, path, append=False):
         self.path, self.append = str(path), append
@@ -356,6 +364,7 @@ class ProgressBar(Callback):
         self.file = file or sys.stdout
         self.use_bar = verbose == 1 and hasattr(self.file, "isatty") and self.file.isatty()
         self.every = max(1, steps // 20)  # refresh ~20 times an epoch: few host syncs
+        self.fusable = not self.use_bar  # printed lines only: nothing per batch
 
     def on_epoch_begin(self, epoch):
         self.start = time.perf_counter()
@@ -378,7 +387,8 @@ class ProgressBar(Callback):
                 self.bar.set_postfix(running(), refresh=False)
 
     def on_epoch_end(self, epoch, logs):
-        seconds = time.perf_counter() - self.start
+        # the epoch's own time (fused epochs end together, after one compiled call)
+        seconds = logs.get("seconds", time.perf_counter() - self.start)
         if self.use_bar:
             self.bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items() if isinstance(v, float)})
             self.bar.close()

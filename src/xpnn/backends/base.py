@@ -439,6 +439,19 @@ class Backend:
         """Whether ``jit`` compiles here (a subclass that overrides it)."""
         return type(self).jit is not Backend.jit
 
+    def jit_loop(self, body):
+        """A compiled loop of steps, or None where this library has none (then each step is
+        its own compiled call). ``body(carry, x, consts) -> (carry, y)`` is one step; the
+        result ``run(carry, xs, consts, n)`` applies it to ``x = xs[i]`` for i < n (``xs``:
+        arrays, lists or None, stacked along a leading axis of any length >= n) and returns
+        ``(carry, ys)``: the ``y`` stacked the same way, zeros past n. A new ``n`` does not
+        recompile; a new length of ``xs`` does."""
+        return None
+
+    def has_jit_loop(self) -> bool:
+        """Whether ``jit_loop`` compiles loops here (a subclass that overrides it)."""
+        return type(self).jit_loop is not Backend.jit_loop
+
     def jit_scalar(self, x):
         """A Python number (the learning rate, the step count) as an argument of a compiled
         function, so that a new value is traced, not baked in (no recompile per step)."""

@@ -15,6 +15,7 @@ float32, and gradient checks can run in float64.
 from __future__ import annotations
 
 import functools
+import weakref
 
 import array_api_compat
 import numpy as np
@@ -78,11 +79,52 @@ class JaxBackend(Backend):
         return self._adam(param, grad, m, v, step_size, beta1, beta2, bias2_sqrt, eps)
 
     _adam = None
+    _finite: set | None = None
+
+    def all_finite(self, a) -> bool:
+        # a JAX array is immutable: once found finite it stays so, and a fit, evaluate or
+        # predict on the same arrays (every epoch of a loop of fits) need not read it again
+        if self._finite is None:
+            self._finite = set()  # ids of live arrays found finite
+        key = id(a)
+        if key in self._finite:
+            return True
+        ok = Backend.all_finite(self, a)
+        if ok:
+            try:
+                weakref.finalize(a, self._finite.discard, key)  # the id is reused once a is gone
+            except TypeError:  # no weak references to it (a tracer): not remembered
+                return ok
+            self._finite.add(key)
+        return ok
 
     def jit(self, fn):
         # Python numbers passed to a jitted function are traced as weakly typed scalars: a
         # float64 lr does not promote float32 params, and a new value does not recompile
         return self.native.jit(fn)
+
+    def jit_loop(self, body):
+        jax = self.native
+        lax, tree = jax.lax, jax.tree_util
+
+        def run(carry, xs, consts, n):
+            length = tree.tree_leaves(xs)[0].shape[0]
+            # the step's outputs, for buffers of ``length`` rows (traces body once more, without running it)
+            _, y_like = jax.eval_shape(body, carry, tree.tree_map(lambda a: a[0], xs), consts)
+            ys = tree.tree_map(lambda s: self.xp.zeros((length, *s.shape), dtype=s.dtype), y_like)
+
+            def step(i, state):
+                carry, ys = state
+                x = tree.tree_map(lambda a: lax.dynamic_index_in_dim(a, i, keepdims=False), xs)
+                carry, y = body(carry, x, consts)
+                return carry, tree.tree_map(lambda buf, v: lax.dynamic_update_index_in_dim(buf, v, i, 0), ys, y)
+
+            # a while loop with a traced trip count: a shorter last chunk does not recompile
+            return lax.fori_loop(0, n, step, (carry, ys))
+
+        # carry not donated: one call runs many steps, so reusing its buffers saves little,
+        # and arrays a user holds (model.named_arrays()) stay valid
+        return jax.jit(run)
 
 
 def _device_name(device) -> str:

@@ -30,9 +30,12 @@ What cannot be traced stays outside:
 
 from __future__ import annotations
 
+import types
 import warnings
+from typing import Any
 
 from .. import callbacks as cb
+from . import data
 from .batches import Batch
 from .step import TrainStep
 
@@ -114,8 +117,11 @@ class CompiledStep:
         self.compiles = 0
         self.plans: dict = {}  # batch signature -> the draws its step makes, recorded eagerly
         self.compiled_shapes: set = set()
+        self.out_shapes: dict = {}  # batch signature -> the step's output shape
         self.broken: str | None = None  # why tracing failed (for good: the model's code cannot be traced)
-        self._fn = None
+        self._fn: Any = None
+        self.traced = False  # set by ``pure``: whether the last compiled call traced the step
+        self.loop: Any = None  # its steps fused into compiled loops (fused.py), made at the first fused epoch
         self.use(eager)
 
     @property
@@ -140,13 +146,10 @@ class CompiledStep:
         if untraceable:
             path, layer = untraceable[0]
             self.blocked = f"the layer at {path or 'the top'} ({layer!r}) says it cannot be traced"
-        policy = getattr(self.model, "policy", None)
-        if policy is not None and policy.mixed:  # masters and the loss scale are not threaded through yet
-            self.blocked = f"the mixed-precision policy {self.model.dtype_name!r} is not compiled yet"
         if self.fallback:
             _warn(self.fallback, self.model)
 
-    def _fall_back(self, why: str) -> None:
+    def fall_back(self, why: str) -> None:
         self.broken = why
         _warn(why, self.model)
 
@@ -160,77 +163,132 @@ class CompiledStep:
             return self.eager(epoch, step, batch)
         X, y, inputs = batch.X, batch.y, batch.inputs
         sig = _signature(X, y, inputs)
-        calls = self.plans.get(sig)
-        if calls is None or self.eager.unchecked:  # a new shape (or the fit's target check): eagerly, recording
-            with self.model.generator.recording() as calls:
-                taken = self.eager(epoch, step, batch)
-            self.plans[sig] = list(calls)
-            return taken
-        model, opt, gen = self.model, self.model.optimizer, self.model.generator
-        if self._fn is None:
-            self._fn = model.backend.jit(self._pure)
-            self._handles = list(model.named_handles().values())
-            self._keys = [k for k in opt.state_names if k in opt.state]
+        if sig not in self.plans:  # a new shape: eagerly, recording its draws
+            return self.record(sig, epoch, step, batch)
+        self.check_targets(sig)
+        model, gen = self.model, self.model.generator
+        self.bind()
         first = sig not in self.compiled_shapes
+        calls = self.plans[sig]
         before = gen.state if first and calls else None
         drawn = gen.draw_plan(calls) if calls else []  # on the host, as the eager step would draw them
-        b = model.backend
+        flat = self.flat(model.optimizer.get_lr(), model.optimizer.iterations, drawn)
+        flat += [X, y] + [inputs[k] for k in sorted(inputs)]
+        self.lay_out(drawn, inputs)
+        result = self._run(flat, first)
+        if result is None:  # tracing failed: the step runs eagerly from now on
+            if before is not None:
+                gen.set_state(before)  # the eager step draws again
+            return self.eager(epoch, step, batch)
+        if first:
+            self.compiled_shapes.add(sig)
+            self.compiles += 1
+        loss, out = self.store(result, 1)
+        if self.eager.check_batch is not None:  # a host check: after the compiled call, on its outputs
+            self.eager.check_batch(batch, out)
+        return loss, out
+
+    def record(self, sig, epoch, step, batch):
+        """The eager step on ``batch``, recording the draws it makes (the plan of ``sig``)
+        and its output shape (for the fit's target check)."""
+        with self.model.generator.recording() as calls:
+            taken = self.eager(epoch, step, batch)
+        if taken is not None:
+            self.plans[sig] = list(calls)
+            self.out_shapes[sig] = tuple(taken[1].shape)
+        return taken
+
+    def check_targets(self, sig) -> None:
+        """The fit's check of all its targets, which the eager step makes at a fit's first
+        step, from the output shape recorded for ``sig``: a later fit starts compiled."""
+        unchecked = self.eager.unchecked
+        if unchecked:
+            shape = self.out_shapes[sig]
+            out = types.SimpleNamespace(shape=shape, ndim=len(shape))
+            for part in unchecked:
+                if part is not None:
+                    data.check_targets(self.model.loss, part.y, out)
+            unchecked.clear()
+
+    def bind(self) -> None:
+        """The compiled function, the model's handles and the optimizer's state keys, made once."""
+        if self._fn is None:
+            model, opt = self.model, self.model.optimizer
+            self._fn = model.backend.jit(self.pure)
+            self._handles = list(model.named_handles().values())
+            self._keys = [k for k in opt.state_names if k in opt.state]
+
+    def flat(self, lr, iterations, drawn) -> list:
+        """The first arguments of ``pure``: params and buffers, optimizer state, lr, step
+        count, draws (the batch follows)."""
+        b = self.model.backend
         values = [h.value for h in self._handles]
-        state = [a for k in self._keys for a in opt.state[k]]
+        return values + self._state() + [b.jit_scalar(lr), b.jit_scalar(iterations)] + [a for _, a in drawn]
+
+    def _state(self) -> list:
+        """The optimizer's state arrays, then the loss scale's (mixed_float16), flat."""
+        opt, scale = self.model.optimizer, getattr(self.model, "loss_scale", None)
+        found = [a for k in self._keys for a in opt.state[k]]
+        return found if scale is None else [*found, scale.scale, scale.good_steps]
+
+    def _set_state(self, arrays) -> int:
+        """Put ``_state``'s arrays in place (traced or real); returns how many it took."""
+        opt, scale = self.model.optimizer, getattr(self.model, "loss_scale", None)
+        i = 0
+        for k in self._keys:
+            n = len(opt.state[k])
+            opt.state[k] = list(arrays[i : i + n])
+            i += n
+        if scale is not None:
+            scale.scale, scale.good_steps = arrays[i], arrays[i + 1]
+            scale.inverse = 1.0 / scale.scale
+            i += 2
+        return i
+
+    def lay_out(self, drawn, inputs) -> None:
+        """Tell ``pure`` how its flat argument list is laid out."""
+        self._layout = (len(self._handles), len(self._state()), [c for c, _ in drawn], sorted(inputs))
+
+    def _run(self, flat, first: bool):
+        """``self._fn(flat)``, or None if its first call failed to trace (the fit falls back)."""
+        opt = self.model.optimizer
         iterations, lr = opt.iterations, opt.lr
-        flat = values + state + [b.jit_scalar(opt.get_lr()), b.jit_scalar(iterations)]
-        flat += [a for _, a in drawn] + [X, y] + [inputs[k] for k in sorted(inputs)]
-        self._layout = (len(values), len(state), [c for c, _ in drawn], sorted(inputs))
-        kept = self._keep() if first else None  # a first call traces: what it changes is put back
-        self._traced = False
-        failed = None
+        kept = self.keep() if first else None  # a first call traces: what it changes is put back
+        self.traced = False
         try:
             result = self._fn(flat)
         except Exception as exc:
             if not first:  # it compiled and ran before: a real error, not a tracing limit
                 raise
-            failed = exc
+            self.restore(kept)
+            self.fall_back(_blame(self.model, exc))
+            return None
         finally:
             opt.iterations, opt.lr = iterations, lr
-        if failed is not None:
-            self._restore(kept)
-            if before is not None:
-                gen.set_state(before)  # the eager step draws again
-            self._fall_back(_blame(model, failed))
-            return self.eager(epoch, step, batch)
         if first:
-            self._restore(kept)
-            self.compiled_shapes.add(sig)
-            self.compiles += 1
-        elif self._traced:  # traced again (torch.compile replays the trace's side effects on every call)
-            model.release_saved()
-            for layer in model.walk():
+            self.restore(kept)
+        elif self.traced:  # traced again (torch.compile replays the trace's side effects on every call)
+            self.model.release_saved()
+            for layer in self.model.walk():
                 layer.grads.clear()
-        n_h, n_s = len(values), len(state)
-        self._write_back(result, n_h)
-        opt.iterations = iterations + 1
-        if self.eager.check_batch is not None:  # a host check: after the compiled call, on its outputs
-            self.eager.check_batch(batch, result[n_h + n_s + 1])
-        return result[n_h + n_s], result[n_h + n_s + 1]
+        return result
 
-    def _write_back(self, result, n_h: int) -> None:
-        """The compiled step's new params and buffers (``result[:n_h]``) and optimizer state
-        (after them, in ``_keys`` order) into the model and its optimizer."""
-        opt = self.model.optimizer
-        for h, a in zip(self._handles, result[:n_h]):
+    def store(self, result, steps: int):
+        """Put a compiled call's new params, buffers and optimizer state in place (``steps``
+        updates were taken); returns the rest of its results."""
+        for h, a in zip(self._handles, result):
             h.value = a
-        i = n_h
-        for k in self._keys:
-            n = len(opt.state[k])
-            opt.state[k] = list(result[i : i + n])
-            i += n
+        i = len(self._handles)
+        i += self._set_state(result[i:])
+        self.model.optimizer.iterations += steps
+        return result[i:]
 
-    def _pure(self, flat):
+    def pure(self, flat):
         """The eager step on traced arrays: ``flat`` as laid out in __call__ -> new params
         and buffers, new optimizer state, loss, outputs. It leaves traced arrays in the
-        model: the caller puts the real ones back (``_keep``, ``_restore``)."""
+        model: the caller puts the real ones back (``keep``, ``restore``)."""
         opt, gen = self.model.optimizer, self.model.generator
-        self._traced = True  # a side effect that only tracing has (on JAX)
+        self.traced = True  # a side effect that only tracing has (on JAX)
         n_h, n_s, calls, input_keys = self._layout
         values, state = flat[:n_h], flat[n_h : n_h + n_s]
         lr, t = flat[n_h + n_s], flat[n_h + n_s + 1]
@@ -241,11 +299,7 @@ class CompiledStep:
         inputs = dict(zip(input_keys, flat[i + 2 :]))
         for h, a in zip(self._handles, values):
             h.value = a
-        j = 0
-        for k in self._keys:
-            n = len(opt.state[k])
-            opt.state[k] = list(state[j : j + n])
-            j += n
+        self._set_state(state)
         opt.iterations = t
         opt.trace_lr(lr)
         check, self.eager.check_batch = self.eager.check_batch, None  # a host check: done after the call
@@ -254,11 +308,10 @@ class CompiledStep:
                 loss, out = self.eager(None, None, Batch(X, y, inputs))
         finally:
             self.eager.check_batch = check
-        new = [h.value for h in self._handles] + [a for k in self._keys for a in opt.state[k]]
-        return [*new, loss, out]
+        return [*(h.value for h in self._handles), *self._state(), loss, out]
 
-    def _keep(self):
-        """What ``_pure`` changes in the model, optimizer and hooks, to put back after the
+    def keep(self):
+        """What ``pure`` changes in the model, optimizer and hooks, to put back after the
         call (here, outside the compiled function, whose guards would otherwise watch it)."""
         model, opt = self.model, self.model.optimizer
         return (
@@ -268,11 +321,13 @@ class CompiledStep:
             opt.lr,
             [(layer, dict(layer.grads)) for layer in model.walk()],
             [(h, dict(vars(h))) for h in self.eager.hooks if getattr(h, "traceable", False)],
+            self._state(),
         )
 
-    def _restore(self, kept) -> None:
+    def restore(self, kept) -> None:
         model, opt = self.model, self.model.optimizer
-        handles_kept, opt.state, opt.iterations, opt.lr, grads_kept, hooks_kept = kept
+        handles_kept, opt.state, opt.iterations, opt.lr, grads_kept, hooks_kept, state_kept = kept
+        self._set_state(state_kept)
         for h, a in zip(self._handles, handles_kept):
             h.value = a
         for layer, grads in grads_kept:
@@ -309,7 +364,7 @@ class CompiledForward:
     def __init__(self, model):
         self.model = model
         self.backend = model.backend
-        self._fn = model.backend.jit(self._pure)
+        self._fn = model.backend.jit(self.pure)
         self._handles = list(model.named_handles().values())
         self.shapes: set = set()
         self.fallback = None
@@ -338,7 +393,7 @@ class CompiledForward:
         self.shapes.add(sig)
         return out
 
-    def _pure(self, flat):
+    def pure(self, flat):
         n = len(self._handles)
         for h, a in zip(self._handles, flat[:n]):
             h.value = a

@@ -34,7 +34,7 @@ from typing import Any
 
 from .. import _checks
 from .. import callbacks as cb
-from . import data, inference, jit
+from . import data, fused, inference, jit
 from .batches import INFERENCE_BATCH, Batches, shuffle_option
 from .compiled import metric_values
 from .step import TrainStep
@@ -60,9 +60,10 @@ class _Hooks:
     """For each hook an epoch or a step of the Trainer calls, the fit's hooks (in order) that
     override Callback's do-nothing method: found once per fit, not at every call."""
 
-    __slots__ = ("epoch_begin", "batch_begin", "batch_end", "reduce_epoch", "epoch_end")
+    __slots__ = ("all", "epoch_begin", "batch_begin", "batch_end", "reduce_epoch", "epoch_end")
 
     def __init__(self, hooks: list):
+        self.all = list(hooks)
         self.epoch_begin = cb.overriding(hooks, "on_epoch_begin")
         self.batch_begin = cb.overriding(hooks, "on_batch_begin")
         self.batch_end = cb.overriding(hooks, "on_batch_end")
@@ -155,14 +156,22 @@ class Trainer:
         # (streamed batches are checked one by one as they are read)
         eval_batch = max(batches.batch_size, INFERENCE_BATCH)
         with model.backend.threads_for(macs), data.trusted_inputs(model):
-            for epoch in range(initial_epoch, epochs):
-                if not self._epoch(epoch, batches, validation, calls, run, eval_batch):
-                    break
-                if model.stop_training:
-                    break
+            self._epochs(initial_epoch, epochs, batches, validation, calls, run, eval_batch)
         for h in hooks:
             h.on_train_end()
         return history
+
+    def _epochs(self, epoch, epochs, batches, validation, hooks, run, eval_batch) -> None:
+        """Epochs ``epoch`` to ``epochs - 1``, until a hook stops training; several steps per
+        compiled call where the backend and every hook allow it (fused.py), else one by one.
+        ``hooks``: a _Hooks."""
+        while epoch < epochs:
+            done = fused.fit_epochs(self, run, hooks, batches, validation, epoch, epochs, eval_batch)
+            if not done and not self._epoch(epoch, batches, validation, hooks, run, eval_batch):
+                break
+            epoch += done or 1
+            if self.model.stop_training:
+                break
 
     def _prepare(
         self, X, y, inputs, validation_data, *, batch_size, shuffle, validation_split, drop_last, allow_nonfinite,
@@ -273,7 +282,7 @@ class Trainer:
                 close()
         if model.stop_training and seen == 0:
             return False
-        ended = self._end_epoch(epoch, total, seen, outputs, targets, validation, hooks, completed, eval_batch, start)
+        ended = self.end_epoch(epoch, total, seen, outputs, targets, validation, hooks, completed, eval_batch, start)
         if self.verbose >= 2 and run.report():
             print(run.report())
         return ended
@@ -309,7 +318,7 @@ class Trainer:
                 break
         return completed, seen, total
 
-    def _end_epoch(self, epoch, total, seen, outputs, targets, validation, hooks, completed, eval_batch, start) -> bool:
+    def end_epoch(self, epoch, total, seen, outputs, targets, validation, hooks, completed, eval_batch, start) -> bool:
         """The epoch's logs (loss, metrics, validation) and its end hooks."""
         model = self.model
         b = model.backend
