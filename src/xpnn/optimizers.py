@@ -167,7 +167,7 @@ class Optimizer:
         self._direct = None
         if isinstance(params, list):
             self._checked, self._checked_handles = params, handles
-            plain = all(type(h) is Param and h._grad is None and h.grads is not None for h in handles)
+            plain = all(type(h) is Param and not h.carries_grad and h.grads is not None for h in handles)
             if plain and not any(self._low):
                 self._direct = [(h.store, h.key, h.grads) for h in handles]
         return handles

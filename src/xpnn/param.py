@@ -46,6 +46,11 @@ class Param:
             return self._grad
         return None if self.grads is None else self.grads.get(self.key)
 
+    @property
+    def carries_grad(self) -> bool:
+        """Whether the gradient is carried by the handle (``with_grad``), not read from ``grads``."""
+        return self._grad is not None
+
     def with_grad(self, grad) -> "Param":
         """The same value handle carrying another gradient (clipped, or summed over ranks)."""
         return Param(self.store, self.key, self.grads, grad, path=self.path)
