@@ -34,12 +34,6 @@ from xpnn.model_selection import (
 hyp = settings(max_examples=15, deadline=None)
 
 
-@pytest.fixture(scope="module")
-def digits():
-    (X, y), _ = xpnn.load_digits(flatten=True)
-    return X[:200], y[:200]
-
-
 def regression(n=120, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, 3)).astype(np.float32)
