@@ -16,6 +16,7 @@ import csv
 import io
 import json
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -25,9 +26,11 @@ import warnings
 import numpy as np
 
 from .callbacks import Callback
+from .datasets.mnist import FASHION_MNIST_CLASSES
 
 DATASETS = ("digits", "fashion-mnist", "mnist")
 IMAGES_28 = ("fashion-mnist", "mnist")
+CLASS_NAMES = {"fashion-mnist": FASHION_MNIST_CLASSES}  # on plots instead of the labels' numbers
 # xpnn train's defaults where --hidden, --epochs, --batch-size are not given. For the 28x28
 # sets, those of examples/fashion_mnist_mlp.py (784-128-10, 20 epochs of batch 128). On
 # Fashion-MNIST (2026-11-29): test accuracy 0.8837 with the 10% validation hold-out, 0.8854
@@ -43,7 +46,9 @@ AUGMENT_SHIFT = {"digits": 1, "fashion-mnist": 2, "mnist": 2}
 MIN_CSV_ROWS = 5  # 4 to train on (3 with the default 10% validation hold-out of at least one), 1 to test
 MAX_CLASSES = 10_000  # a CSV label of 1e6 would otherwise build a million-output model
 # What a run writes to its folder: --out refuses a folder holding any of them (--force replaces them)
-RUN_FILES = ("model.safetensors", "metrics.json", "history.csv", "model.onnx", "curves.png", "confusion_matrix.png")
+PLOTS = ("curves.png", "confusion_matrix.png")
+SAMPLES, N_SAMPLES = "samples.npy", 5  # a few test inputs, for the xpnn predict command train prints
+RUN_FILES = ("model.safetensors", "metrics.json", "history.csv", SAMPLES, "model.onnx", *PLOTS)
 EXIT_INTERRUPTED = 130  # the shell's code for a process ended by SIGINT
 MEMORY_HINTS = {
     "train": "try a smaller --batch-size, --hidden or data set",
@@ -314,30 +319,35 @@ def _train_metrics(args, model, parallel, test, seconds, interrupted, augment, i
     }
 
 
-def _plots(args, model, history, X_test, y_test, out) -> list:
-    """Write curves.png and confusion_matrix.png; their names, or none where matplotlib is missing."""
+def _plots(args, model, history, X_test, y_test, out) -> tuple:
+    """Write curves.png and confusion_matrix.png: (their names, ""), or ([], how to get
+    them) where matplotlib is missing."""
     from .metrics import confusion_matrix
+    from .plotting import MatplotlibMissing
 
     try:
         from .plotting import plot_confusion_matrix, plot_history
 
         curves = plot_history(history, os.path.join(out, "curves.png"), title=args.data)
         cm = confusion_matrix(y_test, model.predict_classes(X_test))
+        names = CLASS_NAMES.get(args.data)
         matrix = plot_confusion_matrix(
-            cm, path=os.path.join(out, "confusion_matrix.png"), title=f"{args.data}: test set"
+            cm,
+            class_names=names if names is not None and len(names) == cm.shape[0] else None,
+            path=os.path.join(out, "confusion_matrix.png"),
+            title=f"{args.data}: test set",
         )
         import matplotlib.pyplot as plt  # present: the plots above needed it
 
         plt.close(curves)  # written to their files: free them
         plt.close(matrix)
-        return ["curves.png", "confusion_matrix.png"]
-    except RuntimeError as exc:  # matplotlib missing: the run still counts
-        print(f"xpnn: no plots ({exc})", file=sys.stderr)
-        return []
+        return list(PLOTS), ""
+    except MatplotlibMissing as exc:  # the run still counts; its last lines say how to get the plots
+        return [], str(exc)
 
 
 def cmd_train(args) -> int:
-    from .io import atomic_write
+    from .io import atomic_write, save
 
     root = _check_train_args(args)
     if root:
@@ -375,34 +385,78 @@ def cmd_train(args) -> int:
     test = model.evaluate(X_test, y_test)
     if not root:  # every rank holds the same model: rank 0 writes it
         return 0
-    model.save(os.path.join(out, "model.safetensors"))
+    save(model, os.path.join(out, "model.safetensors"), notes=_train_notes(args, X_train))
     metrics = _train_metrics(args, model, parallel, test, seconds, interrupted, augment, imputed)
     atomic_write(os.path.join(out, "metrics.json"), json.dumps(metrics, indent=2).encode())
-    written = ["model.safetensors", "history.csv", "metrics.json"]
+    _write_samples(os.path.join(out, SAMPLES), X_test[:N_SAMPLES])
+    written = ["model.safetensors", "history.csv", "metrics.json", SAMPLES]
     if args.export_onnx:  # outputs class probabilities, as xpnn predict does
         from .onnx import export
 
         export(model, os.path.join(out, "model.onnx"), input_shape=X_train.shape[1:], probabilities=True)
         written.append("model.onnx")
-    written += _plots(args, model, history, X_test, y_test, out)
-    return _report_train(args, model, test, seconds, written, out, interrupted)
+    plots, no_plots = _plots(args, model, history, X_test, y_test, out)
+    _report_train(args, model, test, seconds, written + plots, out)
+    _next_steps(args, out, y_test[:N_SAMPLES], no_plots)
+    return _report_interrupted(args, model, out) if interrupted else 0
 
 
-def _report_train(args, model, test, seconds, written, out, interrupted) -> int:
-    """Print the run's results and where they went; the exit code."""
+def _report_train(args, model, test, seconds, written, out) -> None:
+    """Print the run's results and where they went."""
     print(
         f"test accuracy {test['accuracy']:.4f}, test loss {test['loss']:.4f}, "
         f"{model.epochs_trained} epochs in {seconds:.1f} s on {model.backend}"
     )
     print(f"wrote {', '.join(written)} to {out}")
-    if interrupted:
-        print(
-            f"xpnn train: interrupted after {model.epochs_trained} of {args.epochs} epochs; "
-            f"the model as it was is in {out}",
-            file=sys.stderr,
-        )
-        return EXIT_INTERRUPTED
-    return 0
+
+
+def _report_interrupted(args, model, out) -> int:
+    print(
+        f"xpnn train: interrupted after {model.epochs_trained} of {args.epochs} epochs; "
+        f"the model as it was is in {out}",
+        file=sys.stderr,
+    )
+    return EXIT_INTERRUPTED
+
+
+def _train_notes(args, X_train) -> dict:
+    """What the model file records about its data, for evaluate's and predict's errors."""
+    return {"data": args.data, "data_flags": _data_flags(args), "input_shape": list(X_train.shape[1:])}
+
+
+def _data_flags(args) -> list:
+    """The flags that load this run's data, as evaluate takes them (defaults left out)."""
+    flags = ["--data", args.data]
+    for flag, value, default in (
+        ("--data-home", args.data_home, None),
+        ("--labels", args.labels, None),
+        ("--x-key", args.x_key, "X"),
+        ("--y-key", args.y_key, "y"),
+    ):
+        if value != default:
+            flags += [flag, value]
+    return flags
+
+
+def _write_samples(path, X) -> None:
+    """A few test inputs as .npy, atomically: what the predict command train prints reads."""
+    from .io import atomic_write
+
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(X), allow_pickle=False)
+    atomic_write(path, buffer.getvalue())
+
+
+def _next_steps(args, out, labels, no_plots) -> None:
+    """The commands to run next on the model just written, and how to get the plots if missing."""
+    model = os.path.join(out, "model.safetensors")
+    print("next:")
+    print(f"  xpnn evaluate {shlex.join([model, *_data_flags(args)])}")
+    shown = " ".join(str(int(label)) for label in labels)
+    samples = os.path.join(out, SAMPLES)
+    print(f"  xpnn predict {shlex.join([model, samples])}   # {len(labels)} test samples, labels {shown}")
+    if no_plots:
+        print(f"  no {' or '.join(PLOTS)}: {no_plots}; then train again")
 
 
 def _tensorboard(args, root: bool) -> list:
@@ -556,11 +610,66 @@ def cmd_evaluate(args) -> int:
     flatten = not any(type(layer).__name__.startswith("Conv") for layer in model.layers)
     imputer = _has_imputer(model)
     _, (X_test, y_test) = _load_data(args.data, args.data_home, flatten=flatten, missing=imputer, files=args)
+    _check_model_takes(args, model, X_test, f"--data {args.data}")
     if getattr(model, "preprocessing", None):
         X_test = _prepare(model, np.asarray(X_test, dtype=np.float32), args.data)
     result = model.evaluate(X_test, y_test)
     print(json.dumps({k: round(v, 6) for k, v in result.items()}))
     return 0
+
+
+def _trained_on(path) -> dict:
+    """What xpnn train noted in the model file about its data ({} for a file without
+    notes, or with notes this xpnn does not understand): data, data_flags, input_shape."""
+    from .io import read_notes
+
+    notes = read_notes(path)
+    shape, flags = notes.get("input_shape"), notes.get("data_flags")
+    well_formed = (
+        isinstance(notes.get("data"), str)
+        and isinstance(shape, list)
+        and all(type(d) is int for d in shape)
+        and isinstance(flags, list)
+        and all(isinstance(f, str) for f in flags)
+    )
+    return notes if well_formed else {}
+
+
+def _check_model_takes(args, model, X, given) -> None:
+    """Samples the model cannot take (most likely another data set's): an error naming the
+    data set it was trained on and the flags that load it where the model file says,
+    else a hint. ``given``: where X came from, for the message."""
+    notes = _trained_on(args.model_path)
+    if notes and list(X.shape[1:]) != notes["input_shape"]:
+        _refuse_sample_shape(args, notes, X, given)
+    if not X.shape[0]:
+        return
+    try:  # one sample through the model: a shape it does not take fails here, by the layer's message
+        model.predict(X[:1], allow_nonfinite=True)  # NaN and inf are checked, and reported, later
+    except ValueError as exc:
+        raise UsageError(f"{given}: {_one_line(exc)}; {_data_hint(args, notes)}") from None
+
+
+def _refuse_sample_shape(args, notes, X, given) -> None:
+    trained = f"{args.model_path} was trained on {notes['data']} (samples of shape {tuple(notes['input_shape'])})"
+    found = f"{given} holds samples of shape {tuple(X.shape[1:])}"
+    if args.command == "evaluate":
+        raise UsageError(f"{trained}, but {found}; evaluate it on its data: {shlex.join(notes['data_flags'])}")
+    raise UsageError(f"{trained}, but {found}; give it samples like those of {notes['data']}")
+
+
+def _data_hint(args, notes) -> str:
+    """What to pass instead, after a shape error that another data set than the model's causes."""
+    if notes:
+        trained = f"{args.model_path} was trained on {notes['data']}"
+        if args.command == "evaluate":
+            return f"{trained}: evaluate it on its data: {shlex.join(notes['data_flags'])}"
+        return f"{trained}: give it samples like those of {notes['data']}"
+    what = "the --data" if args.command == "evaluate" else "samples like those of the data set"
+    return (
+        f"{args.model_path} does not record the data it was trained on (files xpnn train writes now do): "
+        f"give it {what} it was trained on ({', '.join(DATASETS)}, a .csv or a data file)"
+    )
 
 
 def _read_inputs(path, x_key="X", missing=False):
@@ -618,6 +727,7 @@ def cmd_predict(args) -> int:
         _check_predict_out(args)  # before the work, not after
     model = _load_model(args)
     X = _read_inputs(args.input, args.x_key, missing=_has_imputer(model))
+    _check_model_takes(args, model, X, args.input)
     if getattr(model, "preprocessing", None):  # xpnn train --impute's imputer: gaps filled as in training
         X = _prepare(model, np.asarray(X, dtype=np.float32), args.input)
     outputs = model.predict(X)
@@ -674,7 +784,8 @@ def _defaults_help(key) -> str:
     )
 
 
-def _parser():
+def build_parser() -> argparse.ArgumentParser:
+    """The `xpnn` command's parser: every subcommand with its flags, each with its help."""
     p = argparse.ArgumentParser(
         prog="xpnn", description="Neural networks from scratch on NumPy, CuPy or any array-API library"
     )
@@ -690,6 +801,8 @@ def _parser():
     from .tune_cli import add_parser as add_tune_parser
 
     add_tune_parser(sub)  # xpnn tune: its own module
+    for command in sub.choices.values():  # main reports a flag it does not know with this usage
+        command.set_defaults(command_parser=command)
     return p
 
 
@@ -711,7 +824,12 @@ def _train_data_arguments(t) -> None:
     )
     t.add_argument("--data-home", default=None, help="folder holding the IDX files of fashion-mnist/mnist")
     _file_arguments(t)
-    t.add_argument("--model", default="mlp", choices=("mlp", "cnn"))
+    t.add_argument(
+        "--model",
+        default="mlp",
+        choices=("mlp", "cnn"),
+        help="mlp: dense layers on flattened samples (default); cnn: the default convolutional network, for images",
+    )
     t.add_argument(
         "--hidden",
         type=int,
@@ -719,7 +837,13 @@ def _train_data_arguments(t) -> None:
         default=None,
         help=f"hidden layer sizes of the MLP ({_defaults_help('hidden')})",
     )
-    t.add_argument("--activation", default="relu")
+    from .layers.activations import ACTIVATIONS
+
+    t.add_argument(
+        "--activation",
+        default="relu",
+        help=f"the hidden layers' activation of the MLP: {', '.join(sorted(ACTIVATIONS))} (default: relu)",
+    )
     t.add_argument(
         "--epochs", type=int, default=None, help=f"passes over the training set ({_defaults_help('epochs')})"
     )
@@ -743,7 +867,11 @@ def _train_data_arguments(t) -> None:
 def _train_run_arguments(t) -> None:
     """xpnn train's optimizer, backend, output and run options."""
     t.add_argument("--lr", type=float, default=None, help="learning rate (default: the optimizer's)")
-    t.add_argument("--optimizer", default="adam")
+    from .optimizers import OPTIMIZERS
+
+    t.add_argument(
+        "--optimizer", default="adam", help=f"{', '.join(OPTIMIZERS)} (default: adam, with --lr or its own rate)"
+    )
     t.add_argument(
         "--validation-split",
         type=float,
@@ -757,14 +885,21 @@ def _train_run_arguments(t) -> None:
         default=None,
         help='the backend\'s device: "cuda", "cuda:1", "mps", "cpu" (default: the library\'s default)',
     )
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument(
+        "--seed", type=int, default=0, help="seeds the weights, the shuffling and the augmentation (default: 0)"
+    )
     t.add_argument(
         "--out",
         default=None,
         help="output folder (default: a new runs/<timestamp>); one holding a previous run is refused without --force",
     )
     t.add_argument("--force", action="store_true", help="replace the previous run in --out (its files are deleted)")
-    t.add_argument("--verbose", type=int, default=1)
+    t.add_argument(
+        "--verbose",
+        type=int,
+        default=1,
+        help="0: results only; 1: a progress bar on a terminal, else a line per epoch (default); 2: a line per epoch",
+    )
     t.add_argument(
         "--tensorboard",
         default=None,
@@ -788,12 +923,16 @@ def _train_run_arguments(t) -> None:
 def _evaluate_parser(sub) -> None:
     """xpnn evaluate and its options."""
     e = sub.add_parser("evaluate", help="loss and metrics of a saved model on a data set's test split")
-    e.add_argument("model_path")
-    e.add_argument("--data", default="digits", help="as xpnn train's --data; evaluates its test split")
-    e.add_argument("--data-home", default=None)
+    e.add_argument("model_path", metavar="MODEL", help="a model file written by xpnn train (model.safetensors)")
+    e.add_argument(
+        "--data",
+        default="digits",
+        help="the data set the model was trained on, as xpnn train's --data (default: digits); evaluates "
+        "the same test split (20%% of a CSV or data file, seed 0) train reported",
+    )
+    e.add_argument("--data-home", default=None, help="folder holding the IDX files of fashion-mnist/mnist")
     _file_arguments(e)
-    e.add_argument("--backend", default=None)
-    e.add_argument("--device", default=None)
+    _backend_arguments(e)
     e.set_defaults(func=cmd_evaluate)
 
 
@@ -802,8 +941,13 @@ def _predict_parser(sub) -> None:
     r = sub.add_parser(
         "predict", help="class probabilities and labels for inputs in a .csv, .npy, .npz, .h5/.hdf5 or .zarr file"
     )
-    r.add_argument("model_path")
-    r.add_argument("input")
+    r.add_argument("model_path", metavar="MODEL", help="a model file written by xpnn train (model.safetensors)")
+    r.add_argument(
+        "input",
+        metavar="INPUT",
+        help="the samples, one per row, without labels: a .csv (a first row without numbers is a header), "
+        ".npy, .npz, .h5/.hdf5 or .zarr file (its array --x-key)",
+    )
     r.add_argument(
         "--out",
         default=None,
@@ -811,9 +955,18 @@ def _predict_parser(sub) -> None:
     )
     r.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     r.add_argument("--x-key", default="X", help="the features' array in an .npz, .h5/.hdf5 or .zarr INPUT (default X)")
-    r.add_argument("--backend", default=None)
-    r.add_argument("--device", default=None)
+    _backend_arguments(r)
     r.set_defaults(func=cmd_predict)
+
+
+def _backend_arguments(parser) -> None:
+    """--backend and --device of evaluate and predict."""
+    parser.add_argument("--backend", default=None, help="numpy (default), cupy, torch, jax or array_api_strict")
+    parser.add_argument(
+        "--device",
+        default=None,
+        help='the backend\'s device: "cuda", "cuda:1", "mps", "cpu" (default: the library\'s default)',
+    )
 
 
 def _file_arguments(parser) -> None:
@@ -824,7 +977,14 @@ def _file_arguments(parser) -> None:
 
 
 def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # argparse would print the top-level usage: show the subcommand's, whose flags these are not
+        given = sys.argv[1:] if argv is None else list(argv)
+        before = given[: given.index(args.command)] if args.command in given else []
+        (parser if set(unknown) & set(before) else args.command_parser).error(
+            f"unrecognized arguments: {' '.join(unknown)}"
+        )
     return run_command(args, args.func)
 
 

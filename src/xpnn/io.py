@@ -10,6 +10,9 @@ The file holds every param and buffer ("layer.0.W") and the optimizer state
                   (``model.preprocessing``: a SimpleImputer's fill values, a scaler's
                   statistics; ``to_dict`` of each)
     xpnn_version  the xpnn that wrote it (named in errors that may mean a newer file)
+    notes         optional: a JSON object of the caller's own (``save(..., notes=)``; xpnn
+                  train records the data set the model was trained on), read back by
+                  ``read_notes``; loading never depends on it
     sha256        SHA-256 of the rest of the metadata and of every tensor (_digest)
 
 Files written before xpnn_version and sha256 existed have neither, and load unchecked by
@@ -103,8 +106,9 @@ def _model_config(model) -> dict:
     return cfg
 
 
-def save(model, path, epoch=None) -> None:
-    """Write ``model`` to ``path`` (.safetensors) atomically."""
+def save(model, path, epoch=None, notes=None) -> None:
+    """Write ``model`` to ``path`` (.safetensors) atomically. ``notes``: a dict of JSON
+    values kept beside the model (what it was trained on, ...), for ``read_notes``."""
     from safetensors.numpy import save as to_bytes
 
     from . import __version__
@@ -133,6 +137,10 @@ def save(model, path, epoch=None) -> None:
         for k, v in model.optimizer.state_arrays().items():
             tensors[f"optimizer.{k}"] = np.ascontiguousarray(backend.to_numpy(v))
     meta = {"format": FORMAT, "xpnn": json.dumps(cfg), "xpnn_version": __version__}
+    if notes is not None:
+        if not isinstance(notes, dict):
+            raise TypeError(f"save: notes must be a dict of JSON values, found {type(notes).__name__}")
+        meta["notes"] = json.dumps(notes)  # a TypeError names a value JSON cannot hold
     meta["sha256"] = _digest(meta, tensors)
     atomic_write(path, to_bytes(tensors, metadata=meta))
 
@@ -222,6 +230,29 @@ def read(path):
     naming the file otherwise."""
     cfg, tensors, _ = _read(os.fspath(path))
     return cfg, tensors
+
+
+def read_notes(path) -> dict:
+    """The ``notes`` a model file was saved with (``save(..., notes=)``), or {} for a
+    file saved without them. Reads the header only; a ValueError naming the file if the
+    notes are not a JSON object (the digest, checked by ``load``, covers them too)."""
+    from safetensors import safe_open
+
+    path = os.fspath(path)
+    try:
+        with safe_open(path, framework="numpy") as fh:
+            text = (fh.metadata() or {}).get("notes")
+    except Exception as exc:
+        raise ValueError(f"{path}: not an xpnn model file (safetensors could not read it: {exc})") from None
+    if text is None:
+        return {}
+    try:
+        notes = json.loads(text)
+    except (ValueError, RecursionError):
+        notes = None
+    if not isinstance(notes, dict):
+        raise ValueError(f"{path}: its 'notes' metadata is not a JSON object: {_short(text)}")
+    return notes
 
 
 def _read(path):

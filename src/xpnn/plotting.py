@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
+    "MatplotlibMissing",
     "plot_history",
     "plot_curves",
     "plot_gradient_history",
@@ -25,6 +26,10 @@ __all__ = [
 ]
 
 
+class MatplotlibMissing(RuntimeError):
+    """matplotlib does not import: the message says how to install it."""
+
+
 def _plt():
     try:
         import matplotlib
@@ -32,7 +37,7 @@ def _plt():
         matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
     except ImportError:
-        raise RuntimeError('plotting needs matplotlib: pip install "xpnn[plot]"') from None
+        raise MatplotlibMissing('plotting needs matplotlib: pip install "xpnn[plot]"') from None
     return plt
 
 

@@ -327,7 +327,7 @@ def _tune(args, storage) -> int:
         return EXIT_INTERRUPTED
     _say_best(search, shown)
     test = search.best_model_.evaluate(X_test, y_test)
-    written = _write_best(args, search, shown, test, out)
+    written = _write_best(args, search, shown, test, out, list(X_train.shape[1:]))
     print(f"best model retrained on the training split: test accuracy {test['accuracy']:.4f}")
     print(f"wrote {', '.join(written)} to {out}")
     return 0
@@ -353,9 +353,14 @@ def _tune_data(args):
     return (X_train, y_train), (X_test, y_test), n_classes
 
 
-def _write_best(args, search, shown, test, out) -> list:
+def _write_best(args, search, shown, test, out, sample_shape) -> list:
     """Write the best model, trials.csv, best.json and the plots to out; the names written."""
-    search.best_model_.save(os.path.join(out, "best.safetensors"))
+    from .io import atomic_write, save
+
+    # the data, noted as xpnn train notes it: xpnn evaluate and predict name it after a mismatch
+    flags = ["--data", args.data, *(["--data-home", args.data_home] if args.data_home else [])]
+    notes = {"data": args.data, "data_flags": flags, "input_shape": sample_shape}
+    save(search.best_model_, os.path.join(out, "best.safetensors"), notes=notes)
     _write_trials(search, os.path.join(out, "trials.csv"))
     summary = {
         "study": args.study,
@@ -372,8 +377,6 @@ def _write_best(args, search, shown, test, out) -> list:
         "epochs": args.epochs,
         "cv": args.cv,
     }
-    from .io import atomic_write
-
     atomic_write(os.path.join(out, "best.json"), json.dumps(summary, indent=2).encode())
     return ["best.safetensors", "best.json", "trials.csv"] + _plots(search, out, args)
 

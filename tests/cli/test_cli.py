@@ -57,11 +57,13 @@ def test_train_writes_model_history_metrics_and_plots(trained, digits_test):
         "history.csv",
         "metrics.json",
         "model.safetensors",
+        "samples.npy",
     ]
     lines = stdout.splitlines()
     assert lines[0].startswith("xpnn: digits: 1438 training and 359 test samples, 10 classes")
     assert [line.split(" - ")[0] for line in lines[1:4]] == ["Epoch 1/3", "Epoch 2/3", "Epoch 3/3"]
-    assert lines[-1].startswith("wrote model.safetensors, history.csv, metrics.json, curves.png")
+    assert lines[-4].startswith("wrote model.safetensors, history.csv, metrics.json, samples.npy, curves.png")
+    assert lines[-3:-1] == ["next:", f"  xpnn evaluate {out / 'model.safetensors'} --data digits"]
 
     metrics = json.loads((out / "metrics.json").read_text())
     assert {"test_accuracy", "test_loss", "epochs", "seconds", "backend", "seed"} <= set(metrics)
@@ -249,7 +251,7 @@ BAD = [
     (["evaluate", "{bad}/missing.safetensors"], "missing.safetensors does not exist (expected an xpnn model file"),
     (["predict", "{bad}/notamodel.safetensors", "{bad}/x.npy"], "not an xpnn model file"),
     (["predict", MODEL, "{bad}/x.txt"], "INPUT must be a .csv, .npy, .npz, .h5, .hdf5 or .zarr file"),
-    (["predict", MODEL, "{bad}/narrow.npy"], "X has shape (3, 10), expected (batch, 64)"),
+    (["predict", MODEL, "{bad}/narrow.npy"], "narrow.npy holds samples of shape (10,); give it samples like those of"),
     (["predict", MODEL, "{bad}/objects.npy"], "objects.npy: Object arrays cannot be loaded"),
     (["predict", MODEL, "{bad}/ragged_features.csv"], "ragged_features.csv, line 2: expected 2"),
     (["predict", MODEL, "{bad}/missing.npy"], "missing.npy does not exist"),

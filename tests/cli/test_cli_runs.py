@@ -476,9 +476,9 @@ def test_train_augment(tmp_path):
     ],
 )
 def test_train_defaults_per_data_set(argv, expected):
-    from xpnn.cli import _parser, _resolve_defaults
+    from xpnn.cli import _resolve_defaults, build_parser
 
-    args = _parser().parse_args(["train", *argv])
+    args = build_parser().parse_args(["train", *argv])
     _resolve_defaults(args)
     assert (args.hidden, args.epochs, args.batch_size) == expected
 

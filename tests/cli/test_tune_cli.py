@@ -68,6 +68,12 @@ def test_a_run_writes_the_best_model_the_table_and_the_plots(tmp_path, capsys, m
         best["best_params"]["hidden"] * 10 + 10
     )
     assert (out / "history.png").stat().st_size > 1000 and (out / "study.journal").exists()
+    # its data noted: xpnn evaluate on another data set names it
+    assert xpnn.io.read_notes(out / "best.safetensors") == {
+        "data": "digits",
+        "data_flags": ["--data", "digits"],
+        "input_shape": [64],
+    }
     # a second worker later: the same study, 2 more trials; --show prints all 5 and runs none
     assert main(args[:2] + ["2"] + args[3:]) == 0
     capsys.readouterr()

@@ -255,3 +255,46 @@ def test_plot_gradient_history(tmp_path):
     assert len(fig.axes) == 3
     assert [ax.get_yscale() for ax in fig.axes] == ["log", "log", "linear"]
     assert list(fig.axes[0].get_lines()[0].get_ydata()) == [1e-6, 1e-6, 2e-6]
+
+
+# ---- class names ---------------------------------------------------------------------------------
+
+
+def test_xpnn_train_on_fashion_mnist_names_the_classes_on_its_confusion_matrix(tmp_path, monkeypatch):
+    """A tiny stand-in for Fashion-MNIST (the four IDX files, random images, every label
+    present), trained for one epoch: the confusion matrix train writes has the class names
+    as tick labels, not 0-9."""
+    from xpnn.cli import main
+    from xpnn.datasets import FASHION_MNIST_CLASSES, write_idx
+
+    rng = np.random.default_rng(0)
+    home = tmp_path / "fashion-mnist"
+    home.mkdir()
+    for prefix, n in (("train", 60), ("t10k", 30)):
+        write_idx(home / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        write_idx(home / f"{prefix}-labels-idx1-ubyte.gz", (np.arange(n) % 10).astype(np.uint8))
+
+    drawn, plot = [], P.plot_confusion_matrix
+
+    def recording(*args, **kwargs):  # the figure as train draws it, before train closes it
+        fig = plot(*args, **kwargs)
+        ax = fig.axes[0]
+        drawn.append(([t.get_text() for t in ax.get_xticklabels()], [t.get_text() for t in ax.get_yticklabels()]))
+        return fig
+
+    monkeypatch.setattr(P, "plot_confusion_matrix", recording)
+    argv = ["train", "--data", "fashion-mnist", "--data-home", str(tmp_path), "--hidden", "8", "--epochs", "1"]
+    assert main([*argv, "--verbose", "0", "--out", str(tmp_path / "run")]) == 0
+    assert drawn == [(list(FASHION_MNIST_CLASSES), list(FASHION_MNIST_CLASSES))]
+    assert FASHION_MNIST_CLASSES[0] == "T-shirt/top" and FASHION_MNIST_CLASSES[9] == "Ankle boot"
+    check_png(tmp_path / "run" / "confusion_matrix.png")
+
+
+def test_confusion_matrix_with_class_names_shows_them_on_both_axes():
+    from xpnn.datasets import FASHION_MNIST_CLASSES
+
+    cm = np.arange(100).reshape(10, 10)
+    fig = P.plot_confusion_matrix(cm, class_names=FASHION_MNIST_CLASSES, title="fashion-mnist: test set")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(FASHION_MNIST_CLASSES)
+    assert [t.get_text() for t in ax.get_yticklabels()] == list(FASHION_MNIST_CLASSES)

@@ -41,7 +41,21 @@ import numpy as np
 
 from .idx import read_idx
 
-__all__ = ["load_mnist", "load_fashion_mnist"]
+__all__ = ["load_mnist", "load_fashion_mnist", "FASHION_MNIST_CLASSES"]
+
+# Fashion-MNIST's labels 0-9 by name, as Zalando's README gives them: for plots and reports
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 
 ENV_VAR = "XPNN_DATA"
 SYSTEM_DIR = "/usr/share/datasets"
@@ -259,7 +273,7 @@ def load_fashion_mnist(data_home=None, flatten: bool = False, download: bool = T
     Returns ``(X_train, y_train), (X_test, y_test)``: images float32 in [0, 1] shaped
     (n, 1, 28, 28), or (n, 784) with ``flatten=True``; labels int64 in [0, 10)
     (0 T-shirt/top, 1 trouser, 2 pullover, 3 dress, 4 coat, 5 sandal, 6 shirt, 7 sneaker,
-    8 bag, 9 ankle boot). MIT license, (c) 2017 Zalando SE.
+    8 bag, 9 ankle boot: ``FASHION_MNIST_CLASSES``). MIT license, (c) 2017 Zalando SE.
 
     Files are searched as the module docstring says (``data_home``, ``$XPNN_DATA``,
     ``~/.cache/xpnn/fashion-mnist``, ``/usr/share/datasets/fashion-mnist``), then
