@@ -134,36 +134,9 @@ _GPU_NOTES: dict = {}  # GPU backend id -> warnings seen while it started
 REQUIRED_GPU: tuple = ()
 
 
-# JAX compiles every operation for every new shape, and that is most of a jax test's time.
-# The suite's processes (xdist's workers, and the commands tests run in a subprocess) share
-# what they compiled through JAX's persistent compilation cache, in .pytest_cache (so a second
-# run compiles almost nothing). Not with -p no:cacheprovider, nor where the user set one.
-_JAX_CACHE = {  # environment variable -> (value, type of the jax.config option)
-    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": ("0", float),  # the default (1 s) would keep none of these
-    "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": ("0", int),
-    "JAX_COMPILATION_CACHE_MAX_SIZE": (str(512 * 2**20), int),  # least recently used entries go past it
-}
-
-
-def share_jax_compilations(config) -> None:
-    """Point JAX's persistent compilation cache at .pytest_cache/d/jax-compilation-cache."""
-    cache = getattr(config, "cache", None)
-    if cache is None or os.environ.get("JAX_COMPILATION_CACHE_DIR"):
-        return
-    settings = {"JAX_COMPILATION_CACHE_DIR": (str(cache.mkdir("jax-compilation-cache")), str), **_JAX_CACHE}
-    for name, (value, _) in settings.items():
-        os.environ.setdefault(name, value)
-    if "jax" in sys.modules:  # imported already: it read its settings then
-        import jax
-
-        for name, (_, kind) in settings.items():
-            jax.config.update(name.lower(), kind(os.environ[name]))
-
-
 def pytest_configure(config):
     """Find out once which GPU backends cannot start here (no CuPy, no CUDA device)."""
     global REQUIRED_GPU
-    share_jax_compilations(config)
     REQUIRED_GPU = required_gpu_backends(os.environ.get("XPNN_REQUIRE_GPU"))
     if config.getoption("--backend") or os.environ.get("XPNN_TEST_BACKEND"):
         return  # asked for by name: each test reports its own skip (or failure, if required)
