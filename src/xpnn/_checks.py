@@ -110,3 +110,18 @@ def first_true(xp, mask) -> int:
     a check over an array failed first, for its error message. One host sync.
     (``argmax`` returns the first maximum; int8 because not every library takes argmax of bools.)"""
     return int(xp.argmax(xp.astype(xp.reshape(mask, (-1,)), xp.int8)))
+
+
+def first_true_index(xp, mask) -> tuple:
+    """The index tuple of the first True of ``mask`` (which holds one), in ``mask``'s shape:
+    ``first_true`` unravelled, for an error message that names the element."""
+    return unravel(first_true(xp, mask), mask.shape)
+
+
+def unravel(flat: int, shape) -> tuple:
+    """The flat (row-major) position ``flat`` as an index tuple of an array of ``shape``."""
+    index = []
+    for size in reversed(tuple(shape)):
+        flat, r = divmod(flat, size)
+        index.append(r)
+    return tuple(reversed(index))

@@ -66,6 +66,12 @@ class Callback:
     # values), so a compiled step (compile(jit=True)) may trace them; otherwise a callback
     # that has them keeps the fit eager
     traceable = False
+    # DataParallel: (rank, world size) on its gradient hook, whose rank reads only its part
+    # of each streamed batch (the Trainer reads it); None for every other callback
+    reads_shard: tuple | None = None
+    # DataParallel runs a callback with root_only = True on rank 0 only (one that writes
+    # files or prints: CSVLogger and ModelCheckpoint count as such without saying so)
+    root_only = False
 
     def on_train_begin(self): ...
     def on_epoch_begin(self, epoch): ...

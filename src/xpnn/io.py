@@ -1,9 +1,12 @@
 """Save and load models: one .safetensors file, no pickle (a model file cannot run code).
 
-The file holds every param and buffer ("layer.0.W") and the optimizer state
-("optimizer.m.0") as tensors, and in its string metadata:
+The file holds every param and buffer ("layer.0.W") and the optimizer state, keyed by
+buffer and param path ("optimizer.m.0.W": Adam's m for layer 0's W), as tensors, and in
+its string metadata:
 
-    format        "xpnn-<N>": the format version N (1 before layers nested, 2 now)
+    format        "xpnn-<N>": the format version N (1 before layers nested, 2 before the
+                  optimizer state was keyed by param path, "optimizer.m.0" by position
+                  in the params list; both still load; 3 now)
     xpnn          one JSON document: architecture, dtype, seed, compile settings,
                   optimizer step count, epochs trained and generator state, and the
                   fitted input preprocessing the model was trained behind, if any
@@ -54,7 +57,8 @@ from .backends import LOW_PRECISION, MODEL_DTYPES, NumpyBackend, get_backend, us
 from .backends.generator import Generator
 from .precision import LossScale, Policy
 
-FORMAT_VERSION = 2  # the N of "xpnn-N" this code writes; it reads 1..N
+FORMAT_VERSION = 3  # the N of "xpnn-N" this code writes; it reads 1..N
+STATE_BY_PATH = 3  # the first version whose optimizer state is keyed by param path
 FORMAT = f"xpnn-{FORMAT_VERSION}"
 FLOAT_DTYPES = {"float16": "F16", "float32": "F32", "float64": "F64"}  # numpy dtype -> safetensors dtype
 # Params are stored in the dtype a model keeps them in (a mixed-precision policy's float32
@@ -83,7 +87,7 @@ def _model_config(model) -> dict:
     cfg["backend"] = model.backend.name
     cfg["epochs_trained"] = model.epochs_trained
     cfg["generator"] = model.generator.state
-    if getattr(model, "loss_scale", None) is not None:  # mixed_float16: resume with the scale reached
+    if model.loss_scale is not None:  # mixed_float16: resume with the scale reached
         cfg["loss_scale"] = model.loss_scale.state()
     if model.loss is not None:
         # names load reads back: a class that is not registered is refused now, not when loading
@@ -100,7 +104,7 @@ def _model_config(model) -> dict:
             "clip_norm": model.clip_norm,
             "jit": model.jit,
         }
-    steps = getattr(model, "preprocessing", None)
+    steps = model.preprocessing
     if steps:
         cfg["preprocessing"] = [step.to_dict() for step in steps]
     return cfg
@@ -134,7 +138,7 @@ def save(model, path, epoch=None, notes=None) -> None:
     if epoch is not None:
         cfg["epochs_trained"] = int(epoch)
     if model.optimizer is not None:
-        for k, v in model.optimizer.state_arrays().items():
+        for k, v in model.optimizer.state_arrays(paths=list(model.named_params())).items():
             tensors[f"optimizer.{k}"] = np.ascontiguousarray(backend.to_numpy(v))
     meta = {"format": FORMAT, "xpnn": json.dumps(cfg), "xpnn_version": __version__}
     if notes is not None:
@@ -228,7 +232,7 @@ def read(path):
     """(config dict, {name: NumPy array}) from a model file, checked as far as the file
     alone allows (format, dtypes, digest, the config's keys and types); a ValueError
     naming the file otherwise."""
-    cfg, tensors, _ = _read(os.fspath(path))
+    cfg, tensors, _, _ = _read(os.fspath(path))
     return cfg, tensors
 
 
@@ -256,7 +260,8 @@ def read_notes(path) -> dict:
 
 
 def _read(path):
-    """read(), plus a few words on the file's version for errors that may mean it is newer."""
+    """read(), plus a few words on the file's version for errors that may mean it is newer,
+    and the format version."""
     from safetensors import safe_open
 
     if not os.path.isfile(path):
@@ -267,24 +272,7 @@ def _read(path):
             stored = {k: (fh.get_slice(k).get_dtype(), tuple(fh.get_slice(k).get_shape())) for k in fh.keys()}
     except Exception as exc:
         raise ValueError(f"{path}: not an xpnn model file (safetensors could not read it: {exc})") from None
-
-    fmt = meta.get("format")
-    match = re.fullmatch(r"xpnn-([1-9][0-9]{0,8})", fmt) if isinstance(fmt, str) else None
-    if match is None or "xpnn" not in meta:
-        raise ValueError(
-            f"{path}: a safetensors file, but not an xpnn model (metadata format {_short(fmt)}, "
-            f"expected 'xpnn-1' to {FORMAT!r})"
-        )
-    version = int(match.group(1))
-    if version > FORMAT_VERSION:
-        raise ValueError(
-            f"{path}: was written by a newer xpnn (format version {version}; this xpnn reads up to "
-            f"{FORMAT_VERSION}); upgrade xpnn"
-        )
-    writer = meta.get("xpnn_version")
-    if writer is not None and not re.fullmatch(r"[\w.+!-]{1,40}", writer):
-        writer = _short(writer)  # not a version number: shown as the odd string it is
-    about = f"format version {version}, written by xpnn {writer}" if writer else f"format version {version}"
+    version, about = _version(path, meta)
 
     for name, (dtype, _) in stored.items():  # before reading: NumPy cannot even hold some (bfloat16)
         if dtype not in FLOAT_DTYPES.values():
@@ -308,16 +296,45 @@ def _read(path):
     except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError; too deep a nesting recurses
         raise ValueError(f"{path}: the model config is not valid JSON ({type(exc).__name__}: {exc})") from None
     cfg = _check_config(path, cfg, version, about)
-    want_params, want_state = _stored(cfg["dtype"])
+    _check_stored_dtypes(path, stored, cfg["dtype"])
+    return cfg, tensors, about, version
+
+
+def _version(path, meta: dict) -> tuple:
+    """(format version, a few words on it and the xpnn that wrote it) from a model file's
+    metadata; a ValueError for a file that is no xpnn model or is newer than this xpnn."""
+    fmt = meta.get("format")
+    match = re.fullmatch(r"xpnn-([1-9][0-9]{0,8})", fmt) if isinstance(fmt, str) else None
+    if match is None or "xpnn" not in meta:
+        raise ValueError(
+            f"{path}: a safetensors file, but not an xpnn model (metadata format {_short(fmt)}, "
+            f"expected 'xpnn-1' to {FORMAT!r})"
+        )
+    version = int(match.group(1))
+    if version > FORMAT_VERSION:
+        raise ValueError(
+            f"{path}: was written by a newer xpnn (format version {version}; this xpnn reads up to "
+            f"{FORMAT_VERSION}); upgrade xpnn"
+        )
+    writer = meta.get("xpnn_version")
+    if writer is not None and not re.fullmatch(r"[\w.+!-]{1,40}", writer):
+        writer = _short(writer)  # not a version number: shown as the odd string it is
+    about = f"format version {version}, written by xpnn {writer}" if writer else f"format version {version}"
+    return version, about
+
+
+def _check_stored_dtypes(path, stored: dict, model_dtype: str) -> None:
+    """Every tensor (name -> (safetensors dtype, shape)) in the dtype a model of
+    ``model_dtype`` stores, else a ValueError naming the first that is not."""
+    want_params, want_state = _stored(model_dtype)
     for name, (dtype, _) in stored.items():
         # optimizer state of a float16 model written before it was kept in float32: F16
         want = (want_state, want_params) if name.startswith("optimizer.") else (want_params,)
         if dtype not in want:
             raise ValueError(
                 f"{path}: tensor {_short(name)} has dtype {dtype}, but the model's dtype is "
-                f"{cfg['dtype']} ({' or '.join(want)}); the file is inconsistent"
+                f"{model_dtype} ({' or '.join(want)}); the file is inconsistent"
             )
-    return cfg, tensors, about
 
 
 def _short(value, limit: int = 80) -> str:
@@ -610,9 +627,25 @@ def _expected_tensors(model, comp) -> dict:
     expected = {f"layer.{k}": tuple(h.value.shape) for k, h in model.named_handles().items()}
     opt = model.optimizer
     if opt is not None and comp["optimizer_iterations"] > 0:  # state is made at the first step
-        shapes = [tuple(h.value.shape) for h in model.named_params().values()]
-        expected.update({f"optimizer.{s}.{i}": shape for s in opt.state_names for i, shape in enumerate(shapes)})
+        shapes = {path: tuple(h.value.shape) for path, h in model.named_params().items()}
+        expected.update({f"optimizer.{s}.{path}": shape for s in opt.state_names for path, shape in shapes.items()})
     return expected
+
+
+def _state_by_path(model, tensors: dict) -> dict:
+    """``tensors`` of a file written before the optimizer state was keyed by param path
+    (format version 2 or 1: "optimizer.m.0", the position in the params list), with the
+    state renamed to today's names ("optimizer.m.0.W"); names that are not a position of
+    ``model``'s params are kept as they are (``_compare`` then names them)."""
+    opt, paths = model.optimizer, list(model.named_params())
+    renamed = {}
+    for name, a in tensors.items():
+        key = max((k for k in opt.state_names if name.startswith(f"optimizer.{k}.")), key=len, default=None)
+        index = name[len(f"optimizer.{key}.") :] if key is not None else ""
+        if index.isdigit() and int(index) < len(paths):
+            name = f"optimizer.{key}.{paths[int(index)]}"
+        renamed[name] = a
+    return renamed
 
 
 def _compare(path, expected: dict, tensors: dict) -> None:
@@ -645,7 +678,7 @@ def load(path, backend=None, device=None):
 
     b = get_backend(backend, device)  # the caller's arguments: their errors are not the file's
     path = os.fspath(path)
-    cfg, tensors, about = _read(path)
+    cfg, tensors, about, version = _read(path)
     cls = LAYERS.lookup(cfg["class"])
     if cls is None or not hasattr(cls, "compile"):
         raise ValueError(
@@ -673,6 +706,8 @@ def load(path, backend=None, device=None):
         probe.generator.set_state(cfg["generator"])
     except Exception as exc:  # NumPy checks the bit generator's state
         raise ValueError(f"{path}: the model config's 'generator' is not a valid generator state: {exc}") from exc
+    if comp and version < STATE_BY_PATH:
+        tensors = _state_by_path(probe, tensors)
     _compare(path, _expected_tensors(probe, comp), tensors)
 
     model = _build(cls, cfg, b)  # the sizes are the tensors' now: at most the file's size
@@ -688,5 +723,5 @@ def load(path, backend=None, device=None):
         _compile(model, comp)
         state_dtype = "float32" if Policy(cfg["dtype"]).variable in LOW_PRECISION else None
         state = {k[len("optimizer.") :]: b.asarray(v, dtype=state_dtype, copy=True) for k, v in tensors.items()}
-        model.optimizer.load_state_arrays(state, comp["optimizer_iterations"])
+        model.optimizer.load_state_arrays(state, comp["optimizer_iterations"], paths=list(model.named_params()))
     return model

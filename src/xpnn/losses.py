@@ -198,15 +198,10 @@ class Loss:
         flat = xp.reshape(labels, (-1,))
         bad = (flat < 0) | (flat >= num_classes)
         if bool(xp.any(bad)):
-            k = int(xp.argmax(xp.astype(bad, xp.int8)))  # argmax returns the first hit
+            k = _checks.first_true(xp, bad)
             value = int(flat[k])
-            index: object = k
-            if labels.ndim > 1:  # the flat position as an index of labels
-                where = []
-                for size in reversed(labels.shape):
-                    where.append(k % size)
-                    k //= size
-                index = tuple(reversed(where))
+            # the flat position as an index of labels (a plain number for 1-D labels)
+            index = _checks.unravel(k, labels.shape) if labels.ndim > 1 else k
             raise ValueError(
                 f"{self._where()}: labels must be integers in [0, {num_classes}), found {value} at index {index}"
             )
@@ -228,8 +223,7 @@ class Loss:
         inside = (target >= 0.0) & (target <= 1.0)
         if bool(xp.all(inside)):
             return
-        flat = xp.reshape(inside, (-1,))
-        k = int(xp.argmax(xp.astype(~flat, xp.int8)))  # the first value outside
+        k = _checks.first_true(xp, ~inside)  # the first value outside
         value = backend_of(target).to_float(xp.reshape(target, (-1,))[k])
         row = k // (math.prod(target.shape[1:]) or 1)
         raise ValueError(f"{type(self).__name__}: {what} must be in [0, 1], found {value:g} in sample {row}{hint}")

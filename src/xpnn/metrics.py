@@ -42,8 +42,8 @@ callbacks whether larger is better.
 
 from __future__ import annotations
 
-from ._checks import is_integer, non_negative_int, optional_positive_int, positive_int
-from .backends import backend_of, common_backend
+from ._checks import first_true, is_integer, non_negative_int, optional_positive_int, positive_int
+from .backends import common_backend, python_scalar
 from .functional import bincount
 
 __all__ = [
@@ -95,7 +95,7 @@ class _Labels:
         self.values, self.width, self.what = values, width, what
         self.bad, self.rule, self.source = bad, rule, source
         # describe(i): the offending entry of row i, for the error (default: source[i] at index i)
-        self.describe = describe or (lambda i: f"{_item(source[i])} at index {i}")
+        self.describe = describe or (lambda i: f"{python_scalar(source[i])} at index {i}")
 
 
 _NONFINITE_RULE = "must be finite (NaN or inf: did training diverge?)"
@@ -105,8 +105,8 @@ def _nonfinite_in_row(xp, y):
     """For (n, C) scores: a describe(i) naming the first non-finite entry of row i."""
 
     def describe(i):
-        j = _first(xp, ~xp.isfinite(y[i, :]))
-        return f"{_item(y[i, j])} at row {i}, column {j}"
+        j = first_true(xp, ~xp.isfinite(y[i, :]))
+        return f"{python_scalar(y[i, j])} at row {i}, column {j}"
 
     return describe
 
@@ -156,19 +156,6 @@ def _read_labels(xp, y, argname, where, is_pred):
     return _Labels(values, bad=bad, rule="holds class labels, which must be whole numbers >= 0", source=y)
 
 
-def _item(a):
-    """A 0-d array as a Python number (for error messages)."""
-    xp = backend_of(a).xp
-    if xp.isdtype(a.dtype, "bool"):
-        return bool(a)
-    return int(a) if xp.isdtype(a.dtype, "integral") else float(a)
-
-
-def _first(xp, mask):
-    """Index of the first True of a 1-D bool array (argmax returns the first maximum)."""
-    return int(xp.argmax(xp.astype(mask, xp.int8)))
-
-
 def _fetch(be, values):
     """0-d arrays as Python floats, in one device-to-host transfer.
 
@@ -191,16 +178,16 @@ def _validate(be, where, named, width=None, width_note=""):
     host = _fetch(be, [xp.max(lab.values) for _, lab in named] + [xp.any(lab.bad) for _, lab in flagged])
     for (argname, lab), any_bad in zip(flagged, host[len(named) :]):
         if any_bad:
-            i = _first(xp, lab.bad)
+            i = first_true(xp, lab.bad)
             raise ValueError(f"{where}: {argname} {lab.rule}, found {lab.describe(i)}")
     largest = [int(v) for v in host[: len(named)]]
     if width is not None:
         for (argname, lab), top in zip(named, largest):
             if top >= width:
-                i = _first(xp, lab.values >= width)
+                i = first_true(xp, lab.values >= width)
                 raise ValueError(
                     f"{where}: {argname} labels must be integers in [0, {width}){width_note}, "
-                    f"found {_item(lab.values[i])} at index {i}"
+                    f"found {python_scalar(lab.values[i])} at index {i}"
                 )
     return max(max(largest) + 1, width or 0)
 
@@ -492,12 +479,12 @@ def roc_auc(y_true, y_score, average: str = "macro") -> float:
     host = _fetch(be, checks)
     if floating and host[-1]:
         flat = xp.reshape(y_score, (-1,))
-        i = _first(xp, ~xp.isfinite(flat))
-        raise ValueError(f"{where}: y_score {_NONFINITE_RULE}, found {_item(flat[i])} at flat index {i}")
+        i = first_true(xp, ~xp.isfinite(flat))
+        raise ValueError(f"{where}: y_score {_NONFINITE_RULE}, found {python_scalar(flat[i])} at flat index {i}")
     rank_sums, n_pos = host[: len(classes)], [int(v) for v in host[len(classes) : 2 * len(classes)]]
     defined = [(r, p) for r, p in zip(rank_sums, n_pos) if 0 < p < n]
     if not defined:
-        only = _item(t.values[0])
+        only = python_scalar(t.values[0])
         raise ValueError(
             f"{where}: y_true holds only class {only}; ROC AUC needs samples of at least "
             f"two classes (positives and negatives)"
@@ -538,8 +525,8 @@ def _regression_pair(where, y_true, y_pred):
     for argname, a, flag in (("y_true", t, flags[0]), ("y_pred", p, flags[1])):
         if flag:
             flat = xp.reshape(a, (-1,))
-            i = _first(xp, ~xp.isfinite(flat))
-            raise ValueError(f"{where}: {argname} {_NONFINITE_RULE}, found {_item(flat[i])} at flat index {i}")
+            i = first_true(xp, ~xp.isfinite(flat))
+            raise ValueError(f"{where}: {argname} {_NONFINITE_RULE}, found {python_scalar(flat[i])} at flat index {i}")
     return be, t, p
 
 

@@ -50,6 +50,24 @@ class Sequential(Container):
     backend: Backend
     generator: Generator
 
+    jit_step = None
+    """The compiled training step kept between fits (xpnn.training.jit.CompiledStep),
+    None until a fit with ``jit`` makes one; ``compile`` drops it."""
+
+    jit_forward = None
+    """The compiled inference forward (xpnn.training.jit.CompiledForward), None until an
+    inference with ``jit`` makes one; ``compile`` drops it."""
+
+    preprocessing: list | None = None
+    """The fitted input preprocessing the model was trained behind (a SimpleImputer, a
+    scaler: ``xpnn train --impute`` sets it), saved in the model file and applied by
+    ``xpnn evaluate`` and ``xpnn predict``; None for none."""
+
+    input_shape_: tuple | None = None
+    """The shape of one sample (no batch axis) of the first data fit, evaluate or predict
+    were given (recorded by xpnn.training.data); what ``xpnn.onnx.export`` uses when it is
+    not told ``input_shape``. None until the model has seen data."""
+
     def __init__(self, layers, backend=None, seed: int = 0, dtype="float32", device=None):
         super().__init__(layers, type(self).__name__)
         where = type(self).__name__
@@ -82,9 +100,8 @@ class Sequential(Container):
         ``inputs``: per-sample keyword inputs (``mask=``), routed to the layers that take them."""
         where = f"{type(self).__name__}.forward"
         self.backend.check(X, "X", where)
+        self.check_accepts(inputs, lambda name: f"{where}: no layer of this model takes the input {name!r}")
         for name, a in inputs.items():
-            if not self.accepts(name):
-                raise ValueError(f"{where}: no layer of this model takes the input {name!r}")
             self.backend.check(a, name, where)
         return self.run(X, training, inputs)
 
@@ -137,13 +154,6 @@ class Sequential(Container):
         elif old_scale.backend != backend:
             self.loss_scale = old_scale.to(backend)
         return self
-
-    def takes_indices(self) -> bool:
-        """Whether the first layer takes integer ids (an Embedding): fit keeps them integers."""
-        first = self
-        while first.children():
-            first = first.children()[0]
-        return getattr(first, "takes_indices", False)
 
     # ---- params, buffers, devices -----------------------------------------------------------
 
@@ -346,8 +356,8 @@ class Sequential(Container):
         return text
 
     def _input_shape(self):
-        in_features = getattr(self.layers[0], "in_features", None)  # a first Dense of known size
-        return None if in_features is None else (None, in_features)
+        sample = self.layers[0].input_sample_shape()  # a first Dense of known size
+        return None if sample is None else (None, *sample)
 
     def save(self, path, epoch=None) -> None:
         """Write weights, config, optimizer state and generator state to one .safetensors file."""

@@ -177,26 +177,14 @@ def _model_proto(g, model, shape, out_shape):
 # ---- shapes -------------------------------------------------------------------------------
 
 
-def _first_leaf(model):
-    """The layer that meets the input first (inside nested Sequentials and Residuals)."""
-    first = model
-    while first.children():
-        first = first.children()[0]
-    return first
-
-
 def _known_shape(model):
     """The sample shape the model knows without being told, or None: the one it recorded
     when it first saw data (``input_shape_``), else a first Dense's ``in_features``
     (built, or given when it was made). Other first layers fix only part of the shape
     (a Conv2D its channels, not the height and width), so they give nothing."""
-    recorded = getattr(model, "input_shape_", None)
-    if recorded is not None:
-        return tuple(recorded)
-    first = _first_leaf(model)
-    if getattr(first, "in_features", None) is not None:  # a Dense
-        return (first.in_features,)
-    return None
+    if model.input_shape_ is not None:
+        return tuple(model.input_shape_)
+    return model.first_leaf().input_sample_shape()
 
 
 def _sample_shape(model, input_shape, where) -> tuple:
@@ -205,7 +193,7 @@ def _sample_shape(model, input_shape, where) -> tuple:
     if input_shape is None:
         input_shape = _known_shape(model)
         if input_shape is None:
-            first = _first_leaf(model)
+            first = model.first_leaf()
             raise ValueError(
                 f"{where}: input_shape is needed for a model starting with {first!r}: it has seen "
                 f"no data yet (fit, evaluate or predict record the sample shape as "

@@ -11,8 +11,11 @@ Contract:
   they are refused (an update that cannot reach the model must not pass silently).
   Grads are only read, never written: the caller may reuse them.
 - State (momentum buffers, moment estimates) is made lazily on the first step with
-  ``xp.zeros_like(param)``, so it lives on the param's device and has its dtype. It is
-  kept per position in the params list: ``self.state["m"][i]`` belongs to ``params[i]``.
+  ``xp.zeros_like(param)``, so it lives on the param's device and has its dtype. While
+  training it is kept per position in the params list (``self.state["m"][i]`` belongs to
+  ``params[i]``: what a compiled step binds); ``paths`` names each position by the param's
+  stable path in its model ("0.W"), and saved state is keyed by it (``"m.0.W"``), so a
+  model file does not depend on the order in which params are listed.
   Scratch buffers a backend reuses between steps (NumPy's Adam) belong to the optimizer.
 - Every scalar coefficient is a Python float, so float32 params stay float32.
 - Low precision: for a float16 or bfloat16 param the arithmetic happens in float32 (the
@@ -72,9 +75,20 @@ class Optimizer:
     def __init__(self, lr):
         self.iterations = 0  # steps taken so far
         self.state: dict = {}  # buffer name -> list of arrays, one per position in params
+        # the path of the param at each position ("0.W"): from the first step's handles, or a loaded file
+        self.paths: list[str] | None = None
         self.scratch: dict = {}  # reusable buffers a backend may keep between steps (NumPy's Adam)
         self._checked = self._checked_handles = None  # the last params list that passed the checks
+        self._backend = None  # the params' backend, looked up with the handles (see ``backend``)
+        self._low: list = []  # per position: whether the param is float16/bfloat16 (updated in float32)
+        self._loss_scale = None  # the LossScale that mixed_float16 master params carry
         self._lr = self._check_lr(lr, at_init=True)
+
+    @property
+    def backend(self):
+        """The Backend of the params this optimizer updates: found at the first step (one
+        lookup for all params of a model), None before it."""
+        return self._backend
 
     # ---- learning rate ----------------------------------------------------------------
 
@@ -98,6 +112,12 @@ class Optimizer:
             expected = "> 0" if at_init else ">= 0"
             raise ValueError(f"{where}: lr must be a number {expected} or a schedule, found {value!r}")
         return float(value)  # a Python float: a NumPy float64 would upcast float32 params
+
+    def trace_lr(self, value) -> None:
+        """Set lr to a 0-d array unchecked, for the duration of a trace: a compiled step
+        (xpnn.training.jit) passes the lr in as an input of the compiled function, and puts
+        the real lr back afterwards (``opt.lr = ...``)."""
+        self._lr = value
 
     def get_lr(self) -> float:
         """The lr the next step uses: ``lr``, or ``lr(iterations)`` for a schedule."""
@@ -168,8 +188,10 @@ class Optimizer:
         raise NotImplementedError
 
     def _ensure_state(self, handles) -> None:
-        """Check the params and make zero state on the first step (on each param's device)."""
+        """Check the params and make zero state on the first step (on each param's device);
+        params named by other paths than the state was made for are refused."""
         where = f"{type(self).__name__}.step"
+        paths = [h.path for h in handles] if all(h.path is not None for h in handles) else None
         for i, h in enumerate(handles):
             param, grad = h.value, h.grad
             if grad is None:
@@ -180,9 +202,8 @@ class Optimizer:
                 raise ValueError(
                     f"{where}: params[{i}] has param shape {tuple(param.shape)} but grad shape {tuple(grad.shape)}"
                 )
-        if not self.state_names:
-            return
-        if not self.state:
+        if not self.state_names or not self.state:
+            self.paths = paths
             for key in self.state_names:
                 self.state[key] = [_zero_state(h.value) for h in handles]
             return
@@ -192,6 +213,13 @@ class Optimizer:
                 f"{where}: got {len(handles)} params, but this optimizer's state "
                 f"was made for {known}; use one optimizer per model (or a new one)"
             )
+        if paths is not None and self.paths is not None and paths != self.paths:
+            i = next(i for i, (a, b) in enumerate(zip(paths, self.paths)) if a != b)
+            raise ValueError(
+                f"{where}: params[{i}] is {paths[i]!r}, but this optimizer's state at that position "
+                f"belongs to {self.paths[i]!r}; use one optimizer per model (or a new one)"
+            )
+        self.paths = paths if self.paths is None else self.paths
         for key in self.state_names:
             for i, (h, s) in enumerate(zip(handles, self.state[key])):
                 if tuple(s.shape) != tuple(h.value.shape):
@@ -218,26 +246,48 @@ class Optimizer:
         """Constructor arguments other than lr."""
         return {}
 
-    def state_arrays(self) -> dict:
-        """The state as flat names: ``{"m.0": array, "v.0": array, ...}`` (empty before step 1)."""
-        return {f"{key}.{i}": a for key, arrays in self.state.items() for i, a in enumerate(arrays)}
+    def state_arrays(self, paths=None) -> dict:
+        """The state by buffer and param path: ``{"m.0.W": array, "v.0.W": array, ...}``
+        (empty before step 1). ``paths``: the params' paths in order (``list(model.named_params())``),
+        if not those of the first step; a param without a path is named by its position ("m.0")."""
+        names = self.paths if paths is None else list(paths)
+        if names is not None and self.state and any(len(v) != len(names) for v in self.state.values()):
+            raise ValueError(
+                f"{type(self).__name__}.state_arrays: got {len(names)} paths, but the state holds "
+                f"{len(next(iter(self.state.values())))} arrays per buffer"
+            )
+        return {
+            f"{key}.{names[i] if names is not None else i}": a
+            for key, arrays in self.state.items()
+            for i, a in enumerate(arrays)
+        }
 
-    def load_state_arrays(self, arrays: dict, iterations: int, backend=None) -> None:
+    def load_state_arrays(self, arrays: dict, iterations: int, backend=None, paths=None) -> None:
         """Restore what ``state_arrays()`` returned and the step count.
 
         ``arrays`` must be on the params' backend, or pass ``backend`` to convert them.
+        ``paths``: the params' paths in order (``list(model.named_params())``), which the
+        names' paths are matched against (else those of this optimizer's steps). Names with
+        a position instead of a path ("m.0": how xpnn kept state before it keyed it by path)
+        are read by position.
         """
         where = f"{type(self).__name__}.load_state_arrays"
         iterations = non_negative_int(iterations, "iterations", where)
+        known = self.paths if paths is None else [str(p) for p in paths]
+        position = {p: i for i, p in enumerate(known or [])}
         state: dict = {}
         for flat, a in arrays.items():
-            key, _, index = str(flat).rpartition(".")
-            if key not in self.state_names or not index.isdigit():
-                expected = ", ".join(f"'{k}.<i>'" for k in self.state_names) or "no state arrays"
-                raise ValueError(f"{where}: unexpected state name {flat!r}; {self.name} expects {expected}")
+            key = max((k for k in self.state_names if str(flat).startswith(f"{k}.")), key=len, default=None)
+            name = str(flat)[len(key) + 1 :] if key is not None else ""
+            if key is None or (name not in position and not name.isdigit()):
+                expected = ", ".join(f"'{k}.<path>'" for k in self.state_names) or "no state arrays"
+                found = f"unexpected state name {flat!r}"
+                if key is not None:
+                    found += f" (no param has the path {name!r}" + ("" if known else "; pass paths=") + ")"
+                raise ValueError(f"{where}: {found}; {self.name} expects {expected}")
             if backend is not None:
                 a = _move(a, get_backend(backend))
-            state.setdefault(key, {})[int(index)] = a
+            state.setdefault(key, {})[position[name] if name in position else int(name)] = a
         lists = {}
         for key, by_index in state.items():
             n = len(by_index)
@@ -245,11 +295,12 @@ class Optimizer:
                 raise ValueError(f"{where}: state {key!r} has indices {sorted(by_index)}, expected 0..{n - 1}")
             lists[key] = [by_index[i] for i in range(n)]
         if lists and (set(lists) != set(self.state_names) or len({len(v) for v in lists.values()}) != 1):
-            found = {k: len(v) for k, v in lists.items()}
+            counts = {k: len(v) for k, v in lists.items()}
             raise ValueError(
-                f"{where}: expected the same number of arrays for each of {self.state_names}, found {found}"
+                f"{where}: expected the same number of arrays for each of {self.state_names}, found {counts}"
             )
         self.state = lists
+        self.paths = known if known is None or not lists or len(known) == len(next(iter(lists.values()))) else None
         self.iterations = iterations
         self._checked = None  # new state: check the params against it again
 

@@ -21,14 +21,16 @@ class Param:
         key: its name in that dict, or its index in that list.
         grads: the dict holding its gradient under the same key (``layer.grads``), or None.
         grad: a gradient to carry instead of ``grads[key]`` (``with_grad`` makes these).
+        path: the param's stable name in its model ("0.W": layer 0's W, "1.0.b"), or None
+            for an array outside a model; optimizers key their state by it in model files.
 
     A Param unpacks as ``(value, grad)``: ``for W, dW in model.parameters(): ...``.
     """
 
-    __slots__ = ("store", "key", "grads", "_grad")
+    __slots__ = ("store", "key", "grads", "_grad", "path")
 
-    def __init__(self, store: dict | list, key: Any, grads: dict | None = None, grad=None):
-        self.store, self.key, self.grads, self._grad = store, key, grads, grad
+    def __init__(self, store: dict | list, key: Any, grads: dict | None = None, grad=None, *, path: str | None = None):
+        self.store, self.key, self.grads, self._grad, self.path = store, key, grads, grad, path
 
     @property
     def value(self):
@@ -46,7 +48,7 @@ class Param:
 
     def with_grad(self, grad) -> "Param":
         """The same value handle carrying another gradient (clipped, or summed over ranks)."""
-        return Param(self.store, self.key, self.grads, grad)
+        return Param(self.store, self.key, self.grads, grad, path=self.path)
 
     def __iter__(self):
         yield self.value

@@ -102,7 +102,7 @@ class MasterParam(Param):
     __slots__ = ("working", "loss_scale")
 
     def __init__(self, store, key, working: Param, loss_scale: LossScale | None = None, grad=None):
-        super().__init__(store, key, None, grad)
+        super().__init__(store, key, None, grad, path=working.path)
         self.working, self.loss_scale = working, loss_scale
 
     @property

@@ -25,8 +25,18 @@ from __future__ import annotations
 
 import math
 
-from ._checks import boolean, is_integer, is_number, non_negative_int, number, optional_positive_int, positive_number
-from .backends import backend_of, common_backend, get_backend
+from ._checks import (
+    boolean,
+    first_true,
+    first_true_index,
+    is_integer,
+    is_number,
+    non_negative_int,
+    number,
+    optional_positive_int,
+    positive_number,
+)
+from .backends import backend_of, common_backend, dtype_name, get_backend, python_scalar
 from .functional import bincount
 
 __all__ = [
@@ -44,16 +54,6 @@ __all__ = [
 class NotFittedError(ValueError, AttributeError):
     """A scaler, imputer or clipper was used before ``fit`` (a ValueError and an
     AttributeError, as in scikit-learn)."""
-
-
-_FLOAT_NAMES = ("float16", "float32", "float64")
-
-
-def _dtype_name(xp, dtype) -> str:
-    for name in _FLOAT_NAMES:
-        if hasattr(xp, name) and dtype == getattr(xp, name):
-            return name
-    raise TypeError(f"unsupported floating dtype {dtype}")
 
 
 def _accumulator(be, X):
@@ -75,8 +75,7 @@ def _refuse_infinite(be, X, where):
     xp = be.xp
     infinite = xp.isinf(X)
     if bool(be.to_numpy(xp.any(infinite))):
-        flat = int(xp.argmax(xp.astype(xp.reshape(infinite, (-1,)), xp.int8)))
-        i, j = divmod(flat, X.shape[1])
+        i, j = first_true_index(xp, infinite)
         raise ValueError(
             f"{where}: X must not hold inf (NaN is a missing value and is skipped), found {float(X[i, j])} "
             f"at row {i}, column {j} (counting from 0)"
@@ -159,7 +158,7 @@ class _Transformer:
 
     def _stat_dtype_name(self):
         stat = getattr(self, self._stats[0])
-        return _dtype_name(backend_of(stat).xp, stat.dtype)
+        return dtype_name(stat.dtype)
 
     def _stat(self, name, be, dtype):
         """Fitted statistic ``name`` (features,) as an array of backend ``be`` in ``dtype``:
@@ -679,13 +678,13 @@ def one_hot(labels, num_classes: int | None = None, dtype="float32"):
         low, high = (int(v) for v in be.to_numpy(xp.stack([xp.min(labels), xp.max(labels)])).tolist())
         C = high + 1
         if low < 0:
-            i = int(xp.argmax(xp.astype(labels < 0, xp.int8)))
+            i = first_true(xp, labels < 0)
             raise ValueError(f"{where}: labels must be non-negative integers, found {int(labels[i])} at index {i}")
     else:
         C = num_classes
         bad = (labels < 0) | (labels >= C)
         if n and bool(xp.any(bad)):
-            i = int(xp.argmax(xp.astype(bad, xp.int8)))  # argmax returns the first hit
+            i = first_true(xp, bad)
             raise ValueError(f"{where}: labels must be integers in [0, {C}), found {int(labels[i])} at index {i}")
     classes = xp.arange(C, dtype=xp.int64, device=be.device)
     return xp.astype(labels[:, None] == classes[None, :], be.dtype(dtype))
@@ -809,7 +808,7 @@ def _stratified(be, labels, n_test, seed, where):
     smallest = min(range(K), key=lambda k: counts[k])
     if counts[smallest] < 2:
         raise ValueError(
-            f"{where}: stratify class {_item(values[smallest])} has only {counts[smallest]} sample; "
+            f"{where}: stratify class {python_scalar(values[smallest])} has only {counts[smallest]} sample; "
             f"every class needs at least 2 to appear in both parts"
         )
     if n_test < K or n - n_test < K:
@@ -831,8 +830,3 @@ def _stratified(be, labels, n_test, seed, where):
     # the parts are class by class: shuffle them so a batch sees a mix of classes
     train_idx, test_idx = xp.concat(train_parts), xp.concat(test_parts)
     return (xp.take(train_idx, rng.permutation(n - n_test)), xp.take(test_idx, rng.permutation(n_test)))
-
-
-def _item(a):
-    xp = backend_of(a).xp
-    return int(a) if xp.isdtype(a.dtype, "integral") else a

@@ -431,7 +431,7 @@ def _write_trials(search, path) -> None:
     from .model_selection.storage import WORKER_ATTR
 
     trials = search.study_.trials
-    names = list(search._dists)
+    names = list(search.distributions)
     text = io.StringIO(newline="")
     writer = csv.writer(text)
     writer.writerow(
@@ -439,7 +439,7 @@ def _write_trials(search, path) -> None:
     )
     for t in trials:
         attrs = t.user_attrs
-        params = [search._dists[n].decode(t.params[n]) if n in t.params else "" for n in names]
+        params = [search.distributions[n].decode(t.params[n]) if n in t.params else "" for n in names]
         writer.writerow(
             [
                 t.number,

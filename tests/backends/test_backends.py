@@ -801,3 +801,15 @@ def test_same_seed_same_weights_cnn_with_batchnorm_and_dropout():
         return cnn((1, 8, 8), 10, backend=name, seed=3).compile("softmax_cross_entropy", xpnn.SGD(0.05, momentum=0.9))
 
     _assert_same_weights(build, X, y, atol=1e-5, epochs=1, batch_size=32)
+
+
+def test_python_scalar_reads_a_value_as_python_does(backend):
+    """The value an error message quotes: ``found 3`` or ``found 0.5``, not ``tensor(3)``."""
+    from xpnn.backends import python_scalar
+
+    ints = backend.asarray(np.array([3, -1], dtype=np.int64))
+    floats = backend.asarray(np.array([0.5, 2.0], dtype=np.float32))
+    flags = backend.asarray(np.array([False, True]))
+    values = [python_scalar(ints[0]), python_scalar(floats[0]), python_scalar(flags[1])]
+    assert values == [3, 0.5, True]
+    assert [type(v) for v in values] == [int, float, bool]

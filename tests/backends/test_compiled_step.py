@@ -87,8 +87,8 @@ def test_jit_and_eager_give_the_same_weights(backend, make, flat, digits):
     eager, compiled = runs[False][0], runs[True][0]
     np.testing.assert_allclose(eager.predict(X[:100]), compiled.predict(X[:100]), rtol=1e-5, atol=1e-6)
     assert abs(eager.evaluate(X, y)["loss"] - compiled.evaluate(X, y)["loss"]) < 1e-5
-    assert len(compiled._jit_forward.shapes) == 2  # predict: 100 rows; evaluate: 160
-    assert compiled._jit_step.compiles == 1 and compiled._jit_step.fallback is None
+    assert len(compiled.jit_forward.shapes) == 2  # predict: 100 rows; evaluate: 160
+    assert compiled.jit_step.compiles == 1 and compiled.jit_step.fallback is None
 
 
 def test_recompiles_are_counted_once_per_batch_shape(digits, capsys):
@@ -99,11 +99,11 @@ def test_recompiles_are_counted_once_per_batch_shape(digits, capsys):
     model.fit(X.reshape(len(X), -1), y, epochs=3, batch_size=64, verbose=2)
     printed = capsys.readouterr().out
     assert "jit: 2 compiled step(s)" in printed  # 64 and 44 rows; the first batch of each shape ran eagerly
-    step = model._jit_step
+    step = model.jit_step
     assert step.compiles == 2
     assert step._fn._cache_size() == 2  # jax traced exactly twice: no recompile per step or per lr
     model.fit(X.reshape(len(X), -1), y, epochs=1, batch_size=64, verbose=0)  # a second fit reuses them
-    assert model._jit_step is step and step.compiles == 2 and step._fn._cache_size() == 2
+    assert model.jit_step is step and step.compiles == 2 and step._fn._cache_size() == 2
 
 
 def test_an_untraceable_layer_is_named_and_the_fit_runs_eagerly(digits):
@@ -131,7 +131,7 @@ def test_an_untraceable_layer_is_named_and_the_fit_runs_eagerly(digits):
         if jit:
             with pytest.warns(JitFallbackWarning, match=r"layer at 1 \(HostCheck\(\)\) cannot be traced"):
                 model.fit(X, y, epochs=2, batch_size=64, verbose=0)
-            assert model._jit_step.fallback is not None
+            assert model.jit_step.fallback is not None
         else:
             model.fit(X, y, epochs=2, batch_size=64, verbose=0)
         runs.append(_weights(model))
@@ -163,7 +163,7 @@ def test_clipping_is_traced(digits):
         model.fit(X, y, epochs=2, batch_size=64, verbose=0)
         runs.append(_weights(model))
     _assert_close(*runs)
-    assert model._jit_step.fallback is None and model._jit_step.compiles == 2
+    assert model.jit_step.fallback is None and model.jit_step.compiles == 2
 
 
 @pytest.mark.parametrize("backend", ["numpy", "array_api_strict"])
@@ -179,7 +179,7 @@ def test_backends_without_a_compiler_stay_eager(backend, digits):
                 model.fit(X, y, epochs=2, batch_size=64, verbose=0)
         else:
             model.fit(X, y, epochs=2, batch_size=64, verbose=0)
-        assert model._jit_step is None
+        assert model.jit_step is None
         runs.append(_weights(model))
     for other in runs[1:]:
         for a, b in zip(runs[0], other):
@@ -253,7 +253,7 @@ def test_graph_replay_trains_as_the_eager_step(digits):
         model.fit(X, y, epochs=3, batch_size=80, verbose=0)
         runs.append(_weights(model))
     _assert_close(*runs, tol=1e-5)
-    assert model._jit_step.compiles == 1 and model._jit_step.fallback is None
+    assert model.jit_step.compiles == 1 and model.jit_step.fallback is None
     assert replays[0].captures == 1  # one shape: eager, eager (warm-up), captured once, then replayed
 
 

@@ -46,6 +46,19 @@ def small_fit(record):
     return model, X
 
 
+def test_a_nested_sequential_counts_its_products_and_an_embedding_none():
+    """takes_indices is one declared bool on every layer: a nested Sequential's is False
+    (its products count), only a layer that looks rows up (an Embedding) says True."""
+    inner = xpnn.Sequential([xpnn.Dense(4, 64), xpnn.ReLU()])
+    model = xpnn.Sequential([inner, xpnn.Dense(64, 2)])
+    assert inner.takes_indices is False
+    assert largest_matmul(model, (32, 4)) == 32 * (4 * 64 + 64)  # the nested block's product is the largest
+    tokens = xpnn.Sequential([xpnn.Sequential([xpnn.Embedding(1000, 8), xpnn.Dense(8, 16)]), xpnn.Dense(16, 2)])
+    assert tokens.first_leaf().takes_indices is True
+    # inside the block the lookup table is no product; its Dense on (4, 5, 8) is the largest
+    assert largest_matmul(tokens, (4, 5)) == 4 * 5 * (8 * 16 + 16)
+
+
 def test_small_products_run_on_one_blas_thread_and_the_setting_comes_back():
     with threadpoolctl.threadpool_limits(2, user_api="blas"):  # the suite runs on one thread
         record = Record()

@@ -200,7 +200,7 @@ def test_a_damaged_imputer_in_the_model_file_is_refused(tmp_path):
     cfg["preprocessing"][0]["stats"]["statistics_"] = [1.0]  # one value for two features
     from safetensors.numpy import save_file
 
-    save_file(tensors, str(tmp_path / "bad.safetensors"), metadata={"format": "xpnn-2", "xpnn": json.dumps(cfg)})
+    save_file(tensors, str(tmp_path / "bad.safetensors"), metadata={"format": xpnn.io.FORMAT, "xpnn": json.dumps(cfg)})
     with pytest.raises(ValueError, match=r"'preprocessing\[0\]' is not a fitted SimpleImputer"):
         xpnn.load(tmp_path / "bad.safetensors")
 

@@ -528,3 +528,6 @@ def test_a_container_called_on_its_own_refuses_inputs_no_layer_takes(backend):
         block.forward(X, maks=bool_mask(backend, np.ones((2, 3))))
     with pytest.raises(ValueError, match="no layer in it takes the input 'mask'"):
         Residual(LayerNorm(4), TimeDistributed(Dense(4, 4))).forward(X, mask=bool_mask(backend, np.ones((2, 3))))
+    model = xpnn.Sequential([TransformerEncoderBlock(4, 2, 8)], backend=backend)
+    with pytest.raises(ValueError, match="Sequential.forward: no layer of this model takes the input 'maks'"):
+        model.forward(X, maks=bool_mask(backend, np.ones((2, 3))))

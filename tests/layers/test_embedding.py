@@ -169,3 +169,13 @@ def test_first_true_is_the_flat_index_of_the_first_failure(backend):
     mask[1, 2] = mask[2, 0] = True
     assert first_true(backend.xp, backend.asarray(mask)) == 6
     assert first_true(backend.xp, backend.asarray(np.array([True]))) == 0
+
+
+def test_first_true_index_unravels_as_numpy_does(backend):
+    from xpnn._checks import first_true_index, unravel
+
+    mask = np.zeros((2, 3, 4), dtype=bool)
+    mask[1, 0, 3] = mask[1, 2, 0] = True
+    assert first_true_index(backend.xp, backend.asarray(mask)) == (1, 0, 3)
+    for flat in (0, 5, 23):
+        assert unravel(flat, (2, 3, 4)) == tuple(int(i) for i in np.unravel_index(flat, (2, 3, 4)))

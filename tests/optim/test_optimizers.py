@@ -352,7 +352,7 @@ def test_to_moves_state_between_backends():
 
 def test_load_state_arrays_errors():
     opt = Adam()
-    with pytest.raises(ValueError, match=r"unexpected state name 'velocity.0'; adam expects 'm.<i>', 'v.<i>'"):
+    with pytest.raises(ValueError, match=r"unexpected state name 'velocity.0'; adam expects 'm.<path>', 'v.<path>'"):
         opt.load_state_arrays({"velocity.0": np.zeros(2)}, 1)
     with pytest.raises(ValueError, match=r"state 'm' has indices \[0, 2\], expected 0..1"):
         opt.load_state_arrays({"m.0": np.zeros(2), "m.2": np.zeros(2), "v.0": np.zeros(2), "v.1": np.zeros(2)}, 1)
@@ -360,6 +360,34 @@ def test_load_state_arrays_errors():
         opt.load_state_arrays({"m.0": np.zeros(2)}, 1)
     with pytest.raises(ValueError, match="Adam.load_state_arrays: iterations must be a non-negative integer, found -1"):
         opt.load_state_arrays({}, -1)
+
+
+def test_state_is_named_by_param_path():
+    """State is kept per position while training and named by each param's path in its
+    model, so saved state is matched by name, not by where a param sits in the list."""
+    model = xpnn.Sequential([xpnn.Dense(3, 4), xpnn.ReLU(), xpnn.Sequential([xpnn.Dense(4, 2)])])
+    model.compile(optimizer="adam")
+    model.fit(np.ones((4, 3), np.float32), np.arange(4) % 2, epochs=1, verbose=0)
+    opt = model.optimizer
+    assert opt.paths == list(model.named_params()) == ["0.W", "0.b", "2.0.W", "2.0.b"]
+    state = opt.state_arrays()
+    assert sorted(state) == sorted(f"{k}.{p}" for k in ("m", "v") for p in opt.paths)
+    # loaded against paths in another order: each array lands at its param's position
+    fresh = Adam()
+    order = ["2.0.b", "2.0.W", "0.b", "0.W"]
+    fresh.load_state_arrays(dict(reversed(list(state.items()))), opt.iterations, paths=order)
+    assert fresh.paths == order
+    for k in ("m", "v"):
+        for i, p in enumerate(order):
+            assert fresh.state[k][i] is state[f"{k}.{p}"]
+    with pytest.raises(ValueError, match=r"'m.0.W' \(no param has the path '0.W'; pass paths=\)"):
+        Adam().load_state_arrays(state, 1)
+    # another model's params (other paths, same count) for this state: refused by name
+    other = xpnn.Sequential([xpnn.Dense(3, 4), xpnn.Dense(4, 2)])
+    for layer in other.layers:
+        layer.grads = {k: np.zeros_like(v) for k, v in layer.params.items()}
+    with pytest.raises(ValueError, match=r"params\[2\] is '1.W', but this optimizer's state .* belongs to '2.0.W'"):
+        opt.step(other.parameters())
 
 
 def test_step_checks_params(backend):

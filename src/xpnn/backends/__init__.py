@@ -61,6 +61,7 @@ __all__ = [
     "get_backend",
     "backend_of",
     "common_backend",
+    "python_scalar",
     "set_backend",
     "use_backend",
     "available_backends",
@@ -142,6 +143,15 @@ def backend_of(a) -> Backend:
     except TypeError:
         raise TypeError(f"expected an array, found {type(a).__name__}") from None
     return _from_namespace(ns, array_api_compat.device(a))
+
+
+def python_scalar(a):
+    """A 0-d array (or a NumPy scalar) of any backend as a Python bool, int or float, for
+    messages that quote a value: ``found 3``, not ``found tensor(3)``. One host sync."""
+    xp = backend_of(a).xp
+    if xp.isdtype(a.dtype, "bool"):
+        return bool(a)
+    return int(a) if xp.isdtype(a.dtype, "integral") else float(a)
 
 
 def common_backend(where: str, **arrays) -> tuple[Backend, list]:

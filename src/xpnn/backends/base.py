@@ -305,15 +305,8 @@ class Backend:
         masks: optional kh*kw boolean arrays (N, C, OH, OW); piece k then counts only where
         masks[k] is True.
         """
-        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
-        N, C, H, W = X_shape
-        OH, OW = output_hw(X_shape, kernel_size, stride, padding, dilation)
-        shape = (N, C, H + 2 * ph, W + 2 * pw)
-        # Windows no wider than the stride never overlap: each pixel gets one piece at most,
-        # so plain assignment does (the common pooling case, kernel == stride). When they
-        # also tile the padded input, every pixel gets exactly one: no zeros needed first.
-        overlap = dh * (kh - 1) + 1 > sh or dw * (kw - 1) + 1 > sw
-        tiled = (kh, kw) == (sh, sw) and (dh, dw) == (1, 1) and (OH * sh, OW * sw) == shape[2:]
+        (_, kw), (ph, pw), (H, W) = kernel_size, padding, X_shape[2:]
+        shape, (OH, OW), overlap, tiled = scatter_plan(X_shape, kernel_size, stride, padding, dilation)
         dXp = self._canvas(pieces[0], shape, None if tiled else 0)
         for k, piece in enumerate(pieces):
             index = _window_index(*divmod(k, kw), stride, dilation, OH, OW)
@@ -466,6 +459,25 @@ def output_hw(X_shape, kernel_size, stride, padding, dilation) -> tuple[int, int
     """(OH, OW) of a 2-D window operation on an (N, C, H, W) input."""
     OH, OW = (window_output_size(X_shape[2 + a], kernel_size[a], stride[a], padding[a], dilation[a]) for a in range(2))
     return OH, OW
+
+
+def scatter_plan(X_shape, kernel_size, stride, padding, dilation) -> tuple:
+    """How the windows of a 2-D window operation on an (N, C, H, W) input add back into it
+    (pooling's and convolution's backward): (padded shape (N, C, H + 2 ph, W + 2 pw),
+    (OH, OW), overlap, tiled).
+
+    Windows no wider than the stride never overlap (``overlap`` False): each pixel gets one
+    piece at most, so plain assignment does (the common pooling case, kernel == stride).
+    When they also tile the padded input (``tiled``), every pixel gets exactly one: no
+    zeros are needed first.
+    """
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
+    N, C, H, W = X_shape
+    OH, OW = output_hw(X_shape, kernel_size, stride, padding, dilation)
+    shape = (N, C, H + 2 * ph, W + 2 * pw)
+    overlap = dh * (kh - 1) + 1 > sh or dw * (kw - 1) + 1 > sw
+    tiled = (kh, kw) == (sh, sw) and (dh, dw) == (1, 1) and (OH * sh, OW * sw) == shape[2:]
+    return shape, (OH, OW), overlap, tiled
 
 
 def _window_index(i, j, stride, dilation, OH, OW) -> tuple:

@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 import array_api_compat
 import numpy as np
 
-from .base import InPlaceBackend, _window_index, output_hw, register_backend
+from .base import InPlaceBackend, _window_index, output_hw, register_backend, scatter_plan
 
 # Below this many multiply-adds per matrix product, a second OpenBLAS thread costs more
 # than it saves (measured on 2 cores: 0.5M: 15 us on one thread, 57 us on two), and far
@@ -217,11 +217,9 @@ class NumpyBackend(InPlaceBackend):
         # the batch), returned as its NCHW-shaped view.
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
         N, C, H, W = X_shape
-        OH, OW = output_hw(X_shape, kernel_size, stride, padding, dilation)
+        padded, (OH, OW), overlap, tiled = scatter_plan(X_shape, kernel_size, stride, padding, dilation)
         pieces = cols.reshape(C, kh, kw, OH, OW, N)
-        overlap = dh * (kh - 1) + 1 > sh or dw * (kw - 1) + 1 > sw
-        tiled = (kh, kw) == (sh, sw) and (dh, dw) == (1, 1) and (OH * sh, OW * sw) == (H + 2 * ph, W + 2 * pw)
-        dXp = (np.empty if tiled else np.zeros)((C, H + 2 * ph, W + 2 * pw, N), dtype=cols.dtype)
+        dXp = (np.empty if tiled else np.zeros)((C, *padded[2:], N), dtype=cols.dtype)
         workers = self._workers(cols.size)
         by_channel = C >= workers
 
@@ -247,12 +245,8 @@ class NumpyBackend(InPlaceBackend):
         self, pieces, X_shape, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1), masks=None
     ):
         # Backend.add_window_slices (pooling's backward) on parts of the channel axis at once
-        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
-        N, C, H, W = X_shape
-        OH, OW = output_hw(X_shape, kernel_size, stride, padding, dilation)
-        shape = (N, C, H + 2 * ph, W + 2 * pw)
-        overlap = dh * (kh - 1) + 1 > sh or dw * (kw - 1) + 1 > sw
-        tiled = (kh, kw) == (sh, sw) and (dh, dw) == (1, 1) and (OH * sh, OW * sw) == shape[2:]
+        (_, kw), (ph, pw), (_, C, H, W) = kernel_size, padding, X_shape
+        shape, (OH, OW), overlap, tiled = scatter_plan(X_shape, kernel_size, stride, padding, dilation)
         dXp = self._canvas(pieces[0], shape, None if tiled else 0)
 
         def part(lo, hi):

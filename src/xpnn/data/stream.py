@@ -368,8 +368,7 @@ class Stream:
         what = "samples counted from the start of the epoch" if positions else "samples counted over the whole data set"
         X = self._device(X)
         X = data.features(model, X, self.argname, where)
-        if getattr(model, "input_shape_", None) is None:
-            model.input_shape_ = tuple(int(d) for d in X.shape[1:])
+        data.record_sample_shape(model, X)
         self._locate(lambda a: data.check_inputs(model, a, self.argname, where), X, indices, what)
         if not self.allow_nonfinite:
             self._locate(lambda a: data.check_finite(model, a, self.argname, where), X, indices, what)

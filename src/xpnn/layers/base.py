@@ -83,6 +83,12 @@ def unknown_arguments(cls, config: dict) -> list:
     return [k for k in config if k not in arguments(cls)]
 
 
+def defaults(cls) -> dict:
+    """The default of each constructor argument of ``cls`` that has one, read from its
+    signature (so a repr that leaves defaults out cannot drift from the constructor)."""
+    return {p.name: p.default for p in inspect.signature(cls).parameters.values() if p.default is not p.empty}
+
+
 def missing_arguments(cls, config: dict) -> list:
     """The required constructor arguments of ``cls`` that ``config`` lacks."""
     return [
@@ -96,6 +102,21 @@ class Layer:
     """Base class: the backend binding, params/grads/buffers, what forward saved."""
 
     forward_inputs: tuple = ()  # keyword inputs forward takes besides X, e.g. ("mask",)
+
+    takes_indices: bool = False
+    """Whether forward takes integer ids and looks rows up (an Embedding): fit, evaluate
+    and predict keep integer X as it is for a model whose ``first_leaf`` takes ids, and the
+    thread policy (xpnn.training.threads) counts no matrix product for such a layer."""
+
+    traceable: bool = True
+    """Whether forward and backward only do array math (no host reads, no Python branches
+    on values), so a compiled step (``compile(jit=True)``) may trace them; a layer that sets
+    False keeps a jit fit eager, with a warning naming it (xpnn.training.jit)."""
+
+    check_ids: bool = False
+    """Whether forward checks every input it is given (an Embedding's id range: a host sync
+    per call). fit, evaluate and predict check their whole input once (``check_inputs``)
+    and turn this off while their loops run (xpnn.training.data.trusted_inputs)."""
 
     def __init__(self):
         self.params: dict = {}
@@ -180,15 +201,36 @@ class Layer:
         for part in self.walk():
             part.saved = None
 
+    def check_inputs(self, X, argname: str = "X", where: str = "") -> None:
+        """Check the whole input of fit, evaluate or predict at once, for a check that
+        forward would otherwise make on every batch (an Embedding's id range). A layer
+        with no such check (the default) accepts anything here."""
+
     def accepts(self, name: str) -> bool:
         """Whether forward (here or in a child) takes the keyword input ``name``."""
         return name in self.forward_inputs or any(child.accepts(name) for child in self.children())
+
+    def check_accepts(self, names, message) -> None:
+        """Raise ``ValueError(message(name))`` for the first of ``names`` that no layer here
+        takes (a typo, or an input nothing can route): the one check behind a container's
+        ``run``, ``Model.forward`` and the keyword inputs of fit, evaluate and predict."""
+        for name in names:
+            if not self.accepts(name):
+                raise ValueError(message(name))
 
     # ---- the tree of layers --------------------------------------------------------------
 
     def children(self) -> list:
         """The layers this layer is made of (containers); a plain layer has none."""
         return []
+
+    def first_leaf(self) -> "Layer":
+        """The layer the input reaches first: first children followed down to a layer
+        with none (this layer itself if it has none)."""
+        first = self
+        while first.children():
+            first = first.children()[0]
+        return first
 
     def walk(self):
         """This layer and every layer inside it, depth first."""
@@ -210,9 +252,13 @@ class Layer:
         return self._named(prefix, params=True, buffers=True)
 
     def _named(self, prefix, params, buffers) -> dict:
-        out = {f"{prefix}{k}": Param(self.params, k, self.grads) for k in self.params} if params else {}
+        out = (
+            {f"{prefix}{k}": Param(self.params, k, self.grads, path=f"{prefix}{k}") for k in self.params}
+            if params
+            else {}
+        )
         if buffers:
-            out.update({f"{prefix}{k}": Param(self.buffers, k) for k in self.buffers})
+            out.update({f"{prefix}{k}": Param(self.buffers, k, path=f"{prefix}{k}") for k in self.buffers})
         for i, child in enumerate(self.children()):
             out.update(child._named(f"{prefix}{i}.", params, buffers))
         return out
@@ -237,6 +283,12 @@ class Layer:
         """Constructor arguments as JSON-able values (used by save/load)."""
         return {}
 
+    def input_sample_shape(self) -> tuple | None:
+        """The shape of one input sample (no batch axis) this layer fixes on its own, or
+        None: a Dense of known size says ``(in_features,)``; a Conv2D fixes only its
+        channels, not the height and width, so it says nothing."""
+        return None
+
     def output_shape(self, input_shape: tuple) -> tuple:
         """Shape of Y for an input of ``input_shape`` (batch axis included)."""
         return input_shape
@@ -244,6 +296,14 @@ class Layer:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
         return f"{type(self).__name__}({args})"
+
+    def short_repr(self, positional: int) -> str:
+        """``Name(a, b, key=value)``: the first ``positional`` config values bare, then the
+        config entries that differ from the constructor's defaults (see ``defaults``)."""
+        config, default = list(self.config().items()), defaults(type(self))
+        args = [str(v) for _, v in config[:positional]]
+        args += [f"{k}={v!r}" for k, v in config[positional:] if k not in default or default[k] != v]
+        return f"{type(self).__name__}({', '.join(args)})"
 
     def _where(self) -> str:
         return f"{self!r}.forward"

@@ -45,9 +45,7 @@ class Container(Layer):
             for layer in self.layers:
                 X = layer.forward(X, training=training)
             return X
-        for name in inputs:
-            if not self.accepts(name):  # a typo, or an input this container cannot route anywhere
-                raise ValueError(f"{self._where()}: no layer in it takes the input {name!r}")
+        self.check_accepts(inputs, lambda name: f"{self._where()}: no layer in it takes the input {name!r}")
         for layer in self.layers:
             X = layer.forward(X, training=training, **route(layer, inputs))
         return X

@@ -192,11 +192,7 @@ class Conv2D(Layer):
         return (input_shape[0], self.out_channels, *sizes)
 
     def __repr__(self) -> str:
-        config = self.config()
-        args = [str(config.pop("in_channels")), str(config.pop("out_channels")), str(config.pop("kernel_size"))]
-        defaults = {"stride": 1, "padding": 0, "dilation": 1, "bias": True, "init": "he_uniform"}
-        args += [f"{k}={v!r}" for k, v in config.items() if defaults.get(k) != v]
-        return f"{type(self).__name__}({', '.join(args)})"
+        return self.short_repr(3)  # in_channels, out_channels, kernel_size
 
 
 @register_layer

@@ -80,6 +80,9 @@ class Dense(Layer):
             "bias": self.use_bias,
         }
 
+    def input_sample_shape(self):
+        return None if self.in_features is None else (self.in_features,)
+
     def output_shape(self, input_shape):
         return (*input_shape[:-1], self.out_features)
 

@@ -28,7 +28,7 @@ class Embedding(Layer):
     ids it is given, one sync a call) is off only inside those loops.
     """
 
-    takes_indices = True  # fit/predict keep integer inputs as they are for this layer
+    takes_indices = True  # fit/predict keep integer inputs as they are for this layer (Layer.takes_indices)
 
     def __init__(self, num_embeddings: int, embedding_dim: int, init="uniform"):
         super().__init__()
@@ -86,13 +86,8 @@ class Embedding(Layer):
             return
         flat = _checks.first_true(xp, bad)
         value = int(self.backend.to_numpy(ids[flat]))
-        where = []
-        for size in reversed(shape):  # the flat position as an index of X
-            where.append(flat % size)
-            flat //= size
-        raise IndexError(
-            f"{what} must hold ids in [0, {self.num_embeddings}){note}, found {value} at index {tuple(reversed(where))}"
-        )
+        index = _checks.unravel(flat, shape)  # the flat position as an index of X
+        raise IndexError(f"{what} must hold ids in [0, {self.num_embeddings}){note}, found {value} at index {index}")
 
     def config(self) -> dict:
         return {"num_embeddings": self.num_embeddings, "embedding_dim": self.embedding_dim, "init": self.init_name}

@@ -52,7 +52,6 @@ from ..functional import sigmoid
 from .base import Layer, register_layer
 
 NONLINEARITIES = ("tanh", "relu")
-_DEFAULTS = {"return_sequences": False, "nonlinearity": "tanh"}  # left out of repr
 
 
 class _Recurrent(Layer):
@@ -197,9 +196,7 @@ class _Recurrent(Layer):
         return (input_shape[0], self.hidden_size)
 
     def __repr__(self) -> str:
-        extra = {k: v for k, v in self.config().items() if k not in ("input_size", "hidden_size")}
-        shown = "".join(f", {k}={v!r}" for k, v in extra.items() if v != _DEFAULTS.get(k))
-        return f"{type(self).__name__}({self.input_size}, {self.hidden_size}{shown})"
+        return self.short_repr(2)  # input_size, hidden_size
 
 
 @register_layer

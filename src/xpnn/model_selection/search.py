@@ -141,10 +141,25 @@ class _Search:
         self._scorer = Scorer(scoring, where)
         self.verbose = verbose
 
+    def _sample_from(self, param_distributions, n_iter, seed, where) -> None:
+        """Check and keep what a sampling search draws from: the space, how many trials, the seed."""
+        self.param_distributions = param_distributions
+        self._dists = _space(param_distributions, where)
+        self.n_iter = positive_int(n_iter, "n_iter", where)
+        self.seed = non_negative_int(seed, "seed", where)
+
     @property
     def mode(self) -> str:
         """ "max" if a larger score is better, "min" if a smaller one is."""
         return self._scorer.mode
+
+    _dists: dict  # name -> Distribution, set by each search's __init__
+
+    @property
+    def distributions(self) -> dict:
+        """The search space: parameter name -> its Distribution (``decode`` turns a value
+        a study stored back into the parameter's value)."""
+        return self._dists
 
     def _where(self, method):
         return f"{type(self).__name__}.{method}"
@@ -330,10 +345,7 @@ class RandomSearch(_Search):
     ):
         where = type(self).__name__
         super().__init__(build_fn, cv, fit_kwargs, scoring, verbose)
-        self.param_distributions = param_distributions
-        self._dists = _space(param_distributions, where)
-        self.n_iter = positive_int(n_iter, "n_iter", where)
-        self.seed = non_negative_int(seed, "seed", where)
+        self._sample_from(param_distributions, n_iter, seed, where)
         self.candidates = self._draw()
 
     def _draw(self) -> list:
@@ -516,10 +528,7 @@ class _OptunaSearch(_Search):
         where = type(self).__name__
         self._optuna = _import_optuna(where)
         super().__init__(build_fn, cv, fit_kwargs, scoring, verbose)
-        self.param_distributions = param_distributions
-        self._dists = _space(param_distributions, where)
-        self.n_iter = positive_int(n_iter, "n_iter", where)
-        self.seed = non_negative_int(seed, "seed", where)
+        self._sample_from(param_distributions, n_iter, seed, where)
         self.n_trials_total = None if n_trials_total is None else positive_int(n_trials_total, "n_trials_total", where)
         self.storage = check_storage(storage, where)
         if study_name is not None and not isinstance(study_name, str):

@@ -21,7 +21,7 @@ def compile_model(model, loss="softmax_cross_entropy", optimizer="adam", metrics
     model.metric_fns = [get_metric(m) for m in metrics]
     model.clip_norm = None if clip_norm is None else _checks.positive_number(clip_norm, "clip_norm", "compile")
     model.jit = check_jit(jit, "compile")
-    model._jit_forward = model._jit_step = None  # compiled for the old loss and optimizer
+    model.jit_forward = model.jit_step = None  # compiled for the old loss and optimizer
     return model
 
 

@@ -13,6 +13,7 @@ import contextlib
 
 import array_api_compat
 
+from .. import _checks
 from .batches import Batch
 
 
@@ -42,7 +43,7 @@ def features(model, X, argname: str, where: str):
     the model takes them: an Embedding first)."""
     X = on_device(model, X, argname, where)
     xp = model.backend.xp
-    if xp.isdtype(X.dtype, "integral") and model.takes_indices():
+    if xp.isdtype(X.dtype, "integral") and model.first_leaf().takes_indices:
         return X
     return X if X.dtype == model.dtype else xp.astype(X, model.dtype)
 
@@ -64,7 +65,7 @@ def targets(model, y, argname: str, where: str, allow_nonfinite: bool = False):
             # a 1-D y here can only be class labels: say so rather than fail on a (n, 1) column later
             whole = y == xp.round(y)
             if not bool(xp.all(whole)):
-                i, value = _first(model, whole, y, False)
+                i, value = _first_failure(model, whole, y)
                 raise ValueError(
                     f"{where}: {argname} is 1-D, so it holds class labels for {model.loss.name}, "
                     f"which must be whole numbers; found {value} at index {i[0]}"
@@ -74,15 +75,17 @@ def targets(model, y, argname: str, where: str, allow_nonfinite: bool = False):
     return xp.reshape(y, (y.shape[0], 1)) if y.ndim == 1 else y
 
 
+def record_sample_shape(model, X) -> None:
+    """Keep the shape of one sample of the first data the model sees as
+    ``model.input_shape_`` (the ONNX export reads it)."""
+    if model.input_shape_ is None:
+        model.input_shape_ = tuple(int(d) for d in X.shape[1:])
+
+
 def check_inputs(model, X, argname: str, where: str) -> None:
     """The first layer's check of the whole input, where it has one (an Embedding's id
     range): one host sync per fit, evaluate or predict instead of one per batch in forward."""
-    first = model
-    while first.children():
-        first = first.children()[0]
-    check = getattr(first, "check_inputs", None)
-    if check is not None:
-        check(X, argname, where)
+    model.first_leaf().check_inputs(X, argname, where)
 
 
 @contextlib.contextmanager
@@ -90,7 +93,7 @@ def trusted_inputs(model):
     """Inside fit's and inference's loops, whose input ``check_inputs`` checked whole:
     layers skip their own per-forward input checks (``check_ids``: a sync per batch),
     and check again afterwards (a direct ``forward`` call)."""
-    layers = [layer for layer in model.walk() if getattr(layer, "check_ids", False)]
+    layers = [layer for layer in model.walk() if layer.check_ids]
     for layer in layers:
         layer.check_ids = False
     try:
@@ -112,7 +115,7 @@ def check_finite(model, a, argname: str, where: str) -> None:
     if model.backend.all_finite(a):
         return
     finite = xp.isfinite(a)
-    i, value = _first(model, finite, a, False)
+    i, value = _first_failure(model, finite, a)
     at = f"sample {i[0]}" + (f", index {i}" if len(i) > 1 else "")
     raise ValueError(
         f"{where}: {argname} contains NaN or inf ({value} at {at}); clean or impute the data first "
@@ -120,33 +123,26 @@ def check_finite(model, a, argname: str, where: str) -> None:
     )
 
 
-def _first(model, ok, a, want) -> tuple:
-    """(index tuple, value) of the first element of ``a`` where the bool array ``ok`` is
-    ``want``: the host reads one number, not the array."""
-    xp = model.backend.xp
-    flat = xp.reshape(ok, (-1,))
-    k = int(xp.argmax(xp.astype(flat if want else ~flat, xp.int8)))  # argmax: the first hit
-    reversed_index = []
-    for size in reversed(a.shape):  # unravel k over a's shape
-        k, r = divmod(k, size)
-        reversed_index.append(r)
-    index = tuple(reversed(reversed_index))
+def _first_failure(model, ok, a) -> tuple:
+    """(index tuple, value) of the first element of ``a`` where the bool array ``ok`` (a's
+    shape) is False: the host reads one number, not the array."""
+    index = _checks.first_true_index(model.backend.xp, ~ok)
     return index, model.backend.to_float(a[index])
 
 
 def forward_inputs(model, inputs, where: str, argname: str = "inputs") -> dict:
     """The per-sample forward inputs on the model's device, each taken by some layer."""
-    out = {}
-    for name, a in (inputs or {}).items():
-        if not model.accepts(name):  # fit/predict take **inputs: a misspelled argument lands here
-            raise ValueError(
-                f"{where}: unknown argument {name!r}: not an argument of {where}, and no layer of this "
-                f"model takes an input of that name (layers list theirs in forward_inputs, e.g. "
-                f"MultiHeadSelfAttention's 'mask')"
-            )
-        a = on_device(model, a, f"{argname}[{name!r}]", where)
-        out[name] = a
-    return out
+    inputs = inputs or {}
+    # fit/predict take **inputs: a misspelled argument lands here
+    model.check_accepts(
+        inputs,
+        lambda name: (
+            f"{where}: unknown argument {name!r}: not an argument of {where}, and no layer of this "
+            f"model takes an input of that name (layers list theirs in forward_inputs, e.g. "
+            f"MultiHeadSelfAttention's 'mask')"
+        ),
+    )
+    return {name: on_device(model, a, f"{argname}[{name!r}]", where) for name, a in inputs.items()}
 
 
 def check_lengths(where: str, X, *named) -> None:
@@ -164,8 +160,7 @@ def prepare(model, X, y, inputs, where: str, prefix: str = "", allow_nonfinite: 
     one Batch of all the samples. NaN or inf anywhere is an error unless
     ``allow_nonfinite``."""
     X = features(model, X, f"{prefix}X" if not prefix else f"{prefix}[0]", where)
-    if getattr(model, "input_shape_", None) is None:  # the first sample shape seen: the ONNX export reads it
-        model.input_shape_ = tuple(int(d) for d in X.shape[1:])
+    record_sample_shape(model, X)
     check_inputs(model, X, f"{prefix}X" if not prefix else f"{prefix}[0]", where)
     if not allow_nonfinite:
         check_finite(model, X, f"{prefix}X" if not prefix else f"{prefix}[0]", where)

@@ -68,14 +68,14 @@ def train_step(model, hooks, unchecked: list, check_batch=None):
             stacklevel=4,
         )
     if not enabled(model):
-        model._jit_step = None
+        model.jit_step = None
         return eager
     # kept on the model: a later fit (or a benchmark's next timed run) reuses what compiled,
     # unless the traced hooks changed (compile() and to() start afresh)
     key = (model.backend, *_hook_key(hooks))
-    step = getattr(model, "_jit_step", None)
+    step = model.jit_step
     if step is None or step.key != key:
-        step = model._jit_step = CompiledStep(eager, key)
+        step = model.jit_step = CompiledStep(eager, key)
     else:
         step.use(eager)
     return step
@@ -177,7 +177,7 @@ class CompiledStep:
         b = model.backend
         values = [h.value for h in self._handles]
         state = [a for k in self._keys for a in opt.state[k]]
-        iterations, lr = opt.iterations, opt._lr
+        iterations, lr = opt.iterations, opt.lr
         flat = values + state + [b.jit_scalar(opt.get_lr()), b.jit_scalar(iterations)]
         flat += [a for _, a in drawn] + [X, y] + [inputs[k] for k in sorted(inputs)]
         self._layout = (len(values), len(state), [c for c, _ in drawn], sorted(inputs))
@@ -191,7 +191,7 @@ class CompiledStep:
                 raise
             failed = exc
         finally:
-            opt.iterations, opt._lr = iterations, lr
+            opt.iterations, opt.lr = iterations, lr
         if failed is not None:
             self._restore(kept)
             if before is not None:
@@ -207,6 +207,16 @@ class CompiledStep:
             for layer in model.walk():
                 layer.grads.clear()
         n_h, n_s = len(values), len(state)
+        self._write_back(result, n_h)
+        opt.iterations = iterations + 1
+        if self.eager.check_batch is not None:  # a host check: after the compiled call, on its outputs
+            self.eager.check_batch(batch, result[n_h + n_s + 1])
+        return result[n_h + n_s], result[n_h + n_s + 1]
+
+    def _write_back(self, result, n_h: int) -> None:
+        """The compiled step's new params and buffers (``result[:n_h]``) and optimizer state
+        (after them, in ``_keys`` order) into the model and its optimizer."""
+        opt = self.model.optimizer
         for h, a in zip(self._handles, result[:n_h]):
             h.value = a
         i = n_h
@@ -214,10 +224,6 @@ class CompiledStep:
             n = len(opt.state[k])
             opt.state[k] = list(result[i : i + n])
             i += n
-        opt.iterations = iterations + 1
-        if self.eager.check_batch is not None:  # a host check: after the compiled call, on its outputs
-            self.eager.check_batch(batch, result[n_h + n_s + 1])
-        return result[n_h + n_s], result[n_h + n_s + 1]
 
     def _pure(self, flat):
         """The eager step on traced arrays: ``flat`` as laid out in __call__ -> new params
@@ -240,7 +246,8 @@ class CompiledStep:
             n = len(opt.state[k])
             opt.state[k] = list(state[j : j + n])
             j += n
-        opt.iterations, opt._lr = t, lr
+        opt.iterations = t
+        opt.trace_lr(lr)
         check, self.eager.check_batch = self.eager.check_batch, None  # a host check: done after the call
         try:
             with gen.replaying(drawn):
@@ -258,14 +265,14 @@ class CompiledStep:
             [h.value for h in self._handles],
             {k: list(v) for k, v in opt.state.items()},
             opt.iterations,
-            opt._lr,
+            opt.lr,
             [(layer, dict(layer.grads)) for layer in model.walk()],
             [(h, dict(vars(h))) for h in self.eager.hooks if getattr(h, "traceable", False)],
         )
 
     def _restore(self, kept) -> None:
         model, opt = self.model, self.model.optimizer
-        handles_kept, opt.state, opt.iterations, opt._lr, grads_kept, hooks_kept = kept
+        handles_kept, opt.state, opt.iterations, opt.lr, grads_kept, hooks_kept = kept
         for h, a in zip(self._handles, handles_kept):
             h.value = a
         for layer, grads in grads_kept:
@@ -342,7 +349,7 @@ def forward(model):
     """``run(X, inputs)`` for inference: the model's eager forward, or its compiled one."""
     if not enabled(model):
         return lambda X, inputs: model.run(X, False, inputs)
-    cached = getattr(model, "_jit_forward", None)
+    cached = model.jit_forward
     if cached is None or cached.backend is not model.backend or len(cached._handles) != len(model.named_handles()):
-        cached = model._jit_forward = CompiledForward(model)
+        cached = model.jit_forward = CompiledForward(model)
     return cached

@@ -11,8 +11,9 @@ def largest_matmul(model, batch_shape) -> int | None:
     ``batch_shape`` (backward's products have the same sizes), from the layers' output
     shapes, without running anything.
 
-    Per top-level layer: the positions it applies its params at times its param count
-    (Dense: batch x in*out; Conv2D: batch*OH*OW x out*C*kh*kw; a block of Dense layers on
+    Per top-level layer: the positions it applies its params at times its param count,
+    lookup tables (``takes_indices``, an Embedding's) left out (Dense: batch x in*out;
+    Conv2D: batch*OH*OW x out*C*kh*kw; a block of Dense layers on
     (batch, seq, d): batch*seq x its params). None when a layer is not built yet or cannot
     say its output shape: then nothing is assumed.
     """
@@ -24,9 +25,11 @@ def largest_matmul(model, batch_shape) -> int | None:
             out = tuple(layer.output_shape(shape))
         except Exception:  # a layer without a static shape rule
             return None
-        if not getattr(layer, "takes_indices", False):  # an Embedding looks up rows: no product
+        # an Embedding looks up rows: no product; inside a block, only its other layers' params count
+        weights = sum(math.prod(a.shape) for p in layer.walk() if not p.takes_indices for a in p.params.values())
+        if weights:
             features = out[1] if len(out) == 4 else out[-1]
             positions = math.prod(out) // max(features, 1)
-            largest = max(largest, positions * layer.count_params())
+            largest = max(largest, positions * weights)
         shape = out
     return largest
