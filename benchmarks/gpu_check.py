@@ -76,7 +76,7 @@ WHEELS = os.path.join(ROOT, ".whl")
 SITE = "/tmp/site"  # where --install puts the wheels: a folder of their own (site-packages may be read-only)
 
 # (distribution, module): pyproject.toml's [project].dependencies, then the test tools the GPU
-# suite needs (tests/test_gpu_check.py checks these lists against pyproject.toml)
+# suite needs (tests/backends/test_gpu_check.py checks these lists against pyproject.toml)
 RUNTIME_DEPS = [
     ("numpy", "numpy"),
     ("array-api-compat", "array_api_compat"),

@@ -20,7 +20,9 @@ type and message.
 from __future__ import annotations
 
 import os
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -52,6 +54,10 @@ GPU_BACKENDS = {"cupy": ("cupy", None), "torch-cuda": ("torch", "cuda")}
 ALL_BACKENDS = {**CPU_BACKENDS, **GPU_BACKENDS}
 REQUIRE_ORACLES = os.environ.get("XPNN_REQUIRE_ORACLES") == "1"
 _UNAVAILABLE = "backend unavailable: "
+TESTS = Path(__file__).resolve().parent
+# this module as pytest loaded it: each area's conftest.py is also a top-level module named
+# ``conftest``, so ``import conftest`` in a test may find another one (the root_conftest fixture)
+_SELF = sys.modules[__name__]
 
 
 def required_gpu_backends(value) -> tuple:
@@ -236,11 +242,34 @@ def pytest_runtest_call(item):
             test._hypothesis_internal_use_settings = current
 
 
+def skip_location(longrepr, item) -> tuple:
+    """Where ``-rs`` reports a skip: ``(path, line, reason)``, moved to the test itself when
+    the skip was located anywhere else (pytest's or a plugin's own files, a helper module),
+    with that place named in the reason. pytest already names the test for a skip from a
+    fixture or ``importorskip``; this keeps it so for every version and plugin."""
+    path, line, reason = longrepr
+    test_path, test_line = item.reportinfo()[:2]
+    if Path(path).resolve() == Path(test_path).resolve():
+        return longrepr
+    where = Path(path).resolve()
+    where = where.relative_to(TESTS.parent) if TESTS.parent in where.parents else Path(*where.parts[-2:])
+    return str(test_path), (test_line or 0) + 1, f"{reason} (skipped in {where.as_posix()}:{line})"
+
+
+@pytest.fixture
+def root_conftest():
+    """tests/conftest.py, the module (for the tests of its own helpers)."""
+    return _SELF
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """Under XPNN_REQUIRE_ORACLES=1, a skip for a missing library fails the test."""
+    """A skip names the test (skip_location); under XPNN_REQUIRE_ORACLES=1, a skip for a
+    missing library fails the test."""
     outcome = yield
     report = outcome.get_result()
+    if report.skipped and isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:
+        report.longrepr = skip_location(report.longrepr, item)
     if not (REQUIRE_ORACLES and report.skipped and call.excinfo is not None):
         return
     reason = str(call.excinfo.value)
@@ -273,6 +302,6 @@ def postgres_url():
             problem = f"cannot reach {mask_url(url)}: {type(exc).__name__}"
     if problem:
         if REQUIRE_ORACLES or os.environ.get("CI") == "true":
-            pytest.fail(f"these tests need PostgreSQL: {problem}")
-        pytest.skip(problem)
+            pytest.fail(f"these tests need PostgreSQL (the postgres_url fixture): {problem}")
+        pytest.skip(f"needs PostgreSQL (the postgres_url fixture): {problem}")
     return url

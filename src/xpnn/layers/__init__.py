@@ -3,7 +3,7 @@
 Each layer class is registered once, by the ``@register_layer`` decorator in its own
 file; save/load and the ONNX exporter read the registry ``LAYERS``. The imports below
 name every layer so that IDEs and type checkers see them; ``__all__`` lists them and
-tests/test_layers_init.py checks that it holds exactly the registered layers. Adding a
+tests/layers/test_layers_init.py checks that it holds exactly the registered layers. Adding a
 layer: write its file, import the class below and add its name to ``__all__``.
 """
 

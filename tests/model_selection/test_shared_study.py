@@ -28,7 +28,7 @@ from xpnn.model_selection.storage import close
 
 HERE = os.path.dirname(__file__)
 WORKER = os.path.join(HERE, "_search_worker.py")
-SRC = os.path.join(HERE, "..", "src")
+SRC = os.path.join(HERE, "..", "..", "src")
 SPACE = {"hidden": IntUniform(2, 24), "lr": LogUniform(1e-3, 0.3)}
 FIT = {"epochs": 1, "batch_size": 32}
 State = optuna.trial.TrialState

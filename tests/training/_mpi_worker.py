@@ -1,7 +1,7 @@
-"""Run by tests/test_distributed.py under ``mpiexec -n 2``: data-parallel training of
+"""Run by tests/training/test_distributed.py under ``mpiexec -n 2``: data-parallel training of
 small models, each rank saving what it ends with to OUT/rank<r>.npz.
 
-    mpiexec -n 2 python -m mpi4py tests/_mpi_worker.py OUT BACKEND
+    mpiexec -n 2 python -m mpi4py tests/training/_mpi_worker.py OUT BACKEND
 
 (``-m mpi4py`` aborts every rank when one raises, instead of leaving the others waiting.)
 """

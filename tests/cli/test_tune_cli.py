@@ -23,7 +23,7 @@ import xpnn
 from xpnn.cli import main
 from xpnn.model_selection.storage import close, open_storage
 
-SRC = os.path.join(os.path.dirname(__file__), "..", "src")
+SRC = os.path.join(os.path.dirname(__file__), "..", "..", "src")
 TINY = ["--cv", "2", "--epochs", "1"]
 SPACE = {"hidden": {"int": [8, 32], "log": True}, "lr": {"float": [1e-3, 1e-1], "log": True}}
 

@@ -24,7 +24,7 @@ import functools
 import pathlib
 import textwrap
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 SRC = ROOT / "src" / "xpnn"
 
 LONGEST = 60  # lines a function may have, docstring not counted

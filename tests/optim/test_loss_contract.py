@@ -9,7 +9,7 @@ Parametrized over ``xpnn.losses.LOSSES`` (a newly registered loss without a case
 - ``config()`` is JSON and rebuilds the same loss by name (``get_loss(name, **config)``),
   and a model compiled with it saves and loads with the same loss.
 
-The formulas themselves are checked against NumPy and PyTorch in tests/test_losses.py.
+The formulas themselves are checked against NumPy and PyTorch in tests/optim/test_losses.py.
 """
 
 from __future__ import annotations

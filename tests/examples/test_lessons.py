@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-LESSONS = Path(__file__).resolve().parent.parent / "examples" / "lessons"
+LESSONS = Path(__file__).resolve().parents[2] / "examples" / "lessons"
 
 
 def run(name, tmp_path, backend="numpy", extra=()):

@@ -37,7 +37,7 @@ def test_every_registered_callback_has_a_case():
 
 
 def test_every_registered_callback_is_named_in_the_docs():
-    page = (Path(__file__).resolve().parent.parent / "docs" / "training.md").read_text(encoding="utf-8")
+    page = (Path(__file__).resolve().parents[2] / "docs" / "training.md").read_text(encoding="utf-8")
     missing = [name for name in sorted(CALLBACKS) if f"`{name}`" not in page]
     assert not missing, f"docs/training.md does not list the callback names {missing}"
 

@@ -2,7 +2,7 @@
 (finite differences in float64, every backend), values against a NumPy loop written here
 and against torch.nn.RNN / LSTM / GRU with the same weights (forward and autograd, both
 return_sequences modes), training, initial states and save/load inside a Sequential, and
-error messages. (The layer contract of tests/test_layer_contract.py covers them too.)
+error messages. (The layer contract of tests/layers/test_layer_contract.py covers them too.)
 
 Sizes are tiny (batch 2, seq 3, input 3, hidden 4): JAX compiles every operation once
 per shape, and the finite differences run one forward per number.

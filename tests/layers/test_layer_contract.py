@@ -105,7 +105,7 @@ CASES = {
     "AvgPool2D": (lambda b, d: AvgPool2D(2, stride=1), _floats((2, 2, 3, 3)), ()),
     "GlobalAvgPool2D": (lambda b, d: GlobalAvgPool2D(), _floats((2, 3, 3, 3)), ()),
     "SequencePool": (lambda b, d: SequencePool("max"), _floats((2, 4, 3)), ()),
-    # both return_sequences modes between them (with initial states: tests/test_recurrent.py)
+    # both return_sequences modes between them (with initial states: tests/layers/test_recurrent.py)
     "SimpleRNN": (lambda b, d: SimpleRNN(3, 4), _floats((2, 3, 3)), ()),
     "LSTM": (lambda b, d: LSTM(3, 4, return_sequences=True), _floats((2, 3, 3)), ()),
     "GRU": (lambda b, d: GRU(3, 4), _floats((2, 3, 3)), ()),

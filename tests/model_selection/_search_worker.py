@@ -1,6 +1,6 @@
-"""One search worker on a shared study, for tests/test_shared_study.py:
+"""One search worker on a shared study, for tests/model_selection/test_shared_study.py:
 
-    python tests/_search_worker.py STORAGE STUDY N_ITER [--seed S] [--sampler tpe|random|grid|cmaes]
+    python tests/model_selection/_search_worker.py STORAGE STUDY N_ITER [--seed S] [--sampler tpe|random|grid|cmaes]
         [--start-at T] [--hang-at-trial K --ready FILE] [--gate FILE] [--heartbeat SECONDS]
 
 --start-at: wait until time.time() reaches T, so that workers start their trials together.
@@ -18,7 +18,7 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "src"))
 
 import xpnn
 from xpnn.model_selection import BayesSearch, EvolutionSearch, IntUniform, LogUniform, open_storage

@@ -13,7 +13,7 @@ import pytest
 
 import xpnn.layers.attention
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "attention_toy.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "attention_toy.py"
 NAMES = ["MLP", "MLP wide", "bag of tokens", "Transformer"]
 # about 2 s on NumPy; the full run (8,000 sequences, 10 epochs) gets the Transformer to
 # 0.99-1.00 on held-out sequences and the others to 0.53-0.58 (seeds 0, 1, 2)

@@ -9,7 +9,7 @@ case here fails ``test_every_registered_optimizer_has_a_case``):
   (bias correction, schedules) and the hyperparameters all came back;
 - params stay float32 and on the model's backend, and every step moves them.
 
-The update formulas themselves are checked in tests/test_optimizers.py.
+The update formulas themselves are checked in tests/optim/test_optimizers.py.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ import xpnn.backends as backends_mod
 from xpnn.backends import cupy as cupy_mod
 from xpnn.layers import Dense, Dropout, Embedding, ReLU, SequencePool, Sigmoid, Softmax
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 # ---- a namespace that counts host transfers -----------------------------------------------------
@@ -480,8 +480,12 @@ def test_cuda_extras_bring_nccl():
 # ---- the GPU probe of conftest ------------------------------------------------------------------
 
 
-def test_probe_expected_failures_are_quiet_and_others_are_flagged():
-    import conftest
+@pytest.fixture
+def conftest(root_conftest):
+    return root_conftest
+
+
+def test_probe_expected_failures_are_quiet_and_others_are_flagged(conftest):
 
     def missing():
         raise RuntimeError('backend "cupy" needs CuPy: pip install "xpnn[cuda12]"')
@@ -512,8 +516,7 @@ def test_probe_expected_failures_are_quiet_and_others_are_flagged():
         assert conftest.probe_gpu(warns_then_works) == (None, False, "UserWarning: CUDA path could not be detected")
 
 
-def test_probe_summary_flags_unexpected_failures(monkeypatch):
-    import conftest
+def test_probe_summary_flags_unexpected_failures(conftest, monkeypatch):
 
     monkeypatch.setattr(conftest, "_GPU_MISSING", {"cupy": "RuntimeError: no CuPy", "torch-cuda": "TypeError: bad"})
     monkeypatch.setattr(conftest, "_GPU_UNEXPECTED", {"torch-cuda"})
@@ -524,8 +527,7 @@ def test_probe_summary_flags_unexpected_failures(monkeypatch):
     assert "TypeError: bad" in lines[1][0]
 
 
-def test_require_gpu_values():
-    import conftest
+def test_require_gpu_values(conftest):
 
     assert conftest.required_gpu_backends(None) == conftest.required_gpu_backends("0") == ()
     assert conftest.required_gpu_backends("1") == ("cupy", "torch-cuda")
@@ -550,7 +552,7 @@ def test_require_gpu_makes_a_missing_gpu_an_error(tmp_path):
             "-p",
             "no:cacheprovider",
             "--co",
-            os.path.join(ROOT, "tests", "test_gpu_readiness.py"),
+            os.path.abspath(__file__),
         ],
         capture_output=True,
         text=True,

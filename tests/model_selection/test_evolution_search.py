@@ -21,12 +21,6 @@ FIT = {"epochs": 2, "batch_size": 32}
 SPACE = {"hidden": IntUniform(2, 24), "lr": LogUniform(1e-4, 1.0)}
 
 
-@pytest.fixture(scope="module")
-def digits():
-    (X, y), _ = xpnn.load_digits(flatten=True)
-    return X[:200], y[:200]
-
-
 def build(hidden=8, lr=0.03, width=None):
     sizes = list(width) if width is not None else hidden
     model = xpnn.NeuralNetwork(64, sizes, 10, seed=0)

@@ -339,7 +339,7 @@ def test_config_round_trip(loss):
     rebuilt = get_loss(loss.name, **config)
     assert type(rebuilt) is type(loss) and rebuilt.config() == loss.config()
     assert repr(rebuilt) == repr(loss)
-    assert isinstance(rebuilt, Loss)  # every registered loss: tests/test_loss_contract.py
+    assert isinstance(rebuilt, Loss)  # every registered loss: tests/optim/test_loss_contract.py
 
 
 def test_get_loss_errors():

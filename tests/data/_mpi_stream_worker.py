@@ -1,7 +1,7 @@
-"""Run by tests/test_streaming.py under ``mpiexec -n 2``: data-parallel training from a
+"""Run by tests/data/test_streaming.py under ``mpiexec -n 2``: data-parallel training from a
 memmap, each rank recording which samples it read; saves OUT/rank<r>.npz.
 
-    mpiexec -n 2 python -m mpi4py tests/_mpi_stream_worker.py OUT X.npy y.npy
+    mpiexec -n 2 python -m mpi4py tests/data/_mpi_stream_worker.py OUT X.npy y.npy
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 MARK = "<!-- illustrative -->"
 FENCE = re.compile(r"^```python\s*$")
 

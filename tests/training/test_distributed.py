@@ -1,6 +1,6 @@
 """Data-parallel training over MPI (xpnn.distributed).
 
-The correctness test launches ``mpiexec -n 2 python -m mpi4py tests/_mpi_worker.py``:
+The correctness test launches ``mpiexec -n 2 python -m mpi4py tests/training/_mpi_worker.py``:
 after training, both ranks hold bit-identical weights, equal (within float32 rounding)
 to one process trained with the same seed and global batch; BatchNorm and Dropout models
 stay identical across ranks too. Skipped, with the reason, where mpi4py or mpiexec is
