@@ -154,7 +154,8 @@ def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path):
     assert done.returncode == 0, done.stderr
     new = [p for p in (tmp_path / "runs").iterdir() if p.name not in taken]
     assert len(new) == 1 and new[0].name.endswith("-2") and new[0].name[:-2] in taken
-    assert (new[0] / "model.safetensors").exists() and done.stdout.rstrip().endswith(str(new[0].relative_to(tmp_path)))
+    wrote = [line for line in done.stdout.splitlines() if line.startswith("wrote ")]
+    assert (new[0] / "model.safetensors").exists() and wrote[0].endswith(f" to {new[0].relative_to(tmp_path)}")
     assert json.loads((new[0] / "metrics.json").read_text())["interrupted"] is False
     for stamp in taken:  # untouched
         assert [p.name for p in (tmp_path / "runs" / stamp).iterdir()] == ["history.csv"]

@@ -134,15 +134,25 @@ def test_update_freq_logs_the_mean_loss_of_every_n_batches(tmp_path):
 
 
 def count_syncs(model, monkeypatch):
-    """Count the reads from the device of the model's backend (NumPy's to_float reads through to_numpy)."""
-    calls = {"n": 0}
-    original = model.backend.to_numpy
+    """Count the reads from the device of the model's backend: ``to_float`` and ``to_numpy``
+    calls (a ``to_float`` that reads through ``to_numpy`` counts once)."""
+    calls = {"n": 0, "inside": False}
+    to_numpy, to_float = model.backend.to_numpy, model.backend.to_float
 
-    def counted(*args, **kwargs):
+    def counted_numpy(*args, **kwargs):
+        calls["n"] += not calls["inside"]
+        return to_numpy(*args, **kwargs)
+
+    def counted_float(*args, **kwargs):
         calls["n"] += 1
-        return original(*args, **kwargs)
+        calls["inside"] = True
+        try:
+            return to_float(*args, **kwargs)
+        finally:
+            calls["inside"] = False
 
-    monkeypatch.setattr(model.backend, "to_numpy", counted)
+    monkeypatch.setattr(model.backend, "to_numpy", counted_numpy)
+    monkeypatch.setattr(model.backend, "to_float", counted_float)
     return calls
 
 
