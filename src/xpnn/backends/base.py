@@ -18,7 +18,6 @@ it back costs nothing.
 from __future__ import annotations
 
 import contextlib
-import math
 import warnings
 from types import ModuleType
 from typing import Any
@@ -255,17 +254,6 @@ class Backend:
         """
         return a * self.xp.astype(mask, a.dtype)
 
-    def relu(self, X, mask: bool = False):
-        """``(max(X, 0), X > 0)``: ReLU's output and, with ``mask``, its derivative as a
-        boolean array (else None). X: any shape; both results have its shape.
-
-        One method so that a library can compute both in one pass over X (NumPy does, a
-        block at a time, on several threads); a NaN in X stays NaN in Y.
-        """
-        xp = self.xp
-        Y = xp.maximum(X, xp.zeros((), dtype=X.dtype, device=self.device))
-        return Y, (X > 0) if mask else None
-
     def match_layout(self, a, like):
         """``a`` in ``like``'s memory order where that speeds up elementwise work (NumPy);
         here ``a`` as it is."""
@@ -306,31 +294,6 @@ class Backend:
         Xp = self.pad2d(X, padding, pad_value)
         OH, OW = output_hw(X.shape, kernel_size, stride, padding, dilation)
         return [Xp[_window_index(i, j, stride, dilation, OH, OW)] for i in range(kh) for j in range(kw)]
-
-    def window_max(self, X, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1), firsts=False):
-        """Max pooling: ``(Y, masks)``, Y the maximum of each window (padding is -inf, so it
-        never wins) and, with ``firsts``, one boolean mask per kernel offset (else None).
-
-        X: (N, C, H, W) -> Y: (N, C, OH, OW); masks: kh*kw arrays (N, C, OH, OW), offsets in
-        ``window_slices`` order, mask k True where offset k holds its window's maximum and
-        no earlier offset does (ties go to the first, as in PyTorch): exactly one True per
-        window unless the window holds a NaN (then Y is NaN and no mask is True).
-        """
-        xp = self.xp
-        pieces = self.window_slices(X, kernel_size, stride, padding, dilation, pad_value=-math.inf)
-        Y = pieces[0]
-        for piece in pieces[1:]:
-            Y = xp.maximum(Y, piece)
-        if not firsts:
-            return Y, None
-        masks, taken = [], None
-        for piece in pieces:
-            hit = piece == Y  # True where this offset holds the max
-            if taken is not None:
-                hit = hit & ~taken  # unless an earlier offset tied with it
-            taken = hit if taken is None else taken | hit
-            masks.append(hit)
-        return Y, masks
 
     def add_window_slices(
         self, pieces, X_shape, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1), masks=None
@@ -393,24 +356,6 @@ class Backend:
         pieces = [xp.permute_dims(cols[:, k, ...], (0, 3, 1, 2)) for k in range(kh * kw)]
         dX = self.add_window_slices(pieces, (C, N, H, W), kernel_size, stride, padding, dilation)
         return xp.permute_dims(dX, (1, 0, 2, 3))
-
-    # The three matrix products of a convolution over its columns. Here they are the plain
-    # formulas; a library may compute them a block of columns at a time, never holding the
-    # whole column matrix (NumPy does: faster, and 9x less memory for a 3x3 kernel).
-
-    def matmul_im2col(self, A, X, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1), ones_row=False):
-        """``A @ im2col(X, ...)``: A (P, C*kh*kw [+ 1]) -> (P, OH*OW*N), a convolution's output."""
-        return A @ self.im2col(X, kernel_size, stride, padding, dilation, ones_row=ones_row)
-
-    def matmul_im2col_t(self, B, X, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1), ones_row=False):
-        """``B @ im2col(X, ...).T``: B (P, OH*OW*N) -> (P, C*kh*kw [+ 1]), a convolution's
-        weight gradient."""
-        return B @ self.im2col(X, kernel_size, stride, padding, dilation, ones_row=ones_row).T
-
-    def col2im_matmul(self, A, B, X_shape, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1)):
-        """``col2im(A @ B, X_shape, ...)``: A (C*kh*kw, P), B (P, OH*OW*N) -> (N, C, H, W), a
-        convolution's input gradient."""
-        return self.col2im(A @ B, X_shape, kernel_size, stride, padding, dilation)
 
     # ---- fused optimizer updates (speed only: the math is Adam's, written once) --------------
 

@@ -38,18 +38,8 @@ SMALL_MATMUL = 4_000_000
 # Below this many elements a kernel runs on one thread: handing a part to another thread
 # costs some tens of microseconds, what a pass over ~256K floats takes.
 PARALLEL_MIN = 1 << 18
-# The convolution products (matmul_im2col, ...) make their columns a few output rows at a
-# time, in a buffer of about this size: small enough to stay in a core's cache (measured:
-# 4 MB blocks run a 32-channel 3x3 convolution's forward a quarter faster than one
-# 29 MB column matrix, and need no such matrix).
-BLOCK_BYTES = 4 << 20
-# Each thread keeps the scratch arrays of its last few convolution calls (the padded input,
-# the block buffers) to reuse them: a fresh array of megabytes costs page faults each time
-# (measured: 2,300 a batch, 12 ms of system time, in the benchmark CNN's step).
-SCRATCH_ENTRIES = 8
 _pool: ThreadPoolExecutor | None = None  # the kernels' worker threads, made at first use
 _inside = threading.local()  # .part is True while this thread runs a part
-_scratch = threading.local()  # .arrays: this thread's scratch arrays, most recently used last
 
 
 def _forget_pool() -> None:
@@ -67,36 +57,21 @@ class NumpyBackend(InPlaceBackend):
     _threads = None  # threadpoolctl's controller, found once (its lookup of the BLAS costs ~0.4 ms)
     _blas = None  # threadpoolctl's controller of NumPy's own BLAS (False: not found)
 
-    @classmethod
-    def _controller(cls):
-        """threadpoolctl's controller, found once (False without threadpoolctl)."""
-        if cls._threads is None:
-            try:
-                from threadpoolctl import ThreadpoolController
-            except ImportError:
-                cls._threads = False
-            else:
-                cls._threads = ThreadpoolController()
-        return cls._threads
-
-    def _threaded_products(self, n: int, size: int, part) -> None:
-        """``_in_parts`` for parts that run matrix products: while the parts run on their
-        threads, each product runs on its part's thread alone (BLAS held to one thread),
-        so that each part fills and multiplies its own blocks with no waiting between
-        them. With one part, BLAS keeps its threads for the products."""
-        k = min(self._workers(size), n)
-        if k <= 1 or not self._controller():
-            part(0, n)
-            return
-        with self._controller().limit(limits=1, user_api="blas"):
-            self._in_parts(n, size, part, workers=k)
-
     def threads_for(self, macs):
         """One BLAS thread for loops of small matrix products (see SMALL_MATMUL); needs
         threadpoolctl, else OpenBLAS's own choice."""
-        if macs is None or macs >= SMALL_MATMUL or not self._controller():
+        if macs is None or macs >= SMALL_MATMUL:
             return contextlib.nullcontext()
-        return self._controller().limit(limits=1, user_api="blas")
+        if NumpyBackend._threads is None:
+            try:
+                from threadpoolctl import ThreadpoolController
+            except ImportError:
+                NumpyBackend._threads = False
+            else:
+                NumpyBackend._threads = ThreadpoolController()
+        if not NumpyBackend._threads:
+            return contextlib.nullcontext()
+        return NumpyBackend._threads.limit(limits=1, user_api="blas")
 
     def _workers(self, size: int) -> int:
         """How many threads a kernel over ``size`` elements uses: NumPy's BLAS thread count
@@ -107,11 +82,10 @@ class NumpyBackend(InPlaceBackend):
             NumpyBackend._blas = _numpy_blas()
         return max(1, min(NumpyBackend._blas.num_threads, os.cpu_count() or 1)) if NumpyBackend._blas else 1
 
-    def _in_parts(self, n: int, size: int, part, workers: int | None = None) -> None:
-        """``part(lo, hi)`` over [0, n) in as many pieces as ``_workers(size)`` (or
-        ``workers``) allows, at once; each call must write only its own slice (lo:hi) of
-        the output."""
-        k = min(self._workers(size) if workers is None else workers, n)
+    def _in_parts(self, n: int, size: int, part) -> None:
+        """``part(lo, hi)`` over [0, n) in as many pieces as ``_workers(size)`` allows, at
+        once; each call must write only its own slice (lo:hi) of the output."""
+        k = min(self._workers(size), n)
         if k <= 1:
             part(0, n)
             return
@@ -125,13 +99,6 @@ class NumpyBackend(InPlaceBackend):
         finally:
             for f in futures:
                 f.result()  # waits; raises what a part raised
-
-    def _by_parts(self, like, kernel, axis=None) -> None:
-        """``kernel(index)`` for the parts of ``like``'s ``axis`` (default: its outermost in
-        memory) that ``_in_parts`` makes, each on its own thread."""
-        axis = _outermost(like) if axis is None else axis
-        lead = (slice(None),) * axis
-        self._in_parts(like.shape[axis], like.size, lambda lo, hi: kernel((*lead, slice(lo, hi))))
 
     @classmethod
     def create(cls, device=None) -> "NumpyBackend":
@@ -168,9 +135,7 @@ class NumpyBackend(InPlaceBackend):
         return np.add.reduce(a, axis=axis, keepdims=keepdims)
 
     def mask_multiply(self, a, mask):
-        # NumPy multiplies by a 1-byte mask directly (no cast pass), and faster read as
-        # uint8 (0 and 1: the same products) than as booleans
-        mask = _bytes(mask)
+        # NumPy multiplies by booleans directly: no cast pass, a 1-byte mask kept
         if a.shape != mask.shape or a.ndim == 0 or self._workers(a.size) == 1:
             return a * mask
         out = np.empty_like(a)  # a's memory order
@@ -182,55 +147,6 @@ class NumpyBackend(InPlaceBackend):
 
         self._in_parts(a.shape[axis], a.size, part)
         return out
-
-    def relu(self, X, mask=False):
-        # Y and the mask written in parts on threads (a small X: in one go, no thread)
-        if X.ndim == 0 or self._workers(X.size) == 1:
-            return np.maximum(X, 0.0), (X > 0) if mask else None
-        Y = np.empty_like(X)  # X's memory order
-        M = np.empty_like(X, dtype=np.bool_) if mask else None
-
-        def kernel(index):
-            x = X[index]
-            np.maximum(x, 0.0, out=Y[index])
-            if M is not None:
-                np.greater(x, 0.0, out=M[index])
-
-        self._by_parts(X, kernel)
-        return Y, M
-
-    def window_max(self, X, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1), firsts=False):
-        # Backend.window_max's passes (the maxima, then the marks of the first maxima) on
-        # parts of the channels (or samples) at once, on threads, written into arrays made
-        # once in the memory order of X (no temporaries)
-        pieces = self.window_slices(X, kernel_size, stride, padding, dilation, pad_value=-np.inf)
-        if len(pieces) == 1:
-            return super().window_max(X, kernel_size, stride, padding, dilation, firsts)
-        shape, K = pieces[0].shape, len(pieces)
-        Y = _in_layout_of(pieces[0], shape)
-        masks = [_in_layout_of(pieces[0], shape, dtype=np.bool_) for _ in pieces] if firsts else None
-        strides = pieces[0].strides
-
-        def kernel(index):
-            y = Y[index]
-            np.maximum(pieces[0][index], pieces[1][index], out=y)
-            for piece in pieces[2:]:
-                np.maximum(y, piece[index], out=y)
-            if masks is None:
-                return
-            first = masks[0][index]
-            np.equal(pieces[0][index], y, out=first)
-            taken = first.copy(order="K")  # where an offset so far holds the max (in first's layout)
-            for k in range(1, K):
-                hit = masks[k][index]
-                np.equal(pieces[k][index], y, out=hit)
-                np.greater(hit, taken, out=hit)  # a max, and no earlier offset had one: hit & ~taken
-                if k < K - 1:
-                    taken |= hit
-
-        # split N or C, whichever is outer in memory (the pieces share those two axes with Y)
-        self._by_parts(Y, kernel, axis=0 if abs(strides[0]) >= abs(strides[1]) else 1)
-        return Y, masks
 
     def match_layout(self, a, like):
         """``a`` (the shape of ``like``) copied into ``like``'s memory order when they differ.
@@ -257,25 +173,20 @@ class NumpyBackend(InPlaceBackend):
 
     def _place(self, out, index, piece, mask, add):
         if mask is not None and not add:
-            np.multiply(piece, _bytes(mask), out=out[index])  # masked and placed in one pass
+            np.multiply(piece, mask, out=out[index])  # masked and placed in one pass
             return out
         return super()._place(out, index, piece, mask, add)
 
-    # ---- convolution: im2col, col2im and the products over them ------------------------------
-    #
-    # The columns come from X padded into (C, H, W, N) memory and viewed, without a copy,
-    # as every window at once (_windows: (C, kh, kw, OH, OW, N), the columns' axis order).
-    # The products below never make the whole column matrix (C*kh*kw x OH*OW*N, 29 MB for
-    # a 32-channel 14x14 batch of 128): they fill a buffer of a few output rows' columns at
-    # a time and multiply it while it is still in the core's cache. Results are those of
-    # the plain formula up to the order of the additions in dW (a sum over blocks).
-
-    def _padded(self, X, padding, scratch=False):
-        """X (N, C, H, W) copied into zero-padded (C, H + 2 ph, W + 2 pw, N) memory (with
-        ``scratch``: this thread's scratch array, valid until its next call)."""
-        (ph, pw), (N, C, H, W) = padding, X.shape
-        shape = (C, H + 2 * ph, W + 2 * pw, N)
-        Xp = scratch_array("padded", shape, X.dtype) if scratch else np.empty(shape, dtype=X.dtype)
+    def im2col(self, X, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1), ones_row=False):
+        # Pad into (C, H, W, N) memory, take every window as one strided view with the
+        # columns' axis order, then copy it once into cols; see the module docstring.
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
+        N, C, H, W = X.shape
+        OH, OW = output_hw(X.shape, kernel_size, stride, padding, dilation)
+        K, M = C * kh * kw, OH * OW * N
+        # Both copies are split over rows of the image (H, then OH): that works for any C,
+        # one input channel included.
+        Xp = np.empty((C, H + 2 * ph, W + 2 * pw, N), dtype=X.dtype)
         if ph:
             Xp[:, :ph] = 0.0
             Xp[:, ph + H :] = 0.0
@@ -284,179 +195,45 @@ class NumpyBackend(InPlaceBackend):
             Xp[:, ph : ph + H, pw + W :] = 0.0
         source = X.transpose(1, 2, 3, 0)  # (C, H, W, N)
 
-        def pad_rows(lo, hi):  # split over image rows: works for any C, one channel included
+        def pad_rows(lo, hi):
             Xp[:, ph + lo : ph + hi, pw : pw + W, :] = source[:, lo:hi]
 
         self._in_parts(H, X.size, pad_rows)
-        return Xp
-
-    @staticmethod
-    def _windows(Xp, kernel_size, stride, dilation, OH, OW):
-        """Every window of the padded Xp (C, Hp, Wp, N) as one read-only strided view
-        (C, kh, kw, OH, OW, N)."""
-        (kh, kw), (sh, sw), (dh, dw) = kernel_size, stride, dilation
-        C, _, _, N = Xp.shape
         sC, sH, sW, sN = Xp.strides
-        shape, strides = (C, kh, kw, OH, OW, N), (sC, sH * dh, sW * dw, sH * sh, sW * sw, sN)
-        return np.lib.stride_tricks.as_strided(Xp, shape, strides, writeable=False)
-
-    def _fill_columns(self, out, windows, lo, hi):
-        """Copy the windows of output rows [lo, hi) into ``out`` (C*kh*kw, (hi-lo)*OW*N)."""
-        C, kh, kw, _, OW, N = windows.shape
-        target = out.reshape(C, kh, kw, hi - lo, OW, N)
-        if hi - lo > 1:  # split over the rows (any C), else over the channels
-
-            def part(a, b):
-                target[:, :, :, a - lo : b - lo] = windows[:, :, :, a:b]
-
-            self._in_parts(hi - lo, out.size, lambda a, b: part(lo + a, lo + b))
-        else:
-
-            def part(a, b):
-                target[a:b] = windows[a:b, :, :, lo:hi]
-
-            self._in_parts(C, out.size, part)
-
-    def _row_blocks(self, K, OH, OW, N, itemsize, parts=1):
-        """[(lo, hi)]: output rows per block, so that a block's columns (K of them per
-        position) take about BLOCK_BYTES, and at least ``parts`` blocks where OH allows."""
-        rows = max(1, min(BLOCK_BYTES // max(K * OW * N * itemsize, 1), -(-OH // parts)))
-        return [(lo, min(lo + rows, OH)) for lo in range(0, OH, rows)]
-
-    def im2col(self, X, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1), ones_row=False):
-        # see the module docstring and the note above: one copy of the windows view into cols
-        (kh, kw), (N, C, _, _) = kernel_size, X.shape
-        OH, OW = output_hw(X.shape, kernel_size, stride, padding, dilation)
-        K, M = C * kh * kw, OH * OW * N
-        windows = self._windows(self._padded(X, padding), kernel_size, stride, dilation, OH, OW)
+        view = np.lib.stride_tricks.as_strided(
+            Xp, (C, kh, kw, OH, OW, N), (sC, sH * dh, sW * dw, sH * sh, sW * sw, sN), writeable=False
+        )
         cols = np.empty((K + ones_row, M), dtype=X.dtype)
-        self._fill_columns(cols[:K], windows, 0, OH)
+        windows = cols[:K].reshape(C, kh, kw, OH, OW, N)
+
+        def copy_rows(lo, hi):
+            windows[:, :, :, lo:hi] = view[:, :, :, lo:hi]
+
+        self._in_parts(OH, K * M, copy_rows)
         if ones_row:
             cols[K] = 1.0
         return cols
 
-    def _column_blocks(self, X, kernel_size, stride, padding, dilation, ones_row):
-        """(windows view, blocks of output rows, K, columns per output row, a function
-        making one block's buffer (with its ones row) for a part's thread)."""
-        (kh, kw), (N, C, _, _) = kernel_size, X.shape
-        OH, OW = output_hw(X.shape, kernel_size, stride, padding, dilation)
-        K = C * kh * kw
-        windows = self._windows(self._padded(X, padding, scratch=True), kernel_size, stride, dilation, OH, OW)
-        blocks = self._row_blocks(K + ones_row, OH, OW, N, X.itemsize, self._workers((K + 1) * OH * OW * N))
-        rows = blocks[0][1] - blocks[0][0]
-
-        def buffer():
-            cols = scratch_array("columns", (K + ones_row, rows * OW * N), X.dtype)
-            if ones_row:
-                cols[K] = 1.0
-            return cols
-
-        return windows, blocks, K, OW * N, buffer
-
-    def matmul_im2col(self, A, X, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1), ones_row=False):
-        # the blocks of columns shared out over threads, each filling its own buffer
-        windows, blocks, K, step, buffer = self._column_blocks(X, kernel_size, stride, padding, dilation, ones_row)
-        out = np.empty((A.shape[0], blocks[-1][1] * step), dtype=np.result_type(A, X))
-
-        def part(first, last):
-            cols_buffer = buffer()
-            for lo, hi in blocks[first:last]:
-                cols = cols_buffer[:, : (hi - lo) * step]
-                self._fill_columns(cols[:K], windows, lo, hi)
-                np.matmul(A, cols, out=out[:, lo * step : hi * step])
-
-        self._threaded_products(len(blocks), out.size + windows.size, part)
-        return out
-
-    def matmul_im2col_t(self, B, X, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1), ones_row=False):
-        # each thread sums cols @ B.T over its blocks, then the threads' sums are added in
-        # order; transposed at the end: OpenBLAS runs this shape (small result, long inner
-        # axis) faster than B @ cols.T
-        windows, blocks, K, step, buffer = self._column_blocks(X, kernel_size, stride, padding, dilation, ones_row)
-        sums = {}
-
-        def part(first, last):
-            cols_buffer, total, scratch = buffer(), None, None
-            for lo, hi in blocks[first:last]:
-                cols = cols_buffer[:, : (hi - lo) * step]
-                self._fill_columns(cols[:K], windows, lo, hi)
-                scratch = np.matmul(cols, B[:, lo * step : hi * step].T, out=scratch)
-                if total is None:
-                    total, scratch = scratch, None
-                else:
-                    total += scratch
-            sums[first] = total
-
-        self._threaded_products(len(blocks), B.size + windows.size, part)
-        parts = [sums[first] for first in sorted(sums)]
-        total = parts[0]
-        for other in parts[1:]:
-            total += other
-        return total.T
-
     def col2im(self, cols, X_shape, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1)):
         # The adjoint of im2col above: kh*kw strided adds of whole slices into a padded
-        # (C, H, W, N) array, returned as its NCHW-shaped view.
-        OH, OW = output_hw(X_shape, kernel_size, stride, padding, dilation)
-        dXp = self._col2im_canvas(X_shape, kernel_size, stride, padding, dilation, cols.dtype)
-        self._add_columns(dXp, cols, kernel_size, stride, dilation, 0, OH, OW)
-        return self._unpad(dXp, X_shape, padding)
+        # (C, H, W, N) array, split over channels (or, for fewer channels than threads, over
+        # the batch), returned as its NCHW-shaped view.
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
+        N, C, H, W = X_shape
+        padded, (OH, OW), overlap, tiled = scatter_plan(X_shape, kernel_size, stride, padding, dilation)
+        pieces = cols.reshape(C, kh, kw, OH, OW, N)
+        dXp = (np.empty if tiled else np.zeros)((C, *padded[2:], N), dtype=cols.dtype)
+        workers = self._workers(cols.size)
+        by_channel = C >= workers
 
-    def col2im_matmul(self, A, B, X_shape, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1)):
-        # the channels shared out over threads: each multiplies its rows of A by every
-        # block of B and adds the result into its own channels of dX (no pixel is written
-        # by two threads)
-        (kh, kw), (N, C, _, _) = kernel_size, X_shape
-        OH, OW = output_hw(X_shape, kernel_size, stride, padding, dilation)
-        step, taps = OW * N, kh * kw
-        dtype = np.result_type(A, B)
-        dXp = self._col2im_canvas(X_shape, kernel_size, stride, padding, dilation, dtype)
-        blocks = self._row_blocks(A.shape[0], OH, OW, N, dtype.itemsize)
-        rows = blocks[0][1] - blocks[0][0]
-
-        def part(c0, c1):
-            cols_buffer = scratch_array("columns", ((c1 - c0) * taps, rows * step), dtype)
-            for lo, hi in blocks:
-                cols = np.matmul(
-                    A[c0 * taps : c1 * taps], B[:, lo * step : hi * step], out=cols_buffer[:, : (hi - lo) * step]
-                )
-                self._add_columns(dXp[c0:c1], cols, kernel_size, stride, dilation, lo, hi, OW)
-
-        self._threaded_products(C, A.shape[0] * B.shape[1], part)
-        return self._unpad(dXp, X_shape, padding)
-
-    @staticmethod
-    def _col2im_canvas(X_shape, kernel_size, stride, padding, dilation, dtype):
-        """The padded (C, Hp, Wp, N) sum of col2im: zeros, or left empty where the windows
-        tile it exactly (every pixel is then written once)."""
-        N, C, _, _ = X_shape
-        padded, _, _, tiled = scatter_plan(X_shape, kernel_size, stride, padding, dilation)
-        return (np.empty if tiled else np.zeros)((C, *padded[2:], N), dtype=dtype)
-
-    @staticmethod
-    def _unpad(dXp, X_shape, padding):
-        (ph, pw), (_, _, H, W) = padding, X_shape
-        return dXp[:, ph : ph + H, pw : pw + W, :].transpose(3, 0, 1, 2)
-
-    def _add_columns(self, dXp, cols, kernel_size, stride, dilation, lo, hi, OW):
-        """Add the columns of output rows [lo, hi), cols (C*kh*kw, (hi-lo)*OW*N), back into
-        the padded (C, Hp, Wp, N) dXp: kh*kw strided adds of whole slices, split over the
-        channels (or, for fewer channels than threads, over the batch: parts never write
-        the same pixel)."""
-        (kh, kw), (sh, sw), (dh, dw) = kernel_size, stride, dilation
-        C, _, _, N = dXp.shape
-        pieces = cols.reshape(C, kh, kw, hi - lo, OW, N)
-        overlap = dh * (kh - 1) + 1 > sh or dw * (kw - 1) + 1 > sw
-        by_channel = C >= self._workers(cols.size)
-
-        def part(a, b):
-            cut = (slice(a, b), Ellipsis) if by_channel else (Ellipsis, slice(a, b))
+        def part(lo, hi):
+            cut = (slice(lo, hi), Ellipsis) if by_channel else (Ellipsis, slice(lo, hi))
             out, src = dXp[cut], pieces[cut]
             for i in range(kh):
                 for j in range(kw):
                     index = (
                         slice(None),
-                        slice(lo * sh + i * dh, lo * sh + i * dh + sh * (hi - lo - 1) + 1, sh),
+                        slice(i * dh, i * dh + sh * (OH - 1) + 1, sh),
                         slice(j * dw, j * dw + sw * (OW - 1) + 1, sw),
                     )
                     if overlap:
@@ -465,6 +242,7 @@ class NumpyBackend(InPlaceBackend):
                         out[index] = src[:, i, j]
 
         self._in_parts(C if by_channel else N, cols.size, part)
+        return dXp[:, ph : ph + H, pw : pw + W, :].transpose(3, 0, 1, 2)
 
     def add_window_slices(
         self, pieces, X_shape, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1), masks=None
@@ -489,25 +267,31 @@ class NumpyBackend(InPlaceBackend):
 
     def adam_update(self, param, grad, m, v, step_size, beta1, beta2, bias2_sqrt, eps, scratch=None):
         # the generic formula in place, through one reusable buffer per shape instead of a
-        # temporary per operation (the buffer belongs to the optimizer: ``scratch``); a large
-        # param is updated in parts on threads (each element's arithmetic is the same)
+        # temporary per operation (the buffer belongs to the optimizer: ``scratch``)
         key = (tuple(param.shape), param.dtype)
         tmp = scratch.get(key) if scratch is not None else None
         if tmp is None:
             tmp = np.empty_like(param)
             if scratch is not None:
                 scratch[key] = tmp
-        arrays = (param, grad, m, v, tmp)
+        np.subtract(grad, m, out=tmp)
+        tmp *= 1.0 - beta1
+        m += tmp
+        np.multiply(grad, grad, out=tmp)
+        tmp -= v
+        tmp *= 1.0 - beta2
+        v += tmp
+        # subnormal m and v (stuck there, and slow: see base.flush_subnormal) become 0
         tiny = np.finfo(m.dtype).smallest_normal
-        if param.ndim == 0 or not all(a.flags.c_contiguous for a in arrays):
-            _adam(*arrays, step_size, beta1, beta2, bias2_sqrt, eps, tiny)
-            return param, m, v
-        flat = [a.reshape(-1) for a in arrays]
-        self._in_parts(
-            param.size,
-            6 * param.size,  # about the passes it makes over param's size, in elements
-            lambda lo, hi: _adam(*(a[lo:hi] for a in flat), step_size, beta1, beta2, bias2_sqrt, eps, tiny),
-        )
+        np.abs(m, out=tmp)
+        np.copyto(m, 0.0, where=tmp < tiny)
+        np.copyto(v, 0.0, where=v < tiny)
+        np.sqrt(v, out=tmp)
+        tmp *= 1.0 / bias2_sqrt
+        tmp += eps
+        np.divide(m, tmp, out=tmp)
+        tmp *= step_size
+        param -= tmp
         return param, m, v
 
     def allreducer(self, comm, MPI):
@@ -516,44 +300,6 @@ class NumpyBackend(InPlaceBackend):
             return flat
 
         return reduce, "mpi"
-
-
-def _adam(param, grad, m, v, tmp, step_size, beta1, beta2, bias2_sqrt, eps, tiny) -> None:
-    """Backend.adam_update's formula in place on NumPy arrays, ``tmp`` the scratch."""
-    np.subtract(grad, m, out=tmp)
-    tmp *= 1.0 - beta1
-    m += tmp
-    np.multiply(grad, grad, out=tmp)
-    tmp -= v
-    tmp *= 1.0 - beta2
-    v += tmp
-    # subnormal m and v (stuck there, and slow: see base.flush_subnormal) become 0
-    np.abs(m, out=tmp)
-    np.copyto(m, 0.0, where=tmp < tiny)
-    np.copyto(v, 0.0, where=v < tiny)
-    np.sqrt(v, out=tmp)
-    tmp *= 1.0 / bias2_sqrt
-    tmp += eps
-    np.divide(m, tmp, out=tmp)
-    tmp *= step_size
-    param -= tmp
-
-
-def scratch_array(purpose: str, shape: tuple, dtype) -> np.ndarray:
-    """An uninitialized array of this thread's, reused by its next call with the same
-    purpose, shape and dtype (the last SCRATCH_ENTRIES kept): for arrays that never leave
-    the call that asks for them."""
-    arrays = getattr(_scratch, "arrays", None)
-    if arrays is None:
-        arrays = _scratch.arrays = {}
-    key = (purpose, tuple(shape), np.dtype(dtype))
-    found = arrays.pop(key, None)
-    if found is None:
-        found = np.empty(shape, dtype=dtype)
-        while len(arrays) >= SCRATCH_ENTRIES:
-            arrays.pop(next(iter(arrays)))  # the least recently used
-    arrays[key] = found  # most recently used: last
-    return found
 
 
 def _run_part(part, lo: int, hi: int) -> None:
@@ -586,19 +332,11 @@ def _axis_order(a: np.ndarray) -> list[int]:
     return [axis for axis in order if a.shape[axis] > 1]
 
 
-def _bytes(mask: np.ndarray) -> np.ndarray:
-    """A boolean mask viewed as uint8 (no copy): NumPy multiplies floats by uint8 about a
-    third faster than by booleans, with the same results (float16 * uint8 is float16)."""
-    return mask.view(np.uint8) if mask.dtype == np.bool_ else mask
-
-
-def _in_layout_of(like: np.ndarray, shape, fill=None, dtype=None) -> np.ndarray:
-    """A NumPy array of ``shape`` (filled with ``fill`` unless None; ``like``'s dtype unless
-    given), its axes in memory in the same order as ``like``'s: np.full_like for another
-    shape (padded, or unpadded)."""
+def _in_layout_of(like: np.ndarray, shape, fill=None) -> np.ndarray:
+    """A NumPy array of ``shape`` (filled with ``fill`` unless None), its axes in memory in
+    the same order as ``like``'s: np.full_like for another shape (padded, or unpadded)."""
     order = sorted(range(like.ndim), key=lambda axis: abs(like.strides[axis]), reverse=True)  # outermost first
-    dtype = like.dtype if dtype is None else dtype
-    out = np.empty([shape[axis] for axis in order], dtype=dtype).transpose(np.argsort(order))
+    out = np.empty([shape[axis] for axis in order], dtype=like.dtype).transpose(np.argsort(order))
     if fill is not None:
         out.fill(fill)
     return out

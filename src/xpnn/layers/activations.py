@@ -29,10 +29,10 @@ class ReLU(Activation):
 
     def forward(self, X, training=False):
         self.prepare(X)
-        # Y = max(X, 0) and, for backward, where the slope is 1 (booleans: a quarter of a
-        # float mask's bytes), both from one backend call (one pass over X on NumPy)
-        Y, self.saved = self.backend.relu(X, mask=training)
-        return Y
+        xp = self.xp
+        # where the slope is 1 (booleans: a quarter of a float mask's bytes)
+        self.saved = (X > 0) if training else None
+        return xp.maximum(X, xp.zeros((), dtype=X.dtype, device=self.backend.device))
 
     @property
     def mask(self):

@@ -12,10 +12,7 @@ W2 = W.reshape(out, C*kh*kw). Backward is the chain rule through that product:
     dcols = W2.T @ dY2        (each window's share of the input gradient)
     dX = col2im(dcols)        (windows overlap: add the shares back pixel by pixel)
 
-where dY2 is dY laid out as (out, OH*OW*N). Each product comes from one backend call
-(``matmul_im2col``, ``matmul_im2col_t``, ``col2im_matmul``) that is exactly the formula
-above; a backend may run it a block of columns at a time (NumPy does, so the columns never
-exist whole and backward keeps only X). The bias rides along in the same products
+where dY2 is dY laid out as (out, OH*OW*N). The bias rides along in the same products
 (the "bias trick"): cols gets a last row of ones and W2 a last column b, so ``W2 @ cols``
 adds b, and the dW product yields db = (sum of dY2 over positions) as its last column.
 
@@ -146,34 +143,34 @@ class Conv2D(Layer):
         OW = window_output_size(width, kernel[1], stride[1], padding[1], dilation[1])
 
         bias = self.use_bias
+        cols = backend.im2col(X, kernel, stride, padding, dilation, ones_row=bias)  # (C*kh*kw [+ 1], OH*OW*N)
         W2 = xp.reshape(self.params["W"], (self.out_channels, -1))  # (out, C*kh*kw)
         if bias:
             W2 = xp.concat([W2, self.params["b"][:, None]], axis=1)  # (out, C*kh*kw + 1)
-        # Y2 = W2 @ cols, cols = im2col(X) (C*kh*kw [+ 1 row of ones], OH*OW*N)
-        Y2 = backend.matmul_im2col(W2, X, kernel, stride, padding, dilation, ones_row=bias)  # (out, OH*OW*N)
-        self.saved = (X, (OH, OW)) if training else None  # dW needs the columns: they are made again from X
+        Y2 = W2 @ cols  # (out, OH*OW*N)
+        self.saved = (cols, tuple(X.shape), (OH, OW)) if training else None  # dW needs the columns
         # (out, OH, OW, N) -> (N, out, OH, OW): a transposed view on NumPy, no copy
         return xp.permute_dims(xp.reshape(Y2, (self.out_channels, OH, OW, N)), (3, 0, 1, 2))
 
     def _backward2d(self, dY, need_dX):
-        xp, backend = self.xp, self.backend
-        X, (OH, OW) = self.take_saved()
-        X_shape = tuple(X.shape)
+        xp = self.xp
+        cols, X_shape, (OH, OW) = self.take_saved()
         N = X_shape[0]
         # (N, out, OH, OW) -> (out, OH*OW*N): a free view when dY has Y's memory layout
         dY2 = xp.reshape(xp.permute_dims(dY, (1, 2, 3, 0)), (self.out_channels, OH * OW * N))
         W = self.params["W"]
         W2 = xp.reshape(W, (self.out_channels, -1))  # (out, C*kh*kw)
-        # dW2 = dY2 @ cols.T: (out, C*kh*kw [+ 1])
-        dW2 = backend.matmul_im2col_t(dY2, X, *self._geometry(), ones_row=self.use_bias)
+        # dW2 = dY2 @ cols.T, computed as the transpose of cols @ dY2.T: the same numbers,
+        # but OpenBLAS runs this shape (small result, long inner axis) faster that way round
+        dW2 = (cols @ dY2.T).T  # (out, C*kh*kw [+ 1])
         K = W2.shape[1]
         self.grads["W"] = xp.reshape(dW2[:, :K], W.shape)
         if self.use_bias:
             self.grads["b"] = dW2[:, K]  # the ones row's weight
         if not need_dX:  # the first layer while training: nobody needs dX
             return None
-        # dX = col2im(dcols), dcols = W2.T @ dY2: (C*kh*kw, OH*OW*N)
-        return backend.col2im_matmul(W2.T, dY2, X_shape, *self._geometry())
+        dcols = W2.T @ dY2  # (C*kh*kw, OH*OW*N)
+        return self.backend.col2im(dcols, X_shape, *self._geometry())
 
     # ---- description --------------------------------------------------------------------
 
