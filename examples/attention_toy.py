@@ -134,10 +134,14 @@ def main(argv=None):
     p.add_argument("--test", type=int, default=2000, help="held-out sequences")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--quick", action="store_true", help="a tiny run that only shows the script works")
+    p.add_argument(
+        "--quick", action="store_true", help="a tiny run that only shows the script works (one epoch, one batch)"
+    )
     args = p.parse_args(argv)
     if args.quick:
-        args.epochs, args.train, args.test = 1, 256, 128
+        # one array shape throughout (training batch, train and test sets): a compiling
+        # backend such as JAX compiles each operation once instead of once per shape
+        args.epochs, args.train, args.test, args.batch_size = 1, 256, 256, 256
 
     (X, y), (X_test, y_test) = make_split(args.train, args.test, args.seed)
     print(

@@ -59,8 +59,8 @@ def train_briefly(model, X, y, loss="softmax_cross_entropy"):
     return model
 
 
-def check_against_model(model, path, sample_shape, rng, probabilities=False):
-    for n in BATCHES:
+def check_against_model(model, path, sample_shape, rng, probabilities=False, batches=BATCHES):
+    for n in batches:
         X = rng.normal(size=(n, *sample_shape)).astype(np.float32)
         expected = model.predict(X) if probabilities else raw_output(model, X)
         got = run_onnx(path, X)
@@ -145,7 +145,9 @@ def test_cnn_matches_predict(backend, rng, tmp_path):
     train_briefly(model, X, y)
     path = tmp_path / "cnn.onnx"
     export(model, path, input_shape=(2, 11, 10), probabilities=True)
-    check_against_model(model, path, (2, 11, 10), rng, probabilities=True)
+    # batch sizes the model has already run (export's probe of one, training's 8): on JAX
+    # each new shape compiles every convolution again, and two sizes test the dynamic axis
+    check_against_model(model, path, (2, 11, 10), rng, probabilities=True, batches=(1, 8))
 
 
 def test_conv1d_and_flatten(rng, tmp_path):
