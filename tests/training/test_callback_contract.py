@@ -51,7 +51,7 @@ def _fit(backend, callbacks):
     y = (np.arange(24) % 3).astype(np.int64)
     model = xpnn.Sequential([xpnn.Dense(4, 6), xpnn.Tanh(), xpnn.Dense(6, 3)], backend=backend, seed=1)
     model.compile("softmax_cross_entropy", xpnn.SGD(lr=0.1), metrics=["accuracy"])
-    model.fit(X, y, epochs=3, batch_size=8, validation_data=(X[:9], y[:9]), callbacks=callbacks, verbose=0)
+    model.fit(X, y, epochs=3, batch_size=8, validation_data=(X[:8], y[:8]), callbacks=callbacks, verbose=0)
     return [np.array(backend.to_numpy(w)) for w in model.get_weights()]
 
 
