@@ -60,7 +60,8 @@ def regressor(lr=0.05, hidden=4):
     return model.compile("mse", xpnn.Adam(lr=lr))
 
 
-FIT = {"epochs": 2, "batch_size": 50}  # equal batches of every fold (50, 100, 150 and 200 samples): one shape to compile on JAX
+# batches of 50 divide every fold (50, 100, 150 and 200 samples): one training shape for JAX to compile
+FIT = {"epochs": 2, "batch_size": 50}
 
 
 def check_partition(folds, n):
