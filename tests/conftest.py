@@ -208,6 +208,26 @@ def backend(backend_name):
 
 
 @pytest.fixture
+def host_check_layer():
+    """A layer class that reads an array value on the host in forward (``bool(xp.any(...))``),
+    so that it cannot be traced: what the compiled-step tests expect to fall back on."""
+
+    class HostCheck(xpnn.layers.Layer):
+        def forward(self, X, training=False):
+            self.prepare(X)
+            if bool(self.xp.any(X < -1e6)):
+                raise ValueError("HostCheck: huge negative input")
+            self.saved = () if training else None
+            return X
+
+        def backward(self, dY, need_dX=True):
+            self.take_saved()
+            return dY
+
+    return HostCheck
+
+
+@pytest.fixture
 def rng():
     """A NumPy generator for test data (host side)."""
     return np.random.default_rng(12345)

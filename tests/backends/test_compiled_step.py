@@ -109,21 +109,10 @@ def test_recompiles_are_counted_once_per_batch_shape(digits, capsys):
     assert model.jit_step is step and step.compiles == 2 and traces() == 2
 
 
-def test_an_untraceable_layer_is_named_and_the_fit_runs_eagerly(digits):
+def test_an_untraceable_layer_is_named_and_the_fit_runs_eagerly(digits, host_check_layer):
     _needs("jax")
 
-    # reads a value on the host in forward: cannot be traced (not registered: the registry is global)
-    class HostCheck(xpnn.layers.Layer):
-        def forward(self, X, training=False):
-            self.prepare(X)
-            if bool(self.xp.any(X < -1e6)):
-                raise ValueError("HostCheck: huge negative input")
-            self.saved = () if training else None
-            return X
-
-        def backward(self, dY, need_dX=True):
-            self.take_saved()
-            return dY
+    HostCheck = host_check_layer  # reads a value on the host in forward: cannot be traced
 
     X, y = digits
     X = X.reshape(len(X), -1)

@@ -26,8 +26,7 @@ from __future__ import annotations
 import functools
 import time
 
-import numpy as np
-
+from ..backends import host
 from .batches import Batch, Batches
 from .jit import CompiledStep, _blame, _signature
 
@@ -178,7 +177,7 @@ class FusedSteps:
                 continue
             yield found
 
-    def epoch_losses(self, count, per_epoch, batches) -> np.ndarray:
+    def epoch_losses(self, count, per_epoch, batches):
         """Each epoch's mean loss (a host float64 array), ``count`` epochs run in one call."""
         sig = self.signature(batches)
         self.step.check_targets(sig)
@@ -191,8 +190,7 @@ class FusedSteps:
         found = self._call(sig, indices, batches.batch_size, batches, False, drawn=drawn)
         if found is None:  # tracing failed: the step falls back, and these epochs run eagerly
             raise _Eager()
-        host = np.asarray(self.model.backend.to_numpy(found), dtype=np.float64)[: len(indices)]
-        return host.reshape(count, per_epoch).mean(axis=1)
+        return host.row_means(self.model.backend, found, count, per_epoch)
 
     def _call(self, sig, indices, B, batches, want_outputs, per_epoch=1, drawn=None):
         """One compiled loop over the batches ``indices`` ((order, batch number) pairs);
@@ -278,16 +276,10 @@ class _Like:
 def _schedule(opt, count, room, model):
     """The lr and step count of each of ``count`` steps (a schedule's lr per step), in
     float32 arrays of ``room`` rows (float64 for a float64 model)."""
-    dtype = np.float64 if any(str(h.value.dtype) == "float64" for h in model.named_handles().values()) else np.float32
-    lrs = np.zeros(room, dtype=dtype)
-    ts = np.zeros(room, dtype=dtype)
+    float64 = any(str(h.value.dtype) == "float64" for h in model.named_handles().values())
     it = opt.iterations
-    if callable(opt.lr):
-        lrs[:count] = [float(opt.lr(it + i)) for i in range(count)]
-    else:
-        lrs[:count] = float(opt.lr)
-    ts[:count] = np.arange(it, it + count)
-    return lrs, ts
+    lrs = [float(opt.lr(it + i)) for i in range(count)] if callable(opt.lr) else [float(opt.lr)] * count
+    return host.step_rows(lrs, it, room, float64)
 
 
 def _stacked(xp, drawn, room):
@@ -302,20 +294,14 @@ def _stacked(xp, drawn, room):
     return stacked
 
 
-def _host_index(indices, B, room, n):
-    idx = np.zeros((room, B), dtype=np.int64)
-    for k, (order, i) in enumerate(indices):
-        idx[k] = np.arange(i * B, (i + 1) * B) if order is None else order[i * B : (i + 1) * B]
-    return idx
-
-
 def _gather(b, indices, B, room, n):
     """Each step's sample indices ((room, B) int64 on the device), or None when every
     step takes the whole set in order (full-batch training: no gather)."""
     if B == n and all(order is None for order, _ in indices):
         return None
-    return b.asarray(_host_index(indices, B, room, n))
+    return b.asarray(host.index_rows(indices, B, room))
 
 
 def _flat_index(b, indices, B, n):
-    return b.asarray(_host_index(indices, B, len(indices), n).reshape(-1))
+    """The steps' sample indices, one after another (len(indices) * B,) on the device."""
+    return b.asarray(host.index_rows(indices, B, len(indices)).reshape(-1))
