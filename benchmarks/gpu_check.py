@@ -5,12 +5,12 @@ xpnn's test dependencies (``pip install -e ".[test]"``), from the repository roo
 
     python benchmarks/gpu_check.py --out gpu-check.json
 
-It needs under 8 minutes on an H100 or H200. A GPU machine without access to a package
-index can take the pure-Python dependencies it lacks as wheels: download them on a machine
-with network into the repository's ``.whl/`` folder (ignored by git), copy the repository
-to the GPU machine, and pass ``--install``, which installs them with pip, offline, into a
-folder of their own (``/tmp/site``) put first on the path; the system's packages are not
-touched:
+Its two long steps stop at time limits (``--tests-timeout``, ``--bench-timeout``).
+A GPU machine without access to a package index can take the pure-Python dependencies it
+lacks as wheels: download them on a machine with network into the repository's ``.whl/``
+folder (ignored by git), copy the repository to the GPU machine, and pass ``--install``,
+which installs them with pip, offline, into a folder of their own (``/tmp/site``) put first
+on the path; the system's packages are not touched:
 
     pip download --no-deps --only-binary=:all: -d .whl array-api-compat array-api-extra array-api-strict threadpoolctl
     python benchmarks/gpu_check.py --install --out gpu-check.json
