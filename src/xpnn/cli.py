@@ -816,14 +816,11 @@ def _train_parser(sub) -> None:
 
 def _train_data_arguments(t) -> None:
     """xpnn train's data, model and preprocessing options."""
-    t.add_argument(
-        "--data",
-        default="digits",
-        help="digits (bundled), fashion-mnist, mnist, a PATH.csv (last column: label), or a file streamed "
+    _data_arguments(
+        t,
+        "digits (bundled), fashion-mnist, mnist, a PATH.csv (last column: label), or a file streamed "
         "from disk: X.npy (with --labels y.npy), .npz, .h5/.hdf5 or .zarr (arrays --x-key and --y-key)",
     )
-    t.add_argument("--data-home", default=None, help="folder holding the IDX files of fashion-mnist/mnist")
-    _file_arguments(t)
     t.add_argument(
         "--model",
         default="mlp",
@@ -924,14 +921,11 @@ def _evaluate_parser(sub) -> None:
     """xpnn evaluate and its options."""
     e = sub.add_parser("evaluate", help="loss and metrics of a saved model on a data set's test split")
     e.add_argument("model_path", metavar="MODEL", help="a model file written by xpnn train (model.safetensors)")
-    e.add_argument(
-        "--data",
-        default="digits",
-        help="the data set the model was trained on, as xpnn train's --data (default: digits); evaluates "
+    _data_arguments(
+        e,
+        "the data set the model was trained on, as xpnn train's --data (default: digits); evaluates "
         "the same test split (20%% of a CSV or data file, seed 0) train reported",
     )
-    e.add_argument("--data-home", default=None, help="folder holding the IDX files of fashion-mnist/mnist")
-    _file_arguments(e)
     _backend_arguments(e)
     e.set_defaults(func=cmd_evaluate)
 
@@ -969,8 +963,11 @@ def _backend_arguments(parser) -> None:
     )
 
 
-def _file_arguments(parser) -> None:
-    """--labels, --x-key, --y-key: where a data file's features and labels are."""
+def _data_arguments(parser, data_help: str) -> None:
+    """--data (described by ``data_help``), --data-home, and where a data file's features and
+    labels are: --labels, --x-key, --y-key."""
+    parser.add_argument("--data", default="digits", help=data_help)
+    parser.add_argument("--data-home", default=None, help="folder holding the IDX files of fashion-mnist/mnist")
     parser.add_argument("--labels", default=None, help="with --data X.npy: the labels' .npy (memory-mapped too)")
     parser.add_argument("--x-key", default="X", help="the features' array in an .npz, .h5/.hdf5 or .zarr (default X)")
     parser.add_argument("--y-key", default="y", help="the labels' array in an .npz, .h5/.hdf5 or .zarr (default y)")

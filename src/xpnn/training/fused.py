@@ -83,7 +83,7 @@ def _epoch(trainer, loop, hooks, batches, validation, epoch, full, rest, eval_ba
             targets.append(y)
     seen = full * B
     if rest:
-        batch = Batch(batches.X, batches.y, batches.inputs, rest, _index(batches, order, full * B, batches.n))
+        batch = _batch(batches, order, full * B, batches.n)
         loss, out = run(epoch, full, batch)
         losses.append(loss * float(rest))
         seen += rest
@@ -123,11 +123,13 @@ def _order(batches):
     return batches.generator.host_order(batches.n, batches.batch_size, batches.shuffle) if batches.shuffle else None
 
 
-def _index(batches, order, lo, hi):
-    """A Batch index for samples lo:hi of the epoch's order."""
+def _batch(batches, order, lo, hi) -> Batch:
+    """The Batch of samples lo:hi of the epoch's order (None: the stored order)."""
     if order is None:
-        return None if hi - lo == batches.n else slice(lo, hi)
-    return batches.generator.backend.asarray(order[lo:hi], dtype="int64")
+        index = None if hi - lo == batches.n else slice(lo, hi)
+    else:
+        index = batches.generator.backend.asarray(order[lo:hi], dtype="int64")
+    return Batch(batches.X, batches.y, batches.inputs, hi - lo, index)
 
 
 class FusedSteps:
@@ -158,7 +160,7 @@ class FusedSteps:
         sig = self.signature(batches)
         first = 0
         if sig not in run.plans:
-            batch = Batch(batches.X, batches.y, batches.inputs, B, _index(batches, orders[0], 0, B))
+            batch = _batch(batches, orders[0], 0, B)
             loss, out = run(epoch, 0, batch)  # eagerly: builds the model, records the step's draws
             yield loss * float(B), out if want_outputs else None, batch.y if want_outputs else None
             first = 1
@@ -171,7 +173,7 @@ class FusedSteps:
             found = None if run.fallback else self._call(sig, part, B, batches, want_outputs, per_epoch)
             if found is None:  # tracing failed: the rest of the epoch runs eagerly
                 for order, i in part:
-                    batch = Batch(batches.X, batches.y, batches.inputs, B, _index(batches, order, i * B, (i + 1) * B))
+                    batch = _batch(batches, order, i * B, (i + 1) * B)
                     loss, out = run(epoch, i, batch)
                     yield loss * float(B), out if want_outputs else None, batch.y if want_outputs else None
                 continue
