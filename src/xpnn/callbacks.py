@@ -61,21 +61,29 @@ class Callback:
     set by fit. See the module docstring for when each runs."""
 
     model = None
-    needs_batch_loss = False
-    # on_loss and after_backward only do array math (no host reads, no Python branches on
-    # values), so a compiled step (compile(jit=True)) may trace them; otherwise a callback
-    # that has them keeps the fit eager
-    traceable = False
-    # it has no per-batch hooks and its epoch hooks only observe (History, CSVLogger): fit
-    # may then run many steps per compiled call (compile(jit=True) on JAX; xpnn.training.fused)
-    # and call its epoch hooks after the call, epoch by epoch; otherwise one call per step
-    fusable = False
-    # DataParallel: (rank, world size) on its gradient hook, whose rank reads only its part
-    # of each streamed batch (the Trainer reads it); None for every other callback
+
+    needs_batch_loss: bool = False
+    """Whether on_batch_loss is called: with each batch's loss as a Python float, before
+    the update (one host sync per batch: only TerminateOnNaN asks)."""
+
+    traceable: bool = False
+    """Whether on_loss and after_backward only do array math (no host reads, no Python
+    branches on values), so a compiled step (``compile(jit=True)``) may trace them;
+    otherwise a callback that has them keeps the fit eager (xpnn.training.jit)."""
+
+    fusable: bool = False
+    """Whether it has no per-batch hooks and its epoch hooks only observe (History,
+    CSVLogger): fit may then run many steps per compiled call (``compile(jit=True)`` on
+    JAX; xpnn.training.fused) and call its epoch hooks after the call, epoch by epoch;
+    otherwise one call per step."""
+
     reads_shard: tuple | None = None
-    # DataParallel runs a callback with root_only = True on rank 0 only (one that writes
-    # files or prints: CSVLogger and ModelCheckpoint count as such without saying so)
-    root_only = False
+    """DataParallel: (rank, world size) on its gradient hook, whose rank reads only its
+    part of each streamed batch (the Trainer reads it); None for every other callback."""
+
+    root_only: bool = False
+    """Whether DataParallel runs it on rank 0 only (one that writes files or prints;
+    CSVLogger and ModelCheckpoint count as such without saying so)."""
 
     def on_train_begin(self): ...
     def on_epoch_begin(self, epoch): ...

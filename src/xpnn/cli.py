@@ -583,7 +583,7 @@ def _load_model(args):
 def _prepare(model, X, source):
     """X through the preprocessing saved with the model (``xpnn train --impute``'s imputer),
     then checked: a gap the model has no imputer for is an error naming where it is."""
-    for step in getattr(model, "preprocessing", None) or []:
+    for step in model.preprocessing or []:
         if X.ndim != 2 or X.shape[1] != step.n_features_in_:
             raise UsageError(
                 f"{source}: samples of shape {tuple(X.shape[1:])}, but the model's {type(step).__name__} was "
@@ -600,7 +600,7 @@ def _prepare(model, X, source):
 
 
 def _has_imputer(model) -> bool:
-    return any(type(step).__name__ == "SimpleImputer" for step in getattr(model, "preprocessing", None) or [])
+    return any(type(step).__name__ == "SimpleImputer" for step in model.preprocessing or [])
 
 
 def cmd_evaluate(args) -> int:
@@ -611,7 +611,7 @@ def cmd_evaluate(args) -> int:
     imputer = _has_imputer(model)
     _, (X_test, y_test) = _load_data(args.data, args.data_home, flatten=flatten, missing=imputer, files=args)
     _check_model_takes(args, model, X_test, f"--data {args.data}")
-    if getattr(model, "preprocessing", None):
+    if model.preprocessing:
         X_test = _prepare(model, np.asarray(X_test, dtype=np.float32), args.data)
     result = model.evaluate(X_test, y_test)
     print(json.dumps({k: round(v, 6) for k, v in result.items()}))
@@ -728,7 +728,7 @@ def cmd_predict(args) -> int:
     model = _load_model(args)
     X = _read_inputs(args.input, args.x_key, missing=_has_imputer(model))
     _check_model_takes(args, model, X, args.input)
-    if getattr(model, "preprocessing", None):  # xpnn train --impute's imputer: gaps filled as in training
+    if model.preprocessing:  # xpnn train --impute's imputer: gaps filled as in training
         X = _prepare(model, np.asarray(X, dtype=np.float32), args.input)
     outputs = model.predict(X)
     width = outputs.shape[1] if outputs.ndim == 2 else 1
@@ -754,8 +754,9 @@ def cmd_predict(args) -> int:
 
 
 def is_classifier(model) -> bool:
-    """Whether the model's loss makes it a classifier (its outputs are class scores)."""
-    return bool(getattr(model.loss, "classifies", False))
+    """Whether the model's loss makes it a classifier (its outputs are class scores); an
+    uncompiled model (no loss) is not one."""
+    return model.loss is not None and model.loss.classifies
 
 
 def cmd_info(args) -> int:

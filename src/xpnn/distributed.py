@@ -196,7 +196,7 @@ class DataParallel:
             {
                 "generator": model.generator.state,
                 "epochs": model.epochs_trained,
-                "iterations": getattr(opt, "iterations", 0),
+                "iterations": 0 if opt is None else opt.iterations,
             },
             root=0,
         )
@@ -328,7 +328,7 @@ def _first_sample(X):
 def _root_only(callback) -> bool:
     from .callbacks import CSVLogger, ModelCheckpoint
 
-    return isinstance(callback, (CSVLogger, ModelCheckpoint)) or getattr(callback, "root_only", False)
+    return isinstance(callback, (CSVLogger, ModelCheckpoint)) or callback.root_only
 
 
 def _rank_seed(seed: int, rank: int) -> int:

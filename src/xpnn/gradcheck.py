@@ -26,6 +26,8 @@ from contextlib import contextmanager
 import numpy as np
 
 from .backends import backend_of
+from .layers.base import Layer
+from .model import Sequential
 
 
 def _relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
@@ -85,7 +87,7 @@ def gradcheck(
     xp = backend.xp
     if xp.isdtype(X.dtype, "real floating"):
         X = xp.astype(X, xp.float64)
-    if target is not None or not hasattr(layer_or_loss, "named_params"):
+    if target is not None or not isinstance(layer_or_loss, Layer):
         errors = _check_loss(layer_or_loss, X, target, eps)
     else:
         layer = _ready_layer(layer_or_loss, X, seed, inputs)
@@ -133,8 +135,9 @@ def _restored(layer):
     saved_values = {name: h.value for name, h in restore.items()}
     saved_buffers = {name: xp.asarray(h.value, copy=True) for name, h in buffers.items()}
     # a model restores its dtype by name: a mixed-precision policy is more than its compute dtype
-    saved_dtype, generator = getattr(layer, "dtype_name", layer.dtype), layer.generator
-    saved_state = getattr(generator, "state", None)
+    saved_dtype = layer.dtype_name if isinstance(layer, Sequential) else layer.dtype
+    generator = layer.generator
+    saved_state = _rng_state(generator)
     try:
         layer.bind(layer.backend, generator, "float64")  # the whole tree computes (and holds params) in float64
         yield
@@ -149,6 +152,11 @@ def _restored(layer):
             generator.set_state(saved_state)
 
 
+def _rng_state(generator):
+    """The generator's state to rewind to (None for a layer bound to none)."""
+    return None if generator is None else generator.state
+
+
 def _check_layer(layer, X, eps: float, seed: int, check_input: bool, inputs: dict) -> dict:
     """{"input": error, param name: error, ...} of a float64-bound layer's backward against
     central differences of L = sum(Y * R), R a fixed random array."""
@@ -160,14 +168,14 @@ def _check_layer(layer, X, eps: float, seed: int, check_input: bool, inputs: dic
     X_cur = [X]
 
     def objective() -> float:
-        state = getattr(generator, "state", None)
+        state = _rng_state(generator)
         out = layer.forward(X_cur[0], training=True, **inputs)
         if state is not None:  # the same dropout mask on every call
             generator.set_state(state)
         return float(np.sum(backend.to_numpy(out) * R_host))
 
     # analytic gradients, with the generator rewound so the mask matches the numeric passes
-    state = getattr(generator, "state", None)
+    state = _rng_state(generator)
     layer.forward(X, training=True, **inputs)
     if state is not None:
         generator.set_state(state)

@@ -675,15 +675,16 @@ def load(path, backend=None, device=None):
     training. A damaged or crafted file gives a ValueError naming it (see the module
     docstring); nothing is allocated before the file's contents have been checked."""
     from .layers import LAYERS
+    from .model import Sequential
 
     b = get_backend(backend, device)  # the caller's arguments: their errors are not the file's
     path = os.fspath(path)
     cfg, tensors, about, version = _read(path)
     cls = LAYERS.lookup(cfg["class"])
-    if cls is None or not hasattr(cls, "compile"):
+    if cls is None or not issubclass(cls, Sequential):
         raise ValueError(
             f"{path}: unknown model class {_short(cfg['class'])} (the file: {about}; known: "
-            f"{sorted(k for k, c in LAYERS.items() if hasattr(c, 'compile'))})"
+            f"{sorted(k for k, c in LAYERS.items() if issubclass(c, Sequential))})"
         )
     _check_arguments(
         path, cls, cfg["config"], f"the model ({cfg['class']})", about, exclude=("backend", "seed", "dtype", "device")

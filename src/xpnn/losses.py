@@ -56,11 +56,14 @@ class Loss:
     """
 
     name = "loss"
-    classifies = False  # True for the losses of classifiers: their outputs are class scores
-    # True where target may be integer labels (batch,): forward then also takes
-    # check_labels=True, a range check of every label (one host sync); fit checks the
-    # whole set once and passes check_labels=False for each batch
-    accepts_labels = False
+    classifies: bool = False
+    """True for the losses of classifiers: the model's outputs are class scores, so
+    ``predict_classes`` and ``xpnn evaluate``'s accuracy and confusion matrix apply."""
+
+    accepts_labels: bool = False
+    """True where target may be integer labels (batch,): forward then also takes
+    check_labels=True, a range check of every label (one host sync); fit checks the whole
+    set once and passes check_labels=False for each batch (xpnn.training.data)."""
 
     def __init__(self):
         self.backend = None

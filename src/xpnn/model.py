@@ -63,6 +63,15 @@ class Sequential(Container):
     scaler: ``xpnn train --impute`` sets it), saved in the model file and applied by
     ``xpnn evaluate`` and ``xpnn predict``; None for none."""
 
+    jit: bool | str = False
+    """Whether fit, evaluate and predict run compiled functions: True, "auto" or False, as
+    ``compile(jit=...)`` set it (xpnn.training.jit reads it); False until compile says otherwise."""
+
+    loss_scale: LossScale | None = None
+    """The dynamic loss scale of a mixed_float16 model (xpnn.precision.LossScale), which
+    backward multiplies dY by and a compiled step carries with the optimizer state
+    (xpnn.training.jit); None under every other dtype."""
+
     input_shape_: tuple | None = None
     """The shape of one sample (no batch axis) of the first data fit, evaluate or predict
     were given (recorded by xpnn.training.data); what ``xpnn.onnx.export`` uses when it is
@@ -82,13 +91,11 @@ class Sequential(Container):
         backend = get_backend(backend, device)
         self.seed = seed
         self.masters: dict = {}  # mixed precision: param path -> float32 master copy
-        self.loss_scale: LossScale | None = None
         self.bind(backend, backend.rng(seed), dtype)
         self.loss = self.optimizer = None
         self.metric_names: list = []
         self.metric_fns: list = []
         self.clip_norm = None
-        self.jit = False
         self.stop_training = False
         self.epochs_trained = 0
         self.history = None
@@ -146,7 +153,7 @@ class Sequential(Container):
             for k, m in self.masters.items():  # the same dict: handles made before a bind still reach it
                 self.masters[k] = _moved(backend, m, policy.variable)
             self.named_params()  # masters of the params built so far (those of lazy layers: at their first use)
-        old_scale = getattr(self, "loss_scale", None)
+        old_scale = self.loss_scale
         if not policy.loss_scaling:
             self.loss_scale = None
         elif old_scale is None:
@@ -318,7 +325,7 @@ class Sequential(Container):
         """Class labels as a NumPy int64 array: argmax of the outputs, or output > 0.5 for
         a single output column. Only for a classifier: a model compiled with a regression
         loss (mse, mae, huber) has values, not classes."""
-        if self.loss is not None and not getattr(self.loss, "classifies", False):
+        if self.loss is not None and not self.loss.classifies:
             raise TypeError(
                 f"predict_classes: the model is compiled with the {self.loss.name} loss, a regressor: its outputs "
                 f"are values, not class scores; use predict"

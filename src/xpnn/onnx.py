@@ -392,7 +392,7 @@ def _predict_transform(g, model, Y, where) -> str:
     """Append what ``model.predict`` applies to the raw output (the loss's predict)."""
     from .losses import Loss
 
-    loss = getattr(model, "loss", None)
+    loss = model.loss
     if loss is None:
         raise ValueError(
             f"{where}: probabilities=True needs a compiled model (its loss says whether to append "

@@ -163,7 +163,7 @@ class Optimizer:
         # one lookup, not one per param or per step: all params of a model share one backend
         self._backend = backend_of(handles[0].value) if handles else None
         self._low = [_is_low(h.value) for h in handles]
-        self._loss_scale = getattr(handles[0], "loss_scale", None) if handles else None
+        self._loss_scale = handles[0].loss_scale if handles else None
         self._direct = None
         if isinstance(params, list):
             self._checked, self._checked_handles = params, handles

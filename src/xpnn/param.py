@@ -29,6 +29,11 @@ class Param:
 
     __slots__ = ("store", "key", "grads", "_grad", "path")
 
+    loss_scale: Any = None
+    """The loss scale a mixed_float16 model's master param (xpnn.precision.MasterParam)
+    divides its gradient by (xpnn.precision.LossScale): the optimizer then skips a step
+    whose gradients overflowed and updates the scale; None for a plain param."""
+
     def __init__(self, store: dict | list, key: Any, grads: dict | None = None, grad=None, *, path: str | None = None):
         self.store, self.key, self.grads, self._grad, self.path = store, key, grads, grad, path
 

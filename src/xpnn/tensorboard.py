@@ -159,9 +159,9 @@ class TensorBoard(Callback):
         """What the model says about the run, before training changes the lr."""
         model, optimizer = self.model, self.model.optimizer
         found = {
-            "optimizer": getattr(optimizer, "name", type(optimizer).__name__),
+            "optimizer": optimizer.name,
             "lr": optimizer.lr if not callable(optimizer.lr) else type(optimizer.lr).__name__,
-            "loss": getattr(model.loss, "name", type(model.loss).__name__),
+            "loss": model.loss.name,
             "backend": model.backend.name,
             "dtype": dtype_name(model.dtype),
             "params": model.count_params(),

@@ -7,6 +7,8 @@ whatever the order.
 
 from __future__ import annotations
 
+from typing import Any
+
 from .. import _checks
 from ..backends import backend_of
 
@@ -26,6 +28,10 @@ class Batch:
     """
 
     __slots__ = ("source", "index", "size", "_cut")
+
+    indices: Any = None
+    """A streamed batch's samples' indices in the whole data set (host int64, set by
+    xpnn.data.stream.StreamedBatch), for errors naming a bad sample; None here."""
 
     def __init__(self, X, y=None, inputs=None, size=None, index=None):
         self.source = (X, y, inputs or {})

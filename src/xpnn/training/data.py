@@ -56,11 +56,12 @@ def targets(model, y, argname: str, where: str, allow_nonfinite: bool = False):
     if not allow_nonfinite:
         check_finite(model, y, argname, where)
     xp = model.backend.xp
-    if getattr(model.loss, "accepts_labels", False) and y.ndim >= 2 and xp.isdtype(y.dtype, "integral"):
+    labels = model.loss is not None and model.loss.accepts_labels
+    if labels and y.ndim >= 2 and xp.isdtype(y.dtype, "integral"):
         # integer labels per position (batch, seq) for a sequence model's (batch, seq, C),
         # or integer one-hot rows, which the loss casts: either way no float copy here
         return xp.astype(y, xp.int64)
-    if getattr(model.loss, "accepts_labels", False) and y.ndim == 1:
+    if labels and y.ndim == 1:
         if not xp.isdtype(y.dtype, "integral"):
             # a 1-D y here can only be class labels: say so rather than fail on a (n, 1) column later
             whole = y == xp.round(y)
@@ -215,7 +216,7 @@ def check_targets(loss, y, out) -> None:
     once per fit or evaluate, when the model's number of outputs is known from ``out``."""
     if y is None:
         return
-    if getattr(loss, "accepts_labels", False) and y.ndim >= 2 and y.ndim == out.ndim - 1:
+    if loss.accepts_labels and y.ndim >= 2 and y.ndim == out.ndim - 1:
         loss.check_labels(y, out.shape[-1])  # a label per position: (batch, seq) for (batch, seq, C)
     else:
         loss.check_targets(y, out.shape[-1])
@@ -223,4 +224,4 @@ def check_targets(loss, y, out) -> None:
 
 def no_label_check(loss) -> dict:
     """The keyword that tells a label-taking loss its labels were checked already."""
-    return {"check_labels": False} if getattr(loss, "accepts_labels", False) else {}
+    return {"check_labels": False} if loss.accepts_labels else {}

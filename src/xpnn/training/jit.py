@@ -49,7 +49,7 @@ class JitFallbackWarning(UserWarning):
 def enabled(model) -> bool:
     """Whether ``model`` trains and infers with compiled functions: compiled with ``jit``
     True or "auto", on a backend that has a compiler."""
-    return getattr(model, "jit", False) in (True, "auto") and model.backend.has_jit()
+    return model.jit in (True, "auto") and model.backend.has_jit()
 
 
 def check(jit, where: str = "compile"):
@@ -63,7 +63,7 @@ def check(jit, where: str = "compile"):
 def train_step(model, hooks, unchecked: list, check_batch=None):
     """The step ``fit`` calls per batch: the eager TrainStep, or a CompiledStep around it."""
     eager = TrainStep(model, hooks, unchecked, check_batch)
-    if getattr(model, "jit", False) is True and not model.backend.has_jit():
+    if model.jit is True and not model.backend.has_jit():
         warnings.warn(
             f"jit: backend {model.backend.name!r} has no compiler; training runs eagerly "
             f'(jit="auto" compiles where the backend can, without this warning)',
@@ -89,7 +89,7 @@ def _hook_key(hooks) -> tuple:
     return tuple(
         (type(h), tuple(sorted((k, v) for k, v in vars(h).items() if isinstance(v, (bool, int, float, str)))))
         for h in hooks
-        if getattr(h, "traceable", False)
+        if h.traceable
     )
 
 
@@ -136,13 +136,13 @@ class CompiledStep:
         blocking = [
             h
             for h in eager.hooks
-            if not getattr(h, "traceable", False)
+            if not h.traceable
             and (h.needs_batch_loss or any(getattr(type(h), n) is not getattr(cb.Callback, n) for n in _STEP_HOOKS))
         ]
         if blocking:
             self.blocked = f"the callback {type(blocking[0]).__name__} reads the step's loss or gradients on the host"
         layers = self.model.named_layers()
-        untraceable = [(p, layer) for p, layer in layers if getattr(layer, "traceable", True) is False]
+        untraceable = [(p, layer) for p, layer in layers if not layer.traceable]
         if untraceable:
             path, layer = untraceable[0]
             self.blocked = f"the layer at {path or 'the top'} ({layer!r}) says it cannot be traced"
@@ -227,13 +227,13 @@ class CompiledStep:
 
     def _state(self) -> list:
         """The optimizer's state arrays, then the loss scale's (mixed_float16), flat."""
-        opt, scale = self.model.optimizer, getattr(self.model, "loss_scale", None)
+        opt, scale = self.model.optimizer, self.model.loss_scale
         found = [a for k in self._keys for a in opt.state[k]]
         return found if scale is None else [*found, scale.scale, scale.good_steps]
 
     def _set_state(self, arrays) -> int:
         """Put ``_state``'s arrays in place (traced or real); returns how many it took."""
-        opt, scale = self.model.optimizer, getattr(self.model, "loss_scale", None)
+        opt, scale = self.model.optimizer, self.model.loss_scale
         i = 0
         for k in self._keys:
             n = len(opt.state[k])
@@ -320,7 +320,7 @@ class CompiledStep:
             opt.iterations,
             opt.lr,
             [(layer, dict(layer.grads)) for layer in model.walk()],
-            [(h, dict(vars(h))) for h in self.eager.hooks if getattr(h, "traceable", False)],
+            [(h, dict(vars(h))) for h in self.eager.hooks if h.traceable],
             self._state(),
         )
 

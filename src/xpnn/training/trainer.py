@@ -206,7 +206,7 @@ class Trainer:
 
         model, where = self.model, "fit"
         # DataParallel's hook says which part of each batch this rank reads
-        shard = next((h.reads_shard for h in self.hooks if getattr(h, "reads_shard", None)), None)
+        shard = next((h.reads_shard for h in self.hooks if h.reads_shard), None)
         train = stream.Stream(
             model, X, y, inputs, where=where, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
             steps=steps, shard=shard, **streaming,
@@ -258,7 +258,7 @@ class Trainer:
             return None
 
         def check_batch(batch, out):
-            if getattr(batch, "indices", None) is not None:
+            if batch.indices is not None:
                 batches.check_targets(batch, out)
 
         return check_batch
@@ -362,7 +362,9 @@ class Trainer:
 def _warn_missing_inputs(train, validation, where) -> None:
     """Forward inputs given for training (a ``mask``) but not with validation_data: the
     validation outputs would be computed without them, and its scores mislead."""
-    if validation is None or not hasattr(validation, "inputs"):  # a stream of batches says nothing ahead
+    from ..data import stream
+
+    if validation is None or isinstance(validation, stream.Stream):  # a stream of batches says nothing ahead
         return
     missing = sorted(set(train.inputs or {}) - set(validation.inputs or {}))
     if missing:
