@@ -29,7 +29,7 @@ import xpnn  # noqa: E402
 from xpnn import Dense, ReLU, Sequential, Sigmoid, init  # noqa: E402
 from xpnn.callbacks import GradientMonitor, GradientWarning  # noqa: E402
 from xpnn.layers import BatchNorm1D  # noqa: E402
-from xpnn.plotting import _plt  # noqa: E402
+from xpnn.plotting import pyplot  # noqa: E402
 
 DEPTH, WIDTH = 10, 64
 LR = 0.01
@@ -93,7 +93,7 @@ def main(argv=None):
             + sig["warnings"][0]
         )
 
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
     ax = axes[0]
     for i, (kind, r) in enumerate(results.items()):

@@ -26,7 +26,7 @@ from _common import digits, done, parse_args, save  # noqa: E402
 
 import xpnn  # noqa: E402
 from xpnn import Dense, Dropout, EarlyStopping, ReLU, Sequential  # noqa: E402
-from xpnn.plotting import _plt  # noqa: E402
+from xpnn.plotting import pyplot  # noqa: E402
 
 N_TRAIN, HIDDEN = 150, 256
 LR = 3e-3  # Adam's default 1e-3 gets there too, in more epochs
@@ -99,7 +99,7 @@ def main(argv=None):
         f"{base['train_loss']:.1e}: the network memorizes its {N_TRAIN} digits."
     )
 
-    plt = _plt()
+    plt = pyplot()
     # shared axes: the early-stopping run visibly ends early, and the gaps compare directly
     fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 4.0), sharex=True, sharey=True)
     for ax, (name, r) in zip(axes, results.items()):

@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import BatchLosses, digits, done, parse_args, save  # noqa: E402
 
 import xpnn  # noqa: E402
-from xpnn.plotting import _plt, plot_curves  # noqa: E402
+from xpnn.plotting import pyplot, plot_curves  # noqa: E402
 
 RUNS = {  # name: (batch_size, optimizer)
     "GD (full batch, lr 0.5)": (None, lambda: xpnn.SGD(lr=0.5)),
@@ -77,7 +77,7 @@ def main(argv=None):
         f"({results[worst]['epoch_loss'][-1] / results[best]['epoch_loss'][-1]:.0f}x higher)."
     )
 
-    plt = _plt()
+    plt = pyplot()
     fig, (ax_step, ax_epoch) = plt.subplots(1, 2, figsize=(13, 4.6))
     for i, (name, r) in enumerate(results.items()):
         v = np.asarray(r["batch_losses"])

@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import done, parse_args, save  # noqa: E402
 
 import xpnn  # noqa: E402
-from xpnn.plotting import _plt, plot_decision_boundary  # noqa: E402
+from xpnn.plotting import pyplot, plot_decision_boundary  # noqa: E402
 
 
 def make_moons(n=400, noise=0.12, seed=0):
@@ -47,7 +47,7 @@ def main(argv=None):
     args = parse_args(__doc__, argv)
     snapshots = [1, 3] if args.quick else [1, 5, 20, 100]
     problems = {"moons": make_moons(seed=args.seed), "circles": make_circles(seed=args.seed)}
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(
         len(problems), len(snapshots), figsize=(3.9 * len(snapshots), 3.6 * len(problems)), squeeze=False
     )

@@ -31,7 +31,7 @@ from _common import BatchLosses, digits, done, parse_args, save  # noqa: E402
 
 import xpnn  # noqa: E402
 from xpnn.callbacks import GradientMonitor, GradientWarning  # noqa: E402
-from xpnn.plotting import _plt  # noqa: E402
+from xpnn.plotting import pyplot  # noqa: E402
 
 RATES = {"too small": 0.001, "about right": 0.1, "too large": 3.0}
 
@@ -118,7 +118,7 @@ def main(argv=None):
         f"(the 'about right' run used 0.1)."
     )
 
-    plt = _plt()
+    plt = pyplot()
     from matplotlib.ticker import MaxNLocator
 
     fig, (ax_loss, ax_acc, ax_range) = plt.subplots(1, 3, figsize=(16, 4.4))

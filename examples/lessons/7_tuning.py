@@ -47,7 +47,7 @@ from xpnn.model_selection import (
     LogUniform,
     RandomSearch,
 )
-from xpnn.plotting import _plt  # noqa: E402
+from xpnn.plotting import pyplot  # noqa: E402
 
 WIDTHS = [16, 32, 64, 128]
 CV = 3
@@ -131,7 +131,7 @@ def main(argv=None):
         pareto = pareto_search(build, X, y, n_trials, seed, fit_kwargs)
         findings["pareto (NSGA-II)"] = {k: v for k, v in pareto.items() if k != "points"}
 
-    plt = _plt()
+    plt = pyplot()
     from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(2, 3, figsize=(16, 8.8))

@@ -25,7 +25,7 @@ from _common import done, parse_args, save  # noqa: E402
 
 import xpnn  # noqa: E402
 from xpnn import Dense  # noqa: E402
-from xpnn.plotting import _plt  # noqa: E402
+from xpnn.plotting import pyplot  # noqa: E402
 
 
 def relative_error(a, n):
@@ -175,7 +175,7 @@ def main(argv=None):
     print(f"  db is off by the batch size (4): relative error (4 - 1) / (4 + 1) = {3 / 5:.1f}; caught.")
     findings["gradcheck_buggy"] = buggy
 
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.4), sharey=True)
     for ax, curved, what in (
         (axes[0], False, "L = sum((X @ W + b) * R): linear in W"),

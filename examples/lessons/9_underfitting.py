@@ -30,7 +30,7 @@ from _common import done, parse_args, save  # noqa: E402
 
 import xpnn  # noqa: E402
 from xpnn import Dense, ReLU, Sequential  # noqa: E402
-from xpnn.plotting import _plt, plot_decision_boundary  # noqa: E402
+from xpnn.plotting import pyplot, plot_decision_boundary  # noqa: E402
 
 CLASSES, PER_CLASS = 3, 200
 LR, EPOCHS, HIDDEN = 0.01, 100, 64
@@ -118,7 +118,7 @@ def main(argv=None):
         f"(validation {fix['val_loss']:.3f}, accuracy {fix['val_accuracy']:.3f})."
     )
 
-    plt = _plt()
+    plt = pyplot()
     n = len(results)
     fig, axes = plt.subplots(2, n, figsize=(3.7 * n, 7.4))
     for col, (name, r) in enumerate(results.items()):

@@ -61,7 +61,7 @@ class UsageError(Exception):
     """Bad input from the user: reported as one line, exit code 2."""
 
 
-def _load_data(name, data_home=None, flatten=True, max_classes=None, missing=False, files=None):
+def load_data(name, data_home=None, flatten=True, max_classes=None, missing=False, files=None):
     """((X_train, y_train), (X_test, y_test)) for a data set name, a CSV path or a data
     file (``files``: the parsed --labels, --x-key, --y-key); a CSV label that would make
     more than ``max_classes`` classes is an error naming its line. missing: a CSV's
@@ -240,7 +240,7 @@ def _train_data(args, root: bool):
     from .datasets.loaders import MissingValueError
 
     try:
-        (X_train, y_train), (X_test, y_test) = _load_data(
+        (X_train, y_train), (X_test, y_test) = load_data(
             args.data,
             args.data_home,
             flatten=args.model == "mlp",
@@ -609,7 +609,7 @@ def cmd_evaluate(args) -> int:
         raise UsageError(f"{args.model_path}: the model was saved before compile; nothing to evaluate with")
     flatten = not any(type(layer).__name__.startswith("Conv") for layer in model.layers)
     imputer = _has_imputer(model)
-    _, (X_test, y_test) = _load_data(args.data, args.data_home, flatten=flatten, missing=imputer, files=args)
+    _, (X_test, y_test) = load_data(args.data, args.data_home, flatten=flatten, missing=imputer, files=args)
     _check_model_takes(args, model, X_test, f"--data {args.data}")
     if model.preprocessing:
         X_test = _prepare(model, np.asarray(X_test, dtype=np.float32), args.data)

@@ -206,7 +206,7 @@ class GradientMonitor(Callback):
             h["update_ratio"].setdefault(name, []).append(u)
         for j, (name, _) in enumerate(relus):
             h["dead_relu"].setdefault(name, []).append(host[3 * len(layers) + j])
-        self._check([name for name, _ in layers], [name for name, _ in relus])
+        self.check([name for name, _ in layers], [name for name, _ in relus])
 
     # ---- judging --------------------------------------------------------------------------
 
@@ -218,8 +218,14 @@ class GradientMonitor(Callback):
         self.warnings.append(message)
         warnings.warn(message, GradientWarning, stacklevel=3)
 
-    def _check(self, names, relus):
+    def check(self, names=None, relus=None) -> None:
+        """Judge the last record of ``history`` as each record is judged during fit (see the
+        class docstring), warning once per layer and kind. ``names``: the layers with
+        params to judge, in model order (the last one is the reference for vanishing
+        gradients); ``relus``: the ReLU layers. None: every layer in ``history``."""
         h = self.history
+        names = list(h["grad_norm"]) if names is None else names
+        relus = list(h["dead_relu"]) if relus is None else relus
         if names:
             last = names[-1]
             g_last = h["grad_norm"][last][-1]

@@ -23,6 +23,7 @@ __all__ = [
     "plot_activations",
     "plot_histograms",
     "plot_first_layer_weights",
+    "pyplot",
 ]
 
 
@@ -30,7 +31,10 @@ class MatplotlibMissing(RuntimeError):
     """matplotlib does not import: the message says how to install it."""
 
 
-def _plt():
+def pyplot():
+    """``matplotlib.pyplot``, drawing off screen (the Agg backend) unless a backend was
+    chosen already: what the plot functions here draw with, and a script's own figures
+    can too. Raises MatplotlibMissing, naming the extra to install, without matplotlib."""
     try:
         import matplotlib
 
@@ -53,7 +57,7 @@ def plot_history(history, path=None, title="Training curves"):
 
     history: a History or its ``.history`` dict of lists.
     """
-    plt = _plt()
+    plt = pyplot()
     from matplotlib.ticker import MaxNLocator
 
     logs = getattr(history, "history", history)
@@ -75,7 +79,7 @@ def plot_history(history, path=None, title="Training curves"):
 
 def plot_confusion_matrix(cm, class_names=None, path=None, title="Confusion matrix"):
     """A confusion matrix (rows: true class, columns: predicted) with counts in the cells."""
-    plt = _plt()
+    plt = pyplot()
     cm = np.asarray(cm)
     k = cm.shape[0]
     names = [str(c) for c in (class_names if class_names is not None else range(k))]
@@ -129,7 +133,7 @@ def plot_curves(curves, path=None, title="Curves", xlabel="step", ylabel="loss",
     """Several named series on one axis: ``curves`` maps a label to a list of values
     (x is 1, 2, ...) or to a pair ``(x, values)``. ``smooth`` > 1 draws a running mean of
     that many points over a faint raw line. Returns the Figure."""
-    plt = _plt()
+    plt = pyplot()
     if not isinstance(curves, dict) or not curves:
         raise ValueError(f"plot_curves: curves must be a non-empty dict label -> values, found {type(curves).__name__}")
     fig, ax = plt.subplots(figsize=(7, 4.2)) if ax is None else (ax.figure, ax)
@@ -180,7 +184,7 @@ def plot_roc(y_true, scores, path=None, class_names=None, title="ROC curve"):
     (n, k) class scores/probabilities (k = 2 uses column 1; k > 2 one curve per class).
     """
     where = "plot_roc"
-    plt = _plt()
+    plt = pyplot()
     y = _host(y_true, "y_true", where)
     s = _host(scores, "scores", where).astype(np.float64)
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
@@ -266,7 +270,7 @@ def plot_decision_boundary(model, X, y, path=None, resolution: int = 200, title=
     Pass ``ax`` to draw into an existing axis (e.g. a grid of snapshots).
     """
     where = "plot_decision_boundary"
-    plt = _plt()
+    plt = pyplot()
     X = _host(X, "X", where).astype(np.float64)
     y = _host(y, "y", where).reshape(-1)
     if X.ndim != 2 or X.shape[1] != 2:
@@ -319,7 +323,7 @@ def plot_activations(path=None, names=("sigmoid", "tanh", "relu", "leaky_relu", 
     from .backends import get_backend
     from .layers import get_activation
 
-    plt = _plt()
+    plt = pyplot()
     backend = get_backend("numpy")
     x = np.linspace(x_range[0], x_range[1], 1001)
     X = backend.asarray(x, "float64")
@@ -356,7 +360,7 @@ def plot_histograms(
     from .layers.activations import Activation
 
     where = "plot_histograms"
-    plt = _plt()
+    plt = pyplot()
     backend = model.backend
     weights = []
     for i, layer in enumerate(model.layers):
@@ -405,7 +409,7 @@ def plot_first_layer_weights(model, image_shape, path=None, max_units: int = 64,
     from .layers.dense import Dense
 
     where = "plot_first_layer_weights"
-    plt = _plt()
+    plt = pyplot()
     dense = next((layer for layer in model.layers if isinstance(layer, Dense) and "W" in layer.params), None)
     if dense is None:
         raise ValueError(f"{where}: the model has no built Dense layer")
@@ -439,7 +443,7 @@ def plot_first_layer_weights(model, image_shape, path=None, max_units: int = 64,
 def plot_gradient_history(history, path=None, title="Gradient norms per layer"):
     """GradientMonitor's history: per-layer gradient norms over the steps (log scale),
     update/weight ratios (log scale, 1e-3 marked) and, if recorded, dead ReLU fractions."""
-    plt = _plt()
+    plt = pyplot()
     h = getattr(history, "history", history)
     steps = np.asarray(h.get("step", []))
     if steps.size == 0:

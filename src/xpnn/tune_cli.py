@@ -16,7 +16,7 @@ import math
 import os
 import sys
 
-from .cli import EXIT_INTERRUPTED, MAX_CLASSES, UsageError, _load_data
+from .cli import EXIT_INTERRUPTED, MAX_CLASSES, UsageError, load_data
 
 SAMPLERS = ("tpe", "cmaes", "nsga2", "random", "grid")
 PRUNERS = ("median", "hyperband")
@@ -344,7 +344,7 @@ def _show(args, space, storage, shown) -> int:
 
 def _tune_data(args):
     """Load --data as flat samples; the train and test splits and the number of classes."""
-    (X_train, y_train), (X_test, y_test) = _load_data(args.data, args.data_home, flatten=True, max_classes=MAX_CLASSES)
+    (X_train, y_train), (X_test, y_test) = load_data(args.data, args.data_home, flatten=True, max_classes=MAX_CLASSES)
     if X_train.ndim != 2:
         raise UsageError(
             f"--data {args.data}: xpnn tune searches MLPs on flat samples, found shape {X_train.shape[1:]}"
@@ -459,9 +459,9 @@ def _write_trials(search, path) -> None:
 def _plots(search, out, args) -> list:
     """history.png (each trial's score, and the best so far) and, for nsga2, pareto.png."""
     try:
-        from .plotting import _plt
+        from .plotting import pyplot
 
-        plt = _plt()
+        plt = pyplot()
     except RuntimeError as exc:
         print(f"xpnn tune: no plots ({exc})", file=sys.stderr)
         return []

@@ -155,7 +155,9 @@ def test_training_with_augment(backend):
     history = model.fit(X, y, epochs=1, batch_size=64, verbose=0, callbacks=[augment])
     assert np.isfinite(history.history["loss"]).all() and len(history.history["loss"]) == 1
     np.testing.assert_array_equal(X, before)  # the training data itself is not changed
-    assert augment._generator.backend == model.backend
+    # the callback drew from its own generator (seeded, on the model's backend): it has moved on from the seed
+    drew = augment.generator(model.backend)
+    assert drew.backend == model.backend and drew.state != model.backend.rng(augment.seed).state
     # an MLP on flat images, with validation (which sees the images unchanged)
     mlp = xpnn.NeuralNetwork(64, [16], 10, backend=backend, seed=0)
     mlp.compile("softmax_cross_entropy", "adam", metrics=["accuracy"])

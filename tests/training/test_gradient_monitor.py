@@ -182,10 +182,10 @@ def test_growth_check_compares_recent_records_with_the_first():
     monitor = GradientMonitor(window=2, explode_growth=10.0)
     monitor.history["grad_norm"]["0:Dense(2, 2)"] = [1.0, 1.0, 5.0, 16.0]
     with pytest.warns(GradientWarning, match=r"grew 10.5x, from 1 .* to 10.5"):
-        monitor._check(["0:Dense(2, 2)"], [])
+        monitor.check()
     monitor = GradientMonitor(window=2, explode_growth=10.0)
     monitor.history["grad_norm"]["0:Dense(2, 2)"] = [1.0, 1.0, 5.0, 14.0]
-    monitor._check(["0:Dense(2, 2)"], [])  # 9.5x: no warning
+    monitor.check()  # 9.5x: no warning
     assert monitor.warnings == []
 
 

@@ -293,7 +293,7 @@ class Backend:
         (kh, kw) = kernel_size
         Xp = self.pad2d(X, padding, pad_value)
         OH, OW = output_hw(X.shape, kernel_size, stride, padding, dilation)
-        return [Xp[_window_index(i, j, stride, dilation, OH, OW)] for i in range(kh) for j in range(kw)]
+        return [Xp[window_index(i, j, stride, dilation, OH, OW)] for i in range(kh) for j in range(kw)]
 
     def add_window_slices(
         self, pieces, X_shape, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1), masks=None
@@ -309,7 +309,7 @@ class Backend:
         shape, (OH, OW), overlap, tiled = scatter_plan(X_shape, kernel_size, stride, padding, dilation)
         dXp = self._canvas(pieces[0], shape, None if tiled else 0)
         for k, piece in enumerate(pieces):
-            index = _window_index(*divmod(k, kw), stride, dilation, OH, OW)
+            index = window_index(*divmod(k, kw), stride, dilation, OH, OW)
             dXp = self._place(dXp, index, piece, None if masks is None else masks[k], overlap)
         return dXp[:, :, ph : ph + H, pw : pw + W] if ph or pw else dXp
 
@@ -493,7 +493,7 @@ def scatter_plan(X_shape, kernel_size, stride, padding, dilation) -> tuple:
     return shape, (OH, OW), overlap, tiled
 
 
-def _window_index(i, j, stride, dilation, OH, OW) -> tuple:
+def window_index(i, j, stride, dilation, OH, OW) -> tuple:
     """The index of kernel offset (i, j)'s strided slice in the padded input."""
     (sh, sw), (dh, dw) = stride, dilation
     return (

@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 import array_api_compat
 import numpy as np
 
-from .base import InPlaceBackend, _window_index, output_hw, register_backend, scatter_plan
+from .base import InPlaceBackend, window_index, output_hw, register_backend, scatter_plan
 
 # Below this many multiply-adds per matrix product, a second OpenBLAS thread costs more
 # than it saves (measured on 2 cores: 0.5M: 15 us on one thread, 57 us on two), and far
@@ -257,7 +257,7 @@ class NumpyBackend(InPlaceBackend):
             out = dXp[cut]
             for k, piece in enumerate(pieces):
                 mask = None if masks is None or masks[k] is None else masks[k][cut]
-                self._place(out, _window_index(*divmod(k, kw), stride, dilation, OH, OW), piece[cut], mask, overlap)
+                self._place(out, window_index(*divmod(k, kw), stride, dilation, OH, OW), piece[cut], mask, overlap)
 
         self._in_parts(C, len(pieces) * pieces[0].size, part)
         return dXp[:, :, ph : ph + H, pw : pw + W] if ph or pw else dXp

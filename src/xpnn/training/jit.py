@@ -99,7 +99,7 @@ def _warn(why: str, model) -> None:
     )
 
 
-def _signature(X, y, inputs: dict) -> tuple:
+def batch_signature(X, y, inputs: dict) -> tuple:
     arrays = [X, y, *(inputs[k] for k in sorted(inputs))]
     return tuple(sorted(inputs)) + tuple((tuple(a.shape), a.dtype) for a in arrays if a is not None)
 
@@ -162,7 +162,7 @@ class CompiledStep:
         if self.fallback:
             return self.eager(epoch, step, batch)
         X, y, inputs = batch.X, batch.y, batch.inputs
-        sig = _signature(X, y, inputs)
+        sig = batch_signature(X, y, inputs)
         if sig not in self.plans:  # a new shape: eagerly, recording its draws
             return self.record(sig, epoch, step, batch)
         self.check_targets(sig)
@@ -261,7 +261,7 @@ class CompiledStep:
             if not first:  # it compiled and ran before: a real error, not a tracing limit
                 raise
             self.restore(kept)
-            self.fall_back(_blame(self.model, exc))
+            self.fall_back(blame(self.model, exc))
             return None
         finally:
             opt.iterations, opt.lr = iterations, lr
@@ -339,7 +339,7 @@ class CompiledStep:
         model.release_saved()
 
 
-def _blame(model, exc) -> str:
+def blame(model, exc) -> str:
     """Why tracing failed, naming the innermost layer whose code raised."""
     paths = {id(layer): path for path, layer in model.named_layers()}
     found = None
@@ -375,7 +375,7 @@ class CompiledForward:
             return model.run(X, False, inputs)
         keys = sorted(inputs)
         self._keys = keys
-        sig = _signature(X, None, inputs)
+        sig = batch_signature(X, None, inputs)
         kept = [h.value for h in self._handles]
         try:
             out = self._fn(kept + [X] + [inputs[k] for k in keys])
@@ -384,7 +384,7 @@ class CompiledForward:
                 raise
             for h, a in zip(self._handles, kept):
                 h.value = a
-            self.fallback = _blame(model, exc)
+            self.fallback = blame(model, exc)
             warnings.warn(f"jit: {self.fallback}; inference runs eagerly", JitFallbackWarning, stacklevel=4)
             return model.run(X, False, inputs)
         finally:
