@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import BatchLosses, digits, done, parse_args, save  # noqa: E402
 
 import xpnn  # noqa: E402
-from xpnn.plotting import pyplot, plot_curves  # noqa: E402
+from xpnn.plotting import plot_curves, pyplot  # noqa: E402
 
 RUNS = {  # name: (batch_size, optimizer)
     "GD (full batch, lr 0.5)": (None, lambda: xpnn.SGD(lr=0.5)),

@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import done, parse_args, save  # noqa: E402
 
 import xpnn  # noqa: E402
-from xpnn.plotting import pyplot, plot_decision_boundary  # noqa: E402
+from xpnn.plotting import plot_decision_boundary, pyplot  # noqa: E402
 
 
 def make_moons(n=400, noise=0.12, seed=0):

@@ -30,7 +30,7 @@ from _common import done, parse_args, save  # noqa: E402
 
 import xpnn  # noqa: E402
 from xpnn import Dense, ReLU, Sequential  # noqa: E402
-from xpnn.plotting import pyplot, plot_decision_boundary  # noqa: E402
+from xpnn.plotting import plot_decision_boundary, pyplot  # noqa: E402
 
 CLASSES, PER_CLASS = 3, 200
 LR, EPOCHS, HIDDEN = 0.01, 100, 64

@@ -36,7 +36,7 @@ def attribute_doc(cls, name: str) -> str | None:
         return vars(owner)[name].__doc__
     body = ast.parse(textwrap.dedent(inspect.getsource(owner))).body[0].body
     for node, after in zip(body, body[1:]):
-        target = node.target if isinstance(node, ast.AnnAssign) else (node.targets[0] if isinstance(node, ast.Assign) else None)
+        target = node.target if isinstance(node, ast.AnnAssign) else getattr(node, "targets", [None])[0]
         if isinstance(target, ast.Name) and target.id == name:
             is_doc = isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
             return after.value.value if is_doc and isinstance(after.value.value, str) else None

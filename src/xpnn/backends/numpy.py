@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 import array_api_compat
 import numpy as np
 
-from .base import InPlaceBackend, window_index, output_hw, register_backend, scatter_plan
+from .base import InPlaceBackend, output_hw, register_backend, scatter_plan, window_index
 
 # Below this many multiply-adds per matrix product, a second OpenBLAS thread costs more
 # than it saves (measured on 2 cores: 0.5M: 15 us on one thread, 57 us on two), and far

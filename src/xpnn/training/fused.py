@@ -28,7 +28,7 @@ import time
 
 from ..backends import host
 from .batches import Batch, Batches
-from .jit import CompiledStep, blame, batch_signature
+from .jit import CompiledStep, batch_signature, blame
 
 MAX_STEPS = 1024  # steps per compiled call, at most: the loop's buffers have room for this many
 MIN_STEPS = 16  # the smallest room kept for outputs: short epochs of one fit share one compiled loop
@@ -150,7 +150,9 @@ class FusedSteps:
         B = batches.batch_size
         X, y = batches.X, batches.y
         inputs = batches.inputs
-        return batch_signature(_Like(X, B), None if y is None else _Like(y, B), {k: _Like(v, B) for k, v in inputs.items()})
+        return batch_signature(
+            _Like(X, B), None if y is None else _Like(y, B), {k: _Like(v, B) for k, v in inputs.items()}
+        )
 
     def steps(self, epoch, orders, per_epoch, B, batches, want_outputs):
         """Every full batch of the epoch whose order is ``orders[0]`` (None: the stored
