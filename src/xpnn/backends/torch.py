@@ -38,6 +38,13 @@ class TorchBackend(InPlaceBackend):
         return array_api_compat.is_torch_array(a)
 
     @classmethod
+    def array_device(cls, a):
+        # the tensor's own attribute: array_api_compat.device goes through functools.lru_cache'd
+        # type checks, which torch.compile's tracer warns about, and a compiled step that calls
+        # backend_of (mixed precision's master params, gradient clipping) would fall back
+        return a.device
+
+    @classmethod
     def devices(cls) -> list:
         torch = _torch()
         found = ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
