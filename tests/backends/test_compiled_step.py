@@ -91,22 +91,35 @@ def test_jit_and_eager_give_the_same_weights(backend, make, flat, digits):
     assert compiled.jit_step.compiles == 1 and compiled.jit_step.fallback is None
 
 
-def test_recompiles_are_counted_once_per_batch_shape(digits, capsys):
-    _needs("jax")
+def _traces(backend, step):
+    """How many times the library compiled ``step``'s functions so far."""
+    if backend == "jax":  # the full batches run in a compiled loop (fused.py), the last one as one step
+        return step._fn._cache_size() + sum(f._cache_size() for f in step.loop._fns.values())
+    from torch._dynamo.utils import counters
+
+    return counters["stats"]["unique_graphs"]  # every graph torch.compile made (cleared by the test)
+
+
+@pytest.mark.parametrize("backend", JIT_BACKENDS)
+def test_recompiles_are_counted_once_per_batch_shape(backend, digits, capsys):
+    _needs(backend)
+    if backend == "torch":
+        from torch._dynamo.utils import counters
+
+        counters.clear()
     X, y = digits
-    model = _mlp("jax", True)
+    model = _mlp(backend, True)
     model.optimizer.lr = xpnn.schedules.ExponentialDecay(0.01, 0.99)  # a new lr every step: traced, not baked in
     model.fit(X.reshape(len(X), -1), y, epochs=3, batch_size=64, verbose=2)
     printed = capsys.readouterr().out
-    assert "jit: 2 compiled step(s)" in printed  # 64 and 44 rows; the first batch of each shape ran eagerly
+    assert "jit: 2 compiled step(s)" in printed  # 64 and 32 rows; the first batch of each shape ran eagerly
     step = model.jit_step
     assert step.compiles == 2
-    # jax traced exactly twice: no recompile per step or per lr (the full batches run in a
-    # compiled loop, fused.py; the last, smaller one as one compiled step)
-    traces = lambda: step._fn._cache_size() + sum(f._cache_size() for f in step.loop._fns.values())  # noqa: E731
-    assert traces() == 2
+    # traced exactly twice: no recompile per step or per lr (on torch: none for the gradients
+    # an eager step left behind, nor for a later fit's new handles)
+    assert _traces(backend, step) == 2
     model.fit(X.reshape(len(X), -1), y, epochs=1, batch_size=64, verbose=0)  # a second fit reuses them
-    assert model.jit_step is step and step.compiles == 2 and traces() == 2
+    assert model.jit_step is step and step.compiles == 2 and _traces(backend, step) == 2
 
 
 def test_an_untraceable_layer_is_named_and_the_fit_runs_eagerly(digits, host_check_layer):
@@ -144,13 +157,14 @@ def test_a_callback_that_reads_the_loss_keeps_the_fit_eager(digits):
         model.fit(X.reshape(len(X), -1), y, epochs=1, batch_size=64, verbose=0, callbacks=[LossReader()])
 
 
-def test_clipping_is_traced(digits):
-    _needs("jax")
+@pytest.mark.parametrize("backend", JIT_BACKENDS)
+def test_clipping_is_traced(backend, digits):
+    _needs(backend)
     X, y = digits
     X = X.reshape(len(X), -1)
     runs = []
     for jit in (False, True):
-        model = _mlp("jax", False)
+        model = _mlp(backend, False)
         model.compile("softmax_cross_entropy", "adam", clip_norm=0.05, jit=jit)
         model.fit(X, y, epochs=2, batch_size=64, verbose=0)
         runs.append(_weights(model))
@@ -249,15 +263,16 @@ def test_graph_replay_trains_as_the_eager_step(digits):
     assert replays[0].captures == 1  # one shape: eager, eager (warm-up), captured once, then replayed
 
 
+@pytest.mark.parametrize("backend", JIT_BACKENDS)
 @pytest.mark.parametrize("dtype", ["mixed_bfloat16", "mixed_float16"])
-def test_a_mixed_precision_model_compiles_with_its_masters_and_loss_scale(digits, dtype):
-    _needs("jax")
+def test_a_mixed_precision_model_compiles_with_its_masters_and_loss_scale(backend, digits, dtype):
+    _needs(backend)
     X, y = digits
     X = X.reshape(len(X), -1)
     runs = []
     for jit in (False, True):
         model = xpnn.Sequential(
-            [xpnn.Dense(64, 32), xpnn.ReLU(), xpnn.Dense(32, 10)], backend="jax", dtype=dtype, seed=2
+            [xpnn.Dense(64, 32), xpnn.ReLU(), xpnn.Dense(32, 10)], backend=backend, dtype=dtype, seed=2
         )
         model.compile("softmax_cross_entropy", "adam", jit=jit)
         history = model.fit(X, y, epochs=3, batch_size=80, verbose=0)
@@ -272,3 +287,53 @@ def test_a_mixed_precision_model_compiles_with_its_masters_and_loss_scale(digits
     assert step.fallback is None and step.compiles == 1
     if dtype == "mixed_float16":
         assert runs[1][2]["good_steps"] == 6  # every step of the 3 epochs counted, 5 of them compiled
+
+
+class _AroundStep(xpnn.callbacks.Callback):
+    """Snapshots of the weights and the loss scale before and after step ``at`` (host reads
+    between steps: they keep one compiled call per step)."""
+
+    def __init__(self, at: int):
+        self.at, self.step, self.seen = at, -1, {}
+
+    def snapshot(self):
+        return _weights(self.model), self.model.loss_scale.state()["scale"]
+
+    def on_batch_begin(self, step, batch):
+        self.step += 1
+        if self.step == self.at:
+            self.seen["before"] = self.snapshot()
+        return batch
+
+    def on_batch_end(self, step, running):
+        if self.step == self.at:
+            self.seen["after"] = self.snapshot()
+
+
+@pytest.mark.parametrize("backend", JIT_BACKENDS)
+def test_mixed_float16_skips_an_overflowing_compiled_step_as_eagerly(backend, digits):
+    _needs(backend)
+    X, y = digits
+    X = X.reshape(len(X), -1)
+    targets = np.eye(10, dtype=np.float32)[y]
+    # batch 3 of 5 (rows 96-127) has huge targets (float16 holds 1e4): its loss is finite,
+    # but the loss gradient times the scale (2**15) overflows float16 in the backward pass
+    targets[96:128] = 1e4
+    runs = []
+    for jit in (False, True):
+        model = xpnn.Sequential(
+            [xpnn.Dense(64, 32), xpnn.ReLU(), xpnn.Dense(32, 10)], backend=backend, dtype="mixed_float16", seed=2
+        )
+        model.compile("mse", "adam", jit=jit)
+        around = _AroundStep(at=3)  # a compiled step: batch 0 ran eagerly, batch 1 traced
+        history = model.fit(X, targets, epochs=2, batch_size=32, shuffle=False, verbose=0, callbacks=[around])
+        (w0, scale0), (w1, scale1) = around.seen["before"], around.seen["after"]
+        assert scale1 == scale0 / 2  # lowered
+        for a, b in zip(w0, w1):  # the step was skipped: the masters as they were
+            np.testing.assert_array_equal(a, b)
+        assert all(np.isfinite(history.history["loss"]))
+        runs.append((_weights(model), model.loss_scale.state(), model))
+    assert runs[1][1] == runs[0][1] == {"scale": 2.0**13, "good_steps": 1}  # halved in each epoch
+    _assert_close(runs[0][0], runs[1][0], tol=1e-3)
+    step = runs[1][2].jit_step
+    assert step.fallback is None and step.compiles == 1
