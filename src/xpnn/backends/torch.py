@@ -8,7 +8,10 @@ slice assignment write into the tensor, as on NumPy. Devices: "cpu", "cuda", "cu
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
+import warnings
 
 import array_api_compat
 import numpy as np
@@ -100,6 +103,8 @@ class TorchBackend(InPlaceBackend):
         # fullgraph: a graph break (a host sync in a layer) is an error, and the step then
         # falls back to eager with a warning naming the layer, as on JAX
         backend = os.environ.get("XPNN_TORCH_COMPILE", "inductor")
+        if backend == "inductor":
+            _import_quietly("torch.utils.mkldnn")
         return self.native.compile(fn, backend=backend, fullgraph=True, dynamic=False)
 
     def jit_scalar(self, x):
@@ -122,6 +127,19 @@ class TorchBackend(InPlaceBackend):
         from . import get_backend
 
         return get_backend("torch", device=f"cuda:{local_rank % self.native.cuda.device_count()}")
+
+
+def _import_quietly(module: str) -> None:
+    """Import ``module`` now, without its import-time DeprecationWarning about
+    torch.jit.script_method. Inductor imports torch.utils.mkldnn at a step's first compile;
+    its classes still use script_method, a warning from inside PyTorch that under
+    ``-W error`` (or pytest's filterwarnings = error) made every compile fail."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r"`torch\.jit\.script_method` is deprecated", category=DeprecationWarning
+        )
+        with contextlib.suppress(ImportError):  # gone from a later PyTorch: nothing to silence
+            importlib.import_module(module)
 
 
 def _resolve_device(torch, device):
