@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import types
 import warnings
 
 import array_api_compat
@@ -34,7 +35,7 @@ class TorchBackend(InPlaceBackend):
         torch = _torch()
         import array_api_compat.torch as xp
 
-        return cls(xp, _resolve_device(torch, device), torch)
+        return cls(_number_bounds(xp, torch), _resolve_device(torch, device), torch)
 
     @classmethod
     def is_array(cls, a) -> bool:
@@ -127,6 +128,31 @@ class TorchBackend(InPlaceBackend):
         from . import get_backend
 
         return get_backend("torch", device=f"cuda:{local_rank % self.native.cuda.device_count()}")
+
+
+def _number_bounds(xp, torch):
+    """array-api-compat's torch namespace, with ``minimum`` and ``maximum`` of a float
+    tensor and a Python number as ``torch.clamp`` (one kernel, the tensor's dtype, NaN
+    kept). array-api-compat first turns the number into a tensor of the result dtype that
+    ``torch.result_type`` gives, which torch.compile cannot trace (the step fell back to
+    eager on any model with a Sigmoid or a BCE loss) and which costs microseconds eagerly."""
+    ns = types.ModuleType(xp.__name__, xp.__doc__)
+    ns.__dict__.update({k: v for k, v in vars(xp).items() if k not in ("__name__", "__doc__")})
+    Tensor = torch.Tensor
+
+    def bound(compat, clamp):
+        def f(x1, x2, /):
+            if type(x2) in (float, int) and isinstance(x1, Tensor) and x1.is_floating_point():
+                return clamp(x1, x2)
+            return compat(x1, x2)
+
+        f.__name__ = f.__qualname__ = compat.__name__
+        f.__doc__ = compat.__doc__
+        return f
+
+    ns.minimum = bound(xp.minimum, torch.clamp_max)
+    ns.maximum = bound(xp.maximum, torch.clamp_min)
+    return ns
 
 
 def _import_quietly(module: str) -> None:
