@@ -337,3 +337,23 @@ def test_mixed_float16_skips_an_overflowing_compiled_step_as_eagerly(backend, di
     _assert_close(runs[0][0], runs[1][0], tol=1e-3)
     step = runs[1][2].jit_step
     assert step.fallback is None and step.compiles == 1
+
+
+def test_every_torch_model_gets_its_own_compiled_versions(digits, monkeypatch):
+    """torch.compile keeps at most recompile_limit versions per code object: every model's
+    step is the same method, so each model compiles a copy of its code (with the limit at 1
+    here, the second model's step would otherwise fail to compile)."""
+    _needs("torch")
+    import torch._dynamo
+
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
+    X, y = digits
+    codes = []
+    for seed in (1, 2):
+        model = _mlp("torch", True, seed=seed)
+        model.fit(X[:128].reshape(128, -1), y[:128], epochs=3, batch_size=64, verbose=0)
+        assert model.jit_step.compiles == 1 and model.jit_step.fallback is None
+        codes.append(model.jit_step._fn._torchdynamo_orig_callable.__code__)
+    # a freed model's objects may be reused at the same address, and torch.compile then
+    # counts the new model's versions with the old one's: distinct code keeps them apart
+    assert codes[0] is not codes[1] and codes[0] is not xpnn.training.jit.CompiledStep.pure.__code__

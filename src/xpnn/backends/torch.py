@@ -106,7 +106,7 @@ class TorchBackend(InPlaceBackend):
         backend = os.environ.get("XPNN_TORCH_COMPILE", "inductor")
         if backend == "inductor":
             _import_quietly("torch.utils.mkldnn")
-        return self.native.compile(fn, backend=backend, fullgraph=True, dynamic=False)
+        return self.native.compile(_own_code(fn), backend=backend, fullgraph=True, dynamic=False)
 
     def jit_scalar(self, x):
         # a 0-d float64 tensor: traced, and a 0-d tensor does not promote float32 tensors
@@ -153,6 +153,20 @@ def _number_bounds(xp, torch):
     ns.minimum = bound(xp.minimum, torch.clamp_max)
     ns.maximum = bound(xp.maximum, torch.clamp_min)
     return ns
+
+
+def _own_code(fn):
+    """``fn`` (a function or a bound method) with a copy of its code object. torch.compile
+    keeps the versions it compiled on the code object, at most
+    ``torch._dynamo.config.recompile_limit`` (8) of them: every model's step is the same
+    method, so the ninth model (or batch shape) in a process would fail to compile."""
+    method = getattr(fn, "__func__", None)
+    func = method if method is not None else fn
+    copy = types.FunctionType(
+        func.__code__.replace(), func.__globals__, func.__name__, func.__defaults__, func.__closure__
+    )
+    copy.__kwdefaults__, copy.__qualname__, copy.__doc__ = func.__kwdefaults__, func.__qualname__, func.__doc__
+    return copy if method is None else types.MethodType(copy, fn.__self__)
 
 
 def _import_quietly(module: str) -> None:
