@@ -131,10 +131,11 @@ class CompiledStep:
 
     def use(self, eager: TrainStep) -> None:
         """Take a new fit's eager step (its hooks); warn if one of them keeps it eager."""
-        if eager.params is None and getattr(self, "eager", None) is not None:
+        earlier: TrainStep | None = getattr(self, "eager", None)
+        if eager.params is None and earlier is not None:
             # a later fit: the handles the earlier fit made (and its optimizer checked), not new
             # ones made inside the trace (torch.compile guards on both and would compile again)
-            eager.params = self.eager.params
+            eager.params = earlier.params
         self.eager = eager
         self.blocked: str | None = None
         blocking = [
