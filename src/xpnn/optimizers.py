@@ -608,7 +608,9 @@ def clip_grad_norm(params, max_norm: float):
         s = xp.sum(h.grad * h.grad)
         squares = s if squares is None else squares + s
     total_norm = xp.sqrt(squares)
-    scale = xp.minimum(max_norm / (total_norm + 1e-6), 1.0)
+    # against a 0-d array, not the number 1.0: array-api-compat's torch minimum looks up the
+    # result dtype of a Python scalar, which torch.compile cannot trace
+    scale = xp.minimum(max_norm / (total_norm + 1e-6), xp.ones_like(total_norm))
     clipped = [
         (h.value, h.grad * scale) if isinstance(h, _InPlaceOnly) else h.with_grad(h.grad * scale) for h in handles
     ]

@@ -91,28 +91,46 @@ def test_jit_and_eager_give_the_same_weights(backend, make, flat, digits):
     assert compiled.jit_step.compiles == 1 and compiled.jit_step.fallback is None
 
 
-def test_recompiles_are_counted_once_per_batch_shape(digits, capsys, monkeypatch):
-    _needs("jax")
+def _traces(backend, traced):
+    """How many times the library compiled the step's functions so far. On jax, the runs of
+    CompiledStep.pure (jax runs the step's Python only when it traces); on torch, every graph
+    torch.compile made (its counters are cleared by the test)."""
+    if backend == "jax":
+        return len(traced)
+    from torch._dynamo.utils import counters
+
+    return counters["stats"]["unique_graphs"]
+
+
+@pytest.mark.parametrize("backend", JIT_BACKENDS)
+def test_recompiles_are_counted_once_per_batch_shape(backend, digits, capsys, monkeypatch):
+    _needs(backend)
     from xpnn.training.jit import CompiledStep
 
-    # jax runs the step's Python (CompiledStep.pure) only when it traces: count those runs
-    traced = []
-    pure = CompiledStep.pure
-    monkeypatch.setattr(CompiledStep, "pure", lambda self, flat: traced.append(1) or pure(self, flat))
+    traced: list = []
+    if backend == "jax":  # count the traces (a wrapper would break torch's graphs: it counts its own)
+        pure = CompiledStep.pure
+        monkeypatch.setattr(CompiledStep, "pure", lambda self, flat: traced.append(1) or pure(self, flat))
+    else:
+        from torch._dynamo.utils import counters
+
+        counters.clear()
     X, y = digits
-    model = _mlp("jax", True)
+    model = _mlp(backend, True)
     model.optimizer.lr = xpnn.schedules.ExponentialDecay(0.01, 0.99)  # a new lr every step: traced, not baked in
     model.fit(X.reshape(len(X), -1), y, epochs=3, batch_size=64, verbose=2)
     printed = capsys.readouterr().out
-    assert "jit: 2 compiled step(s)" in printed  # 64 and 44 rows; the first batch of each shape ran eagerly
+    assert "jit: 2 compiled step(s)" in printed  # 64 and 32 rows; the first batch of each shape ran eagerly
     step = model.jit_step
     assert step.compiles == 2
-    # jax traced two functions, once each: no recompile per step or per lr. The full batches
-    # run in a compiled loop (fused.py), whose tracing runs the step twice (once for its
-    # output shapes, once for the loop body); the last, smaller batch is one compiled step
-    assert len(traced) == 3
+    # no recompile per step or per lr (on torch: none for the gradients an eager step left
+    # behind, nor for a later fit's new handles). On jax the full batches run in a compiled
+    # loop (fused.py), whose tracing runs the step twice (once for its output shapes, once for
+    # the loop body), and the last, smaller batch is one compiled step: 3 traces; torch: 2 graphs
+    expected = 3 if backend == "jax" else 2
+    assert _traces(backend, traced) == expected
     model.fit(X.reshape(len(X), -1), y, epochs=1, batch_size=64, verbose=0)  # a second fit reuses them
-    assert model.jit_step is step and step.compiles == 2 and len(traced) == 3
+    assert model.jit_step is step and step.compiles == 2 and _traces(backend, traced) == expected
 
 
 def test_an_untraceable_layer_is_named_and_the_fit_runs_eagerly(digits, host_check_layer):
@@ -150,13 +168,14 @@ def test_a_callback_that_reads_the_loss_keeps_the_fit_eager(digits):
         model.fit(X.reshape(len(X), -1), y, epochs=1, batch_size=64, verbose=0, callbacks=[LossReader()])
 
 
-def test_clipping_is_traced(digits):
-    _needs("jax")
+@pytest.mark.parametrize("backend", JIT_BACKENDS)
+def test_clipping_is_traced(backend, digits):
+    _needs(backend)
     X, y = digits
     X = X.reshape(len(X), -1)
     runs = []
     for jit in (False, True):
-        model = _mlp("jax", False)
+        model = _mlp(backend, False)
         model.compile("softmax_cross_entropy", "adam", clip_norm=0.05, jit=jit)
         model.fit(X, y, epochs=2, batch_size=64, verbose=0)
         runs.append(_weights(model))
@@ -255,15 +274,16 @@ def test_graph_replay_trains_as_the_eager_step(digits):
     assert replays[0].captures == 1  # one shape: eager, eager (warm-up), captured once, then replayed
 
 
+@pytest.mark.parametrize("backend", JIT_BACKENDS)
 @pytest.mark.parametrize("dtype", ["mixed_bfloat16", "mixed_float16"])
-def test_a_mixed_precision_model_compiles_with_its_masters_and_loss_scale(digits, dtype):
-    _needs("jax")
+def test_a_mixed_precision_model_compiles_with_its_masters_and_loss_scale(backend, digits, dtype):
+    _needs(backend)
     X, y = digits
     X = X.reshape(len(X), -1)
     runs = []
     for jit in (False, True):
         model = xpnn.Sequential(
-            [xpnn.Dense(64, 32), xpnn.ReLU(), xpnn.Dense(32, 10)], backend="jax", dtype=dtype, seed=2
+            [xpnn.Dense(64, 32), xpnn.ReLU(), xpnn.Dense(32, 10)], backend=backend, dtype=dtype, seed=2
         )
         model.compile("softmax_cross_entropy", "adam", jit=jit)
         history = model.fit(X, y, epochs=3, batch_size=80, verbose=0)
@@ -278,3 +298,73 @@ def test_a_mixed_precision_model_compiles_with_its_masters_and_loss_scale(digits
     assert step.fallback is None and step.compiles == 1
     if dtype == "mixed_float16":
         assert runs[1][2]["good_steps"] == 6  # every step of the 3 epochs counted, 5 of them compiled
+
+
+class _AroundStep(xpnn.callbacks.Callback):
+    """Snapshots of the weights and the loss scale before and after step ``at`` (host reads
+    between steps: they keep one compiled call per step)."""
+
+    def __init__(self, at: int):
+        self.at, self.step, self.seen = at, -1, {}
+
+    def snapshot(self):
+        return _weights(self.model), self.model.loss_scale.state()["scale"]
+
+    def on_batch_begin(self, step, batch):
+        self.step += 1
+        if self.step == self.at:
+            self.seen["before"] = self.snapshot()
+        return batch
+
+    def on_batch_end(self, step, running):
+        if self.step == self.at:
+            self.seen["after"] = self.snapshot()
+
+
+@pytest.mark.parametrize("backend", JIT_BACKENDS)
+def test_mixed_float16_skips_an_overflowing_compiled_step_as_eagerly(backend, digits):
+    _needs(backend)
+    X, y = digits
+    X = X.reshape(len(X), -1)
+    targets = np.eye(10, dtype=np.float32)[y]
+    # batch 3 of 5 (rows 96-127) has huge targets (float16 holds 1e4): its loss is finite,
+    # but the loss gradient times the scale (2**15) overflows float16 in the backward pass
+    targets[96:128] = 1e4
+    runs = []
+    for jit in (False, True):
+        model = xpnn.Sequential(
+            [xpnn.Dense(64, 32), xpnn.ReLU(), xpnn.Dense(32, 10)], backend=backend, dtype="mixed_float16", seed=2
+        )
+        model.compile("mse", "adam", jit=jit)
+        around = _AroundStep(at=3)  # a compiled step: batch 0 ran eagerly, batch 1 traced
+        history = model.fit(X, targets, epochs=2, batch_size=32, shuffle=False, verbose=0, callbacks=[around])
+        (w0, scale0), (w1, scale1) = around.seen["before"], around.seen["after"]
+        assert scale1 == scale0 / 2  # lowered
+        for a, b in zip(w0, w1):  # the step was skipped: the masters as they were
+            np.testing.assert_array_equal(a, b)
+        assert all(np.isfinite(history.history["loss"]))
+        runs.append((_weights(model), model.loss_scale.state(), model))
+    assert runs[1][1] == runs[0][1] == {"scale": 2.0**13, "good_steps": 1}  # halved in each epoch
+    _assert_close(runs[0][0], runs[1][0], tol=1e-3)
+    step = runs[1][2].jit_step
+    assert step.fallback is None and step.compiles == 1
+
+
+def test_every_torch_model_gets_its_own_compiled_versions(digits, monkeypatch):
+    """torch.compile keeps at most recompile_limit versions per code object: every model's
+    step is the same method, so each model compiles a copy of its code (with the limit at 1
+    here, the second model's step would otherwise fail to compile)."""
+    _needs("torch")
+    import torch._dynamo
+
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
+    X, y = digits
+    codes = []
+    for seed in (1, 2):
+        model = _mlp("torch", True, seed=seed)
+        model.fit(X[:128].reshape(128, -1), y[:128], epochs=3, batch_size=64, verbose=0)
+        assert model.jit_step.compiles == 1 and model.jit_step.fallback is None
+        codes.append(model.jit_step._fn._torchdynamo_orig_callable.__code__)
+    # a freed model's objects may be reused at the same address, and torch.compile then
+    # counts the new model's versions with the old one's: distinct code keeps them apart
+    assert codes[0] is not codes[1] and codes[0] is not xpnn.training.jit.CompiledStep.pure.__code__

@@ -74,7 +74,7 @@ __all__ = [
 ]
 
 _cache: dict = {}
-_library_of_type: dict = {}  # array type -> registry name ("" for none of them)
+_library_of_type: dict = {}  # array type -> its Backend class (None for none of them)
 _lock = threading.Lock()
 _state = threading.local()
 _default: Backend | None = None
@@ -130,14 +130,14 @@ def backend_of(a) -> Backend:
     """The Backend an array belongs to: its library and its device (cached, so the same
     object as ``get_backend`` gives for them)."""
     # called every step (optimizers, losses): the array's type remembers its library
-    name = _library_of_type.get(type(a))
-    if name is None:
-        name = next((n for n, cls in BACKENDS.items() if cls.is_array(a)), "")
-        _library_of_type[type(a)] = name
-    if name:
-        device = array_api_compat.device(a)
-        found = _cache.get((name, str(device)))
-        return found if found is not None else get_backend(name, device)
+    library = _library_of_type.get(type(a), False)
+    if library is False:
+        library = next((cls for cls in BACKENDS.values() if cls.is_array(a)), None)
+        _library_of_type[type(a)] = library
+    if library is not None:
+        device = library.array_device(a)
+        found = _cache.get((library.name, str(device)))
+        return found if found is not None else get_backend(library.name, device)
     try:
         ns = array_api_compat.array_namespace(a)
     except TypeError:

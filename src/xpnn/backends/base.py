@@ -63,6 +63,11 @@ class Backend:
         return False
 
     @classmethod
+    def array_device(cls, a):
+        """The device an array of this library lies on (what ``backend_of`` reads, every step)."""
+        return array_api_compat.device(a)
+
+    @classmethod
     def devices(cls) -> list:
         """The devices this library can use here, as strings for ``xpnn info``."""
         return [str(cls.create().device)]

@@ -8,7 +8,11 @@ slice assignment write into the tensor, as on NumPy. Devices: "cpu", "cuda", "cu
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
+import types
+import warnings
 
 import array_api_compat
 import numpy as np
@@ -31,11 +35,18 @@ class TorchBackend(InPlaceBackend):
         torch = _torch()
         import array_api_compat.torch as xp
 
-        return cls(xp, _resolve_device(torch, device), torch)
+        return cls(_number_bounds(xp, torch), _resolve_device(torch, device), torch)
 
     @classmethod
     def is_array(cls, a) -> bool:
         return array_api_compat.is_torch_array(a)
+
+    @classmethod
+    def array_device(cls, a):
+        # the tensor's own attribute: array_api_compat.device goes through functools.lru_cache'd
+        # type checks, which torch.compile's tracer warns about, and a compiled step that calls
+        # backend_of (mixed precision's master params, gradient clipping) would fall back
+        return a.device
 
     @classmethod
     def devices(cls) -> list:
@@ -93,7 +104,9 @@ class TorchBackend(InPlaceBackend):
         # fullgraph: a graph break (a host sync in a layer) is an error, and the step then
         # falls back to eager with a warning naming the layer, as on JAX
         backend = os.environ.get("XPNN_TORCH_COMPILE", "inductor")
-        return self.native.compile(fn, backend=backend, fullgraph=True, dynamic=False)
+        if backend == "inductor":
+            _import_quietly("torch.utils.mkldnn")
+        return self.native.compile(_own_code(fn), backend=backend, fullgraph=True, dynamic=False)
 
     def jit_scalar(self, x):
         # a 0-d float64 tensor: traced, and a 0-d tensor does not promote float32 tensors
@@ -115,6 +128,58 @@ class TorchBackend(InPlaceBackend):
         from . import get_backend
 
         return get_backend("torch", device=f"cuda:{local_rank % self.native.cuda.device_count()}")
+
+
+def _number_bounds(xp, torch):
+    """array-api-compat's torch namespace, with ``minimum`` and ``maximum`` of a float
+    tensor and a Python number as ``torch.clamp`` (one kernel, the tensor's dtype, NaN
+    kept). array-api-compat first turns the number into a tensor of the result dtype that
+    ``torch.result_type`` gives, which torch.compile cannot trace (the step fell back to
+    eager on any model with a Sigmoid or a BCE loss) and which costs microseconds eagerly."""
+    ns = types.ModuleType(xp.__name__, xp.__doc__)
+    ns.__dict__.update({k: v for k, v in vars(xp).items() if k not in ("__name__", "__doc__")})
+    Tensor = torch.Tensor
+
+    def bound(compat, clamp):
+        def f(x1, x2, /):
+            if type(x2) in (float, int) and isinstance(x1, Tensor) and x1.is_floating_point():
+                return clamp(x1, x2)
+            return compat(x1, x2)
+
+        f.__name__ = f.__qualname__ = compat.__name__
+        f.__doc__ = compat.__doc__
+        return f
+
+    ns.minimum = bound(xp.minimum, torch.clamp_max)
+    ns.maximum = bound(xp.maximum, torch.clamp_min)
+    return ns
+
+
+def _own_code(fn):
+    """``fn`` (a function or a bound method) with a copy of its code object. torch.compile
+    keeps the versions it compiled on the code object, at most
+    ``torch._dynamo.config.recompile_limit`` (8) of them: every model's step is the same
+    method, so the ninth model (or batch shape) in a process would fail to compile."""
+    method = getattr(fn, "__func__", None)
+    func = method if method is not None else fn
+    copy = types.FunctionType(
+        func.__code__.replace(), func.__globals__, func.__name__, func.__defaults__, func.__closure__
+    )
+    copy.__kwdefaults__, copy.__qualname__, copy.__doc__ = func.__kwdefaults__, func.__qualname__, func.__doc__
+    return copy if method is None else types.MethodType(copy, fn.__self__)
+
+
+def _import_quietly(module: str) -> None:
+    """Import ``module`` now, without its import-time DeprecationWarning about
+    torch.jit.script_method. Inductor imports torch.utils.mkldnn at a step's first compile;
+    its classes still use script_method, a warning from inside PyTorch that under
+    ``-W error`` (or pytest's filterwarnings = error) made every compile fail."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r"`torch\.jit\.script_method` is deprecated", category=DeprecationWarning
+        )
+        with contextlib.suppress(ImportError):  # gone from a later PyTorch: nothing to silence
+            importlib.import_module(module)
 
 
 def _resolve_device(torch, device):

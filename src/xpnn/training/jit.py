@@ -131,6 +131,11 @@ class CompiledStep:
 
     def use(self, eager: TrainStep) -> None:
         """Take a new fit's eager step (its hooks); warn if one of them keeps it eager."""
+        earlier: TrainStep | None = getattr(self, "eager", None)
+        if eager.params is None and earlier is not None:
+            # a later fit: the handles the earlier fit made (and its optimizer checked), not new
+            # ones made inside the trace (torch.compile guards on both and would compile again)
+            eager.params = earlier.params
         self.eager = eager
         self.blocked: str | None = None
         blocking = [
@@ -196,6 +201,7 @@ class CompiledStep:
         if taken is not None:
             self.plans[sig] = list(calls)
             self.out_shapes[sig] = tuple(taken[1].shape)
+        self.forget_grads()  # as after a compiled call: the state every compiled call starts from
         return taken
 
     def check_targets(self, sig) -> None:
@@ -268,10 +274,16 @@ class CompiledStep:
         if first:
             self.restore(kept)
         elif self.traced:  # traced again (torch.compile replays the trace's side effects on every call)
-            self.model.release_saved()
-            for layer in self.model.walk():
-                layer.grads.clear()
+            self.forget_grads()
         return result
+
+    def forget_grads(self) -> None:
+        """Drop the layers' gradients and saved arrays, after an eager step or a traced
+        call: every compiled call then starts from the same state (torch.compile guards on
+        it, the number of gradients a layer holds, and would otherwise compile again)."""
+        self.model.release_saved()
+        for layer in self.model.walk():
+            layer.grads.clear()
 
     def store(self, result, steps: int):
         """Put a compiled call's new params, buffers and optimizer state in place (``steps``
