@@ -90,14 +90,25 @@ class JaxBackend(Backend):
     def add_window_slices(
         self, pieces, X_shape, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1), masks=None
     ):
-        (_, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
         H, W = X_shape[2:]
         OH, OW = output_hw(X_shape, kernel_size, stride, padding, dilation)
         lax, zero = self.native.lax, self.xp.asarray(0, dtype=pieces[0].dtype)
+        if masks is not None:
+            pieces = [self.mask_multiply(piece, mask) for piece, mask in zip(pieces, masks)]
+        if (kh, kw) == (sh, sw) and (dh, dw) == (1, 1):
+            # windows that tile the input (a 2x2 max pool): every pixel gets one piece, so
+            # dX is the pieces interleaved, (kh, kw, N, C, OH, OW) -> (N, C, OH, kh, OW, kw),
+            # one copy in which each pixel reads one piece, not the kh*kw pads summed
+            N, C = X_shape[:2]
+            xp = self.xp
+            tiles = xp.reshape(xp.stack(pieces, axis=0), (kh, kw, N, C, OH, OW))
+            dXp = xp.reshape(xp.permute_dims(tiles, (2, 3, 4, 0, 5, 1)), (N, C, OH * kh, OW * kw))
+            # drop the padding; zeros for the rows and columns no window reached
+            bottom, right = H + ph - OH * kh, W + pw - OW * kw
+            return lax.pad(dXp, zero, [(0, 0, 0), (0, 0, 0), (-ph, bottom, 0), (-pw, right, 0)])
         dX = None
         for k, piece in enumerate(pieces):
-            if masks is not None:
-                piece = self.mask_multiply(piece, masks[k])
             i, j = divmod(k, kw)
             # piece[y, x] lands on padded row y*sh + i*dh: unpadded row y*sh + i*dh - ph; the
             # negative low/high pads crop what falls on the padding
