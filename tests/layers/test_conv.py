@@ -229,7 +229,8 @@ def test_im2col_and_col2im_are_adjoint(backend, g):
     assert cols.shape == (g["C"] * kh * kw, g["N"] * OH * OW)
     xpad = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     n, c, i, j, y, xx = (rng.integers(0, m) for m in (g["N"], g["C"], kh, kw, OH, OW))
-    assert cols[(c * kh + i) * kw + j, (y * OW + xx) * g["N"] + n] == xpad[n, c, y * sh + i * dh, xx * sw + j * dw]
+    column = (n * OH + y) * OW + xx if backend.batch_first_columns else (y * OW + xx) * g["N"] + n
+    assert cols[(c * kh + i) * kw + j, column] == xpad[n, c, y * sh + i * dh, xx * sw + j * dw]
     C = rng.standard_normal(cols.shape)
     back = backend.to_numpy(backend.col2im(backend.asarray(C, "float64"), x.shape, *geom))
     assert back.shape == x.shape

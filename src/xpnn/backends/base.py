@@ -324,12 +324,24 @@ class Backend:
             piece = self.mask_multiply(piece, mask)
         return self.add_at(out, index, piece) if add else self.set_at(out, index, piece)
 
+    # The order of im2col's columns: batch last, (y, x, n), suits NumPy, whose strided copies
+    # and adds then move runs of N numbers and whose Conv2D output is a free transposed view;
+    # batch first, (n, y, x), suits a compiler (XLA), which writes every array in row-major
+    # order: its layout changes then move whole image rows, not single numbers.
+    batch_first_columns = False
+    # Whether Conv2D's bias rides in the matrix product as a ones row of the columns (one
+    # product does it all), or is added to the product's result (where making the columns
+    # one row longer costs a copy as slow as the product: XLA)
+    bias_in_columns = True
+
     def im2col(self, X, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1), ones_row=False):
         """Gather every window of X (zero padding) into the columns of one matrix.
 
         X: (N, C, H, W) -> cols: (C * kh * kw, OH * OW * N), the batch index last, with
         ``cols[(c*kh + i)*kw + j, (y*OW + x)*N + n] == Xpad[n, c, y*sh + i*dh, x*sw + j*dw]``,
-        so a convolution is one matrix product: W.reshape(out, C*kh*kw) @ cols.
+        so a convolution is one matrix product: W.reshape(out, C*kh*kw) @ cols. Where
+        ``batch_first_columns`` is set the columns run (n, y, x) instead: column
+        ``(n*OH + y)*OW + x``.
         ones_row=True appends a last row of ones, (C * kh * kw + 1, OH * OW * N), so that a
         bias can ride along in that product as a last column of the weights.
         """
@@ -338,8 +350,12 @@ class Backend:
         OH, OW = output_hw(X.shape, kernel_size, stride, padding, dilation)
         K, M = C * kh * kw, OH * OW * N
         xp = self.xp
-        cols = xp.stack(self.window_slices(X, kernel_size, stride, padding, dilation), axis=0)  # (kh*kw, N, C, OH, OW)
-        cols = xp.reshape(xp.permute_dims(cols, (2, 0, 3, 4, 1)), (K, M))  # (C, kh*kw, OH, OW, N) flattened
+        geometry = (kernel_size, stride, padding, dilation)
+        if self.batch_first_columns:  # the slices of X seen as (C, N, H, W), stacked as (C, kh*kw, N, OH, OW)
+            cols = xp.stack(self.window_slices(xp.permute_dims(X, (1, 0, 2, 3)), *geometry), axis=1)
+        else:  # (kh*kw, N, C, OH, OW) -> (C, kh*kw, OH, OW, N)
+            cols = xp.permute_dims(xp.stack(self.window_slices(X, *geometry), axis=0), (2, 0, 3, 4, 1))
+        cols = xp.reshape(cols, (K, M))
         if ones_row:
             cols = xp.concat([cols, xp.ones((1, M), dtype=X.dtype, device=self.device)], axis=0)
         return cols
@@ -354,11 +370,15 @@ class Backend:
         N, C, H, W = X_shape
         OH, OW = output_hw(X_shape, kernel_size, stride, padding, dilation)
         xp = self.xp
-        cols = xp.reshape(cols, (C, kh * kw, OH, OW, N))
         # One piece per kernel offset, viewed as (C, N, OH, OW): the channels play the batch
         # axis of add_window_slices. No reordering copy: on NumPy the sum is built in the
         # columns' own (C, H, W, N) memory order and dX comes back as a transposed view.
-        pieces = [xp.permute_dims(cols[:, k, ...], (0, 3, 1, 2)) for k in range(kh * kw)]
+        if self.batch_first_columns:
+            cols = xp.reshape(cols, (C, kh * kw, N, OH, OW))
+            pieces = [cols[:, k, ...] for k in range(kh * kw)]
+        else:
+            cols = xp.reshape(cols, (C, kh * kw, OH, OW, N))
+            pieces = [xp.permute_dims(cols[:, k, ...], (0, 3, 1, 2)) for k in range(kh * kw)]
         dX = self.add_window_slices(pieces, (C, N, H, W), kernel_size, stride, padding, dilation)
         return xp.permute_dims(dX, (1, 0, 2, 3))
 

@@ -15,8 +15,11 @@ W2 = W.reshape(out, C*kh*kw). Backward is the chain rule through that product:
 where dY2 is dY laid out as (out, OH*OW*N). The bias rides along in the same products
 (the "bias trick"): cols gets a last row of ones and W2 a last column b, so ``W2 @ cols``
 adds b, and the dW product yields db = (sum of dY2 over positions) as its last column.
+A backend whose compiler copies that extra row slowly (``bias_in_columns`` False: JAX)
+adds b and sums db on their own instead.
 
-The columns put the batch index last (see the backend's note on memory layout): Y2 is
+The columns put the batch index last (see the backend's note on memory layout; a
+backend may put it first, ``batch_first_columns``, and Y2 is then (out, N, OH, OW)): Y2 is
 then (out, OH, OW, N) in memory and Y is returned as its NCHW-shaped transposed view, so
 a following ReLU, pooling or Conv2D reads it without a copy, and dY2 is a free view of the
 dY that comes back through them.
@@ -142,13 +145,17 @@ class Conv2D(Layer):
         OH = window_output_size(height, kernel[0], stride[0], padding[0], dilation[0])
         OW = window_output_size(width, kernel[1], stride[1], padding[1], dilation[1])
 
-        bias = self.use_bias
-        cols = backend.im2col(X, kernel, stride, padding, dilation, ones_row=bias)  # (C*kh*kw [+ 1], OH*OW*N)
+        ones_row = self.use_bias and backend.bias_in_columns
+        cols = backend.im2col(X, kernel, stride, padding, dilation, ones_row=ones_row)  # (C*kh*kw [+ 1], OH*OW*N)
         W2 = xp.reshape(self.params["W"], (self.out_channels, -1))  # (out, C*kh*kw)
-        if bias:
+        if ones_row:
             W2 = xp.concat([W2, self.params["b"][:, None]], axis=1)  # (out, C*kh*kw + 1)
         Y2 = W2 @ cols  # (out, OH*OW*N)
+        if self.use_bias and not ones_row:
+            Y2 = Y2 + self.params["b"][:, None]
         self.saved = (cols, tuple(X.shape), (OH, OW)) if training else None  # dW needs the columns
+        if backend.batch_first_columns:  # (out, N, OH, OW) -> (N, out, OH, OW)
+            return xp.permute_dims(xp.reshape(Y2, (self.out_channels, N, OH, OW)), (1, 0, 2, 3))
         # (out, OH, OW, N) -> (N, out, OH, OW): a transposed view on NumPy, no copy
         return xp.permute_dims(xp.reshape(Y2, (self.out_channels, OH, OW, N)), (3, 0, 1, 2))
 
@@ -156,8 +163,10 @@ class Conv2D(Layer):
         xp = self.xp
         cols, X_shape, (OH, OW) = self.take_saved()
         N = X_shape[0]
-        # (N, out, OH, OW) -> (out, OH*OW*N): a free view when dY has Y's memory layout
-        dY2 = xp.reshape(xp.permute_dims(dY, (1, 2, 3, 0)), (self.out_channels, OH * OW * N))
+        # (N, out, OH, OW) -> (out, OH*OW*N) in the columns' order: a free view on NumPy
+        # when dY has Y's memory layout
+        order = (1, 0, 2, 3) if self.backend.batch_first_columns else (1, 2, 3, 0)
+        dY2 = xp.reshape(xp.permute_dims(dY, order), (self.out_channels, OH * OW * N))
         W = self.params["W"]
         W2 = xp.reshape(W, (self.out_channels, -1))  # (out, C*kh*kw)
         # dW2 = dY2 @ cols.T, computed as the transpose of cols @ dY2.T: the same numbers,
@@ -165,8 +174,8 @@ class Conv2D(Layer):
         dW2 = (cols @ dY2.T).T  # (out, C*kh*kw [+ 1])
         K = W2.shape[1]
         self.grads["W"] = xp.reshape(dW2[:, :K], W.shape)
-        if self.use_bias:
-            self.grads["b"] = dW2[:, K]  # the ones row's weight
+        if self.use_bias:  # the ones row's weight, or the sum over positions where cols has no ones row
+            self.grads["b"] = dW2[:, K] if dW2.shape[1] > K else xp.sum(dY2, axis=1)
         if not need_dX:  # the first layer while training: nobody needs dX
             return None
         dcols = W2.T @ dY2  # (C*kh*kw, OH*OW*N)
