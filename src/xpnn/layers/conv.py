@@ -91,6 +91,7 @@ class Conv2D(Layer):
         self._set_geometry(kernel_size, stride, padding, dilation, where)
         self.use_bias = _checks.boolean(bias, "bias", where)
         self.init = initializers.get(init)
+        self.scratch: dict = {}  # buffers the backend reuses between training steps (the columns)
 
     def _set_geometry(self, kernel_size, stride, padding, dilation, where):
         self.kernel_size = as_pair(kernel_size, "kernel_size", where, 1)
@@ -143,34 +144,33 @@ class Conv2D(Layer):
         OW = window_output_size(width, kernel[1], stride[1], padding[1], dilation[1])
 
         bias = self.use_bias
-        cols = backend.im2col(X, kernel, stride, padding, dilation, ones_row=bias)  # (C*kh*kw [+ 1], OH*OW*N)
         W2 = xp.reshape(self.params["W"], (self.out_channels, -1))  # (out, C*kh*kw)
         if bias:
             W2 = xp.concat([W2, self.params["b"][:, None]], axis=1)  # (out, C*kh*kw + 1)
-        Y2 = W2 @ cols  # (out, OH*OW*N)
-        self.saved = (cols, tuple(X.shape), (OH, OW)) if training else None  # dW needs the columns
+        # Y2 = W2 @ im2col(X); while training the backend may reuse its buffers every step
+        # (self.scratch): backward takes what they hold before the next training forward
+        scratch = self.scratch if training else None
+        Y2, kept = backend.conv_forward(W2, X, kernel, stride, padding, dilation, bias, scratch)  # (out, OH*OW*N)
+        self.saved = (kept, tuple(X.shape), (OH, OW)) if training else None  # dW needs the columns
         # (out, OH, OW, N) -> (N, out, OH, OW): a transposed view on NumPy, no copy
         return xp.permute_dims(xp.reshape(Y2, (self.out_channels, OH, OW, N)), (3, 0, 1, 2))
 
     def _backward2d(self, dY, need_dX):
         xp = self.xp
-        cols, X_shape, (OH, OW) = self.take_saved()
+        kept, X_shape, (OH, OW) = self.take_saved()
         N = X_shape[0]
         # (N, out, OH, OW) -> (out, OH*OW*N): a free view when dY has Y's memory layout
         dY2 = xp.reshape(xp.permute_dims(dY, (1, 2, 3, 0)), (self.out_channels, OH * OW * N))
         W = self.params["W"]
         W2 = xp.reshape(W, (self.out_channels, -1))  # (out, C*kh*kw)
-        # dW2 = dY2 @ cols.T, computed as the transpose of cols @ dY2.T: the same numbers,
-        # but OpenBLAS runs this shape (small result, long inner axis) faster that way round
-        dW2 = (cols @ dY2.T).T  # (out, C*kh*kw [+ 1])
+        dW2, dX = self.backend.conv_backward(
+            W2, dY2, kept, X_shape, *self._geometry(), self.use_bias, need_dX, self.scratch
+        )  # dW2 = dY2 @ cols.T; dX = col2im(W2.T @ dY2)
         K = W2.shape[1]
         self.grads["W"] = xp.reshape(dW2[:, :K], W.shape)
         if self.use_bias:
             self.grads["b"] = dW2[:, K]  # the ones row's weight
-        if not need_dX:  # the first layer while training: nobody needs dX
-            return None
-        dcols = W2.T @ dY2  # (C*kh*kw, OH*OW*N)
-        return self.backend.col2im(dcols, X_shape, *self._geometry())
+        return dX
 
     # ---- description --------------------------------------------------------------------
 
