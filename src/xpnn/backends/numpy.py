@@ -39,7 +39,7 @@ SMALL_MATMUL = 4_000_000
 # costs some tens of microseconds, what a pass over ~256K floats takes.
 PARALLEL_MIN = 1 << 18
 # Adam zeroes the subnormals of its moments every this many steps, not every step: the
-# check and the masked writes cost a third of an update even when there are none (the
+# check and the masked writes cost a fifth of an update even when there are none (the
 # usual case). A moment decaying under a gradient that stays 0 would spend ~140 steps in
 # the subnormal range and then stick there; flushed, it is slow for at most
 # FLUSH_EVERY - 1 steps, and none outlive a flush.

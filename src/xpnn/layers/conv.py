@@ -6,7 +6,9 @@ Same layout and arithmetic as PyTorch's conv2d/conv1d (a cross-correlation):
 
 Computed as im2col + one matrix product. ``backend.im2col`` copies every window into a
 column, cols: (C*kh*kw, OH*OW*N), so the whole layer is ``W2 @ cols`` with
-W2 = W.reshape(out, C*kh*kw). Backward is the chain rule through that product:
+W2 = W.reshape(out, C*kh*kw); Backend.conv_forward and conv_backward run these products
+(NumPy runs them in bands of output rows, whose columns stay in the cache). Backward is
+the chain rule through that product:
 
     dW2 = dY2 @ cols.T        (every weight meets every window it touched)
     dcols = W2.T @ dY2        (each window's share of the input gradient)
