@@ -1,10 +1,12 @@
-"""NumPy's convolution in bands of output rows (and its reused buffers) gives the generic
-path's numbers: Backend.conv_forward / conv_backward, im2col + one product + col2im."""
+"""NumPy's convolution in bands of output rows (on one BLAS thread) and its reused buffers
+give the generic path's numbers: Backend.conv_forward / conv_backward, im2col + one
+product + col2im."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 import xpnn
 from xpnn.backends import numpy as numpy_backend
@@ -32,7 +34,9 @@ def test_bands_match_the_generic_path(monkeypatch, geometry, band_bytes):
     assert len(bands) > 1
     scratch: dict = {}
     for _ in range(2):  # the second time through reused buffers
-        Y2, kept = be.conv_forward(W2, X, *geom, bias, scratch)
+        with threadpool_limits(1, user_api="blas"):  # bands run on one BLAS thread only
+            Y2, kept = be.conv_forward(W2, X, *geom, bias, scratch)
+        assert kept.ndim == 4  # X kept: the bands ran
         want_Y2, cols = Backend.conv_forward(be, W2, X, *geom, bias)
         np.testing.assert_allclose(Y2, want_Y2, rtol=1e-12, atol=1e-12)
         dY2 = rng.standard_normal(Y2.shape)
@@ -56,10 +60,12 @@ def test_a_step_on_reused_buffers_matches_a_fresh_layer(monkeypatch, band_bytes)
     for conv in (used, fresh):
         conv.prepare(X1)
     fresh.params = {k: v.copy() for k, v in used.params.items()}
-    used.forward(X1, training=True)
-    used.backward(dY1)
-    X1[...] = X2  # the same array with new values: nothing of the last step may be read
-    got = (used.forward(X1, training=True), used.backward(dY2), used.grads["W"], used.grads["b"])
-    want = (fresh.forward(X2, training=True), fresh.backward(dY2), fresh.grads["W"], fresh.grads["b"])
+    with threadpool_limits(1, user_api="blas"):  # bands run on one BLAS thread only
+        used.forward(X1, training=True)
+        used.backward(dY1)
+        X1[...] = X2  # the same array with new values: nothing of the last step may be read
+        got = (used.forward(X1, training=True), used.backward(dY2), used.grads["W"], used.grads["b"])
+        want = (fresh.forward(X2, training=True), fresh.backward(dY2), fresh.grads["W"], fresh.grads["b"])
+    assert used.scratch  # buffers kept between the steps
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
