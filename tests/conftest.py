@@ -165,6 +165,26 @@ def pytest_configure(config):
         )
 
 
+def dist_named(args) -> bool:
+    """Whether these command-line arguments choose pytest-xdist's ``--dist`` mode."""
+    return any(a == "--dist" or a.startswith("--dist=") for a in args)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``-n N`` without ``--dist``: whole files to a worker (``--dist loadfile``), not tests
+    one by one. JAX compiles each operation once per shape in each process, and the
+    tests of one file run the same shapes on every backend: kept in one worker they
+    compile them once, not once per worker. ``--dist`` on the command line (or in
+    PYTEST_ADDOPTS) is left to pytest-xdist."""
+    args = [*config.invocation_params.args, *os.environ.get("PYTEST_ADDOPTS", "").split()]
+    if config.getvalue("dist") != "load" or dist_named(args):
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    return LoadFileScheduling(config, log)
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests on a GPU backend that cannot start here are left out of a default run, and
     the summary says so in one line (rather than one skip per test and backend)."""
