@@ -26,8 +26,8 @@ from pathlib import Path
 
 # XLA compiles each eager JAX operation once per shape and dtype, and on the CPU that
 # compile, not the arithmetic, is most of a JAX test's time. These flags make XLA compile
-# about twice as fast (no LLVM optimisation, the older elementwise emitters); the
-# results are the same ops in IEEE arithmetic, only less optimised machine code. Set
+# about twice as fast (no LLVM optimisation, the older elementwise emitters): less
+# optimised machine code for the same operations, and the suite passes either way. Set
 # before JAX starts its CPU client (it reads XLA_FLAGS then), and inherited by the
 # subprocesses tests start. A user's own XLA_FLAGS, even empty, is left alone.
 FAST_COMPILE_XLA_FLAGS = "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
