@@ -24,6 +24,15 @@ import sys
 import warnings
 from pathlib import Path
 
+# XLA compiles each eager JAX operation once per shape and dtype, and on the CPU that
+# compile, not the arithmetic, is most of a JAX test's time. These flags make XLA compile
+# about twice as fast (no LLVM optimisation, the older elementwise emitters): less
+# optimised machine code for the same operations, and the suite passes either way. Set
+# before JAX starts its CPU client (it reads XLA_FLAGS then), and inherited by the
+# subprocesses tests start. A user's own XLA_FLAGS, even empty, is left alone.
+FAST_COMPILE_XLA_FLAGS = "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
+os.environ.setdefault("XLA_FLAGS", FAST_COMPILE_XLA_FLAGS)
+
 import numpy as np
 import pytest
 
@@ -154,6 +163,26 @@ def pytest_configure(config):
             "XPNN_REQUIRE_GPU is set, but these GPU backends cannot start here: "
             + "; ".join(f"{n}: {_GPU_MISSING[n]}" for n in missing)
         )
+
+
+def dist_named(args) -> bool:
+    """Whether these command-line arguments choose pytest-xdist's ``--dist`` mode."""
+    return any(a == "--dist" or a.startswith("--dist=") for a in args)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``-n N`` without ``--dist``: whole files to a worker (``--dist loadfile``), not tests
+    one by one. JAX compiles each operation once per shape in each process, and the
+    tests of one file run the same shapes on every backend: kept in one worker they
+    compile them once, not once per worker. ``--dist`` on the command line (or in
+    PYTEST_ADDOPTS) is left to pytest-xdist."""
+    args = [*config.invocation_params.args, *os.environ.get("PYTEST_ADDOPTS", "").split()]
+    if config.getvalue("dist") != "load" or dist_named(args):
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    return LoadFileScheduling(config, log)
 
 
 def pytest_collection_modifyitems(config, items):

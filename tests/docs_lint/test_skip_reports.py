@@ -53,3 +53,11 @@ def test_skips_from_fixtures_are_reported_at_the_test_with_the_fixture_named():
         assert re.match(
             rf"SKIPPED \[1\] {re.escape(where)}:\d+: needs PostgreSQL \(the postgres_url fixture\)", line
         ), line
+
+
+def test_xdist_runs_whole_files_unless_dist_is_named(root_conftest):
+    # -n N alone gets whole files per worker (JAX's compiles shared in a file); --dist wins
+    assert not root_conftest.dist_named(["-n", "2", "tests"])
+    assert root_conftest.dist_named(["-n", "2", "--dist", "load"])
+    assert root_conftest.dist_named(["--dist=worksteal"])
+    assert not root_conftest.dist_named(["--distribution-notes"])
