@@ -334,13 +334,7 @@ class Backend:
     # one row longer costs a copy as slow as the product: XLA)
     bias_in_columns = True
 
-    def matmul(self, a, b, reuse=None):
-        """``a @ b``. ``reuse``: an array nobody needs any more, of the same dtype and at
-        least the result's size, whose memory a backend may write the result into (NumPy
-        does: no new memory); this generic path ignores it."""
-        return a @ b
-
-    def im2col(self, X, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1), ones_row=False, scratch=None):
+    def im2col(self, X, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1), ones_row=False):
         """Gather every window of X (zero padding) into the columns of one matrix.
 
         X: (N, C, H, W) -> cols: (C * kh * kw, OH * OW * N), the batch index last, with
@@ -350,8 +344,6 @@ class Backend:
         ``(n*OH + y)*OW + x``.
         ones_row=True appends a last row of ones, (C * kh * kw + 1, OH * OW * N), so that a
         bias can ride along in that product as a last column of the weights.
-        ``scratch``: a dict the caller owns where a backend may keep its buffers between
-        calls (NumPy does); cols may then live there, overwritten by the next such call.
         """
         (kh, kw) = kernel_size
         N, C, H, W = X.shape
@@ -389,36 +381,6 @@ class Backend:
             pieces = [xp.permute_dims(cols[:, k, ...], (0, 3, 1, 2)) for k in range(kh * kw)]
         dX = self.add_window_slices(pieces, (C, N, H, W), kernel_size, stride, padding, dilation)
         return xp.permute_dims(dX, (1, 0, 2, 3))
-
-    def conv_forward(self, W2, X, kernel_size, stride, padding, dilation, ones_row=False, scratch=None):
-        """A convolution's product: ``(W2 @ cols, kept)`` with cols = ``im2col(X, ...)``.
-
-        W2: (out, C*kh*kw [+ 1 with ones_row]) -> Y2: (out, OH*OW*N). ``kept`` is what
-        ``conv_backward`` needs of this call (here the columns; a backend that recomputes
-        them there keeps X). scratch: as for im2col.
-        """
-        cols = self.im2col(X, kernel_size, stride, padding, dilation, ones_row, scratch)
-        return W2 @ cols, cols
-
-    def conv_backward(
-        self, W2, dY2, kept, X_shape, kernel_size, stride, padding, dilation, ones_row=False, need_dX=True, scratch=None
-    ):
-        """The chain rule through ``conv_forward``'s product: ``(dW2, dX)`` with
-
-            dW2 = dY2 @ cols.T                (out, C*kh*kw [+ 1])
-            dX = col2im(W2.T @ dY2)           (N, C, H, W), None unless need_dX
-
-        W2: (out, C*kh*kw) (no bias column); dY2: (out, OH*OW*N); kept: what conv_forward
-        returned. The columns are used up (their memory may hold W2.T @ dY2).
-        """
-        cols = kept
-        # dW2 computed as the transpose of cols @ dY2.T: the same numbers, but OpenBLAS
-        # runs this shape (small result, long inner axis) faster that way round
-        dW2 = (cols @ dY2.T).T
-        if not need_dX:  # the first layer while training: nobody needs dX
-            return dW2, None
-        dcols = self.matmul(W2.T, dY2, reuse=cols)  # (C*kh*kw, OH*OW*N)
-        return dW2, self.col2im(dcols, X_shape, kernel_size, stride, padding, dilation)
 
     # ---- fused optimizer updates (speed only: the math is Adam's, written once) --------------
 

@@ -38,13 +38,6 @@ SMALL_MATMUL = 4_000_000
 # Below this many elements a kernel runs on one thread: handing a part to another thread
 # costs some tens of microseconds, what a pass over ~256K floats takes.
 PARALLEL_MIN = 1 << 18
-# Adam zeroes the subnormals of its moments every this many steps, not every step: the
-# check and the masked writes cost a fifth of an update even when there are none (the
-# usual case). A moment decaying under a gradient that stays 0 would spend ~140 steps in
-# the subnormal range and then stick there; flushed, it is slow for at most
-# FLUSH_EVERY - 1 steps, and none outlive a flush.
-FLUSH_EVERY = 16
-
 _pool: ThreadPoolExecutor | None = None  # the kernels' worker threads, made at first use
 _inside = threading.local()  # .part is True while this thread runs a part
 
@@ -184,133 +177,42 @@ class NumpyBackend(InPlaceBackend):
             return out
         return super()._place(out, index, piece, mask, add)
 
-    def matmul(self, a, b, reuse=None):
-        shape = (*a.shape[:-1], b.shape[-1])
-        size = int(np.prod(shape))
-        if reuse is None or not reuse.flags.c_contiguous or reuse.dtype != np.result_type(a, b) or reuse.size < size:
-            return a @ b
-        return np.matmul(a, b, out=reuse.reshape(-1)[:size].reshape(shape))
-
-    def im2col(self, X, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1), ones_row=False, scratch=None):
+    def im2col(self, X, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1), ones_row=False):
         # Pad into (C, H, W, N) memory, take every window as one strided view with the
         # columns' axis order, then copy it once into cols; see the module docstring.
-        # With scratch, the padded input and cols are written into the last call's arrays:
-        # a fresh 10-30 MB cols every step costs its page faults again.
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
+        N, C, H, W = X.shape
         OH, OW = output_hw(X.shape, kernel_size, stride, padding, dilation)
-        N, C = X.shape[:2]
-        K = C * kernel_size[0] * kernel_size[1]
-        cols, _ = _buffer(scratch, "im2col.cols", (K + ones_row, OH * OW * N), X.dtype)
-        self._band_columns(self._padded(X, padding, scratch), cols, kernel_size, stride, dilation, (0, OH), ones_row)
-        return cols
-
-    def _padded(self, X, padding, scratch):
-        """X (N, C, H, W) zero-padded into (C, H + 2 ph, W + 2 pw, N) memory (a reused
-        buffer with scratch: its border stays 0, only the inside is written)."""
-        (ph, pw), (N, C, H, W) = padding, X.shape
-        Xp, fresh = _buffer(scratch, "padded", (C, H + 2 * ph, W + 2 * pw, N), X.dtype)
-        if fresh and ph:
+        K, M = C * kh * kw, OH * OW * N
+        # Both copies are split over rows of the image (H, then OH): that works for any C,
+        # one input channel included.
+        Xp = np.empty((C, H + 2 * ph, W + 2 * pw, N), dtype=X.dtype)
+        if ph:
             Xp[:, :ph] = 0.0
             Xp[:, ph + H :] = 0.0
-        if fresh and pw:
+        if pw:
             Xp[:, ph : ph + H, :pw] = 0.0
             Xp[:, ph : ph + H, pw + W :] = 0.0
         source = X.transpose(1, 2, 3, 0)  # (C, H, W, N)
 
-        def pad_rows(lo, hi):  # split over rows of the image: that works for one channel too
+        def pad_rows(lo, hi):
             Xp[:, ph + lo : ph + hi, pw : pw + W, :] = source[:, lo:hi]
 
         self._in_parts(H, X.size, pad_rows)
-        if scratch is not None:
-            scratch["padded.of"] = X  # conv_backward pads X again only if it is another array
-        return Xp
-
-    def _band_columns(self, Xp, out, kernel_size, stride, dilation, rows, ones_row):
-        """The columns of output rows [y0, y1) (im2col's, those rows only) copied from the
-        padded Xp (C, Hp, Wp, N) into ``out`` ((K [+ 1], >= (y1 - y0)*OW*N)); returns them."""
-        (kh, kw), (sh, sw), (dh, dw), (y0, y1) = kernel_size, stride, dilation, rows
-        C, Hp, Wp, N = Xp.shape
-        OW = (Wp - dw * (kw - 1) - 1) // sw + 1
-        K, r = C * kh * kw, y1 - y0
-        cols = out[:, : r * OW * N]
         sC, sH, sW, sN = Xp.strides
         view = np.lib.stride_tricks.as_strided(
-            Xp[:, y0 * sh :], (C, kh, kw, r, OW, N), (sC, sH * dh, sW * dw, sH * sh, sW * sw, sN), writeable=False
+            Xp, (C, kh, kw, OH, OW, N), (sC, sH * dh, sW * dw, sH * sh, sW * sw, sN), writeable=False
         )
-        windows = cols[:K].reshape(C, kh, kw, r, OW, N)
+        cols = np.empty((K + ones_row, M), dtype=X.dtype)
+        windows = cols[:K].reshape(C, kh, kw, OH, OW, N)
 
         def copy_rows(lo, hi):
             windows[:, :, :, lo:hi] = view[:, :, :, lo:hi]
 
-        self._in_parts(r, K * r * OW * N, copy_rows)
+        self._in_parts(OH, K * M, copy_rows)
         if ones_row:
             cols[K] = 1.0
         return cols
-
-    def conv_forward(self, W2, X, kernel_size, stride, padding, dilation, ones_row=False, scratch=None):
-        # Band by band of output rows: each band's columns (a few MB) are still in the
-        # cache when the matrix product reads them, where a whole cols (~30 MB) went out to
-        # memory and back (~20% of a forward). Backward makes the bands again from X. Only
-        # on one BLAS thread: on two, the bands' smaller products split worse and the step
-        # measured ~10% slower than with all the columns at once.
-        bands = _conv_bands(X.shape, kernel_size, stride, padding, dilation, ones_row, X.itemsize)
-        if len(bands) == 1 or self._workers(PARALLEL_MIN) > 1:
-            return super().conv_forward(W2, X, kernel_size, stride, padding, dilation, ones_row, scratch)
-        Xp = self._padded(X, padding, scratch)
-        step = output_hw(X.shape, kernel_size, stride, padding, dilation)[1] * X.shape[0]  # OW*N
-        Y2 = np.empty((W2.shape[0], bands[-1][1] * step), dtype=np.result_type(W2, X))
-        band, _ = _buffer(scratch, "band", (W2.shape[1], (bands[0][1] - bands[0][0]) * step), X.dtype)
-        for y0, y1 in bands:
-            cols = self._band_columns(Xp, band, kernel_size, stride, dilation, (y0, y1), ones_row)
-            np.matmul(W2, cols, out=Y2[:, y0 * step : y1 * step])
-        return Y2, X
-
-    def conv_backward(
-        self, W2, dY2, kept, X_shape, kernel_size, stride, padding, dilation, ones_row=False, need_dX=True, scratch=None
-    ):
-        bands = _conv_bands(X_shape, kernel_size, stride, padding, dilation, ones_row, dY2.itemsize)
-        if kept.ndim == 2:  # conv_forward kept the columns: it ran all the rows at once
-            return super().conv_backward(
-                W2, dY2, kept, X_shape, kernel_size, stride, padding, dilation, ones_row, need_dX, scratch
-            )
-        X, (ph, pw), (H, W) = kept, padding, X_shape[2:]
-        same = scratch is not None and scratch.get("padded.of") is X  # forward's padded X is still there
-        Xp = scratch["padded"] if same else self._padded(X, padding, scratch)
-        step = dY2.shape[1] // bands[-1][1]  # OW*N
-        rows = bands[0][1] - bands[0][0]
-        band, _ = _buffer(scratch, "band", (W2.shape[1] + ones_row, rows * step), Xp.dtype)
-        dcols = np.empty((W2.shape[1], rows * step), dtype=dY2.dtype) if need_dX else None
-        dW2T = np.zeros((W2.shape[1] + ones_row, W2.shape[0]), dtype=dY2.dtype)
-        dXp = np.zeros(Xp.shape, dtype=dY2.dtype) if need_dX else None
-        for y0, y1 in bands:
-            cols = self._band_columns(Xp, band, kernel_size, stride, dilation, (y0, y1), ones_row)
-            part = dY2[:, y0 * step : y1 * step]
-            dW2T += cols @ part.T  # dW2 = dY2 @ cols.T, summed over the bands (see Backend.conv_backward)
-            if need_dX:
-                d = np.matmul(W2.T, part, out=dcols[:, : (y1 - y0) * step])
-                self._add_band(dXp, d, kernel_size, stride, dilation, (y0, y1))
-        dX = dXp[:, ph : ph + H, pw : pw + W, :].transpose(3, 0, 1, 2) if need_dX else None
-        return dW2T.T, dX
-
-    def _add_band(self, dXp, dcols, kernel_size, stride, dilation, rows):
-        """col2im of one band: add dcols (C*kh*kw, (y1 - y0)*OW*N) of output rows [y0, y1)
-        back into the padded dXp (C, Hp, Wp, N) where their windows came from."""
-        (kh, kw), (sh, sw), (dh, dw), (y0, y1) = kernel_size, stride, dilation, rows
-        C, _, Wp, N = dXp.shape
-        OW = (Wp - dw * (kw - 1) - 1) // sw + 1
-        pieces = dcols.reshape(C, kh, kw, y1 - y0, OW, N)
-
-        def part(lo, hi):  # over channels
-            for i in range(kh):
-                top = y0 * sh + i * dh
-                for j in range(kw):
-                    index = (
-                        slice(lo, hi),
-                        slice(top, top + sh * (y1 - y0 - 1) + 1, sh),
-                        slice(j * dw, j * dw + sw * (OW - 1) + 1, sw),
-                    )
-                    dXp[index] += pieces[lo:hi, i, j]
-
-        self._in_parts(C, dcols.size, part)
 
     def col2im(self, cols, X_shape, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1)):
         # The adjoint of im2col above: kh*kw strided adds of whole slices into a padded
@@ -379,11 +281,11 @@ class NumpyBackend(InPlaceBackend):
         tmp -= v
         tmp *= 1.0 - beta2
         v += tmp
-        if _flush_due(scratch, m):  # subnormal m and v (stuck there, and slow: see base.flush_subnormal) become 0
-            tiny = np.finfo(m.dtype).smallest_normal
-            np.abs(m, out=tmp)
-            np.copyto(m, 0.0, where=tmp < tiny)
-            np.copyto(v, 0.0, where=v < tiny)
+        # subnormal m and v (stuck there, and slow: see base.flush_subnormal) become 0
+        tiny = np.finfo(m.dtype).smallest_normal
+        np.abs(m, out=tmp)
+        np.copyto(m, 0.0, where=tmp < tiny)
+        np.copyto(v, 0.0, where=v < tiny)
         np.sqrt(v, out=tmp)
         tmp *= 1.0 / bias2_sqrt
         tmp += eps
@@ -398,45 +300,6 @@ class NumpyBackend(InPlaceBackend):
             return flat
 
         return reduce, "mpi"
-
-
-# conv_forward's bands of output rows hold about this many bytes of columns: measured on
-# a 32->64 channel 3x3 conv of 14x14 images, batch 128: 2 MB 14.3 ms, 4 MB 13.0, 8 MB 13.8,
-# the whole 29 MB at once 17.2 (one thread).
-CONV_BAND_BYTES = 4 << 20
-
-
-def _conv_bands(X_shape, kernel_size, stride, padding, dilation, ones_row, itemsize) -> list[tuple[int, int]]:
-    """conv_forward's bands of output rows, [(y0, y1), ...]: one band for small inputs."""
-    N, C = X_shape[:2]
-    OH, OW = output_hw(X_shape, kernel_size, stride, padding, dilation)
-    row = (C * kernel_size[0] * kernel_size[1] + ones_row) * OW * N * itemsize  # bytes of one row's columns
-    rows = max(1, CONV_BAND_BYTES // row)
-    return [(y, min(y + rows, OH)) for y in range(0, OH, rows)]
-
-
-def _buffer(scratch, key: str, shape: tuple, dtype) -> tuple[np.ndarray, bool]:
-    """``(array, fresh)``: scratch[key] when it has this shape and dtype, else a new
-    uninitialized array (kept there, replacing the old one, when scratch is a dict)."""
-    buf = None if scratch is None else scratch.get(key)
-    if buf is not None and buf.shape == shape and buf.dtype == dtype:
-        return buf, False
-    buf = np.empty(shape, dtype=dtype)
-    if scratch is not None:
-        scratch[key] = buf
-    return buf, True
-
-
-def _flush_due(scratch, m) -> bool:
-    """Whether this Adam step flushes m's and v's subnormals: every FLUSH_EVERY-th step of
-    each state array when the optimizer keeps ``scratch`` (a step counter per array), else
-    every step."""
-    if scratch is None:
-        return True
-    key = ("flush", id(m))  # m is updated in place: the same object every step
-    count = scratch.get(key, 0) + 1
-    scratch[key] = count % FLUSH_EVERY
-    return count == FLUSH_EVERY
 
 
 def _run_part(part, lo: int, hi: int) -> None:

@@ -6,9 +6,7 @@ Same layout and arithmetic as PyTorch's conv2d/conv1d (a cross-correlation):
 
 Computed as im2col + one matrix product. ``backend.im2col`` copies every window into a
 column, cols: (C*kh*kw, OH*OW*N), so the whole layer is ``W2 @ cols`` with
-W2 = W.reshape(out, C*kh*kw); Backend.conv_forward and conv_backward run these products
-(NumPy runs them in bands of output rows, whose columns stay in the cache). Backward is
-the chain rule through that product:
+W2 = W.reshape(out, C*kh*kw). Backward is the chain rule through that product:
 
     dW2 = dY2 @ cols.T        (every weight meets every window it touched)
     dcols = W2.T @ dY2        (each window's share of the input gradient)
@@ -96,7 +94,6 @@ class Conv2D(Layer):
         self._set_geometry(kernel_size, stride, padding, dilation, where)
         self.use_bias = _checks.boolean(bias, "bias", where)
         self.init = initializers.get(init)
-        self.scratch: dict = {}  # buffers the backend reuses between training steps (the columns)
 
     def _set_geometry(self, kernel_size, stride, padding, dilation, where):
         self.kernel_size = as_pair(kernel_size, "kernel_size", where, 1)
@@ -149,16 +146,14 @@ class Conv2D(Layer):
         OW = window_output_size(width, kernel[1], stride[1], padding[1], dilation[1])
 
         ones_row = self.use_bias and backend.bias_in_columns
+        cols = backend.im2col(X, kernel, stride, padding, dilation, ones_row=ones_row)  # (C*kh*kw [+ 1], OH*OW*N)
         W2 = xp.reshape(self.params["W"], (self.out_channels, -1))  # (out, C*kh*kw)
         if ones_row:
             W2 = xp.concat([W2, self.params["b"][:, None]], axis=1)  # (out, C*kh*kw + 1)
-        # Y2 = W2 @ im2col(X); while training the backend may reuse its buffers every step
-        # (self.scratch): backward takes what they hold before the next training forward
-        scratch = self.scratch if training else None
-        Y2, kept = backend.conv_forward(W2, X, kernel, stride, padding, dilation, ones_row, scratch)  # (out, OH*OW*N)
+        Y2 = W2 @ cols  # (out, OH*OW*N)
         if self.use_bias and not ones_row:
             Y2 = Y2 + self.params["b"][:, None]
-        self.saved = (kept, tuple(X.shape), (OH, OW)) if training else None  # dW needs the columns
+        self.saved = (cols, tuple(X.shape), (OH, OW)) if training else None  # dW needs the columns
         if backend.batch_first_columns:  # (out, N, OH, OW) -> (N, out, OH, OW)
             return xp.permute_dims(xp.reshape(Y2, (self.out_channels, N, OH, OW)), (1, 0, 2, 3))
         # (out, OH, OW, N) -> (N, out, OH, OW): a transposed view on NumPy, no copy
@@ -166,7 +161,7 @@ class Conv2D(Layer):
 
     def _backward2d(self, dY, need_dX):
         xp = self.xp
-        kept, X_shape, (OH, OW) = self.take_saved()
+        cols, X_shape, (OH, OW) = self.take_saved()
         N = X_shape[0]
         # (N, out, OH, OW) -> (out, OH*OW*N) in the columns' order: a free view on NumPy
         # when dY has Y's memory layout
@@ -174,21 +169,17 @@ class Conv2D(Layer):
         dY2 = xp.reshape(xp.permute_dims(dY, order), (self.out_channels, OH * OW * N))
         W = self.params["W"]
         W2 = xp.reshape(W, (self.out_channels, -1))  # (out, C*kh*kw)
-        dW2, dX = self.backend.conv_backward(
-            W2,
-            dY2,
-            kept,
-            X_shape,
-            *self._geometry(),
-            self.use_bias and self.backend.bias_in_columns,
-            need_dX,
-            self.scratch,
-        )  # dW2 = dY2 @ cols.T; dX = col2im(W2.T @ dY2)
+        # dW2 = dY2 @ cols.T, computed as the transpose of cols @ dY2.T: the same numbers,
+        # but OpenBLAS runs this shape (small result, long inner axis) faster that way round
+        dW2 = (cols @ dY2.T).T  # (out, C*kh*kw [+ 1])
         K = W2.shape[1]
         self.grads["W"] = xp.reshape(dW2[:, :K], W.shape)
         if self.use_bias:  # the ones row's weight, or the sum over positions where cols has no ones row
             self.grads["b"] = dW2[:, K] if dW2.shape[1] > K else xp.sum(dY2, axis=1)
-        return dX
+        if not need_dX:  # the first layer while training: nobody needs dX
+            return None
+        dcols = W2.T @ dY2  # (C*kh*kw, OH*OW*N)
+        return self.backend.col2im(dcols, X_shape, *self._geometry())
 
     # ---- description --------------------------------------------------------------------
 
