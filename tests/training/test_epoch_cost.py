@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 import xpnn
+from xpnn.backends.numpy import FLUSH_EVERY
 
 
 def subnormals(backend, arrays) -> int:
@@ -23,16 +24,27 @@ def subnormals(backend, arrays) -> int:
 
 def test_adam_update_sends_decaying_moments_to_zero_not_to_subnormals(backend):
     """m of 1e-30 with a gradient of 0 from then on: 0.9^t carries it below float32's
-    smallest normal (1.2e-38) in ~190 steps; it must end at 0, not stuck as a subnormal."""
+    smallest normal (1.2e-38) in ~190 steps; it must end at 0, not stuck as a subnormal.
+    With the optimizer's scratch the flush may wait FLUSH_EVERY steps, never longer."""
     xp = backend.xp
     param = backend.asarray(np.ones(8, np.float32))
     grad = xp.zeros_like(param)
     m = backend.asarray(np.full(8, 1e-30, np.float32))
     v = backend.asarray(np.full(8, 1e-30, np.float32))
-    for t in range(1, 400):
-        param, m, v = backend.adam_update(param, grad, m, v, 1e-3, 0.9, 0.999, 1.0, 1e-8, {})
-    assert subnormals(backend, [m, v]) == 0
+    scratch: dict = {}
+    seen = 0
+    for t in range(1, 25 * FLUSH_EVERY + 1):
+        param, m, v = backend.adam_update(param, grad, m, v, 1e-3, 0.9, 0.999, 1.0, 1e-8, scratch)
+        seen += subnormals(backend, [m, v])
+        if t % FLUSH_EVERY == 0:
+            assert subnormals(backend, [m, v]) == 0, t
+    assert seen < 2 * 8 * FLUSH_EVERY  # a subnormal lives less than one flush interval
     assert np.all(np.asarray(backend.to_numpy(m)) == 0)
+    # without scratch (no step count to keep) every step flushes
+    m = backend.asarray(np.full(8, 1e-37, np.float32))
+    for _ in range(30):
+        param, m, v = backend.adam_update(param, grad, m, v, 1e-3, 0.9, 0.999, 1.0, 1e-8)
+        assert subnormals(backend, [m, v]) == 0
 
 
 def test_the_digits_epoch_does_not_accumulate_subnormal_moments():
@@ -43,7 +55,7 @@ def test_the_digits_epoch_does_not_accumulate_subnormal_moments():
     model.compile("softmax_cross_entropy", "adam")
     be = model.backend
     found = []
-    for epoch in range(0, 100, 25):  # 10 steps an epoch: 1000 steps
-        model.fit(X, y, epochs=epoch + 25, initial_epoch=epoch, batch_size=32, verbose=0)
+    for epoch in range(0, 128, 32):  # 10 steps an epoch: 1280 steps, counted after each 320th
+        model.fit(X, y, epochs=epoch + 32, initial_epoch=epoch, batch_size=32, verbose=0)
         found.append(subnormals(be, [*model.optimizer.state["m"], *model.optimizer.state["v"]]))
     assert found == [0, 0, 0, 0]

@@ -38,6 +38,13 @@ SMALL_MATMUL = 4_000_000
 # Below this many elements a kernel runs on one thread: handing a part to another thread
 # costs some tens of microseconds, what a pass over ~256K floats takes.
 PARALLEL_MIN = 1 << 18
+# Adam zeroes the subnormals of its moments every this many steps, not every step: the
+# check and the masked writes cost a third of an update even when there are none (the
+# usual case). A moment decaying under a gradient that stays 0 would spend ~140 steps in
+# the subnormal range and then stick there; flushed, it is slow for at most
+# FLUSH_EVERY - 1 steps, and none outlive a flush.
+FLUSH_EVERY = 16
+
 _pool: ThreadPoolExecutor | None = None  # the kernels' worker threads, made at first use
 _inside = threading.local()  # .part is True while this thread runs a part
 
@@ -281,11 +288,11 @@ class NumpyBackend(InPlaceBackend):
         tmp -= v
         tmp *= 1.0 - beta2
         v += tmp
-        # subnormal m and v (stuck there, and slow: see base.flush_subnormal) become 0
-        tiny = np.finfo(m.dtype).smallest_normal
-        np.abs(m, out=tmp)
-        np.copyto(m, 0.0, where=tmp < tiny)
-        np.copyto(v, 0.0, where=v < tiny)
+        if _flush_due(scratch, m):  # subnormal m and v (stuck there, and slow: see base.flush_subnormal) become 0
+            tiny = np.finfo(m.dtype).smallest_normal
+            np.abs(m, out=tmp)
+            np.copyto(m, 0.0, where=tmp < tiny)
+            np.copyto(v, 0.0, where=v < tiny)
         np.sqrt(v, out=tmp)
         tmp *= 1.0 / bias2_sqrt
         tmp += eps
@@ -300,6 +307,18 @@ class NumpyBackend(InPlaceBackend):
             return flat
 
         return reduce, "mpi"
+
+
+def _flush_due(scratch, m) -> bool:
+    """Whether this Adam step flushes m's and v's subnormals: every FLUSH_EVERY-th step of
+    each state array when the optimizer keeps ``scratch`` (a step counter per array), else
+    every step."""
+    if scratch is None:
+        return True
+    key = ("flush", id(m))  # m is updated in place: the same object every step
+    count = scratch.get(key, 0) + 1
+    scratch[key] = count % FLUSH_EVERY
+    return count == FLUSH_EVERY
 
 
 def _run_part(part, lo: int, hi: int) -> None:
