@@ -309,7 +309,6 @@ ALLOWED_IN_TESTS = {
     ("backends/test_compiled_step.py", "_dynamo"): "torch: its recompile limit and graph counters live there",
     ("backends/test_compiled_step.py", "_fn"): "the step's torch.compile'd function, to reach the code it compiled",
     ("backends/test_compiled_step.py", "_torchdynamo_orig_callable"): "torch: the function a compiled one wraps",
-    ("backends/test_numpy_conv_bands.py", "_conv_bands"): "the band split itself, so the test knows bands ran",
     ("backends/test_lazy_modules.py", "_LAZY_SUBMODULES"): "adding a lazy module that is not installed",
     ("cli/test_cli_newcomer.py", "_actions"): "argparse has no public walk over a parser's arguments",
     ("cli/test_cli_newcomer.py", "_SubParsersAction"): "argparse: how its subcommands are found",
