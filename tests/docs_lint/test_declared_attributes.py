@@ -184,14 +184,20 @@ def guessed_reads(path: pathlib.Path, names: set, root: pathlib.Path = SRC) -> l
     return found
 
 
+def assert_only_allowed(found, allowed, problem: str) -> None:
+    """Fail on every (module, name, line, code) in found that ``allowed`` does not list, and
+    on allow-list entries that no longer match anything (stale)."""
+    offenders = [f"{m}:{line}: {code}" for m, name, line, code in found if (m, name) not in allowed]
+    assert not offenders, f"{problem}:\n" + "\n".join(offenders)
+    used = {(m, name) for m, name, _, _ in found}
+    assert set(allowed) <= used, f"stale allow-list entries: {sorted(set(allowed) - used)}"
+
+
 def test_declared_state_is_read_plainly_not_guessed_at():
     names = state_names()
     assert {"preprocessing", "jit", "loss_scale", "traceable", "reads_shard", "classifies", "indices"} <= names
     found = [f for path in sorted(SRC.rglob("*.py")) for f in guessed_reads(path, names)]
-    offenders = [f"{m}:{line}: {code}" for m, name, line, code in found if (m, name) not in DUCK_TYPED]
-    assert not offenders, "getattr/hasattr on declared state (read it plainly):\n" + "\n".join(offenders)
-    used = {(m, name) for m, name, _, _ in found}
-    assert set(DUCK_TYPED) <= used, f"stale entries: {sorted(set(DUCK_TYPED) - used)}"
+    assert_only_allowed(found, DUCK_TYPED, "getattr/hasattr on declared state (read it plainly)")
 
 
 def test_the_guess_scan_finds_what_it_looks_for(tmp_path):
@@ -285,12 +291,7 @@ def private_reads(path: pathlib.Path, root: pathlib.Path = SRC) -> list:
 
 def test_no_module_reads_another_modules_private_names():
     found = [f for path in sorted(SRC.rglob("*.py")) for f in private_reads(path)]
-    offenders = [f"{m}:{line}: {code}" for m, name, line, code in found if (m, name) not in ALLOWED]
-    assert not offenders, "private names of other modules read (declare them public on their class):\n" + "\n".join(
-        offenders
-    )
-    used = {(m, name) for m, name, _, _ in found}
-    assert set(ALLOWED) <= used, f"stale allow-list entries: {sorted(set(ALLOWED) - used)}"
+    assert_only_allowed(found, ALLOWED, "private names of other modules read (declare them public on their class)")
 
 
 # (test module, private name) read by tests where no public way exists: other libraries'
@@ -327,10 +328,7 @@ ALLOWED_IN_TESTS = {
 
 def test_tests_read_no_private_names_where_a_public_way_exists():
     found = [f for path in sorted(TESTS.rglob("*.py")) for f in private_reads(path, TESTS)]
-    offenders = [f"{m}:{line}: {code}" for m, name, line, code in found if (m, name) not in ALLOWED_IN_TESTS]
-    assert not offenders, "tests read private names (use the public way, or add one):\n" + "\n".join(offenders)
-    used = {(m, name) for m, name, _, _ in found}
-    assert set(ALLOWED_IN_TESTS) <= used, f"stale allow-list entries: {sorted(set(ALLOWED_IN_TESTS) - used)}"
+    assert_only_allowed(found, ALLOWED_IN_TESTS, "tests read private names (use the public way, or add one)")
 
 
 def test_the_scan_finds_what_it_looks_for(tmp_path):
