@@ -122,6 +122,7 @@ class CompiledStep:
         self._fn: Any = None
         self.traced = False  # set by ``pure``: whether the last compiled call traced the step
         self.loop: Any = None  # its steps fused into compiled loops (fused.py), made at the first fused epoch
+        self.eager = eager  # the current fit's eager step (a later fit's replaces it: use)
         self.use(eager)
 
     @property
@@ -131,11 +132,10 @@ class CompiledStep:
 
     def use(self, eager: TrainStep) -> None:
         """Take a new fit's eager step (its hooks); warn if one of them keeps it eager."""
-        earlier: TrainStep | None = getattr(self, "eager", None)
-        if eager.params is None and earlier is not None:
+        if eager.params is None and eager is not self.eager:
             # a later fit: the handles the earlier fit made (and its optimizer checked), not new
             # ones made inside the trace (torch.compile guards on both and would compile again)
-            eager.params = earlier.params
+            eager.params = self.eager.params
         self.eager = eager
         self.blocked: str | None = None
         blocking = [
