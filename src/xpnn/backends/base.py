@@ -18,6 +18,7 @@ it back costs nothing.
 from __future__ import annotations
 
 import contextlib
+import math
 import warnings
 from types import ModuleType
 from typing import Any
@@ -258,6 +259,34 @@ class Backend:
         cast first; libraries that multiply by booleans directly skip that pass.
         """
         return a * self.xp.astype(mask, a.dtype)
+
+    def window_max(self, X, kernel_size, stride=(1, 1), padding=(0, 0), marks: bool = False):
+        """Max pooling's forward: the maximum of every window, and where it is.
+
+        X: (N, C, H, W) -> (Y, firsts): Y (N, C, OH, OW); firsts (when ``marks``; else None)
+        the kh*kw boolean masks of ``first_maxima``, for ``add_window_slices(..., masks=)``.
+        Padding is -inf, so it never wins.
+        """
+        xp = self.xp
+        pieces = self.window_slices(X, kernel_size, stride, padding, pad_value=-math.inf)
+        Y = pieces[0]
+        for piece in pieces[1:]:
+            Y = xp.maximum(Y, piece)
+        return Y, (self.first_maxima(pieces, Y) if marks else None)
+
+    def first_maxima(self, pieces, Y):
+        """Where each window's first maximum is: one boolean mask (N, C, OH, OW) per window
+        offset, True where that offset holds its window's maximum and no earlier offset
+        (row-major) does, so ties go to the first. pieces: the kh*kw window slices
+        (``window_slices``); Y: their elementwise maximum. A NaN window marks no offset."""
+        firsts, taken = [], None
+        for piece in pieces:
+            hit = piece == Y  # True where this offset holds the max
+            if taken is not None:
+                hit = hit & ~taken  # unless an earlier offset tied with it
+            taken = hit if taken is None else taken | hit
+            firsts.append(hit)
+        return firsts
 
     def match_layout(self, a, like):
         """``a`` in ``like``'s memory order where that speeds up elementwise work (NumPy);

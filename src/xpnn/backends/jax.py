@@ -15,6 +15,7 @@ float32, and gradient checks can run in float64.
 from __future__ import annotations
 
 import functools
+import math
 import weakref
 
 import array_api_compat
@@ -86,6 +87,28 @@ class JaxBackend(Backend):
             return X
         fill = self.xp.asarray(value, dtype=X.dtype)
         return self.native.lax.pad(X, fill, [(0, 0, 0), (0, 0, 0), (ph, ph, 0), (pw, pw, 0)])
+
+    def window_max(self, X, kernel_size, stride=(1, 1), padding=(0, 0), marks: bool = False):
+        (kh, kw), (ph, pw) = kernel_size, padding
+        if tuple(stride) != (kh, kw) or (ph, pw) != (0, 0):
+            return Backend.window_max(self, X, kernel_size, stride, padding, marks)
+        # windows that tile the input (a 2x2 max pool): a view (N, C, OH, OW, kh*kw) and one
+        # reduction that finds each window's maximum and its first offset together. XLA
+        # copies a reduction's result once; the generic masks, kh*kw chains of compares over
+        # the slices, it fused into the backward and recomputed for every pixel of dX
+        xp, lax = self.xp, self.native.lax
+        N, C = X.shape[:2]
+        OH, OW = output_hw(X.shape, kernel_size, stride, padding, (1, 1))
+        tiles = xp.reshape(X[:, :, : OH * kh, : OW * kw], (N, C, OH, kh, OW, kw))
+        windows = xp.reshape(xp.permute_dims(tiles, (0, 1, 2, 4, 3, 5)), (N, C, OH, OW, kh * kw))
+        if not marks:
+            return xp.max(windows, axis=4), None
+        offsets = lax.broadcasted_iota(xp.int8 if kh * kw < 127 else xp.int32, windows.shape, 4)
+        start = (xp.asarray(-math.inf, dtype=X.dtype), xp.asarray(0, dtype=offsets.dtype))
+        Y, first = lax.reduce((windows, offsets), start, _first_max, (4,))
+        # a window holding a NaN marks no offset, as the generic masks (NaN == NaN is False)
+        first = xp.where(Y == Y, first, xp.asarray(kh * kw, dtype=first.dtype))
+        return Y, [first == k for k in range(kh * kw)]
 
     def add_window_slices(
         self, pieces, X_shape, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1), masks=None
@@ -173,6 +196,17 @@ class JaxBackend(Backend):
         # carry not donated: one call runs many steps, so reusing its buffers saves little,
         # and arrays a user holds (model.named_arrays()) stay valid
         return jax.jit(run)
+
+
+def _first_max(a, b):
+    """The reducer of window_max: (value, offset) pairs -> the larger value, the first
+    offset on ties, and a NaN wherever one is (as jnp.argmax)."""
+    import jax.numpy as jnp
+
+    (a_value, a_offset), (b_value, b_offset) = a, b
+    take_b = (b_value > a_value) | (b_value != b_value)
+    first_b = take_b | ((b_value == a_value) & (b_offset < a_offset))
+    return jnp.where(take_b, b_value, a_value), jnp.where(first_b, b_offset, a_offset)
 
 
 def _device_name(device) -> str:
