@@ -130,16 +130,39 @@ class JaxBackend(Backend):
             # drop the padding; zeros for the rows and columns no window reached
             bottom, right = H + ph - OH * kh, W + pw - OW * kw
             return lax.pad(dXp, zero, [(0, 0, 0), (0, 0, 0), (-ph, bottom, 0), (-pw, right, 0)])
+        # Each piece is spread by a pad (interior padding: the stride's gaps; negative low/high
+        # pads: what falls on the padding is cropped). Pads are separable, so each kernel
+        # row's pieces are spread across and summed first, then the rows spread down: XLA
+        # fuses these short sums into one pass, where it copied each of kh*kw pads out first
         dX = None
-        for k, piece in enumerate(pieces):
-            i, j = divmod(k, kw)
-            # piece[y, x] lands on padded row y*sh + i*dh: unpadded row y*sh + i*dh - ph; the
-            # negative low/high pads crop what falls on the padding
-            top, left = i * dh - ph, j * dw - pw
-            bottom, right = H - (top + sh * (OH - 1) + 1), W - (left + sw * (OW - 1) + 1)
-            spread = lax.pad(piece, zero, [(0, 0, 0), (0, 0, 0), (top, bottom, sh - 1), (left, right, sw - 1)])
+        for i in range(kh):
+            # piece[y, x] lands on padded row y*sh + i*dh: unpadded row y*sh + i*dh - ph
+            top = i * dh - ph
+            bottom = H - (top + sh * (OH - 1) + 1)
+            row = None
+            for j in range(kw):
+                left = j * dw - pw
+                right = W - (left + sw * (OW - 1) + 1)
+                spread = lax.pad(pieces[i * kw + j], zero, [(0, 0, 0), (0, 0, 0), (0, 0, 0), (left, right, sw - 1)])
+                row = spread if row is None else row + spread
+            spread = lax.pad(row, zero, [(0, 0, 0), (0, 0, 0), (top, bottom, sh - 1), (0, 0, 0)])
             dX = spread if dX is None else dX + spread
         return dX
+
+    def im2col(self, X, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1), ones_row=False):
+        # Backend.im2col's batch-first columns, (C, kh, kw, N, OH, OW), stacked one kernel row
+        # at a time: XLA fuses a stack of kw slices, and a stack of those, into one copy, but
+        # copies each slice out first when one stack takes all kh*kw
+        (kh, kw) = kernel_size
+        N, C = X.shape[:2]
+        OH, OW = output_hw(X.shape, kernel_size, stride, padding, dilation)
+        xp = self.xp
+        pieces = self.window_slices(xp.permute_dims(X, (1, 0, 2, 3)), kernel_size, stride, padding, dilation)
+        rows = [xp.stack(pieces[i * kw : (i + 1) * kw], axis=1) for i in range(kh)]  # each (C, kw, N, OH, OW)
+        cols = xp.reshape(xp.stack(rows, axis=1), (C * kh * kw, N * OH * OW))
+        if ones_row:
+            cols = xp.concat([cols, xp.ones((1, N * OH * OW), dtype=X.dtype, device=self.device)], axis=0)
+        return cols
 
     def adam_update(self, param, grad, m, v, step_size, beta1, beta2, bias2_sqrt, eps, scratch=None):
         # the generic formula compiled by jax.jit, once per shape: one fused kernel instead
