@@ -170,7 +170,11 @@ class NumpyBackend(InPlaceBackend):
         if len(pieces) == 1 or pieces[0].size == 0:
             return super().window_max(X, kernel_size, stride, padding, dilation, firsts)
         Y = _in_layout_of(pieces[0], pieces[0].shape)
-        masks = [_in_layout_of(Y, Y.shape, dtype=np.bool_) for _ in pieces] if firsts else None
+        masks = None
+        if firsts:  # one allocation for the kh*kw masks, each in Y's memory order
+            order = _memory_order(Y)
+            stack = np.empty((len(pieces), *[Y.shape[axis] for axis in order]), dtype=np.bool_)
+            masks = [mask.transpose(np.argsort(order)) for mask in stack]
 
         def block(index):
             y, parts = Y[index], [piece[index] for piece in pieces]
