@@ -10,8 +10,6 @@ came from (overlapping windows add up).
 
 from __future__ import annotations
 
-import math
-
 from ..backends import window_output_size
 from .base import Layer, register_layer
 from .conv import as_pair, check_window_fits, plain_pair
@@ -83,28 +81,11 @@ class MaxPool2D(_Pool2D):
         """X: (N, C, H, W) -> Y: (N, C, OH, OW)."""
         self.prepare(X)
         self._check(X)
-        xp = self.xp
-        pieces = self.backend.window_slices(X, *self._geometry(), pad_value=-math.inf)
-        Y = pieces[0]
-        for piece in pieces[1:]:
-            Y = xp.maximum(Y, piece)
         # mark the maxima now, while X is fresh in cache: backward needs only the marks (and
         # Y, for its memory layout); inference pays nothing and keeps nothing
-        self.saved = (self._first_maxima(pieces, Y), Y, tuple(X.shape)) if training else None
+        Y, firsts = self.backend.window_max(X, *self._geometry(), firsts=training)
+        self.saved = (firsts, Y, tuple(X.shape)) if training else None
         return Y
-
-    @staticmethod
-    def _first_maxima(pieces, Y):
-        """One boolean mask (N, C, OH, OW) per window offset: True where that offset holds its
-        window's maximum and no earlier offset (row-major) does, so ties go to the first."""
-        firsts, taken = [], None
-        for piece in pieces:
-            hit = piece == Y  # True where this offset holds the max
-            if taken is not None:
-                hit = hit & ~taken  # unless an earlier offset tied with it
-            taken = hit if taken is None else taken | hit
-            firsts.append(hit)
-        return firsts
 
     def backward(self, dY, need_dX=True):
         """dY: (N, C, OH, OW) -> dX: (N, C, H, W), dY routed to each window's arg-max."""
