@@ -471,18 +471,19 @@ POOLS = [  # kernel, stride, padding (dilation 1)
 
 @pytest.mark.parametrize("pool", POOLS)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_window_max_matches_the_generic_reference(backend, pool, dtype):
-    """Each library's max-pool forward equals base.py's: the maxima, and masks that give
-    every window exactly its first maximum (row-major), ties included; a NaN window marks
-    no offset; without ``marks`` no masks."""
+def test_window_max_in_both_dtypes_and_tiled_kernels_matches_the_generic_reference(backend, pool, dtype):
+    """Each library's max-pool forward equals base.py's in float32 and float64, for 3x3 tiles
+    and a stride different from the kernel too: the maxima, and masks that give every window
+    exactly its first maximum (row-major), ties included; a NaN window marks no offset;
+    without ``firsts`` no masks."""
     kernel, stride, padding = pool
     rng = np.random.default_rng(1)
     values = rng.integers(0, 3, size=(2, 3, 7, 6)).astype(dtype)  # small integers: many ties
     values[0, 0, :3, :3] = 1.0  # whole windows of equal values: the first offset wins
     values[1, 2, 0, 0] = np.nan
     X = backend.asarray(values, dtype=dtype)
-    Y, firsts = backend.window_max(X, kernel, stride, padding, marks=True)
-    Y_want, firsts_want = Backend.window_max(backend, X, kernel, stride, padding, marks=True)
+    Y, firsts = backend.window_max(X, kernel, stride, padding, firsts=True)
+    Y_want, firsts_want = Backend.window_max(backend, X, kernel, stride, padding, firsts=True)
     np.testing.assert_array_equal(backend.to_numpy(Y), backend.to_numpy(Y_want))
     assert Y.dtype == X.dtype
     assert len(firsts) == len(firsts_want) == kernel[0] * kernel[1]
@@ -506,8 +507,8 @@ def test_window_max_of_jax_traces_under_jit():
     X = backend.asarray(values)
 
     def both(X):
-        Y, firsts = backend.window_max(X, (2, 2), (2, 2), (0, 0), marks=True)
-        return Y, firsts, Backend.window_max(backend, X, (2, 2), (2, 2), (0, 0), marks=True)
+        Y, firsts = backend.window_max(X, (2, 2), (2, 2), (0, 0), firsts=True)
+        return Y, firsts, Backend.window_max(backend, X, (2, 2), (2, 2), (0, 0), firsts=True)
 
     Y, firsts, (Y_want, firsts_want) = jax.jit(both)(X)
     np.testing.assert_array_equal(np.asarray(Y), np.asarray(Y_want))
@@ -557,6 +558,101 @@ def test_numpy_kernels_split_over_threads_equal_one_pass(monkeypatch, geometry, 
                 np.testing.assert_array_equal(got, want)
     generic = Backend.col2im(backend, cols[:-1] * 0.5, X.shape, kernel, stride, padding, dilation)
     np.testing.assert_allclose(out[-6], generic, rtol=1e-12, atol=1e-12)
+
+
+POOL_GEOMETRIES = [  # kernel, stride, padding: tiled, overlapping, gapped, padded with odd sizes
+    ((2, 2), (2, 2), (0, 0)),
+    ((3, 3), (2, 2), (1, 1)),
+    ((3, 2), (1, 2), (1, 0)),
+    ((2, 3), (3, 3), (1, 1)),
+]
+
+
+def pool_input(N=3, C=5, H=7, W=6, seed=4):
+    """(C, H, W, N) memory seen as (N, C, H, W), as a Conv2D output: few distinct values
+    (ties), -0.0 next to 0.0, NaN, -inf (a tie with the -inf padding) and +inf."""
+    rng = np.random.default_rng(seed)
+    chwn = rng.integers(-2, 3, size=(C, H, W, N)).astype(np.float64)
+    flat = chwn.reshape(-1)
+    flat[::7] = -0.0
+    flat[3::29] = np.nan
+    flat[5::31] = -np.inf
+    flat[11::37] = np.inf
+    return chwn.transpose(3, 0, 1, 2)
+
+
+def assert_same_bits(got, want):
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    np.testing.assert_array_equal(np.ascontiguousarray(got).view(np.uint8), np.ascontiguousarray(want).view(np.uint8))
+
+
+@pytest.mark.parametrize("geometry", POOL_GEOMETRIES)
+def test_window_max_matches_the_generic_reference(backend, geometry):
+    """Each library's window_max (max pooling's forward) gives the generic version's bits:
+    maxima, and first-max masks on ties (the first offset in row-major order), NaN windows
+    (NaN, no mask), -inf inputs tied with the -inf padding; then the masks route dY back."""
+    kernel, stride, padding = geometry
+    host = pool_input()
+    for X in (backend.asarray(np.ascontiguousarray(host)), backend.asarray(host)):  # NCHW memory, (C, H, W, N) memory
+        for firsts in (False, True):
+            Y, masks = backend.window_max(X, kernel, stride, padding, firsts=firsts)
+            Y0, masks0 = Backend.window_max(backend, X, kernel, stride, padding, firsts=firsts)
+            assert_same_bits(backend.to_numpy(Y), backend.to_numpy(Y0))
+            assert (masks is None) == (not firsts) and (masks0 is None) == (not firsts)
+        for m, m0 in zip(masks, masks0, strict=True):
+            assert_same_bits(backend.to_numpy(m), backend.to_numpy(m0))
+        assert not np.isnan(backend.to_numpy(Y)).all()
+        taken = sum(backend.to_numpy(m).astype(int) for m in masks)
+        np.testing.assert_array_equal(taken, ~np.isnan(backend.to_numpy(Y)))  # one first max per window, none if NaN
+        dY = backend.asarray(np.random.default_rng(5).normal(size=tuple(Y.shape)))
+        shape, pieces = tuple(X.shape), [dY] * len(masks)
+        got = backend.add_window_slices(pieces, shape, kernel, stride, padding, masks=masks)
+        want = Backend.add_window_slices(backend, pieces, shape, kernel, stride, padding, masks=masks0)
+        if backend.name == "numpy":
+            assert_same_bits(backend.to_numpy(got), backend.to_numpy(want))
+        else:  # JAX adds its pads where the reference assigns (a 0 may lose its sign), a kernel row at a time
+            np.testing.assert_allclose(backend.to_numpy(got), backend.to_numpy(want), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_numpy_pooling_kernels_in_blocks_and_parts_equal_the_generic_reference(monkeypatch, workers):
+    """NumPy's window_max and add_window_slices walk the array in blocks (BLOCK_BYTES) split
+    over threads: with blocks of one channel (or sample) and 1, 2 or 3 parts, even for small
+    arrays, they give the generic version's bits on both memory layouts; the parts and the
+    blocks really run."""
+    from xpnn.backends import numpy as numpy_backend
+
+    backend = xpnn.get_backend("numpy")
+    monkeypatch.setattr(numpy_backend, "PARALLEL_MIN", 0)
+    monkeypatch.setattr(numpy_backend, "BLOCK_BYTES", 1)  # one slice of the outer axis per block
+    monkeypatch.setattr(numpy_backend.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(numpy_backend.NumpyBackend, "_blas", types.SimpleNamespace(num_threads=workers))
+    parts, blocks = [], []
+    run_part, first_maxima = numpy_backend._run_part, numpy_backend._first_maxima
+    monkeypatch.setattr(numpy_backend, "_run_part", lambda part, lo, hi: (parts.append(lo), run_part(part, lo, hi)))
+    monkeypatch.setattr(numpy_backend, "_first_maxima", lambda *a: (blocks.append(1), first_maxima(*a)))
+    host = pool_input(N=4, C=5, H=9, W=7).astype(np.float32)
+    for X in (np.ascontiguousarray(host), host):
+        for kernel, stride, padding in POOL_GEOMETRIES:
+            parts.clear(), blocks.clear()
+            Y, masks = backend.window_max(X, kernel, stride, padding, firsts=True)
+            # the parts after the first run on the pool's threads; one block per channel (or sample)
+            assert len(parts) == (workers if workers > 1 else 0) and len(blocks) == (5 if X is host else 4)
+            Y0, masks0 = Backend.window_max(backend, X, kernel, stride, padding, firsts=True)
+            assert _axis_order(Y) == _axis_order(X) and _axis_order(masks[0]) == _axis_order(X)
+            for got, want in zip([Y, *masks], [Y0, *masks0], strict=True):
+                assert_same_bits(got, want)
+            assert_same_bits(backend.window_max(X, kernel, stride, padding)[0], Y0)
+            dY = np.random.default_rng(6).normal(size=Y.shape).astype(np.float32)
+            for m in (masks, None):
+                got = backend.add_window_slices([dY] * len(masks), X.shape, kernel, stride, padding, masks=m)
+                want = Backend.add_window_slices(backend, [dY] * len(masks), X.shape, kernel, stride, padding, masks=m)
+                assert_same_bits(got, want)
+
+
+def _axis_order(a):
+    return sorted(range(a.ndim), key=lambda axis: a.strides[axis], reverse=True)
 
 
 def test_elementwise_and_scatter_fast_paths_match_the_generic_reference(backend):

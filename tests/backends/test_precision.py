@@ -239,6 +239,21 @@ def test_mixed_float16_skips_an_overflowing_step_lowers_the_scale_and_goes_on(li
     assert model.loss_scale.state() == {"scale": scale1, "good_steps": 16 - 4}  # 12 good steps since
 
 
+@pytest.mark.parametrize("dtype", ["mixed_float16", "float32"])
+def test_regression_targets_keep_float32_beyond_the_float16_range(dtype):
+    # the loss computes in float32 under a mixed policy: targets cast to float16 would be
+    # inf beyond 65504, and the loss with them
+    X = np.linspace(-1.0, 1.0, 64, dtype=np.float32)[:, None]
+    y = (1e5 + 1e4 * X[:, 0]).astype(np.float32)  # 90000..110000, all beyond float16's range
+    model = xpnn.Sequential([xpnn.Dense(1, 1)], seed=0, dtype=dtype).compile("mse", xpnn.SGD(lr=1e-9))
+    loss = model.evaluate(X, y)["loss"]
+    out = model.predict(X)
+    expected = float(np.mean((np.asarray(out, dtype=np.float64)[:, 0] - y.astype(np.float64)) ** 2))
+    assert np.isfinite(loss) and loss == pytest.approx(expected, rel=1e-5)
+    history = model.fit(X, y, epochs=1, batch_size=16, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
 def test_the_loss_scale_grows_after_a_run_of_good_steps():
     from xpnn.precision import LossScale
 

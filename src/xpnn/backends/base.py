@@ -260,34 +260,6 @@ class Backend:
         """
         return a * self.xp.astype(mask, a.dtype)
 
-    def window_max(self, X, kernel_size, stride=(1, 1), padding=(0, 0), marks: bool = False):
-        """Max pooling's forward: the maximum of every window, and where it is.
-
-        X: (N, C, H, W) -> (Y, firsts): Y (N, C, OH, OW); firsts (when ``marks``; else None)
-        the kh*kw boolean masks of ``first_maxima``, for ``add_window_slices(..., masks=)``.
-        Padding is -inf, so it never wins.
-        """
-        xp = self.xp
-        pieces = self.window_slices(X, kernel_size, stride, padding, pad_value=-math.inf)
-        Y = pieces[0]
-        for piece in pieces[1:]:
-            Y = xp.maximum(Y, piece)
-        return Y, (self.first_maxima(pieces, Y) if marks else None)
-
-    def first_maxima(self, pieces, Y):
-        """Where each window's first maximum is: one boolean mask (N, C, OH, OW) per window
-        offset, True where that offset holds its window's maximum and no earlier offset
-        (row-major) does, so ties go to the first. pieces: the kh*kw window slices
-        (``window_slices``); Y: their elementwise maximum. A NaN window marks no offset."""
-        firsts, taken = [], None
-        for piece in pieces:
-            hit = piece == Y  # True where this offset holds the max
-            if taken is not None:
-                hit = hit & ~taken  # unless an earlier offset tied with it
-            taken = hit if taken is None else taken | hit
-            firsts.append(hit)
-        return firsts
-
     def match_layout(self, a, like):
         """``a`` in ``like``'s memory order where that speeds up elementwise work (NumPy);
         here ``a`` as it is."""
@@ -328,6 +300,30 @@ class Backend:
         Xp = self.pad2d(X, padding, pad_value)
         OH, OW = output_hw(X.shape, kernel_size, stride, padding, dilation)
         return [Xp[window_index(i, j, stride, dilation, OH, OW)] for i in range(kh) for j in range(kw)]
+
+    def window_max(self, X, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1), firsts: bool = False):
+        """Max pooling's forward: the maximum of each window, padding filled with -inf.
+
+        X: (N, C, H, W) -> (Y (N, C, OH, OW), masks). With ``firsts``, masks are kh*kw
+        boolean arrays (N, C, OH, OW), one per kernel offset (row-major): True where that
+        offset holds its window's maximum and no earlier offset does (ties go to the first;
+        a window with a NaN is NaN in Y and False in every mask). Else masks is None.
+        """
+        xp = self.xp
+        pieces = self.window_slices(X, kernel_size, stride, padding, dilation, pad_value=-math.inf)
+        Y = pieces[0]
+        for piece in pieces[1:]:
+            Y = xp.maximum(Y, piece)
+        if not firsts:
+            return Y, None
+        masks, taken = [], None
+        for piece in pieces:
+            hit = piece == Y  # this offset holds the max
+            if taken is not None:
+                hit = hit & ~taken  # unless an earlier offset tied with it
+            taken = hit if taken is None else taken | hit
+            masks.append(hit)
+        return Y, masks
 
     def add_window_slices(
         self, pieces, X_shape, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1), masks=None

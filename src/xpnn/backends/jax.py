@@ -88,10 +88,10 @@ class JaxBackend(Backend):
         fill = self.xp.asarray(value, dtype=X.dtype)
         return self.native.lax.pad(X, fill, [(0, 0, 0), (0, 0, 0), (ph, ph, 0), (pw, pw, 0)])
 
-    def window_max(self, X, kernel_size, stride=(1, 1), padding=(0, 0), marks: bool = False):
+    def window_max(self, X, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1), firsts=False):
         (kh, kw), (ph, pw) = kernel_size, padding
-        if tuple(stride) != (kh, kw) or (ph, pw) != (0, 0):
-            return Backend.window_max(self, X, kernel_size, stride, padding, marks)
+        if tuple(stride) != (kh, kw) or (ph, pw) != (0, 0) or tuple(dilation) != (1, 1):
+            return Backend.window_max(self, X, kernel_size, stride, padding, dilation, firsts)
         # windows that tile the input (a 2x2 max pool): a view (N, C, OH, OW, kh*kw) and one
         # reduction that finds each window's maximum and its first offset together. XLA
         # copies a reduction's result once; the generic masks, kh*kw chains of compares over
@@ -101,7 +101,7 @@ class JaxBackend(Backend):
         OH, OW = output_hw(X.shape, kernel_size, stride, padding, (1, 1))
         tiles = xp.reshape(X[:, :, : OH * kh, : OW * kw], (N, C, OH, kh, OW, kw))
         windows = xp.reshape(xp.permute_dims(tiles, (0, 1, 2, 4, 3, 5)), (N, C, OH, OW, kh * kw))
-        if not marks:
+        if not firsts:
             return xp.max(windows, axis=4), None
         offsets = lax.broadcasted_iota(xp.int8 if kh * kw < 127 else xp.int32, windows.shape, 4)
         start = (xp.asarray(-math.inf, dtype=X.dtype), xp.asarray(0, dtype=offsets.dtype))
@@ -222,14 +222,14 @@ class JaxBackend(Backend):
 
 
 def _first_max(a, b):
-    """The reducer of window_max: (value, offset) pairs -> the larger value, the first
-    offset on ties, and a NaN wherever one is (as jnp.argmax)."""
+    """The reducer of window_max: (value, offset) pairs -> their maximum as the generic
+    ``xp.maximum`` chain gives it (NaN wins, +0 over -0) and the first offset that holds
+    it (-0 and +0 tie)."""
     import jax.numpy as jnp
 
     (a_value, a_offset), (b_value, b_offset) = a, b
-    take_b = (b_value > a_value) | (b_value != b_value)
-    first_b = take_b | ((b_value == a_value) & (b_offset < a_offset))
-    return jnp.where(take_b, b_value, a_value), jnp.where(first_b, b_offset, a_offset)
+    take_b = (b_value > a_value) | (b_value != b_value) | ((b_value == a_value) & (b_offset < a_offset))
+    return jnp.maximum(a_value, b_value), jnp.where(take_b, b_offset, a_offset)
 
 
 def _device_name(device) -> str:

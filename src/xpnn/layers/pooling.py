@@ -5,9 +5,7 @@ offsets (i, j). ``backend.window_slices`` returns those inputs as kh*kw strided 
 shape (N, C, OH, OW), one per offset, so pooling is an elementwise reduction over a short
 list of arrays (views on NumPy: no window copy), and its backward sends each slice its
 share of dY through ``backend.add_window_slices``, which adds it back where the slice
-came from (overlapping windows add up). MaxPool2D's forward is ``backend.window_max``:
-the maximum of those slices and, for backward, one mask per offset marking each window's
-first maximum (a compiler's backend may find both with one reduction instead).
+came from (overlapping windows add up).
 """
 
 from __future__ import annotations
@@ -83,10 +81,9 @@ class MaxPool2D(_Pool2D):
         """X: (N, C, H, W) -> Y: (N, C, OH, OW)."""
         self.prepare(X)
         self._check(X)
-        kernel, stride, padding, _ = self._geometry()
         # mark the maxima now, while X is fresh in cache: backward needs only the marks (and
         # Y, for its memory layout); inference pays nothing and keeps nothing
-        Y, firsts = self.backend.window_max(X, kernel, stride, padding, marks=training)
+        Y, firsts = self.backend.window_max(X, *self._geometry(), firsts=training)
         self.saved = (firsts, Y, tuple(X.shape)) if training else None
         return Y
 

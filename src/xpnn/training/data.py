@@ -50,8 +50,8 @@ def features(model, X, argname: str, where: str):
 
 def targets(model, y, argname: str, where: str, allow_nonfinite: bool = False):
     """y on the model's device: int64 labels (n,) for losses that take labels (whole-number
-    floats too, as Keras takes them), else float in the model's dtype, a 1-D y as a column
-    (n, 1)."""
+    floats too, as Keras takes them), else float in the dtype the loss computes in (the
+    model's, float32 under a mixed-precision policy), a 1-D y as a column (n, 1)."""
     y = on_device(model, y, argname, where)
     if not allow_nonfinite:
         check_finite(model, y, argname, where)
@@ -72,7 +72,10 @@ def targets(model, y, argname: str, where: str, allow_nonfinite: bool = False):
                     f"which must be whole numbers; found {value} at index {i[0]}"
                 )
         return xp.astype(y, xp.int64)
-    y = y if y.dtype == model.dtype else xp.astype(y, model.dtype)
+    # the dtype the loss computes in: a mixed-precision model's output is float32, and a
+    # float16 copy of y would turn targets beyond 65504 into inf
+    dtype = xp.float32 if model.policy.mixed else model.dtype
+    y = y if y.dtype == dtype else xp.astype(y, dtype)
     return xp.reshape(y, (y.shape[0], 1)) if y.ndim == 1 else y
 
 
