@@ -460,6 +460,62 @@ def test_window_primitives_match_the_generic_reference(backend, geometry):
     np.testing.assert_allclose(backend.to_numpy(got), backend.to_numpy(want), rtol=1e-12, atol=1e-12)
 
 
+POOLS = [  # kernel, stride, padding (dilation 1)
+    ((2, 2), (2, 2), (0, 0)),  # windows that tile the input (JAX: one reduction), the last row left out
+    ((3, 3), (3, 3), (0, 0)),
+    ((3, 3), (2, 2), (1, 1)),  # overlapping, padded
+    ((2, 3), (2, 3), (1, 0)),  # tiling the padded input
+    ((2, 2), (1, 1), (0, 0)),  # stride != kernel
+]
+
+
+@pytest.mark.parametrize("pool", POOLS)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_window_max_in_both_dtypes_and_tiled_kernels_matches_the_generic_reference(backend, pool, dtype):
+    """Each library's max-pool forward equals base.py's in float32 and float64, for 3x3 tiles
+    and a stride different from the kernel too: the maxima, and masks that give every window
+    exactly its first maximum (row-major), ties included; a NaN window marks no offset;
+    without ``firsts`` no masks."""
+    kernel, stride, padding = pool
+    rng = np.random.default_rng(1)
+    values = rng.integers(0, 3, size=(2, 3, 7, 6)).astype(dtype)  # small integers: many ties
+    values[0, 0, :3, :3] = 1.0  # whole windows of equal values: the first offset wins
+    values[1, 2, 0, 0] = np.nan
+    X = backend.asarray(values, dtype=dtype)
+    Y, firsts = backend.window_max(X, kernel, stride, padding, firsts=True)
+    Y_want, firsts_want = Backend.window_max(backend, X, kernel, stride, padding, firsts=True)
+    np.testing.assert_array_equal(backend.to_numpy(Y), backend.to_numpy(Y_want))
+    assert Y.dtype == X.dtype
+    assert len(firsts) == len(firsts_want) == kernel[0] * kernel[1]
+    for got, want in zip(firsts, firsts_want):
+        np.testing.assert_array_equal(backend.to_numpy(got), backend.to_numpy(want))
+    marked = sum(backend.to_numpy(m).astype(int) for m in firsts)
+    nan_windows = np.isnan(backend.to_numpy(Y))
+    assert nan_windows.any() and not nan_windows.all()
+    np.testing.assert_array_equal(marked, np.where(nan_windows, 0, 1))  # one offset per window, none where NaN
+    Y_inference, none = backend.window_max(X, kernel, stride, padding)
+    assert none is None
+    np.testing.assert_array_equal(backend.to_numpy(Y_inference), backend.to_numpy(Y))
+
+
+def test_window_max_of_jax_traces_under_jit():
+    """The one-reduction max pool of JAX compiles (it runs inside compiled steps) and
+    equals the generic masks there too."""
+    jax = pytest.importorskip("jax")
+    backend = get_backend("jax")
+    values = np.random.default_rng(2).integers(0, 2, size=(2, 2, 6, 4)).astype("float32")
+    X = backend.asarray(values)
+
+    def both(X):
+        Y, firsts = backend.window_max(X, (2, 2), (2, 2), (0, 0), firsts=True)
+        return Y, firsts, Backend.window_max(backend, X, (2, 2), (2, 2), (0, 0), firsts=True)
+
+    Y, firsts, (Y_want, firsts_want) = jax.jit(both)(X)
+    np.testing.assert_array_equal(np.asarray(Y), np.asarray(Y_want))
+    for got, want in zip(firsts, firsts_want):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+
+
 @pytest.mark.parametrize("geometry", GEOMETRIES)
 @pytest.mark.parametrize("workers", [2, 3])
 def test_numpy_kernels_split_over_threads_equal_one_pass(monkeypatch, geometry, workers):
@@ -553,9 +609,10 @@ def test_window_max_matches_the_generic_reference(backend, geometry):
         shape, pieces = tuple(X.shape), [dY] * len(masks)
         got = backend.add_window_slices(pieces, shape, kernel, stride, padding, masks=masks)
         want = Backend.add_window_slices(backend, pieces, shape, kernel, stride, padding, masks=masks0)
-        # bits on NumPy; JAX adds its pads where the reference assigns, so a 0 may lose its sign
-        same = assert_same_bits if backend.name == "numpy" else np.testing.assert_array_equal
-        same(backend.to_numpy(got), backend.to_numpy(want))
+        if backend.name == "numpy":
+            assert_same_bits(backend.to_numpy(got), backend.to_numpy(want))
+        else:  # JAX adds its pads where the reference assigns (a 0 may lose its sign), a kernel row at a time
+            np.testing.assert_allclose(backend.to_numpy(got), backend.to_numpy(want), rtol=1e-12, atol=0)
 
 
 @pytest.mark.parametrize("workers", [1, 2, 3])

@@ -15,6 +15,7 @@ float32, and gradient checks can run in float64.
 from __future__ import annotations
 
 import functools
+import math
 import weakref
 
 import array_api_compat
@@ -87,6 +88,28 @@ class JaxBackend(Backend):
         fill = self.xp.asarray(value, dtype=X.dtype)
         return self.native.lax.pad(X, fill, [(0, 0, 0), (0, 0, 0), (ph, ph, 0), (pw, pw, 0)])
 
+    def window_max(self, X, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1), firsts=False):
+        (kh, kw), (ph, pw) = kernel_size, padding
+        if tuple(stride) != (kh, kw) or (ph, pw) != (0, 0) or tuple(dilation) != (1, 1):
+            return Backend.window_max(self, X, kernel_size, stride, padding, dilation, firsts)
+        # windows that tile the input (a 2x2 max pool): a view (N, C, OH, OW, kh*kw) and one
+        # reduction that finds each window's maximum and its first offset together. XLA
+        # copies a reduction's result once; the generic masks, kh*kw chains of compares over
+        # the slices, it fused into the backward and recomputed for every pixel of dX
+        xp, lax = self.xp, self.native.lax
+        N, C = X.shape[:2]
+        OH, OW = output_hw(X.shape, kernel_size, stride, padding, (1, 1))
+        tiles = xp.reshape(X[:, :, : OH * kh, : OW * kw], (N, C, OH, kh, OW, kw))
+        windows = xp.reshape(xp.permute_dims(tiles, (0, 1, 2, 4, 3, 5)), (N, C, OH, OW, kh * kw))
+        if not firsts:
+            return xp.max(windows, axis=4), None
+        offsets = lax.broadcasted_iota(xp.int8 if kh * kw < 127 else xp.int32, windows.shape, 4)
+        start = (xp.asarray(-math.inf, dtype=X.dtype), xp.asarray(0, dtype=offsets.dtype))
+        Y, first = lax.reduce((windows, offsets), start, _first_max, (4,))
+        # a window holding a NaN marks no offset, as the generic masks (NaN == NaN is False)
+        first = xp.where(Y == Y, first, xp.asarray(kh * kw, dtype=first.dtype))
+        return Y, [first == k for k in range(kh * kw)]
+
     def add_window_slices(
         self, pieces, X_shape, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1), masks=None
     ):
@@ -107,16 +130,39 @@ class JaxBackend(Backend):
             # drop the padding; zeros for the rows and columns no window reached
             bottom, right = H + ph - OH * kh, W + pw - OW * kw
             return lax.pad(dXp, zero, [(0, 0, 0), (0, 0, 0), (-ph, bottom, 0), (-pw, right, 0)])
+        # Each piece is spread by a pad (interior padding: the stride's gaps; negative low/high
+        # pads: what falls on the padding is cropped). Pads are separable, so each kernel
+        # row's pieces are spread across and summed first, then the rows spread down: XLA
+        # fuses these short sums into one pass, where it copied each of kh*kw pads out first
         dX = None
-        for k, piece in enumerate(pieces):
-            i, j = divmod(k, kw)
-            # piece[y, x] lands on padded row y*sh + i*dh: unpadded row y*sh + i*dh - ph; the
-            # negative low/high pads crop what falls on the padding
-            top, left = i * dh - ph, j * dw - pw
-            bottom, right = H - (top + sh * (OH - 1) + 1), W - (left + sw * (OW - 1) + 1)
-            spread = lax.pad(piece, zero, [(0, 0, 0), (0, 0, 0), (top, bottom, sh - 1), (left, right, sw - 1)])
+        for i in range(kh):
+            # piece[y, x] lands on padded row y*sh + i*dh: unpadded row y*sh + i*dh - ph
+            top = i * dh - ph
+            bottom = H - (top + sh * (OH - 1) + 1)
+            row = None
+            for j in range(kw):
+                left = j * dw - pw
+                right = W - (left + sw * (OW - 1) + 1)
+                spread = lax.pad(pieces[i * kw + j], zero, [(0, 0, 0), (0, 0, 0), (0, 0, 0), (left, right, sw - 1)])
+                row = spread if row is None else row + spread
+            spread = lax.pad(row, zero, [(0, 0, 0), (0, 0, 0), (top, bottom, sh - 1), (0, 0, 0)])
             dX = spread if dX is None else dX + spread
         return dX
+
+    def im2col(self, X, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1), ones_row=False):
+        # Backend.im2col's batch-first columns, (C, kh, kw, N, OH, OW), stacked one kernel row
+        # at a time: XLA fuses a stack of kw slices, and a stack of those, into one copy, but
+        # copies each slice out first when one stack takes all kh*kw
+        (kh, kw) = kernel_size
+        N, C = X.shape[:2]
+        OH, OW = output_hw(X.shape, kernel_size, stride, padding, dilation)
+        xp = self.xp
+        pieces = self.window_slices(xp.permute_dims(X, (1, 0, 2, 3)), kernel_size, stride, padding, dilation)
+        rows = [xp.stack(pieces[i * kw : (i + 1) * kw], axis=1) for i in range(kh)]  # each (C, kw, N, OH, OW)
+        cols = xp.reshape(xp.stack(rows, axis=1), (C * kh * kw, N * OH * OW))
+        if ones_row:
+            cols = xp.concat([cols, xp.ones((1, N * OH * OW), dtype=X.dtype, device=self.device)], axis=0)
+        return cols
 
     def adam_update(self, param, grad, m, v, step_size, beta1, beta2, bias2_sqrt, eps, scratch=None):
         # the generic formula compiled by jax.jit, once per shape: one fused kernel instead
@@ -173,6 +219,17 @@ class JaxBackend(Backend):
         # carry not donated: one call runs many steps, so reusing its buffers saves little,
         # and arrays a user holds (model.named_arrays()) stay valid
         return jax.jit(run)
+
+
+def _first_max(a, b):
+    """The reducer of window_max: (value, offset) pairs -> their maximum as the generic
+    ``xp.maximum`` chain gives it (NaN wins, +0 over -0) and the first offset that holds
+    it (-0 and +0 tie)."""
+    import jax.numpy as jnp
+
+    (a_value, a_offset), (b_value, b_offset) = a, b
+    take_b = (b_value > a_value) | (b_value != b_value) | ((b_value == a_value) & (b_offset < a_offset))
+    return jnp.maximum(a_value, b_value), jnp.where(take_b, b_offset, a_offset)
 
 
 def _device_name(device) -> str:
