@@ -111,8 +111,9 @@ class NumpyBackend(InPlaceBackend):
             return
         global _pool
         if _pool is None:  # the first kernel in parts: OpenBLAS's idle threads would spin on its cores
-            if SHORT_BLAS_SPIN and NumpyBackend._blas:
-                openblas.shorten_spin(NumpyBackend._blas.filepath)
+            blas = _numpy_blas() if SHORT_BLAS_SPIN else False  # found afresh: once a process
+            if blas:
+                openblas.shorten_spin(blas.filepath)
             _pool = ThreadPoolExecutor(max_workers=max(1, (os.cpu_count() or 2) - 1), thread_name_prefix="xpnn-numpy")
         bounds = [n * i // k for i in range(k + 1)]
         futures = [_pool.submit(_run_part, part, bounds[i], bounds[i + 1]) for i in range(1, k)]
