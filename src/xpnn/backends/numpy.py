@@ -111,8 +111,7 @@ class NumpyBackend(InPlaceBackend):
             return
         global _pool
         if _pool is None:  # the first kernel in parts: OpenBLAS's idle threads would spin on its cores
-            blas = _numpy_blas() if SHORT_BLAS_SPIN else False  # found afresh: once a process
-            if blas:
+            if SHORT_BLAS_SPIN and (blas := _numpy_blas()):  # found afresh: once a process
                 openblas.shorten_spin(blas.filepath)
             _pool = ThreadPoolExecutor(max_workers=max(1, (os.cpu_count() or 2) - 1), thread_name_prefix="xpnn-numpy")
         bounds = [n * i // k for i in range(k + 1)]
