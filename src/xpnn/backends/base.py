@@ -376,8 +376,11 @@ class Backend:
         K, M = C * kh * kw, OH * OW * N
         xp = self.xp
         geometry = (kernel_size, stride, padding, dilation)
-        if self.batch_first_columns:  # the slices of X seen as (C, N, H, W), stacked as (C, kh*kw, N, OH, OW)
-            cols = xp.stack(self.window_slices(xp.permute_dims(X, (1, 0, 2, 3)), *geometry), axis=1)
+        if self.batch_first_columns:  # the slices of X seen as (C, N, H, W), stacked as (C, kh, kw, N, OH, OW)
+            # one kernel row at a time: XLA fuses a stack of kw slices, and a stack of those,
+            # into one copy, but copies each slice out first when one stack takes all kh*kw
+            pieces = self.window_slices(xp.permute_dims(X, (1, 0, 2, 3)), *geometry)
+            cols = xp.stack([xp.stack(pieces[i * kw : (i + 1) * kw], axis=1) for i in range(kh)], axis=1)
         else:  # (kh*kw, N, C, OH, OW) -> (C, kh*kw, OH, OW, N)
             cols = xp.permute_dims(xp.stack(self.window_slices(X, *geometry), axis=0), (2, 0, 3, 4, 1))
         cols = xp.reshape(cols, (K, M))

@@ -149,21 +149,6 @@ class JaxBackend(Backend):
             dX = spread if dX is None else dX + spread
         return dX
 
-    def im2col(self, X, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1), ones_row=False):
-        # Backend.im2col's batch-first columns, (C, kh, kw, N, OH, OW), stacked one kernel row
-        # at a time: XLA fuses a stack of kw slices, and a stack of those, into one copy, but
-        # copies each slice out first when one stack takes all kh*kw
-        (kh, kw) = kernel_size
-        N, C = X.shape[:2]
-        OH, OW = output_hw(X.shape, kernel_size, stride, padding, dilation)
-        xp = self.xp
-        pieces = self.window_slices(xp.permute_dims(X, (1, 0, 2, 3)), kernel_size, stride, padding, dilation)
-        rows = [xp.stack(pieces[i * kw : (i + 1) * kw], axis=1) for i in range(kh)]  # each (C, kw, N, OH, OW)
-        cols = xp.reshape(xp.stack(rows, axis=1), (C * kh * kw, N * OH * OW))
-        if ones_row:
-            cols = xp.concat([cols, xp.ones((1, N * OH * OW), dtype=X.dtype, device=self.device)], axis=0)
-        return cols
-
     def adam_update(self, param, grad, m, v, step_size, beta1, beta2, bias2_sqrt, eps, scratch=None):
         # the generic formula compiled by jax.jit, once per shape: one fused kernel instead
         # of thirteen eager dispatches (the hyperparameters are traced, so a new lr or step

@@ -405,8 +405,7 @@ def _outermost(a: np.ndarray) -> int:
 
 def _axis_order(a: np.ndarray) -> list[int]:
     """The axes of ``a`` from outermost to innermost in memory (length-1 axes left out)."""
-    order = sorted(range(a.ndim), key=lambda axis: abs(a.strides[axis]), reverse=True)
-    return [axis for axis in order if a.shape[axis] > 1]
+    return [axis for axis in _memory_order(a) if a.shape[axis] > 1]
 
 
 def _memory_order(a: np.ndarray) -> list[int]:
@@ -426,11 +425,11 @@ def _first_maxima(pieces, Y, out) -> None:
             taken = np.bitwise_or(out[0], out[k]) if taken is None else np.bitwise_or(taken, out[k], out=taken)
 
 
-def _in_layout_of(like: np.ndarray, shape, fill=None, dtype=None) -> np.ndarray:
+def _in_layout_of(like: np.ndarray, shape, fill=None) -> np.ndarray:
     """A NumPy array of ``shape`` (filled with ``fill`` unless None), its axes in memory in
     the same order as ``like``'s: np.full_like for another shape (padded, or unpadded)."""
     order = _memory_order(like)
-    out = np.empty([shape[axis] for axis in order], dtype=dtype or like.dtype).transpose(np.argsort(order))
+    out = np.empty([shape[axis] for axis in order], dtype=like.dtype).transpose(np.argsort(order))
     if fill is not None:
         out.fill(fill)
     return out
