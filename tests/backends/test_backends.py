@@ -519,7 +519,7 @@ def test_window_max_of_jax_traces_under_jit():
 @pytest.mark.parametrize("geometry", GEOMETRIES)
 @pytest.mark.parametrize("workers", [2, 3])
 def test_numpy_kernels_split_over_threads_equal_one_pass(monkeypatch, geometry, workers):
-    """NumPy's im2col, col2im, add_window_slices, mask_multiply and match_layout run on
+    """NumPy's relu, im2col, col2im, add_window_slices, mask_multiply and match_layout run on
     parts of the array at once (as many as NumPy's BLAS may use threads): forced to split
     into 2 or 3 parts, even for small arrays, they give bit for bit the serial result, on
     an NCHW input and on one laid out in (C, H, W, N) memory (a Conv2D output)."""
@@ -541,6 +541,7 @@ def test_numpy_kernels_split_over_threads_equal_one_pass(monkeypatch, geometry, 
             if split == 1:
                 serial.setdefault("inputs", {})[C] = (nchw,)
             for X in (nchw, chwn):
+                out.extend(backend.relu(X - 0.1, mask=True))
                 cols = backend.im2col(X, kernel, stride, padding, dilation, ones_row=True)
                 out.append(cols)
                 out.append(backend.col2im(cols[:-1] * 0.5, X.shape, kernel, stride, padding, dilation))
@@ -649,6 +650,52 @@ def test_numpy_pooling_kernels_in_blocks_and_parts_equal_the_generic_reference(m
                 got = backend.add_window_slices([dY] * len(masks), X.shape, kernel, stride, padding, masks=m)
                 want = Backend.add_window_slices(backend, [dY] * len(masks), X.shape, kernel, stride, padding, masks=m)
                 assert_same_bits(got, want)
+
+
+def test_relu_matches_the_generic_reference(backend):
+    """Each library's relu (ReLU's forward) gives the generic version's bits, Y and mask, on
+    NCHW memory and (C, H, W, N) memory (a Conv2D output), with -0.0, NaN and infinities;
+    without ``mask`` no mask is made."""
+    host = pool_input(N=4, C=5, H=6, W=3)
+    for X in (backend.asarray(np.ascontiguousarray(host)), backend.asarray(host)):
+        Y, mask = backend.relu(X, mask=True)
+        Y0, mask0 = Backend.relu(backend, X, mask=True)
+        assert_same_bits(backend.to_numpy(Y), backend.to_numpy(Y0))
+        assert_same_bits(backend.to_numpy(mask), backend.to_numpy(mask0))
+        np.testing.assert_array_equal(backend.to_numpy(mask), backend.to_numpy(X) > 0)
+        Y1, none = backend.relu(X)
+        assert none is None
+        assert_same_bits(backend.to_numpy(Y1), backend.to_numpy(Y0))
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_numpy_relu_in_parts_keeps_the_input_layout(monkeypatch, workers):
+    """NumPy's relu split into 1, 2 or 3 parts, even for small arrays: the generic bits, Y
+    and the mask in the input's memory order (NCHW, or a Conv2D output's (C, H, W, N)), and
+    the parts really run."""
+    from xpnn.backends import numpy as numpy_backend
+
+    backend = xpnn.get_backend("numpy")
+    monkeypatch.setattr(numpy_backend, "PARALLEL_MIN", 0)
+    monkeypatch.setattr(numpy_backend.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(numpy_backend.NumpyBackend, "_blas", types.SimpleNamespace(num_threads=workers))
+    parts = []
+    run_part = numpy_backend._run_part
+    monkeypatch.setattr(numpy_backend, "_run_part", lambda part, lo, hi: (parts.append(lo), run_part(part, lo, hi)))
+    host = pool_input(N=4, C=5, H=6, W=3).astype(np.float32)
+    for X in (np.ascontiguousarray(host), host):
+        for mask in (True, False):
+            parts.clear()
+            Y, M = backend.relu(X, mask=mask)
+            Y0, M0 = Backend.relu(backend, X, mask=mask)
+            assert len(parts) == (workers if workers > 1 else 0)  # every part ran (the first on this thread)
+            assert_same_bits(Y, Y0)
+            assert _axis_order(Y) == _axis_order(X)
+            if mask:
+                assert_same_bits(M, M0)
+                assert _axis_order(M) == _axis_order(X)
+            else:
+                assert M is None
 
 
 def _axis_order(a):

@@ -260,6 +260,16 @@ class Backend:
         """
         return a * self.xp.astype(mask, a.dtype)
 
+    def relu(self, X, mask: bool = False):
+        """ReLU's forward: ``(max(X, 0), X > 0)``, the boolean mask only when ``mask`` (else None).
+
+        X: any shape, real floating -> Y and the mask, X's shape. A NaN stays NaN in Y and
+        is False in the mask.
+        """
+        xp = self.xp
+        Y = xp.maximum(X, xp.zeros((), dtype=X.dtype, device=self.device))
+        return Y, (X > 0) if mask else None
+
     def match_layout(self, a, like):
         """``a`` in ``like``'s memory order where that speeds up elementwise work (NumPy);
         here ``a`` as it is."""

@@ -29,10 +29,9 @@ class ReLU(Activation):
 
     def forward(self, X, training=False):
         self.prepare(X)
-        xp = self.xp
-        # where the slope is 1 (booleans: a quarter of a float mask's bytes)
-        self.saved = (X > 0) if training else None
-        return xp.maximum(X, xp.zeros((), dtype=X.dtype, device=self.backend.device))
+        # the mask: where the slope is 1 (booleans: a quarter of a float mask's bytes)
+        Y, self.saved = self.backend.relu(X, mask=training)
+        return Y
 
     @property
     def mask(self):
