@@ -32,7 +32,7 @@ class ReLU(Activation):
         xp = self.xp
         # where the slope is 1 (booleans: a quarter of a float mask's bytes)
         self.saved = (X > 0) if training else None
-        return xp.maximum(X, xp.zeros((), dtype=X.dtype, device=self.backend.device))
+        return xp.maximum(X, *self.backend.constants(X.dtype, 0.0))  # a cached 0-d array on NumPy, not a new one
 
     @property
     def mask(self):
