@@ -253,7 +253,7 @@ class Backend:
         return self.xp.sum(a, axis=axis, keepdims=keepdims)
 
     def constants(self, dtype, *values) -> tuple:
-        """``values`` (Python numbers) as operands of arithmetic with arrays of ``dtype``, in
+        """``values`` (Python floats) as operands of arithmetic with arrays of ``dtype``, in
         a tuple (``one, = b.constants(X.dtype, 1.0)``). Here the numbers themselves: the
         array API computes a Python number in the array's dtype. A library whose numbers
         cost more than its tiny arrays' arithmetic returns 0-d arrays that give the same

@@ -66,8 +66,9 @@ def _constants(dtype, *values) -> tuple:
     (~0.25 us, more than the arithmetic of a small net's arrays); a 0-d array of the
     array's own float dtype gives the same numbers (NEP 50 casts the float to that dtype
     either way) at the cost of an array operand. Read-only, so that no in-place operation
-    changes one; other dtypes and values pass as given."""
-    if not isinstance(dtype, np.dtype) or dtype.kind != "f" or not all(type(v) in (float, int) for v in values):
+    changes one; other dtypes, and values other than floats, pass as given."""
+    native_float = isinstance(dtype, np.dtype) and dtype.kind == "f" and dtype.isnative
+    if not native_float or not all(type(v) is float for v in values):
         return values
     made = tuple(np.asarray(v, dtype=dtype) for v in values)
     for a in made:
