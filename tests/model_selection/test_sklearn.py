@@ -169,6 +169,25 @@ def test_predict_proba_rows_sum_to_one_and_match_predict():
     np.testing.assert_array_equal(clf.classes_[proba.argmax(axis=1)], clf.predict(X))
 
 
+def test_predict_makes_its_float64_copy_once_while_the_weights_stay(monkeypatch):
+    X, y = blobs()
+    clf = small().fit(X, y)
+    made = []
+    real = xpnn.sklearn.NeuralNetwork
+    monkeypatch.setattr(xpnn.sklearn, "NeuralNetwork", lambda *a, **k: made.append(1) or real(*a, **k))
+    before = clf.predict_proba(X)
+    clf.predict(X[:1])
+    assert len(made) == 1  # one copy for every predict of the same network
+    weights = clf.model_.get_weights()
+    clf.model_.set_weights([w * 0.5 for w in weights])  # the network changed: the copy must too
+    assert not np.allclose(clf.predict_proba(X), before) and len(made) == 2
+    clf.model_.set_weights(weights)
+    np.testing.assert_array_equal(clf.predict_proba(X), before)
+    monkeypatch.undo()
+    again = pickle.loads(pickle.dumps(clf))  # the copy is remade after unpickling, not stored
+    np.testing.assert_array_equal(again.predict_proba(X), before)
+
+
 def test_pickle_round_trip():
     X, y = blobs(labels=["a", "b", "c"])
     clf = small().fit(X, y)

@@ -252,6 +252,15 @@ class Backend:
         a tuple of ints."""
         return self.xp.sum(a, axis=axis, keepdims=keepdims)
 
+    def constants(self, dtype, *values) -> tuple:
+        """``values`` (Python floats) as operands of arithmetic with arrays of ``dtype``, in
+        a tuple (``one, = b.constants(X.dtype, 1.0)``). Here the numbers themselves: the
+        array API computes a Python number in the array's dtype. A library whose numbers
+        cost more than its tiny arrays' arithmetic returns 0-d arrays that give the same
+        results (NumPy), cached by value, where 0.0 and -0.0 are one number: pass a zero
+        only where its sign cannot matter."""
+        return values
+
     def mask_multiply(self, a, mask):
         """``a * mask`` for a boolean ``mask`` broadcastable to ``a`` (a NaN stays NaN).
 
@@ -266,8 +275,7 @@ class Backend:
         X: any shape, real floating -> Y and the mask, X's shape. A NaN stays NaN in Y and
         is False in the mask.
         """
-        xp = self.xp
-        Y = xp.maximum(X, xp.zeros((), dtype=X.dtype, device=self.device))
+        Y = self.xp.maximum(X, *self.constants(X.dtype, 0.0))  # a cached 0-d array on NumPy, not a new one
         return Y, (X > 0) if mask else None
 
     def match_layout(self, a, like):

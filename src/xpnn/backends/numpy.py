@@ -20,6 +20,7 @@ slice of the output, so the result is the same as one serial pass, bit for bit.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import threading
@@ -28,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 import array_api_compat
 import numpy as np
 
-from . import openblas
+from . import malloc, openblas
 from .base import InPlaceBackend, output_hw, register_backend, scatter_plan, window_index
 
 # Below this many multiply-adds per matrix product, a second OpenBLAS thread costs more
@@ -57,9 +58,31 @@ FLUSH_EVERY = 16
 # rather than spin for ~0.1 s after each product on the cores the parts run on (see
 # backends/openblas.py: a CNN step ~20% faster on 2 cores); False keeps OpenBLAS's default.
 SHORT_BLAS_SPIN = True
+# When the first kernel runs on a large array, glibc's malloc is told to keep freed large
+# blocks for reuse instead of returning them to the system each step (see
+# backends/malloc.py: a CNN step's ~1200 page faults -> 6); False leaves malloc as it is.
+KEEP_FREED_MEMORY = True
+
+
+@functools.lru_cache(maxsize=256)  # bounded: a learning-rate schedule brings a new value every step
+def _constants(dtype, *values) -> tuple:
+    """NumpyBackend.constants: NumPy converts a Python float again in every operation
+    (~0.25 us, more than the arithmetic of a small net's arrays); a 0-d array of the
+    array's own float dtype gives the same numbers (NEP 50 casts the float to that dtype
+    either way) at the cost of an array operand. Read-only, so that no in-place operation
+    changes one; other dtypes, and values other than floats, pass as given."""
+    native_float = isinstance(dtype, np.dtype) and dtype.kind == "f" and dtype.isnative
+    if not native_float or not all(type(v) is float for v in values):
+        return values
+    made = tuple(np.asarray(v, dtype=dtype) for v in values)
+    for a in made:
+        a.flags.writeable = False
+    return made
+
 
 _pool: ThreadPoolExecutor | None = None  # the kernels' worker threads, made at first use
 _inside = threading.local()  # .part is True while this thread runs a part
+_large_seen = False  # a kernel ran on a large array in this process (malloc is tuned then)
 
 
 def _forget_pool() -> None:
@@ -98,6 +121,11 @@ class NumpyBackend(InPlaceBackend):
         (threadpoolctl), 1 for small arrays or where threadpoolctl is missing."""
         if size < PARALLEL_MIN or getattr(_inside, "part", False):
             return 1  # small, or inside a part already: parts never wait on parts (no deadlock)
+        global _large_seen
+        if not _large_seen:
+            _large_seen = True
+            if KEEP_FREED_MEMORY:
+                malloc.keep_freed_memory()
         if NumpyBackend._blas is None:
             NumpyBackend._blas = _numpy_blas()
         return max(1, min(NumpyBackend._blas.num_threads, os.cpu_count() or 1)) if NumpyBackend._blas else 1
@@ -155,6 +183,9 @@ class NumpyBackend(InPlaceBackend):
         # the ufunc's reduce is what np.sum runs (same dtypes, same result), without
         # np.sum's Python wrapper: about 1 us of a tiny step's 2 (a small net sums 3 times a step)
         return np.add.reduce(a, axis=axis, keepdims=keepdims)
+
+    # a cached function, not a method: its lookup is on a tiny net's every step
+    constants = staticmethod(_constants)
 
     def mask_multiply(self, a, mask):
         # NumPy multiplies by booleans directly: no cast pass, a 1-byte mask kept
