@@ -319,7 +319,9 @@ class NumpyBackend(InPlaceBackend):
         C, N = Xp.shape[0], Xp.shape[3]
         OH, OW = output_hw(X_shape, kernel_size, stride, padding, dilation)
         windows = _windows(Xp, kernel_size, stride, dilation, OH, OW)
-        rows = [(slice(y, y + 1), slice(0, OW), slice(y * OW * N, (y + 1) * OW * N)) for y in range(OH)]
+        # bands of one whole output row (_RowsToInput adds a row at a time): bands of
+        # BAND_BYTES, as in forward, ran slower here (more, smaller products into dW2)
+        bands = _bands(OH, OW, N, 1, most_rows=1)
         dW2T = np.empty((C * kk + ones_row, W2.shape[0]), dtype=np.result_type(Xp, dY2))
         dtype = np.result_type(W2, dY2)
         total = np.empty((Xp.shape[1], C, Xp.shape[2] * N + 16), dtype=dtype) if need_dX else None
@@ -327,18 +329,18 @@ class NumpyBackend(InPlaceBackend):
 
         def part(c0, c1):
             last = ones_row and c1 == C
-            cols = _band_buffer((c1 - c0) * kk, last, rows, Xp.dtype)
+            cols = _band_buffer((c1 - c0) * kk, last, bands, Xp.dtype)
             dW, product = dW2T[c0 * kk : c1 * kk + last], None
             shares = _RowsToInput(W2, total, c0, c1, N, kernel_size, stride, dilation) if need_dX else None
-            for y, band in enumerate(rows):
-                columns, dY_row = _band_columns(windows[c0:c1], band, cols), dY2[:, band[2]]
+            for band in bands:
+                columns, dY_band = _band_columns(windows[c0:c1], band, cols), dY2[:, band[2]]
                 if product is None:  # dW2.T = cols @ dY2.T: see Backend.conv_backward
                     product = np.empty_like(dW)
-                    np.matmul(columns, dY_row.T, out=dW)
+                    np.matmul(columns, dY_band.T, out=dW)
                 else:
-                    dW += np.matmul(columns, dY_row.T, out=product)
+                    dW += np.matmul(columns, dY_band.T, out=product)
                 if shares is not None:
-                    shares.add(dY_row, y)
+                    shares.add(dY_band, band)
             if shares is not None:
                 shares.result(dX, padding)
 
@@ -483,12 +485,13 @@ def _windows(Xp, kernel_size, stride, dilation, OH, OW):
     return np.lib.stride_tricks.as_strided(Xp, shape, strides, writeable=False)
 
 
-def _bands(OH, OW, N, column_bytes):
+def _bands(OH, OW, N, column_bytes, most_rows=None):
     """The column bands of about BAND_BYTES (column_bytes: one column's), whole output rows
-    or part of one row, each as (output rows, output columns, its slice of im2col's columns)."""
+    (at most ``most_rows``) or part of one row, each as (output rows, output columns, its
+    slice of im2col's columns)."""
     row = OW * N * column_bytes
     if row <= BAND_BYTES:
-        rows = max(1, BAND_BYTES // row)
+        rows = min(max(1, BAND_BYTES // row), most_rows or OH)
         spans = [(y, min(y + rows, OH), 0, OW) for y in range(0, OH, rows)]
     else:
         pieces = min(OW, -(-row // BAND_BYTES))
@@ -538,20 +541,23 @@ class _RowsToInput:
         self.W_T = np.ascontiguousarray(W.transpose(2, 3, 1, 0).reshape(kh * kw * (c1 - c0), -1))  # (i, j, c) x out
         self.buf = np.zeros((kh * kw * (c1 - c0), line), dtype=total.dtype)
         self.flat = total.reshape(-1)
-        self.total, self.c0, self.c1, self.N = total, c0, c1, N
+        self.total, self.c0, self.c1, self.N, self.width = total, c0, c1, N, 0
         self.kernel, self.stride, self.dilation = kernel_size, stride, dilation
         total[:, c0:c1].fill(0)
 
-    def add(self, dY_row, y) -> None:
-        """Add the share of output row y, dY_row (out, OW*N)."""
+    def add(self, dY_band, band) -> None:
+        """Add the share of a band (_bands') of one output row, dY_band (out, its columns)."""
         (kh, kw), (dh, dw), (_, C, line) = self.kernel, self.dilation, self.total.shape
-        width, blocks = dY_row.shape[1], self.c1 - self.c0
-        np.matmul(self.W_T, dY_row, out=self.buf[:, :width])
+        (y, x0), width, blocks = (band[0].start, band[1].start), dY_band.shape[1], self.c1 - self.c0
+        if width < self.width:  # a narrower band than the last: the lines' ends must stay zeros
+            self.buf[:, width : self.width] = 0.0
+        self.width = width
+        np.matmul(self.W_T, dY_band, out=self.buf[:, :width])
         # the run ends at the last line's last value: the next channel's line may be another block's
         size = (blocks - 1) * line + width
         for i in range(kh):
             for j in range(kw):
-                start = ((y * self.stride[0] + i * dh) * C + self.c0) * line + j * dw * self.N
+                start = ((y * self.stride[0] + i * dh) * C + self.c0) * line + (x0 + j * dw) * self.N
                 k = (i * kw + j) * blocks
                 self.flat[start : start + size] += self.buf[k : k + blocks].reshape(-1)[:size]
 
