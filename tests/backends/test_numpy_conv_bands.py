@@ -72,7 +72,7 @@ def test_small_inputs_and_stride_across_keep_all_columns_at_once(monkeypatch):
     assert dX.shape == X.shape
 
 
-def test_float32_rows_agree_to_float32_rounding(monkeypatch):
+def test_float32_bands_agree_to_float32_rounding(monkeypatch):
     # the CNN's second convolution at a smaller batch: 32 -> 64 channels, 14x14, 3x3, padding 1
     monkeypatch.setattr(numpy_backend, "CONV_BANDS_FROM", 0)
     be = xpnn.get_backend("numpy")
@@ -88,12 +88,12 @@ def test_float32_rows_agree_to_float32_rounding(monkeypatch):
     dW2, dX = be.conv_backward(W2[:, :288], dY2, kept, X.shape, *geom, True, True)
     want_dW2, want_dX = Backend.conv_backward(be, W2[:, :288], dY2, cols, X.shape, *geom, True, True)
     assert dW2.dtype == dX.dtype == np.float32
-    np.testing.assert_allclose(dW2, want_dW2, rtol=1e-4, atol=1e-3)  # sums of 784 products, in rows
+    np.testing.assert_allclose(dW2, want_dW2, rtol=1e-4, atol=1e-3)  # sums of 784 products, in bands
     np.testing.assert_allclose(dX, want_dX, rtol=1e-5, atol=1e-5)
 
 
-def test_conv2d_layer_in_rows_gradcheck_and_matches_all_at_once(monkeypatch):
-    # the layer end to end, its float64 gradients checked by finite differences in rows
+def test_conv2d_layer_in_bands_gradcheck_and_matches_all_at_once(monkeypatch):
+    # the layer end to end, its float64 gradients checked by finite differences in bands
     be = xpnn.get_backend("numpy")
     X = be.asarray(np.random.default_rng(3).standard_normal((2, 3, 7, 6)), "float64")
     layer = xpnn.layers.Conv2D(3, 4, 3, stride=(2, 1), padding=1)
@@ -102,11 +102,11 @@ def test_conv2d_layer_in_rows_gradcheck_and_matches_all_at_once(monkeypatch):
     dX_all = layer.backward(np.ones_like(Y_all))
     dW_all = layer.grads["W"]
     monkeypatch.setattr(numpy_backend, "CONV_BANDS_FROM", 0)
-    Y_rows = layer.forward(X, training=True)
-    assert layer.saved[0].ndim == 4  # the rows path ran
-    dX_rows = layer.backward(np.ones_like(Y_rows))
-    np.testing.assert_allclose(Y_rows, Y_all, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(dX_rows, dX_all, rtol=1e-12, atol=1e-12)
+    Y_bands = layer.forward(X, training=True)
+    assert layer.saved[0].ndim == 4  # the bands path ran
+    dX_bands = layer.backward(np.ones_like(Y_bands))
+    np.testing.assert_allclose(Y_bands, Y_all, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dX_bands, dX_all, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(layer.grads["W"], dW_all, rtol=1e-12, atol=1e-12)
     errors = xpnn.gradcheck(xpnn.layers.Conv2D(3, 4, 3, stride=(2, 1), padding=1), X, seed=0, details=True)
     assert max(errors.values()) < 1e-6, errors
