@@ -319,8 +319,9 @@ class NumpyBackend(InPlaceBackend):
         C, N = Xp.shape[0], Xp.shape[3]
         OH, OW = output_hw(X_shape, kernel_size, stride, padding, dilation)
         windows = _windows(Xp, kernel_size, stride, dilation, OH, OW)
-        # bands of one whole output row (_RowsToInput adds a row at a time): bands of
-        # BAND_BYTES, as in forward, ran slower here (more, smaller products into dW2)
+        # one whole output row a band (1 byte a column: a row is split only past BAND_BYTES
+        # columns). _RowsToInput takes part of a row too, but forward's smaller bands ran
+        # slower here: more, smaller products into dW2
         bands = _bands(OH, OW, N, 1, most_rows=1)
         dW2T = np.empty((C * kk + ones_row, W2.shape[0]), dtype=np.result_type(Xp, dY2))
         dtype = np.result_type(W2, dY2)
@@ -522,8 +523,8 @@ def _band_columns(windows, band, cols):
 
 
 class _RowsToInput:
-    """col2im one output row at a time for the input channels [c0, c1): their share of dX
-    for a convolution whose columns come in rows (stride 1 across).
+    """col2im a band of one output row at a time for the input channels [c0, c1): their
+    share of dX for a convolution whose columns come in such bands (stride 1 across).
 
     The sum, shared by all blocks of channels, is laid out (padded row, c, line), lines of
     the padded input's width Wp*N plus 16 (a power of two bytes a line makes the product's
