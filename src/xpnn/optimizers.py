@@ -334,7 +334,10 @@ class Optimizer:
         return self
 
     def __repr__(self) -> str:
-        args = {"lr": self._lr, **self._hyper()}
+        try:
+            args = {"lr": self._lr, **self._hyper()}
+        except AttributeError:  # its __init__ raised (a traceback's or debugger's view of it)
+            return f"{type(self).__name__}(<not constructed>)"
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in args.items())})"
 
 

@@ -109,6 +109,7 @@ class _NNEstimator(BaseEstimator):
             )
         self._check_finite(model, where)
         self.model_ = model
+        self._twin: dict = {}  # predict's float64 copy of the model (see _wide_twin)
         # the History callback holds the model: keep its plain per-epoch lists (they pickle)
         self.history_ = {k: list(v) for k, v in history.history.items()}
         self.n_iter_ = len(history.epoch)
@@ -184,11 +185,23 @@ class _NNEstimator(BaseEstimator):
         float64 that effect is ~1e-15, far below the float32 answer's own precision."""
         check_is_fitted(self)
         X = validate_data(self, X, dtype=np.float32, reset=False)
+        return np.asarray(self._wide_twin().predict(X.astype(np.float64)), dtype=np.float64)
+
+    def _wide_twin(self):
+        """The float64 copy of ``model_`` that predicts: made at the first predict and kept
+        while ``model_`` and its weights stay the same (making it is half of a one-row
+        predict's time). It is kept inside the dict ``fit`` made, so predict leaves the
+        estimator's own attributes as they were (scikit-learn's rule)."""
         model = self.model_
+        weights = model.get_weights()
+        kept = self.__dict__.get("_twin", {})
+        if kept.get("model") is model and _same_arrays(model.backend.xp, kept["weights"], weights):
+            return kept["twin"]
         twin = NeuralNetwork(**model.config(), backend=model.backend, seed=model.seed, dtype=_wide_dtype(model))
-        twin.set_weights([model.backend.xp.astype(w, twin.dtype) for w in model.get_weights()])
+        twin.set_weights([model.backend.xp.astype(w, twin.dtype) for w in weights])
         twin.compile(get_loss(model.loss.name, **model.loss.config()), "sgd")
-        return np.asarray(twin.predict(X.astype(np.float64)), dtype=np.float64)
+        kept.update(model=model, weights=weights, twin=twin)
+        return twin
 
     # ---- pickle -----------------------------------------------------------------------
 
@@ -196,6 +209,7 @@ class _NNEstimator(BaseEstimator):
         # a network holds its backend's array module, which pickle cannot store: it
         # travels as NumPy weights and its config, and is rebuilt on unpickling
         state = dict(super().__getstate__())  # a copy: the estimator keeps its model
+        state["_twin"] = {}  # predict's float64 copy: remade after unpickling
         if isinstance(state.get("model_"), NeuralNetwork):
             state["model_"] = _PortableModel(state["model_"])
         return state
@@ -205,6 +219,11 @@ class _NNEstimator(BaseEstimator):
             state = dict(state)
             state["model_"] = state["model_"].rebuild(state.get("backend"), state.get("device"))
         super().__setstate__(state)
+
+
+def _same_arrays(xp, kept: list, now: list) -> bool:
+    """Whether two lists of arrays hold the same shapes and numbers."""
+    return len(kept) == len(now) and all(a.shape == b.shape and bool(xp.all(a == b)) for a, b in zip(kept, now))
 
 
 def _wide_dtype(model) -> str:

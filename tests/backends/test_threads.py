@@ -4,6 +4,8 @@ keep OpenBLAS's own choice, and the setting is restored afterwards."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -17,8 +19,11 @@ threadpoolctl = pytest.importorskip("threadpoolctl")
 
 
 def blas_threads() -> int:
+    """NumPy's own BLAS's thread count: the one its products run on (another BLAS, such as
+    SciPy's, loaded after the policy's first use, is neither used nor limited)."""
     info = [d for d in threadpoolctl.threadpool_info() if d["user_api"] == "blas"]
-    return max(d["num_threads"] for d in info)
+    own = [d for d in info if os.path.dirname(np.__file__) + ".libs" in d["filepath"]]
+    return max(d["num_threads"] for d in own or info)
 
 
 class Record(Callback):

@@ -169,6 +169,25 @@ def test_predict_proba_rows_sum_to_one_and_match_predict():
     np.testing.assert_array_equal(clf.classes_[proba.argmax(axis=1)], clf.predict(X))
 
 
+def test_predict_keeps_its_float64_copy_only_while_the_weights_stay():
+    X, y = blobs()
+    clf = small().fit(X, y)
+    before = clf.predict_proba(X)
+    twin = clf._wide_twin()
+    assert clf._wide_twin() is twin  # one copy for every predict of the same network
+    weights = clf.model_.get_weights()
+    clf.model_.set_weights([w * 0.5 for w in weights])  # the network changed: the copy must too
+    halved = clf.predict_proba(X)
+    assert clf._wide_twin() is not twin and not np.allclose(halved, before)
+    clf.model_.set_weights(weights)
+    np.testing.assert_array_equal(clf.predict_proba(X), before)
+    refit = clone(clf).fit(X[::-1], y[::-1])  # another network, another copy
+    assert refit._wide_twin() is not clf._wide_twin()
+    again = pickle.loads(pickle.dumps(clf))  # the copy is remade, not pickled
+    assert again._twin == {}
+    np.testing.assert_array_equal(again.predict_proba(X), before)
+
+
 def test_pickle_round_trip():
     X, y = blobs(labels=["a", "b", "c"])
     clf = small().fit(X, y)

@@ -57,6 +57,18 @@ def _weights(model):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_repr_of_one_whose_init_raised_names_the_class(name):
+    """A traceback's or debugger's view of an optimizer whose constructor raised (here on a
+    bad lr) shows it rather than raising AttributeError from __repr__."""
+    cls = OPTIMIZERS[name]
+    with pytest.raises(ValueError, match="lr") as raised:
+        cls(lr=-1.0)
+    half_made = raised.traceback[-1].frame.f_locals.get("self") or cls.__new__(cls)
+    assert repr(half_made) == f"{cls.__name__}(<not constructed>)"
+    assert repr(CASES[name]()).startswith(f"{cls.__name__}(lr=")
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_config_rebuilds_the_same_optimizer(name):
     optimizer = CASES[name]()
     rebuilt = get_optimizer(json.loads(json.dumps(optimizer.config())))

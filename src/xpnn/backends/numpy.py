@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 import array_api_compat
 import numpy as np
 
-from . import openblas
+from . import malloc, openblas
 from .base import InPlaceBackend, output_hw, register_backend, scatter_plan, window_index
 
 # Below this many multiply-adds per matrix product, a second OpenBLAS thread costs more
@@ -57,9 +57,14 @@ FLUSH_EVERY = 16
 # rather than spin for ~0.1 s after each product on the cores the parts run on (see
 # backends/openblas.py: a CNN step ~20% faster on 2 cores); False keeps OpenBLAS's default.
 SHORT_BLAS_SPIN = True
+# When the first kernel runs on a large array, glibc's malloc is told to keep freed large
+# blocks for reuse instead of returning them to the system each step (see
+# backends/malloc.py: a CNN step's ~1200 page faults -> 6); False leaves malloc as it is.
+KEEP_FREED_MEMORY = True
 
 _pool: ThreadPoolExecutor | None = None  # the kernels' worker threads, made at first use
 _inside = threading.local()  # .part is True while this thread runs a part
+_large_seen = False  # a kernel ran on a large array in this process (malloc is tuned then)
 
 
 def _forget_pool() -> None:
@@ -98,6 +103,11 @@ class NumpyBackend(InPlaceBackend):
         (threadpoolctl), 1 for small arrays or where threadpoolctl is missing."""
         if size < PARALLEL_MIN or getattr(_inside, "part", False):
             return 1  # small, or inside a part already: parts never wait on parts (no deadlock)
+        global _large_seen
+        if not _large_seen:
+            _large_seen = True
+            if KEEP_FREED_MEMORY:
+                malloc.keep_freed_memory()
         if NumpyBackend._blas is None:
             NumpyBackend._blas = _numpy_blas()
         return max(1, min(NumpyBackend._blas.num_threads, os.cpu_count() or 1)) if NumpyBackend._blas else 1
