@@ -181,8 +181,12 @@ class History(Callback):
 
     def on_epoch_end(self, epoch, logs):
         self.epoch.append(epoch)
+        history = self.history
         for k, v in logs.items():
-            self.history.setdefault(k, []).append(v)
+            if k in history:  # not setdefault(k, []): that makes a list every epoch (a tiny net's epochs are short)
+                history[k].append(v)
+            else:
+                history[k] = [v]
 
 
 class _Better:

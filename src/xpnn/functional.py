@@ -6,14 +6,15 @@ log-softmax, the softmax backward and bincount. Each takes the array namespace `
 from __future__ import annotations
 
 
-def sigmoid(xp, X):
+def sigmoid(xp, X, zero=0.0, one=1.0):
     """Stable logistic 1 / (1 + exp(-x)) as exp(min(x, 0)) / (1 + exp(-|x|)): both exps
     see numbers <= 0 (no overflow), and it is the same function on both sides of 0
     (x >= 0: 1 / (1 + e^-x); x < 0: e^x / (1 + e^x)) without a ``where``, which costs
-    more than an exp on small arrays."""
-    num = xp.exp(xp.minimum(X, 0.0))
+    more than an exp on small arrays. ``zero``, ``one``: those numbers as
+    ``Backend.constants`` gives them for X's dtype (faster on NumPy), or Python floats."""
+    num = xp.exp(xp.minimum(X, zero))
     den = xp.exp(-xp.abs(X))
-    den += 1.0  # in place on fresh arrays: no temporaries (a small net's step is mostly overhead)
+    den += one  # in place on fresh arrays: no temporaries (a small net's step is mostly overhead)
     num /= den
     return num
 

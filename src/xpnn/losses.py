@@ -374,11 +374,12 @@ class BinaryCrossEntropy(_BinaryLoss):
         self._bind(pred, target)
         xp = self.xp
         Y = self._same_shape_target(pred, target)
-        # clip as maximum + minimum with Python-float bounds: array-api-compat's clip spends
-        # several microseconds on argument handling, far more than a small batch's arithmetic
-        Pc = xp.minimum(xp.maximum(pred, self.eps), 1.0 - self.eps)
-        Qc = 1.0 - Pc
-        self._saved = (pred, Y, Pc, Qc)
+        lo, hi, one, n = self.backend.constants(pred.dtype, self.eps, 1.0 - self.eps, 1.0, float(math.prod(pred.shape)))
+        # clip as maximum + minimum: array-api-compat's clip spends several microseconds on
+        # argument handling, far more than a small batch's arithmetic
+        Pc = xp.minimum(xp.maximum(pred, lo), hi)
+        Qc = one - Pc
+        self._saved = (pred, Y, Pc, Qc, n)
         # y log p + (1 - y) log(1 - p) as log(1 - p) + y (log p - log(1 - p)): one operation fewer
         log_q = xp.log(Qc)
         terms = xp.log(Pc)
@@ -388,9 +389,9 @@ class BinaryCrossEntropy(_BinaryLoss):
         return -_mean(self.backend, terms)
 
     def backward(self):
-        P, Y, Pc, Qc = self._get_saved()
+        P, Y, Pc, Qc, n = self._get_saved()
         den = Pc * Qc
-        den *= float(math.prod(P.shape))
+        den *= n  # the number of predictions
         dP = P - Y
         dP /= den
         return dP

@@ -79,7 +79,7 @@ class Optimizer:
         self.paths: list[str] | None = None
         self.scratch: dict = {}  # reusable buffers a backend may keep between steps (NumPy's Adam)
         self._checked = self._checked_handles = None  # the last params list that passed the checks
-        self._direct: list | None = None  # its (store, key, grads) when every handle is a plain Param
+        self._direct: list | None = None  # its (position, store, key, grads) when every handle is a plain Param
         self._backend = None  # the params' backend, looked up with the handles (see ``backend``)
         self._low: list = []  # per position: whether the param is float16/bfloat16 (updated in float32)
         self._loss_scale = None  # the LossScale that mixed_float16 master params carry
@@ -143,7 +143,7 @@ class Optimizer:
         if self._direct is not None and params is self._checked:
             # plain handles, each ``grads[key]`` of ``store[key]``: read and written straight
             # (a small model's step would spend more on the handles' properties than on the math)
-            for i, (store, key, grads) in enumerate(self._direct):
+            for i, store, key, grads in self._direct:
                 value = store[key]
                 new = update(i, value, grads.get(key), lr)
                 if new is not value:  # JAX: a new array; NumPy, CuPy, PyTorch: the same, updated in place
@@ -169,7 +169,7 @@ class Optimizer:
             self._checked, self._checked_handles = params, handles
             plain = all(type(h) is Param and not h.carries_grad and h.grads is not None for h in handles)
             if plain and not any(self._low):
-                self._direct = [(h.store, h.key, h.grads) for h in handles]
+                self._direct = [(i, h.store, h.key, h.grads) for i, h in enumerate(handles)]
         return handles
 
     def _update_in_float32(self, i: int, param, grad, lr: float):
@@ -404,7 +404,10 @@ class SGD(Optimizer):
         if self.weight_decay:
             grad = grad + self.weight_decay * param  # a new array: the caller's grad is untouched
         if not self.momentum:
-            param -= lr * grad
+            # lr in the param's dtype (faster on NumPy); a zero lr stays as it is, as
+            # constants() takes 0.0 and -0.0 for one number
+            rate = lr if type(lr) is float and lr == 0.0 else self._backend.constants(param.dtype, lr)[0]
+            param -= rate * grad
             return param
         buf = self.state["velocity"][i]
         buf *= self.momentum

@@ -684,6 +684,48 @@ def test_adam_fast_path_matches_the_generic_reference(backend):
         np.testing.assert_allclose(backend.to_numpy(f), backend.to_numpy(s), rtol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_constants_compute_what_python_numbers_compute(backend, dtype):
+    """Backend.constants (0-d arrays on NumPy, the numbers elsewhere) gives every operation
+    a layer, loss or optimizer does with it the bits and dtype of the Python number."""
+    if dtype == "float16" and backend.name != "numpy":
+        pytest.skip("float16 arithmetic is checked on NumPy, the backend with 0-d constants")
+    rng = np.random.default_rng(3)
+    a = backend.asarray(rng.normal(size=(3, 4)) * 3, dtype=dtype)
+    xp = backend.xp
+    values = (0.0, 1.0, 0.1, 1e-7, 1.0 - 1e-7, 4.0, 3, 1e-3)
+    made = backend.constants(a.dtype, *values)
+    assert len(made) == len(values)
+    ops = [
+        lambda x, c: x + c,
+        lambda x, c: c - x,
+        lambda x, c: c * x,
+        lambda x, c: x / c if c >= 0.1 else x,  # no overflow (float16) nor division by 0
+        xp.minimum,
+        xp.maximum,
+    ]
+    for value, const in zip(values, made):
+        for op in ops:
+            want, got = op(a, value), op(a, const)
+            assert got.dtype == want.dtype
+            np.testing.assert_array_equal(backend.to_numpy(got), backend.to_numpy(want))
+        inplace = xp.asarray(a, copy=True)
+        inplace *= const
+        np.testing.assert_array_equal(backend.to_numpy(inplace), backend.to_numpy(a * value))
+    assert backend.constants(a.dtype, 0.5) == backend.constants(a.dtype, 0.5)  # made once
+    labels = backend.asarray([1, 2], dtype="int64")  # not a float dtype: the numbers as given
+    assert backend.constants(labels.dtype, 1.0) == (1.0,)
+
+
+def test_numpy_constants_are_read_only():
+    b = get_backend("numpy")
+    (one,) = b.constants(np.dtype(np.float32), 1.0)
+    assert one.dtype == np.float32 and one.ndim == 0
+    with pytest.raises(ValueError, match="read-only"):
+        one += 1.0
+    assert b.constants(np.dtype(np.float32), 1.0)[0] == 1.0
+
+
 def test_set_at_and_add_at_write_back(backend):
     x = backend.zeros((2, 4), "float64")
     x = backend.set_at(x, (slice(None), slice(1, 3)), backend.asarray(np.ones((2, 2))))

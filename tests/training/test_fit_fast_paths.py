@@ -2,14 +2,17 @@
 
 fit calls only the hooks a callback overrides (found once per fit), reuses the one
 batch of unshuffled full-batch epochs, and an optimizer updates plain Param handles
-through their stores. Each is checked here against the general path.
+through their stores; on NumPy, layers, losses and SGD compute with cached 0-d constants.
+Each is checked here against the general path.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import xpnn
+from xpnn.backends import Backend
 from xpnn.callbacks import Callback, overriding
 from xpnn.training.batches import Batch, Batches
 
@@ -91,3 +94,28 @@ def test_direct_param_updates_match_the_handles_path(backend):
         results.append(model.get_weights())
     for a, b in zip(*results):
         np.testing.assert_array_equal(np.asarray(backend.to_numpy(a)), np.asarray(backend.to_numpy(b)))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
+def test_numpy_constants_train_the_weights_python_numbers_train(monkeypatch, dtype):
+    """NumPy's constants (0-d arrays of the array's dtype in Sigmoid, ReLU, BCE and SGD)
+    give the weights, losses and predictions of Python numbers (the generic
+    Backend.constants), bit for bit."""
+    X = np.random.default_rng(0).normal(size=(16, 2)).astype(np.float32)
+    y = (X[:, :1] * X[:, 1:] > 0).astype(np.float32)
+
+    def train():
+        layers = [xpnn.Dense(2, 8), xpnn.ReLU(), xpnn.Dense(8, 4), xpnn.Sigmoid(), xpnn.Dense(4, 1), xpnn.Sigmoid()]
+        model = xpnn.Sequential(layers, seed=3, dtype=dtype).compile("bce", xpnn.SGD(lr=0.2))
+        history = model.fit(X, y, epochs=25, batch_size=8, verbose=0)
+        return model.get_weights(), history.history["loss"], model.predict(X)
+
+    fast = train()
+    assert type(xpnn.get_backend("numpy").constants(np.dtype(dtype), 1.0)[0]) is np.ndarray
+    monkeypatch.setattr(type(xpnn.get_backend("numpy")), "constants", Backend.constants)
+    assert xpnn.get_backend("numpy").constants(np.dtype(dtype), 1.0) == (1.0,)
+    slow = train()
+    for a, b in zip(fast[0], slow[0]):
+        np.testing.assert_array_equal(a, b)
+    assert fast[1] == slow[1]
+    np.testing.assert_array_equal(fast[2], slow[2])

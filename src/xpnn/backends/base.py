@@ -252,6 +252,15 @@ class Backend:
         a tuple of ints."""
         return self.xp.sum(a, axis=axis, keepdims=keepdims)
 
+    def constants(self, dtype, *values) -> tuple:
+        """``values`` (Python floats) as operands of arithmetic with arrays of ``dtype``, in
+        a tuple (``one, = b.constants(X.dtype, 1.0)``). Here the numbers themselves: the
+        array API computes a Python number in the array's dtype. A library whose numbers
+        cost more than its tiny arrays' arithmetic returns 0-d arrays that give the same
+        results (NumPy), cached by value, where 0.0 and -0.0 are one number: pass a zero
+        only where its sign cannot matter."""
+        return values
+
     def mask_multiply(self, a, mask):
         """``a * mask`` for a boolean ``mask`` broadcastable to ``a`` (a NaN stays NaN).
 

@@ -20,6 +20,7 @@ slice of the output, so the result is the same as one serial pass, bit for bit.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import threading
@@ -61,6 +62,23 @@ SHORT_BLAS_SPIN = True
 # blocks for reuse instead of returning them to the system each step (see
 # backends/malloc.py: a CNN step's ~1200 page faults -> 6); False leaves malloc as it is.
 KEEP_FREED_MEMORY = True
+
+
+@functools.lru_cache(maxsize=256)  # bounded: a learning-rate schedule brings a new value every step
+def _constants(dtype, *values) -> tuple:
+    """NumpyBackend.constants: NumPy converts a Python float again in every operation
+    (~0.25 us, more than the arithmetic of a small net's arrays); a 0-d array of the
+    array's own float dtype gives the same numbers (NEP 50 casts the float to that dtype
+    either way) at the cost of an array operand. Read-only, so that no in-place operation
+    changes one; other dtypes, and values other than floats, pass as given."""
+    native_float = isinstance(dtype, np.dtype) and dtype.kind == "f" and dtype.isnative
+    if not native_float or not all(type(v) is float for v in values):
+        return values
+    made = tuple(np.asarray(v, dtype=dtype) for v in values)
+    for a in made:
+        a.flags.writeable = False
+    return made
+
 
 _pool: ThreadPoolExecutor | None = None  # the kernels' worker threads, made at first use
 _inside = threading.local()  # .part is True while this thread runs a part
@@ -166,6 +184,9 @@ class NumpyBackend(InPlaceBackend):
         # the ufunc's reduce is what np.sum runs (same dtypes, same result), without
         # np.sum's Python wrapper: about 1 us of a tiny step's 2 (a small net sums 3 times a step)
         return np.add.reduce(a, axis=axis, keepdims=keepdims)
+
+    # a cached function, not a method: its lookup is on a tiny net's every step
+    constants = staticmethod(_constants)
 
     def mask_multiply(self, a, mask):
         # NumPy multiplies by booleans directly: no cast pass, a 1-byte mask kept

@@ -32,7 +32,7 @@ class ReLU(Activation):
         xp = self.xp
         # where the slope is 1 (booleans: a quarter of a float mask's bytes)
         self.saved = (X > 0) if training else None
-        return xp.maximum(X, xp.zeros((), dtype=X.dtype, device=self.backend.device))
+        return xp.maximum(X, *self.backend.constants(X.dtype, 0.0))  # a cached 0-d array on NumPy, not a new one
 
     @property
     def mask(self):
@@ -122,13 +122,15 @@ class Sigmoid(Activation):
 
     def forward(self, X, training=False):
         self.prepare(X)
-        Y = sigmoid(self.xp, X)
+        backend = self.backend
+        Y = sigmoid(backend.xp, X, *backend.constants(X.dtype, 0.0, 1.0))
         self.saved = Y if training else None
         return Y
 
     def backward(self, dY, need_dX=True):
         Y = self.take_saved()
-        dX = 1.0 - Y
+        (one,) = self.backend.constants(Y.dtype, 1.0)
+        dX = one - Y
         dX *= Y  # in place on the fresh array: no temporaries
         dX *= dY
         return dX

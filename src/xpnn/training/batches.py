@@ -43,11 +43,15 @@ class Batch:
 
     @property
     def X(self):
+        if self.index is None:  # the whole arrays (full-batch training): read every step
+            return self.source[0]
         return self._read("X", self.source[0])
 
     @property
     def y(self):
-        return None if self.source[1] is None else self._read("y", self.source[1])
+        if self.index is None or self.source[1] is None:
+            return self.source[1]
+        return self._read("y", self.source[1])
 
     @property
     def inputs(self) -> dict:

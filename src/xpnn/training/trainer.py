@@ -165,8 +165,9 @@ class Trainer:
         """Epochs ``epoch`` to ``epochs - 1``, until a hook stops training; several steps per
         compiled call where the backend and every hook allow it (fused.py), else one by one.
         ``hooks``: a _Hooks."""
+        fuses = isinstance(run, jit.CompiledStep)  # an eager step never fuses: not asked again every epoch
         while epoch < epochs:
-            done = fused.fit_epochs(self, run, hooks, batches, validation, epoch, epochs, eval_batch)
+            done = fused.fit_epochs(self, run, hooks, batches, validation, epoch, epochs, eval_batch) if fuses else 0
             if not done and not self._epoch(epoch, batches, validation, hooks, run, eval_batch):
                 break
             epoch += done or 1
