@@ -367,6 +367,35 @@ class Backend:
             piece = self.mask_multiply(piece, mask)
         return self.add_at(out, index, piece) if add else self.set_at(out, index, piece)
 
+    def conv_forward(self, W2, X, kernel_size, stride, padding, dilation, ones_row=False):
+        """A convolution's product: ``(W2 @ cols, kept)`` with cols = ``im2col(X, ..., ones_row)``.
+
+        W2: (out, C*kh*kw [+ 1 with ones_row]), X: (N, C, H, W) -> Y2: (out, OH*OW*N) in
+        im2col's column order. ``kept`` is what ``conv_backward`` needs of this call: here the
+        columns; a backend that makes them again there may keep something smaller.
+        """
+        cols = self.im2col(X, kernel_size, stride, padding, dilation, ones_row=ones_row)
+        return W2 @ cols, cols
+
+    def conv_backward(
+        self, W2, dY2, kept, X_shape, kernel_size, stride, padding, dilation, ones_row=False, need_dX=True
+    ):
+        """The chain rule through ``conv_forward``'s product: ``(dW2, dX)`` with
+
+            dW2 = dY2 @ cols.T          (out, C*kh*kw [+ 1 with ones_row])
+            dX = col2im(W2.T @ dY2)     X_shape = (N, C, H, W); None unless need_dX
+
+        W2: (out, C*kh*kw), without the bias column; dY2: (out, OH*OW*N); kept: what
+        ``conv_forward`` returned with the same geometry and ones_row.
+        """
+        cols = kept
+        # dW2 as the transpose of cols @ dY2.T: the same numbers, but OpenBLAS runs this
+        # shape (small result, long inner axis) faster that way round
+        dW2 = (cols @ dY2.T).T
+        if not need_dX:  # the first layer while training: nobody needs dX
+            return dW2, None
+        return dW2, self.col2im(W2.T @ dY2, X_shape, kernel_size, stride, padding, dilation)
+
     # The order of im2col's columns: batch last, (y, x, n), suits NumPy, whose strided copies
     # and adds then move runs of N numbers and whose Conv2D output is a free transposed view;
     # batch first, (n, y, x), suits a compiler (XLA), which writes every array in row-major

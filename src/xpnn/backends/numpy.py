@@ -130,10 +130,11 @@ class NumpyBackend(InPlaceBackend):
             NumpyBackend._blas = _numpy_blas()
         return max(1, min(NumpyBackend._blas.num_threads, os.cpu_count() or 1)) if NumpyBackend._blas else 1
 
-    def _in_parts(self, n: int, size: int, part) -> None:
-        """``part(lo, hi)`` over [0, n) in as many pieces as ``_workers(size)`` allows, at
-        once; each call must write only its own slice (lo:hi) of the output."""
-        k = min(self._workers(size), n)
+    def _in_parts(self, n: int, size: int, part, workers: int | None = None) -> None:
+        """``part(lo, hi)`` over [0, n) in as many pieces as ``_workers(size)`` (or
+        ``workers``) allows, at once; each call must write only its own slice (lo:hi) of
+        the output."""
+        k = min(self._workers(size) if workers is None else workers, n)
         if k <= 1:
             part(0, n)
             return
@@ -286,12 +287,24 @@ class NumpyBackend(InPlaceBackend):
     def im2col(self, X, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1), ones_row=False):
         # Pad into (C, H, W, N) memory, take every window as one strided view with the
         # columns' axis order, then copy it once into cols; see the module docstring.
-        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
-        N, C, H, W = X.shape
+        N, C = X.shape[:2]
         OH, OW = output_hw(X.shape, kernel_size, stride, padding, dilation)
-        K, M = C * kh * kw, OH * OW * N
-        # Both copies are split over rows of the image (H, then OH): that works for any C,
-        # one input channel included.
+        K = C * kernel_size[0] * kernel_size[1]
+        view = _windows(self._padded(X, padding), kernel_size, stride, dilation, OH, OW)
+        cols = np.empty((K + ones_row, OH * OW * N), dtype=X.dtype)
+        windows = cols[:K].reshape(view.shape)
+
+        def copy_rows(lo, hi):  # split over output rows: that works for one channel too
+            windows[:, :, :, lo:hi] = view[:, :, :, lo:hi]
+
+        self._in_parts(OH, K * OH * OW * N, copy_rows)
+        if ones_row:
+            cols[K] = 1.0
+        return cols
+
+    def _padded(self, X, padding):
+        """X (N, C, H, W) copied into zero-padded (C, H + 2 ph, W + 2 pw, N) memory."""
+        (ph, pw), (N, C, H, W) = padding, X.shape
         Xp = np.empty((C, H + 2 * ph, W + 2 * pw, N), dtype=X.dtype)
         if ph:
             Xp[:, :ph] = 0.0
@@ -301,24 +314,101 @@ class NumpyBackend(InPlaceBackend):
             Xp[:, ph : ph + H, pw + W :] = 0.0
         source = X.transpose(1, 2, 3, 0)  # (C, H, W, N)
 
-        def pad_rows(lo, hi):
+        def pad_rows(lo, hi):  # split over rows of the image: that works for one channel too
             Xp[:, ph + lo : ph + hi, pw : pw + W, :] = source[:, lo:hi]
 
         self._in_parts(H, X.size, pad_rows)
-        sC, sH, sW, sN = Xp.strides
-        view = np.lib.stride_tricks.as_strided(
-            Xp, (C, kh, kw, OH, OW, N), (sC, sH * dh, sW * dw, sH * sh, sW * sw, sN), writeable=False
-        )
-        cols = np.empty((K + ones_row, M), dtype=X.dtype)
-        windows = cols[:K].reshape(C, kh, kw, OH, OW, N)
+        return Xp
 
-        def copy_rows(lo, hi):
-            windows[:, :, :, lo:hi] = view[:, :, :, lo:hi]
+    def conv_forward(self, W2, X, kernel_size, stride, padding, dilation, ones_row=False):
+        # Large columns are made a band at a time (see CONV_BANDS_FROM), each band multiplied
+        # while it is in the core's cache; backward makes the bands again from the padded
+        # input, kept instead of the columns. The bands are split over threads, each thread
+        # with one BLAS thread: copies and products of both halves then run side by side.
+        workers = self._workers(X.size * kernel_size[0] * kernel_size[1])  # about the columns' size
+        if not _in_bands(X.shape, kernel_size, stride, padding, dilation, X.itemsize, workers):
+            return super().conv_forward(W2, X, kernel_size, stride, padding, dilation, ones_row)
+        Xp = self._padded(X, padding)
+        OH, OW = output_hw(X.shape, kernel_size, stride, padding, dilation)
+        N, K = X.shape[0], W2.shape[1] - ones_row
+        windows = _windows(Xp, kernel_size, stride, dilation, OH, OW)
+        bands = _bands(OH, OW, N, W2.shape[1] * X.itemsize)
+        Y2 = np.empty((W2.shape[0], OH * OW * N), dtype=np.result_type(W2, X))
 
-        self._in_parts(OH, K * M, copy_rows)
-        if ones_row:
-            cols[K] = 1.0
-        return cols
+        def part(lo, hi):
+            cols = _band_buffer(K, ones_row, bands, X.dtype)
+            for band in bands[lo:hi]:
+                columns = _band_columns(windows, band, cols)
+                np.matmul(W2, columns, out=Y2[:, band[2]])
+
+        self._in_parts_one_blas(len(bands), workers, part)
+        return Y2, Xp
+
+    def conv_backward(
+        self, W2, dY2, kept, X_shape, kernel_size, stride, padding, dilation, ones_row=False, need_dX=True
+    ):
+        # kept is the columns (2-D: all at once) or conv_forward's padded input (4-D: in bands).
+        # In bands, one output row at a time, split over threads by input channel so that no
+        # two threads write the same rows of dW2 or pixels of dX: each thread remakes its
+        # channels' rows of the columns, adds their product with the row of dY2 into its rows
+        # of dW2 (the same sum in another order: float rounding may differ) and its channels'
+        # share of dX into place while the row is in its cache. The ones row goes with the
+        # last channel.
+        if kept.ndim == 2:
+            return super().conv_backward(
+                W2, dY2, kept, X_shape, kernel_size, stride, padding, dilation, ones_row, need_dX
+            )
+        Xp, kk = kept, kernel_size[0] * kernel_size[1]
+        C, N = Xp.shape[0], Xp.shape[3]
+        OH, OW = output_hw(X_shape, kernel_size, stride, padding, dilation)
+        windows = _windows(Xp, kernel_size, stride, dilation, OH, OW)
+        # one whole output row a band (1 byte a column: a row is split only past BAND_BYTES
+        # columns). _RowsToInput takes part of a row too, but forward's smaller bands ran
+        # slower here: more, smaller products into dW2
+        bands = _bands(OH, OW, N, 1, most_rows=1)
+        dW2T = np.empty((C * kk + ones_row, W2.shape[0]), dtype=np.result_type(Xp, dY2))
+        dtype = np.result_type(W2, dY2)
+        total = np.empty((Xp.shape[1], C, Xp.shape[2] * N + 16), dtype=dtype) if need_dX else None
+        dX = np.empty((C, *X_shape[2:], N), dtype=dtype) if need_dX else None  # (C, H, W, N), as col2im's
+
+        def part(c0, c1):
+            last = ones_row and c1 == C
+            cols = _band_buffer((c1 - c0) * kk, last, bands, Xp.dtype)
+            dW, product = dW2T[c0 * kk : c1 * kk + last], None
+            shares = _RowsToInput(W2, total, c0, c1, N, kernel_size, stride, dilation) if need_dX else None
+            for band in bands:
+                columns, dY_band = _band_columns(windows[c0:c1], band, cols), dY2[:, band[2]]
+                if product is None:  # dW2.T = cols @ dY2.T: see Backend.conv_backward
+                    product = np.empty_like(dW)
+                    np.matmul(columns, dY_band.T, out=dW)
+                else:
+                    dW += np.matmul(columns, dY_band.T, out=product)
+                if shares is not None:
+                    shares.add(dY_band, band)
+            if shares is not None:
+                shares.result(dX, padding)
+
+        self._in_parts_one_blas(C, self._workers(dY2.size * kk), part)
+        return dW2T.T, (dX.transpose(3, 0, 1, 2) if need_dX else None)
+
+    def _in_parts_one_blas(self, n: int, workers: int, part) -> None:
+        """``_in_parts`` over ``workers`` threads, each running its matrix products on one
+        BLAS thread: the parts' products then run side by side, one a core, instead of
+        each product on all cores in turn."""
+        if workers <= 1:
+            part(0, n)
+            return
+        if NumpyBackend._blas is None:
+            NumpyBackend._blas = _numpy_blas()
+        blas = NumpyBackend._blas
+        threads = blas.num_threads if blas else None
+        if blas:
+            blas.set_num_threads(1)
+        try:
+            self._in_parts(n, n, part, workers)
+        finally:
+            if blas:
+                blas.set_num_threads(threads)
 
     def col2im(self, cols, X_shape, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1)):
         # The adjoint of im2col above: kh*kw strided adds of whole slices into a padded
@@ -408,6 +498,118 @@ class NumpyBackend(InPlaceBackend):
             return flat
 
         return reduce, "mpi"
+
+
+# Conv2D's columns are made a band at a time when all of them would take more than
+# CONV_BANDS_FROM bytes: the band of output rows (or of part of a row) that fills about
+# BAND_BYTES, a share of the core's L2 cache (2 MB here), is copied and multiplied while it
+# is still there, instead of the whole columns going out to memory and back. Measured on
+# 2 cores, in a training step of a 32->64 channel 3x3 convolution on 14x14 images, batch
+# 128 (29 MB of columns): see docs/performance.md.
+CONV_BANDS_FROM = 8 << 20
+BAND_BYTES = 1 << 20
+
+
+def _in_bands(X_shape, kernel_size, stride, padding, dilation, itemsize, workers) -> bool:
+    """Whether conv_forward makes the columns a band at a time: large columns, windows that
+    step one pixel across (_RowsToInput's flat adds) and at least one input channel per
+    thread (conv_backward splits the channels over threads)."""
+    N, C = X_shape[:2]
+    OH, OW = output_hw(X_shape, kernel_size, stride, padding, dilation)
+    size = (C * kernel_size[0] * kernel_size[1] + 1) * OH * OW * N * itemsize
+    return size > CONV_BANDS_FROM and stride[1] == 1 and C >= workers
+
+
+def _windows(Xp, kernel_size, stride, dilation, OH, OW):
+    """Every window of the padded Xp (C, Hp, Wp, N) as one read-only strided view
+    (C, kh, kw, OH, OW, N), in the columns' axis order."""
+    (kh, kw), (sh, sw), (dh, dw) = kernel_size, stride, dilation
+    sC, sH, sW, sN = Xp.strides
+    shape, strides = (Xp.shape[0], kh, kw, OH, OW, Xp.shape[3]), (sC, sH * dh, sW * dw, sH * sh, sW * sw, sN)
+    return np.lib.stride_tricks.as_strided(Xp, shape, strides, writeable=False)
+
+
+def _bands(OH, OW, N, column_bytes, most_rows=None):
+    """The column bands of about BAND_BYTES (column_bytes: one column's), whole output rows
+    (at most ``most_rows``) or part of one row, each as (output rows, output columns, its
+    slice of im2col's columns)."""
+    row = OW * N * column_bytes
+    if row <= BAND_BYTES:
+        rows = min(max(1, BAND_BYTES // row), most_rows or OH)
+        spans = [(y, min(y + rows, OH), 0, OW) for y in range(0, OH, rows)]
+    else:
+        pieces = min(OW, -(-row // BAND_BYTES))
+        xs = [OW * i // pieces for i in range(pieces + 1)]
+        spans = [(y, y + 1, xs[i], xs[i + 1]) for y in range(OH) for i in range(pieces)]
+    # columns run (y, x, n): the band's first is (y0, x0, 0), its last (y1 - 1, x1 - 1, N - 1)
+    return [
+        (slice(y0, y1), slice(x0, x1), slice((y0 * OW + x0) * N, ((y1 - 1) * OW + x1) * N)) for y0, y1, x0, x1 in spans
+    ]
+
+
+def _band_buffer(K, ones_row, bands, dtype):
+    """A buffer for the widest band's K rows of columns (and the ones row, filled here)."""
+    cols = np.empty((K + ones_row, max(span.stop - span.start for _, _, span in bands)), dtype=dtype)
+    if ones_row:
+        cols[K] = 1.0
+    return cols
+
+
+def _band_columns(windows, band, cols):
+    """The band's columns copied from ``windows`` (_windows' view) into the first columns of
+    ``cols`` (_band_buffer's), which are returned (with its ones row, if it has one)."""
+    rows, xs, span = band
+    view = windows[:, :, :, rows, xs]
+    out = cols[:, : span.stop - span.start]
+    out[: math.prod(view.shape[:3])].reshape(view.shape)[...] = view
+    return out
+
+
+class _RowsToInput:
+    """col2im a band of one output row at a time for the input channels [c0, c1): their
+    share of dX for a convolution whose columns come in such bands (stride 1 across).
+
+    The sum, shared by all blocks of channels, is laid out (padded row, c, line), lines of
+    the padded input's width Wp*N plus 16 (a power of two bytes a line makes the product's
+    stores collide in the cache). The block's product W2.T @ dY_row comes out ordered
+    (i, j, c) with each line padded with zeros to the same length: the share of kernel
+    offset (i, j) for all the block's channels is then one contiguous run that lands on one
+    contiguous run of the sum, shifted by j columns (the zeros at each line's end shift into
+    the next line's start). One flat add per offset: NumPy's adds over many strided lines
+    (col2im's) run several times slower.
+    """
+
+    def __init__(self, W2, total, c0, c1, N, kernel_size, stride, dilation):
+        (kh, kw), (_, C, line) = kernel_size, total.shape
+        W = W2.reshape(W2.shape[0], C, kh, kw)[:, c0:c1]
+        self.W_T = np.ascontiguousarray(W.transpose(2, 3, 1, 0).reshape(kh * kw * (c1 - c0), -1))  # (i, j, c) x out
+        self.buf = np.zeros((kh * kw * (c1 - c0), line), dtype=total.dtype)
+        self.flat = total.reshape(-1)
+        self.total, self.c0, self.c1, self.N, self.width = total, c0, c1, N, 0
+        self.kernel, self.stride, self.dilation = kernel_size, stride, dilation
+        total[:, c0:c1].fill(0)
+
+    def add(self, dY_band, band) -> None:
+        """Add the share of a band (_bands') of one output row, dY_band (out, its columns)."""
+        (kh, kw), (dh, dw), (_, C, line) = self.kernel, self.dilation, self.total.shape
+        (y, x0), width, blocks = (band[0].start, band[1].start), dY_band.shape[1], self.c1 - self.c0
+        if width < self.width:  # a narrower band than the last: the lines' ends must stay zeros
+            self.buf[:, width : self.width] = 0.0
+        self.width = width
+        np.matmul(self.W_T, dY_band, out=self.buf[:, :width])
+        # the run ends at the last line's last value: the next channel's line may be another block's
+        size = (blocks - 1) * line + width
+        for i in range(kh):
+            for j in range(kw):
+                start = ((y * self.stride[0] + i * dh) * C + self.c0) * line + (x0 + j * dw) * self.N
+                k = (i * kw + j) * blocks
+                self.flat[start : start + size] += self.buf[k : k + blocks].reshape(-1)[:size]
+
+    def result(self, dX, padding) -> None:
+        """Copy the block's channels of the sum into dX (C, H, W, N)."""
+        (ph, pw), (_, H, W, N) = padding, dX.shape
+        block = self.total[ph : ph + H, self.c0 : self.c1, pw * N : (pw + W) * N]
+        dX[self.c0 : self.c1] = block.reshape(H, self.c1 - self.c0, W, N).transpose(1, 0, 2, 3)
 
 
 def _flush_due(scratch, m) -> bool:

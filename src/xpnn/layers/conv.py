@@ -146,14 +146,15 @@ class Conv2D(Layer):
         OW = window_output_size(width, kernel[1], stride[1], padding[1], dilation[1])
 
         ones_row = self.use_bias and backend.bias_in_columns
-        cols = backend.im2col(X, kernel, stride, padding, dilation, ones_row=ones_row)  # (C*kh*kw [+ 1], OH*OW*N)
         W2 = xp.reshape(self.params["W"], (self.out_channels, -1))  # (out, C*kh*kw)
         if ones_row:
             W2 = xp.concat([W2, self.params["b"][:, None]], axis=1)  # (out, C*kh*kw + 1)
-        Y2 = W2 @ cols  # (out, OH*OW*N)
+        # Y2 = W2 @ im2col(X): (out, OH*OW*N); kept: what backward needs (the columns, or
+        # what the backend makes them from again)
+        Y2, kept = backend.conv_forward(W2, X, kernel, stride, padding, dilation, ones_row)
         if self.use_bias and not ones_row:
             Y2 = Y2 + self.params["b"][:, None]
-        self.saved = (cols, tuple(X.shape), (OH, OW)) if training else None  # dW needs the columns
+        self.saved = (kept, tuple(X.shape), (OH, OW), ones_row) if training else None
         if backend.batch_first_columns:  # (out, N, OH, OW) -> (N, out, OH, OW)
             return xp.permute_dims(xp.reshape(Y2, (self.out_channels, N, OH, OW)), (1, 0, 2, 3))
         # (out, OH, OW, N) -> (N, out, OH, OW): a transposed view on NumPy, no copy
@@ -161,7 +162,7 @@ class Conv2D(Layer):
 
     def _backward2d(self, dY, need_dX):
         xp = self.xp
-        cols, X_shape, (OH, OW) = self.take_saved()
+        kept, X_shape, (OH, OW), ones_row = self.take_saved()
         N = X_shape[0]
         # (N, out, OH, OW) -> (out, OH*OW*N) in the columns' order: a free view on NumPy
         # when dY has Y's memory layout
@@ -169,17 +170,13 @@ class Conv2D(Layer):
         dY2 = xp.reshape(xp.permute_dims(dY, order), (self.out_channels, OH * OW * N))
         W = self.params["W"]
         W2 = xp.reshape(W, (self.out_channels, -1))  # (out, C*kh*kw)
-        # dW2 = dY2 @ cols.T, computed as the transpose of cols @ dY2.T: the same numbers,
-        # but OpenBLAS runs this shape (small result, long inner axis) faster that way round
-        dW2 = (cols @ dY2.T).T  # (out, C*kh*kw [+ 1])
+        # dW2 = dY2 @ cols.T: (out, C*kh*kw [+ 1]); dX = col2im(W2.T @ dY2), None unless need_dX
+        dW2, dX = self.backend.conv_backward(W2, dY2, kept, X_shape, *self._geometry(), ones_row, need_dX)
         K = W2.shape[1]
         self.grads["W"] = xp.reshape(dW2[:, :K], W.shape)
         if self.use_bias:  # the ones row's weight, or the sum over positions where cols has no ones row
-            self.grads["b"] = dW2[:, K] if dW2.shape[1] > K else xp.sum(dY2, axis=1)
-        if not need_dX:  # the first layer while training: nobody needs dX
-            return None
-        dcols = W2.T @ dY2  # (C*kh*kw, OH*OW*N)
-        return self.backend.col2im(dcols, X_shape, *self._geometry())
+            self.grads["b"] = dW2[:, K] if ones_row else xp.sum(dY2, axis=1)
+        return dX
 
     # ---- description --------------------------------------------------------------------
 
