@@ -5,11 +5,11 @@ returns them when it is freed; smaller blocks come from its heap, whose free top
 returned once it exceeds the trim threshold. The threshold adapts (a freed mmapped block
 raises it to that block's size, and the trim threshold to twice that), but only up to 32
 MiB. A convolutional training step allocates and frees large arrays every step (the
-benchmark CNN's im2col columns are 29 MB at batch 128, and the step's working set is
-larger than twice that), so each step asked the kernel for its memory again: ~1100-1300
-page faults a step on 2 cores, each first touch of a page zeroed by the kernel, 8-16 ms of
-system time in a ~60 ms step (measured with getrusage). With the thresholds below the
-step reuses the heap's memory: 6 faults a step, and the step ~10% faster.
+benchmark CNN's activations and their gradients, 6-13 MB each at batch 128, in a working
+set larger than twice 32 MiB), so each step asked the kernel for its memory again:
+~1100-1550 page faults a step on 2 cores, each first touch of a page zeroed by the
+kernel, 8-16 ms of system time a step (measured with getrusage). With the thresholds below
+the step reuses the heap's memory: 0-6 faults a step, and the step 10-15% faster.
 
 The price: up to TRIM_THRESHOLD bytes of freed memory stay with the process instead of
 going back to the system, as PyTorch's caching allocator keeps GPU memory. The NumPy
