@@ -627,6 +627,7 @@ def test_numpy_pooling_kernels_in_blocks_and_parts_equal_the_generic_reference(m
     backend = xpnn.get_backend("numpy")
     monkeypatch.setattr(numpy_backend, "PARALLEL_MIN", 0)
     monkeypatch.setattr(numpy_backend, "BLOCK_BYTES", 1)  # one slice of the outer axis per block
+    monkeypatch.setattr(numpy_backend, "THREADED_BLOCK_BYTES", 1)
     monkeypatch.setattr(numpy_backend.os, "cpu_count", lambda: 4)
     monkeypatch.setattr(numpy_backend.NumpyBackend, "_blas", types.SimpleNamespace(num_threads=workers))
     parts, blocks = [], []
@@ -650,6 +651,25 @@ def test_numpy_pooling_kernels_in_blocks_and_parts_equal_the_generic_reference(m
                 got = backend.add_window_slices([dY] * len(masks), X.shape, kernel, stride, padding, masks=m)
                 want = Backend.add_window_slices(backend, [dY] * len(masks), X.shape, kernel, stride, padding, masks=m)
                 assert_same_bits(got, want)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_numpy_pooling_blocks_are_threaded_block_bytes_on_threads(monkeypatch, workers):
+    """On threads the blocks hold THREADED_BLOCK_BYTES (here: all of a part), on one thread
+    BLOCK_BYTES (here: one channel each)."""
+    from xpnn.backends import numpy as numpy_backend
+
+    backend = xpnn.get_backend("numpy")
+    monkeypatch.setattr(numpy_backend, "PARALLEL_MIN", 0)
+    monkeypatch.setattr(numpy_backend, "BLOCK_BYTES", 1)
+    monkeypatch.setattr(numpy_backend, "THREADED_BLOCK_BYTES", 1 << 40)
+    monkeypatch.setattr(numpy_backend.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(numpy_backend.NumpyBackend, "_blas", types.SimpleNamespace(num_threads=workers))
+    blocks, first_maxima = [], numpy_backend._first_maxima
+    monkeypatch.setattr(numpy_backend, "_first_maxima", lambda *a: (blocks.append(1), first_maxima(*a)))
+    X = pool_input(N=4, C=6, H=8, W=8).astype(np.float32)  # (C, H, W, N) memory: blocks of channels
+    backend.window_max(X, (2, 2), (2, 2), (0, 0), firsts=True)
+    assert len(blocks) == (6 if workers == 1 else 2)
 
 
 def test_relu_matches_the_generic_reference(backend):
