@@ -47,10 +47,10 @@ PARALLEL_MIN = 1 << 18
 # block from the core's L2 cache instead of memory (in a CNN step: a third off both).
 # Smaller blocks pay more in per-call overhead than they gain.
 BLOCK_BYTES = 1 << 20
-# The same when the blocks are split over threads: there each NumPy call also waits to take
-# back the GIL, which the other threads hold between their calls, so fewer, longer calls
-# win more than the cache loses (in the CNN step on 2 threads, 4 MiB blocks took the two
-# pooling layers from about 8.5 ms to 6 ms; on one thread they cost 10% over 1 MiB).
+# The same when the blocks are split over threads, where fewer, longer NumPy calls win more
+# than the cache loses (each call takes the GIL, which the other threads also take between
+# their calls): in the CNN step on 2 threads, 4 MiB blocks take the two pooling layers from
+# about 8.2 ms to 6.1 ms, forward and backward; on one thread 4 MiB was 10% slower than 1 MiB.
 THREADED_BLOCK_BYTES = 4 << 20
 # Adam zeroes the subnormals of its moments every this many steps, not every step: the
 # check and the masked writes cost a third of an update even when there are none (the
