@@ -131,9 +131,15 @@ class NumpyBackend(InPlaceBackend):
             _large_seen = True
             if KEEP_FREED_MEMORY:
                 malloc.keep_freed_memory()
+        blas = self._own_blas()
+        return max(1, min(blas.num_threads, os.cpu_count() or 1)) if blas else 1
+
+    @staticmethod
+    def _own_blas():
+        """threadpoolctl's controller of NumPy's BLAS, looked up once (False: not found)."""
         if NumpyBackend._blas is None:
             NumpyBackend._blas = _numpy_blas()
-        return max(1, min(NumpyBackend._blas.num_threads, os.cpu_count() or 1)) if NumpyBackend._blas else 1
+        return NumpyBackend._blas
 
     def _in_parts(self, n: int, size: int, part, workers: int | None = None) -> None:
         """``part(lo, hi)`` over [0, n) in as many pieces as ``_workers(size)`` (or
@@ -406,9 +412,7 @@ class NumpyBackend(InPlaceBackend):
         if workers <= 1:
             part(0, n)
             return
-        if NumpyBackend._blas is None:
-            NumpyBackend._blas = _numpy_blas()
-        blas = NumpyBackend._blas
+        blas = self._own_blas()
         threads = blas.num_threads if blas else None
         if blas:
             blas.set_num_threads(1)
